@@ -1,0 +1,65 @@
+import AttnCore
+
+/// Attention rollout (Abnar & Zuidema 2020): Âₗ = rows-normalised(Fₗ + I), R = Â_end ⋯ Â_start,
+/// where Fₗ is the fused attention of layer l.
+///
+/// With a discard ratio r > 0, before adding I the k = ⌊r·Q·K⌋ smallest entries of the whole
+/// matrix Fₗ are zeroed, found by a stable ascending sort (on ties the lower flat index goes
+/// first); entry (0, 0) is kept if it is among them. This follows jacobgil/vit-explain's discard,
+/// but rows are then renormalised properly (vit-explain divides a[i,j] by the sum of row j).
+public struct Rollout: Sendable {
+    public var fusion: HeadFusion
+    public var discardRatio: Double
+    /// First and last layer, inclusive, 0-based.
+    public var layers: ClosedRange<Int>
+
+    public init(fusion: HeadFusion = .mean, discardRatio: Double = 0, layers: ClosedRange<Int>) {
+        self.fusion = fusion
+        self.discardRatio = discardRatio
+        self.layers = layers
+    }
+
+    /// Rolls attention out through `layers` of `source`, reading one layer at a time.
+    /// - Returns: R, `[query, key]`.
+    public func compute(_ source: AttentionSource) throws -> Matrix {
+        guard source.queryCount == source.keyCount else {
+            throw AnalysisError("rollout needs self-attention (queries = keys), found \(source.queryCount) queries × \(source.keyCount) keys")
+        }
+        guard discardRatio >= 0 && discardRatio < 1 else {
+            throw AnalysisError("discard ratio \(discardRatio) is out of range: expected 0 ≤ r < 1")
+        }
+        var result: Matrix?
+        for l in layers {
+            let fused = try fusion.fusedValues(try source.layer(l))
+            let bad = fused.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+            guard bad == 0 else {
+                throw DumpError(file: source.file, "layer \(l) holds \(bad) NaN or infinite values: rollout is undefined")
+            }
+            let a = augmented(fused, size: source.queryCount)
+            result = result.map { a.multiplied(by: $0) } ?? a
+        }
+        return result!
+    }
+
+    /// Âₗ = rows-normalised(discard(Fₗ) + I), computed in `Double` (so ties at the discard cut are
+    /// decided on the exact fused values) and rounded to `Float` for the products.
+    func augmented(_ fused: [Double], size n: Int) -> Matrix {
+        var f = fused
+        if discardRatio > 0 {
+            let k = Int((discardRatio * Double(f.count)).rounded(.down))
+            if k > 0 {
+                // Stable ascending order: by value, ties by flat index.
+                let order = f.indices.sorted { a, b in f[a] != f[b] ? f[a] < f[b] : a < b }
+                for index in order.prefix(k) where index != 0 { f[index] = 0 }
+            }
+        }
+        var out = Matrix(rows: n, columns: n)
+        for i in 0..<n {
+            f[i * n + i] += 1
+            var sum = 0.0
+            for j in 0..<n { sum += f[i * n + j] }
+            for j in 0..<n { out.values[i * n + j] = Float(f[i * n + j] / sum) }
+        }
+        return out
+    }
+}

@@ -1,0 +1,80 @@
+/// The attention of one layer: `[head, query, key]`, row-major, decoded to `Float`.
+public struct LayerAttention: Sendable {
+    public let heads: Int
+    public let queries: Int
+    public let keys: Int
+    /// `heads * queries * keys` values; `values[(h * queries + i) * keys + j]` is A[h, i, j].
+    public var values: [Float]
+
+    public init(heads: Int, queries: Int, keys: Int, values: [Float]) {
+        precondition(values.count == heads * queries * keys, "LayerAttention: \(values.count) values for \(heads)×\(queries)×\(keys)")
+        self.heads = heads
+        self.queries = queries
+        self.keys = keys
+        self.values = values
+    }
+
+    /// The map of one head as a matrix `[query, key]`.
+    public func head(_ h: Int) -> Matrix {
+        let size = queries * keys
+        return Matrix(rows: queries, columns: keys, values: Array(values[(h * size)..<((h + 1) * size)]))
+    }
+}
+
+/// Where attention comes from: stored probabilities, or recomputed from Q and K.
+public enum AttentionOrigin: Sendable, Equatable {
+    case stored
+    case recomputed(scale: Double, causal: Bool)
+
+    public var label: String {
+        switch self {
+        case .stored: return "stored attention"
+        case .recomputed(_, let causal): return causal ? "recomputed from q and k (causal)" : "recomputed from q and k"
+        }
+    }
+}
+
+/// Attention that can be read one layer at a time: `[layer, head, query, key]`.
+/// Implementations keep at most one layer in memory.
+public protocol AttentionSource: AnyObject {
+    /// The file, as the user named it.
+    var file: String { get }
+    var layerCount: Int { get }
+    var headCount: Int { get }
+    var queryCount: Int { get }
+    var keyCount: Int { get }
+    var origin: AttentionOrigin { get }
+    /// Token labels, one per query position, when the file has them.
+    var tokens: [String]? { get }
+    /// Reads layer `index` (0-based): `[head, query, key]`.
+    func layer(_ index: Int) throws -> LayerAttention
+}
+
+/// Per-head queries and keys of one layer: `[head, position, dim]`, row-major.
+public struct LayerQueryKey: Sendable {
+    public let heads: Int
+    public let positions: Int
+    public let dim: Int
+    public var queries: [Float]
+    public var keys: [Float]
+
+    public init(heads: Int, positions: Int, dim: Int, queries: [Float], keys: [Float]) {
+        precondition(queries.count == heads * positions * dim && keys.count == queries.count)
+        self.heads = heads
+        self.positions = positions
+        self.dim = dim
+        self.queries = queries
+        self.keys = keys
+    }
+}
+
+/// Q and K that can be read one layer at a time, from which attention is recomputed.
+public protocol QueryKeySource: AnyObject {
+    var file: String { get }
+    var layerCount: Int { get }
+    var headCount: Int { get }
+    var positionCount: Int { get }
+    var headDim: Int { get }
+    var tokens: [String]? { get }
+    func layer(_ index: Int) throws -> LayerQueryKey
+}

@@ -1,0 +1,200 @@
+import AttnCore
+
+/// How the user asked for attention to be found in a file.
+public struct ReadOptions: Sendable {
+    /// An HDF5 path, NPZ member or HDF5 group holding per-layer datasets.
+    public var dataset: String?
+    /// The sample along a batch axis; nil means 0.
+    public var batch: Int?
+    /// The number of heads, for Q/K stored as (L, S, H·d).
+    public var heads: Int?
+    /// Use Q and K even when the file also holds attention.
+    public var fromQK: Bool
+
+    public init(dataset: String? = nil, batch: Int? = nil, heads: Int? = nil, fromQK: Bool = false) {
+        self.dataset = dataset
+        self.batch = batch
+        self.heads = heads
+        self.fromQK = fromQK
+    }
+}
+
+/// What was found in a file and how it is read as attention.
+public enum AttentionLayout {
+    case attention(StoredAttention)
+    case queryKey(StoredQueryKey)
+
+    /// The datasets used, how their axes are read, and the batch sample chosen.
+    public var summary: LayoutSummary {
+        switch self {
+        case .attention(let a): return a.summary
+        case .queryKey(let q): return q.summary
+        }
+    }
+
+    /// Names that mean "attention probabilities", in order of preference.
+    static let attentionNames = ["attentions", "attention", "attn", "attention_probs", "attn_weights"]
+    static let queryNames = ["q", "query"]
+    static let keyNames = ["k", "key"]
+
+    /// Decides which tensors of `file` are the attention (or Q and K) and how their axes map
+    /// to `[layer, head, query, key]`.
+    public static func resolve(_ file: DumpFile, options: ReadOptions) throws -> AttentionLayout {
+        let floating = file.container.tensors.filter { if case .floating = $0.info.element { return true } else { return false } }
+        let tokens = try file.tokenLabels()
+
+        if let wanted = options.dataset {
+            if let tensor = file.tensor(named: wanted) {
+                guard case .floating = tensor.info.element else {
+                    throw DumpError(file: file.path, dataset: tensor.name, "unsupported dtype \(tensor.info.element): expected float16, float32 or float64")
+                }
+                return .attention(try StoredAttention(file: file, layers: .single(tensor), options: options, tokens: tokens))
+            }
+            let prefix = (wanted.hasPrefix("/") ? wanted : "/" + wanted).trimmingSuffix("/") + "/"
+            let inside = floating.filter { ("/" + $0.name.trimmingPrefix("/")).hasPrefix(prefix) }
+            if let group = try perLayerGroup(inside, names: attentionNames, file: file, anyName: true) {
+                return .attention(try StoredAttention(file: file, layers: .perLayer(group), options: options, tokens: tokens))
+            }
+            throw DumpError(file: file.path, "no dataset or member named '\(wanted)'; found: \(listing(file.container.tensors))")
+        }
+
+        let attention = try findTensors(floating, names: attentionNames, file: file)
+        let queries = try findTensors(floating, names: queryNames, file: file)
+        let keys = try findTensors(floating, names: keyNames, file: file)
+        if options.fromQK || attention == nil, let queries, let keys {
+            return .queryKey(try StoredQueryKey(file: file, queries: queries, keys: keys, options: options, tokens: tokens))
+        }
+        if options.fromQK {
+            throw DumpError(file: file.path, "--from-qk: expected datasets named q and k (or query and key); found: \(listing(file.container.tensors))")
+        }
+        if let attention {
+            return .attention(try StoredAttention(file: file, layers: attention, options: options, tokens: tokens))
+        }
+        // No conventional name: the only floating tensor whose last two axes can be queries × keys.
+        let candidates = floating.filter { $0.shape.count >= 2 && $0.shape.count <= 5 && $0.shape[$0.shape.count - 1] == $0.shape[$0.shape.count - 2] }
+        if candidates.count == 1 {
+            return .attention(try StoredAttention(file: file, layers: .single(candidates[0]), options: options, tokens: tokens))
+        }
+        if candidates.count > 1 {
+            throw DumpError(file: file.path, "several tensors could be the attention: \(listing(candidates)); choose one with --dataset NAME")
+        }
+        if file.container.tensors.count == 1, let only = file.container.tensors.first {
+            if case .floating = only.info.element {
+                throw DumpError(file: file.path, "expected 2 to 5 axes [layer, (batch,) head, query, key] with queries × keys last, found shape \(formatShape(only.shape))")
+            }
+            throw DumpError(file: file.path, "unsupported dtype \(only.info.element): expected float16, float32 or float64")
+        }
+        throw DumpError(file: file.path, "no attention found: expected a dataset named \(attentionNames.joined(separator: ", ")), per-layer datasets such as /layer_00/attn, or q and k; found: \(listing(file.container.tensors))")
+    }
+
+    /// A single tensor with one of `names`, or a numbered per-layer group of them.
+    private static func findTensors(_ tensors: [StoredTensor], names: [String], file: DumpFile) throws -> LayerTensors? {
+        for name in names {
+            if let t = tensors.first(where: { lastComponent($0.name) == name && !$0.name.contains(where: \.isNumber) }) {
+                return .single(t)
+            }
+        }
+        if let group = try perLayerGroup(tensors, names: names, file: file, anyName: false) {
+            return .perLayer(group)
+        }
+        return nil
+    }
+
+    /// Tensors whose paths carry a layer number (`/layer_00/attn`, `/layers/3/attention`, `/attn_5`),
+    /// ordered by that number numerically.
+    private static func perLayerGroup(_ tensors: [StoredTensor], names: [String], file: DumpFile, anyName: Bool) throws -> [StoredTensor]? {
+        var groups: [String: [(Int, StoredTensor)]] = [:]
+        var order: [String] = []
+        for t in tensors {
+            guard let (pattern, number) = layerNumber(in: t.name) else { continue }
+            let base = lastComponent(pattern).replacingHash()
+            guard anyName || names.contains(base) else { continue }
+            if groups[pattern] == nil { order.append(pattern) }
+            groups[pattern, default: []].append((number, t))
+        }
+        guard !order.isEmpty else { return nil }
+        // Prefer the group whose name comes first in `names`, then the largest.
+        let ranked = order.sorted { a, b in
+            let ra = names.firstIndex(of: lastComponent(a).replacingHash()) ?? names.count
+            let rb = names.firstIndex(of: lastComponent(b).replacingHash()) ?? names.count
+            return ra != rb ? ra < rb : groups[a]!.count > groups[b]!.count
+        }
+        let members = groups[ranked[0]]!.sorted { $0.0 < $1.0 }
+        for (a, b) in zip(members, members.dropFirst()) where a.0 == b.0 {
+            throw DumpError(file: file.path, "datasets \(a.1.name) and \(b.1.name) both claim layer number \(a.0)")
+        }
+        return members.map(\.1)
+    }
+
+    /// The last run of digits in a path: its value and the path with it replaced by `#`.
+    static func layerNumber(in path: String) -> (pattern: String, number: Int)? {
+        let chars = Array(path)
+        guard let end = chars.lastIndex(where: \.isASCIIDigit) else { return nil }
+        var start = end
+        while start > 0 && chars[start - 1].isASCIIDigit { start -= 1 }
+        guard let number = Int(String(chars[start...end])) else { return nil }
+        let pattern = String(chars[..<start]) + "#" + String(chars[(end + 1)...])
+        return (pattern, number)
+    }
+
+    static func listing(_ tensors: [StoredTensor]) -> String {
+        if tensors.isEmpty { return "nothing" }
+        let shown = tensors.prefix(12).map { "\($0.name) \(formatShape($0.shape)) \($0.info.element)" }
+        return shown.joined(separator: ", ") + (tensors.count > 12 ? ", ... (\(tensors.count) in all)" : "")
+    }
+}
+
+/// The tensors that hold attention (or Q, or K): one for all layers, or one per layer.
+enum LayerTensors {
+    case single(StoredTensor)
+    case perLayer([StoredTensor])
+
+    var first: StoredTensor {
+        switch self {
+        case .single(let t): return t
+        case .perLayer(let ts): return ts[0]
+        }
+    }
+
+    var label: String {
+        switch self {
+        case .single(let t): return t.name
+        case .perLayer(let ts):
+            let pattern = AttentionLayout.layerNumber(in: ts[0].name)?.pattern ?? ts[0].name
+            return "\(pattern) (\(ts.count) datasets, one per layer)"
+        }
+    }
+}
+
+/// How a layout was read: for `info` and for messages.
+public struct LayoutSummary: Sendable {
+    /// "stored attention" or "q and k".
+    public let kind: String
+    /// The dataset(s): `/attentions` or `/layer_#/attn (6 datasets, one per layer)`.
+    public let datasets: String
+    /// The axes as read, e.g. `[layer, batch, head, query, key]`.
+    public let axes: String
+    /// The batch axis length and the sample used, when there is one.
+    public let batch: (size: Int, used: Int)?
+    /// For per-layer datasets: the layer number each dataset carries, in order.
+    public let layerNumbers: [Int]?
+}
+
+extension Character {
+    var isASCIIDigit: Bool { isASCII && isNumber }
+}
+
+extension String {
+    func trimmingSuffix(_ s: String) -> String { hasSuffix(s) && count > s.count ? String(dropLast(s.count)) : self }
+    func trimmingPrefix(_ s: String) -> String { hasPrefix(s) ? String(dropFirst(s.count)) : self }
+    /// `attn_#` → `attn`: the name around a layer number, without separators.
+    func replacingHash() -> String {
+        var s = self.replacingOccurrences(of: "#", with: "")
+        while let last = s.last, last == "_" || last == "-" || last == "." { s.removeLast() }
+        while let first = s.first, first == "_" || first == "-" || first == "." { s.removeFirst() }
+        return s
+    }
+    func replacingOccurrences(of target: String, with replacement: String) -> String {
+        split(separator: Character(target), omittingEmptySubsequences: false).joined(separator: replacement)
+    }
+}

@@ -1,0 +1,65 @@
+import AttnCore
+
+/// A dump file of any supported format (NPY, NPZ, HDF5), opened read-only, with its tensors
+/// and attributes listed. `AttentionLayout` decides which of them is the attention.
+public final class DumpFile {
+    /// The path as the user named it.
+    public let path: String
+    /// "NPY", "NPZ (zip, deflate)", "HDF5", ...
+    public var format: String { container.formatName }
+    /// Every tensor in the file: name, shape, element type, storage.
+    public var tensors: [TensorInfo] { container.tensors.map(\.info) }
+    /// Attributes of the root and of datasets (HDF5 only).
+    public var attributes: [Attribute] { container.attributes }
+
+    let container: TensorContainer
+
+    private static let hdf5Signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+
+    /// Opens `path`, deciding the format from its first bytes (not its extension).
+    public init(path: String) throws {
+        self.path = path
+        let file = try ReadOnlyFile(path: path)
+        let prefix = try file.bytes(at: 0, count: min(8, file.size))
+        if prefix.count >= 6 && Array(prefix[0..<6]) == NPYHeader.magic {
+            container = try NPYContainer(file: file)
+        } else if ZipArchive.isZip(prefix: prefix) {
+            container = try NPZContainer(file: file)
+        } else if prefix == Self.hdf5Signature || path.hasSuffix(".h5") || path.hasSuffix(".hdf5") {
+            container = try HDF5Container(path: path)
+        } else if path.lowercased().hasSuffix(".npy") {
+            throw DumpError(file: path, "not a valid .npy file: expected the magic bytes \\x93NUMPY at the start")
+        } else if path.lowercased().hasSuffix(".npz") {
+            throw DumpError(file: path, "not a valid .npz file: expected a zip archive (signature PK)")
+        } else if file.size == 0 {
+            throw DumpError(file: path, "file is empty: expected an NPY, NPZ or HDF5 dump")
+        } else {
+            throw DumpError(file: path, "not an NPY, NPZ or HDF5 file (unrecognised signature); expected a dump written by numpy or h5py")
+        }
+    }
+
+    func tensor(named name: String) -> StoredTensor? {
+        let wanted = name.hasPrefix("/") ? name : "/" + name
+        return container.tensors.first { t in
+            let n = t.name.hasPrefix("/") ? t.name : "/" + t.name
+            return n == wanted
+        }
+    }
+
+    /// The value of an attribute by name: a root attribute first, then one on any dataset.
+    public func attribute(_ name: String) -> AttributeValue? {
+        (attributes.first { $0.owner == "/" && $0.name == name } ?? attributes.first { $0.name == name })?.value
+    }
+
+    /// Token labels from a `tokens` dataset or member (any path ending in `tokens`), if any.
+    public func tokenLabels() throws -> [String]? {
+        guard let t = container.tensors.first(where: { lastComponent($0.name) == "tokens" && $0.info.element == .text }) else {
+            return nil
+        }
+        return try t.readStrings()
+    }
+}
+
+func lastComponent(_ path: String) -> String {
+    String(path.split(separator: "/").last ?? Substring(path))
+}

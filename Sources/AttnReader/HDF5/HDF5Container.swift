@@ -1,0 +1,133 @@
+internal import CAttnHDF5
+import AttnCore
+
+/// An HDF5 file opened read-only through libhdf5: every dataset is listed, root and dataset
+/// attributes are read, and datasets are read by hyperslab, one block at a time.
+final class HDF5Container: TensorContainer {
+    let file: String
+    let formatName = "HDF5"
+    private(set) var tensors: [StoredTensor] = []
+    private(set) var attributes: [Attribute] = []
+    private let handle: HDF5Handle
+
+    init(path: String) throws {
+        file = path
+        handle = try HDF5Library.call {
+            let id = H5Fopen(path, cattn_h5f_acc_rdonly(), cattn_h5p_default())
+            if id < 0 {
+                let reason = HDF5Library.errorReason() ?? "libhdf5 could not open it"
+                throw DumpError(file: path, "not a readable HDF5 file: \(reason)")
+            }
+            return HDF5Handle(id, .file)
+        }
+        try HDF5Library.call {
+            let root = HDF5Handle(try HDF5Library.check(H5Gopen2(handle.id, "/", cattn_h5p_default()), file: path, dataset: "/", "cannot open the root group"), .group)
+            attributes = try readAttributes(of: root.id, owner: "/")
+            try walk(group: handle.id, path: "")
+        }
+    }
+
+    /// Lists the group's members in name order, recursing into groups.
+    private func walk(group: hid_t, path: String) throws {
+        var info = H5G_info_t()
+        _ = try HDF5Library.check(H5Gget_info(group, &info), file: file, dataset: path.isEmpty ? "/" : path, "cannot list the group")
+        for index in 0..<info.nlinks {
+            let size = try HDF5Library.check(H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, index, nil, 0, cattn_h5p_default()),
+                                             file: file, dataset: path, "cannot read a link name")
+            var buffer = [CChar](repeating: 0, count: Int(size) + 1)
+            _ = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, index, &buffer, buffer.count, cattn_h5p_default())
+            let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let childPath = path + "/" + name
+            let object = H5Oopen(group, name, cattn_h5p_default())
+            guard object >= 0 else {
+                // A dangling soft or external link: list nothing for it.
+                _ = HDF5Library.errorReason()
+                continue
+            }
+            let owned = HDF5Handle(object, .object)
+            switch H5Iget_type(owned.id) {
+            case H5I_GROUP:
+                try walk(group: owned.id, path: childPath)
+            case H5I_DATASET:
+                let dataset = HDF5Handle(try HDF5Library.check(H5Dopen2(group, name, cattn_h5p_default()), file: file, dataset: childPath, "cannot open the dataset"), .dataset)
+                tensors.append(try HDF5Tensor(file: file, path: childPath, dataset: dataset, fileHandle: handle))
+                attributes += try readAttributes(of: dataset.id, owner: childPath)
+            default:
+                continue
+            }
+        }
+    }
+
+    private func readAttributes(of object: hid_t, owner: String) throws -> [Attribute] {
+        let count = H5Aget_num_attrs(object)
+        guard count > 0 else { return [] }
+        var result: [Attribute] = []
+        for index in 0..<count {
+            let aid = H5Aopen_by_idx(object, ".", H5_INDEX_NAME, H5_ITER_INC, hsize_t(index), cattn_h5p_default(), cattn_h5p_default())
+            guard aid >= 0 else { _ = HDF5Library.errorReason(); continue }
+            let attribute = HDF5Handle(aid, .attribute)
+            let nameSize = H5Aget_name(attribute.id, 0, nil)
+            guard nameSize >= 0 else { continue }
+            var nameBuffer = [CChar](repeating: 0, count: Int(nameSize) + 1)
+            _ = H5Aget_name(attribute.id, nameBuffer.count, &nameBuffer)
+            let name = String(decoding: nameBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            result.append(Attribute(owner: owner, name: name, value: readAttributeValue(attribute.id)))
+        }
+        return result
+    }
+
+    private func readAttributeValue(_ attribute: hid_t) -> AttributeValue {
+        let type = HDF5Handle(H5Aget_type(attribute), .datatype)
+        let space = HDF5Handle(H5Aget_space(attribute), .dataspace)
+        guard type.id >= 0, space.id >= 0 else { _ = HDF5Library.errorReason(); return .other("unreadable") }
+        let count = Int(max(0, H5Sget_simple_extent_npoints(space.id)))
+        guard count <= 1 << 20 else { return .other("\(count) values") }
+        switch H5Tget_class(type.id) {
+        case H5T_INTEGER:
+            var values = [Int64](repeating: 0, count: count)
+            guard H5Aread(attribute, cattn_native_int64(), &values) >= 0 else { _ = HDF5Library.errorReason(); return .other("unreadable integer") }
+            return .integers(values)
+        case H5T_FLOAT:
+            var values = [Double](repeating: 0, count: count)
+            guard H5Aread(attribute, cattn_native_double(), &values) >= 0 else { _ = HDF5Library.errorReason(); return .other("unreadable float") }
+            return .reals(values)
+        case H5T_STRING:
+            guard let strings = HDF5Strings.read(type: type.id, count: count, space: space.id, read: { memType, buffer in
+                H5Aread(attribute, memType, buffer)
+            }) else { _ = HDF5Library.errorReason(); return .other("unreadable string") }
+            return .strings(strings)
+        default:
+            return .other("HDF5 type class \(H5Tget_class(type.id).rawValue)")
+        }
+    }
+}
+
+/// Reading HDF5 strings, variable- or fixed-length, into Swift strings.
+enum HDF5Strings {
+    /// - Parameter read: performs `H5Dread`/`H5Aread` with the given memory type into the buffer.
+    static func read(type fileType: hid_t, count: Int, space: hid_t,
+                     read: (hid_t, UnsafeMutableRawPointer) -> herr_t) -> [String]? {
+        if H5Tis_variable_str(fileType) > 0 {
+            let memType = HDF5Handle(H5Tcopy(cattn_c_s1()), .datatype)
+            H5Tset_size(memType.id, cattn_variable_size())
+            H5Tset_cset(memType.id, H5Tget_cset(fileType))
+            var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
+            let status = pointers.withUnsafeMutableBytes { read(memType.id, $0.baseAddress!) }
+            guard status >= 0 else { return nil }
+            let strings = pointers.map { $0.map { String(cString: $0) } ?? "" }
+            pointers.withUnsafeMutableBytes { _ = H5Dvlen_reclaim(memType.id, space, cattn_h5p_default(), $0.baseAddress!) }
+            return strings
+        }
+        let size = H5Tget_size(fileType)
+        guard size > 0 else { return nil }
+        let memType = HDF5Handle(H5Tcopy(fileType), .datatype)
+        var bytes = [UInt8](repeating: 0, count: size * count)
+        let status = bytes.withUnsafeMutableBytes { read(memType.id, $0.baseAddress!) }
+        guard status >= 0 else { return nil }
+        return (0..<count).map { i in
+            var slice = bytes[(i * size)..<((i + 1) * size)]
+            while let last = slice.last, last == 0 || last == 0x20 { slice = slice.dropLast() }
+            return String(decoding: slice, as: UTF8.self)
+        }
+    }
+}

@@ -1,0 +1,126 @@
+internal import CAttnHDF5
+import AttnCore
+
+/// One HDF5 dataset, read by hyperslab: `readBlock(leading:)` selects `[i0, ..., im, :, ..., :]`
+/// and lets libhdf5 convert to native `float` (float16, float64 and big-endian included).
+/// The corresponding C calls are `H5Sselect_hyperslab` and `H5Dread`.
+final class HDF5Tensor: StoredTensor {
+    let info: TensorInfo
+    private let file: String
+    private let dataset: HDF5Handle
+    private let fileHandle: HDF5Handle  // keeps the file open while the dataset is used
+
+    init(file: String, path: String, dataset: HDF5Handle, fileHandle: HDF5Handle) throws {
+        self.file = file
+        self.dataset = dataset
+        self.fileHandle = fileHandle
+        let space = HDF5Handle(try HDF5Library.check(H5Dget_space(dataset.id), file: file, dataset: path, "cannot read the dataspace"), .dataspace)
+        let rank = Int(try HDF5Library.check(H5Sget_simple_extent_ndims(space.id), file: file, dataset: path, "cannot read the rank"))
+        var dims = [hsize_t](repeating: 0, count: rank)
+        if rank > 0 { _ = H5Sget_simple_extent_dims(space.id, &dims, nil) }
+        let type = HDF5Handle(try HDF5Library.check(H5Dget_type(dataset.id), file: file, dataset: path, "cannot read the datatype"), .datatype)
+        let size = H5Tget_size(type.id)
+        let element: TensorElement
+        switch H5Tget_class(type.id) {
+        case H5T_FLOAT:
+            switch size {
+            case 2: element = .floating(.float16)
+            case 4: element = .floating(.float32)
+            case 8: element = .floating(.float64)
+            default: element = .unsupported("float\(size * 8)")
+            }
+        case H5T_INTEGER:
+            element = .unsupported((H5Tget_sign(type.id) == H5T_SGN_NONE ? "uint" : "int") + "\(size * 8)")
+        case H5T_STRING: element = .text
+        case H5T_COMPOUND: element = .unsupported("compound")
+        case H5T_OPAQUE: element = .unsupported("opaque\(size * 8)")
+        case H5T_BITFIELD: element = .unsupported("bitfield\(size * 8)")
+        case H5T_ENUM: element = .unsupported("enum")
+        default: element = .unsupported("HDF5 type class \(H5Tget_class(type.id).rawValue)")
+        }
+        var notes: [String] = []
+        if case .floating = element, H5Tget_order(type.id) == H5T_ORDER_BE { notes.append("big-endian") }
+        let plist = HDF5Handle(H5Dget_create_plist(dataset.id), .propertyList)
+        if plist.id >= 0 {
+            switch H5Pget_layout(plist.id) {
+            case H5D_CHUNKED:
+                var chunk = [hsize_t](repeating: 0, count: max(rank, 1))
+                let n = H5Pget_chunk(plist.id, Int32(rank), &chunk)
+                notes.append("chunked " + formatShape(chunk.prefix(Int(max(n, 0))).map { Int($0) }))
+            case H5D_COMPACT: notes.append("compact")
+            case H5D_CONTIGUOUS: notes.append("contiguous")
+            default: break
+            }
+            let filters = H5Pget_nfilters(plist.id)
+            for index in 0..<max(filters, 0) {
+                var flags: UInt32 = 0
+                var valueCount = 8
+                var values = [UInt32](repeating: 0, count: 8)
+                var nameBuffer = [CChar](repeating: 0, count: 64)
+                var config: UInt32 = 0
+                let filter = H5Pget_filter2(plist.id, UInt32(index), &flags, &valueCount, &values, nameBuffer.count, &nameBuffer, &config)
+                switch filter {
+                case H5Z_FILTER_DEFLATE: notes.append(valueCount > 0 ? "gzip level \(values[0])" : "gzip")
+                case H5Z_FILTER_SHUFFLE: notes.append("shuffle")
+                case H5Z_FILTER_FLETCHER32: notes.append("fletcher32")
+                default:
+                    let name = String(decoding: nameBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                    notes.append("filter \(filter)" + (name.isEmpty ? "" : " (\(name))"))
+                }
+            }
+        }
+        _ = HDF5Library.errorReason()
+        info = TensorInfo(name: path, shape: dims.map { Int($0) }, element: element, storage: notes.joined(separator: ", "))
+    }
+
+    func readBlock(leading: [Int]) throws -> [Float] {
+        guard case .floating = info.element else {
+            throw DumpError(file: file, dataset: name, "unsupported dtype \(info.element): expected float16, float32 or float64")
+        }
+        let count = try blockCount(leading: leading, file: file)
+        var out = [Float](repeating: 0, count: count)
+        if count == 0 { return out }
+        try HDF5Library.call {
+            let fileSpace = HDF5Handle(try HDF5Library.check(H5Dget_space(dataset.id), file: file, dataset: name, "cannot read the dataspace"), .dataspace)
+            var memSpaceID = cattn_h5s_all()
+            var memSpace: HDF5Handle?
+            if !shape.isEmpty {
+                var start = [hsize_t](repeating: 0, count: shape.count)
+                var counts = shape.map { hsize_t($0) }
+                for (axis, i) in leading.enumerated() {
+                    start[axis] = hsize_t(i)
+                    counts[axis] = 1
+                }
+                _ = try HDF5Library.check(H5Sselect_hyperslab(fileSpace.id, H5S_SELECT_SET, &start, nil, &counts, nil),
+                                          file: file, dataset: name, "cannot select the block \(leading)")
+                var memDims = [hsize_t(count)]
+                let space = HDF5Handle(try HDF5Library.check(H5Screate_simple(1, &memDims, nil), file: file, dataset: name, "cannot create a dataspace"), .dataspace)
+                memSpace = space
+                memSpaceID = space.id
+            }
+            let status = out.withUnsafeMutableBytes {
+                H5Dread(dataset.id, cattn_native_float(), memSpaceID, fileSpace.id, cattn_h5p_default(), $0.baseAddress!)
+            }
+            _ = try HDF5Library.check(status, file: file, dataset: name, "cannot read \(leading.isEmpty ? "the data" : "block \(leading)")")
+            withExtendedLifetime(memSpace) {}
+        }
+        return out
+    }
+
+    func readStrings() throws -> [String] {
+        guard case .text = info.element else {
+            throw DumpError(file: file, dataset: name, "expected strings, found \(info.element)")
+        }
+        return try HDF5Library.call {
+            let type = HDF5Handle(try HDF5Library.check(H5Dget_type(dataset.id), file: file, dataset: name, "cannot read the datatype"), .datatype)
+            let space = HDF5Handle(try HDF5Library.check(H5Dget_space(dataset.id), file: file, dataset: name, "cannot read the dataspace"), .dataspace)
+            let count = Int(H5Sget_simple_extent_npoints(space.id))
+            guard let strings = HDF5Strings.read(type: type.id, count: count, space: space.id, read: { memType, buffer in
+                H5Dread(dataset.id, memType, cattn_h5s_all(), cattn_h5s_all(), cattn_h5p_default(), buffer)
+            }) else {
+                throw DumpError(file: file, dataset: name, "cannot read the strings" + (HDF5Library.errorReason().map { " (\($0))" } ?? ""))
+            }
+            return strings
+        }
+    }
+}

@@ -1,0 +1,102 @@
+internal import CAttnZlib
+import AttnCore
+
+/// A deflated zip member read as a stream: reads move forward through the inflated bytes;
+/// a read behind the current position restarts from the beginning. Memory stays bounded
+/// by the read buffers, whatever the member's size. The corresponding C calls are `inflateInit2_`,
+/// `inflate`, `inflateReset` and `inflateEnd`.
+final class InflatedMember: ByteSource {
+    let length: Int
+    private let file: ReadOnlyFile
+    private let member: String
+    private let compressedOffset: Int
+    private let compressedSize: Int
+    private let stream: UnsafeMutablePointer<z_stream>
+    private let input: UnsafeMutablePointer<UInt8>
+    private var inputConsumed = 0   // compressed bytes handed to zlib so far
+    private var position = 0        // uncompressed bytes produced so far
+    private var finished = false
+    private static let inputChunk = 256 << 10
+
+    init(file: ReadOnlyFile, member: String, compressedOffset: Int, compressedSize: Int, uncompressedSize: Int) throws {
+        self.file = file
+        self.member = member
+        self.compressedOffset = compressedOffset
+        self.compressedSize = compressedSize
+        self.length = uncompressedSize
+        self.input = UnsafeMutablePointer<UInt8>.allocate(capacity: Self.inputChunk)
+        stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+        stream.initialize(to: z_stream())
+        guard cattn_inflate_init_raw(stream) == Z_OK else {
+            stream.deallocate()
+            input.deallocate()
+            throw DumpError(file: file.path, dataset: member, "zlib could not start inflating")
+        }
+    }
+
+    deinit {
+        inflateEnd(stream)
+        stream.deinitialize(count: 1)
+        stream.deallocate()
+        input.deallocate()
+    }
+
+    private func restart() {
+        inflateReset(stream)
+        inputConsumed = 0
+        position = 0
+        finished = false
+        stream.pointee.avail_in = 0
+    }
+
+    func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
+        guard offset >= 0, buffer.count <= length - offset else {
+            throw DumpError(file: file.path, dataset: member, "data is truncated: expected \(buffer.count) bytes at offset \(offset) of \(length)")
+        }
+        if offset < position { restart() }
+        if offset > position {
+            var scratch = [UInt8](repeating: 0, count: min(1 << 20, offset - position))
+            while position < offset {
+                let n = min(scratch.count, offset - position)
+                try scratch.withUnsafeMutableBytes { try produce(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<n])) }
+            }
+        }
+        try produce(into: buffer)
+    }
+
+    /// Inflates exactly `out.count` bytes at the current position.
+    private func produce(into out: UnsafeMutableRawBufferPointer) throws {
+        var produced = 0
+        while produced < out.count {
+            if finished {
+                throw DumpError(file: file.path, dataset: member, "compressed data ends early: expected \(length) bytes, found \(position)")
+            }
+            if stream.pointee.avail_in == 0 {
+                let n = min(Self.inputChunk, compressedSize - inputConsumed)
+                guard n > 0 else {
+                    throw DumpError(file: file.path, dataset: member, "compressed data is truncated: expected \(length) bytes, inflated \(position)")
+                }
+                try file.read(at: compressedOffset + inputConsumed, into: UnsafeMutableRawBufferPointer(start: input, count: n), dataset: member)
+                inputConsumed += n
+                stream.pointee.next_in = input
+                stream.pointee.avail_in = UInt32(n)
+            }
+            let want = min(out.count - produced, Int(UInt32.max))
+            stream.pointee.next_out = (out.baseAddress! + produced).assumingMemoryBound(to: UInt8.self)
+            stream.pointee.avail_out = UInt32(want)
+            let status = inflate(stream, Z_NO_FLUSH)
+            let made = want - Int(stream.pointee.avail_out)
+            produced += made
+            position += made
+            switch status {
+            case Z_OK, Z_BUF_ERROR:
+                continue
+            case Z_STREAM_END:
+                finished = true
+            default:
+                let reason = stream.pointee.msg.map { String(cString: $0) } ?? "error \(status)"
+                throw DumpError(file: file.path, dataset: member, "corrupt compressed data (zlib: \(reason))")
+            }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import AttnCore
+
+/// An `.npz` archive (`np.savez`, `np.savez_compressed`): members are `.npy` arrays addressed
+/// by name without the `.npy` suffix. Stored members are read in place; deflated ones are
+/// inflated as a stream, never whole.
+final class NPZContainer: TensorContainer {
+    let file: String
+    let formatName: String
+    let tensors: [StoredTensor]
+    let attributes: [Attribute] = []
+
+    init(file: ReadOnlyFile) throws {
+        self.file = file.path
+        let archive = try ZipArchive(file: file)
+        var tensors: [StoredTensor] = []
+        var compressed = false
+        for entry in archive.entries where !entry.name.hasSuffix("/") {
+            let name = entry.name.hasSuffix(".npy") ? String(entry.name.dropLast(4)) : entry.name
+            guard entry.flags & 1 == 0 else {
+                throw DumpError(file: file.path, dataset: name, "member is encrypted: expected a plain np.savez archive")
+            }
+            let offset = try ZipArchive.dataOffset(of: entry, in: file)
+            let source: ByteSource
+            switch entry.method {
+            case 0:
+                guard entry.compressedSize == entry.uncompressedSize else {
+                    throw DumpError(file: file.path, dataset: name, "corrupt zip archive: stored member sizes differ (\(entry.compressedSize) vs \(entry.uncompressedSize))")
+                }
+                source = FileRegion(file: file, base: offset, length: entry.uncompressedSize, dataset: name)
+            case 8:
+                compressed = true
+                source = try InflatedMember(file: file, member: name, compressedOffset: offset,
+                                            compressedSize: entry.compressedSize, uncompressedSize: entry.uncompressedSize)
+            default:
+                throw DumpError(file: file.path, dataset: name, "unsupported zip compression method \(entry.method): expected stored (0) or deflate (8)")
+            }
+            tensors.append(try NPYTensor(name: name, source: source, file: file.path, errorDataset: name))
+        }
+        self.tensors = tensors
+        formatName = compressed ? "NPZ (zip, deflate)" : "NPZ (zip, stored)"
+    }
+}

@@ -1,0 +1,72 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import AttnCore
+
+/// A file opened read-only, closed when the value goes away. Reads are `pread`, so one
+/// handle serves any number of independent readers.
+final class ReadOnlyFile: @unchecked Sendable {
+    /// The path as the user named it (used in every error).
+    let path: String
+    let size: Int
+    private let descriptor: Int32
+
+    init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            throw DumpError(file: path, ReadOnlyFile.describe(errno: errno, action: "cannot open"))
+        }
+        var info = stat()
+        if fstat(fd, &info) != 0 {
+            let code = errno
+            close(fd)
+            throw DumpError(file: path, ReadOnlyFile.describe(errno: code, action: "cannot stat"))
+        }
+        if (info.st_mode & S_IFMT) == S_IFDIR {
+            close(fd)
+            throw DumpError(file: path, "is a directory, expected a dump file (.npy, .npz or .h5)")
+        }
+        descriptor = fd
+        size = Int(info.st_size)
+    }
+
+    deinit { close(descriptor) }
+
+    /// Reads exactly `buffer.count` bytes at `offset`, or throws naming what was expected.
+    func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer, dataset: String? = nil) throws {
+        guard offset >= 0, offset <= size, buffer.count <= size - offset else {
+            throw DumpError(file: path, dataset: dataset,
+                            "file is truncated: expected \(buffer.count) bytes at offset \(offset), the file has \(size) bytes")
+        }
+        var done = 0
+        while done < buffer.count {
+            let n = pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw DumpError(file: path, dataset: dataset, ReadOnlyFile.describe(errno: errno, action: "read failed"))
+            }
+            if n == 0 {
+                throw DumpError(file: path, dataset: dataset, "file is truncated: expected \(buffer.count) bytes at offset \(offset)")
+            }
+            done += n
+        }
+    }
+
+    /// Reads `count` bytes at `offset` into a new array.
+    func bytes(at offset: Int, count: Int, dataset: String? = nil) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        try out.withUnsafeMutableBytes { try read(at: offset, into: $0, dataset: dataset) }
+        return out
+    }
+
+    static func describe(errno code: Int32, action: String) -> String {
+        switch code {
+        case ENOENT: return "no such file"
+        case EACCES: return "permission denied"
+        default: return "\(action): \(String(cString: strerror(code)))"
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import AttnCore
+
+/// Attention probabilities stored in a file, read one layer at a time: `[layer, head, query, key]`.
+///
+/// A single tensor may be `(Q, K)`, `(H, Q, K)`, `(L, H, Q, K)` or `(L, B, H, Q, K)`;
+/// per-layer tensors may be `(Q, K)`, `(H, Q, K)` or `(B, H, Q, K)`.
+public final class StoredAttention: AttentionSource {
+    public let file: String
+    public let layerCount: Int
+    public let headCount: Int
+    public let queryCount: Int
+    public let keyCount: Int
+    public let origin = AttentionOrigin.stored
+    public let tokens: [String]?
+    public let summary: LayoutSummary
+    private let tensors: LayerTensors
+    /// Leading indices before the layer's `[head, query, key]` block; `layerAxis` says where the layer index goes.
+    private let batchIndex: Int?
+    private let hasLayerAxis: Bool
+    private let hasHeadAxis: Bool
+
+    init(file dump: DumpFile, layers: LayerTensors, options: ReadOptions, tokens: [String]?) throws {
+        file = dump.path
+        tensors = layers
+        let first = layers.first
+        let shape = first.shape
+        var batchSize: Int?
+        let axes: [String]
+        switch layers {
+        case .single:
+            switch shape.count {
+            case 2: axes = ["query", "key"]
+            case 3: axes = ["head", "query", "key"]
+            case 4: axes = ["layer", "head", "query", "key"]
+            case 5: axes = ["layer", "batch", "head", "query", "key"]
+            default:
+                throw DumpError(file: dump.path, dataset: first.name, "expected 2 to 5 axes [layer, (batch,) head, query, key], found \(shape.count) axes \(formatShape(shape))")
+            }
+        case .perLayer(let all):
+            switch shape.count {
+            case 2: axes = ["query", "key"]
+            case 3: axes = ["head", "query", "key"]
+            case 4: axes = ["batch", "head", "query", "key"]
+            default:
+                throw DumpError(file: dump.path, dataset: first.name, "expected 2 to 4 axes [(batch,) head, query, key] per layer, found \(shape.count) axes \(formatShape(shape))")
+            }
+            for t in all where t.shape != shape {
+                throw DumpError(file: dump.path, dataset: t.name, "expected the same shape as \(first.name) \(formatShape(shape)), found \(formatShape(t.shape))")
+            }
+            for t in all {
+                guard case .floating = t.info.element else {
+                    throw DumpError(file: dump.path, dataset: t.name, "unsupported dtype \(t.info.element): expected float16, float32 or float64")
+                }
+            }
+        }
+        guard case .floating = first.info.element else {
+            throw DumpError(file: dump.path, dataset: first.name, "unsupported dtype \(first.info.element): expected float16, float32 or float64")
+        }
+        if let zero = shape.firstIndex(of: 0) {
+            throw DumpError(file: dump.path, dataset: first.name, "axis \(axes[zero]) has length 0 in shape \(formatShape(shape))")
+        }
+        func size(_ axis: String) -> Int? { axes.firstIndex(of: axis).map { shape[$0] } }
+        hasLayerAxis = size("layer") != nil
+        hasHeadAxis = size("head") != nil
+        switch layers {
+        case .single: layerCount = size("layer") ?? 1
+        case .perLayer(let all): layerCount = all.count
+        }
+        headCount = size("head") ?? 1
+        queryCount = shape[shape.count - 2]
+        keyCount = shape[shape.count - 1]
+        batchSize = size("batch")
+        batchIndex = try resolveBatch(batchSize: batchSize, requested: options.batch, file: dump.path, dataset: first.name)
+        if let heads = options.heads, heads != headCount {
+            throw DumpError(file: dump.path, dataset: first.name, "--heads \(heads) does not match the \(headCount) heads of shape \(formatShape(shape))")
+        }
+        let expectedTokens = queryCount, usedBatch = batchIndex ?? 0
+        self.tokens = tokens.flatMap { $0.count == expectedTokens ? $0 : nil }
+        var layerNumbers: [Int]?
+        if case .perLayer(let all) = layers { layerNumbers = all.compactMap { AttentionLayout.layerNumber(in: $0.name)?.number } }
+        summary = LayoutSummary(kind: "stored attention", datasets: layers.label, axes: "[" + axes.joined(separator: ", ") + "]",
+                                batch: batchSize.map { ($0, usedBatch) }, layerNumbers: layerNumbers)
+    }
+
+    public func layer(_ index: Int) throws -> LayerAttention {
+        precondition(index >= 0 && index < layerCount, "layer index checked by the caller")
+        let values: [Float]
+        switch tensors {
+        case .single(let t):
+            var leading: [Int] = []
+            if hasLayerAxis { leading.append(index) }
+            if let b = batchIndex { leading.append(b) }
+            values = try t.readBlock(leading: leading)
+        case .perLayer(let all):
+            values = try all[index].readBlock(leading: batchIndex.map { [$0] } ?? [])
+        }
+        return LayerAttention(heads: headCount, queries: queryCount, keys: keyCount, values: values)
+    }
+}
+
+/// The batch sample to read: the requested one (checked) or 0; nil when there is no batch axis.
+func resolveBatch(batchSize: Int?, requested: Int?, file: String, dataset: String) throws -> Int? {
+    guard let batchSize else {
+        if let requested, requested != 0 {
+            throw DumpError(file: file, dataset: dataset, "--batch \(requested) is out of range: the data has no batch axis")
+        }
+        return nil
+    }
+    let b = requested ?? 0
+    guard b >= 0 && b < batchSize else {
+        throw DumpError(file: file, dataset: dataset, "--batch \(b) is out of range: expected 0...\(batchSize - 1) (batch axis of \(batchSize))")
+    }
+    return b
+}

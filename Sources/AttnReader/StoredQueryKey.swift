@@ -1,0 +1,128 @@
+import AttnCore
+
+/// Per-head queries and keys stored in a file, read one layer at a time: `[head, position, dim]`.
+///
+/// A single tensor may be `(L, H, S, d)`, `(L, B, H, S, d)` or `(L, S, H·d)` (heads from the
+/// `num_heads` attribute or `--heads`); per-layer tensors `(H, S, d)`, `(B, H, S, d)` or `(S, H·d)`.
+public final class StoredQueryKey: QueryKeySource {
+    public let file: String
+    public let layerCount: Int
+    public let headCount: Int
+    public let positionCount: Int
+    public let headDim: Int
+    public let tokens: [String]?
+    public let summary: LayoutSummary
+    private let queries: LayerTensors
+    private let keys: LayerTensors
+    private let batchIndex: Int?
+    private let hasLayerAxis: Bool
+    /// True for `(…, S, H·d)`: heads are interleaved along the last axis.
+    private let mergedHeads: Bool
+
+    init(file dump: DumpFile, queries: LayerTensors, keys: LayerTensors, options: ReadOptions, tokens: [String]?) throws {
+        file = dump.path
+        self.queries = queries
+        self.keys = keys
+        let q = queries.first, k = keys.first
+        for t in [q, k] {
+            guard case .floating = t.info.element else {
+                throw DumpError(file: dump.path, dataset: t.name, "unsupported dtype \(t.info.element): expected float16, float32 or float64")
+            }
+        }
+        guard q.shape == k.shape else {
+            throw DumpError(file: dump.path, "q \(q.name) \(formatShape(q.shape)) and k \(k.name) \(formatShape(k.shape)) have different shapes: expected the same [layer, head, position, dim]")
+        }
+        let shape = q.shape
+        let perLayer: Bool
+        switch (queries, keys) {
+        case (.single, .single): perLayer = false
+        case (.perLayer(let qs), .perLayer(let ks)):
+            guard qs.count == ks.count else {
+                throw DumpError(file: dump.path, "found \(qs.count) per-layer q datasets but \(ks.count) k datasets: expected one of each per layer")
+            }
+            for (a, b) in zip(qs, ks) where a.shape != shape || b.shape != shape {
+                throw DumpError(file: dump.path, dataset: a.shape != shape ? a.name : b.name, "expected the same shape as \(q.name) \(formatShape(shape)), found \(formatShape(a.shape != shape ? a.shape : b.shape))")
+            }
+            perLayer = true
+        default:
+            throw DumpError(file: dump.path, "q is \(queries.label) but k is \(keys.label): expected both single tensors or both per-layer")
+        }
+        let axes: [String]
+        switch (perLayer, shape.count) {
+        case (false, 3): axes = ["layer", "position", "head·dim"]
+        case (false, 4): axes = ["layer", "head", "position", "dim"]
+        case (false, 5): axes = ["layer", "batch", "head", "position", "dim"]
+        case (true, 2): axes = ["position", "head·dim"]
+        case (true, 3): axes = ["head", "position", "dim"]
+        case (true, 4): axes = ["batch", "head", "position", "dim"]
+        default:
+            let expected = perLayer ? "2 to 4 axes [(batch,) head, position, dim] per layer" : "3 to 5 axes [layer, (batch,) head, position, dim] or [layer, position, head·dim]"
+            throw DumpError(file: dump.path, dataset: q.name, "expected \(expected), found \(shape.count) axes \(formatShape(shape))")
+        }
+        if let zero = shape.firstIndex(of: 0) {
+            throw DumpError(file: dump.path, dataset: q.name, "axis \(axes[zero]) has length 0 in shape \(formatShape(shape))")
+        }
+        func size(_ axis: String) -> Int? { axes.firstIndex(of: axis).map { shape[$0] } }
+        hasLayerAxis = size("layer") != nil
+        mergedHeads = size("head·dim") != nil
+        if case .perLayer(let qs) = queries { layerCount = qs.count } else { layerCount = size("layer")! }
+        positionCount = size("position")!
+        if let merged = size("head·dim") {
+            let attributeHeads = dump.attribute("num_heads")?.integerValues?.first
+            guard let heads = options.heads ?? attributeHeads else {
+                throw DumpError(file: dump.path, dataset: q.name, "shape \(formatShape(shape)) is [layer, position, head·dim]: give the number of heads with --heads N (no num_heads attribute found)")
+            }
+            guard heads > 0, merged % heads == 0 else {
+                throw DumpError(file: dump.path, dataset: q.name, "\(heads) heads do not divide the last axis of length \(merged)")
+            }
+            headCount = heads
+            headDim = merged / heads
+        } else {
+            headCount = size("head")!
+            headDim = size("dim")!
+            if let heads = options.heads, heads != headCount {
+                throw DumpError(file: dump.path, dataset: q.name, "--heads \(heads) does not match the \(headCount) heads of shape \(formatShape(shape))")
+            }
+        }
+        let batchSize = size("batch")
+        batchIndex = try resolveBatch(batchSize: batchSize, requested: options.batch, file: dump.path, dataset: q.name)
+        let expectedTokens = positionCount, usedBatch = batchIndex ?? 0
+        self.tokens = tokens.flatMap { $0.count == expectedTokens ? $0 : nil }
+        var layerNumbers: [Int]?
+        if case .perLayer(let qs) = queries { layerNumbers = qs.compactMap { AttentionLayout.layerNumber(in: $0.name)?.number } }
+        summary = LayoutSummary(kind: "q and k", datasets: "\(queries.label) and \(keys.label)", axes: "[" + axes.joined(separator: ", ") + "]",
+                                batch: batchSize.map { ($0, usedBatch) }, layerNumbers: layerNumbers)
+    }
+
+    public func layer(_ index: Int) throws -> LayerQueryKey {
+        func read(_ tensors: LayerTensors) throws -> [Float] {
+            switch tensors {
+            case .single(let t):
+                var leading: [Int] = []
+                if hasLayerAxis { leading.append(index) }
+                if let b = batchIndex { leading.append(b) }
+                return try t.readBlock(leading: leading)
+            case .perLayer(let all):
+                return try all[index].readBlock(leading: batchIndex.map { [$0] } ?? [])
+            }
+        }
+        var q = try read(queries), k = try read(keys)
+        if mergedHeads {
+            q = splitHeads(q)
+            k = splitHeads(k)
+        }
+        return LayerQueryKey(heads: headCount, positions: positionCount, dim: headDim, queries: q, keys: k)
+    }
+
+    /// `[position, head·dim]` → `[head, position, dim]`.
+    private func splitHeads(_ merged: [Float]) -> [Float] {
+        var out = [Float](repeating: 0, count: merged.count)
+        let s = positionCount, h = headCount, d = headDim
+        for p in 0..<s {
+            for head in 0..<h {
+                for j in 0..<d { out[(head * s + p) * d + j] = merged[p * h * d + head * d + j] }
+            }
+        }
+        return out
+    }
+}

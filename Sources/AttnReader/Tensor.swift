@@ -1,0 +1,95 @@
+import AttnCore
+
+/// What kind of values a stored tensor holds.
+public enum TensorElement: Sendable, Equatable, CustomStringConvertible {
+    /// A floating type attninspect reads.
+    case floating(ElementType)
+    /// Text (token labels).
+    case text
+    /// Anything else, described as the file describes it (`int32`, `complex64`, `object`, ...).
+    case unsupported(String)
+
+    public var description: String {
+        switch self {
+        case .floating(let t): return t.rawValue
+        case .text: return "string"
+        case .unsupported(let s): return s
+        }
+    }
+}
+
+/// A tensor as listed by `info`: name (HDF5 path or NPZ member), shape and element type.
+public struct TensorInfo: Sendable, Equatable {
+    public let name: String
+    public let shape: [Int]
+    public let element: TensorElement
+    /// Storage details worth showing (`chunked (1,1,257,257), gzip`, `fortran order`, `big-endian`).
+    public let storage: String?
+}
+
+/// A stored tensor that reads sub-blocks addressed by fixed leading indices.
+protocol StoredTensor: AnyObject {
+    var info: TensorInfo { get }
+    /// Reads `tensor[leading..., :, ..., :]`: the remaining axes, row-major, as `Float`.
+    func readBlock(leading: [Int]) throws -> [Float]
+    /// Reads every element as strings (token labels).
+    func readStrings() throws -> [String]
+}
+
+extension StoredTensor {
+    var name: String { info.name }
+    var shape: [Int] { info.shape }
+
+    /// The number of elements in the block that `leading` addresses, checked against the shape.
+    func blockCount(leading: [Int], file: String) throws -> Int {
+        guard leading.count <= shape.count else {
+            throw DumpError(file: file, dataset: name, "internal: \(leading.count) leading indices for \(shape.count) axes")
+        }
+        for (axis, index) in leading.enumerated() where index < 0 || index >= shape[axis] {
+            throw DumpError(file: file, dataset: name, "index \(index) is out of range for axis \(axis) of length \(shape[axis])")
+        }
+        return shape[leading.count...].reduce(1, *)
+    }
+}
+
+/// A value attached to a file or dataset (HDF5 attribute).
+public enum AttributeValue: Sendable, Equatable, CustomStringConvertible {
+    case integers([Int64])
+    case reals([Double])
+    case strings([String])
+    case other(String)
+
+    public var description: String {
+        func list<T>(_ v: [T]) -> String { v.count == 1 ? "\(v[0])" : "[" + v.map { "\($0)" }.joined(separator: ", ") + "]" }
+        switch self {
+        case .integers(let v): return list(v)
+        case .reals(let v): return list(v)
+        case .strings(let v): return v.count == 1 ? v[0] : "[" + v.map { "\"\($0)\"" }.joined(separator: ", ") + "]"
+        case .other(let s): return "<\(s)>"
+        }
+    }
+
+    /// The integers of an integer attribute (or of a real one holding whole numbers).
+    public var integerValues: [Int]? {
+        switch self {
+        case .integers(let v): return v.map { Int($0) }
+        case .reals(let v) where v.allSatisfy({ $0 == $0.rounded() && abs($0) < 1e15 }): return v.map { Int($0) }
+        default: return nil
+        }
+    }
+}
+
+/// A named attribute, on the root (`/`) or on a dataset or group.
+public struct Attribute: Sendable, Equatable {
+    public let owner: String
+    public let name: String
+    public let value: AttributeValue
+}
+
+/// A file of tensors: NPY (one tensor), NPZ (members) or HDF5 (datasets).
+protocol TensorContainer: AnyObject {
+    var file: String { get }
+    var formatName: String { get }
+    var tensors: [StoredTensor] { get }
+    var attributes: [Attribute] { get }
+}

@@ -1,0 +1,51 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import AttnCore
+
+/// Writes a file atomically: into a temporary file in the same folder, then `rename`.
+/// On any error the temporary file is removed and the target is untouched.
+public enum AtomicFile {
+    public static func write(_ bytes: [UInt8], to path: String) throws {
+        let slash = path.lastIndex(of: "/")
+        let folder = slash.map { String(path[..<$0]) } ?? "."
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        guard !name.isEmpty else { throw DumpError(file: path, "cannot write: expected a file name, found a folder path") }
+        var template = Array("\(folder.isEmpty ? "/" : folder)/.\(name).tmp-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else {
+            throw DumpError(file: path, "cannot write: \(describe(errno))")
+        }
+        let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        var failure: Int32 = 0
+        bytes.withUnsafeBytes { raw in
+            var done = 0
+            while done < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = errno
+                    return
+                }
+                done += n
+            }
+        }
+        if failure == 0 && fchmod(fd, 0o644) != 0 { failure = errno }
+        if close(fd) != 0 && failure == 0 { failure = errno }
+        if failure == 0 && rename(temporary, path) != 0 { failure = errno }
+        if failure != 0 {
+            unlink(temporary)
+            throw DumpError(file: path, "cannot write: \(describe(failure))")
+        }
+    }
+
+    private static func describe(_ code: Int32) -> String {
+        switch code {
+        case ENOENT: return "no such folder"
+        case EACCES, EPERM: return "permission denied"
+        case EISDIR: return "is a directory"
+        case ENOSPC: return "no space left on the device"
+        default: return String(cString: strerror(code))
+        }
+    }
+}

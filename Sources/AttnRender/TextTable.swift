@@ -1,0 +1,49 @@
+/// An aligned text table for people: a header row, then rows; text columns left-aligned,
+/// numeric columns right-aligned.
+public struct TextTable {
+    public var header: [String]
+    public var rows: [[String]] = []
+
+    public init(header: [String]) { self.header = header }
+
+    public mutating func append(_ row: [String]) {
+        precondition(row.count == header.count)
+        rows.append(row)
+    }
+
+    public func render() -> String {
+        var widths = header.map(\.count)
+        for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+        let numeric = header.indices.map { i in rows.allSatisfy { Double($0[i]) != nil || $0[i] == "-" || $0[i] == "nan" } && !rows.isEmpty }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, cell in
+                let pad = String(repeating: " ", count: widths[i] - cell.count)
+                return numeric[i] ? pad + cell : cell + pad
+            }.joined(separator: "  ").trimmingTrailing()
+        }
+        return ([line(header)] + rows.map(line)).joined(separator: "\n") + "\n"
+    }
+}
+
+extension String {
+    func trimmingTrailing() -> String {
+        var s = Substring(self)
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+/// Formats a number for a table: fixed decimals, `nan` for undefined values.
+public func formatFixed(_ value: Double, decimals: Int = 4) -> String {
+    guard value.isFinite else { return value.isNaN ? "nan" : (value > 0 ? "inf" : "-inf") }
+    var scale = 1.0
+    for _ in 0..<decimals { scale *= 10 }
+    let rounded = (abs(value) * scale).rounded() / scale
+    let integer = Int(rounded)
+    var fraction = Int(((rounded - Double(integer)) * scale).rounded())
+    var whole = integer
+    if fraction >= Int(scale) { whole += 1; fraction -= Int(scale) }
+    let digits = String(fraction)
+    let sign = value < 0 && (whole != 0 || fraction != 0) ? "-" : ""
+    return decimals == 0 ? "\(sign)\(whole)" : "\(sign)\(whole)." + String(repeating: "0", count: decimals - digits.count) + digits
+}

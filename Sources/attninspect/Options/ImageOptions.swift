@@ -1,0 +1,49 @@
+import ArgumentParser
+import AttnCore
+import AttnRender
+
+extension Colormap: ExpressibleByArgument {}
+extension ValueRange: ExpressibleByArgument {}
+
+/// Where and how a map is written: the format follows the extension of the output.
+struct ImageOptions: ParsableArguments {
+    @Option(name: [.short, .customLong("output")], help: "The output: .pgm (grey), .ppm (colour) or .npy (raw float32 values).")
+    var output: String
+
+    @Option(help: "The colormap of a .ppm: \(Colormap.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var colormap: Colormap = .viridis
+
+    @Option(help: "Map LO:HI to the ends of the scale (default: the map's own min and max).")
+    var range: ValueRange?
+
+    @Option(help: "Enlarge each cell to N×N pixels (default: enough to make the image at least 256 pixels across).")
+    var zoom: Int?
+
+    static let formats = [".pgm", ".ppm", ".npy"]
+
+    func validate() throws {
+        guard Self.formats.contains(where: { output.lowercased().hasSuffix($0) }) else {
+            throw ValidationError("cannot tell the format of '\(output)': give an output ending in .pgm (grey), .ppm (colour) or .npy (raw values)")
+        }
+        if let zoom, zoom < 1 || zoom > 64 { throw ValidationError("--zoom must be between 1 and 64, got \(zoom)") }
+    }
+
+    /// Writes `map` atomically in the format of the output's extension and says what was written.
+    func write(_ map: Matrix, what: String) throws {
+        let lower = output.lowercased()
+        if lower.hasSuffix(".npy") {
+            try AtomicFile.write(NPYWriter.encode(map), to: output)
+            Console.note("wrote \(output): \(what), \(map.rows)×\(map.columns) float32 values")
+            return
+        }
+        guard let range = range ?? ValueRange.of(map) else {
+            throw DumpError(file: output, "cannot draw \(what): the map holds no finite values")
+        }
+        let bad = map.nonFiniteCount
+        if bad > 0 { Console.note("\(what): \(bad) NaN or infinite values drawn at the low end of the scale") }
+        let factor = zoom ?? max(1, 256 / max(map.rows, map.columns, 1))
+        let image = Image(map: map, range: range, colormap: lower.hasSuffix(".ppm") ? colormap : nil).zoomed(by: factor)
+        try AtomicFile.write(image.netpbm(), to: output)
+        Console.note("wrote \(output): \(what), \(map.rows)×\(map.columns) cells at zoom \(factor), range \(range.low)...\(range.high)")
+    }
+}

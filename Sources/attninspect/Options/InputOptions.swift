@@ -1,0 +1,108 @@
+import ArgumentParser
+import AttnCore
+import AttnReader
+import AttnAnalysis
+
+/// Where attention comes from: every subcommand takes these.
+struct InputOptions: ParsableArguments {
+    @Argument(help: "The dump: .npy, .npz or HDF5 (.h5).")
+    var file: String
+
+    @Option(help: "The dataset (HDF5 path or NPZ member) holding attention, or an HDF5 group of per-layer datasets.")
+    var dataset: String?
+
+    @Option(help: "The sample to read when the data has a batch axis (default 0).")
+    var batch: Int?
+
+    @Option(help: "The number of heads, for Q and K stored as [layer, position, head·dim].")
+    var heads: Int?
+
+    @Flag(name: .customLong("from-qk"), help: "Recompute attention from q and k even when the file stores attention.")
+    var fromQK = false
+
+    @Flag(help: "With q and k: mask keys after the query (causal attention).")
+    var causal = false
+
+    @Option(help: "With q and k: the factor applied to Q·Kᵀ (default 1/√d).")
+    var scale: Double?
+
+    func validate() throws {
+        if let heads, heads <= 0 { throw ValidationError("--heads must be positive, got \(heads)") }
+        if let batch, batch < 0 { throw ValidationError("--batch must be 0 or more, got \(batch)") }
+        if let scale, !(scale.isFinite && scale > 0) { throw ValidationError("--scale must be a positive number, got \(scale)") }
+    }
+
+    /// Opens the file and the attention in it (stored, or recomputed from Q and K).
+    func open() throws -> OpenedDump {
+        let dump = try DumpFile(path: file)
+        let layout = try AttentionLayout.resolve(dump, options: ReadOptions(dataset: dataset, batch: batch, heads: heads, fromQK: fromQK))
+        let source: AttentionSource
+        switch layout {
+        case .attention(let stored):
+            if causal || scale != nil {
+                throw DumpError(file: file, "--causal and --scale apply to attention recomputed from q and k, but this file's attention is stored (\(stored.summary.datasets)); add --from-qk if the file has q and k")
+            }
+            source = stored
+        case .queryKey(let qk):
+            source = RecomputedAttention(qk, scale: scale, causal: causal)
+        }
+        if let b = layout.summary.batch, batch == nil, b.size > 1 {
+            Console.note("\(file): batch axis of \(b.size) samples, using sample \(b.used) (choose with --batch B)")
+        }
+        return OpenedDump(file: dump, layout: layout, source: source)
+    }
+}
+
+struct OpenedDump {
+    let file: DumpFile
+    let layout: AttentionLayout
+    let source: AttentionSource
+
+    /// A layer index as given (negative counts from the end), checked.
+    func layer(_ requested: Int) throws -> Int {
+        let count = source.layerCount
+        let index = requested < 0 ? count + requested : requested
+        guard index >= 0 && index < count else {
+            throw DumpError(file: file.path, "layer \(requested) is out of range: the dump has \(count) layers (0...\(count - 1), or -\(count)...-1 from the end)")
+        }
+        return index
+    }
+
+    /// A head fusion, with a head index checked against the dump.
+    func fusion(_ fusion: HeadFusion) throws -> HeadFusion {
+        if case .head(let h) = fusion, h < 0 || h >= source.headCount {
+            throw DumpError(file: file.path, "head \(h) is out of range: the dump has \(source.headCount) heads (0...\(source.headCount - 1))")
+        }
+        return fusion
+    }
+
+    /// The patch grid: `--grid`, else the file's `patch_grid` attribute, else square.
+    func patchGrid(_ requested: PatchGrid?, prefix: Int) throws -> PatchGrid {
+        if let requested { return requested }
+        if let declared = file.attribute("patch_grid")?.integerValues, declared.count == 2, declared[0] > 0, declared[1] > 0 {
+            return PatchGrid(rows: declared[0], columns: declared[1])
+        }
+        let patches = source.keyCount - prefix
+        guard let square = PatchGrid.square(holding: patches) else {
+            throw DumpError(file: file.path, "\(patches) keys remain after \(prefix) prefix token(s), which is not a perfect square; give the grid with --grid HxW (and --prefix)")
+        }
+        return square
+    }
+
+    /// The number of prefix tokens: `--prefix`, else the file's `prefix_tokens` attribute, else 1.
+    func prefix(_ requested: Int?) -> Int {
+        requested ?? file.attribute("prefix_tokens")?.integerValues?.first ?? 1
+    }
+
+    /// Runs an analysis step, reporting its errors against this file.
+    func analysing<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as AnalysisError {
+            throw DumpError(file: file.path, error.message)
+        }
+    }
+}
+
+extension HeadFusion: ExpressibleByArgument {}
+extension PatchGrid: ExpressibleByArgument {}

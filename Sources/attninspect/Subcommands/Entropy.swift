@@ -1,0 +1,64 @@
+import ArgumentParser
+import AttnCore
+import AttnAnalysis
+import AttnRender
+
+extension AttnInspect {
+    /// `attninspect entropy FILE [-o OUT]`: layers × heads entropy.
+    struct Entropy: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Mean row entropy (nats) of every head: a layers × heads table, or an image with one cell per head.")
+
+        @OptionGroup var input: InputOptions
+
+        @Option(name: [.short, .customLong("output")], help: "Also write the table as an image (.pgm, .ppm) or raw values (.npy): rows are layers, columns heads.")
+        var output: String?
+
+        @Option(help: "The colormap of a .ppm.")
+        var colormap: Colormap = .viridis
+
+        @Option(help: "Map LO:HI to the ends of the scale (default: min and max).")
+        var range: ValueRange?
+
+        @Option(help: "Enlarge each cell to N×N pixels.")
+        var zoom: Int?
+
+        @Flag(help: "Divide by ln(keys): 1 is uniform attention.")
+        var normalized = false
+
+        func validate() throws {
+            if let output {
+                try ImageOptions(output: output, colormap: colormap, range: range, zoom: zoom).validate()
+            }
+        }
+
+        func run() throws {
+            let opened = try input.open()
+            let source = opened.source
+            var values: [Float] = []
+            var table = TextTable(header: ["layer"] + (0..<source.headCount).map { "h\($0)" })
+            for l in 0..<source.layerCount {
+                let stats = HeadStatistics.ofLayer(try source.layer(l), layer: l)
+                let row = stats.map { normalized ? $0.normalizedEntropy : $0.entropy }
+                values += row.map(Float.init)
+                table.append(["\(l)"] + row.map { formatFixed($0, decimals: 3) })
+            }
+            Console.print("\(normalized ? "normalised entropy (1 = uniform)" : "entropy (nats)"), layers × heads:\n" + table.render())
+            if let output {
+                let map = Matrix(rows: source.layerCount, columns: source.headCount, values: values)
+                try ImageOptions(output: output, colormap: colormap, range: range, zoom: zoom)
+                    .write(map, what: "entropy, \(source.layerCount) layers × \(source.headCount) heads")
+            }
+        }
+    }
+}
+
+extension ImageOptions {
+    init(output: String, colormap: Colormap, range: ValueRange?, zoom: Int?) {
+        self.init()
+        self.output = output
+        self.colormap = colormap
+        self.range = range
+        self.zoom = zoom
+    }
+}

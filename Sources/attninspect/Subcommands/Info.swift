@@ -1,0 +1,72 @@
+import ArgumentParser
+import AttnCore
+import AttnReader
+
+extension AttnInspect {
+    /// `attninspect info FILE`: what is in the file, and how it reads as attention.
+    struct Info: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the tensors, attributes and attention view of a dump.")
+
+        @OptionGroup var input: InputOptions
+
+        func run() throws {
+            let dump = try DumpFile(path: input.file)
+            var out = "file: \(dump.path)\nformat: \(dump.format)\n"
+            var table = TensorTable()
+            for t in dump.tensors { table.add(t) }
+            out += "tensors:\n" + table.render(indent: "  ")
+            if !dump.attributes.isEmpty {
+                out += "attributes:\n"
+                for a in dump.attributes {
+                    let value: String
+                    if case .strings(let s) = a.value, s.count == 1 { value = "\"\(s[0])\"" } else { value = a.value.description }
+                    out += "  \(a.owner == "/" ? "" : a.owner + " ")\(a.name) = \(value)\n"
+                }
+            }
+            Console.print(out)
+            let opened = try input.open()
+            let s = opened.source
+            let summary = opened.layout.summary
+            var view = "attention:\n"
+            view += "  source: \(s.origin.label) from \(summary.datasets)\n"
+            view += "  axes as stored: \(summary.axes)\n"
+            if case .recomputed(let scale, _) = s.origin { view += "  softmax(Q·Kᵀ · \(scale)) per layer and head\n" }
+            if let b = summary.batch { view += "  batch: axis of \(b.size), using sample \(b.used)\n" }
+            if let numbers = summary.layerNumbers { view += "  layer numbers in the file: \(numbers.map(String.init).joined(separator: ", "))\n" }
+            view += "  layers: \(s.layerCount), heads: \(s.headCount), queries: \(s.queryCount), keys: \(s.keyCount)\n"
+            if let tokens = s.tokens {
+                view += "tokens (\(tokens.count)): " + tokens.map { "\"\($0)\"" }.joined(separator: " ") + "\n"
+            } else if let labels = try dump.tokenLabels() {
+                view += "tokens: \(labels.count) labels found, but the attention has \(s.queryCount) queries: not used\n"
+            }
+            Console.print(view)
+        }
+    }
+}
+
+/// The tensor listing of `info`.
+private struct TensorTable {
+    var rows: [[String]] = []
+
+    mutating func add(_ t: TensorInfo) {
+        rows.append([t.name, "(" + t.shape.map(String.init).joined(separator: ", ") + ")", t.element.description, t.storage ?? ""])
+    }
+
+    func render(indent: String) -> String {
+        guard !rows.isEmpty else { return indent + "(none)\n" }
+        var widths = [0, 0, 0, 0]
+        for r in rows { for i in 0..<4 { widths[i] = max(widths[i], r[i].count) } }
+        return rows.map { r in
+            indent + (0..<4).map { i in r[i] + String(repeating: " ", count: i == 3 ? 0 : widths[i] - r[i].count) }.joined(separator: "  ")
+        }.map { $0.trimmingSpaces() }.joined(separator: "\n") + "\n"
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
+    }
+}

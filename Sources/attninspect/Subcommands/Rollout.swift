@@ -1,0 +1,95 @@
+import ArgumentParser
+import AttnCore
+import AttnAnalysis
+
+extension AttnInspect {
+    /// `attninspect rollout FILE -o OUT`: attention rollout through the layers.
+    struct Rollout: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Attention rollout (Abnar & Zuidema 2020) as a matrix or a CLS→patch grid.",
+            discussion: """
+            Each layer: Â = rows-normalised(F + I), F the fused heads; R = Â_end ⋯ Â_start.
+            --discard-ratio r zeroes the ⌊r·Q·K⌋ smallest entries of F first (a stable sort: on ties the
+            lower flat index goes first; entry (0,0) is kept), as vit-explain does, but rows are then
+            renormalised properly (vit-explain divides a[i,j] by the sum of row j).
+            """)
+
+        enum View: String, ExpressibleByArgument, CaseIterable { case matrix, grid }
+
+        @OptionGroup var input: InputOptions
+        @OptionGroup var image: ImageOptions
+
+        @Option(help: "matrix: R itself (queries × keys); grid: row --token of R as a patch grid. Default: grid for vision dumps.")
+        var view: View?
+
+        @Option(name: .customLong("head-fusion"), help: "How heads are fused in each layer: mean, max, min or a head index.")
+        var headFusion: HeadFusion = .mean
+
+        @Option(name: .customLong("discard-ratio"), help: "Zero this share of the smallest fused entries before adding I (0 ≤ r < 1).")
+        var discardRatio: Double = 0
+
+        @Option(name: .customLong("start-layer"), parsing: .unconditional, help: "First layer of the rollout (default 0).")
+        var startLayer: Int = 0
+
+        @Option(name: .customLong("end-layer"), parsing: .unconditional, help: "Last layer of the rollout (default -1, the last).")
+        var endLayer: Int = -1
+
+        @OptionGroup var grid: GridOptions
+
+        func validate() throws {
+            guard discardRatio >= 0 && discardRatio < 1 else {
+                throw ValidationError("--discard-ratio must be at least 0 and below 1, got \(discardRatio)")
+            }
+        }
+
+        func run() throws {
+            let opened = try input.open()
+            let source = opened.source
+            let start = try opened.layer(startLayer), end = try opened.layer(endLayer)
+            guard start <= end else {
+                throw DumpError(file: input.file, "--start-layer \(startLayer) (layer \(start)) comes after --end-layer \(endLayer) (layer \(end))")
+            }
+            let rollout = AttnAnalysis.Rollout(fusion: try opened.fusion(headFusion), discardRatio: discardRatio, layers: start...end)
+            let prefix = opened.prefix(grid.prefix)
+            let chosen = view ?? defaultView(opened, prefix: prefix)
+            if view == nil { Console.note("view: \(chosen.rawValue) (choose with --view matrix|grid)") }
+            let r = try opened.analysing { try rollout.compute(source) }
+            let what = "rollout of layers \(start)...\(end), head fusion \(headFusion)" + (discardRatio > 0 ? ", discard \(discardRatio)" : "")
+            switch chosen {
+            case .matrix:
+                try image.write(r, what: what)
+            case .grid:
+                let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
+                let map = try opened.analysing { try patchGrid.extract(from: r, token: grid.token, prefix: prefix) }
+                try image.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid")
+            }
+        }
+
+        /// grid when the file declares `patch_grid`, or has no token labels and Q − prefix is a
+        /// perfect square of side ≥ 7; matrix otherwise.
+        private func defaultView(_ opened: OpenedDump, prefix: Int) -> View {
+            if grid.grid != nil || opened.file.attribute("patch_grid") != nil { return .grid }
+            if opened.source.tokens == nil, let square = PatchGrid.square(holding: opened.source.queryCount - prefix), square.rows >= 7 {
+                return .grid
+            }
+            return .matrix
+        }
+    }
+}
+
+/// Which row becomes a grid, and how: shared by `grid` and `rollout --view grid`.
+struct GridOptions: ParsableArguments {
+    @Option(help: "The query row to show (default 0, the CLS token).")
+    var token: Int = 0
+
+    @Option(help: "Tokens before the patches, dropped from the row (default: the file's prefix_tokens, else 1).")
+    var prefix: Int?
+
+    @Option(help: "The patch grid as ROWSxCOLS (default: the file's patch_grid, else square).")
+    var grid: PatchGrid?
+
+    func validate() throws {
+        if token < 0 { throw ValidationError("--token must be 0 or more, got \(token)") }
+        if let prefix, prefix < 0 { throw ValidationError("--prefix must be 0 or more, got \(prefix)") }
+    }
+}
