@@ -71,7 +71,10 @@ public enum AttentionLayout {
             return .attention(try StoredAttention(file: file, layers: attention, options: options, tokens: tokens))
         }
         // No conventional name: the only floating tensor whose last two axes can be queries × keys.
-        let candidates = floating.filter { $0.shape.count >= 2 && $0.shape.count <= 5 && $0.shape[$0.shape.count - 1] == $0.shape[$0.shape.count - 2] }
+        // (A file holding a single tensor may be rectangular: cross-attention or one computed map.)
+        let ranked = floating.filter { $0.shape.count >= 2 && $0.shape.count <= 5 }
+        let candidates = file.container.tensors.count == 1 ? ranked
+            : ranked.filter { $0.shape[$0.shape.count - 1] == $0.shape[$0.shape.count - 2] }
         if candidates.count == 1 {
             return .attention(try StoredAttention(file: file, layers: .single(candidates[0]), options: options, tokens: tokens))
         }

@@ -10,8 +10,8 @@ struct AttnInspect: ParsableCommand {
         commandName: "attninspect",
         abstract: "Post-hoc analysis of transformer attention dumped to NPY, NPZ or HDF5.",
         discussion: """
-        Attention is addressed as [layer, head, query, key]. Layers are 0-based; a negative layer
-        counts from the end (-1 = last). Exit status: 0 success, 1 error in the input or the
+        Attention is addressed as [layer, head, query, key]. Layers are 0-based; a negative layer \
+        counts from the end (-1 = last). Exit status: 0 success, 1 error in the input or the \
         analysis, 64 usage error.
         """,
         version: "0.1.0",

@@ -1,1 +1,281 @@
 import Testing
+import Foundation
+import AttnCore
+import AttnTestSupport
+
+/// Runs the built `attninspect` binary.
+struct Run {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+
+    static let binary: URL = {
+        // The test bundle sits next to the executable in .build/<triple>/debug.
+        var folder = Bundle.main.bundleURL
+        for _ in 0..<3 {
+            let candidate = folder.appendingPathComponent("attninspect")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            folder = folder.deletingLastPathComponent()
+        }
+        return Fixtures.root.deletingLastPathComponent().appendingPathComponent(".build/debug/attninspect")
+    }()
+
+    init(_ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = Run.binary
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        status = process.terminationStatus
+        stdout = String(decoding: outData, as: UTF8.self)
+        stderr = String(decoding: errData, as: UTF8.self)
+    }
+}
+
+/// A fresh folder for outputs, removed afterwards.
+final class Scratch {
+    let path = NSTemporaryDirectory() + "attninspect-cli-" + UUID().uuidString
+    init() throws { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+    func file(_ name: String) -> String { path + "/" + name }
+    var contents: [String] { (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] }
+}
+
+func readNetpbm(_ path: String) throws -> (magic: String, width: Int, height: Int, pixels: [UInt8]) {
+    let data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    var fields: [String] = [], current = "", index = 0
+    while fields.count < 4 && index < data.count {
+        let c = data[index]; index += 1
+        if c == 0x20 || c == 0x0A { if !current.isEmpty { fields.append(current); current = "" } } else { current.append(Character(UnicodeScalar(c))) }
+    }
+    return (fields[0], Int(fields[1])!, Int(fields[2])!, Array(data[index...]))
+}
+
+/// Reads a float32 `.npy` written by attninspect (independently of the reader module).
+func readFloat32NPY(_ path: String) throws -> (shape: [Int], values: [Float]) {
+    let data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    let headerLength = Int(data[8]) | Int(data[9]) << 8
+    let header = String(decoding: data[10..<(10 + headerLength)], as: UTF8.self)
+    #expect(header.contains("'descr': '<f4'") && header.contains("'fortran_order': False"))
+    let shapeText = header.components(separatedBy: "'shape': (")[1].components(separatedBy: ")")[0]
+    let shape = shapeText.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+    let body = Array(data[(10 + headerLength)...])
+    let values = stride(from: 0, to: body.count, by: 4).map { i in
+        Float(bitPattern: UInt32(body[i]) | UInt32(body[i + 1]) << 8 | UInt32(body[i + 2]) << 16 | UInt32(body[i + 3]) << 24)
+    }
+    return (shape, values)
+}
+
+@Suite("attninspect, end to end", .serialized)
+struct CLITests {
+    let board = Fixtures.path("real/vits14_board_small.h5")
+    let pride = Fixtures.path("real/minilm6_pride_LHSS_f32.npy")
+    let zen = Fixtures.path("real/minilm6_zen_layers_f16.h5")
+
+    @Test("info: tensors, attributes and the attention view of the ViT dump")
+    func infoBoard() throws {
+        let r = try Run(["info", board])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("format: HDF5"))
+        #expect(r.stdout.contains("/attentions  (3, 6, 257, 257)  float16  chunked (1, 1, 257, 257), gzip level 4"))
+        #expect(r.stdout.contains("patch_grid = [16, 16]"))
+        #expect(r.stdout.contains("layers: 3, heads: 6, queries: 257, keys: 257"))
+        #expect(r.stderr.isEmpty)
+    }
+
+    @Test("info: per-layer groups and token labels of the text dump")
+    func infoZen() throws {
+        let r = try Run(["info", zen])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("/layer_#/attn (6 datasets, one per layer)"))
+        #expect(r.stdout.contains("tokens (26): \"[CLS]\" \"beautiful\""))
+    }
+
+    @Test("info with --from-qk: attention recomputed from q and k")
+    func infoFromQK() throws {
+        let r = try Run(["info", zen, "--from-qk"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("recomputed from q and k"))
+    }
+
+    @Test("stats --json: entropy per head equals the MiniLM oracle")
+    func statsJSON() throws {
+        let r = try Run(["stats", pride, "--json"])
+        #expect(r.status == 0)
+        let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        #expect(object["layers"] as? Int == 6 && object["heads"] as? Int == 12 && object["queries"] as? Int == 28)
+        let records = object["records"] as! [[String: Any]]
+        #expect(records.count == 72)
+        let oracle = try Fixtures.json("real/minilm6_pride_LHSS_f32.oracle.json")["per_head"]["mean_row_entropy_nats"]
+        for record in records {
+            let l = record["layer"] as! Int, h = record["head"] as! Int
+            #expect(abs((record["entropy"] as! Double) - oracle[l][h].double) < 1e-6)
+        }
+        for key in ["normalized_entropy", "min", "max", "mean", "row_sum_max_dev", "first_token", "self", "previous_token", "nan_count", "inf_count", "negative_count"] {
+            #expect(records[0][key] != nil, "missing \(key)")
+        }
+    }
+
+    @Test("stats --csv: a header and one row per head; a table for people by default")
+    func statsCSVAndTable() throws {
+        let csv = try Run(["stats", zen, "--csv", "--layer", "-1"])
+        #expect(csv.status == 0)
+        let lines = csv.stdout.split(separator: "\n")
+        #expect(lines.count == 13)
+        #expect(lines[0].hasPrefix("layer,head,entropy,normalized_entropy,min,max,mean,row_sum_max_dev"))
+        #expect(lines[1].hasPrefix("5,0,"))
+        let table = try Run(["stats", board])
+        #expect(table.status == 0)
+        #expect(table.stdout.contains("layer 2: 6 heads, 257 queries × 257 keys"))
+    }
+
+    @Test("rollout to .npy equals the Abnar rollout of the oracle")
+    func rolloutNPY() throws {
+        let scratch = try Scratch()
+        let out = scratch.file("r.npy")
+        let r = try Run(["rollout", pride, "-o", out])
+        #expect(r.status == 0)
+        #expect(r.stderr.contains("view: matrix"))
+        let (shape, values) = try readFloat32NPY(out)
+        #expect(shape == [28, 28])
+        let oracle = try Fixtures.json("real/minilm6_pride_LHSS_f32.oracle.json")["rollout_abnar"]["matrix"].doubles2D
+        #expect(maxAbsDifference(values.map(Double.init), oracle.flatMap { $0 }) < 2e-6)
+    }
+
+    @Test("rollout of the ViT dump defaults to the 16×16 grid and writes a coloured heatmap")
+    func rolloutGridImage() throws {
+        let scratch = try Scratch()
+        let out = scratch.file("map.ppm")
+        let r = try Run(["rollout", board, "-o", out])
+        #expect(r.status == 0)
+        #expect(r.stderr.contains("view: grid"))
+        let image = try readNetpbm(out)
+        #expect(image.magic == "P6" && image.width == 256 && image.height == 256 && image.pixels.count == 256 * 256 * 3)
+        // The grid values equal the fixture script's rollout grid (as .npy, same command).
+        let npy = scratch.file("map.npy")
+        #expect(try Run(["rollout", board, "-o", npy]).status == 0)
+        let expected = try Fixtures.json("real/vits14_board_small.expected.json")["rollout_abnar"]["cls_row_grid"].doubles2D
+        #expect(maxAbsDifference(try readFloat32NPY(npy).values.map(Double.init), expected.flatMap { $0 }) < 1e-6)
+    }
+
+    @Test("heatmap, grid and entropy images have the sizes asked for")
+    func images() throws {
+        let scratch = try Scratch()
+        #expect(try Run(["heatmap", zen, "--layer", "0", "--head", "3", "-o", scratch.file("h.pgm"), "--zoom", "2"]).status == 0)
+        let h = try readNetpbm(scratch.file("h.pgm"))
+        #expect(h.magic == "P5" && h.width == 52 && h.height == 52)
+        #expect(try Run(["grid", board, "--head", "max", "-o", scratch.file("g.pgm"), "--zoom", "1"]).status == 0)
+        let g = try readNetpbm(scratch.file("g.pgm"))
+        #expect(g.width == 16 && g.height == 16 && g.pixels.max() == 255 && g.pixels.min() == 0)
+        let e = try Run(["entropy", zen, "-o", scratch.file("e.ppm"), "--zoom", "10", "--colormap", "magma"])
+        #expect(e.status == 0)
+        #expect(e.stdout.contains("layer"))
+        let ei = try readNetpbm(scratch.file("e.ppm"))
+        #expect(ei.width == 120 && ei.height == 60)
+    }
+
+    @Test("grid values: the last-layer CLS grid equals the fixture script's")
+    func gridValues() throws {
+        let scratch = try Scratch()
+        #expect(try Run(["grid", board, "-o", scratch.file("g.npy")]).status == 0)
+        let expected = try Fixtures.json("real/vits14_board_small.expected.json")["cls_grid_last_layer_head_mean"]["grid"].doubles2D
+        #expect(maxAbsDifference(try readFloat32NPY(scratch.file("g.npy")).values.map(Double.init), expected.flatMap { $0 }) < 1e-8)
+    }
+
+    @Test("--range fixes the scale: a value at HI is white")
+    func rangeOption() throws {
+        let scratch = try Scratch()
+        #expect(try Run(["grid", Fixtures.path("synthetic/single_f32.h5"), "--range", "0:0.001", "-o", scratch.file("g.pgm"), "--zoom", "1"]).status == 0)
+        let g = try readNetpbm(scratch.file("g.pgm"))
+        #expect(g.width == 3 && g.pixels.allSatisfy { $0 == 255 })
+    }
+
+    @Test("bad input files: one line on stderr naming the file, exit 1, no output file",
+          arguments: ["synthetic/bad/truncated.npy", "synthetic/bad/header_truncated.npy", "synthetic/bad/corrupt_header.npy",
+                      "synthetic/bad/bad_magic.npy", "synthetic/bad/int32.npy", "synthetic/bad/complex64.npy", "synthetic/bad/object.npy",
+                      "synthetic/bad/rank1.npy", "synthetic/bad/rank6.npy", "synthetic/bad/truncated.npz", "synthetic/bad/not_a_dump.txt",
+                      "synthetic/bad/no_attention.h5", "synthetic/bad/qk_mismatch.h5", "synthetic/bad/two_candidates.npz",
+                      "synthetic/bad/truncated.h5", "synthetic/missing.h5"])
+    func badFiles(file: String) throws {
+        let scratch = try Scratch()
+        let path = Fixtures.path(file)
+        for command in [["stats", path], ["rollout", path, "-o", scratch.file("out.ppm")]] {
+            let r = try Run(command)
+            #expect(r.status == 1, "\(command)")
+            #expect(r.stderr.hasPrefix("attninspect: \(path): "), "\(r.stderr)")
+            #expect(r.stderr.filter { $0 == "\n" }.count == 1, "\(r.stderr)")
+            #expect(!r.stderr.contains("HDF5-DIAG"))
+            #expect(r.stdout.isEmpty)
+        }
+        #expect(scratch.contents.isEmpty)
+    }
+
+    @Test("out-of-range requests and misfits: exit 1 with a message that names the file",
+          arguments: [
+            (["heatmap", "real/minilm6_zen_layers_f16.h5", "--layer", "6"], "layer 6 is out of range"),
+            (["heatmap", "real/minilm6_zen_layers_f16.h5", "--layer", "-7"], "layer -7 is out of range"),
+            (["heatmap", "real/minilm6_zen_layers_f16.h5", "--head", "12"], "head 12 is out of range"),
+            (["grid", "synthetic/batch_LBHQK.npy", "--batch", "3"], "--batch 3 is out of range"),
+            (["grid", "real/vits14_board_small.h5", "--token", "257"], "token 257 is out of range"),
+            (["grid", "real/minilm6_pride_LHSS_f32.npy"], "not a perfect square"),
+            (["grid", "real/vits14_board_small.h5", "--grid", "8x8"], "grid 8×8 holds 64 patches"),
+            (["rollout", "synthetic/base_f32.npy", "--start-layer", "2", "--end-layer", "1"], "comes after"),
+            (["rollout", "synthetic/nan_inf.npy"], "NaN or infinite"),
+            (["heatmap", "synthetic/base_f32.npy", "--causal"], "--causal and --scale apply to attention recomputed"),
+            (["heatmap", "synthetic/base_f32.npy", "--from-qk"], "expected datasets named q and k"),
+          ])
+    func outOfRange(arguments: [String], message: String) throws {
+        let scratch = try Scratch()
+        var args = arguments
+        args[1] = Fixtures.path(args[1])
+        let r = try Run(args + ["-o", scratch.file("out.pgm")])
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.contains(message), "\(r.stderr)")
+        #expect(r.stderr.contains(args[1]))
+        #expect(scratch.contents.isEmpty)
+    }
+
+    @Test("usage errors exit 64: unknown output format, exclusive flags, a bad discard ratio")
+    func usage() throws {
+        let scratch = try Scratch()
+        for args in [["rollout", pride, "-o", scratch.file("x.jpg")], ["stats", pride, "--json", "--csv"],
+                     ["rollout", pride, "--discard-ratio", "1", "-o", scratch.file("x.ppm")], ["heatmap", pride, "--head", "avg", "-o", scratch.file("x.ppm")]] {
+            let r = try Run(args)
+            #expect(r.status == 64, "\(args): \(r.stderr)")
+            #expect(!r.stderr.isEmpty)
+        }
+        #expect(scratch.contents.isEmpty)
+    }
+
+    @Test("an output that cannot be written: exit 1, the output named, nothing left behind")
+    func unwritable() throws {
+        let scratch = try Scratch()
+        let r = try Run(["rollout", pride, "-o", scratch.file("no/such/folder/r.ppm")])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("no/such/folder/r.ppm: cannot write"))
+        #expect(scratch.contents.isEmpty)
+    }
+
+    @Test("input files are opened read-only: a read-only copy is analysed without change")
+    func readOnlyInput() throws {
+        let scratch = try Scratch()
+        let copy = scratch.file("z.h5")
+        try FileManager.default.copyItem(atPath: zen, toPath: copy)
+        try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: copy)
+        let before = try Data(contentsOf: URL(fileURLWithPath: copy))
+        #expect(try Run(["stats", copy]).status == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: copy)) == before)
+    }
+
+    @Test("a batch axis is announced on stderr with the sample used")
+    func batchNote() throws {
+        let r = try Run(["stats", Fixtures.path("synthetic/batch_LBHQK.npy"), "--layer", "0"])
+        #expect(r.status == 0)
+        #expect(r.stderr.contains("batch axis of 3 samples, using sample 0"))
+    }
+}

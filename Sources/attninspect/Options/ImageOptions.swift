@@ -10,7 +10,7 @@ struct ImageOptions: ParsableArguments {
     @Option(name: [.short, .customLong("output")], help: "The output: .pgm (grey), .ppm (colour) or .npy (raw float32 values).")
     var output: String
 
-    @Option(help: "The colormap of a .ppm: \(Colormap.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "The colormap of a .ppm.")
     var colormap: Colormap = .viridis
 
     @Option(help: "Map LO:HI to the ends of the scale (default: the map's own min and max).")

@@ -9,8 +9,9 @@ extension AttnInspect {
             abstract: "Attention rollout (Abnar & Zuidema 2020) as a matrix or a CLS→patch grid.",
             discussion: """
             Each layer: Â = rows-normalised(F + I), F the fused heads; R = Â_end ⋯ Â_start.
-            --discard-ratio r zeroes the ⌊r·Q·K⌋ smallest entries of F first (a stable sort: on ties the
-            lower flat index goes first; entry (0,0) is kept), as vit-explain does, but rows are then
+
+            --discard-ratio r zeroes the ⌊r·Q·K⌋ smallest entries of F first (a stable sort: on ties the \
+            lower flat index goes first; entry (0,0) is kept), as vit-explain does, but rows are then \
             renormalised properly (vit-explain divides a[i,j] by the sum of row j).
             """)
 
@@ -28,10 +29,10 @@ extension AttnInspect {
         @Option(name: .customLong("discard-ratio"), help: "Zero this share of the smallest fused entries before adding I (0 ≤ r < 1).")
         var discardRatio: Double = 0
 
-        @Option(name: .customLong("start-layer"), parsing: .unconditional, help: "First layer of the rollout (default 0).")
+        @Option(name: .customLong("start-layer"), parsing: .unconditional, help: "First layer of the rollout.")
         var startLayer: Int = 0
 
-        @Option(name: .customLong("end-layer"), parsing: .unconditional, help: "Last layer of the rollout (default -1, the last).")
+        @Option(name: .customLong("end-layer"), parsing: .unconditional, help: "Last layer of the rollout (-1 = the last).")
         var endLayer: Int = -1
 
         @OptionGroup var grid: GridOptions
