@@ -239,6 +239,16 @@ struct QueryKeyTests {
         }
     }
 
+    @Test("per-layer float16 q and k (/layer_NN/q, /layer_NN/k) recompute to numpy's values")
+    func perLayerFloat16() throws {
+        let s = try source("synthetic/per_layer_groups_f16.h5", ReadOptions(fromQK: true))
+        #expect(s.origin != .stored)
+        let expected = Fixtures.expected["base_f16"]["recompute_qk_f16"]["scale_default"]
+        for l in 0..<3 {
+            #expect(maxAbsDifference(try s.layer(l).values.map(Double.init), expected[l].doubles3D.flatMap { $0.flatMap { $0 } }) < 1e-6)
+        }
+    }
+
     @Test("real MiniLM zen: recomputed attention differs from the stored float16 attention by the oracle's 6.9e-4")
     func realZen() throws {
         let dump = try DumpFile(path: Fixtures.path("real/minilm6_zen_layers_f16.h5"))
