@@ -46,7 +46,7 @@ public enum AttentionLayout {
         if let wanted = options.dataset {
             if let tensor = file.tensor(named: wanted) {
                 guard case .floating = tensor.info.element else {
-                    throw DumpError(file: file.path, dataset: tensor.name, "unsupported dtype \(tensor.info.element): expected float16, float32 or float64")
+                    throw DumpError(file: file.path, dataset: tensor.label, "unsupported dtype \(tensor.info.element): expected float16, float32 or float64")
                 }
                 return .attention(try StoredAttention(file: file, layers: .single(tensor), options: options, tokens: tokens))
             }

@@ -15,7 +15,8 @@ final class ReadOnlyFile: @unchecked Sendable {
 
     init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if fd < 0 {
             throw DumpError(file: path, ReadOnlyFile.describe(errno: errno, action: "cannot open"))
         }
@@ -28,6 +29,10 @@ final class ReadOnlyFile: @unchecked Sendable {
         if (info.st_mode & S_IFMT) == S_IFDIR {
             close(fd)
             throw DumpError(file: path, "is a directory, expected a dump file (.npy, .npz or .h5)")
+        }
+        if (info.st_mode & S_IFMT) != S_IFREG {
+            close(fd)
+            throw DumpError(file: path, "is not a regular file (a pipe or device?): expected a dump file that can be read at any offset")
         }
         descriptor = fd
         size = Int(info.st_size)

@@ -34,7 +34,7 @@ public final class StoredAttention: AttentionSource {
             case 4: axes = ["layer", "head", "query", "key"]
             case 5: axes = ["layer", "batch", "head", "query", "key"]
             default:
-                throw DumpError(file: dump.path, dataset: first.name, "expected 2 to 5 axes [layer, (batch,) head, query, key], found \(shape.count) axes \(formatShape(shape))")
+                throw DumpError(file: dump.path, dataset: first.label, "expected 2 to 5 axes [layer, (batch,) head, query, key], found \(shape.count) axes \(formatShape(shape))")
             }
         case .perLayer(let all):
             switch shape.count {
@@ -42,22 +42,22 @@ public final class StoredAttention: AttentionSource {
             case 3: axes = ["head", "query", "key"]
             case 4: axes = ["batch", "head", "query", "key"]
             default:
-                throw DumpError(file: dump.path, dataset: first.name, "expected 2 to 4 axes [(batch,) head, query, key] per layer, found \(shape.count) axes \(formatShape(shape))")
+                throw DumpError(file: dump.path, dataset: first.label, "expected 2 to 4 axes [(batch,) head, query, key] per layer, found \(shape.count) axes \(formatShape(shape))")
             }
             for t in all where t.shape != shape {
-                throw DumpError(file: dump.path, dataset: t.name, "expected the same shape as \(first.name) \(formatShape(shape)), found \(formatShape(t.shape))")
+                throw DumpError(file: dump.path, dataset: t.label, "expected the same shape as \(first.name) \(formatShape(shape)), found \(formatShape(t.shape))")
             }
             for t in all {
                 guard case .floating = t.info.element else {
-                    throw DumpError(file: dump.path, dataset: t.name, "unsupported dtype \(t.info.element): expected float16, float32 or float64")
+                    throw DumpError(file: dump.path, dataset: t.label, "unsupported dtype \(t.info.element): expected float16, float32 or float64")
                 }
             }
         }
         guard case .floating = first.info.element else {
-            throw DumpError(file: dump.path, dataset: first.name, "unsupported dtype \(first.info.element): expected float16, float32 or float64")
+            throw DumpError(file: dump.path, dataset: first.label, "unsupported dtype \(first.info.element): expected float16, float32 or float64")
         }
         if let zero = shape.firstIndex(of: 0) {
-            throw DumpError(file: dump.path, dataset: first.name, "axis \(axes[zero]) has length 0 in shape \(formatShape(shape))")
+            throw DumpError(file: dump.path, dataset: first.label, "axis \(axes[zero]) has length 0 in shape \(formatShape(shape))")
         }
         func size(_ axis: String) -> Int? { axes.firstIndex(of: axis).map { shape[$0] } }
         hasLayerAxis = size("layer") != nil
@@ -70,9 +70,9 @@ public final class StoredAttention: AttentionSource {
         queryCount = shape[shape.count - 2]
         keyCount = shape[shape.count - 1]
         batchSize = size("batch")
-        batchIndex = try resolveBatch(batchSize: batchSize, requested: options.batch, file: dump.path, dataset: first.name)
+        batchIndex = try resolveBatch(batchSize: batchSize, requested: options.batch, file: dump.path, dataset: first.label)
         if let heads = options.heads, heads != headCount {
-            throw DumpError(file: dump.path, dataset: first.name, "--heads \(heads) does not match the \(headCount) heads of shape \(formatShape(shape))")
+            throw DumpError(file: dump.path, dataset: first.label, "--heads \(heads) does not match the \(headCount) heads of shape \(formatShape(shape))")
         }
         let expectedTokens = queryCount, usedBatch = batchIndex ?? 0
         self.tokens = tokens.flatMap { $0.count == expectedTokens ? $0 : nil }
@@ -99,7 +99,7 @@ public final class StoredAttention: AttentionSource {
 }
 
 /// The batch sample to read: the requested one (checked) or 0; nil when there is no batch axis.
-func resolveBatch(batchSize: Int?, requested: Int?, file: String, dataset: String) throws -> Int? {
+func resolveBatch(batchSize: Int?, requested: Int?, file: String, dataset: String?) throws -> Int? {
     guard let batchSize else {
         if let requested, requested != 0 {
             throw DumpError(file: file, dataset: dataset, "--batch \(requested) is out of range: the data has no batch axis")

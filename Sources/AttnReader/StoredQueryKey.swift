@@ -26,7 +26,7 @@ public final class StoredQueryKey: QueryKeySource {
         let q = queries.first, k = keys.first
         for t in [q, k] {
             guard case .floating = t.info.element else {
-                throw DumpError(file: dump.path, dataset: t.name, "unsupported dtype \(t.info.element): expected float16, float32 or float64")
+                throw DumpError(file: dump.path, dataset: t.label, "unsupported dtype \(t.info.element): expected float16, float32 or float64")
             }
         }
         guard q.shape == k.shape else {
@@ -41,7 +41,7 @@ public final class StoredQueryKey: QueryKeySource {
                 throw DumpError(file: dump.path, "found \(qs.count) per-layer q datasets but \(ks.count) k datasets: expected one of each per layer")
             }
             for (a, b) in zip(qs, ks) where a.shape != shape || b.shape != shape {
-                throw DumpError(file: dump.path, dataset: a.shape != shape ? a.name : b.name, "expected the same shape as \(q.name) \(formatShape(shape)), found \(formatShape(a.shape != shape ? a.shape : b.shape))")
+                throw DumpError(file: dump.path, dataset: a.shape != shape ? a.label : b.label, "expected the same shape as \(q.name) \(formatShape(shape)), found \(formatShape(a.shape != shape ? a.shape : b.shape))")
             }
             perLayer = true
         default:
@@ -57,10 +57,10 @@ public final class StoredQueryKey: QueryKeySource {
         case (true, 4): axes = ["batch", "head", "position", "dim"]
         default:
             let expected = perLayer ? "2 to 4 axes [(batch,) head, position, dim] per layer" : "3 to 5 axes [layer, (batch,) head, position, dim] or [layer, position, head·dim]"
-            throw DumpError(file: dump.path, dataset: q.name, "expected \(expected), found \(shape.count) axes \(formatShape(shape))")
+            throw DumpError(file: dump.path, dataset: q.label, "expected \(expected), found \(shape.count) axes \(formatShape(shape))")
         }
         if let zero = shape.firstIndex(of: 0) {
-            throw DumpError(file: dump.path, dataset: q.name, "axis \(axes[zero]) has length 0 in shape \(formatShape(shape))")
+            throw DumpError(file: dump.path, dataset: q.label, "axis \(axes[zero]) has length 0 in shape \(formatShape(shape))")
         }
         func size(_ axis: String) -> Int? { axes.firstIndex(of: axis).map { shape[$0] } }
         hasLayerAxis = size("layer") != nil
@@ -70,10 +70,10 @@ public final class StoredQueryKey: QueryKeySource {
         if let merged = size("head·dim") {
             let attributeHeads = dump.attribute("num_heads")?.integerValues?.first
             guard let heads = options.heads ?? attributeHeads else {
-                throw DumpError(file: dump.path, dataset: q.name, "shape \(formatShape(shape)) is [layer, position, head·dim]: give the number of heads with --heads N (no num_heads attribute found)")
+                throw DumpError(file: dump.path, dataset: q.label, "shape \(formatShape(shape)) is [layer, position, head·dim]: give the number of heads with --heads N (no num_heads attribute found)")
             }
             guard heads > 0, merged % heads == 0 else {
-                throw DumpError(file: dump.path, dataset: q.name, "\(heads) heads do not divide the last axis of length \(merged)")
+                throw DumpError(file: dump.path, dataset: q.label, "\(heads) heads do not divide the last axis of length \(merged)")
             }
             headCount = heads
             headDim = merged / heads
@@ -81,11 +81,11 @@ public final class StoredQueryKey: QueryKeySource {
             headCount = size("head")!
             headDim = size("dim")!
             if let heads = options.heads, heads != headCount {
-                throw DumpError(file: dump.path, dataset: q.name, "--heads \(heads) does not match the \(headCount) heads of shape \(formatShape(shape))")
+                throw DumpError(file: dump.path, dataset: q.label, "--heads \(heads) does not match the \(headCount) heads of shape \(formatShape(shape))")
             }
         }
         let batchSize = size("batch")
-        batchIndex = try resolveBatch(batchSize: batchSize, requested: options.batch, file: dump.path, dataset: q.name)
+        batchIndex = try resolveBatch(batchSize: batchSize, requested: options.batch, file: dump.path, dataset: q.label)
         let expectedTokens = positionCount, usedBatch = batchIndex ?? 0
         self.tokens = tokens.flatMap { $0.count == expectedTokens ? $0 : nil }
         var layerNumbers: [Int]?

@@ -30,6 +30,8 @@ public struct TensorInfo: Sendable, Equatable {
 /// A stored tensor that reads sub-blocks addressed by fixed leading indices.
 protocol StoredTensor: AnyObject {
     var info: TensorInfo { get }
+    /// The dataset name errors give: nil for a lone `.npy` file, whose file name says it all.
+    var label: String? { get }
     /// Reads `tensor[leading..., :, ..., :]`: the remaining axes, row-major, as `Float`.
     func readBlock(leading: [Int]) throws -> [Float]
     /// Reads every element as strings (token labels).

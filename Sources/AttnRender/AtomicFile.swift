@@ -6,7 +6,11 @@ import AttnCore
 /// Writes a file atomically: into a temporary file in the same folder, then `rename`.
 /// On any error the temporary file is removed and the target is untouched.
 public enum AtomicFile {
-    public static func write(_ bytes: [UInt8], to path: String) throws {
+    /// - Parameter inputs: files that must never be replaced (the dumps being read).
+    public static func write(_ bytes: [UInt8], to path: String, protecting inputs: [String] = []) throws {
+        if let target = identity(of: path), inputs.contains(where: { identity(of: $0) == target }) {
+            throw DumpError(file: path, "is an input file: refusing to overwrite it; choose another output")
+        }
         let slash = path.lastIndex(of: "/")
         let folder = slash.map { String(path[..<$0]) } ?? "."
         let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
@@ -37,6 +41,13 @@ public enum AtomicFile {
             unlink(temporary)
             throw DumpError(file: path, "cannot write: \(describe(failure))")
         }
+    }
+
+    /// Device and inode of an existing file.
+    private static func identity(of path: String) -> [UInt64]? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return [UInt64(info.st_dev), UInt64(info.st_ino)]
     }
 
     private static func describe(_ code: Int32) -> String {

@@ -272,6 +272,36 @@ struct CLITests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: copy)) == before)
     }
 
+    @Test("an output that names the input file is refused and the input is untouched")
+    func outputIsInput() throws {
+        let scratch = try Scratch()
+        let copy = scratch.file("base.npy")
+        try FileManager.default.copyItem(atPath: Fixtures.path("synthetic/base_f32.npy"), toPath: copy)
+        let before = try Data(contentsOf: URL(fileURLWithPath: copy))
+        let r = try Run(["heatmap", copy, "-o", copy])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("is an input file: refusing to overwrite it"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: copy)) == before)
+        #expect(scratch.contents == ["base.npy"])
+    }
+
+    @Test("a directory or a FIFO as the input: a clear error, no hang")
+    func notRegularFiles() throws {
+        let scratch = try Scratch()
+        let directory = try Run(["info", scratch.path])
+        #expect(directory.status == 1 && directory.stderr.contains("is a directory"))
+        let fifo = scratch.file("pipe")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let r = try Run(["stats", fifo])
+        #expect(r.status == 1 && r.stderr.contains("is not a regular file"))
+    }
+
+    @Test("errors about a lone .npy name the file only, not a made-up dataset")
+    func loneNPYErrors() throws {
+        let r = try Run(["stats", Fixtures.path("synthetic/bad/rank1.npy")])
+        #expect(!r.stderr.contains("dataset"))
+    }
+
     @Test("a batch axis is announced on stderr with the sample used")
     func batchNote() throws {
         let r = try Run(["stats", Fixtures.path("synthetic/batch_LBHQK.npy"), "--layer", "0"])

@@ -6,6 +6,7 @@ import AttnCore
 /// The corresponding C calls are `H5Sselect_hyperslab` and `H5Dread`.
 final class HDF5Tensor: StoredTensor {
     let info: TensorInfo
+    var label: String? { info.name }
     private let file: String
     private let dataset: HDF5Handle
     private let fileHandle: HDF5Handle  // keeps the file open while the dataset is used

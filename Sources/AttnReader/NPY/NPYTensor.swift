@@ -8,6 +8,7 @@ final class NPYTensor: StoredTensor {
     private let file: String
     /// The name errors give (nil for a lone .npy file, whose file name says it all).
     private let errorDataset: String?
+    var label: String? { errorDataset }
 
     /// Reads at most this many bytes at a time when gathering a Fortran-order block.
     private static let gatherChunkBytes = 8 << 20

@@ -29,10 +29,10 @@ struct ImageOptions: ParsableArguments {
     }
 
     /// Writes `map` atomically in the format of the output's extension and says what was written.
-    func write(_ map: Matrix, what: String) throws {
+    func write(_ map: Matrix, what: String, input: String) throws {
         let lower = output.lowercased()
         if lower.hasSuffix(".npy") {
-            try AtomicFile.write(NPYWriter.encode(map), to: output)
+            try AtomicFile.write(NPYWriter.encode(map), to: output, protecting: [input])
             Console.note("wrote \(output): \(what), \(map.rows)×\(map.columns) float32 values")
             return
         }
@@ -43,7 +43,7 @@ struct ImageOptions: ParsableArguments {
         if bad > 0 { Console.note("\(what): \(bad) NaN or infinite values drawn at the low end of the scale") }
         let factor = zoom ?? max(1, 256 / max(map.rows, map.columns, 1))
         let image = Image(map: map, range: range, colormap: lower.hasSuffix(".ppm") ? colormap : nil).zoomed(by: factor)
-        try AtomicFile.write(image.netpbm(), to: output)
+        try AtomicFile.write(image.netpbm(), to: output, protecting: [input])
         Console.note("wrote \(output): \(what), \(map.rows)×\(map.columns) cells at zoom \(factor), range \(range.low)...\(range.high)")
     }
 }

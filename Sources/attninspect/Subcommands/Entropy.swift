@@ -47,7 +47,7 @@ extension AttnInspect {
             if let output {
                 let map = Matrix(rows: source.layerCount, columns: source.headCount, values: values)
                 try ImageOptions(output: output, colormap: colormap, range: range, zoom: zoom)
-                    .write(map, what: "entropy, \(source.layerCount) layers × \(source.headCount) heads")
+                    .write(map, what: "entropy, \(source.layerCount) layers × \(source.headCount) heads", input: input.file)
             }
         }
     }

@@ -22,7 +22,7 @@ extension AttnInspect {
             let l = try opened.layer(layer)
             let fusion = try opened.fusion(head)
             let map = try opened.analysing { try fusion.fuse(try opened.source.layer(l)) }
-            try image.write(map, what: "layer \(l), \(fusion)")
+            try image.write(map, what: "layer \(l), \(fusion)", input: input.file)
         }
     }
 }

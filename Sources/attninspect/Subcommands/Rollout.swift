@@ -58,11 +58,11 @@ extension AttnInspect {
             let what = "rollout of layers \(start)...\(end), head fusion \(headFusion)" + (discardRatio > 0 ? ", discard \(discardRatio)" : "")
             switch chosen {
             case .matrix:
-                try image.write(r, what: what)
+                try image.write(r, what: what, input: input.file)
             case .grid:
                 let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
                 let map = try opened.analysing { try patchGrid.extract(from: r, token: grid.token, prefix: prefix) }
-                try image.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid")
+                try image.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file)
             }
         }
 
