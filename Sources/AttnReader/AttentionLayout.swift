@@ -50,7 +50,8 @@ public enum AttentionLayout {
                 }
                 return .attention(try StoredAttention(file: file, layers: .single(tensor), options: options, tokens: tokens))
             }
-            let prefix = (wanted.hasPrefix("/") ? wanted : "/" + wanted).trimmingSuffix("/") + "/"
+            var prefix = wanted.hasPrefix("/") ? wanted : "/" + wanted
+            if !prefix.hasSuffix("/") { prefix += "/" }
             let inside = floating.filter { ("/" + $0.name.trimmingPrefix("/")).hasPrefix(prefix) }
             if let group = try perLayerGroup(inside, names: attentionNames, file: file, anyName: true) {
                 return .attention(try StoredAttention(file: file, layers: .perLayer(group), options: options, tokens: tokens))
@@ -70,6 +71,9 @@ public enum AttentionLayout {
         if let attention {
             return .attention(try StoredAttention(file: file, layers: attention, options: options, tokens: tokens))
         }
+        if let named = file.container.tensors.first(where: { attentionNames.contains(lastComponent($0.name)) }) {
+            throw DumpError(file: file.path, dataset: named.label, "unsupported dtype \(named.info.element): expected float16, float32 or float64")
+        }
         // No conventional name: the only floating tensor whose last two axes can be queries × keys.
         // (A file holding a single tensor may be rectangular: cross-attention or one computed map.)
         let ranked = floating.filter { $0.shape.count >= 2 && $0.shape.count <= 5 }
@@ -83,43 +87,44 @@ public enum AttentionLayout {
         }
         if file.container.tensors.count == 1, let only = file.container.tensors.first {
             if case .floating = only.info.element {
-                throw DumpError(file: file.path, "expected 2 to 5 axes [layer, (batch,) head, query, key] with queries × keys last, found shape \(formatShape(only.shape))")
+                throw DumpError(file: file.path, dataset: only.label, "expected 2 to 5 axes [layer, (batch,) head, query, key] with queries × keys last, found shape \(formatShape(only.shape))")
             }
-            throw DumpError(file: file.path, "unsupported dtype \(only.info.element): expected float16, float32 or float64")
+            throw DumpError(file: file.path, dataset: only.label, "unsupported dtype \(only.info.element): expected float16, float32 or float64")
         }
         throw DumpError(file: file.path, "no attention found: expected a dataset named \(attentionNames.joined(separator: ", ")), per-layer datasets such as /layer_00/attn, or q and k; found: \(listing(file.container.tensors))")
     }
 
     /// A single tensor with one of `names`, or a numbered per-layer group of them.
+    /// A tensor whose own name is one of `names` is single unless it belongs to a per-layer group
+    /// (two or more datasets that differ only in one number): `/vit_b16/attentions` is single,
+    /// `/layer_00/attn` … `/layer_11/attn` are per layer.
     private static func findTensors(_ tensors: [StoredTensor], names: [String], file: DumpFile) throws -> LayerTensors? {
+        let group = try perLayerGroup(tensors, names: names, file: file, anyName: false)
+        let grouped = Set((group ?? []).map(\.name))
         for name in names {
-            if let t = tensors.first(where: { lastComponent($0.name) == name && !$0.name.contains(where: \.isNumber) }) {
+            if let t = tensors.first(where: { lastComponent($0.name) == name && !grouped.contains($0.name) }) {
                 return .single(t)
             }
         }
-        if let group = try perLayerGroup(tensors, names: names, file: file, anyName: false) {
-            return .perLayer(group)
-        }
-        return nil
+        return group.map { .perLayer($0) }
     }
 
-    /// Tensors whose paths carry a layer number (`/layer_00/attn`, `/layers/3/attention`, `/attn_5`),
-    /// ordered by that number numerically.
+    /// Tensors whose paths carry a layer number (`/layer_00/attn`, `/layers/3/attention`, `/attn_5`,
+    /// `/blocks.3.attn`), two or more that differ only in that number, ordered by it numerically.
     private static func perLayerGroup(_ tensors: [StoredTensor], names: [String], file: DumpFile, anyName: Bool) throws -> [StoredTensor]? {
         var groups: [String: [(Int, StoredTensor)]] = [:]
         var order: [String] = []
         for t in tensors {
             guard let (pattern, number) = layerNumber(in: t.name) else { continue }
-            let base = lastComponent(pattern).replacingHash()
-            guard anyName || names.contains(base) else { continue }
+            guard anyName || rank(of: pattern, in: names) != nil else { continue }
             if groups[pattern] == nil { order.append(pattern) }
             groups[pattern, default: []].append((number, t))
         }
-        guard !order.isEmpty else { return nil }
+        let candidates = order.filter { groups[$0]!.count >= 2 }
+        guard !candidates.isEmpty else { return nil }
         // Prefer the group whose name comes first in `names`, then the largest.
-        let ranked = order.sorted { a, b in
-            let ra = names.firstIndex(of: lastComponent(a).replacingHash()) ?? names.count
-            let rb = names.firstIndex(of: lastComponent(b).replacingHash()) ?? names.count
+        let ranked = candidates.sorted { a, b in
+            let ra = rank(of: a, in: names) ?? names.count, rb = rank(of: b, in: names) ?? names.count
             return ra != rb ? ra < rb : groups[a]!.count > groups[b]!.count
         }
         let members = groups[ranked[0]]!.sorted { $0.0 < $1.0 }
@@ -127,6 +132,27 @@ public enum AttentionLayout {
             throw DumpError(file: file.path, "datasets \(a.1.name) and \(b.1.name) both claim layer number \(a.0)")
         }
         return members.map(\.1)
+    }
+
+    /// Where the name around a layer number comes in `names`: the last path component of the
+    /// pattern without the number (`attn_#` → attn), or the part after it (`blocks.#.attn` → attn),
+    /// or before it (`attn.#` → attn).
+    static func rank(of pattern: String, in names: [String]) -> Int? {
+        let component = lastComponent(pattern)
+        let separators: Set<Character> = ["_", "-", "."]
+        func trimmed(_ s: Substring) -> String {
+            var t = s
+            while let c = t.first, separators.contains(c) { t = t.dropFirst() }
+            while let c = t.last, separators.contains(c) { t = t.dropLast() }
+            return String(t)
+        }
+        var forms = [component]
+        if let hash = component.firstIndex(of: "#") {
+            forms.append(trimmed(component[..<hash]) + trimmed(component[component.index(after: hash)...]))
+            forms.append(trimmed(component[component.index(after: hash)...]))
+            forms.append(trimmed(component[..<hash]))
+        }
+        return forms.compactMap { names.firstIndex(of: $0) }.min()
     }
 
     /// The last run of digits in a path: its value and the path with it replaced by `#`.
@@ -159,6 +185,39 @@ enum LayerTensors {
         }
     }
 
+    /// Reads layer `index`: `[layer?, batch?, ...]` fixed on a single tensor, `[batch?, ...]` on a per-layer one.
+    func readLayer(_ index: Int, hasLayerAxis: Bool, batch: Int?) throws -> [Float] {
+        switch self {
+        case .single(let t):
+            var leading: [Int] = []
+            if hasLayerAxis { leading.append(index) }
+            if let batch { leading.append(batch) }
+            return try t.readBlock(leading: leading)
+        case .perLayer(let all):
+            return try all[index].readBlock(leading: batch.map { [$0] } ?? [])
+        }
+    }
+
+    /// Checks that every per-layer tensor has the first one's shape and a floating element type.
+    func checkUniform(file: String) throws {
+        guard case .perLayer(let all) = self else { return }
+        let first = all[0]
+        for t in all {
+            guard t.shape == first.shape else {
+                throw DumpError(file: file, dataset: t.label, "expected the same shape as \(first.name) \(formatShape(first.shape)), found \(formatShape(t.shape))")
+            }
+            guard case .floating = t.info.element else {
+                throw DumpError(file: file, dataset: t.label, "unsupported dtype \(t.info.element): expected float16, float32 or float64")
+            }
+        }
+    }
+
+    /// The layer number each per-layer tensor carries, in order.
+    var layerNumbers: [Int]? {
+        guard case .perLayer(let all) = self else { return nil }
+        return all.compactMap { AttentionLayout.layerNumber(in: $0.name)?.number }
+    }
+
     var label: String {
         switch self {
         case .single(let t): return t.name
@@ -171,8 +230,6 @@ enum LayerTensors {
 
 /// How a layout was read: for `info` and for messages.
 public struct LayoutSummary: Sendable {
-    /// "stored attention" or "q and k".
-    public let kind: String
     /// The dataset(s): `/attentions` or `/layer_#/attn (6 datasets, one per layer)`.
     public let datasets: String
     /// The axes as read, e.g. `[layer, batch, head, query, key]`.
@@ -188,16 +245,5 @@ extension Character {
 }
 
 extension String {
-    func trimmingSuffix(_ s: String) -> String { hasSuffix(s) && count > s.count ? String(dropLast(s.count)) : self }
     func trimmingPrefix(_ s: String) -> String { hasPrefix(s) ? String(dropFirst(s.count)) : self }
-    /// `attn_#` → `attn`: the name around a layer number, without separators.
-    func replacingHash() -> String {
-        var s = self.replacingOccurrences(of: "#", with: "")
-        while let last = s.last, last == "_" || last == "-" || last == "." { s.removeLast() }
-        while let first = s.first, first == "_" || first == "-" || first == "." { s.removeFirst() }
-        return s
-    }
-    func replacingOccurrences(of target: String, with replacement: String) -> String {
-        split(separator: Character(target), omittingEmptySubsequences: false).joined(separator: replacement)
-    }
 }

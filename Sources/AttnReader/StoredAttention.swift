@@ -14,10 +14,8 @@ public final class StoredAttention: AttentionSource {
     public let tokens: [String]?
     public let summary: LayoutSummary
     private let tensors: LayerTensors
-    /// Leading indices before the layer's `[head, query, key]` block; `layerAxis` says where the layer index goes.
     private let batchIndex: Int?
     private let hasLayerAxis: Bool
-    private let hasHeadAxis: Bool
 
     init(file dump: DumpFile, layers: LayerTensors, options: ReadOptions, tokens: [String]?) throws {
         file = dump.path
@@ -36,7 +34,7 @@ public final class StoredAttention: AttentionSource {
             default:
                 throw DumpError(file: dump.path, dataset: first.label, "expected 2 to 5 axes [layer, (batch,) head, query, key], found \(shape.count) axes \(formatShape(shape))")
             }
-        case .perLayer(let all):
+        case .perLayer:
             switch shape.count {
             case 2: axes = ["query", "key"]
             case 3: axes = ["head", "query", "key"]
@@ -44,14 +42,7 @@ public final class StoredAttention: AttentionSource {
             default:
                 throw DumpError(file: dump.path, dataset: first.label, "expected 2 to 4 axes [(batch,) head, query, key] per layer, found \(shape.count) axes \(formatShape(shape))")
             }
-            for t in all where t.shape != shape {
-                throw DumpError(file: dump.path, dataset: t.label, "expected the same shape as \(first.name) \(formatShape(shape)), found \(formatShape(t.shape))")
-            }
-            for t in all {
-                guard case .floating = t.info.element else {
-                    throw DumpError(file: dump.path, dataset: t.label, "unsupported dtype \(t.info.element): expected float16, float32 or float64")
-                }
-            }
+            try layers.checkUniform(file: dump.path)
         }
         guard case .floating = first.info.element else {
             throw DumpError(file: dump.path, dataset: first.label, "unsupported dtype \(first.info.element): expected float16, float32 or float64")
@@ -61,7 +52,6 @@ public final class StoredAttention: AttentionSource {
         }
         func size(_ axis: String) -> Int? { axes.firstIndex(of: axis).map { shape[$0] } }
         hasLayerAxis = size("layer") != nil
-        hasHeadAxis = size("head") != nil
         switch layers {
         case .single: layerCount = size("layer") ?? 1
         case .perLayer(let all): layerCount = all.count
@@ -76,24 +66,13 @@ public final class StoredAttention: AttentionSource {
         }
         let expectedTokens = queryCount, usedBatch = batchIndex ?? 0
         self.tokens = tokens.flatMap { $0.count == expectedTokens ? $0 : nil }
-        var layerNumbers: [Int]?
-        if case .perLayer(let all) = layers { layerNumbers = all.compactMap { AttentionLayout.layerNumber(in: $0.name)?.number } }
-        summary = LayoutSummary(kind: "stored attention", datasets: layers.label, axes: "[" + axes.joined(separator: ", ") + "]",
-                                batch: batchSize.map { ($0, usedBatch) }, layerNumbers: layerNumbers)
+        summary = LayoutSummary(datasets: layers.label, axes: "[" + axes.joined(separator: ", ") + "]",
+                                batch: batchSize.map { ($0, usedBatch) }, layerNumbers: layers.layerNumbers)
     }
 
     public func layer(_ index: Int) throws -> LayerAttention {
         precondition(index >= 0 && index < layerCount, "layer index checked by the caller")
-        let values: [Float]
-        switch tensors {
-        case .single(let t):
-            var leading: [Int] = []
-            if hasLayerAxis { leading.append(index) }
-            if let b = batchIndex { leading.append(b) }
-            values = try t.readBlock(leading: leading)
-        case .perLayer(let all):
-            values = try all[index].readBlock(leading: batchIndex.map { [$0] } ?? [])
-        }
+        let values = try tensors.readLayer(index, hasLayerAxis: hasLayerAxis, batch: batchIndex)
         return LayerAttention(heads: headCount, queries: queryCount, keys: keyCount, values: values)
     }
 }

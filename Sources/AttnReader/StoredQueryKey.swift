@@ -40,9 +40,8 @@ public final class StoredQueryKey: QueryKeySource {
             guard qs.count == ks.count else {
                 throw DumpError(file: dump.path, "found \(qs.count) per-layer q datasets but \(ks.count) k datasets: expected one of each per layer")
             }
-            for (a, b) in zip(qs, ks) where a.shape != shape || b.shape != shape {
-                throw DumpError(file: dump.path, dataset: a.shape != shape ? a.label : b.label, "expected the same shape as \(q.name) \(formatShape(shape)), found \(formatShape(a.shape != shape ? a.shape : b.shape))")
-            }
+            try queries.checkUniform(file: dump.path)
+            try keys.checkUniform(file: dump.path)
             perLayer = true
         default:
             throw DumpError(file: dump.path, "q is \(queries.label) but k is \(keys.label): expected both single tensors or both per-layer")
@@ -88,25 +87,13 @@ public final class StoredQueryKey: QueryKeySource {
         batchIndex = try resolveBatch(batchSize: batchSize, requested: options.batch, file: dump.path, dataset: q.label)
         let expectedTokens = positionCount, usedBatch = batchIndex ?? 0
         self.tokens = tokens.flatMap { $0.count == expectedTokens ? $0 : nil }
-        var layerNumbers: [Int]?
-        if case .perLayer(let qs) = queries { layerNumbers = qs.compactMap { AttentionLayout.layerNumber(in: $0.name)?.number } }
-        summary = LayoutSummary(kind: "q and k", datasets: "\(queries.label) and \(keys.label)", axes: "[" + axes.joined(separator: ", ") + "]",
-                                batch: batchSize.map { ($0, usedBatch) }, layerNumbers: layerNumbers)
+        summary = LayoutSummary(datasets: "\(queries.label) and \(keys.label)", axes: "[" + axes.joined(separator: ", ") + "]",
+                                batch: batchSize.map { ($0, usedBatch) }, layerNumbers: queries.layerNumbers)
     }
 
     public func layer(_ index: Int) throws -> LayerQueryKey {
-        func read(_ tensors: LayerTensors) throws -> [Float] {
-            switch tensors {
-            case .single(let t):
-                var leading: [Int] = []
-                if hasLayerAxis { leading.append(index) }
-                if let b = batchIndex { leading.append(b) }
-                return try t.readBlock(leading: leading)
-            case .perLayer(let all):
-                return try all[index].readBlock(leading: batchIndex.map { [$0] } ?? [])
-            }
-        }
-        var q = try read(queries), k = try read(keys)
+        var q = try queries.readLayer(index, hasLayerAxis: hasLayerAxis, batch: batchIndex)
+        var k = try keys.readLayer(index, hasLayerAxis: hasLayerAxis, batch: batchIndex)
         if mergedHeads {
             q = splitHeads(q)
             k = splitHeads(k)

@@ -9,6 +9,10 @@ final class HDF5Container: TensorContainer {
     private(set) var tensors: [StoredTensor] = []
     private(set) var attributes: [Attribute] = []
     private let handle: HDF5Handle
+    /// Groups already listed, by (file number, address): hard links may reach a group twice or loop.
+    private var visitedGroups: Set<[UInt64]> = []
+    /// Soft and external links that were not followed (listed by `info`).
+    private(set) var skippedLinks: [String] = []
 
     init(path: String) throws {
         file = path
@@ -29,6 +33,13 @@ final class HDF5Container: TensorContainer {
 
     /// Lists the group's members in name order, recursing into groups.
     private func walk(group: hid_t, path: String) throws {
+        var fileNumber: UInt = 0
+        var address: haddr_t = 0
+        if cattn_object_address(group, &fileNumber, &address) >= 0 {
+            guard visitedGroups.insert([UInt64(fileNumber), UInt64(address)]).inserted else { return }
+        } else {
+            _ = HDF5Library.errorReason()
+        }
         var info = H5G_info_t()
         _ = try HDF5Library.check(H5Gget_info(group, &info), file: file, dataset: path.isEmpty ? "/" : path, "cannot list the group")
         for index in 0..<info.nlinks {
@@ -38,6 +49,12 @@ final class HDF5Container: TensorContainer {
             _ = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, index, &buffer, buffer.count, cattn_h5p_default())
             let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let childPath = path + "/" + name
+            // Only hard links are followed: a soft or external link is an alias (or a loop), not data.
+            guard cattn_is_hard_link(group, name) == 1 else {
+                _ = HDF5Library.errorReason()
+                skippedLinks.append(childPath)
+                continue
+            }
             let object = H5Oopen(group, name, cattn_h5p_default())
             guard object >= 0 else {
                 // A dangling soft or external link: list nothing for it.
@@ -124,9 +141,14 @@ enum HDF5Strings {
         var bytes = [UInt8](repeating: 0, count: size * count)
         let status = bytes.withUnsafeMutableBytes { read(memType.id, $0.baseAddress!) }
         guard status >= 0 else { return nil }
+        let spacePadded = H5Tget_strpad(fileType) == H5T_STR_SPACEPAD
         return (0..<count).map { i in
             var slice = bytes[(i * size)..<((i + 1) * size)]
-            while let last = slice.last, last == 0 || last == 0x20 { slice = slice.dropLast() }
+            if spacePadded {
+                while let last = slice.last, last == 0x20 || last == 0 { slice = slice.dropLast() }
+            } else if let end = slice.firstIndex(of: 0) {
+                slice = slice[..<end]  // null-terminated or null-padded: the string ends at the first NUL
+            }
             return String(decoding: slice, as: UTF8.self)
         }
     }

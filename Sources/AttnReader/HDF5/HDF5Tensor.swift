@@ -10,6 +10,9 @@ final class HDF5Tensor: StoredTensor {
     private let file: String
     private let dataset: HDF5Handle
     private let fileHandle: HDF5Handle  // keeps the file open while the dataset is used
+    /// For IEEE half floats: the byte order to decode raw bytes in. libhdf5's own half → float
+    /// conversion is a slow software path, so these are read unconverted and decoded here.
+    private let rawHalfOrder: ByteOrder?
 
     init(file: String, path: String, dataset: HDF5Handle, fileHandle: HDF5Handle) throws {
         self.file = file
@@ -41,6 +44,14 @@ final class HDF5Tensor: StoredTensor {
         }
         var notes: [String] = []
         if case .floating = element, H5Tget_order(type.id) == H5T_ORDER_BE { notes.append("big-endian") }
+        var sign = 0, exponentPosition = 0, exponentSize = 0, mantissaPosition = 0, mantissaSize = 0
+        if element == .floating(.float16),
+           H5Tget_fields(type.id, &sign, &exponentPosition, &exponentSize, &mantissaPosition, &mantissaSize) >= 0,
+           (sign, exponentPosition, exponentSize, mantissaPosition, mantissaSize) == (15, 10, 5, 0, 10) {
+            rawHalfOrder = H5Tget_order(type.id) == H5T_ORDER_BE ? .big : .little
+        } else {
+            rawHalfOrder = nil
+        }
         let plist = HDF5Handle(H5Dget_create_plist(dataset.id), .propertyList)
         if plist.id >= 0 {
             switch H5Pget_layout(plist.id) {
@@ -99,8 +110,22 @@ final class HDF5Tensor: StoredTensor {
                 memSpace = space
                 memSpaceID = space.id
             }
-            let status = out.withUnsafeMutableBytes {
-                H5Dread(dataset.id, cattn_native_float(), memSpaceID, fileSpace.id, cattn_h5p_default(), $0.baseAddress!)
+            let status: herr_t
+            if let order = rawHalfOrder {
+                let fileType = HDF5Handle(try HDF5Library.check(H5Dget_type(dataset.id), file: file, dataset: name, "cannot read the datatype"), .datatype)
+                var raw = [UInt8](repeating: 0, count: count * 2)
+                status = raw.withUnsafeMutableBytes {
+                    H5Dread(dataset.id, fileType.id, memSpaceID, fileSpace.id, cattn_h5p_default(), $0.baseAddress!)
+                }
+                if status >= 0 {
+                    raw.withUnsafeBytes { r in
+                        out.withUnsafeMutableBufferPointer { ElementDecoding.decode(r, type: .float16, order: order, count: count, into: $0) }
+                    }
+                }
+            } else {
+                status = out.withUnsafeMutableBytes {
+                    H5Dread(dataset.id, cattn_native_float(), memSpaceID, fileSpace.id, cattn_h5p_default(), $0.baseAddress!)
+                }
             }
             _ = try HDF5Library.check(status, file: file, dataset: name, "cannot read \(leading.isEmpty ? "the data" : "block \(leading)")")
             withExtendedLifetime(memSpace) {}
