@@ -2,7 +2,7 @@
 """Time attninspect against the numpy/h5py baseline (baseline.py) on the dumps of make_dumps.py.
 
 usage: run.py [--dir OUTDIR] [--sizes small,medium,large] [--runs N] [--bin PATH]
-              [--commands stats,rollout,qk]
+              [--commands stats,rollout,qk] [--containers npy,h5,h5-gzip] [--results NAME]
 
 For every dump (size x container) and command: one untimed warm-up run of each program (warms the
 page cache and produces the outputs that are compared), then N timed runs alternating
@@ -41,7 +41,7 @@ DUMPS = {
     "medium": [("npy", "medium_f16.npy", "medium_qk.npz")],
     "large": [("npy", "large_f16.npy", "large_qk.npz"),
               ("h5", "large_f16.h5", "large_f16.h5"),
-              ("h5 gzip", "large_f16_gzip.h5", "large_f16_gzip.h5")],
+              ("h5-gzip", "large_f16_gzip.h5", "large_f16_gzip.h5")],
 }
 SHAPES = {"small": "12×12×197² f32", "medium": "24×16×512² f16", "large": "32×32×1024² f16"}
 COMMANDS = ["stats", "rollout", "qk"]
@@ -156,6 +156,10 @@ def main():
     ap.add_argument("--runs", type=int, default=5, help="timed runs of each program per cell (default 5)")
     ap.add_argument("--bin", default="/work/main/.build/release/attninspect")
     ap.add_argument("--commands", default=",".join(COMMANDS), help="subset of stats,rollout,qk")
+    ap.add_argument("--containers", default="npy,h5,h5-gzip",
+                    help="subset of npy,h5,h5-gzip (h5 and h5-gzip exist only for the large size)")
+    ap.add_argument("--results", default="results",
+                    help="base name of the reports in OUTDIR: NAME.md and NAME.json (default results)")
     ap.add_argument("--python", default=sys.executable, help="the Python that runs baseline.py")
     args = ap.parse_args()
 
@@ -164,6 +168,10 @@ def main():
     for s in sizes:
         if s not in DUMPS:
             sys.exit(f"run.py: unknown size {s!r}")
+    containers = [c.strip() for c in args.containers.split(",") if c.strip()]
+    for c in containers:
+        if c not in ("npy", "h5", "h5-gzip"):
+            sys.exit(f"run.py: unknown container {c!r}")
     for c in commands:
         if c not in COMMANDS:
             sys.exit(f"run.py: unknown command {c!r}")
@@ -199,6 +207,8 @@ def main():
     failures = []
     for size in sizes:
         for container, attn_file, qk_file in DUMPS[size]:
+            if container not in containers:
+                continue
             for cmdname in commands:
                 fname = qk_file if cmdname == "qk" else attn_file
                 path = os.path.join(args.dir, fname)
@@ -327,12 +337,12 @@ def main():
             lines.append(f"- `{c['attninspect_cmd']}`  vs  `{c['baseline_cmd']}`")
     text = "\n".join(lines) + "\n"
 
-    with open(os.path.join(args.dir, "results.md"), "w") as f:
+    with open(os.path.join(args.dir, args.results + ".md"), "w") as f:
         f.write(text)
-    with open(os.path.join(args.dir, "results.json"), "w") as f:
+    with open(os.path.join(args.dir, args.results + ".json"), "w") as f:
         json.dump({"env": env, "runs_per_cell": args.runs, "cells": cells, "failures": failures}, f, indent=1)
     sys.stdout.write(text)
-    log(f"wrote {os.path.join(args.dir, 'results.md')} and results.json")
+    log(f"wrote {os.path.join(args.dir, args.results)}.md and .json")
     return 1 if failures else 0
 
 

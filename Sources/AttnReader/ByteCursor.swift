@@ -28,13 +28,6 @@ struct ByteCursor {
         position += n
     }
 
-    mutating func seek(to offset: Int) throws {
-        guard offset >= 0, offset <= bytes.count else {
-            throw DumpError(file: file, "\(context): offset \(offset) is outside the \(bytes.count) bytes read")
-        }
-        position = offset
-    }
-
     mutating func uint8(_ what: String) throws -> UInt8 {
         try need(1, what)
         defer { position += 1 }

@@ -25,7 +25,7 @@ public final class DumpFile {
             container = try NPYContainer(file: file)
         } else if ZipArchive.isZip(prefix: prefix) {
             container = try NPZContainer(file: file)
-        } else if prefix == Self.hdf5Signature || path.hasSuffix(".h5") || path.hasSuffix(".hdf5") {
+        } else if try Self.hasHDF5Signature(file) || path.hasSuffix(".h5") || path.hasSuffix(".hdf5") {
             container = try HDF5Container(path: path)
         } else if path.lowercased().hasSuffix(".npy") {
             throw DumpError(file: path, "not a valid .npy file: expected the magic bytes \\x93NUMPY at the start")
@@ -36,6 +36,16 @@ public final class DumpFile {
         } else {
             throw DumpError(file: path, "not an NPY, NPZ or HDF5 file (unrecognised signature); expected a dump written by numpy or h5py")
         }
+    }
+
+    /// HDF5's signature sits at offset 0, or after a user block at 512, 1024, 2048, ... bytes.
+    private static func hasHDF5Signature(_ file: ReadOnlyFile) throws -> Bool {
+        var offset = 0
+        while offset + 8 <= file.size {
+            if try file.bytes(at: offset, count: 8) == hdf5Signature { return true }
+            offset = offset == 0 ? 512 : offset * 2
+        }
+        return false
     }
 
     func tensor(named name: String) -> StoredTensor? {

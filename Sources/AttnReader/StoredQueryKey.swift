@@ -83,6 +83,11 @@ public final class StoredQueryKey: QueryKeySource {
                 throw DumpError(file: dump.path, dataset: q.label, "--heads \(heads) does not match the \(headCount) heads of shape \(formatShape(shape))")
             }
         }
+        // The recomputed attention of one layer (H × S × S) plus its scores dominate.
+        if let refusal = MemoryBudget.layerRefusal("attention recomputed from q and k for one layer (\(headCount) heads × \(positionCount) × \(positionCount))",
+                                                   bytes: MemoryBudget.bytes([headCount, positionCount, positionCount], elementSize: 2 * 4)) {
+            throw DumpError(file: dump.path, dataset: q.label, refusal)
+        }
         let batchSize = size("batch")
         batchIndex = try resolveBatch(batchSize: batchSize, requested: options.batch, file: dump.path, dataset: q.label)
         let expectedTokens = positionCount, usedBatch = batchIndex ?? 0

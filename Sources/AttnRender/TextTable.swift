@@ -26,7 +26,8 @@ public struct TextTable {
 }
 
 extension String {
-    func trimmingTrailing() -> String {
+    /// The string without trailing spaces.
+    public func trimmingTrailing() -> String {
         var s = Substring(self)
         while s.last == " " { s = s.dropLast() }
         return String(s)

@@ -19,7 +19,6 @@ static inline size_t cattn_variable_size(void) { return H5T_VARIABLE; }
 static inline void cattn_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
 /// Checks the file signature without opening it: > 0 HDF5, 0 not HDF5, < 0 error.
-static inline htri_t cattn_is_hdf5(const char *path) { return H5Fis_hdf5(path); }
 
 /// The address of an object in its file (to recognise a group reached twice through hard links).
 /// Returns a negative value on error. The corresponding C call is `H5Oget_info2` (HDF5 1.10).

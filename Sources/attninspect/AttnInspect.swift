@@ -19,6 +19,8 @@ struct AttnInspect: ParsableCommand {
     )
 
     static func main() {
+        // A closed stdout (`| head`) must end the process quietly through EPIPE, not kill it.
+        signal(SIGPIPE, SIG_IGN)
         do {
             var command = try parseAsRoot()
             try command.run()

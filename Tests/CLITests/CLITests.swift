@@ -100,7 +100,10 @@ struct CLITests {
     func infoFromQK() throws {
         let r = try Run(["info", zen, "--from-qk"])
         #expect(r.status == 0)
-        #expect(r.stdout.contains("recomputed from q and k"))
+        #expect(r.stdout.contains("source: recomputed from /layer_#/q (6 datasets, one per layer) and /layer_#/k (6 datasets, one per layer)\n"))
+        #expect(r.stdout.contains("softmax(Q·Kᵀ · 0.17677669529663687)"))   // 1/√32
+        let stored = try Run(["info", zen])
+        #expect(stored.stdout.contains("source: stored attention in /layer_#/attn (6 datasets, one per layer)\n"))
     }
 
     @Test("stats --json: entropy per head equals the MiniLM oracle")
@@ -307,5 +310,97 @@ struct CLITests {
         let r = try Run(["stats", Fixtures.path("synthetic/batch_LBHQK.npy"), "--layer", "0"])
         #expect(r.status == 0)
         #expect(r.stderr.contains("batch axis of 3 samples, using sample 0"))
+    }
+}
+
+@Suite("Command line: edge cases")
+struct CLIEdgeCaseTests {
+    @Test("negative numbers are option values, not options: --range -0.5:1, --layer -1, --scale")
+    func negativeValues() throws {
+        let scratch = try Scratch()
+        let r = try Run(["heatmap", Fixtures.path("synthetic/base_f32.npy"), "--layer", "-1", "--range", "-1:1", "--zoom", "1", "-o", scratch.file("h.pgm")])
+        #expect(r.status == 0, "\(r.stderr)")
+        // Values in [0, 1] on a -1...1 scale land in the upper half of the grey levels.
+        let h = try readNetpbm(scratch.file("h.pgm"))
+        #expect(h.width == 10 && h.pixels.allSatisfy { $0 >= 127 })
+        let bad = try Run(["heatmap", Fixtures.path("synthetic/qk_LHSd.h5"), "--scale", "-2", "-o", scratch.file("x.pgm")])
+        #expect(bad.status == 64 && bad.stderr.contains("--scale must be a positive number"))
+    }
+
+    @Test("--from-qk with --dataset is a usage error")
+    func fromQKWithDataset() throws {
+        let r = try Run(["stats", Fixtures.path("synthetic/both_attn_and_qk.h5"), "--from-qk", "--dataset", "attentions"])
+        #expect(r.status == 64 && r.stderr.contains("--from-qk"))
+    }
+
+    @Test("an image too large for memory is refused with its size; nothing is written")
+    func imageTooLarge() throws {
+        let scratch = try Scratch()
+        // A 300×300 map of zeros as a float32 .npy, written here byte by byte.
+        let n = 300
+        var header = Array("{'descr': '<f4', 'fortran_order': False, 'shape': (\(n), \(n)), }".utf8)
+        while (10 + header.count + 1) % 64 != 0 { header.append(0x20) }
+        header.append(0x0A)
+        var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.count & 0xFF), UInt8(header.count >> 8)] + header
+        bytes += [UInt8](repeating: 0, count: n * n * 4)
+        let map = scratch.file("map.npy")
+        try Data(bytes).write(to: URL(fileURLWithPath: map))
+        let r = try Run(["heatmap", map, "--zoom", "64", "-o", scratch.file("big.ppm")])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("a 300×300 map at zoom 64 would be 1.0 GiB of pixels"), "\(r.stderr)")
+        #expect(scratch.contents == ["map.npy"])
+    }
+
+    @Test("a layer that cannot fit in memory: exit 1 with the estimate")
+    func hugeLayer() throws {
+        let r = try Run(["stats", Fixtures.path("synthetic/layouts/huge_qk.h5")])
+        #expect(r.status == 1 && r.stderr.contains("needs 8.0 TiB of memory"), "\(r.stderr)")
+    }
+
+    @Test("a symbolic link as the output: the file it points to is replaced, the link and its mode stay")
+    func symlinkOutput() throws {
+        let scratch = try Scratch()
+        let target = scratch.file("target.pgm"), link = scratch.file("link.pgm")
+        try Data("old".utf8).write(to: URL(fileURLWithPath: target))
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: target)
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
+        let r = try Run(["heatmap", Fixtures.path("synthetic/base_f32.npy"), "--zoom", "1", "-o", link])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link) == target)
+        #expect(try readNetpbm(target).width == 10)
+        let mode = try FileManager.default.attributesOfItem(atPath: target)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+    }
+
+    @Test("a directory as the output: exit 1, nothing written")
+    func directoryOutput() throws {
+        let scratch = try Scratch()
+        try FileManager.default.createDirectory(atPath: scratch.file("d.npy"), withIntermediateDirectories: false)
+        let r = try Run(["heatmap", Fixtures.path("synthetic/base_f32.npy"), "-o", scratch.file("d.npy")])
+        #expect(r.status == 1 && r.stderr.contains("it is a directory"), "\(r.stderr)")
+        #expect(scratch.contents == ["d.npy"])
+    }
+
+    @Test("a closed stdout ends the process quietly with status 0 (no SIGPIPE death)")
+    func closedPipe() throws {
+        let process = Process()
+        process.executableURL = Run.binary
+        process.arguments = ["stats", Fixtures.path("real/minilm6_pride_LHSS_f32.npy"), "--csv"]
+        let out = Pipe(), err = Pipe()
+        try out.fileHandleForReading.close()   // every write to stdout now fails with EPIPE
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        try out.fileHandleForWriting.close()
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit && process.terminationStatus == 0)
+        #expect(err.fileHandleForReading.readDataToEndOfFile().isEmpty)
+    }
+
+    @Test("corrupt npz members fail the CRC-32 check: exit 1, member named",
+          arguments: ["synthetic/layouts/crc_stored.npz", "synthetic/layouts/crc_deflated.npz"])
+    func crc(file: String) throws {
+        let r = try Run(["stats", Fixtures.path(file)])
+        #expect(r.status == 1 && r.stderr.contains("dataset 'attentions': member is corrupt: its CRC-32"), "\(r.stderr)")
     }
 }

@@ -36,7 +36,10 @@ final class HDF5Tensor: StoredTensor {
         case H5T_INTEGER:
             element = .unsupported((H5Tget_sign(type.id) == H5T_SGN_NONE ? "uint" : "int") + "\(size * 8)")
         case H5T_STRING: element = .text
-        case H5T_COMPOUND: element = .unsupported("compound")
+        case H5T_COMPOUND:
+            // numpy's complex64/complex128 as h5py writes them: two float members r and i.
+            let isComplex = H5Tget_nmembers(type.id) == 2 && (0..<2).allSatisfy { H5Tget_member_class(type.id, UInt32($0)) == H5T_FLOAT }
+            element = .unsupported(isComplex ? "complex\(size * 8)" : "compound")
         case H5T_OPAQUE: element = .unsupported("opaque\(size * 8)")
         case H5T_BITFIELD: element = .unsupported("bitfield\(size * 8)")
         case H5T_ENUM: element = .unsupported("enum")

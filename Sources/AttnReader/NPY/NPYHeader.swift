@@ -149,8 +149,9 @@ struct NPYHeader: Equatable {
     }
 }
 
-func formatShape(_ shape: [Int]) -> String {
-    "(" + shape.map(String.init).joined(separator: ", ") + ")"
+/// A shape as numpy prints it: `(3, 2, 10)`, `(10,)`, `()`.
+public func formatShape(_ shape: [Int]) -> String {
+    shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
 }
 
 extension String {

@@ -16,14 +16,17 @@ final class InflatedMember: ByteSource {
     private var inputConsumed = 0   // compressed bytes handed to zlib so far
     private var position = 0        // uncompressed bytes produced so far
     private var finished = false
+    private var checksum = MemberChecksum()
+    private let expectedCRC: UInt32
     private static let inputChunk = 256 << 10
 
-    init(file: ReadOnlyFile, member: String, compressedOffset: Int, compressedSize: Int, uncompressedSize: Int) throws {
+    init(file: ReadOnlyFile, member: String, compressedOffset: Int, compressedSize: Int, uncompressedSize: Int, crc: UInt32) throws {
         self.file = file
         self.member = member
         self.compressedOffset = compressedOffset
         self.compressedSize = compressedSize
         self.length = uncompressedSize
+        self.expectedCRC = crc
         self.input = UnsafeMutablePointer<UInt8>.allocate(capacity: Self.inputChunk)
         stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
         stream.initialize(to: z_stream())
@@ -46,6 +49,7 @@ final class InflatedMember: ByteSource {
         inputConsumed = 0
         position = 0
         finished = false
+        checksum = MemberChecksum()
         stream.pointee.avail_in = 0
     }
 
@@ -86,8 +90,12 @@ final class InflatedMember: ByteSource {
             stream.pointee.avail_out = UInt32(want)
             let status = inflate(stream, Z_NO_FLUSH)
             let made = want - Int(stream.pointee.avail_out)
+            checksum.add(UnsafeRawBufferPointer(start: out.baseAddress! + produced, count: made))
             produced += made
             position += made
+            if position == length && checksum.value != expectedCRC {
+                throw DumpError(file: file.path, dataset: member, "member is corrupt: its CRC-32 is \(hex(checksum.value)), expected \(hex(expectedCRC)) as the archive records")
+            }
             switch status {
             case Z_OK, Z_BUF_ERROR:
                 continue

@@ -26,11 +26,11 @@ final class NPZContainer: TensorContainer {
                 guard entry.compressedSize == entry.uncompressedSize else {
                     throw DumpError(file: file.path, dataset: name, "corrupt zip archive: stored member sizes differ (\(entry.compressedSize) vs \(entry.uncompressedSize))")
                 }
-                source = FileRegion(file: file, base: offset, length: entry.uncompressedSize, dataset: name)
+                source = StoredMember(file: file, member: name, offset: offset, length: entry.uncompressedSize, crc: entry.crc)
             case 8:
                 compressed = true
                 source = try InflatedMember(file: file, member: name, compressedOffset: offset,
-                                            compressedSize: entry.compressedSize, uncompressedSize: entry.uncompressedSize)
+                                            compressedSize: entry.compressedSize, uncompressedSize: entry.uncompressedSize, crc: entry.crc)
             default:
                 throw DumpError(file: file.path, dataset: name, "unsupported zip compression method \(entry.method): expected stored (0) or deflate (8)")
             }

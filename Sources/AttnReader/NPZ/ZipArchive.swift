@@ -11,6 +11,8 @@ struct ZipArchive {
         let uncompressedSize: Int
         let localHeaderOffset: Int
         let flags: UInt16
+        /// CRC-32 of the uncompressed bytes.
+        let crc: UInt32
     }
 
     let entries: [Entry]
@@ -67,7 +69,8 @@ struct ZipArchive {
             try dir.skip(4)
             let flags = try dir.uint16("flags")
             let method = try dir.uint16("method")
-            try dir.skip(4 + 4)  // time, date, crc
+            try dir.skip(4)  // time, date
+            let crc = try dir.uint32("crc-32")
             var compressed = Int(try dir.uint32("compressed size"))
             var uncompressed = Int(try dir.uint32("uncompressed size"))
             let nameLength = Int(try dir.uint16("name length"))
@@ -89,7 +92,7 @@ struct ZipArchive {
             }
             try dir.skip(commentLength, "entry comment")
             entries.append(Entry(name: name, method: method, compressedSize: compressed, uncompressedSize: uncompressed,
-                                 localHeaderOffset: localOffset, flags: flags))
+                                 localHeaderOffset: localOffset, flags: flags, crc: crc))
         }
         self.entries = entries
     }

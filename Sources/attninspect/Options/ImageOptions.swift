@@ -13,13 +13,15 @@ struct ImageOptions: ParsableArguments {
     @Option(help: "The colormap of a .ppm.")
     var colormap: Colormap = .viridis
 
-    @Option(help: "Map LO:HI to the ends of the scale (default: the map's own min and max).")
+    @Option(parsing: .unconditional, help: "Map LO:HI to the ends of the scale (default: the map's own min and max).")
     var range: ValueRange?
 
-    @Option(help: "Enlarge each cell to N×N pixels (default: enough to make the image at least 256 pixels across).")
+    @Option(parsing: .unconditional, help: "Enlarge each cell to N×N pixels (default: enough to make the image at least 256 pixels across).")
     var zoom: Int?
 
     static let formats = [".pgm", ".ppm", ".npy"]
+    /// The largest image written: 1 GiB of pixels (e.g. 18,900 × 18,900 in colour).
+    static let maximumImageBytes = 1 << 30
 
     func validate() throws {
         guard Self.formats.contains(where: { output.lowercased().hasSuffix($0) }) else {
@@ -42,6 +44,10 @@ struct ImageOptions: ParsableArguments {
         let bad = map.nonFiniteCount
         if bad > 0 { Console.note("\(what): \(bad) NaN or infinite values drawn at the low end of the scale") }
         let factor = zoom ?? max(1, 256 / max(map.rows, map.columns, 1))
+        let bytes = MemoryBudget.bytes([map.rows, factor, map.columns, factor], elementSize: lower.hasSuffix(".ppm") ? 3 : 1)
+        if bytes == nil || bytes! > Self.maximumImageBytes {
+            throw DumpError(file: output, "a \(map.rows)×\(map.columns) map at zoom \(factor) would be \(MemoryBudget.describe(bytes)) of pixels, over the \(MemoryBudget.describe(Self.maximumImageBytes)) limit; lower --zoom or write .npy")
+        }
         let image = Image(map: map, range: range, colormap: lower.hasSuffix(".ppm") ? colormap : nil).zoomed(by: factor)
         try AtomicFile.write(image.netpbm(), to: output, protecting: [input])
         Console.note("wrote \(output): \(what), \(map.rows)×\(map.columns) cells at zoom \(factor), range \(range.low)...\(range.high)")

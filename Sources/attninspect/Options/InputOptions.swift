@@ -11,7 +11,7 @@ struct InputOptions: ParsableArguments {
     @Option(help: "The dataset (HDF5 path or NPZ member) holding attention, or an HDF5 group of per-layer datasets.")
     var dataset: String?
 
-    @Option(help: "The sample to read when the data has a batch axis (default 0).")
+    @Option(parsing: .unconditional, help: "The sample to read when the data has a batch axis (default 0).")
     var batch: Int?
 
     @Option(help: "The number of heads, for Q and K stored as [layer, position, head·dim].")
@@ -23,12 +23,15 @@ struct InputOptions: ParsableArguments {
     @Flag(help: "With q and k: mask keys after the query (causal attention).")
     var causal = false
 
-    @Option(help: "With q and k: the factor applied to Q·Kᵀ (default 1/√d).")
+    @Option(parsing: .unconditional, help: "With q and k: the factor applied to Q·Kᵀ (default 1/√d).")
     var scale: Double?
 
     func validate() throws {
         if let heads, heads <= 0 { throw ValidationError("--heads must be positive, got \(heads)") }
         if let batch, batch < 0 { throw ValidationError("--batch must be 0 or more, got \(batch)") }
+        if fromQK, let dataset {
+            throw ValidationError("--from-qk recomputes attention from the file's q and k, so --dataset \(dataset) (which chooses stored attention) cannot go with it")
+        }
         if let scale, !(scale.isFinite && scale > 0) { throw ValidationError("--scale must be a positive number, got \(scale)") }
     }
 

@@ -17,10 +17,10 @@ extension AttnInspect {
         @Option(help: "The colormap of a .ppm.")
         var colormap: Colormap = .viridis
 
-        @Option(help: "Map LO:HI to the ends of the scale (default: min and max).")
+        @Option(parsing: .unconditional, help: "Map LO:HI to the ends of the scale (default: min and max).")
         var range: ValueRange?
 
-        @Option(help: "Enlarge each cell to N×N pixels.")
+        @Option(parsing: .unconditional, help: "Enlarge each cell to N×N pixels.")
         var zoom: Int?
 
         @Flag(help: "Divide by ln(keys): 1 is uniform attention.")

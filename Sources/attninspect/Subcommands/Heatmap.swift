@@ -14,7 +14,7 @@ extension AttnInspect {
         @Option(parsing: .unconditional, help: "The layer (negative counts from the end; default -1, the last).")
         var layer: Int = -1
 
-        @Option(help: "A head index, or mean, max or min over heads.")
+        @Option(parsing: .unconditional, help: "A head index, or mean, max or min over heads.")
         var head: HeadFusion = .mean
 
         func run() throws {

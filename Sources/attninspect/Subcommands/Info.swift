@@ -1,6 +1,7 @@
 import ArgumentParser
 import AttnCore
 import AttnReader
+import AttnRender
 
 extension AttnInspect {
     /// `attninspect info FILE`: what is in the file, and how it reads as attention.
@@ -29,14 +30,17 @@ extension AttnInspect {
             let s = opened.source
             let summary = opened.layout.summary
             var view = "attention:\n"
-            view += "  source: \(s.origin.label) from \(summary.datasets)\n"
+            switch s.origin {
+            case .stored: view += "  source: stored attention in \(summary.datasets)\n"
+            case .recomputed(_, let causal): view += "  source: recomputed from \(summary.datasets)\(causal ? ", causal" : "")\n"
+            }
             view += "  axes as stored: \(summary.axes)\n"
             if case .recomputed(let scale, _) = s.origin { view += "  softmax(Q·Kᵀ · \(scale)) per layer and head\n" }
             if let b = summary.batch { view += "  batch: axis of \(b.size), using sample \(b.used)\n" }
             if let numbers = summary.layerNumbers { view += "  layer numbers in the file: \(numbers.map(String.init).joined(separator: ", "))\n" }
             view += "  layers: \(s.layerCount), heads: \(s.headCount), queries: \(s.queryCount), keys: \(s.keyCount)\n"
             if let tokens = s.tokens {
-                view += "tokens (\(tokens.count)): " + tokens.map { "\"\($0)\"" }.joined(separator: " ") + "\n"
+                view += "tokens (\(tokens.count)): " + tokens.map(JSONValue.quote).joined(separator: " ") + "\n"
             } else if let labels = try dump.tokenLabels() {
                 view += "tokens: \(labels.count) labels found, but the attention has \(s.queryCount) queries: not used\n"
             }
@@ -50,7 +54,7 @@ private struct TensorTable {
     var rows: [[String]] = []
 
     mutating func add(_ t: TensorInfo) {
-        rows.append([t.name, "(" + t.shape.map(String.init).joined(separator: ", ") + ")", t.element.description, t.storage ?? ""])
+        rows.append([t.name, formatShape(t.shape), t.element.description, t.storage ?? ""])
     }
 
     func render(indent: String) -> String {
@@ -59,14 +63,6 @@ private struct TensorTable {
         for r in rows { for i in 0..<4 { widths[i] = max(widths[i], r[i].count) } }
         return rows.map { r in
             indent + (0..<4).map { i in r[i] + String(repeating: " ", count: i == 3 ? 0 : widths[i] - r[i].count) }.joined(separator: "  ")
-        }.map { $0.trimmingSpaces() }.joined(separator: "\n") + "\n"
-    }
-}
-
-extension String {
-    func trimmingSpaces() -> String {
-        var s = Substring(self)
-        while s.last == " " { s = s.dropLast() }
-        return String(s)
+        }.map { $0.trimmingTrailing() }.joined(separator: "\n") + "\n"
     }
 }

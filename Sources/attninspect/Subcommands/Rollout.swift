@@ -23,10 +23,10 @@ extension AttnInspect {
         @Option(help: "matrix: R itself (queries × keys); grid: row --token of R as a patch grid. Default: grid for vision dumps.")
         var view: View?
 
-        @Option(name: .customLong("head-fusion"), help: "How heads are fused in each layer: mean, max, min or a head index.")
+        @Option(name: .customLong("head-fusion"), parsing: .unconditional, help: "How heads are fused in each layer: mean, max, min or a head index.")
         var headFusion: HeadFusion = .mean
 
-        @Option(name: .customLong("discard-ratio"), help: "Zero this share of the smallest fused entries before adding I (0 ≤ r < 1).")
+        @Option(name: .customLong("discard-ratio"), parsing: .unconditional, help: "Zero this share of the smallest fused entries before adding I (0 ≤ r < 1).")
         var discardRatio: Double = 0
 
         @Option(name: .customLong("start-layer"), parsing: .unconditional, help: "First layer of the rollout.")
@@ -80,10 +80,10 @@ extension AttnInspect {
 
 /// Which row becomes a grid, and how: shared by `grid` and `rollout --view grid`.
 struct GridOptions: ParsableArguments {
-    @Option(help: "The query row to show (default 0, the CLS token).")
+    @Option(parsing: .unconditional, help: "The query row to show (default 0, the CLS token).")
     var token: Int = 0
 
-    @Option(help: "Tokens before the patches, dropped from the row (default: the file's prefix_tokens, else 1).")
+    @Option(parsing: .unconditional, help: "Tokens before the patches, dropped from the row (default: the file's prefix_tokens, else 1).")
     var prefix: Int?
 
     @Option(help: "The patch grid as ROWSxCOLS (default: the file's patch_grid, else square).")

@@ -1,0 +1,46 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// How much memory one step may claim, so that an oversized layer or image is refused with an
+/// estimate instead of the process being killed.
+public enum MemoryBudget {
+    /// This machine's physical memory in bytes.
+    public static let physicalBytes: Int = {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+        guard pages > 0, size > 0 else { return 8 << 30 }
+        return pages.multipliedReportingOverflow(by: size).overflow ? Int.max : pages * size
+    }()
+
+    /// The most one layer's working set may take: half of physical memory.
+    public static var layerLimitBytes: Int { physicalBytes / 2 }
+
+    /// `Π factors × elementSize`, or nil when it overflows.
+    public static func bytes(_ factors: [Int], elementSize: Int) -> Int? {
+        var total = elementSize
+        for f in factors {
+            let (p, overflow) = total.multipliedReportingOverflow(by: f)
+            if overflow { return nil }
+            total = p
+        }
+        return total
+    }
+
+    /// `1.5 GiB`, `320 MiB`, `12 KiB`.
+    public static func describe(_ bytes: Int?) -> String {
+        guard let bytes else { return "more than 8 EiB" }
+        let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"]
+        var value = Double(bytes), unit = 0
+        while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
+        let rounded = (value * 10).rounded() / 10
+        return unit == 0 ? "\(bytes) bytes" : "\(rounded) \(units[unit])"
+    }
+
+    /// nil when `bytes` fits the per-layer limit; otherwise a message that states the estimate.
+    public static func layerRefusal(_ what: String, bytes: Int?) -> String? {
+        if let bytes, bytes <= layerLimitBytes { return nil }
+        return "\(what) needs \(describe(bytes)) of memory, more than the \(describe(layerLimitBytes)) allowed for one layer (half of this machine's memory)"
+    }
+}

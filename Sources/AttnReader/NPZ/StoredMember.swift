@@ -1,0 +1,51 @@
+internal import CAttnZlib
+import AttnCore
+
+/// A zip member stored without compression, read in place. Reads that extend the verified
+/// prefix from its start update a running CRC-32; once the whole member has been read in
+/// order (as layer-by-layer analysis does), the CRC recorded in the archive is checked.
+final class StoredMember: ByteSource {
+    let length: Int
+    private let region: FileRegion
+    private let member: String
+    private let expectedCRC: UInt32
+    private var checksum = MemberChecksum()
+    private var verified = 0   // bytes [0, verified) are covered by `checksum`
+
+    init(file: ReadOnlyFile, member: String, offset: Int, length: Int, crc: UInt32) {
+        self.region = FileRegion(file: file, base: offset, length: length, dataset: member)
+        self.member = member
+        self.length = length
+        self.expectedCRC = crc
+    }
+
+    func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
+        try region.read(at: offset, into: buffer)
+        let end = offset + buffer.count
+        guard offset <= verified, end > verified else { return }
+        checksum.add(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[(verified - offset)...]))
+        verified = end
+        if verified == length && checksum.value != expectedCRC {
+            throw DumpError(file: region.file.path, dataset: member, "member is corrupt: its CRC-32 is \(hex(checksum.value)), expected \(hex(expectedCRC)) as the archive records")
+        }
+    }
+}
+
+/// A running zlib CRC-32.
+struct MemberChecksum {
+    private(set) var value: UInt32 = 0
+
+    mutating func add(_ bytes: UnsafeRawBufferPointer) {
+        var rest = bytes
+        while !rest.isEmpty {
+            let n = min(rest.count, Int(UInt32.max))
+            value = UInt32(crc32(UInt(value), rest.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt32(n)))
+            rest = UnsafeRawBufferPointer(rebasing: rest[n...])
+        }
+    }
+}
+
+func hex(_ value: UInt32) -> String {
+    let digits = String(value, radix: 16)
+    return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
+}

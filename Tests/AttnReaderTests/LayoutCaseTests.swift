@@ -1,0 +1,71 @@
+import Testing
+import AttnCore
+import AttnTestSupport
+@testable import AttnReader
+
+/// Fixtures from TestData/synthetic/layouts/make_layout_cases.py: each holds base_f32.npy's values
+/// in a legal but unusual layout, or is corrupt in one precise way.
+@Suite("Layout cases")
+struct LayoutCaseTests {
+    @Test("unusual layouts read exactly base_f32's values",
+          arguments: ["synthetic/layouts/nested_single.h5", "synthetic/layouts/blocks.h5",
+                      "synthetic/layouts/links.h5", "synthetic/layouts/userblock.h5"])
+    func sameValues(file: String) throws {
+        let a = try attention(file)
+        #expect((a.layerCount, a.headCount, a.queryCount, a.keyCount) == (3, 2, 10, 10))
+        #expect(try allValues(a) == ReaderTests.base)
+    }
+
+    @Test("a single dataset with digits in its path is not taken for per-layer datasets")
+    func nestedSingle() throws {
+        let a = try attention("synthetic/layouts/nested_single.h5")
+        #expect(a.summary.datasets == "/vit_b16/attentions")
+        #expect(a.summary.layerNumbers == nil)
+    }
+
+    @Test("timm-style blocks.N.attn datasets are layers, ordered by N")
+    func blocks() throws {
+        let a = try attention("synthetic/layouts/blocks.h5")
+        #expect(a.summary.layerNumbers == [0, 1, 2])
+    }
+
+    @Test("links: hard-link cycles are visited once, soft and external links are not followed")
+    func links() throws {
+        let dump = try DumpFile(path: Fixtures.path("synthetic/layouts/links.h5"))
+        #expect(dump.tensors.map(\.name).sorted() == ["/layer_0/attn", "/layer_1/attn", "/layer_2/attn"])
+        #expect(try attention("synthetic/layouts/links.h5").summary.layerNumbers == [0, 1, 2])
+    }
+
+    @Test("--dataset / names the root group of per-layer datasets")
+    func rootGroup() throws {
+        let a = try attention("synthetic/layouts/blocks.h5", ReadOptions(dataset: "/"))
+        #expect(try allValues(a) == ReaderTests.base)
+    }
+
+    @Test("an npz member whose bytes do not match its CRC-32 is refused once it has been read",
+          arguments: ["synthetic/layouts/crc_stored.npz", "synthetic/layouts/crc_deflated.npz"])
+    func crcMismatch(file: String) throws {
+        let a = try attention(file)
+        let error = try #require(throws: DumpError.self) { try allValues(a) }
+        #expect(error.dataset == "attentions")
+        #expect(error.message.contains("CRC-32"))
+    }
+
+    @Test("intact npz members pass the CRC-32 check, stored and deflated",
+          arguments: ["synthetic/dump_savez.npz", "synthetic/dump_savez_compressed.npz"])
+    func crcIntact(file: String) throws {
+        #expect(try allValues(attention(file)) == ReaderTests.base)
+        let qk = try queryKey(file, ReadOptions(fromQK: true))
+        for l in 0..<qk.layerCount { _ = try qk.layer(l) }
+    }
+
+    @Test("a layer that cannot fit in memory is refused with the estimate, before any read",
+          arguments: [("synthetic/layouts/huge_attention.h5", "/attentions", "670.6 GiB"),
+                      ("synthetic/layouts/huge_qk.h5", "/q", "8.0 TiB")])
+    func hugeLayers(file: String, dataset: String, estimate: String) throws {
+        let dump = try DumpFile(path: Fixtures.path(file))
+        let error = try #require(throws: DumpError.self) { try AttentionLayout.resolve(dump, options: ReadOptions()) }
+        #expect(error.dataset == dataset)
+        #expect(error.message.contains("needs \(estimate) of memory"), "\(error.message)")
+    }
+}
