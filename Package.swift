@@ -16,15 +16,20 @@ let package = Package(
                        providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CAttnZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CAttnDeflate", pkgConfig: "libdeflate",
+                       providers: [.apt(["libdeflate-dev"])]),
         .systemLibrary(name: "CAttnBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
+        // attninspect's own hot loops in C (decoding, row statistics, softmax, head-fusion sums):
+        // AVX2/FMA/F16C versions chosen at run time, portable versions otherwise.
+        .target(name: "CAttnKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
         // Pure Swift: shapes, element types, errors, matrices. No C.
         .target(name: "AttnCore"),
         // File formats → an AttentionSource that yields one layer at a time.
-        .target(name: "AttnReader", dependencies: ["AttnCore", "CAttnHDF5", "CAttnZlib"]),
+        .target(name: "AttnReader", dependencies: ["AttnCore", "CAttnHDF5", "CAttnZlib", "CAttnDeflate", "CAttnKernels"]),
         // Head fusion, entropy, rollout, grids, statistics, Q/K recompute. Linalg/ is the only BLAS user.
-        .target(name: "AttnAnalysis", dependencies: ["AttnCore", "CAttnBLAS"]),
+        .target(name: "AttnAnalysis", dependencies: ["AttnCore", "CAttnBLAS", "CAttnKernels"]),
         // Colormaps, Netpbm, .npy writing, tables, JSON, CSV, atomic files.
         .target(name: "AttnRender", dependencies: ["AttnCore"]),
         .executableTarget(name: "attninspect", dependencies: [

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the C libraries attninspect links (libhdf5, OpenBLAS, zlib) and pkg-config, when missing.
+# Installs the C libraries attninspect links (libhdf5, OpenBLAS, zlib, libdeflate) and pkg-config, when missing.
 # Debian/Ubuntu only; run as root (CI) or with sudo available. Does nothing when all are present.
 set -euo pipefail
 
@@ -9,6 +9,7 @@ pkg_ok() { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$1"; }
 pkg_ok hdf5-serial || need+=(libhdf5-dev)
 pkg_ok openblas || need+=(libopenblas-dev)
 pkg_ok zlib || need+=(zlib1g-dev)
+pkg_ok libdeflate || need+=(libdeflate-dev)
 
 if ((${#need[@]} == 0)); then
   exit 0
@@ -16,7 +17,7 @@ fi
 
 echo "attninspect: installing ${need[*]}" >&2
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "attninspect: apt-get not found; install the equivalents of: ${need[*]} (pkg-config names hdf5-serial, openblas, zlib)" >&2
+  echo "attninspect: apt-get not found; install the equivalents of: ${need[*]} (pkg-config names hdf5-serial, openblas, zlib, libdeflate)" >&2
   exit 1
 fi
 SUDO=""
@@ -29,6 +30,6 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-for p in hdf5-serial openblas zlib; do
+for p in hdf5-serial openblas zlib libdeflate; do
   pkg-config --exists "$p" || { echo "attninspect: pkg-config still cannot find $p after installing" >&2; exit 1; }
 done

@@ -72,3 +72,89 @@ public enum HeadFusion: Sendable, Equatable, CustomStringConvertible {
         return out
     }
 }
+
+/// Fuses the heads of one layer after another of a source, reading row blocks on several workers
+/// and reusing its buffers from layer to layer: per-worker partial sums (mean, in `Double`) or
+/// extremes (max, min), then one combined map.
+final class HeadFusionWorkspace {
+    let fusion: HeadFusion
+    let source: AttentionSource
+    let workers: Int
+    /// The fused map of the last layer, `[query, key]`.
+    private(set) var fused: [Double]
+    private let boxes: [PartialBox]
+
+    init(_ fusion: HeadFusion, source: AttentionSource, workers: Int) throws {
+        if case .head(let h) = fusion, h < 0 || h >= source.headCount {
+            throw AnalysisError("head \(h) is out of range: expected 0...\(source.headCount - 1)")
+        }
+        self.fusion = fusion
+        self.source = source
+        let heads: Int
+        if case .head = fusion { heads = 1 } else { heads = source.headCount }
+        self.workers = Swift.max(1, Swift.min(workers, heads))
+        let size = source.queryCount * source.keyCount
+        fused = [Double](repeating: 0, count: size)
+        boxes = (0..<self.workers).map { _ in PartialBox(size: size, fusion: fusion) }
+    }
+
+    /// Fuses layer `layer` into `fused`.
+    func fuse(layer: Int) throws {
+        let k = source.keyCount, size = fused.count
+        let heads: Range<Int>
+        if case .head(let h) = fusion { heads = h..<(h + 1) } else { heads = 0..<source.headCount }
+        for box in boxes { box.reset() }
+        try source.visitBlocks(layer: layer, heads: heads, workers: workers) { block, values in
+            boxes[block.worker].add(values, at: block.rows.lowerBound * k)
+        }
+        fused.withUnsafeMutableBufferPointer { out in
+            switch fusion {
+            case .mean, .head:
+                out.update(repeating: 0)
+                for box in boxes { for i in 0..<size { out[i] += box.sums[i] } }
+                let count = Double(heads.count)
+                if count != 1 { for i in 0..<size { out[i] /= count } }
+            case .max, .min:
+                let isMax = fusion == .max
+                for i in 0..<size { out[i] = Double(boxes[0].extremes[i]) }
+                for box in boxes.dropFirst() {
+                    for i in 0..<size {
+                        let v = Double(box.extremes[i])
+                        if v.isNaN || (isMax ? v > out[i] : v < out[i]) { out[i] = v }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One worker's partial result.
+    private final class PartialBox {
+        let fusion: HeadFusion
+        var sums: [Double] = []
+        var extremes: [Float] = []
+
+        init(size: Int, fusion: HeadFusion) {
+            self.fusion = fusion
+            switch fusion {
+            case .mean, .head: sums = [Double](repeating: 0, count: size)
+            case .max, .min: extremes = [Float](repeating: 0, count: size)
+            }
+        }
+
+        func reset() {
+            switch fusion {
+            case .mean, .head: sums.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+            case .max: extremes.withUnsafeMutableBufferPointer { $0.update(repeating: -.infinity) }
+            case .min: extremes.withUnsafeMutableBufferPointer { $0.update(repeating: .infinity) }
+            }
+        }
+
+        func add(_ values: UnsafeBufferPointer<Float>, at offset: Int) {
+            switch fusion {
+            case .mean, .head: sums.withUnsafeMutableBufferPointer { RowKernels.accumulate(values, into: $0.baseAddress! + offset) }
+            case .max: extremes.withUnsafeMutableBufferPointer { RowKernels.maximum(values, into: $0.baseAddress! + offset) }
+            case .min: extremes.withUnsafeMutableBufferPointer { RowKernels.minimum(values, into: $0.baseAddress! + offset) }
+            }
+        }
+    }
+}

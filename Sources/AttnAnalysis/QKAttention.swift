@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import AttnCore
 
 /// Attention recomputed from per-head queries and keys: softmax(Q Kᵀ · scale) over keys, the row
@@ -29,37 +26,56 @@ public final class RecomputedAttention: AttentionSource {
         return Self.attention(from: qk, scale: scale, causal: causal)
     }
 
-    /// softmax(Q Kᵀ · scale) for every head of one layer.
-    /// - Returns: `[head, query, key]`.
-    public static func attention(from qk: LayerQueryKey, scale: Double, causal: Bool) -> LayerAttention {
-        let s = qk.positions, d = qk.dim, h = qk.heads
-        var out = [Float](repeating: 0, count: h * s * s)
-        qk.queries.withUnsafeBufferPointer { q in
-            qk.keys.withUnsafeBufferPointer { k in
-                out.withUnsafeMutableBufferPointer { o in
-                    for head in 0..<h {
-                        let scores = o.baseAddress! + head * s * s
-                        MatrixProduct.multiply(q.baseAddress! + head * s * d, k.baseAddress! + head * s * d, into: scores,
-                                               m: s, n: s, k: d, transposeB: true, alpha: Float(scale))
-                        for i in 0..<s {
-                            let row = scores + i * s
-                            let visible = causal ? i + 1 : s
-                            var peak = -Float.infinity
-                            for j in 0..<visible { peak = Swift.max(peak, row[j]) }
-                            var sum = 0.0
-                            for j in 0..<visible {
-                                let e = expf(row[j] - peak)
-                                row[j] = e
-                                sum += Double(e)
+    /// Recomputes one head at a time per worker (Q Kᵀ through single-threaded BLAS on each worker,
+    /// then the softmax), so a layer's attention is never whole in memory.
+    public func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
+        let qk = try source.layer(index)
+        let s = qk.positions
+        let counter = Workers.Counter(heads.count)
+        let workerCount = Swift.min(workers, heads.count)
+        try MatrixProduct.singleThreaded {
+            try qk.queries.withUnsafeBufferPointer { q in
+                try qk.keys.withUnsafeBufferPointer { k in
+                    try Workers.run(workerCount) { worker, stopped in
+                        var scores = [Float](repeating: 0, count: s * s)
+                        while !stopped(), let i = counter.take() {
+                            let h = heads.lowerBound + i
+                            try scores.withUnsafeMutableBufferPointer { out in
+                                Self.attention(head: h, of: qk, q: q, k: k, scale: scale, causal: causal, into: out.baseAddress!)
+                                try body(RowBlock(worker: worker, head: h, rows: 0..<s), UnsafeBufferPointer(out))
                             }
-                            let inverse = 1 / sum
-                            for j in 0..<visible { row[j] = Float(Double(row[j]) * inverse) }
-                            for j in visible..<s { row[j] = 0 }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// softmax(Q Kᵀ · scale) for every head of one layer.
+    /// - Returns: `[head, query, key]`.
+    public static func attention(from qk: LayerQueryKey, scale: Double, causal: Bool) -> LayerAttention {
+        let s = qk.positions, h = qk.heads
+        var out = [Float](repeating: 0, count: h * s * s)
+        qk.queries.withUnsafeBufferPointer { q in
+            qk.keys.withUnsafeBufferPointer { k in
+                out.withUnsafeMutableBufferPointer { o in
+                    for head in 0..<h {
+                        attention(head: head, of: qk, q: q, k: k, scale: scale, causal: causal, into: o.baseAddress! + head * s * s)
+                    }
+                }
+            }
+        }
         return LayerAttention(heads: h, queries: s, keys: s, values: out)
+    }
+
+    /// One head's attention `[query, key]` into `scores` (S × S floats).
+    private static func attention(head: Int, of qk: LayerQueryKey, q: UnsafeBufferPointer<Float>, k: UnsafeBufferPointer<Float>,
+                                  scale: Double, causal: Bool, into scores: UnsafeMutablePointer<Float>) {
+        let s = qk.positions, d = qk.dim
+        MatrixProduct.multiply(q.baseAddress! + head * s * d, k.baseAddress! + head * s * d, into: scores,
+                               m: s, n: s, k: d, transposeB: true, alpha: Float(scale))
+        for i in 0..<s {
+            RowKernels.softmax(scores + i * s, visible: causal ? i + 1 : s, count: s)
+        }
     }
 }

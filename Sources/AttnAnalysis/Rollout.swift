@@ -19,24 +19,33 @@ public struct Rollout: Sendable {
         self.layers = layers
     }
 
-    /// Rolls attention out through `layers` of `source`, reading one layer at a time.
+    /// Rolls attention out through `layers` of `source`, reading one layer at a time in row blocks
+    /// on `workers` threads; the products go through BLAS.
     /// - Returns: R, `[query, key]`.
-    public func compute(_ source: AttentionSource) throws -> Matrix {
+    public func compute(_ source: AttentionSource, workers: Int = Workers.count) throws -> Matrix {
         guard source.queryCount == source.keyCount else {
             throw AnalysisError("rollout needs self-attention (queries = keys), found \(source.queryCount) queries × \(source.keyCount) keys")
         }
         guard discardRatio >= 0 && discardRatio < 1 else {
             throw AnalysisError("discard ratio \(discardRatio) is out of range: expected 0 ≤ r < 1")
         }
+        let n = source.queryCount
+        let workspace = try HeadFusionWorkspace(fusion, source: source, workers: workers)
         var result: Matrix?
+        var product = Matrix(rows: n, columns: n)
         for l in layers {
-            let fused = try fusion.fusedValues(try source.layer(l))
-            let bad = fused.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+            try workspace.fuse(layer: l)
+            let bad = workspace.fused.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
             guard bad == 0 else {
                 throw DumpError(file: source.file, "layer \(l) holds \(bad) NaN or infinite values: rollout is undefined")
             }
-            let a = augmented(fused, size: source.queryCount)
-            result = result.map { a.multiplied(by: $0) } ?? a
+            let a = augmented(workspace.fused, size: n)
+            if result == nil {
+                result = a
+            } else {
+                MatrixProduct.multiply(a, result!, into: &product)
+                swap(&result!, &product)
+            }
         }
         return result!
     }

@@ -30,56 +30,93 @@ public struct HeadStatistics: Sendable, Equatable {
 
     /// Computes the statistics of head `head` of `attention`.
     public init(of attention: LayerAttention, layer: Int, head: Int) {
+        var sums = HeadSums()
+        let size = attention.queries * attention.keys
+        attention.values.withUnsafeBufferPointer { v in
+            sums.add(rows: 0..<attention.queries, keys: attention.keys, values: UnsafeBufferPointer(rebasing: v[(head * size)..<((head + 1) * size)]))
+        }
+        self.init(sums, layer: layer, head: head, queries: attention.queries, keys: attention.keys)
+    }
+
+    init(_ sums: HeadSums, layer: Int, head: Int, queries q: Int, keys k: Int) {
         self.layer = layer
         self.head = head
-        let q = attention.queries, k = attention.keys
-        let base = head * q * k
-        var nan = 0, inf = 0, negative = 0
-        var lo = Double.infinity, hi = -Double.infinity, total = 0.0, finite = 0
-        var entropySum = 0.0, worstRowSum = 0.0
-        var first = 0.0, diagonal = 0.0, previous = 0.0
-        attention.values.withUnsafeBufferPointer { v in
-            for i in 0..<q {
-                var rowSum = 0.0, rowEntropy = 0.0
-                let row = base + i * k
-                for j in 0..<k {
-                    let p = Double(v[row + j])
-                    if p.isNaN { nan += 1; continue }
-                    if p.isInfinite { inf += 1; continue }
-                    if p < 0 { negative += 1 }
-                    lo = Swift.min(lo, p)
-                    hi = Swift.max(hi, p)
-                    total += p
-                    finite += 1
-                    rowSum += p
-                    if p > 0 { rowEntropy -= p * log(p) }
-                }
-                entropySum += rowEntropy
-                worstRowSum = Swift.max(worstRowSum, abs(rowSum - 1))
-                first += Double(v[row])
-                if i < k { diagonal += Double(v[row + i]) }
-                if i >= 1 && i - 1 < k { previous += Double(v[row + i - 1]) }
-            }
-        }
-        let clean = nan == 0 && inf == 0
-        nanCount = nan
-        infCount = inf
-        negativeCount = negative
-        entropy = clean ? entropySum / Double(q) : .nan
+        let clean = sums.nan == 0 && sums.inf == 0
+        nanCount = sums.nan
+        infCount = sums.inf
+        negativeCount = sums.negative
+        entropy = clean ? sums.entropy / Double(q) : .nan
         normalizedEntropy = k > 1 ? entropy / log(Double(k)) : (clean ? 0 : .nan)
-        min = finite > 0 ? lo : .nan
-        max = finite > 0 ? hi : .nan
-        mean = finite > 0 ? total / Double(finite) : .nan
-        rowSumMaxDeviation = clean ? worstRowSum : .nan
-        firstToken = first / Double(q)
+        min = sums.finite > 0 ? sums.low : .nan
+        max = sums.finite > 0 ? sums.high : .nan
+        mean = sums.finite > 0 ? sums.total / Double(sums.finite) : .nan
+        rowSumMaxDeviation = clean ? sums.worstRowSum : .nan
+        firstToken = sums.first / Double(q)
         let diagonalCount = Swift.min(q, k)
-        selfAttention = diagonal / Double(diagonalCount)
+        selfAttention = sums.diagonal / Double(diagonalCount)
         let previousCount = Swift.min(q, k + 1) - 1
-        previousToken = previousCount > 0 ? previous / Double(previousCount) : .nan
+        previousToken = previousCount > 0 ? sums.previous / Double(previousCount) : .nan
     }
 
     /// Statistics of every head of a layer.
     public static func ofLayer(_ attention: LayerAttention, layer: Int) -> [HeadStatistics] {
         (0..<attention.heads).map { HeadStatistics(of: attention, layer: layer, head: $0) }
+    }
+
+    /// Statistics of every head of layer `layer` of `source`, read block by block on `workers` threads.
+    public static func ofLayer(_ source: AttentionSource, layer: Int, workers: Int = Workers.count) throws -> [HeadStatistics] {
+        let heads = source.headCount, keys = source.keyCount
+        let perWorker = (0..<workers).map { _ in WorkerSums(heads: heads) }
+        try source.visitBlocks(layer: layer, heads: 0..<heads, workers: workers) { block, values in
+            perWorker[block.worker].sums[block.head].add(rows: block.rows, keys: keys, values: values)
+        }
+        return (0..<heads).map { h in
+            var total = HeadSums()
+            for w in 0..<workers { total.merge(perWorker[w].sums[h]) }
+            return HeadStatistics(total, layer: layer, head: h, queries: source.queryCount, keys: keys)
+        }
+    }
+}
+
+/// One worker's running sums per head; only that worker touches them.
+private final class WorkerSums {
+    var sums: [HeadSums]
+    init(heads: Int) { sums = Array(repeating: HeadSums(), count: heads) }
+}
+
+/// The running sums behind `HeadStatistics`, over any set of rows of one head; sums of disjoint
+/// row sets merge.
+struct HeadSums {
+    var nan = 0, inf = 0, negative = 0, finite = 0
+    var low = Double.infinity, high = -Double.infinity, total = 0.0
+    var entropy = 0.0, worstRowSum = 0.0
+    var first = 0.0, diagonal = 0.0, previous = 0.0
+
+    /// Adds query rows `rows` (values `[row, key]`, `rows.count × keys`).
+    mutating func add(rows: Range<Int>, keys k: Int, values: UnsafeBufferPointer<Float>) {
+        for (r, i) in rows.enumerated() {
+            let row = UnsafeBufferPointer(rebasing: values[(r * k)..<((r + 1) * k)])
+            let s = RowKernels.statistics(row)
+            var one = HeadSums(nan: s.nan, inf: s.inf, negative: s.negative, finite: s.finite, low: s.min, high: s.max,
+                               total: s.sum, entropy: s.entropy, worstRowSum: abs(s.sum - 1), first: Double(row[0]))
+            if i < k { one.diagonal = Double(row[i]) }
+            if i >= 1 && i - 1 < k { one.previous = Double(row[i - 1]) }
+            merge(one)
+        }
+    }
+
+    mutating func merge(_ other: HeadSums) {
+        nan += other.nan
+        inf += other.inf
+        negative += other.negative
+        finite += other.finite
+        low = Swift.min(low, other.low)
+        high = Swift.max(high, other.high)
+        total += other.total
+        entropy += other.entropy
+        worstRowSum = Swift.max(worstRowSum, other.worstRowSum)
+        first += other.first
+        diagonal += other.diagonal
+        previous += other.previous
     }
 }

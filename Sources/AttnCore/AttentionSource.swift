@@ -48,6 +48,10 @@ public protocol AttentionSource: AnyObject {
     var tokens: [String]? { get }
     /// Reads layer `index` (0-based): `[head, query, key]`.
     func layer(_ index: Int) throws -> LayerAttention
+    /// Hands every row of `heads` in layer `index` to `body` exactly once, in blocks, on up to
+    /// `workers` threads, without keeping more than a block per worker in memory where the storage
+    /// allows (otherwise one layer: `visitLayerBlocks`).
+    func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws
 }
 
 /// Per-head queries and keys of one layer: `[head, position, dim]`, row-major.

@@ -16,6 +16,7 @@ public final class StoredAttention: AttentionSource {
     private let tensors: LayerTensors
     private let batchIndex: Int?
     private let hasLayerAxis: Bool
+    private let hasHeadAxis: Bool
 
     init(file dump: DumpFile, layers: LayerTensors, options: ReadOptions, tokens: [String]?) throws {
         file = dump.path
@@ -52,6 +53,7 @@ public final class StoredAttention: AttentionSource {
         }
         func size(_ axis: String) -> Int? { axes.firstIndex(of: axis).map { shape[$0] } }
         hasLayerAxis = size("layer") != nil
+        hasHeadAxis = size("head") != nil
         switch layers {
         case .single: layerCount = size("layer") ?? 1
         case .perLayer(let all): layerCount = all.count
@@ -78,6 +80,32 @@ public final class StoredAttention: AttentionSource {
         precondition(index >= 0 && index < layerCount, "layer index checked by the caller")
         let values = try tensors.readLayer(index, hasLayerAxis: hasLayerAxis, batch: batchIndex)
         return LayerAttention(heads: headCount, queries: queryCount, keys: keyCount, values: values)
+    }
+
+    public func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
+        precondition(index >= 0 && index < layerCount && heads.lowerBound >= 0 && heads.upperBound <= headCount)
+        guard let direct = directRows(layer: index) else {
+            return try visitLayerBlocks(layer: index, heads: heads, workers: workers, body)
+        }
+        try direct.visit(heads: heads, workers: workers, body)
+    }
+
+    /// Row-block access to layer `index` without libhdf5 or a whole-layer read, when its storage allows.
+    private func directRows(layer index: Int) -> DirectRows? {
+        let tensor: StoredTensor
+        var prefix: [Int] = []
+        switch tensors {
+        case .single(let t):
+            tensor = t
+            if hasLayerAxis { prefix.append(index) }
+        case .perLayer(let all):
+            tensor = all[index]
+        }
+        guard let storage = tensor.directStorage else { return nil }
+        if let batchIndex { prefix.append(batchIndex) }
+        let withHead = hasHeadAxis
+        return DirectRows(storage: storage, shape: tensor.shape, headAxis: withHead ? prefix.count : nil,
+                          file: file, dataset: tensor.label) { h in withHead ? prefix + [h] : prefix }
     }
 }
 

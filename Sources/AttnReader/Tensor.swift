@@ -36,6 +36,29 @@ protocol StoredTensor: AnyObject {
     func readBlock(leading: [Int]) throws -> [Float]
     /// Reads every element as strings (token labels).
     func readStrings() throws -> [String]
+    /// How the elements can be read without the container's library, in parallel: nil when they
+    /// cannot (Fortran order, an NPZ member, an HDF5 filter other than deflate and shuffle, ...).
+    var directStorage: DirectStorage? { get }
+}
+
+/// Elements stored so that any block of rows can be fetched with `pread` on any thread.
+enum DirectStorage {
+    /// Uncompressed, C order, element 0 at byte `offset` of `file`.
+    case contiguous(file: ReadOnlyFile, offset: Int, type: ElementType, order: ByteOrder)
+    /// HDF5 chunks of shape `chunk`, each passed through `filters` (in pipeline order) when written.
+    /// `locate` gives a chunk's byte range in `file` and its filter mask (bit i set: filter i was
+    /// skipped) from its first element's coordinates, or nil when the chunk was never written.
+    case chunked(file: ReadOnlyFile, chunk: [Int], type: ElementType, order: ByteOrder, filters: [ChunkFilter],
+                 locate: ([Int]) throws -> ChunkLocation?)
+}
+
+/// The HDF5 filters attninspect undoes itself.
+enum ChunkFilter: Sendable { case deflate, shuffle }
+
+struct ChunkLocation: Sendable {
+    let offset: Int
+    let size: Int
+    let filterMask: UInt32
 }
 
 extension StoredTensor {

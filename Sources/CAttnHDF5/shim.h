@@ -18,8 +18,6 @@ static inline size_t cattn_variable_size(void) { return H5T_VARIABLE; }
 /// Turns off HDF5's automatic error printing on the calling thread.
 static inline void cattn_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
-/// Checks the file signature without opening it: > 0 HDF5, 0 not HDF5, < 0 error.
-
 /// The address of an object in its file (to recognise a group reached twice through hard links).
 /// Returns a negative value on error. The corresponding C call is `H5Oget_info2` (HDF5 1.10).
 static inline herr_t cattn_object_address(hid_t object, unsigned long *fileno, haddr_t *address) {
@@ -35,5 +33,8 @@ static inline int cattn_is_hard_link(hid_t group, const char *name) {
     if (H5Lget_info(group, name, &info, H5P_DEFAULT) < 0) return -1;
     return info.type == H5L_TYPE_HARD ? 1 : 0;
 }
+
+/// `HADDR_UNDEF`: the address of storage that was never allocated.
+static inline haddr_t cattn_haddr_undef(void) { return HADDR_UNDEF; }
 
 #endif

@@ -13,8 +13,9 @@ func source(_ relative: String, _ options: ReadOptions = ReadOptions()) throws -
     }
 }
 
-func stats(_ s: AttentionSource) throws -> [[HeadStatistics]] {
-    try (0..<s.layerCount).map { HeadStatistics.ofLayer(try s.layer($0), layer: $0) }
+/// Statistics of every layer, read in row blocks on `workers` threads (the path the tool uses).
+func stats(_ s: AttentionSource, workers: Int = 3) throws -> [[HeadStatistics]] {
+    try (0..<s.layerCount).map { try HeadStatistics.ofLayer(s, layer: $0, workers: workers) }
 }
 
 /// The statistics' names in expected.json, with the property each one is.

@@ -20,10 +20,13 @@ struct Run {
         return Fixtures.root.deletingLastPathComponent().appendingPathComponent(".build/debug/attninspect")
     }()
 
-    init(_ arguments: [String]) throws {
+    init(_ arguments: [String], environment: [String: String] = [:]) throws {
         let process = Process()
         process.executableURL = Run.binary
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
@@ -402,5 +405,44 @@ struct CLIEdgeCaseTests {
     func crc(file: String) throws {
         let r = try Run(["stats", Fixtures.path(file)])
         #expect(r.status == 1 && r.stderr.contains("dataset 'attentions': member is corrupt: its CRC-32"), "\(r.stderr)")
+    }
+}
+
+@Suite("Command line: portable kernels and thread counts")
+struct KernelVariantTests {
+    /// ATTNINSPECT_PORTABLE_KERNELS=1 forces the C kernels' portable versions (what a CPU without
+    /// AVX2/FMA/F16C runs); ATTNINSPECT_THREADS sets the number of workers.
+    @Test("stats equal the MiniLM oracle with the portable kernels and with 1 or 3 workers",
+          arguments: [["ATTNINSPECT_PORTABLE_KERNELS": "1"], ["ATTNINSPECT_THREADS": "1"], ["ATTNINSPECT_THREADS": "3", "ATTNINSPECT_PORTABLE_KERNELS": "1"]])
+    func stats(environment: [String: String]) throws {
+        for stem in ["real/minilm6_pride_LHSS_f32", "real/minilm6_zen_layers_f16"] {
+            let file = Fixtures.path(stem + (stem.contains("pride") ? ".npy" : ".h5"))
+            let r = try Run(["stats", file, "--json"], environment: environment)
+            #expect(r.status == 0, "\(r.stderr)")
+            let records = try #require((try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["records"] as? [[String: Any]])
+            let oracle = try Fixtures.json(stem + ".oracle.json")["per_head"]
+            #expect(records.count == 72)
+            for record in records {
+                let l = record["layer"] as! Int, h = record["head"] as! Int
+                #expect(abs((record["entropy"] as! Double) - oracle["mean_row_entropy_nats"][l][h].double) < 1e-6)
+                #expect(abs((record["row_sum_max_dev"] as! Double) - oracle["row_sum_max_abs_dev"][l][h].double) < 1e-7)
+            }
+        }
+    }
+
+    @Test("rollout and recomputed attention agree with the oracle with the portable kernels")
+    func rolloutAndRecompute() throws {
+        let scratch = try Scratch()
+        let env = ["ATTNINSPECT_PORTABLE_KERNELS": "1"]
+        let r = try Run(["rollout", Fixtures.path("real/minilm6_pride_LHSS_f32.npy"), "-o", scratch.file("r.npy")], environment: env)
+        #expect(r.status == 0, "\(r.stderr)")
+        let expected = try Fixtures.json("real/minilm6_pride_LHSS_f32.oracle.json")["rollout_abnar"]["matrix"].doubles2D
+        #expect(maxAbsDifference(try readFloat32NPY(scratch.file("r.npy")).values.map(Double.init), expected.flatMap { $0 }) < 1e-6)
+        let q = try Run(["stats", Fixtures.path("real/minilm6_zen_layers_f16.h5"), "--from-qk", "--json"], environment: env)
+        let fast = try Run(["stats", Fixtures.path("real/minilm6_zen_layers_f16.h5"), "--from-qk", "--json"])
+        #expect(q.status == 0 && fast.status == 0)
+        let a = try #require((try JSONSerialization.jsonObject(with: Data(q.stdout.utf8)) as? [String: Any])?["records"] as? [[String: Any]])
+        let b = try #require((try JSONSerialization.jsonObject(with: Data(fast.stdout.utf8)) as? [String: Any])?["records"] as? [[String: Any]])
+        for (x, y) in zip(a, b) { #expect(abs((x["entropy"] as! Double) - (y["entropy"] as! Double)) < 1e-6) }
     }
 }

@@ -19,10 +19,27 @@ enum MatrixProduct {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(k), b, Int32(transposeB ? k : n), 0, c, Int32(n))
     }
 
+    /// Runs `body` with OpenBLAS limited to one thread, for products issued from several of our own
+    /// worker threads at once. The corresponding C calls are `openblas_get_num_threads` and
+    /// `openblas_set_num_threads`.
+    static func singleThreaded<T>(_ body: () throws -> T) rethrows -> T {
+        let threads = openblas_get_num_threads()
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(threads) }
+        return try body()
+    }
+
     /// `A · B` for matrices.
     static func multiply(_ a: Matrix, _ b: Matrix) -> Matrix {
-        precondition(a.columns == b.rows, "matrix product: \(a.rows)×\(a.columns) · \(b.rows)×\(b.columns)")
         var out = Matrix(rows: a.rows, columns: b.columns)
+        multiply(a, b, into: &out)
+        return out
+    }
+
+    /// `out = A · B`, reusing `out`'s storage when it has the right shape.
+    static func multiply(_ a: Matrix, _ b: Matrix, into out: inout Matrix) {
+        precondition(a.columns == b.rows, "matrix product: \(a.rows)×\(a.columns) · \(b.rows)×\(b.columns)")
+        if out.rows != a.rows || out.columns != b.columns { out = Matrix(rows: a.rows, columns: b.columns) }
         a.values.withUnsafeBufferPointer { pa in
             b.values.withUnsafeBufferPointer { pb in
                 out.values.withUnsafeMutableBufferPointer { pc in
@@ -30,7 +47,6 @@ enum MatrixProduct {
                 }
             }
         }
-        return out
     }
 }
 

@@ -13,9 +13,12 @@ final class HDF5Container: TensorContainer {
     private var visitedGroups: Set<[UInt64]> = []
     /// Soft and external links that were not followed (listed by `info`).
     private(set) var skippedLinks: [String] = []
+    /// The same file opened for `pread`, for datasets whose bytes can be read without libhdf5.
+    private let rawFile: ReadOnlyFile?
 
     init(path: String) throws {
         file = path
+        rawFile = try? ReadOnlyFile(path: path)
         handle = try HDF5Library.call {
             let id = H5Fopen(path, cattn_h5f_acc_rdonly(), cattn_h5p_default())
             if id < 0 {
@@ -67,7 +70,7 @@ final class HDF5Container: TensorContainer {
                 try walk(group: owned.id, path: childPath)
             case H5I_DATASET:
                 let dataset = HDF5Handle(try HDF5Library.check(H5Dopen2(group, name, cattn_h5p_default()), file: file, dataset: childPath, "cannot open the dataset"), .dataset)
-                tensors.append(try HDF5Tensor(file: file, path: childPath, dataset: dataset, fileHandle: handle))
+                tensors.append(try HDF5Tensor(file: file, path: childPath, dataset: dataset, fileHandle: handle, rawFile: rawFile))
                 attributes += try readAttributes(of: dataset.id, owner: childPath)
             default:
                 continue

@@ -13,8 +13,9 @@ final class HDF5Tensor: StoredTensor {
     /// For IEEE half floats: the byte order to decode raw bytes in. libhdf5's own half → float
     /// conversion is a slow software path, so these are read unconverted and decoded here.
     private let rawHalfOrder: ByteOrder?
+    private(set) var directStorage: DirectStorage?
 
-    init(file: String, path: String, dataset: HDF5Handle, fileHandle: HDF5Handle) throws {
+    init(file: String, path: String, dataset: HDF5Handle, fileHandle: HDF5Handle, rawFile: ReadOnlyFile?) throws {
         self.file = file
         self.dataset = dataset
         self.fileHandle = fileHandle
@@ -47,21 +48,30 @@ final class HDF5Tensor: StoredTensor {
         }
         var notes: [String] = []
         if case .floating = element, H5Tget_order(type.id) == H5T_ORDER_BE { notes.append("big-endian") }
+        // IEEE binary16/32/64 in either byte order can be decoded from raw bytes.
+        var ieee: (type: ElementType, order: ByteOrder)?
         var sign = 0, exponentPosition = 0, exponentSize = 0, mantissaPosition = 0, mantissaSize = 0
-        if element == .floating(.float16),
-           H5Tget_fields(type.id, &sign, &exponentPosition, &exponentSize, &mantissaPosition, &mantissaSize) >= 0,
-           (sign, exponentPosition, exponentSize, mantissaPosition, mantissaSize) == (15, 10, 5, 0, 10) {
-            rawHalfOrder = H5Tget_order(type.id) == H5T_ORDER_BE ? .big : .little
-        } else {
-            rawHalfOrder = nil
+        if case .floating(let t) = element, H5Tget_offset(type.id) == 0, H5Tget_precision(type.id) == size * 8,
+           H5Tget_fields(type.id, &sign, &exponentPosition, &exponentSize, &mantissaPosition, &mantissaSize) >= 0 {
+            let fields = [sign, exponentPosition, exponentSize, mantissaPosition, mantissaSize]
+            let standard: [Int] = t == .float16 ? [15, 10, 5, 0, 10] : t == .float32 ? [31, 23, 8, 0, 23] : [63, 52, 11, 0, 52]
+            let order = H5Tget_order(type.id)
+            if fields == standard && (order == H5T_ORDER_LE || order == H5T_ORDER_BE) {
+                ieee = (t, order == H5T_ORDER_BE ? .big : .little)
+            }
         }
+        rawHalfOrder = ieee?.type == .float16 ? ieee?.order : nil
         let plist = HDF5Handle(H5Dget_create_plist(dataset.id), .propertyList)
+        var direct: [ChunkFilter]? = []   // the filters, while direct reading stays possible
+        var chunkShape: [Int]?
         if plist.id >= 0 {
+            if H5Pget_external_count(plist.id) != 0 { direct = nil }
             switch H5Pget_layout(plist.id) {
             case H5D_CHUNKED:
                 var chunk = [hsize_t](repeating: 0, count: max(rank, 1))
                 let n = H5Pget_chunk(plist.id, Int32(rank), &chunk)
                 notes.append("chunked " + formatShape(chunk.prefix(Int(max(n, 0))).map { Int($0) }))
+                if Int(n) == rank { chunkShape = chunk.map { Int($0) } } else { direct = nil }
             case H5D_COMPACT: notes.append("compact")
             case H5D_CONTIGUOUS: notes.append("contiguous")
             default: break
@@ -75,10 +85,17 @@ final class HDF5Tensor: StoredTensor {
                 var config: UInt32 = 0
                 let filter = H5Pget_filter2(plist.id, UInt32(index), &flags, &valueCount, &values, nameBuffer.count, &nameBuffer, &config)
                 switch filter {
-                case H5Z_FILTER_DEFLATE: notes.append(valueCount > 0 ? "gzip level \(values[0])" : "gzip")
-                case H5Z_FILTER_SHUFFLE: notes.append("shuffle")
-                case H5Z_FILTER_FLETCHER32: notes.append("fletcher32")
+                case H5Z_FILTER_DEFLATE:
+                    notes.append(valueCount > 0 ? "gzip level \(values[0])" : "gzip")
+                    direct?.append(.deflate)
+                case H5Z_FILTER_SHUFFLE:
+                    notes.append("shuffle")
+                    direct?.append(.shuffle)
+                case H5Z_FILTER_FLETCHER32:
+                    notes.append("fletcher32")
+                    direct = nil
                 default:
+                    direct = nil
                     let name = String(decoding: nameBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
                     notes.append("filter \(filter)" + (name.isEmpty ? "" : " (\(name))"))
                 }
@@ -86,6 +103,44 @@ final class HDF5Tensor: StoredTensor {
         }
         _ = HDF5Library.errorReason()
         info = TensorInfo(name: path, shape: dims.map { Int($0) }, element: element, storage: notes.joined(separator: ", "))
+        if let rawFile, let ieee, let filters = direct, plist.id >= 0, !dims.contains(0) {
+            directStorage = Self.direct(dataset: dataset, name: path, file: rawFile, plist: plist.id, chunk: chunkShape,
+                                        filters: filters, type: ieee.type, order: ieee.order, count: info.shape.reduce(1, *))
+        }
+    }
+
+    /// Where the bytes are, when `pread` can fetch them: contiguous storage that was allocated in
+    /// full, or chunks passed through deflate and shuffle only. The corresponding C calls are
+    /// `H5Dget_offset`, `H5Dget_storage_size` and `H5Dget_chunk_info_by_coord`.
+    private static func direct(dataset: HDF5Handle, name: String, file: ReadOnlyFile, plist: hid_t, chunk: [Int]?, filters: [ChunkFilter],
+                               type: ElementType, order: ByteOrder, count: Int) -> DirectStorage? {
+        switch H5Pget_layout(plist) {
+        case H5D_CONTIGUOUS:
+            let offset = H5Dget_offset(dataset.id)
+            guard offset != cattn_haddr_undef(), filters.isEmpty, Int(H5Dget_storage_size(dataset.id)) == count * type.size,
+                  offset <= UInt64(Int.max) else { return nil }
+            return .contiguous(file: file, offset: Int(offset), type: type, order: order)
+        case H5D_CHUNKED:
+            guard let chunk else { return nil }
+            let path = file.path
+            return .chunked(file: file, chunk: chunk, type: type, order: order, filters: filters) { coordinates in
+                try HDF5Library.call {
+                    var start = coordinates.map { hsize_t($0) }
+                    var mask: UInt32 = 0
+                    var address: haddr_t = 0
+                    var size: hsize_t = 0
+                    _ = try HDF5Library.check(H5Dget_chunk_info_by_coord(dataset.id, &start, &mask, &address, &size),
+                                              file: path, dataset: name, "cannot locate the chunk at \(coordinates)")
+                    if address == cattn_haddr_undef() { return nil }
+                    guard address <= UInt64(Int.max), size <= UInt64(Int.max) else {
+                        throw DumpError(file: path, dataset: name, "chunk at \(coordinates) has an impossible address")
+                    }
+                    return ChunkLocation(offset: Int(address), size: Int(size), filterMask: mask)
+                }
+            }
+        default:
+            return nil
+        }
     }
 
     func readBlock(leading: [Int]) throws -> [Float] {
@@ -108,8 +163,9 @@ final class HDF5Tensor: StoredTensor {
                 }
                 _ = try HDF5Library.check(H5Sselect_hyperslab(fileSpace.id, H5S_SELECT_SET, &start, nil, &counts, nil),
                                           file: file, dataset: name, "cannot select the block \(leading)")
-                var memDims = [hsize_t(count)]
-                let space = HDF5Handle(try HDF5Library.check(H5Screate_simple(1, &memDims, nil), file: file, dataset: name, "cannot create a dataspace"), .dataspace)
+                // The memory space has the selection's own shape: libhdf5 then copies whole rows,
+                // where a flat 1-D space makes it walk the selection element by element.
+                let space = HDF5Handle(try HDF5Library.check(H5Screate_simple(Int32(counts.count), &counts, nil), file: file, dataset: name, "cannot create a dataspace"), .dataspace)
                 memSpace = space
                 memSpaceID = space.id
             }

@@ -105,6 +105,14 @@ final class NPYTensor: StoredTensor {
         return out
     }
 
+    var directStorage: DirectStorage? {
+        // A lone .npy file; NPZ members go through their CRC-checking source instead.
+        guard let region = source as? FileRegion, !header.fortranOrder, case .floating(let type, let order) = header.element else {
+            return nil
+        }
+        return .contiguous(file: region.file, offset: region.base + header.dataOffset, type: type, order: order)
+    }
+
     func readStrings() throws -> [String] {
         let count = header.shape.reduce(1, *)
         var raw = [UInt8](repeating: 0, count: header.dataLength)

@@ -38,7 +38,7 @@ extension AttnInspect {
             var values: [Float] = []
             var table = TextTable(header: ["layer"] + (0..<source.headCount).map { "h\($0)" })
             for l in 0..<source.layerCount {
-                let stats = HeadStatistics.ofLayer(try source.layer(l), layer: l)
+                let stats = try HeadStatistics.ofLayer(source, layer: l)
                 let row = stats.map { normalized ? $0.normalizedEntropy : $0.entropy }
                 values += row.map(Float.init)
                 table.append(["\(l)"] + row.map { formatFixed($0, decimals: 3) })

@@ -31,7 +31,7 @@ extension AttnInspect {
             var records: [HeadStatistics] = []
             var text = ""
             for l in layers {
-                let stats = HeadStatistics.ofLayer(try source.layer(l), layer: l)
+                let stats = try HeadStatistics.ofLayer(source, layer: l)
                 records += stats
                 if !json && !csv {
                     text += Self.table(for: stats, layer: l, source: source)

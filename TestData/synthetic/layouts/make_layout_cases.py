@@ -18,6 +18,12 @@ exactly base_f32's values from each one (the tests compare with base_f32.npy).
                      writing (a value 0.0 becomes a small subnormal): the zip CRC-32 no longer matches
   crc_deflated.npz   np.savez_compressed of attentions, with the CRC-32 recorded in the central
                      directory and the local header changed: inflating succeeds, the CRC check fails
+  chunks_shuffle.h5  /attentions float16 (base_f32 rounded), chunks (1, 2, 4, 3) through shuffle + gzip:
+                     a chunk spans both heads, rows and keys are split, edge chunks are partial
+  chunks_layers.h5   /attentions float32, chunks (2, 1, 10, 10) gzip level 1: a chunk spans two layers
+  chunks_plain.h5    /attentions float32, chunks (1, 1, 5, 10), no filter
+  big_endian.h5      /attentions as big-endian float32, contiguous
+  fletcher.h5        /attentions float32, chunks (1, 1, 10, 10), gzip + fletcher32 (read through libhdf5)
   huge_attention.h5  /attentions claims (1, 1, 300000, 300000) float16 (180 GB), chunked, no chunk
                      written (the file is tiny): one layer does not fit in memory and must be refused
   huge_qk.h5         /q and /k (1, 1, 1048576, 1) float16, gzip-compressed zeros: the recomputed
@@ -94,6 +100,17 @@ cd = raw.find(b"PK\x01\x02")
 assert struct.unpack_from("<I", raw, cd + 16)[0] == info.CRC
 raw[cd + 16:cd + 20] = wrong
 open(p("crc_deflated.npz"), "wb").write(raw)
+
+with h5("chunks_shuffle.h5") as f:
+    f.create_dataset("attentions", data=base.astype(np.float16), chunks=(1, 2, 4, 3), shuffle=True, compression="gzip")
+with h5("chunks_layers.h5") as f:
+    f.create_dataset("attentions", data=base, chunks=(2, 1, 10, 10), compression="gzip", compression_opts=1)
+with h5("chunks_plain.h5") as f:
+    f.create_dataset("attentions", data=base, chunks=(1, 1, 5, 10))
+with h5("big_endian.h5") as f:
+    f.create_dataset("attentions", data=base.astype(">f4"))
+with h5("fletcher.h5") as f:
+    f.create_dataset("attentions", data=base, chunks=(1, 1, 10, 10), compression="gzip", fletcher32=True)
 
 with h5("huge_attention.h5") as f:
     f.create_dataset("attentions", shape=(1, 1, 300000, 300000), dtype=np.float16, chunks=(1, 1, 1024, 1024))

@@ -1,0 +1,47 @@
+internal import CAttnKernels
+import AttnCore
+
+/// The vectorised loops over rows of attention (C, AVX2/FMA where the CPU has them). Every pointer
+/// these kernels need stays in this file. The corresponding C calls are `cattn_row_statistics`,
+/// `cattn_softmax_row`, `cattn_accumulate_f64`, `cattn_maximum_f32` and `cattn_minimum_f32`.
+enum RowKernels {
+    /// Sums and extremes of one row; NaN and ±Inf are counted and left out of everything else.
+    struct RowStatistics {
+        var sum: Double
+        /// −Σ p ln p over finite p > 0.
+        var entropy: Double
+        var min: Double
+        var max: Double
+        var finite: Int
+        var nan: Int
+        var inf: Int
+        var negative: Int
+    }
+
+    static func statistics(_ row: UnsafeBufferPointer<Float>) -> RowStatistics {
+        var out = cattn_row_stats()
+        cattn_row_statistics(row.baseAddress!, row.count, &out)
+        return RowStatistics(sum: out.sum, entropy: out.entropy, min: out.min, max: out.max, finite: Int(out.finite),
+                             nan: Int(out.nan), inf: Int(out.inf), negative: Int(out.negative))
+    }
+
+    /// `row[j] = exp(row[j] − max) / Σ` over the first `visible` entries (Σ in Double); the rest 0.
+    static func softmax(_ row: UnsafeMutablePointer<Float>, visible: Int, count: Int) {
+        cattn_softmax_row(row, visible, count)
+    }
+
+    /// `sums[i] += values[i]`.
+    static func accumulate(_ values: UnsafeBufferPointer<Float>, into sums: UnsafeMutablePointer<Double>) {
+        cattn_accumulate_f64(sums, values.baseAddress!, values.count)
+    }
+
+    /// `extremes[i] = max(extremes[i], values[i])`, NaN propagating.
+    static func maximum(_ values: UnsafeBufferPointer<Float>, into extremes: UnsafeMutablePointer<Float>) {
+        cattn_maximum_f32(extremes, values.baseAddress!, values.count)
+    }
+
+    /// `extremes[i] = min(extremes[i], values[i])`, NaN propagating.
+    static func minimum(_ values: UnsafeBufferPointer<Float>, into extremes: UnsafeMutablePointer<Float>) {
+        cattn_minimum_f32(extremes, values.baseAddress!, values.count)
+    }
+}

@@ -1,0 +1,112 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import Synchronization
+
+/// A block of consecutive query rows of one head, as handed to an analysis by
+/// `AttentionSource.visitBlocks`.
+public struct RowBlock: Sendable {
+    /// The worker running this call, `0..<workers`: per-worker accumulators are indexed with it.
+    public let worker: Int
+    public let head: Int
+    /// The query rows held; the values are `rows.count × keys`, row-major.
+    public let rows: Range<Int>
+
+    public init(worker: Int, head: Int, rows: Range<Int>) {
+        self.worker = worker
+        self.head = head
+        self.rows = rows
+    }
+}
+
+/// Called once per block, possibly from several threads at once (never twice at once with the same
+/// `worker`). The values `[row, key]` are valid only during the call.
+public typealias RowBlockVisitor = (RowBlock, UnsafeBufferPointer<Float>) throws -> Void
+
+/// Threads for the parallel work: `ATTNINSPECT_THREADS` if set, else the processors available.
+public enum Workers {
+    public static let count: Int = {
+        if let text = getenv("ATTNINSPECT_THREADS").map({ String(cString: $0) }), let n = Int(text), n >= 1 {
+            return Swift.min(n, 256)
+        }
+        return Swift.max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    }()
+
+    /// Runs `body(worker)` for every worker in `0..<workers`, concurrently; rethrows the first error.
+    /// After an error the others see `stopped` and should return early.
+    public static func run(_ workers: Int, _ body: (_ worker: Int, _ stopped: () -> Bool) throws -> Void) throws {
+        if workers <= 1 {
+            try body(0) { false }
+            return
+        }
+        let failure = FirstError()
+        // The body runs on several threads; callers give each worker its own state (by index).
+        try withoutActuallyEscaping(body) { body in
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                do {
+                    try shared.value(worker) { failure.happened }
+                } catch {
+                    failure.record(error)
+                }
+            }
+            if let error = failure.error { throw error }
+        }
+    }
+
+    /// The first error thrown by any worker.
+    private final class FirstError: Sendable {
+        private let first = Mutex<(any Error)?>(nil)
+        private let flag = Atomic<Bool>(false)
+        var happened: Bool { flag.load(ordering: .relaxed) }
+        var error: (any Error)? { first.withLock { $0 } }
+        func record(_ error: any Error) {
+            flag.store(true, ordering: .relaxed)
+            first.withLock { if $0 == nil { $0 = error } }
+        }
+    }
+
+    /// Hands out `0..<count` one index at a time to whichever worker asks next.
+    public final class Counter: Sendable {
+        private let next = Atomic<Int>(0)
+        private let count: Int
+        public init(_ count: Int) { self.count = count }
+        /// The next index, or nil when all have been handed out.
+        public func take() -> Int? {
+            let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
+            return i < count ? i : nil
+        }
+    }
+}
+
+/// A value handed to worker threads whose thread safety the caller guarantees.
+public struct UncheckedSendable<Value>: @unchecked Sendable {
+    public let value: Value
+    public init(_ value: Value) { self.value = value }
+}
+
+extension AttentionSource {
+    /// The default `visitBlocks`: reads the whole layer, then hands each head to the workers as one block.
+    public func visitLayerBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
+        let layer = try self.layer(index)
+        let size = layer.queries * layer.keys
+        try layer.values.withUnsafeBufferPointer { all in
+            let counter = Workers.Counter(heads.count)
+            try Workers.run(Swift.min(workers, heads.count)) { worker, stopped in
+                while !stopped(), let i = counter.take() {
+                    let h = heads.lowerBound + i
+                    try body(RowBlock(worker: worker, head: h, rows: 0..<layer.queries),
+                             UnsafeBufferPointer(rebasing: all[(h * size)..<((h + 1) * size)]))
+                }
+            }
+        }
+    }
+}
+
+extension AttentionSource {
+    /// Sources without faster access hand out whole heads of a layer read at once.
+    public func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
+        try visitLayerBlocks(layer: index, heads: heads, workers: workers, body)
+    }
+}

@@ -1,0 +1,236 @@
+internal import CAttnDeflate
+import AttnCore
+
+/// Reads row blocks of one layer's heads straight from the file, on several threads at once: each
+/// worker `pread`s the bytes of a block into its own buffer (inflating HDF5 chunks itself where
+/// needed), decodes them to `Float` and hands them on. Nothing but a few blocks per worker is ever
+/// in memory, and libhdf5's lock is taken only to locate chunks.
+struct DirectRows {
+    let storage: DirectStorage
+    /// The tensor's shape; its last two axes are [query, key].
+    let shape: [Int]
+    /// The axis of `shape` that holds heads, if any.
+    let headAxis: Int?
+    /// The coordinates before [query, key] of head `h` of the layer being read.
+    let leading: (Int) -> [Int]
+    let file: String
+    let dataset: String?
+
+    private var queries: Int { shape[shape.count - 2] }
+    private var keys: Int { shape[shape.count - 1] }
+
+    /// About this many bytes of `Float` per block: large enough to amortise a `pread`, small enough
+    /// to stay in a core's cache while the analysis runs over it.
+    private static let blockBytes = 128 << 10
+    /// The largest group of chunks (heads × chunk rows × keys) a worker may hold decoded.
+    private static let chunkGroupLimit = 256 << 20
+
+    /// nil when the chunks are too large to hold a group per worker.
+    init?(storage: DirectStorage, shape: [Int], headAxis: Int?, file: String, dataset: String?, leading: @escaping (Int) -> [Int]) {
+        self.storage = storage
+        self.shape = shape
+        self.headAxis = headAxis
+        self.leading = leading
+        self.file = file
+        self.dataset = dataset
+        if case .chunked(_, let chunk, let type, _, _, _) = storage {
+            let group = headAxis.map { chunk[$0] } ?? 1
+            let bytes = MemoryBudget.bytes([group, chunk[chunk.count - 2], shape[shape.count - 1]], elementSize: type.size)
+            guard chunk.count == shape.count, let bytes, bytes <= Self.chunkGroupLimit,
+                  let chunkBytes = MemoryBudget.bytes(chunk, elementSize: type.size), chunkBytes <= Self.chunkGroupLimit else { return nil }
+        }
+    }
+
+    func visit(heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
+        switch storage {
+        case .contiguous(let raw, let offset, let type, let order):
+            try visitContiguous(raw, offset: offset, type: type, order: order, heads: heads, workers: workers, body)
+        case .chunked(let raw, let chunk, let type, let order, let filters, let locate):
+            try visitChunked(raw, chunk: chunk, type: type, order: order, filters: filters, locate: locate,
+                             heads: heads, workers: workers, body)
+        }
+    }
+
+    /// The C-order index of element `[coordinates..., 0, 0]`.
+    private func flatIndex(_ coordinates: [Int]) -> Int {
+        var flat = 0
+        for (axis, c) in coordinates.enumerated() { flat = flat * shape[axis] + c }
+        return flat * queries * keys
+    }
+
+    private func visitContiguous(_ raw: ReadOnlyFile, offset: Int, type: ElementType, order: ByteOrder,
+                                 heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
+        let q = queries, k = keys, size = type.size
+        let rowsPerBlock = max(1, min(q, Self.blockBytes / (4 * k)))
+        let counter = Workers.Counter(heads.count)
+        try Workers.run(min(workers, heads.count)) { worker, stopped in
+            var bytes = [UInt8](repeating: 0, count: rowsPerBlock * k * size)
+            var values = [Float](repeating: 0, count: rowsPerBlock * k)
+            while !stopped(), let i = counter.take() {
+                let h = heads.lowerBound + i
+                let base = offset + flatIndex(leading(h)) * size
+                for r0 in stride(from: 0, to: q, by: rowsPerBlock) {
+                    let n = min(rowsPerBlock, q - r0)
+                    let count = n * k
+                    try bytes.withUnsafeMutableBytes { b in
+                        let target = UnsafeMutableRawBufferPointer(rebasing: b[0..<(count * size)])
+                        try raw.read(at: base + r0 * k * size, into: target, dataset: dataset)
+                        values.withUnsafeMutableBufferPointer { v in
+                            ElementDecoding.decode(UnsafeRawBufferPointer(target), type: type, order: order, count: count, into: v)
+                        }
+                    }
+                    try values.withUnsafeBufferPointer { v in
+                        try body(RowBlock(worker: worker, head: h, rows: r0..<(r0 + n)), UnsafeBufferPointer(rebasing: v[0..<count]))
+                    }
+                }
+            }
+        }
+    }
+
+    private func visitChunked(_ raw: ReadOnlyFile, chunk: [Int], type: ElementType, order: ByteOrder, filters: [ChunkFilter],
+                              locate: @escaping ([Int]) throws -> ChunkLocation?,
+                              heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
+        let q = queries, k = keys, size = type.size, rank = shape.count
+        let rowsPerChunk = chunk[rank - 2], keysPerChunk = chunk[rank - 1]
+        let headsPerChunk = headAxis.map { chunk[$0] } ?? 1
+        // Heads that share chunks go to the same worker, so each chunk is inflated once.
+        var groups: [[Int]] = []
+        for h in heads {
+            if let last = groups.last?.last, last / headsPerChunk == h / headsPerChunk { groups[groups.count - 1].append(h) } else { groups.append([h]) }
+        }
+        var chunkStrides = [Int](repeating: 1, count: rank)
+        for a in stride(from: rank - 2, through: 0, by: -1) { chunkStrides[a] = chunkStrides[a + 1] * chunk[a + 1] }
+        let chunkElements = chunk.reduce(1, *)
+        let counter = Workers.Counter(groups.count)
+        try Workers.run(min(workers, groups.count)) { worker, stopped in
+            let inflater = try ChunkInflater(file: file, dataset: dataset)
+            var chunkBytes = [UInt8](repeating: 0, count: chunkElements * size)
+            var scratch = [UInt8](repeating: 0, count: filters.contains(.shuffle) ? chunkElements * size : 0)
+            var compressed: [UInt8] = []
+            var groupBytes = [UInt8](repeating: 0, count: headsPerChunk * rowsPerChunk * k * size)
+            var values = [Float](repeating: 0, count: rowsPerChunk * k)
+            while !stopped(), let g = counter.take() {
+                let group = groups[g]
+                for q0 in stride(from: 0, to: q, by: rowsPerChunk) {
+                    let rows = min(rowsPerChunk, q - q0)
+                    for k0 in stride(from: 0, to: k, by: keysPerChunk) {
+                        let width = min(keysPerChunk, k - k0)
+                        let first = leading(group[0]) + [q0, k0]
+                        let origin = first.enumerated().map { axis, c in c - c % chunk[axis] }
+                        try loadChunk(at: origin, from: raw, locate: locate, filters: filters, type: type, inflater: inflater,
+                                      into: &chunkBytes, scratch: &scratch, compressed: &compressed)
+                        // Scatter the rows of each head of the group into groupBytes[head, row, key].
+                        for (slot, h) in group.enumerated() {
+                            let at = leading(h) + [q0, k0]
+                            var local = 0
+                            for a in 0..<rank { local += (at[a] - origin[a]) * chunkStrides[a] }
+                            chunkBytes.withUnsafeBytes { src in
+                                groupBytes.withUnsafeMutableBytes { dst in
+                                    for r in 0..<rows {
+                                        let from = (local + r * chunkStrides[rank - 2]) * size
+                                        let to = ((slot * rowsPerChunk + r) * k + k0) * size
+                                        dst.baseAddress!.advanced(by: to).copyMemory(from: src.baseAddress!.advanced(by: from), byteCount: width * size)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    for (slot, h) in group.enumerated() {
+                        let count = rows * k
+                        groupBytes.withUnsafeBytes { src in
+                            values.withUnsafeMutableBufferPointer { v in
+                                ElementDecoding.decode(UnsafeRawBufferPointer(rebasing: src[(slot * rowsPerChunk * k * size)...]),
+                                                       type: type, order: order, count: count, into: v)
+                            }
+                        }
+                        try values.withUnsafeBufferPointer { v in
+                            try body(RowBlock(worker: worker, head: h, rows: q0..<(q0 + rows)), UnsafeBufferPointer(rebasing: v[0..<count]))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the chunk whose first element is at `origin` and undoes its filters into `chunkBytes`.
+    /// A chunk never written holds zeros (h5py's default fill value).
+    private func loadChunk(at origin: [Int], from raw: ReadOnlyFile, locate: ([Int]) throws -> ChunkLocation?, filters: [ChunkFilter],
+                           type: ElementType, inflater: ChunkInflater, into chunkBytes: inout [UInt8], scratch: inout [UInt8], compressed: inout [UInt8]) throws {
+        guard let location = try locate(origin) else {
+            chunkBytes.withUnsafeMutableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) }
+            return
+        }
+        let expected = chunkBytes.count
+        let applied = filters.enumerated().filter { index, _ in location.filterMask & (1 << UInt32(index)) == 0 }.map(\.element)
+        if compressed.count < location.size { compressed = [UInt8](repeating: 0, count: location.size) }
+        try compressed.withUnsafeMutableBytes { c in
+            try raw.read(at: location.offset, into: UnsafeMutableRawBufferPointer(rebasing: c[0..<location.size]), dataset: dataset)
+        }
+        // Undo the filters last to first; `current` says which buffer holds the bytes so far.
+        var current = 0  // 0: compressed, 1: chunkBytes, 2: scratch
+        var length = location.size
+        for filter in applied.reversed() {
+            switch filter {
+            case .deflate:
+                guard current == 0 else { throw corrupt(origin, "deflate applied twice") }
+                if let problem = inflater.inflate(compressed, count: length, into: &chunkBytes) {
+                    throw corrupt(origin, problem)
+                }
+                current = 1
+                length = expected
+            case .shuffle:
+                guard length == expected else { throw corrupt(origin, "\(length) bytes, expected \(expected)") }
+                if current == 0 { chunkBytes.withUnsafeMutableBytes { d in compressed.withUnsafeBytes { s in d.copyMemory(from: UnsafeRawBufferPointer(rebasing: s[0..<expected])) } } }
+                // Shuffled: byte b of element e sits at b·n + e.
+                let n = expected / type.size, width = type.size
+                chunkBytes.withUnsafeBytes { s in
+                    scratch.withUnsafeMutableBytes { d in
+                        for b in 0..<width { for e in 0..<n { d[e * width + b] = s[b * n + e] } }
+                    }
+                }
+                swap(&chunkBytes, &scratch)
+                current = 1
+            }
+        }
+        if current == 0 {
+            guard length == expected else { throw corrupt(origin, "\(length) bytes stored, expected \(expected)") }
+            chunkBytes.withUnsafeMutableBytes { d in compressed.withUnsafeBytes { s in d.copyMemory(from: UnsafeRawBufferPointer(rebasing: s[0..<expected])) } }
+        }
+    }
+
+    private func corrupt(_ origin: [Int], _ what: String) -> DumpError {
+        DumpError(file: file, dataset: dataset, "corrupt chunk at \(formatShape(origin)): \(what)")
+    }
+}
+
+/// A zlib-stream decompressor for one worker. The corresponding C calls are
+/// `libdeflate_alloc_decompressor`, `libdeflate_zlib_decompress` and `libdeflate_free_decompressor`.
+final class ChunkInflater {
+    private let decompressor: OpaquePointer
+
+    init(file: String, dataset: String?) throws {
+        guard let d = libdeflate_alloc_decompressor() else {
+            throw DumpError(file: file, dataset: dataset, "cannot allocate a decompressor (out of memory)")
+        }
+        decompressor = d
+    }
+
+    deinit { libdeflate_free_decompressor(decompressor) }
+
+    /// Inflates the zlib stream in `input[0..<count]` into all of `output`; nil on success, else what went wrong.
+    func inflate(_ input: [UInt8], count: Int, into output: inout [UInt8]) -> String? {
+        var produced = 0
+        let status = input.withUnsafeBytes { i in
+            output.withUnsafeMutableBytes { o in
+                libdeflate_zlib_decompress(decompressor, i.baseAddress!, count, o.baseAddress!, o.count, &produced)
+            }
+        }
+        switch status {
+        case LIBDEFLATE_SUCCESS:
+            return produced == output.count ? nil : "inflated to \(produced) bytes, expected \(output.count)"
+        case LIBDEFLATE_SHORT_OUTPUT: return "inflated to fewer bytes than the \(output.count) expected"
+        case LIBDEFLATE_INSUFFICIENT_SPACE: return "inflates to more than the \(output.count) bytes expected"
+        default: return "not a valid zlib stream"
+        }
+    }
+}

@@ -1,0 +1,44 @@
+#ifndef CATTN_KERNELS_H
+#define CATTN_KERNELS_H
+/// attninspect's hot loops: float16/32/64 decoding, per-row statistics (p·ln p), softmax rows and
+/// head-fusion accumulation. Each has an AVX2 + FMA + F16C version chosen at run time when the CPU
+/// has them, and a portable version otherwise; results agree to a few float32 ulps.
+#include <stddef.h>
+#include <stdint.h>
+
+/// 1 when the vector versions are in use (AVX2, FMA and F16C present, and the environment variable
+/// ATTNINSPECT_PORTABLE_KERNELS is not set to a non-zero value), else 0.
+int cattn_kernels_vectorised(void);
+
+/// Decodes `n` IEEE half floats (native order, or byte-swapped when `swap`) to float.
+void cattn_decode_f16(const void *src, float *dst, size_t n, int swap);
+/// Decodes `n` float32 values (byte-swapped when `swap`); `src` may be unaligned.
+void cattn_decode_f32(const void *src, float *dst, size_t n, int swap);
+/// Decodes `n` float64 values to float (byte-swapped when `swap`); `src` may be unaligned.
+void cattn_decode_f64(const void *src, float *dst, size_t n, int swap);
+
+/// Statistics of one row of attention probabilities. NaN and ±Inf are counted and left out of
+/// every other field; `negative` counts finite values below 0.
+typedef struct {
+    double sum;        /// Σ p over finite p
+    double entropy;    /// −Σ p·ln p over finite p > 0 (0·ln 0 = 0), ln in double from a float mantissa polynomial
+    double min;        /// smallest finite p (+inf when none)
+    double max;        /// largest finite p (−inf when none)
+    int64_t finite;
+    int64_t nan;
+    int64_t inf;
+    int64_t negative;
+} cattn_row_stats;
+
+void cattn_row_statistics(const float *row, size_t n, cattn_row_stats *out);
+
+/// In place: row[j] = exp(row[j] − max) / Σ for j < visible (max and Σ over those), row[j] = 0 for
+/// visible ≤ j < n. Σ is accumulated in double.
+void cattn_softmax_row(float *row, size_t visible, size_t n);
+
+/// acc[i] += x[i] (double accumulator).
+void cattn_accumulate_f64(double *acc, const float *x, size_t n);
+/// acc[i] = max(acc[i], x[i]) / min(acc[i], x[i]) (NaN in x propagates).
+void cattn_maximum_f32(float *acc, const float *x, size_t n);
+void cattn_minimum_f32(float *acc, const float *x, size_t n);
+#endif

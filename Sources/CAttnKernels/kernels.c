@@ -1,0 +1,462 @@
+// attninspect's hot loops. Every public function dispatches once per call on a cached CPU check:
+// AVX2 + FMA + F16C versions (x86-64 only, compiled with per-function target attributes so the
+// rest of the binary stays portable) or portable C versions that use the same polynomials.
+//
+// ln and exp are Cephes-style polynomials (the float versions used by sse_mathfun/avx_mathfun):
+// ln(p) = e·ln 2 + ln(m) with m in [√½, √2); the mantissa part is a float polynomial (about 1 ulp of
+// ln m, i.e. ≤ 3e-8 absolute), and e·ln 2 + ln m and p·ln p are formed in double, so −Σ p ln p over a
+// row of probabilities is accurate to a few 1e-8. exp is accurate to about 2 float ulps.
+#include "cattn_kernels.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define CATTN_X86 1
+#include <immintrin.h>
+#else
+#define CATTN_X86 0
+#endif
+
+// ---------------------------------------------------------------------------------------- dispatch
+
+static int vector_state = -1;
+
+int cattn_kernels_vectorised(void) {
+    int state = __atomic_load_n(&vector_state, __ATOMIC_RELAXED);
+    if (state < 0) {
+#if CATTN_X86
+        __builtin_cpu_init();
+        state = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        // For tests and comparisons: force the portable versions.
+        const char *portable = getenv("ATTNINSPECT_PORTABLE_KERNELS");
+        if (portable && *portable && *portable != '0') state = 0;
+#else
+        state = 0;
+#endif
+        __atomic_store_n(&vector_state, state, __ATOMIC_RELAXED);
+    }
+    return state;
+}
+
+// ------------------------------------------------------------------------------- scalar building blocks
+
+static const double LN2 = 0.69314718055994530942;
+
+static inline float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exponent = (h >> 10) & 0x1Fu;
+    uint32_t mantissa = h & 0x3FFu;
+    uint32_t bits;
+    if (exponent == 0) {
+        float magnitude = (float)mantissa * 5.9604644775390625e-8f;  // mantissa · 2^-24, exact
+        memcpy(&bits, &magnitude, 4);
+        bits |= sign;
+    } else if (exponent == 31) {
+        bits = sign | 0x7F800000u | (mantissa << 13);
+    } else {
+        bits = sign | ((exponent + 112u) << 23) | (mantissa << 13);
+    }
+    float out;
+    memcpy(&out, &bits, 4);
+    return out;
+}
+
+/// ln(1 + x) for x in [√½ − 1, √2 − 1): Cephes logf's polynomial.
+static inline float log1p_reduced(float x) {
+    float z = x * x;
+    float y = 7.0376836292E-2f;
+    y = y * x - 1.1514610310E-1f;
+    y = y * x + 1.1676998740E-1f;
+    y = y * x - 1.2420140846E-1f;
+    y = y * x + 1.4249322787E-1f;
+    y = y * x - 1.6668057665E-1f;
+    y = y * x + 2.0000714765E-1f;
+    y = y * x - 2.4999993993E-1f;
+    y = y * x + 3.3333331174E-1f;
+    y = y * x * z;
+    y += -0.5f * z;
+    return x + y;
+}
+
+/// ln p in double for a normal, positive, finite float p.
+static inline double log_split(float p) {
+    uint32_t bits;
+    memcpy(&bits, &p, 4);
+    int e = (int)(bits >> 23) - 126;             // p = m · 2^e, m in [0.5, 1)
+    bits = (bits & 0x007FFFFFu) | 0x3F000000u;
+    float m;
+    memcpy(&m, &bits, 4);
+    float x;
+    if (m < 0.707106781186547524f) {
+        e -= 1;
+        x = m + m - 1.0f;
+    } else {
+        x = m - 1.0f;
+    }
+    return (double)e * LN2 + (double)log1p_reduced(x);
+}
+
+/// exp(x) for x ≤ 0 (softmax arguments): Cephes expf; 0 below ln(FLT_MIN).
+static inline float exp_nonpositive(float x) {
+    if (!(x >= -87.33654475f)) return 0.0f;     // also NaN → 0 is never reached: callers pass finite
+    float fx = floorf(x * 1.44269504088896341f + 0.5f);
+    x = x - fx * 0.693359375f;
+    x = x - fx * -2.12194440e-4f;
+    float z = x * x;
+    float y = 1.9875691500E-4f;
+    y = y * x + 1.3981999507E-3f;
+    y = y * x + 8.3334519073E-3f;
+    y = y * x + 4.1665795894E-2f;
+    y = y * x + 1.6666665459E-1f;
+    y = y * x + 5.0000001201E-1f;
+    y = y * z + x + 1.0f;
+    int n = (int)fx + 127;
+    uint32_t bits = (uint32_t)n << 23;
+    float scale;
+    memcpy(&scale, &bits, 4);
+    return y * scale;
+}
+
+// ---------------------------------------------------------------------------------- portable versions
+
+static void decode_f16_portable(const void *src, float *dst, size_t n, int swap) {
+    const unsigned char *s = (const unsigned char *)src;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, s + 2 * i, 2);
+        if (swap) h = (uint16_t)((h >> 8) | (h << 8));
+        dst[i] = half_to_float(h);
+    }
+}
+
+static void row_statistics_portable(const float *row, size_t n, cattn_row_stats *out) {
+    double sum = 0, entropy = 0, lo = INFINITY, hi = -INFINITY;
+    int64_t finite = 0, nan = 0, inf = 0, negative = 0;
+    for (size_t i = 0; i < n; i++) {
+        float p = row[i];
+        if (isnan(p)) { nan++; continue; }
+        if (isinf(p)) { inf++; continue; }
+        finite++;
+        if (p < 0) negative++;
+        if (p < lo) lo = p;
+        if (p > hi) hi = p;
+        sum += p;
+        if (p >= FLT_MIN) entropy -= (double)p * log_split(p);
+    }
+    out->sum = sum;
+    out->entropy = entropy;
+    out->min = lo;
+    out->max = hi;
+    out->finite = finite;
+    out->nan = nan;
+    out->inf = inf;
+    out->negative = negative;
+}
+
+static void softmax_row_portable(float *row, size_t visible, size_t n) {
+    float peak = -INFINITY;
+    for (size_t j = 0; j < visible; j++) peak = row[j] > peak ? row[j] : peak;
+    double sum = 0;
+    for (size_t j = 0; j < visible; j++) {
+        float e = exp_nonpositive(row[j] - peak);
+        row[j] = e;
+        sum += e;
+    }
+    double inverse = 1.0 / sum;
+    for (size_t j = 0; j < visible; j++) row[j] = (float)((double)row[j] * inverse);
+    for (size_t j = visible; j < n; j++) row[j] = 0;
+}
+
+static inline void accumulate_body(double *acc, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) acc[i] += (double)x[i];
+}
+
+static inline void maximum_body(float *acc, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) acc[i] = (x[i] > acc[i] || x[i] != x[i]) ? x[i] : acc[i];
+}
+
+static inline void minimum_body(float *acc, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) acc[i] = (x[i] < acc[i] || x[i] != x[i]) ? x[i] : acc[i];
+}
+
+static inline void decode_f32_body(const void *src, float *dst, size_t n, int swap) {
+    const unsigned char *s = (const unsigned char *)src;
+    if (!swap) {
+        memcpy(dst, s, n * 4);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v;
+        memcpy(&v, s + 4 * i, 4);
+        v = __builtin_bswap32(v);
+        memcpy(dst + i, &v, 4);
+    }
+}
+
+static inline void decode_f64_body(const void *src, float *dst, size_t n, int swap) {
+    const unsigned char *s = (const unsigned char *)src;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v;
+        memcpy(&v, s + 8 * i, 8);
+        if (swap) v = __builtin_bswap64(v);
+        double d;
+        memcpy(&d, &v, 8);
+        dst[i] = (float)d;
+    }
+}
+
+// -------------------------------------------------------------------------------- AVX2 versions
+
+#if CATTN_X86
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+AVX2 static void decode_f16_avx2(const void *src, float *dst, size_t n, int swap) {
+    const unsigned char *s = (const unsigned char *)src;
+    const __m128i byteswap = _mm_setr_epi8(1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(s + 2 * i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(s + 2 * i + 16));
+        if (swap) {
+            a = _mm_shuffle_epi8(a, byteswap);
+            b = _mm_shuffle_epi8(b, byteswap);
+        }
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(a));
+        _mm256_storeu_ps(dst + i + 8, _mm256_cvtph_ps(b));
+    }
+    for (; i + 8 <= n; i += 8) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(s + 2 * i));
+        if (swap) a = _mm_shuffle_epi8(a, byteswap);
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(a));
+    }
+    if (i < n) decode_f16_portable(s + 2 * i, dst + i, n - i, swap);
+}
+
+AVX2 static inline __m256d low_pd(__m256 v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }
+AVX2 static inline __m256d high_pd(__m256 v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)); }
+
+AVX2 static inline double sum_pd(__m256d v) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+/// −Σ p·ln p over 8 lanes of finite p ≥ 0, added to two double accumulators; lanes below FLT_MIN
+/// (zeros, float subnormals) contribute nothing. The polynomial is evaluated in Estrin's scheme
+/// (depth 4 instead of Horner's 9) so that successive vectors overlap in the pipeline.
+AVX2 static inline void entropy_step(__m256 pf, __m256d *entropy) {
+    __m256 positive = _mm256_cmp_ps(pf, _mm256_set1_ps(FLT_MIN), _CMP_GE_OQ);
+    __m256 weight = _mm256_and_ps(pf, positive);
+    __m256 x = _mm256_blendv_ps(_mm256_set1_ps(1.0f), pf, positive);
+    __m256i bits = _mm256_castps_si256(x);
+    __m256i e = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(126));
+    __m256 m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007FFFFF)),
+                                                   _mm256_set1_epi32(0x3F000000)));
+    __m256 small = _mm256_cmp_ps(m, _mm256_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
+    e = _mm256_add_epi32(e, _mm256_castps_si256(small));   // −1 where small (the mask is all ones)
+    __m256 r = _mm256_sub_ps(_mm256_add_ps(m, _mm256_and_ps(m, small)), _mm256_set1_ps(1.0f));
+    __m256 z = _mm256_mul_ps(r, r);
+    __m256 z2 = _mm256_mul_ps(z, z);
+    __m256 a = _mm256_fmadd_ps(_mm256_set1_ps(7.0376836292E-2f), r, _mm256_set1_ps(-1.1514610310E-1f));
+    __m256 b = _mm256_fmadd_ps(_mm256_set1_ps(1.1676998740E-1f), r, _mm256_set1_ps(-1.2420140846E-1f));
+    __m256 c = _mm256_fmadd_ps(_mm256_set1_ps(1.4249322787E-1f), r, _mm256_set1_ps(-1.6668057665E-1f));
+    __m256 d = _mm256_fmadd_ps(_mm256_set1_ps(2.0000714765E-1f), r, _mm256_set1_ps(-2.4999993993E-1f));
+    __m256 poly = _mm256_fmadd_ps(_mm256_fmadd_ps(a, z, b), z2, _mm256_fmadd_ps(c, z, d));
+    poly = _mm256_fmadd_ps(poly, r, _mm256_set1_ps(3.3333331174E-1f));
+    // ln(1 + r) = r + z·(r·poly − ½)
+    __m256 lnm = _mm256_fmadd_ps(z, _mm256_fmsub_ps(r, poly, _mm256_set1_ps(0.5f)), r);
+    const __m256d ln2 = _mm256_set1_pd(LN2);
+    __m256d lnLow = _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(e)), ln2, low_pd(lnm));
+    __m256d lnHigh = _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(e, 1)), ln2, high_pd(lnm));
+    entropy[0] = _mm256_fnmadd_pd(low_pd(weight), lnLow, entropy[0]);
+    entropy[1] = _mm256_fnmadd_pd(high_pd(weight), lnHigh, entropy[1]);
+}
+
+/// Running sums of one row over 8 lanes.
+typedef struct {
+    __m256d sum[2], entropy[2];
+    __m256 lo, hi;
+    int64_t finite, nan, inf, negative;
+} row_lanes;
+
+/// One 8-lane step of the row statistics. `valid` masks the lanes that are part of the row.
+AVX2 static inline void row_step(__m256 p, __m256 valid, int validMask, row_lanes *acc) {
+    const __m256 infinity = _mm256_set1_ps(INFINITY);
+    // The common case: every lane finite and ≥ 0.
+    __m256 plain = _mm256_and_ps(_mm256_cmp_ps(p, infinity, _CMP_LT_OQ), _mm256_cmp_ps(p, _mm256_setzero_ps(), _CMP_GE_OQ));
+    __m256 pf;
+    if ((_mm256_movemask_ps(_mm256_and_ps(plain, valid)) & validMask) == validMask) {
+        pf = _mm256_and_ps(p, valid);
+        acc->finite += __builtin_popcount(validMask);
+        acc->lo = _mm256_min_ps(acc->lo, _mm256_blendv_ps(infinity, p, valid));
+        acc->hi = _mm256_max_ps(acc->hi, pf);
+    } else {
+        const __m256 absolute = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+        __m256 isFinite = _mm256_and_ps(_mm256_cmp_ps(_mm256_and_ps(p, absolute), infinity, _CMP_LT_OQ), valid);
+        int finiteMask = _mm256_movemask_ps(isFinite);
+        int nanMask = _mm256_movemask_ps(_mm256_and_ps(_mm256_cmp_ps(p, p, _CMP_UNORD_Q), valid));
+        acc->nan += __builtin_popcount(nanMask);
+        acc->inf += __builtin_popcount(validMask & ~finiteMask & ~nanMask);
+        acc->finite += __builtin_popcount(finiteMask);
+        pf = _mm256_and_ps(p, isFinite);  // non-finite and padding lanes → 0
+        acc->negative += __builtin_popcount(_mm256_movemask_ps(_mm256_cmp_ps(pf, _mm256_setzero_ps(), _CMP_LT_OQ)));
+        acc->lo = _mm256_min_ps(acc->lo, _mm256_blendv_ps(infinity, p, isFinite));
+        acc->hi = _mm256_max_ps(acc->hi, _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), p, isFinite));
+    }
+    acc->sum[0] = _mm256_add_pd(acc->sum[0], low_pd(pf));
+    acc->sum[1] = _mm256_add_pd(acc->sum[1], high_pd(pf));
+    entropy_step(pf, acc->entropy);
+}
+
+AVX2 static void row_statistics_avx2(const float *row, size_t n, cattn_row_stats *out) {
+    row_lanes acc[2];
+    for (int k = 0; k < 2; k++) {
+        acc[k].sum[0] = acc[k].sum[1] = acc[k].entropy[0] = acc[k].entropy[1] = _mm256_setzero_pd();
+        acc[k].lo = _mm256_set1_ps(INFINITY);
+        acc[k].hi = _mm256_set1_ps(-INFINITY);
+        acc[k].finite = acc[k].nan = acc[k].inf = acc[k].negative = 0;
+    }
+    const __m256 all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        row_step(_mm256_loadu_ps(row + i), all, 0xFF, &acc[0]);
+        row_step(_mm256_loadu_ps(row + i + 8), all, 0xFF, &acc[1]);
+    }
+    for (; i + 8 <= n; i += 8) row_step(_mm256_loadu_ps(row + i), all, 0xFF, &acc[0]);
+    if (i < n) {
+        float tail[8] = {0};
+        int32_t lanes[8] = {0};
+        for (size_t j = 0; j < n - i; j++) {
+            tail[j] = row[i + j];
+            lanes[j] = -1;
+        }
+        __m256 valid = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)lanes));
+        row_step(_mm256_loadu_ps(tail), valid, _mm256_movemask_ps(valid), &acc[0]);
+    }
+    float los[8], his[8];
+    _mm256_storeu_ps(los, _mm256_min_ps(acc[0].lo, acc[1].lo));
+    _mm256_storeu_ps(his, _mm256_max_ps(acc[0].hi, acc[1].hi));
+    double l = INFINITY, h = -INFINITY;
+    for (int j = 0; j < 8; j++) {
+        if (los[j] < l) l = los[j];
+        if (his[j] > h) h = his[j];
+    }
+    out->sum = sum_pd(_mm256_add_pd(_mm256_add_pd(acc[0].sum[0], acc[0].sum[1]), _mm256_add_pd(acc[1].sum[0], acc[1].sum[1])));
+    out->entropy = sum_pd(_mm256_add_pd(_mm256_add_pd(acc[0].entropy[0], acc[0].entropy[1]),
+                                        _mm256_add_pd(acc[1].entropy[0], acc[1].entropy[1])));
+    out->min = l;
+    out->max = h;
+    out->finite = acc[0].finite + acc[1].finite;
+    out->nan = acc[0].nan + acc[1].nan;
+    out->inf = acc[0].inf + acc[1].inf;
+    out->negative = acc[0].negative + acc[1].negative;
+}
+
+/// exp(x) for 8 lanes of x ≤ 0; 0 below ln(FLT_MIN).
+AVX2 static inline __m256 exp8_nonpositive(__m256 x) {
+    __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654475f), _CMP_LT_OQ);
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.33654475f));
+    __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 z = _mm256_mul_ps(x, x);
+    __m256 y = _mm256_set1_ps(1.9875691500E-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
+    y = _mm256_add_ps(_mm256_fmadd_ps(y, z, x), _mm256_set1_ps(1.0f));
+    __m256i n = _mm256_add_epi32(_mm256_cvttps_epi32(fx), _mm256_set1_epi32(127));
+    __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(n, 23));
+    return _mm256_andnot_ps(underflow, _mm256_mul_ps(y, scale));
+}
+
+AVX2 static void softmax_row_avx2(float *row, size_t visible, size_t n) {
+    __m256 peak8 = _mm256_set1_ps(-INFINITY);
+    size_t j = 0;
+    for (; j + 8 <= visible; j += 8) peak8 = _mm256_max_ps(peak8, _mm256_loadu_ps(row + j));
+    float peaks[8];
+    _mm256_storeu_ps(peaks, peak8);
+    float peak = -INFINITY;
+    for (int k = 0; k < 8; k++) peak = peaks[k] > peak ? peaks[k] : peak;
+    for (; j < visible; j++) peak = row[j] > peak ? row[j] : peak;
+
+    const __m256 shift = _mm256_set1_ps(peak);
+    __m256d sum0 = _mm256_setzero_pd(), sum1 = _mm256_setzero_pd();
+    for (j = 0; j + 8 <= visible; j += 8) {
+        __m256 e = exp8_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(row + j), shift));
+        _mm256_storeu_ps(row + j, e);
+        sum0 = _mm256_add_pd(sum0, low_pd(e));
+        sum1 = _mm256_add_pd(sum1, high_pd(e));
+    }
+    if (j < visible) {
+        float tail[8];
+        for (int k = 0; k < 8; k++) tail[k] = (j + (size_t)k < visible) ? row[j + k] - peak : -INFINITY;
+        __m256 e = exp8_nonpositive(_mm256_loadu_ps(tail));  // −inf lanes → 0
+        _mm256_storeu_ps(tail, e);
+        for (size_t k = 0; j + k < visible; k++) row[j + k] = tail[k];
+        sum0 = _mm256_add_pd(sum0, low_pd(e));
+        sum1 = _mm256_add_pd(sum1, high_pd(e));
+    }
+    const __m256d inverse = _mm256_set1_pd(1.0 / sum_pd(_mm256_add_pd(sum0, sum1)));
+    for (j = 0; j + 8 <= visible; j += 8) {
+        __m256 v = _mm256_loadu_ps(row + j);
+        __m128 a = _mm256_cvtpd_ps(_mm256_mul_pd(low_pd(v), inverse));
+        __m128 b = _mm256_cvtpd_ps(_mm256_mul_pd(high_pd(v), inverse));
+        _mm256_storeu_ps(row + j, _mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1));
+    }
+    double scalarInverse = _mm256_cvtsd_f64(inverse);
+    for (; j < visible; j++) row[j] = (float)((double)row[j] * scalarInverse);
+    for (j = visible; j < n; j++) row[j] = 0;
+}
+
+AVX2 static void accumulate_f64_avx2(double *acc, const float *x, size_t n) { accumulate_body(acc, x, n); }
+AVX2 static void maximum_f32_avx2(float *acc, const float *x, size_t n) { maximum_body(acc, x, n); }
+AVX2 static void minimum_f32_avx2(float *acc, const float *x, size_t n) { minimum_body(acc, x, n); }
+AVX2 static void decode_f32_avx2(const void *src, float *dst, size_t n, int swap) { decode_f32_body(src, dst, n, swap); }
+AVX2 static void decode_f64_avx2(const void *src, float *dst, size_t n, int swap) { decode_f64_body(src, dst, n, swap); }
+#endif
+
+// ------------------------------------------------------------------------------------ public entry points
+
+#if CATTN_X86
+#define DISPATCH(vector_call, portable_call) \
+    do { if (cattn_kernels_vectorised()) { vector_call; } else { portable_call; } } while (0)
+#else
+#define DISPATCH(vector_call, portable_call) do { portable_call; } while (0)
+#endif
+
+void cattn_decode_f16(const void *src, float *dst, size_t n, int swap) {
+    DISPATCH(decode_f16_avx2(src, dst, n, swap), decode_f16_portable(src, dst, n, swap));
+}
+
+void cattn_decode_f32(const void *src, float *dst, size_t n, int swap) {
+    DISPATCH(decode_f32_avx2(src, dst, n, swap), decode_f32_body(src, dst, n, swap));
+}
+
+void cattn_decode_f64(const void *src, float *dst, size_t n, int swap) {
+    DISPATCH(decode_f64_avx2(src, dst, n, swap), decode_f64_body(src, dst, n, swap));
+}
+
+void cattn_row_statistics(const float *row, size_t n, cattn_row_stats *out) {
+    DISPATCH(row_statistics_avx2(row, n, out), row_statistics_portable(row, n, out));
+}
+
+void cattn_softmax_row(float *row, size_t visible, size_t n) {
+    DISPATCH(softmax_row_avx2(row, visible, n), softmax_row_portable(row, visible, n));
+}
+
+void cattn_accumulate_f64(double *acc, const float *x, size_t n) {
+    DISPATCH(accumulate_f64_avx2(acc, x, n), accumulate_body(acc, x, n));
+}
+
+void cattn_maximum_f32(float *acc, const float *x, size_t n) {
+    DISPATCH(maximum_f32_avx2(acc, x, n), maximum_body(acc, x, n));
+}
+
+void cattn_minimum_f32(float *acc, const float *x, size_t n) {
+    DISPATCH(minimum_f32_avx2(acc, x, n), minimum_body(acc, x, n));
+}
