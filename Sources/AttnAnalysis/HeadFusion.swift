@@ -107,20 +107,32 @@ final class HeadFusionWorkspace {
         try source.visitBlocks(layer: layer, heads: heads, workers: workers) { block, values in
             boxes[block.worker].add(values, at: block.rows.lowerBound * k)
         }
-        fused.withUnsafeMutableBufferPointer { out in
-            switch fusion {
-            case .mean, .head:
-                out.update(repeating: 0)
-                for box in boxes { for i in 0..<size { out[i] += box.sums[i] } }
-                let count = Double(heads.count)
-                if count != 1 { for i in 0..<size { out[i] /= count } }
-            case .max, .min:
-                let isMax = fusion == .max
-                for i in 0..<size { out[i] = Double(boxes[0].extremes[i]) }
-                for box in boxes.dropFirst() {
-                    for i in 0..<size {
-                        let v = Double(box.extremes[i])
-                        if v.isNaN || (isMax ? v > out[i] : v < out[i]) { out[i] = v }
+        // Combine the workers' partial results, rows split across the workers.
+        let parts = size >= 1 << 16 ? workers : 1
+        let count = Double(heads.count)
+        fused.withUnsafeMutableBufferPointer { buffer in
+            let job = UncheckedSendable((self, buffer.baseAddress!))
+            try? Workers.run(parts) { part, _ in
+                job.value.0.combine(into: job.value.1, range: (size * part / parts)..<(size * (part + 1) / parts), count: count)
+            }
+        }
+    }
+
+    /// `out[range]` = the workers' partial results combined (divided by `count` for a mean).
+    private func combine(into o: UnsafeMutablePointer<Double>, range: Range<Int>, count: Double) {
+        switch fusion {
+        case .mean, .head:
+            boxes[0].sums.withUnsafeBufferPointer { first in for i in range { o[i] = first[i] } }
+            for box in boxes.dropFirst() { box.sums.withUnsafeBufferPointer { p in for i in range { o[i] += p[i] } } }
+            if count != 1 { for i in range { o[i] /= count } }
+        case .max, .min:
+            let isMax = fusion == .max
+            boxes[0].extremes.withUnsafeBufferPointer { first in for i in range { o[i] = Double(first[i]) } }
+            for box in boxes.dropFirst() {
+                box.extremes.withUnsafeBufferPointer { p in
+                    for i in range {
+                        let v = Double(p[i])
+                        if v.isNaN || (isMax ? v > o[i] : v < o[i]) { o[i] = v }
                     }
                 }
             }

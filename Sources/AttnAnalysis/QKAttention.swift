@@ -33,7 +33,7 @@ public final class RecomputedAttention: AttentionSource {
         let s = qk.positions
         let counter = Workers.Counter(heads.count)
         let workerCount = Swift.min(workers, heads.count)
-        try MatrixProduct.singleThreaded {
+        do {
             try qk.queries.withUnsafeBufferPointer { q in
                 try qk.keys.withUnsafeBufferPointer { k in
                     try Workers.run(workerCount) { worker, stopped in

@@ -33,17 +33,18 @@ public struct Rollout: Sendable {
         let workspace = try HeadFusionWorkspace(fusion, source: source, workers: workers)
         var result: Matrix?
         var product = Matrix(rows: n, columns: n)
+        var layerMatrix = Matrix(rows: n, columns: n)
         for l in layers {
             try workspace.fuse(layer: l)
             let bad = workspace.fused.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
             guard bad == 0 else {
                 throw DumpError(file: source.file, "layer \(l) holds \(bad) NaN or infinite values: rollout is undefined")
             }
-            let a = augmented(workspace.fused, size: n)
+            augment(workspace.fused, size: n, into: &layerMatrix)
             if result == nil {
-                result = a
+                result = layerMatrix
             } else {
-                MatrixProduct.multiply(a, result!, into: &product)
+                MatrixProduct.multiply(layerMatrix, result!, into: &product)
                 swap(&result!, &product)
             }
         }
@@ -53,22 +54,38 @@ public struct Rollout: Sendable {
     /// Âₗ = rows-normalised(discard(Fₗ) + I), computed in `Double` (so ties at the discard cut are
     /// decided on the exact fused values) and rounded to `Float` for the products.
     func augmented(_ fused: [Double], size n: Int) -> Matrix {
-        var f = fused
+        var out = Matrix(rows: n, columns: n)
+        augment(fused, size: n, into: &out)
+        return out
+    }
+
+    /// `augmented`, written into `out` (which must be n × n); rows are split across the workers.
+    func augment(_ fused: [Double], size n: Int, into out: inout Matrix) {
+        precondition(out.rows == n && out.columns == n && fused.count == n * n)
+        var discarded: [Double]?
         if discardRatio > 0 {
+            var f = fused
             let k = Int((discardRatio * Double(f.count)).rounded(.down))
             if k > 0 {
                 // Stable ascending order: by value, ties by flat index.
                 let order = f.indices.sorted { a, b in f[a] != f[b] ? f[a] < f[b] : a < b }
                 for index in order.prefix(k) where index != 0 { f[index] = 0 }
             }
+            discarded = f
         }
-        var out = Matrix(rows: n, columns: n)
-        for i in 0..<n {
-            f[i * n + i] += 1
-            var sum = 0.0
-            for j in 0..<n { sum += f[i * n + j] }
-            for j in 0..<n { out.values[i * n + j] = Float(f[i * n + j] / sum) }
+        let parts = n * n >= 1 << 16 ? Workers.count : 1
+        (discarded ?? fused).withUnsafeBufferPointer { f in
+            out.values.withUnsafeMutableBufferPointer { o in
+                let (f, o) = (UncheckedSendable(f), UncheckedSendable(o))
+                try? Workers.run(parts) { part, _ in
+                    for i in (n * part / parts)..<(n * (part + 1) / parts) {
+                        let row = i * n
+                        var sum = 0.0
+                        for j in 0..<n { sum += j == i ? f.value[row + j] + 1 : f.value[row + j] }
+                        for j in 0..<n { o.value[row + j] = Float((j == i ? f.value[row + j] + 1 : f.value[row + j]) / sum) }
+                    }
+                }
+            }
         }
-        return out
     }
 }

@@ -62,16 +62,17 @@ struct DirectRows {
                                  heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
         let q = queries, k = keys, size = type.size
         let rowsPerBlock = max(1, min(q, Self.blockBytes / (4 * k)))
-        let counter = Workers.Counter(heads.count)
-        try Workers.run(min(workers, heads.count)) { worker, stopped in
+        // Work items are row blocks, each over every head: an analysis that sums heads (fusion)
+        // then keeps the block's accumulators in cache while the heads go by.
+        let blocks = (q + rowsPerBlock - 1) / rowsPerBlock
+        let counter = Workers.Counter(blocks)
+        try Workers.run(min(workers, blocks)) { worker, stopped in
             var bytes = [UInt8](repeating: 0, count: rowsPerBlock * k * size)
             var values = [Float](repeating: 0, count: rowsPerBlock * k)
-            while !stopped(), let i = counter.take() {
-                let h = heads.lowerBound + i
-                let base = offset + flatIndex(leading(h)) * size
-                for r0 in stride(from: 0, to: q, by: rowsPerBlock) {
-                    let n = min(rowsPerBlock, q - r0)
-                    let count = n * k
+            while !stopped(), let b = counter.take() {
+                let r0 = b * rowsPerBlock, n = min(rowsPerBlock, q - r0), count = n * k
+                for h in heads {
+                    let base = offset + flatIndex(leading(h)) * size
                     try bytes.withUnsafeMutableBytes { b in
                         let target = UnsafeMutableRawBufferPointer(rebasing: b[0..<(count * size)])
                         try raw.read(at: base + r0 * k * size, into: target, dataset: dataset)

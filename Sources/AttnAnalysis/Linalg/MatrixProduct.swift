@@ -8,6 +8,7 @@ enum MatrixProduct {
     /// (`B` is `n×k` when `transposeB`).
     static func multiply(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into c: UnsafeMutablePointer<Float>,
                          m: Int, n: Int, k: Int, transposeB: Bool = false, alpha: Float = 1) {
+        _ = singleThreadedBLAS
         precondition(m >= 0 && n >= 0 && k >= 0)
         precondition(m <= Int32.max && n <= Int32.max && k <= Int32.max, "matrix too large for 32-bit BLAS: \(m)×\(k) · \(k)×\(n)")
         if m == 0 || n == 0 { return }
@@ -19,15 +20,13 @@ enum MatrixProduct {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(k), b, Int32(transposeB ? k : n), 0, c, Int32(n))
     }
 
-    /// Runs `body` with OpenBLAS limited to one thread, for products issued from several of our own
-    /// worker threads at once. The corresponding C calls are `openblas_get_num_threads` and
-    /// `openblas_set_num_threads`.
-    static func singleThreaded<T>(_ body: () throws -> T) rethrows -> T {
-        let threads = openblas_get_num_threads()
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(threads) }
-        return try body()
-    }
+    /// OpenBLAS runs single-threaded: attninspect's own workers split the work. OpenBLAS's idle
+    /// threads spin (`sched_yield`) for a while after each call and would take the cores from the
+    /// workers that read and fuse the next layer. The corresponding C call is `openblas_set_num_threads`.
+    private static let singleThreadedBLAS: Void = { openblas_set_num_threads(1) }()
+
+    /// Products smaller than this many multiply-adds are not split across workers.
+    private static let parallelWork = 1 << 22
 
     /// `A · B` for matrices.
     static func multiply(_ a: Matrix, _ b: Matrix) -> Matrix {
@@ -43,7 +42,14 @@ enum MatrixProduct {
         a.values.withUnsafeBufferPointer { pa in
             b.values.withUnsafeBufferPointer { pb in
                 out.values.withUnsafeMutableBufferPointer { pc in
-                    multiply(pa.baseAddress!, pb.baseAddress!, into: pc.baseAddress!, m: a.rows, n: b.columns, k: a.columns)
+                    // Rows of the result split across the workers, one single-threaded product each.
+                    let (m, n, k) = (a.rows, b.columns, a.columns)
+                    let parts = m * n * k >= parallelWork ? Swift.min(Workers.count, m) : 1
+                    let (a, b, c) = (UncheckedSendable(pa.baseAddress!), UncheckedSendable(pb.baseAddress!), UncheckedSendable(pc.baseAddress!))
+                    try? Workers.run(parts) { part, _ in
+                        let first = m * part / parts, last = m * (part + 1) / parts
+                        multiply(a.value + first * k, b.value, into: c.value + first * n, m: last - first, n: n, k: k)
+                    }
                 }
             }
         }
