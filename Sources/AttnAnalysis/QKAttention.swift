@@ -33,6 +33,7 @@ public final class RecomputedAttention: AttentionSource {
         let s = qk.positions
         let counter = Workers.Counter(heads.count)
         let workerCount = Swift.min(workers, heads.count)
+        let rowsPerBlock = Swift.max(1, (32 << 10) / Swift.max(s, 1))   // about 128 KiB of Float
         do {
             try qk.queries.withUnsafeBufferPointer { q in
                 try qk.keys.withUnsafeBufferPointer { k in
@@ -41,8 +42,13 @@ public final class RecomputedAttention: AttentionSource {
                         while !stopped(), let i = counter.take() {
                             let h = heads.lowerBound + i
                             try scores.withUnsafeMutableBufferPointer { out in
-                                Self.attention(head: h, of: qk, q: q, k: k, scale: scale, causal: causal, into: out.baseAddress!)
-                                try body(RowBlock(worker: worker, head: h, rows: 0..<s), UnsafeBufferPointer(out))
+                                Self.scores(head: h, of: qk, q: q, k: k, scale: scale, into: out.baseAddress!)
+                                // Softmax a few rows, hand them on while they are still in cache.
+                                for r0 in stride(from: 0, to: s, by: rowsPerBlock) {
+                                    let rows = r0..<Swift.min(s, r0 + rowsPerBlock)
+                                    for i in rows { RowKernels.softmax(out.baseAddress! + i * s, visible: causal ? i + 1 : s, count: s) }
+                                    try body(RowBlock(worker: worker, head: h, rows: rows), UnsafeBufferPointer(rebasing: out[(r0 * s)..<(rows.upperBound * s)]))
+                                }
                             }
                         }
                     }
@@ -68,12 +74,19 @@ public final class RecomputedAttention: AttentionSource {
         return LayerAttention(heads: h, queries: s, keys: s, values: out)
     }
 
-    /// One head's attention `[query, key]` into `scores` (S × S floats).
-    private static func attention(head: Int, of qk: LayerQueryKey, q: UnsafeBufferPointer<Float>, k: UnsafeBufferPointer<Float>,
-                                  scale: Double, causal: Bool, into scores: UnsafeMutablePointer<Float>) {
+    /// One head's scores Q Kᵀ · scale `[query, key]` into `scores` (S × S floats).
+    private static func scores(head: Int, of qk: LayerQueryKey, q: UnsafeBufferPointer<Float>, k: UnsafeBufferPointer<Float>,
+                               scale: Double, into scores: UnsafeMutablePointer<Float>) {
         let s = qk.positions, d = qk.dim
         MatrixProduct.multiply(q.baseAddress! + head * s * d, k.baseAddress! + head * s * d, into: scores,
                                m: s, n: s, k: d, transposeB: true, alpha: Float(scale))
+    }
+
+    /// One head's attention `[query, key]` into `scores` (S × S floats).
+    private static func attention(head: Int, of qk: LayerQueryKey, q: UnsafeBufferPointer<Float>, k: UnsafeBufferPointer<Float>,
+                                  scale: Double, causal: Bool, into scores: UnsafeMutablePointer<Float>) {
+        let s = qk.positions
+        Self.scores(head: head, of: qk, q: q, k: k, scale: scale, into: scores)
         for i in 0..<s {
             RowKernels.softmax(scores + i * s, visible: causal ? i + 1 : s, count: s)
         }
