@@ -1,5 +1,55 @@
 // swift-tools-version:6.0
 import PackageDescription
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// libhdf5 and OpenBLAS are linked from Debian's static archives when they are there (libhdf5-dev and
+// libopenblas-serial-dev ship them): loading the shared libhdf5 pulls in libcurl, GnuTLS, Kerberos and more,
+// and with OpenBLAS that costs about 10 ms at every start, most of a run on a small dump. The static
+// libhdf5 needs none of those (its S3 driver is never linked in). Elsewhere the shared libraries are used.
+#if arch(arm64)
+let multiarch = "aarch64-linux-gnu"
+#else
+let multiarch = "x86_64-linux-gnu"
+#endif
+func present(_ path: String) -> Bool {
+    #if canImport(Glibc)
+    return access(path, F_OK) == 0
+    #else
+    return false
+    #endif
+}
+// OpenBLAS's serial build: attninspect splits products across its own workers, and the pthread build's
+// idle threads spin for ~0.1 s after start-up and after every call, taking a core from those workers.
+// Each archive is named by a file name that only it has: Debian's libhdf5_serial.a, and OpenBLAS's
+// versioned libopenblas-r<version>.a (a bare libopenblas.a in /usr/lib/<multiarch> is an alias that
+// may point to the pthread build).
+let libFolder = "/usr/lib/\(multiarch)"
+func versionedBLAS(in folder: String) -> String? {
+    #if canImport(Glibc)
+    guard let directory = opendir(folder) else { return nil }
+    defer { closedir(directory) }
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name.hasPrefix("libopenblas-r") && name.hasSuffix(".a") { return name }
+    }
+    #endif
+    return nil
+}
+let hdf5Linking: [LinkerSetting] = present("\(libFolder)/libhdf5_serial.a")
+    ? [.linkedLibrary(":libhdf5_serial.a"), .linkedLibrary("sz"), .linkedLibrary("z"),
+       .linkedLibrary("dl"), .linkedLibrary("m"), .linkedLibrary("pthread")]
+    : [.unsafeFlags(["-L\(libFolder)/hdf5/serial"]), .linkedLibrary("hdf5")]
+let blasLinking: [LinkerSetting] = {
+    for variant in ["openblas-serial", "openblas-pthread"] {
+        if let archive = versionedBLAS(in: "\(libFolder)/\(variant)") {
+            return [.unsafeFlags(["-L\(libFolder)/\(variant)"]), .linkedLibrary(":\(archive)"),
+                    .linkedLibrary("m"), .linkedLibrary("pthread")]
+        }
+    }
+    return [.unsafeFlags(["-L\(libFolder)/openblas-pthread"]), .linkedLibrary("openblas")]
+}()
 
 let package = Package(
     name: "attninspect",
@@ -11,15 +61,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // C libraries, each behind a tiny shim header.
-        .systemLibrary(name: "CAttnHDF5", pkgConfig: "hdf5-serial",
-                       providers: [.apt(["libhdf5-dev"])]),
+        // C libraries, each behind a tiny shim header. libhdf5 and OpenBLAS are linked by the targets
+        // that use them (see above), so their module maps name no library.
+        .systemLibrary(name: "CAttnHDF5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CAttnZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CAttnDeflate", pkgConfig: "libdeflate",
                        providers: [.apt(["libdeflate-dev"])]),
-        .systemLibrary(name: "CAttnBLAS", pkgConfig: "openblas",
-                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CAttnBLAS", providers: [.apt(["libopenblas-dev"])]),
         // attninspect's own hot loops in C (decoding, row statistics, softmax, head-fusion sums):
         // AVX2/FMA/F16C versions chosen at run time, portable versions otherwise.
         .target(name: "CAttnKernels", cSettings: [.unsafeFlags(["-O3"])]),
@@ -27,9 +76,10 @@ let package = Package(
         // Pure Swift: shapes, element types, errors, matrices. No C.
         .target(name: "AttnCore"),
         // File formats → an AttentionSource that yields one layer at a time.
-        .target(name: "AttnReader", dependencies: ["AttnCore", "CAttnHDF5", "CAttnZlib", "CAttnDeflate", "CAttnKernels"]),
+        .target(name: "AttnReader", dependencies: ["AttnCore", "CAttnHDF5", "CAttnZlib", "CAttnDeflate", "CAttnKernels"],
+                linkerSettings: hdf5Linking),
         // Head fusion, entropy, rollout, grids, statistics, Q/K recompute. Linalg/ is the only BLAS user.
-        .target(name: "AttnAnalysis", dependencies: ["AttnCore", "CAttnBLAS", "CAttnKernels"]),
+        .target(name: "AttnAnalysis", dependencies: ["AttnCore", "CAttnBLAS", "CAttnKernels"], linkerSettings: blasLinking),
         // Colormaps, Netpbm, .npy writing, tables, JSON, CSV, atomic files.
         .target(name: "AttnRender", dependencies: ["AttnCore"]),
         .executableTarget(name: "attninspect", dependencies: [

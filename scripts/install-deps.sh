@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# Installs the C libraries attninspect links (libhdf5, OpenBLAS, zlib, libdeflate) and pkg-config, when missing.
+# Installs the C libraries attninspect links (libhdf5, OpenBLAS's serial build, zlib, libdeflate) when missing.
 # Debian/Ubuntu only; run as root (CI) or with sudo available. Does nothing when all are present.
+# libhdf5 and OpenBLAS are linked from their static archives (see Package.swift), which these packages ship.
 set -euo pipefail
 
 need=()
-command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
-pkg_ok() { command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$1"; }
-pkg_ok hdf5-serial || need+=(libhdf5-dev)
-pkg_ok openblas || need+=(libopenblas-dev)
-pkg_ok zlib || need+=(zlib1g-dev)
-pkg_ok libdeflate || need+=(libdeflate-dev)
+have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+for p in libhdf5-dev libopenblas-serial-dev zlib1g-dev libdeflate-dev; do
+  have "$p" || need+=("$p")
+done
 
 if ((${#need[@]} == 0)); then
   exit 0
@@ -17,7 +16,7 @@ fi
 
 echo "attninspect: installing ${need[*]}" >&2
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "attninspect: apt-get not found; install the equivalents of: ${need[*]} (pkg-config names hdf5-serial, openblas, zlib, libdeflate)" >&2
+  echo "attninspect: apt-get not found; install the equivalents of: ${need[*]} (libhdf5 serial, OpenBLAS, zlib, libdeflate, with their headers and static archives)" >&2
   exit 1
 fi
 SUDO=""
@@ -30,6 +29,6 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-for p in hdf5-serial openblas zlib libdeflate; do
-  pkg-config --exists "$p" || { echo "attninspect: pkg-config still cannot find $p after installing" >&2; exit 1; }
+for p in "${need[@]}"; do
+  have "$p" || { echo "attninspect: $p is still not installed after apt-get" >&2; exit 1; }
 done

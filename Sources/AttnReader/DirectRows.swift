@@ -61,7 +61,8 @@ struct DirectRows {
     private func visitContiguous(_ raw: ReadOnlyFile, offset: Int, type: ElementType, order: ByteOrder,
                                  heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
         let q = queries, k = keys, size = type.size
-        let rowsPerBlock = max(1, min(q, Self.blockBytes / (4 * k)))
+        // At least four blocks per worker where the rows allow, so that the workers finish together.
+        let rowsPerBlock = max(1, min(q, Self.blockBytes / (4 * k), (q + 4 * workers - 1) / (4 * workers)))
         // Work items are row blocks, each over every head: an analysis that sums heads (fusion)
         // then keeps the block's accumulators in cache while the heads go by.
         let blocks = (q + rowsPerBlock - 1) / rowsPerBlock

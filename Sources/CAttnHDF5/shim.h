@@ -1,6 +1,11 @@
 #ifndef CATTN_HDF5_SHIM_H
 #define CATTN_HDF5_SHIM_H
+// Debian keeps the serial build's headers in hdf5/serial/ (pkg-config hdf5-serial).
+#if __has_include(<hdf5/serial/hdf5.h>)
+#include <hdf5/serial/hdf5.h>
+#else
 #include <hdf5.h>
+#endif
 #include <stdlib.h>
 
 // HDF5's type ids and flags are macros (many around H5OPEN); Swift cannot import them.

@@ -13,7 +13,7 @@ struct BlockPathTests {
         "synthetic/base_f32_fortran.npy", "synthetic/base_v3.npy", "synthetic/dump_savez.npz", "synthetic/dump_savez_compressed.npz",
         "synthetic/single_f32.h5", "synthetic/single_f64_batch.h5", "synthetic/layouts/nested_single.h5", "synthetic/layouts/blocks.h5",
         "synthetic/layouts/userblock.h5", "synthetic/layouts/chunks_layers.h5", "synthetic/layouts/chunks_plain.h5",
-        "synthetic/layouts/big_endian.h5", "synthetic/layouts/fletcher.h5",
+        "synthetic/layouts/big_endian.h5", "synthetic/layouts/fletcher.h5", "synthetic/layouts/userblock_gzip.h5",
     ]
     static let float16Files = [
         "synthetic/base_f16.npy", "synthetic/base_f16_be.npy", "synthetic/base_f16_fortran_be.npy", "synthetic/single_f16_gzip.h5",

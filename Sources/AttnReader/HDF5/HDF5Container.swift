@@ -15,6 +15,9 @@ final class HDF5Container: TensorContainer {
     private(set) var skippedLinks: [String] = []
     /// The same file opened for `pread`, for datasets whose bytes can be read without libhdf5.
     private let rawFile: ReadOnlyFile?
+    /// Whether chunk addresses can be used as file offsets: not after a user block, where libhdf5
+    /// versions disagree on whether `H5Dget_chunk_info_by_coord` counts it.
+    private var chunkAddressesAreOffsets = true
 
     init(path: String) throws {
         file = path
@@ -28,6 +31,10 @@ final class HDF5Container: TensorContainer {
             return HDF5Handle(id, .file)
         }
         try HDF5Library.call {
+            let plist = HDF5Handle(H5Fget_create_plist(handle.id), .propertyList)
+            var userBlock: hsize_t = 0
+            if plist.id < 0 || H5Pget_userblock(plist.id, &userBlock) < 0 || userBlock != 0 { chunkAddressesAreOffsets = false }
+            _ = HDF5Library.errorReason()
             let root = HDF5Handle(try HDF5Library.check(H5Gopen2(handle.id, "/", cattn_h5p_default()), file: path, dataset: "/", "cannot open the root group"), .group)
             attributes = try readAttributes(of: root.id, owner: "/")
             try walk(group: handle.id, path: "")
@@ -70,7 +77,8 @@ final class HDF5Container: TensorContainer {
                 try walk(group: owned.id, path: childPath)
             case H5I_DATASET:
                 let dataset = HDF5Handle(try HDF5Library.check(H5Dopen2(group, name, cattn_h5p_default()), file: file, dataset: childPath, "cannot open the dataset"), .dataset)
-                tensors.append(try HDF5Tensor(file: file, path: childPath, dataset: dataset, fileHandle: handle, rawFile: rawFile))
+                tensors.append(try HDF5Tensor(file: file, path: childPath, dataset: dataset, fileHandle: handle, rawFile: rawFile,
+                                              directChunks: chunkAddressesAreOffsets))
                 attributes += try readAttributes(of: dataset.id, owner: childPath)
             default:
                 continue

@@ -15,7 +15,7 @@ final class HDF5Tensor: StoredTensor {
     private let rawHalfOrder: ByteOrder?
     private(set) var directStorage: DirectStorage?
 
-    init(file: String, path: String, dataset: HDF5Handle, fileHandle: HDF5Handle, rawFile: ReadOnlyFile?) throws {
+    init(file: String, path: String, dataset: HDF5Handle, fileHandle: HDF5Handle, rawFile: ReadOnlyFile?, directChunks: Bool) throws {
         self.file = file
         self.dataset = dataset
         self.fileHandle = fileHandle
@@ -71,7 +71,7 @@ final class HDF5Tensor: StoredTensor {
                 var chunk = [hsize_t](repeating: 0, count: max(rank, 1))
                 let n = H5Pget_chunk(plist.id, Int32(rank), &chunk)
                 notes.append("chunked " + formatShape(chunk.prefix(Int(max(n, 0))).map { Int($0) }))
-                if Int(n) == rank { chunkShape = chunk.map { Int($0) } } else { direct = nil }
+                if Int(n) == rank && directChunks { chunkShape = chunk.map { Int($0) } } else { direct = nil }
             case H5D_COMPACT: notes.append("compact")
             case H5D_CONTIGUOUS: notes.append("contiguous")
             default: break

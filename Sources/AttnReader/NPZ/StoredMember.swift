@@ -1,4 +1,4 @@
-internal import CAttnZlib
+internal import CAttnDeflate
 import AttnCore
 
 /// A zip member stored without compression, read in place. Reads that extend the verified
@@ -31,17 +31,14 @@ final class StoredMember: ByteSource {
     }
 }
 
-/// A running zlib CRC-32.
+/// A running CRC-32 (zip's). The corresponding C call is `libdeflate_crc32` (PCLMUL-accelerated,
+/// several times faster than zlib's `crc32`).
 struct MemberChecksum {
     private(set) var value: UInt32 = 0
 
     mutating func add(_ bytes: UnsafeRawBufferPointer) {
-        var rest = bytes
-        while !rest.isEmpty {
-            let n = min(rest.count, Int(UInt32.max))
-            value = UInt32(crc32(UInt(value), rest.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt32(n)))
-            rest = UnsafeRawBufferPointer(rebasing: rest[n...])
-        }
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        value = libdeflate_crc32(value, base, bytes.count)
     }
 }
 

@@ -23,6 +23,8 @@ exactly base_f32's values from each one (the tests compare with base_f32.npy).
   chunks_layers.h5   /attentions float32, chunks (2, 1, 10, 10) gzip level 1: a chunk spans two layers
   chunks_plain.h5    /attentions float32, chunks (1, 1, 5, 10), no filter
   big_endian.h5      /attentions as big-endian float32, contiguous
+  userblock_gzip.h5  /attentions float32, chunks (1, 1, 10, 10) gzip, after a 1024-byte user block
+                     (chunk addresses are relative to the superblock; attninspect reads them itself)
   fletcher.h5        /attentions float32, chunks (1, 1, 10, 10), gzip + fletcher32 (read through libhdf5)
   huge_attention.h5  /attentions claims (1, 1, 300000, 300000) float16 (180 GB), chunked, no chunk
                      written (the file is tiny): one layer does not fit in memory and must be refused
@@ -109,6 +111,8 @@ with h5("chunks_plain.h5") as f:
     f.create_dataset("attentions", data=base, chunks=(1, 1, 5, 10))
 with h5("big_endian.h5") as f:
     f.create_dataset("attentions", data=base.astype(">f4"))
+with h5("userblock_gzip.h5", userblock_size=1024) as f:
+    f.create_dataset("attentions", data=base, chunks=(1, 1, 10, 10), compression="gzip")
 with h5("fletcher.h5") as f:
     f.create_dataset("attentions", data=base, chunks=(1, 1, 10, 10), compression="gzip", fletcher32=True)
 
