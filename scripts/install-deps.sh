@@ -6,7 +6,7 @@ set -euo pipefail
 
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for p in libhdf5-dev libopenblas-serial-dev zlib1g-dev libdeflate-dev; do
+for p in libhdf5-dev libopenblas-serial-dev zlib1g-dev libdeflate-dev pkg-config; do
   have "$p" || need+=("$p")
 done
 
