@@ -51,6 +51,38 @@ public struct Rollout: Sendable {
         return result!
     }
 
+    /// Row `token` of R alone: eᵀ Â_end ⋯ Â_start, the layers read from the last to the first, each
+    /// a vector–matrix product, O(L·S²) instead of the full product's O(L·S³).
+    /// - Returns: `[1, key]`.
+    public func computeRow(_ source: AttentionSource, token: Int, workers: Int = Workers.count) throws -> Matrix {
+        guard source.queryCount == source.keyCount else {
+            throw AnalysisError("rollout needs self-attention (queries = keys), found \(source.queryCount) queries × \(source.keyCount) keys")
+        }
+        guard discardRatio >= 0 && discardRatio < 1 else {
+            throw AnalysisError("discard ratio \(discardRatio) is out of range: expected 0 ≤ r < 1")
+        }
+        let n = source.queryCount
+        guard token >= 0 && token < n else {
+            throw AnalysisError("token \(token) is out of range: expected 0...\(n - 1)")
+        }
+        let workspace = try HeadFusionWorkspace(fusion, source: source, workers: workers)
+        var row = Matrix(rows: 1, columns: n)
+        row.values[token] = 1
+        var next = Matrix(rows: 1, columns: n)
+        var layerMatrix = Matrix(rows: n, columns: n)
+        for l in layers.reversed() {
+            try workspace.fuse(layer: l)
+            let bad = workspace.fused.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+            guard bad == 0 else {
+                throw DumpError(file: source.file, "layer \(l) holds \(bad) NaN or infinite values: rollout is undefined")
+            }
+            augment(workspace.fused, size: n, into: &layerMatrix)
+            MatrixProduct.multiply(row, layerMatrix, into: &next)
+            swap(&row, &next)
+        }
+        return row
+    }
+
     /// Âₗ = rows-normalised(discard(Fₗ) + I), computed in `Double` (so ties at the discard cut are
     /// decided on the exact fused values) and rounded to `Float` for the products.
     func augmented(_ fused: [Double], size n: Int) -> Matrix {

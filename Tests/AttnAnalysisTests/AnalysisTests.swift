@@ -131,6 +131,18 @@ struct MapTests {
         #expect(maxAbsDifference(try r.compute(s), e["matrix"].doubles2D) < 2e-6)
     }
 
+    @Test("one row of the rollout, computed as a vector through the layers, equals that row of numpy's R",
+          arguments: ["mean_r0", "max_r0", "min_r0", "mean_r0.5", "max_r0.9", "mean_r0_start1_end2", "mean_r0_start0_end0"], [0, 3, 9])
+    func rolloutRow(name: String, token: Int) throws {
+        let e = Fixtures.expected["base"]["rollout"][name]
+        let r = Rollout(fusion: try #require(HeadFusion(argument: e["fusion"].string!)), discardRatio: e["discard_ratio"].double,
+                        layers: e["start_layer"].int...e["end_layer"].int)
+        let row = try r.computeRow(try source("synthetic/base_f32.npy"), token: token)
+        #expect(row.rows == 1 && row.columns == 10)
+        #expect(maxAbsDifference(row.values.map(Double.init), e["matrix"].doubles2D[token]) < 2e-6)
+        #expect(throws: AnalysisError.self) { try r.computeRow(try source("synthetic/base_f32.npy"), token: 10) }
+    }
+
     @Test("rollout of identity attention is the identity; of uniform attention, uniform rows")
     func rolloutHandWorked() throws {
         let n = 4

@@ -54,14 +54,16 @@ extension AttnInspect {
             let prefix = opened.prefix(grid.prefix)
             let chosen = view ?? defaultView(opened, prefix: prefix)
             if view == nil { Console.note("view: \(chosen.rawValue) (choose with --view matrix|grid)") }
-            let r = try opened.analysing { try rollout.compute(source) }
             let what = "rollout of layers \(start)...\(end), head fusion \(headFusion)" + (discardRatio > 0 ? ", discard \(discardRatio)" : "")
             switch chosen {
             case .matrix:
+                let r = try opened.analysing { try rollout.compute(source) }
                 try image.write(r, what: what, input: input.file)
             case .grid:
                 let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
-                let map = try opened.analysing { try patchGrid.extract(from: r, token: grid.token, prefix: prefix) }
+                // Only row --token of R is shown: computed alone, as a vector through the layers.
+                let row = try opened.analysing { try rollout.computeRow(source, token: grid.token) }
+                let map = try opened.analysing { try patchGrid.extract(from: row, token: 0, prefix: prefix) }
                 try image.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file)
             }
         }
