@@ -81,14 +81,14 @@ let package = Package(
         // Head fusion, entropy, rollout, grids, statistics, Q/K recompute. Linalg/ is the only BLAS user.
         .target(name: "AttnAnalysis", dependencies: ["AttnCore", "CAttnBLAS", "CAttnKernels"], linkerSettings: blasLinking),
         // Colormaps, Netpbm, .npy writing, tables, JSON, CSV, atomic files.
-        .target(name: "AttnRender", dependencies: ["AttnCore"]),
+        .target(name: "AttnRender", dependencies: ["AttnCore", "CAttnZlib"]),
         .executableTarget(name: "attninspect", dependencies: [
             "AttnCore", "AttnReader", "AttnAnalysis", "AttnRender",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         // Test-only helpers: locating TestData, reading the expected-value JSON, tolerant comparisons.
-        .target(name: "AttnTestSupport", dependencies: ["AttnCore"], path: "Tests/AttnTestSupport"),
+        .target(name: "AttnTestSupport", dependencies: ["AttnCore", "CAttnZlib"], path: "Tests/AttnTestSupport"),
         .testTarget(name: "AttnReaderTests", dependencies: ["AttnReader", "AttnCore", "AttnTestSupport"]),
         .testTarget(name: "AttnAnalysisTests", dependencies: ["AttnAnalysis", "AttnCore", "AttnReader", "AttnTestSupport"]),
         .testTarget(name: "AttnRenderTests", dependencies: ["AttnRender", "AttnCore", "AttnReader", "AttnTestSupport"]),

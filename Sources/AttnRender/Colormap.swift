@@ -1,8 +1,9 @@
 import AttnCore
 
-/// Maps a value in 0...1 to an 8-bit RGB colour through a 256-entry table.
+/// Maps a value in 0...1 to an 8-bit RGB colour through a 256-entry table. `coolwarm` is diverging
+/// (blue, grey at the middle, red): for signed maps such as differences, with a range symmetric about 0.
 public enum Colormap: String, CaseIterable, Sendable {
-    case viridis, inferno, magma, jet, gray
+    case viridis, inferno, magma, plasma, turbo, jet, gray, coolwarm
 
     /// The colour of `t` (clamped to 0...1): table entry `round(t · 255)`, channels `round(c · 255)`.
     public func color(_ t: Float) -> (UInt8, UInt8, UInt8) {
@@ -20,7 +21,10 @@ public enum Colormap: String, CaseIterable, Sendable {
         result[.viridis] = quantise(ColormapTables.viridis)
         result[.inferno] = quantise(ColormapTables.inferno)
         result[.magma] = quantise(ColormapTables.magma)
+        result[.plasma] = quantise(ColormapTables.plasma)
+        result[.turbo] = quantise(ColormapTables.turbo)
         result[.jet] = quantise(ColormapTables.jet)
+        result[.coolwarm] = quantise(ColormapTables.coolwarm)
         result[.gray] = (0...255).map { (UInt8($0), UInt8($0), UInt8($0)) }
         return result
     }()

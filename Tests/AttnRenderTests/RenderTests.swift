@@ -27,7 +27,11 @@ struct ImageTests {
                       (.magma, [0, 0, 4], [183, 55, 121], [252, 253, 191]),
                       (.inferno, [0, 0, 4], [188, 55, 84], [252, 255, 164]),
                       (.jet, [0, 0, 128], [125, 255, 122], [128, 0, 0]),
-                      (.gray, [0, 0, 0], [128, 128, 128], [255, 255, 255])])
+                      (.gray, [0, 0, 0], [128, 128, 128], [255, 255, 255]),
+                      // plasma #0d0887 … #f0f921; turbo #30123b … #7a0403 (Google's table); coolwarm (Moreland) blue to red via grey
+                      (.plasma, [13, 8, 135], [204, 71, 120], [240, 249, 33]),
+                      (.turbo, [48, 18, 59], [164, 252, 60], [122, 4, 3]),
+                      (.coolwarm, [59, 76, 192], [221, 220, 220], [180, 4, 38])])
     func colormapEntries(map: Colormap, first: [Int], middle: [Int], last: [Int]) {
         func bytes(_ t: Float) -> [Int] { let c = map.color(t); return [Int(c.0), Int(c.1), Int(c.2)] }
         #expect(bytes(0) == first)

@@ -446,3 +446,24 @@ struct KernelVariantTests {
         for (x, y) in zip(a, b) { #expect(abs((x["entropy"] as! Double) - (y["entropy"] as! Double)) < 1e-6) }
     }
 }
+
+@Suite("Command line: PNG output")
+struct PNGOutputTests {
+    @Test("-o x.png writes the same pixels as .ppm (colour) and, with --colormap gray, as .pgm (greyscale PNG)",
+          arguments: [["rollout", "real/vits14_board_small.h5"], ["heatmap", "real/minilm6_pride_LHSS_f32.npy", "--layer", "2"],
+                      ["grid", "real/vits14_board_small.h5", "--head", "3"], ["entropy", "real/minilm6_zen_layers_f16.h5"]])
+    func samePixels(arguments: [String]) throws {
+        let scratch = try Scratch()
+        var args = arguments
+        args[1] = Fixtures.path(args[1])
+        for (png, netpbm, extra) in [("c.png", "c.ppm", [String]()), ("g.png", "g.pgm", ["--colormap", "gray"])] {
+            #expect(try Run(args + extra + ["-o", scratch.file(png)]).status == 0)
+            #expect(try Run(args + ["-o", scratch.file(netpbm)]).status == 0)
+            let decoded = try DecodedPNG([UInt8](try Data(contentsOf: URL(fileURLWithPath: scratch.file(png)))))
+            let reference = try readNetpbm(scratch.file(netpbm))
+            #expect(decoded.channels == (netpbm.hasSuffix(".ppm") ? 3 : 1))
+            #expect((decoded.width, decoded.height) == (reference.width, reference.height))
+            #expect(decoded.pixels == reference.pixels)
+        }
+    }
+}

@@ -7,10 +7,10 @@ extension ValueRange: ExpressibleByArgument {}
 
 /// Where and how a map is written: the format follows the extension of the output.
 struct ImageOptions: ParsableArguments {
-    @Option(name: [.short, .customLong("output")], help: "The output: .pgm (grey), .ppm (colour) or .npy (raw float32 values).")
+    @Option(name: [.short, .customLong("output")], help: "The output: .png (colour, or grey with --colormap gray), .pgm (grey), .ppm (colour) or .npy (raw float32 values).")
     var output: String
 
-    @Option(help: "The colormap of a .ppm.")
+    @Option(help: "The colormap of a .png or .ppm.")
     var colormap: Colormap = .viridis
 
     @Option(parsing: .unconditional, help: "Map LO:HI to the ends of the scale (default: the map's own min and max).")
@@ -19,13 +19,13 @@ struct ImageOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Enlarge each cell to N×N pixels (default: enough to make the image at least 256 pixels across).")
     var zoom: Int?
 
-    static let formats = [".pgm", ".ppm", ".npy"]
+    static let formats = [".png", ".pgm", ".ppm", ".npy"]
     /// The largest image written: 1 GiB of pixels (e.g. 18,900 × 18,900 in colour).
     static let maximumImageBytes = 1 << 30
 
     func validate() throws {
         guard Self.formats.contains(where: { output.lowercased().hasSuffix($0) }) else {
-            throw ValidationError("cannot tell the format of '\(output)': give an output ending in .pgm (grey), .ppm (colour) or .npy (raw values)")
+            throw ValidationError("cannot tell the format of '\(output)': give an output ending in .png, .pgm (grey), .ppm (colour) or .npy (raw values)")
         }
         if let zoom, zoom < 1 || zoom > 64 { throw ValidationError("--zoom must be between 1 and 64, got \(zoom)") }
     }
@@ -44,12 +44,15 @@ struct ImageOptions: ParsableArguments {
         let bad = map.nonFiniteCount
         if bad > 0 { Console.note("\(what): \(bad) NaN or infinite values drawn at the low end of the scale") }
         let factor = zoom ?? max(1, 256 / max(map.rows, map.columns, 1))
-        let bytes = MemoryBudget.bytes([map.rows, factor, map.columns, factor], elementSize: lower.hasSuffix(".ppm") ? 3 : 1)
+        // .pgm is grey; .png is grey with the gray colormap (8-bit greyscale PNG), colour otherwise.
+        let png = lower.hasSuffix(".png")
+        let colour: Colormap? = lower.hasSuffix(".ppm") || (png && colormap != .gray) ? colormap : nil
+        let bytes = MemoryBudget.bytes([map.rows, factor, map.columns, factor], elementSize: colour == nil ? 1 : 3)
         if bytes == nil || bytes! > Self.maximumImageBytes {
             throw DumpError(file: output, "a \(map.rows)×\(map.columns) map at zoom \(factor) would be \(MemoryBudget.describe(bytes)) of pixels, over the \(MemoryBudget.describe(Self.maximumImageBytes)) limit; lower --zoom or write .npy")
         }
-        let image = Image(map: map, range: range, colormap: lower.hasSuffix(".ppm") ? colormap : nil).zoomed(by: factor)
-        try AtomicFile.write(image.netpbm(), to: output, protecting: [input])
+        let image = Image(map: map, range: range, colormap: colour).zoomed(by: factor)
+        try AtomicFile.write(png ? try PNG.encode(image) : image.netpbm(), to: output, protecting: [input])
         Console.note("wrote \(output): \(what), \(map.rows)×\(map.columns) cells at zoom \(factor), range \(range.low)...\(range.high)")
     }
 }

@@ -11,10 +11,10 @@ extension AttnInspect {
 
         @OptionGroup var input: InputOptions
 
-        @Option(name: [.short, .customLong("output")], help: "Also write the table as an image (.pgm, .ppm) or raw values (.npy): rows are layers, columns heads.")
+        @Option(name: [.short, .customLong("output")], help: "Also write the table as an image (.png, .pgm, .ppm) or raw values (.npy): rows are layers, columns heads.")
         var output: String?
 
-        @Option(help: "The colormap of a .ppm.")
+        @Option(help: "The colormap of a .png or .ppm.")
         var colormap: Colormap = .viridis
 
         @Option(parsing: .unconditional, help: "Map LO:HI to the ends of the scale (default: min and max).")
