@@ -467,3 +467,52 @@ struct PNGOutputTests {
         }
     }
 }
+
+@Suite("Command line: overlays")
+struct OverlayCLITests {
+    let board = Fixtures.path("real/vits14_board_small.h5")
+    let picture = Fixtures.path("real/vits14_board_input.ppm")
+
+    @Test("alpha 0 gives the picture; alpha 1 with nearest gives the grid zoomed 14× (224 = 16·14)")
+    func ends() throws {
+        let scratch = try Scratch()
+        for command in ["grid", "rollout"] {
+            #expect(try Run([command, board, "--overlay", picture, "--alpha", "0", "-o", scratch.file("a0.png")]).status == 0)
+            let plain = try DecodedPNG([UInt8](try Data(contentsOf: URL(fileURLWithPath: scratch.file("a0.png")))))
+            #expect((plain.width, plain.height) == (224, 224))
+            #expect(plain.pixels == (try readNetpbm(picture)).pixels)
+            #expect(try Run([command, board, "--overlay", picture, "--alpha", "1", "--resample", "nearest", "-o", scratch.file("a1.ppm")]).status == 0)
+            #expect(try Run([command, board, "--zoom", "14", "-o", scratch.file("zoomed.ppm")]).status == 0)
+            #expect(try readNetpbm(scratch.file("a1.ppm")).pixels == (try readNetpbm(scratch.file("zoomed.ppm"))).pixels)
+        }
+    }
+
+    @Test("a grid that does not fit the picture: exit 1 naming the picture and --fit stretch; stretched it has the picture's size")
+    func misfit() throws {
+        let scratch = try Scratch()
+        let cropped = Fixtures.path("synthetic/images/board_148.ppm")
+        let r = try Run(["grid", board, "--overlay", cropped, "-o", scratch.file("x.png")])
+        #expect(r.status == 1 && r.stderr.hasPrefix("attninspect: \(cropped): the 16×16 patch grid") && r.stderr.contains("--fit stretch"), "\(r.stderr)")
+        #expect(scratch.contents.isEmpty)
+        #expect(try Run(["grid", board, "--overlay", cropped, "--fit", "stretch", "-o", scratch.file("x.png")]).status == 0)
+        let stretched = try DecodedPNG([UInt8](try Data(contentsOf: URL(fileURLWithPath: scratch.file("x.png")))))
+        #expect((stretched.width, stretched.height) == (224, 148))
+    }
+
+    @Test("usage errors: --overlay with heatmap, rollout --view matrix, a .npy or .pgm output, --zoom, --alpha 2")
+    func usage() throws {
+        let scratch = try Scratch()
+        for args in [["heatmap", board, "--overlay", picture, "-o", scratch.file("x.png")],
+                     ["rollout", board, "--view", "matrix", "--overlay", picture, "-o", scratch.file("x.png")],
+                     ["grid", board, "--overlay", picture, "-o", scratch.file("x.npy")],
+                     ["grid", board, "--overlay", picture, "-o", scratch.file("x.pgm")],
+                     ["grid", board, "--overlay", picture, "--zoom", "2", "-o", scratch.file("x.png")],
+                     ["grid", board, "--overlay", picture, "--alpha", "2", "-o", scratch.file("x.png")]] {
+            let r = try Run(args)
+            #expect(r.status == 64, "\(args): \(r.stderr)")
+        }
+        let missing = try Run(["grid", board, "--overlay", scratch.file("none.png"), "-o", scratch.file("x.png")])
+        #expect(missing.status == 1 && missing.stderr.contains("none.png: no such file"))
+        #expect(scratch.contents.isEmpty)
+    }
+}

@@ -4,6 +4,7 @@ import AttnRender
 
 extension Colormap: ExpressibleByArgument {}
 extension ValueRange: ExpressibleByArgument {}
+extension Resample: ExpressibleByArgument {}
 
 /// Where and how a map is written: the format follows the extension of the output.
 struct ImageOptions: ParsableArguments {
@@ -19,6 +20,20 @@ struct ImageOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Enlarge each cell to N×N pixels (default: enough to make the image at least 256 pixels across).")
     var zoom: Int?
 
+    @Option(help: "Blend the patch grid over this picture (.png, .ppm, .pgm: the exact input the network saw); the output has its size. For grid and rollout --view grid.")
+    var overlay: String?
+
+    @Option(parsing: .unconditional, help: "With --overlay: the weight of the map, 0 (picture only) to 1 (map only).")
+    var alpha: Double = 0.5
+
+    @Option(help: "With --overlay: how the grid is enlarged to the picture (bilinear or nearest).")
+    var resample: Resample = .bilinear
+
+    @Option(help: "With --overlay: exact (the grid's aspect ratio must match the picture's) or stretch.")
+    var fit: Fit = .exact
+
+    enum Fit: String, ExpressibleByArgument, CaseIterable { case exact, stretch }
+
     static let formats = [".png", ".pgm", ".ppm", ".npy"]
     /// The largest image written: 1 GiB of pixels (e.g. 18,900 × 18,900 in colour).
     static let maximumImageBytes = 1 << 30
@@ -28,10 +43,22 @@ struct ImageOptions: ParsableArguments {
             throw ValidationError("cannot tell the format of '\(output)': give an output ending in .png, .pgm (grey), .ppm (colour) or .npy (raw values)")
         }
         if let zoom, zoom < 1 || zoom > 64 { throw ValidationError("--zoom must be between 1 and 64, got \(zoom)") }
+        if !(alpha >= 0 && alpha <= 1) { throw ValidationError("--alpha must be between 0 and 1, got \(alpha)") }
+        if overlay != nil {
+            guard output.lowercased().hasSuffix(".png") || output.lowercased().hasSuffix(".ppm") else {
+                throw ValidationError("--overlay makes a colour picture: give an output ending in .png or .ppm")
+            }
+            if zoom != nil { throw ValidationError("--zoom does not apply with --overlay: the output has the picture's size") }
+        }
     }
 
-    /// Writes `map` atomically in the format of the output's extension and says what was written.
-    func write(_ map: Matrix, what: String, input: String) throws {
+    /// Writes `map` atomically in the format of the output's extension and says what was written;
+    /// a patch grid goes over the `--overlay` picture when one is given.
+    func write(_ map: Matrix, what: String, input: String, patchGrid: Bool = false) throws {
+        if let overlay {
+            precondition(patchGrid, "--overlay is refused by validate() for maps that are not patch grids")
+            return try writeOverlay(map, over: overlay, what: what, input: input)
+        }
         let lower = output.lowercased()
         if lower.hasSuffix(".npy") {
             try AtomicFile.write(NPYWriter.encode(map), to: output, protecting: [input])
@@ -54,5 +81,19 @@ struct ImageOptions: ParsableArguments {
         let image = Image(map: map, range: range, colormap: colour).zoomed(by: factor)
         try AtomicFile.write(png ? try PNG.encode(image) : image.netpbm(), to: output, protecting: [input])
         Console.note("wrote \(output): \(what), \(map.rows)×\(map.columns) cells at zoom \(factor), range \(range.low)...\(range.high)")
+    }
+
+    private func writeOverlay(_ map: Matrix, over picturePath: String, what: String, input: String) throws {
+        let picture = try ImageFile.read(picturePath)
+        if fit == .exact, let problem = Overlay.misfit(rows: map.rows, columns: map.columns, width: picture.width, height: picture.height) {
+            throw DumpError(file: picturePath, problem)
+        }
+        guard let range = range ?? ValueRange.of(map) else {
+            throw DumpError(file: output, "cannot draw \(what): the map holds no finite values")
+        }
+        let image = Overlay.blend(map, over: picture, range: range, colormap: colormap, alpha: alpha, resample: resample)
+        try AtomicFile.write(output.lowercased().hasSuffix(".png") ? try PNG.encode(image) : image.netpbm(), to: output,
+                             protecting: [input, picturePath])
+        Console.note("wrote \(output): \(what) over \(picturePath) (\(picture.width)×\(picture.height), \(resample.rawValue), alpha \(alpha)), range \(range.low)...\(range.high)")
     }
 }

@@ -60,5 +60,10 @@ extension ImageOptions {
         self.colormap = colormap
         self.range = range
         self.zoom = zoom
+        // Options built by hand must all be set: their defaults apply only when parsed.
+        self.overlay = nil
+        self.alpha = 0.5
+        self.resample = .bilinear
+        self.fit = .exact
     }
 }

@@ -27,7 +27,7 @@ extension AttnInspect {
             let map = try opened.analysing {
                 try patchGrid.extract(from: try fusion.fuse(try opened.source.layer(l)), token: grid.token, prefix: prefix)
             }
-            try image.write(map, what: "layer \(l), \(fusion), token \(grid.token) → \(patchGrid) grid", input: input.file)
+            try image.write(map, what: "layer \(l), \(fusion), token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
         }
     }
 }

@@ -17,6 +17,10 @@ extension AttnInspect {
         @Option(parsing: .unconditional, help: "A head index, or mean, max or min over heads.")
         var head: HeadFusion = .mean
 
+        func validate() throws {
+            if image.overlay != nil { throw ValidationError("--overlay goes with patch grids: use grid, or rollout --view grid") }
+        }
+
         func run() throws {
             let opened = try input.open()
             let l = try opened.layer(layer)

@@ -41,6 +41,9 @@ extension AttnInspect {
             guard discardRatio >= 0 && discardRatio < 1 else {
                 throw ValidationError("--discard-ratio must be at least 0 and below 1, got \(discardRatio)")
             }
+            if image.overlay != nil && view == .matrix {
+                throw ValidationError("--overlay goes with the patch grid: use --view grid (the default with --overlay)")
+            }
         }
 
         func run() throws {
@@ -52,7 +55,7 @@ extension AttnInspect {
             }
             let rollout = AttnAnalysis.Rollout(fusion: try opened.fusion(headFusion), discardRatio: discardRatio, layers: start...end)
             let prefix = opened.prefix(grid.prefix)
-            let chosen = view ?? defaultView(opened, prefix: prefix)
+            let chosen = view ?? (image.overlay != nil ? .grid : defaultView(opened, prefix: prefix))
             if view == nil { Console.note("view: \(chosen.rawValue) (choose with --view matrix|grid)") }
             let what = "rollout of layers \(start)...\(end), head fusion \(headFusion)" + (discardRatio > 0 ? ", discard \(discardRatio)" : "")
             switch chosen {
@@ -64,7 +67,7 @@ extension AttnInspect {
                 // Only row --token of R is shown: computed alone, as a vector through the layers.
                 let row = try opened.analysing { try rollout.computeRow(source, token: grid.token) }
                 let map = try opened.analysing { try patchGrid.extract(from: row, token: 0, prefix: prefix) }
-                try image.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file)
+                try image.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
             }
         }
 
