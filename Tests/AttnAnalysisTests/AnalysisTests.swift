@@ -330,3 +330,44 @@ final class ArraySource: AttentionSource {
         LayerAttention(heads: headCount, queries: queryCount, keys: keyCount, values: layers[index])
     }
 }
+
+@Suite("DINO masks")
+struct AttentionMaskTests {
+    @Test("hand-worked: 0.125, 0.25, 0.375, 0.25 at 60% keeps 0.375 and the later 0.25 (stable order), 62.5% of the mass")
+    func handWorked() throws {
+        // Ascending, stable: 0.125 (i0), 0.25 (i1), 0.25 (i3), 0.375 (i2); running sums 0.125, 0.375, 0.625, 1.
+        // Kept where the running sum exceeds 1 − 0.6 = 0.4: i3 and i2.
+        let mask = try AttentionMask.keeping(Matrix(rows: 2, columns: 2, values: [0.125, 0.25, 0.375, 0.25]), mass: 0.6)
+        #expect(mask.values == [0, 0, 1, 1])
+        let all = try AttentionMask.keeping(Matrix(rows: 2, columns: 2, values: [0.125, 0.25, 0.375, 0.25]), mass: 1)
+        #expect(all.values == [1, 1, 1, 1])
+        #expect(throws: AnalysisError.self) { try AttentionMask.keeping(Matrix(rows: 1, columns: 2, values: [0.5, -0.1]), mass: 0.5) }
+        #expect(throws: AnalysisError.self) { try AttentionMask.keeping(Matrix(rows: 1, columns: 2, values: [0.5, 0.5]), mass: 0) }
+    }
+
+    @Test("real ViT: every head's and the head mean's masks at 0.6 and 0.9 equal DINO's rule computed with numpy",
+          arguments: ["0.6", "0.9"])
+    func realMasks(threshold: String) throws {
+        let expected = try Fixtures.json("real/vits14_board_small.dino_masks.json")
+        let s = try source("real/vits14_board_small.h5")
+        let layer = try s.layer(2)
+        let grid = PatchGrid(rows: 16, columns: 16)
+        for h in 0..<6 {
+            let map = try grid.extract(from: layer.head(h), token: 0, prefix: 1)
+            let mask = try AttentionMask.keeping(map, mass: Double(threshold)!)
+            #expect(mask.values.map(Double.init) == expected["heads"][threshold][h].doubles, "head \(h)")
+        }
+        let mean = try grid.extract(from: try HeadFusion.mean.fuse(layer), token: 0, prefix: 1)
+        #expect(try AttentionMask.keeping(mean, mass: Double(threshold)!).values.map(Double.init) == expected["mean"][threshold].doubles)
+    }
+
+    @Test("outline: the ring of a filled square, one pixel wide; interior pixels are not on it")
+    func outline() {
+        let edge = AttentionMask.outline(Matrix(rows: 3, columns: 3, repeating: 1), width: 6, height: 6, thickness: 1)
+        for y in 0..<6 { for x in 0..<6 {
+            #expect(edge[y * 6 + x] == (x == 0 || y == 0 || x == 5 || y == 5), "(\(x), \(y))")
+        } }
+        let corner = AttentionMask.outline(Matrix(rows: 2, columns: 2, values: [1, 0, 0, 0]), width: 8, height: 8, thickness: 1)
+        #expect(corner.filter { $0 }.count == 12)   // the ring of the 4×4 block: 16 pixels less its 2×2 interior
+    }
+}

@@ -516,3 +516,38 @@ struct OverlayCLITests {
         #expect(scratch.contents.isEmpty)
     }
 }
+
+@Suite("Command line: DINO masks")
+struct MaskCLITests {
+    let board = Fixtures.path("real/vits14_board_small.h5")
+
+    @Test("grid --threshold 0.6: the mask as 0/1 values equals numpy's DINO mask; as PNG, black and white; over a picture, a white outline")
+    func mask() throws {
+        let scratch = try Scratch()
+        let r = try Run(["grid", board, "--threshold", "0.6", "-o", scratch.file("m.npy")])
+        #expect(r.status == 0 && r.stderr.contains("72 of 256 patches kept"), "\(r.stderr)")
+        let (shape, values) = try readFloat32NPY(scratch.file("m.npy"))
+        #expect(shape == [16, 16])
+        #expect(values.map(Double.init) == (try Fixtures.json("real/vits14_board_small.dino_masks.json"))["mean"]["0.6"].doubles)
+        #expect(try Run(["grid", board, "--threshold", "0.6", "--zoom", "1", "-o", scratch.file("m.png")]).status == 0)
+        let png = try DecodedPNG([UInt8](try Data(contentsOf: URL(fileURLWithPath: scratch.file("m.png")))))
+        #expect(png.channels == 1 && png.pixels == values.map { $0 > 0 ? 255 : 0 })
+        let picture = Fixtures.path("real/vits14_board_input.ppm")
+        #expect(try Run(["grid", board, "--threshold", "0.6", "--overlay", picture, "--alpha", "0", "-o", scratch.file("o.ppm")]).status == 0)
+        let outlined = try readNetpbm(scratch.file("o.ppm")), original = try readNetpbm(picture)
+        var changed = 0, white = 0
+        for i in 0..<(224 * 224) where outlined.pixels[(3 * i)..<(3 * i + 3)] != original.pixels[(3 * i)..<(3 * i + 3)] {
+            changed += 1
+            if outlined.pixels[(3 * i)..<(3 * i + 3)].allSatisfy({ $0 == 255 }) { white += 1 }
+        }
+        #expect(changed > 0 && changed == white)
+    }
+
+    @Test("--threshold outside (0, 1] is a usage error")
+    func badThreshold() throws {
+        let scratch = try Scratch()
+        for t in ["0", "1.5", "-0.2"] {
+            #expect(try Run(["grid", board, "--threshold", t, "-o", scratch.file("m.png")]).status == 64)
+        }
+    }
+}

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AttnCore
 import AttnRender
+import AttnAnalysis
 
 extension Colormap: ExpressibleByArgument {}
 extension ValueRange: ExpressibleByArgument {}
@@ -54,10 +55,10 @@ struct ImageOptions: ParsableArguments {
 
     /// Writes `map` atomically in the format of the output's extension and says what was written;
     /// a patch grid goes over the `--overlay` picture when one is given.
-    func write(_ map: Matrix, what: String, input: String, patchGrid: Bool = false) throws {
+    func write(_ map: Matrix, what: String, input: String, patchGrid: Bool = false, outline: Matrix? = nil) throws {
         if let overlay {
             precondition(patchGrid, "--overlay is refused by validate() for maps that are not patch grids")
-            return try writeOverlay(map, over: overlay, what: what, input: input)
+            return try writeOverlay(map, over: overlay, what: what, input: input, outline: outline)
         }
         let lower = output.lowercased()
         if lower.hasSuffix(".npy") {
@@ -83,7 +84,21 @@ struct ImageOptions: ParsableArguments {
         Console.note("wrote \(output): \(what), \(map.rows)×\(map.columns) cells at zoom \(factor), range \(range.low)...\(range.high)")
     }
 
-    private func writeOverlay(_ map: Matrix, over picturePath: String, what: String, input: String) throws {
+    /// A 0/1 mask: black and white (.png, .pgm, .ppm) or its values (.npy).
+    func writeMask(_ mask: Matrix, what: String, input: String) throws {
+        let kept = mask.values.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
+        if output.lowercased().hasSuffix(".npy") {
+            try AtomicFile.write(NPYWriter.encode(mask), to: output, protecting: [input])
+        } else {
+            let factor = zoom ?? max(1, 256 / max(mask.rows, mask.columns, 1))
+            var image = Image(map: mask, range: ValueRange(low: 0, high: 1), colormap: nil).zoomed(by: factor)
+            if output.lowercased().hasSuffix(".ppm") { image = Image(width: image.width, height: image.height, channels: 3, pixels: image.pixels.flatMap { [$0, $0, $0] }) }
+            try AtomicFile.write(output.lowercased().hasSuffix(".png") ? try PNG.encode(image) : image.netpbm(), to: output, protecting: [input])
+        }
+        Console.note("wrote \(output): \(what), \(kept) of \(mask.values.count) patches kept")
+    }
+
+    private func writeOverlay(_ map: Matrix, over picturePath: String, what: String, input: String, outline: Matrix?) throws {
         let picture = try ImageFile.read(picturePath)
         if fit == .exact, let problem = Overlay.misfit(rows: map.rows, columns: map.columns, width: picture.width, height: picture.height) {
             throw DumpError(file: picturePath, problem)
@@ -91,7 +106,14 @@ struct ImageOptions: ParsableArguments {
         guard let range = range ?? ValueRange.of(map) else {
             throw DumpError(file: output, "cannot draw \(what): the map holds no finite values")
         }
-        let image = Overlay.blend(map, over: picture, range: range, colormap: colormap, alpha: alpha, resample: resample)
+        var image = Overlay.blend(map, over: picture, range: range, colormap: colormap, alpha: alpha, resample: resample)
+        if let outline {
+            for (i, edge) in AttentionMask.outline(outline, width: image.width, height: image.height).enumerated() where edge {
+                image.pixels[3 * i] = 255
+                image.pixels[3 * i + 1] = 255
+                image.pixels[3 * i + 2] = 255
+            }
+        }
         try AtomicFile.write(output.lowercased().hasSuffix(".png") ? try PNG.encode(image) : image.netpbm(), to: output,
                              protecting: [input, picturePath])
         Console.note("wrote \(output): \(what) over \(picturePath) (\(picture.width)×\(picture.height), \(resample.rawValue), alpha \(alpha)), range \(range.low)...\(range.high)")

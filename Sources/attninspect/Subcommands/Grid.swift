@@ -18,6 +18,15 @@ extension AttnInspect {
         @Option(parsing: .unconditional, help: "A head index, or mean, max or min over heads.")
         var head: HeadFusion = .mean
 
+        @Option(help: "DINO's mask: keep the highest patches holding this share of the patch attention (e.g. 0.6); written black and white, or as a white outline with --overlay.")
+        var threshold: Double?
+
+        func validate() throws {
+            if let threshold, !(threshold > 0 && threshold <= 1) {
+                throw ValidationError("--threshold is a share of the attention mass: expected a number in (0, 1], got \(threshold)")
+            }
+        }
+
         func run() throws {
             let opened = try input.open()
             let l = try opened.layer(layer)
@@ -27,7 +36,16 @@ extension AttnInspect {
             let map = try opened.analysing {
                 try patchGrid.extract(from: try fusion.fuse(try opened.source.layer(l)), token: grid.token, prefix: prefix)
             }
-            try image.write(map, what: "layer \(l), \(fusion), token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
+            let what = "layer \(l), \(fusion), token \(grid.token) → \(patchGrid) grid"
+            guard let threshold else {
+                return try image.write(map, what: what, input: input.file, patchGrid: true)
+            }
+            let mask = try opened.analysing { try AttentionMask.keeping(map, mass: threshold) }
+            if image.overlay != nil {
+                try image.write(map, what: what + ", outline of the \(threshold) mass mask", input: input.file, patchGrid: true, outline: mask)
+            } else {
+                try image.writeMask(mask, what: what + ", mask of the top \(threshold) of the attention mass", input: input.file)
+            }
         }
     }
 }
