@@ -551,3 +551,50 @@ struct MaskCLITests {
         }
     }
 }
+
+@Suite("Command line: montages and legends")
+struct MontageCLITests {
+    let board = Fixtures.path("real/vits14_board_small.h5")
+
+    @Test("grid --head all: 6 labelled tiles in 3 columns; each tile is that head's own picture")
+    func heads() throws {
+        let scratch = try Scratch()
+        let r = try Run(["grid", board, "--head", "all", "-o", scratch.file("m.ppm")])
+        #expect(r.status == 0 && r.stderr.contains("6 tiles of 16×16 at zoom 4"), "\(r.stderr)")
+        let m = try readNetpbm(scratch.file("m.ppm"))
+        #expect((m.width, m.height) == (3 * 64 + 4 * 4, 2 * (64 + 9) + 3 * 4))
+        #expect(try Run(["grid", board, "--head", "4", "--zoom", "4", "-o", scratch.file("h4.ppm")]).status == 0)
+        let h4 = try readNetpbm(scratch.file("h4.ppm"))
+        // Head 4 is the second row's second tile: left = 4 + 64 + 4, top = 4 + (64 + 9) + 4 + 9.
+        let left = 72, top = 4 + 73 + 4 + 9
+        for y in 0..<64 {
+            let row = Array(m.pixels[(3 * ((top + y) * m.width + left))..<(3 * ((top + y) * m.width + left + 64))])
+            #expect(row == Array(h4.pixels[(3 * y * 64)..<(3 * (y + 1) * 64)]), "row \(y)")
+        }
+    }
+
+    @Test("--layer all --head all to .npy: an array [layers, heads, rows, cols] of the single grids")
+    func array() throws {
+        let scratch = try Scratch()
+        #expect(try Run(["grid", board, "--layer", "all", "--head", "all", "-o", scratch.file("all.npy")]).status == 0)
+        let all = try readFloat32NPY(scratch.file("all.npy"))
+        #expect(all.shape == [3, 6, 16, 16])
+        #expect(try Run(["grid", board, "--layer", "1", "--head", "5", "-o", scratch.file("one.npy")]).status == 0)
+        #expect(Array(all.values[((1 * 6 + 5) * 256)..<((1 * 6 + 6) * 256)]) == (try readFloat32NPY(scratch.file("one.npy"))).values)
+    }
+
+    @Test("--legend on a montage needs one scale; with --range shared it is drawn")
+    func legend() throws {
+        let scratch = try Scratch()
+        let refused = try Run(["heatmap", board, "--head", "all", "--legend", "-o", scratch.file("x.png")])
+        #expect(refused.status == 1 && refused.stderr.contains("--range shared"))
+        #expect(scratch.contents.isEmpty)
+        let r = try Run(["heatmap", board, "--head", "all", "--legend", "--range", "shared", "-o", scratch.file("x.png")])
+        #expect(r.status == 0 && r.stderr.contains("one range"), "\(r.stderr)")
+        let plain = try Run(["heatmap", board, "--head", "all", "--range", "shared", "-o", scratch.file("y.png")])
+        #expect(plain.status == 0)
+        let with = try DecodedPNG([UInt8](try Data(contentsOf: URL(fileURLWithPath: scratch.file("x.png")))))
+        let without = try DecodedPNG([UInt8](try Data(contentsOf: URL(fileURLWithPath: scratch.file("y.png")))))
+        #expect(with.width == without.width && with.height > without.height)
+    }
+}

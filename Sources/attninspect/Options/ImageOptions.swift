@@ -15,8 +15,11 @@ struct ImageOptions: ParsableArguments {
     @Option(help: "The colormap of a .png or .ppm.")
     var colormap: Colormap = .viridis
 
-    @Option(parsing: .unconditional, help: "Map LO:HI to the ends of the scale (default: the map's own min and max).")
-    var range: ValueRange?
+    @Option(parsing: .unconditional, help: "Map LO:HI to the ends of the scale (default: each map's own min and max), or shared: one scale, the common min and max, for every tile of a montage.")
+    var range: RangeOption?
+
+    @Flag(help: "Add a colour bar with the numbers of the range under the picture.")
+    var legend = false
 
     @Option(parsing: .unconditional, help: "Enlarge each cell to N×N pixels (default: enough to make the image at least 256 pixels across).")
     var zoom: Int?
@@ -66,7 +69,7 @@ struct ImageOptions: ParsableArguments {
             Console.note("wrote \(output): \(what), \(map.rows)×\(map.columns) float32 values")
             return
         }
-        guard let range = range ?? ValueRange.of(map) else {
+        guard let range = scale(for: [map]) else {
             throw DumpError(file: output, "cannot draw \(what): the map holds no finite values")
         }
         let bad = map.nonFiniteCount
@@ -79,9 +82,53 @@ struct ImageOptions: ParsableArguments {
         if bytes == nil || bytes! > Self.maximumImageBytes {
             throw DumpError(file: output, "a \(map.rows)×\(map.columns) map at zoom \(factor) would be \(MemoryBudget.describe(bytes)) of pixels, over the \(MemoryBudget.describe(Self.maximumImageBytes)) limit; lower --zoom or write .npy")
         }
-        let image = Image(map: map, range: range, colormap: colour).zoomed(by: factor)
+        var image = Image(map: map, range: range, colormap: colour).zoomed(by: factor)
+        if legend { image = Composition.legend(below: image, range: range, colormap: colour, scale: image.width >= 400 ? 2 : 1) }
         try AtomicFile.write(png ? try PNG.encode(image) : image.netpbm(), to: output, protecting: [input])
         Console.note("wrote \(output): \(what), \(map.rows)×\(map.columns) cells at zoom \(factor), range \(range.low)...\(range.high)")
+    }
+
+    /// The scale of a picture made of `maps`: `--range LO:HI`, or their common min and max (one map, or
+    /// `--range shared`); nil when they hold no finite value.
+    func scale(for maps: [Matrix]) -> ValueRange? {
+        if case .fixed(let r) = range { return r }
+        let ranges = maps.compactMap(ValueRange.of)
+        guard let first = ranges.first else { return nil }
+        return ranges.dropFirst().reduce(first) { ValueRange(low: Swift.min($0.low, $1.low), high: Swift.max($0.high, $1.high)) }
+    }
+
+    /// Several maps of one shape as one picture, a labelled tile each (`columns` per row), or as one
+    /// `.npy` of shape `shape + [rows, columns]`. Each tile has its own scale unless `--range` gives one.
+    func writeMontage(_ tiles: [(label: String, map: Matrix)], shape: [Int], columns: Int, what: String, input: String) throws {
+        let rows = tiles[0].map.rows, cols = tiles[0].map.columns
+        if output.lowercased().hasSuffix(".npy") {
+            try AtomicFile.write(NPYWriter.encode(values: tiles.flatMap(\.map.values), shape: shape + [rows, cols]), to: output, protecting: [input])
+            Console.note("wrote \(output): \(what), \(tiles.count) maps of \(rows)×\(cols), float32 array \(shape + [rows, cols])")
+            return
+        }
+        let shared = range == nil ? nil : scale(for: tiles.map(\.map))
+        if legend && shared == nil {
+            throw DumpError(file: output, "--legend on a montage needs one scale for every tile: add --range shared or --range LO:HI")
+        }
+        let lower = output.lowercased()
+        let colour: Colormap? = lower.hasSuffix(".ppm") || (lower.hasSuffix(".png") && colormap != .gray) ? colormap : nil
+        let factor = zoom ?? max(1, 64 / max(rows, cols, 1))
+        let bytes = MemoryBudget.bytes([tiles.count, rows, factor, cols, factor], elementSize: colour == nil ? 1 : 3)
+        if bytes == nil || bytes! > Self.maximumImageBytes {
+            throw DumpError(file: output, "\(tiles.count) tiles of \(rows)×\(cols) at zoom \(factor) would be \(MemoryBudget.describe(bytes)) of pixels, over the \(MemoryBudget.describe(Self.maximumImageBytes)) limit; lower --zoom or write .npy")
+        }
+        var pictures: [(label: String, image: Image)] = []
+        for tile in tiles {
+            guard let r = shared ?? ValueRange.of(tile.map) else {
+                throw DumpError(file: output, "cannot draw \(tile.label): the map holds no finite values")
+            }
+            pictures.append((tile.label, Image(map: tile.map, range: r, colormap: colour).zoomed(by: factor)))
+        }
+        var image = Composition.montage(pictures, columns: columns, labelScale: rows * factor >= 128 ? 2 : 1)
+        if legend, let shared { image = Composition.legend(below: image, range: shared, colormap: colour, scale: image.width >= 400 ? 2 : 1) }
+        try AtomicFile.write(lower.hasSuffix(".png") ? try PNG.encode(image) : image.netpbm(), to: output, protecting: [input])
+        let scaleNote = shared.map { "one range \($0.low)...\($0.high)" } ?? "each tile its own min–max range (--range shared for one)"
+        Console.note("wrote \(output): \(what), \(tiles.count) tiles of \(rows)×\(cols) at zoom \(factor), \(scaleNote)")
     }
 
     /// A 0/1 mask: black and white (.png, .pgm, .ppm) or its values (.npy).
@@ -103,7 +150,7 @@ struct ImageOptions: ParsableArguments {
         if fit == .exact, let problem = Overlay.misfit(rows: map.rows, columns: map.columns, width: picture.width, height: picture.height) {
             throw DumpError(file: picturePath, problem)
         }
-        guard let range = range ?? ValueRange.of(map) else {
+        guard let range = scale(for: [map]) else {
             throw DumpError(file: output, "cannot draw \(what): the map holds no finite values")
         }
         var image = Overlay.blend(map, over: picture, range: range, colormap: colormap, alpha: alpha, resample: resample)
@@ -114,6 +161,7 @@ struct ImageOptions: ParsableArguments {
                 image.pixels[3 * i + 2] = 255
             }
         }
+        if legend { image = Composition.legend(below: image, range: range, colormap: colormap, scale: image.width >= 400 ? 2 : 1) }
         try AtomicFile.write(output.lowercased().hasSuffix(".png") ? try PNG.encode(image) : image.netpbm(), to: output,
                              protecting: [input, picturePath])
         Console.note("wrote \(output): \(what) over \(picturePath) (\(picture.width)×\(picture.height), \(resample.rawValue), alpha \(alpha)), range \(range.low)...\(range.high)")

@@ -20,6 +20,9 @@ extension AttnInspect {
         @Option(parsing: .unconditional, help: "Map LO:HI to the ends of the scale (default: min and max).")
         var range: ValueRange?
 
+        @Flag(help: "Add a colour bar with the numbers of the range under the picture.")
+        var legend = false
+
         @Option(parsing: .unconditional, help: "Enlarge each cell to N×N pixels.")
         var zoom: Int?
 
@@ -46,7 +49,7 @@ extension AttnInspect {
             Console.print("\(normalized ? "normalised entropy (1 = uniform)" : "entropy (nats)"), layers × heads:\n" + table.render())
             if let output {
                 let map = Matrix(rows: source.layerCount, columns: source.headCount, values: values)
-                try ImageOptions(output: output, colormap: colormap, range: range, zoom: zoom)
+                try ImageOptions(output: output, colormap: colormap, range: range, zoom: zoom, legend: legend)
                     .write(map, what: "entropy, \(source.layerCount) layers × \(source.headCount) heads", input: input.file)
             }
         }
@@ -54,12 +57,13 @@ extension AttnInspect {
 }
 
 extension ImageOptions {
-    init(output: String, colormap: Colormap, range: ValueRange?, zoom: Int?) {
+    init(output: String, colormap: Colormap, range: ValueRange?, zoom: Int?, legend: Bool = false) {
         self.init()
         self.output = output
         self.colormap = colormap
-        self.range = range
+        self.range = range.map(RangeOption.fixed)
         self.zoom = zoom
+        self.legend = legend
         // Options built by hand must all be set: their defaults apply only when parsed.
         self.overlay = nil
         self.alpha = 0.5

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AttnCore
 import AttnAnalysis
+import AttnRender
 
 extension AttnInspect {
     /// `attninspect grid FILE -o OUT`: the CLS→patch grid of one layer.
@@ -12,16 +13,19 @@ extension AttnInspect {
         @OptionGroup var image: ImageOptions
         @OptionGroup var grid: GridOptions
 
-        @Option(parsing: .unconditional, help: "The layer (negative counts from the end; default -1, the last).")
-        var layer: Int = -1
+        @Option(parsing: .unconditional, help: "The layer (negative counts from the end; default -1, the last), or all: one tile per layer.")
+        var layer: LayerSelection = .one(-1)
 
-        @Option(parsing: .unconditional, help: "A head index, or mean, max or min over heads.")
-        var head: HeadFusion = .mean
+        @Option(parsing: .unconditional, help: "A head index, mean, max or min over heads, or all: one tile per head.")
+        var head: HeadSelection = .fused(.mean)
 
         @Option(help: "DINO's mask: keep the highest patches holding this share of the patch attention (e.g. 0.6); written black and white, or as a white outline with --overlay.")
         var threshold: Double?
 
         func validate() throws {
+            if (layer == .all || head == .all) && (threshold != nil || image.overlay != nil) {
+                throw ValidationError("--threshold and --overlay make one picture: choose one layer and one head (or a fusion), not all")
+            }
             if let threshold, !(threshold > 0 && threshold <= 1) {
                 throw ValidationError("--threshold is a share of the attention mass: expected a number in (0, 1], got \(threshold)")
             }
@@ -29,10 +33,18 @@ extension AttnInspect {
 
         func run() throws {
             let opened = try input.open()
-            let l = try opened.layer(layer)
-            let fusion = try opened.fusion(head)
             let prefix = opened.prefix(grid.prefix)
             let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
+            guard case .one(let n) = layer, case .fused(let f) = head else {
+                let token = grid.token
+                let (tiles, shape) = try opened.tiles(layers: layer, heads: head) { attention, fusion in
+                    try patchGrid.extract(from: try fusion.fuse(attention), token: token, prefix: prefix)
+                }
+                let columns = head == .all && layer == .all ? opened.source.headCount : Composition.columns(for: tiles.count)
+                return try image.writeMontage(tiles, shape: shape, columns: columns, what: "token \(token) → \(patchGrid) grids", input: input.file)
+            }
+            let l = try opened.layer(n)
+            let fusion = try opened.fusion(f)
             let map = try opened.analysing {
                 try patchGrid.extract(from: try fusion.fuse(try opened.source.layer(l)), token: grid.token, prefix: prefix)
             }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AttnCore
 import AttnAnalysis
+import AttnRender
 
 extension AttnInspect {
     /// `attninspect heatmap FILE --layer N -o OUT`: one layer's attention matrix.
@@ -11,11 +12,11 @@ extension AttnInspect {
         @OptionGroup var input: InputOptions
         @OptionGroup var image: ImageOptions
 
-        @Option(parsing: .unconditional, help: "The layer (negative counts from the end; default -1, the last).")
-        var layer: Int = -1
+        @Option(parsing: .unconditional, help: "The layer (negative counts from the end; default -1, the last), or all: one tile per layer.")
+        var layer: LayerSelection = .one(-1)
 
-        @Option(parsing: .unconditional, help: "A head index, or mean, max or min over heads.")
-        var head: HeadFusion = .mean
+        @Option(parsing: .unconditional, help: "A head index, mean, max or min over heads, or all: one tile per head.")
+        var head: HeadSelection = .fused(.mean)
 
         func validate() throws {
             if image.overlay != nil { throw ValidationError("--overlay goes with patch grids: use grid, or rollout --view grid") }
@@ -23,10 +24,15 @@ extension AttnInspect {
 
         func run() throws {
             let opened = try input.open()
-            let l = try opened.layer(layer)
-            let fusion = try opened.fusion(head)
-            let map = try opened.analysing { try fusion.fuse(try opened.source.layer(l)) }
-            try image.write(map, what: "layer \(l), \(fusion)", input: input.file)
+            if case .one(let n) = layer, case .fused(let f) = head {
+                let l = try opened.layer(n)
+                let fusion = try opened.fusion(f)
+                let map = try opened.analysing { try fusion.fuse(try opened.source.layer(l)) }
+                return try image.write(map, what: "layer \(l), \(fusion)", input: input.file)
+            }
+            let (tiles, shape) = try opened.tiles(layers: layer, heads: head) { attention, fusion in try fusion.fuse(attention) }
+            let columns = head == .all ? (layer == .all ? opened.source.headCount : Composition.columns(for: tiles.count)) : Composition.columns(for: tiles.count)
+            try image.writeMontage(tiles, shape: shape, columns: columns, what: "attention matrices", input: input.file)
         }
     }
 }

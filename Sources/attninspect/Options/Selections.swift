@@ -1,0 +1,68 @@
+import ArgumentParser
+import AttnCore
+import AttnAnalysis
+import AttnRender
+
+/// `--layer N` (negative counts from the end) or `--layer all`.
+enum LayerSelection: ExpressibleByArgument, Equatable {
+    case one(Int)
+    case all
+
+    init?(argument: String) {
+        if argument == "all" { self = .all } else if let n = Int(argument) { self = .one(n) } else { return nil }
+    }
+}
+
+/// `--head H|mean|max|min` or `--head all` (one tile per head).
+enum HeadSelection: ExpressibleByArgument, Equatable {
+    case fused(HeadFusion)
+    case all
+
+    init?(argument: String) {
+        if argument == "all" { self = .all } else if let f = HeadFusion(argument: argument) { self = .fused(f) } else { return nil }
+    }
+}
+
+/// `--range LO:HI`, or `--range shared`: one scale for every tile of a montage (their common min and max).
+enum RangeOption: ExpressibleByArgument, Equatable {
+    case fixed(ValueRange)
+    case shared
+
+    init?(argument: String) {
+        if argument == "shared" { self = .shared } else if let r = ValueRange(argument: argument) { self = .fixed(r) } else { return nil }
+    }
+}
+
+extension OpenedDump {
+    /// The layers a selection names, checked.
+    func layers(_ selection: LayerSelection) throws -> [Int] {
+        switch selection {
+        case .one(let n): return [try layer(n)]
+        case .all: return Array(0..<source.layerCount)
+        }
+    }
+
+    /// Each tile of a selection: its label and the map of one layer, fused over heads or one head.
+    /// `shape` is the leading shape of the tiles for `.npy` output ([layers, heads], [layers] or [heads]).
+    func tiles(layers selection: LayerSelection, heads: HeadSelection,
+               map: (LayerAttention, HeadFusion) throws -> Matrix) throws -> (tiles: [(label: String, map: Matrix)], shape: [Int]) {
+        let chosen = try layers(selection)
+        var tiles: [(label: String, map: Matrix)] = []
+        for l in chosen {
+            let attention = try source.layer(l)
+            switch heads {
+            case .all:
+                for h in 0..<source.headCount { tiles.append(("L\(l) H\(h)", try analysing { try map(attention, .head(h)) })) }
+            case .fused(let f):
+                let fusion = try self.fusion(f)
+                let label: String
+                if case .head(let h) = fusion { label = "L\(l) H\(h)" } else { label = "L\(l)" }
+                tiles.append((label, try analysing { try map(attention, fusion) }))
+            }
+        }
+        var shape: [Int] = []
+        if case .all = selection { shape.append(chosen.count) }
+        if case .all = heads { shape.append(source.headCount) }
+        return (tiles, shape)
+    }
+}
