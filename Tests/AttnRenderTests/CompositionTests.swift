@@ -55,3 +55,42 @@ struct CompositionTests {
         #expect(textRows.contains(0))                      // the numbers, in black
     }
 }
+
+@Suite("Terminal and SVG")
+struct TerminalSVGTests {
+    @Test("half blocks: two cells per character, foreground the top cell, background the bottom one")
+    func halfBlocks() {
+        let map = Matrix(rows: 2, columns: 1, values: [0, 1])
+        let text = Terminal.picture(map, range: ValueRange(low: 0, high: 1), colormap: .viridis, width: 1)
+        #expect(text == "\u{1B}[38;2;68;1;84m\u{1B}[48;2;253;231;37m\u{2580}\u{1B}[0m\n")
+    }
+
+    @Test("fitting: a wide map is box-averaged to the width; a small one repeated up to twice")
+    func fitting() {
+        let wide = Terminal.fit(Matrix(rows: 2, columns: 4, values: [0, 2, 4, 6, 8, 10, 12, 14]), width: 2)
+        #expect(wide.rows == 1 && wide.columns == 2 && wide.values == [5, 9])   // means of the 2×2 boxes: (0+2+8+10)/4, (4+6+12+14)/4
+        let small = Terminal.fit(Matrix(rows: 1, columns: 2, values: [1, 2]), width: 80)
+        #expect(small.rows == 2 && small.columns == 4 && small.values == [1, 1, 2, 2, 1, 1, 2, 2])
+    }
+
+    @Test("plain pictures use the ramp: 0 is a space, the top is @")
+    func plain() {
+        let text = Terminal.plainPicture(Matrix(rows: 1, columns: 2, values: [0, 1]), range: ValueRange(low: 0, high: 1), width: 4)
+        #expect(text == "  @@\n")
+    }
+
+    @Test("coloured tokens: background of the value, readable text colour; escape sequences in labels are defused")
+    func tokens() {
+        let text = Terminal.tokens(["a", "b\u{1B}[31m"], values: [0, 1], range: ValueRange(low: 0, high: 1), colormap: .viridis)
+        #expect(text == "\u{1B}[48;2;68;1;84m\u{1B}[38;2;255;255;255ma\u{1B}[0m \u{1B}[48;2;253;231;37m\u{1B}[38;2;0;0;0mb\\u{1b}[31m\u{1B}[0m\n")
+    }
+
+    @Test("SVG: one rect per cell in the colormap's colour, labels escaped")
+    func svg() {
+        let map = Matrix(rows: 2, columns: 2, values: [0, 1, 0.5, 0])
+        let text = SVG.matrix(map, range: ValueRange(low: 0, high: 1), colormap: .viridis, rowLabels: ["<s>", "a&b"], columnLabels: ["x", "y"], title: "t")
+        #expect(text.components(separatedBy: "<rect x=").count - 1 == 4)
+        #expect(text.contains("fill=\"rgb(253,231,37)\"") && text.contains("fill=\"rgb(68,1,84)\""))
+        #expect(text.contains("&lt;s&gt;") && text.contains("a&amp;b") && !text.contains("<s>"))
+    }
+}

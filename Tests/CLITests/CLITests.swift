@@ -598,3 +598,52 @@ struct MontageCLITests {
         #expect(with.width == without.width && with.height > without.height)
     }
 }
+
+@Suite("Command line: terminal and token views")
+struct TokenViewCLITests {
+    let zen = Fixtures.path("real/minilm6_zen_layers_f16.h5")
+
+    @Test("tokens without colour: each token with the attention it receives from --query, equal to the heatmap row")
+    func plainTokens() throws {
+        let scratch = try Scratch()
+        let r = try Run(["tokens", zen, "--layer", "2", "--query", "3"])
+        #expect(r.status == 0 && !r.stdout.contains("\u{1B}"))
+        #expect(r.stdout.hasPrefix("[CLS] (0.4488) beautiful (0.0620) is (0.1010) better (0.0239)"), "\(r.stdout)")
+        #expect(try Run(["heatmap", zen, "--layer", "2", "-o", scratch.file("h.npy")]).status == 0)
+        let row = Array((try readFloat32NPY(scratch.file("h.npy"))).values[(3 * 26)..<(4 * 26)])
+        let numbers = r.stdout.split(separator: "(").dropFirst().map { Double($0.prefix { $0 != ")" })! }
+        #expect(numbers.count == 26)
+        for (n, v) in zip(numbers, row) { #expect(abs(n - Double(v)) <= 0.00005 + 1e-9) }
+    }
+
+    @Test("tokens with --color always: 24-bit backgrounds; NO_COLOR does not override always")
+    func colourTokens() throws {
+        let r = try Run(["tokens", zen, "--layer", "2", "--query", "3", "--color", "always"], environment: ["NO_COLOR": "1"])
+        #expect(r.status == 0 && r.stdout.contains("\u{1B}[48;2;253;231;37m\u{1B}[38;2;0;0;0m[CLS]"), "\(r.stdout)")   // the row's maximum
+        #expect(r.stdout.components(separatedBy: "\u{1B}[48;2;").count - 1 == 26)
+    }
+
+    @Test("show: the ViT grid as 16 lines of half blocks at width 40 (cells repeated twice), or as a ramp without colour")
+    func show() throws {
+        let board = Fixtures.path("real/vits14_board_small.h5")
+        let colour = try Run(["show", board, "--color", "always", "--width", "40"])
+        #expect(colour.status == 0)
+        let lines = colour.stdout.split(separator: "\n")
+        #expect(lines.count == 16 && lines.allSatisfy { $0.filter { $0 == "\u{2580}" }.count == 32 })
+        let plain = try Run(["show", board, "--width", "40"])
+        #expect(plain.status == 0 && !plain.stdout.contains("\u{1B}") && plain.stdout.split(separator: "\n").count == 16)
+        #expect(plain.stdout.contains("@@"))   // the maximum cell
+        #expect(try Run(["show", zen, "--color", "never", "--width", "80"]).stdout.split(separator: "\n").count == 26)
+    }
+
+    @Test("heatmap to .svg: a rect per cell and the tokens on both axes; tokens on a file without labels is an error")
+    func svg() throws {
+        let scratch = try Scratch()
+        #expect(try Run(["heatmap", zen, "--layer", "2", "-o", scratch.file("m.svg")]).status == 0)
+        let text = try String(contentsOfFile: scratch.file("m.svg"), encoding: .utf8)
+        #expect(text.components(separatedBy: "<rect x=").count - 1 == 26 * 26)
+        #expect(text.contains(">complicated</text>") && text.contains(">[SEP]</text>"))
+        let none = try Run(["tokens", Fixtures.path("real/minilm6_pride_LHSS_f32.npy")])
+        #expect(none.status == 1 && none.stderr.contains("has no token labels"))
+    }
+}

@@ -9,7 +9,7 @@ extension Resample: ExpressibleByArgument {}
 
 /// Where and how a map is written: the format follows the extension of the output.
 struct ImageOptions: ParsableArguments {
-    @Option(name: [.short, .customLong("output")], help: "The output: .png (colour, or grey with --colormap gray), .pgm (grey), .ppm (colour) or .npy (raw float32 values).")
+    @Option(name: [.short, .customLong("output")], help: "The output: .png (colour, or grey with --colormap gray), .pgm (grey), .ppm (colour), .svg (a matrix with token labels) or .npy (raw float32 values).")
     var output: String
 
     @Option(help: "The colormap of a .png or .ppm.")
@@ -38,13 +38,13 @@ struct ImageOptions: ParsableArguments {
 
     enum Fit: String, ExpressibleByArgument, CaseIterable { case exact, stretch }
 
-    static let formats = [".png", ".pgm", ".ppm", ".npy"]
+    static let formats = [".png", ".pgm", ".ppm", ".svg", ".npy"]
     /// The largest image written: 1 GiB of pixels (e.g. 18,900 × 18,900 in colour).
     static let maximumImageBytes = 1 << 30
 
     func validate() throws {
         guard Self.formats.contains(where: { output.lowercased().hasSuffix($0) }) else {
-            throw ValidationError("cannot tell the format of '\(output)': give an output ending in .png, .pgm (grey), .ppm (colour) or .npy (raw values)")
+            throw ValidationError("cannot tell the format of '\(output)': give an output ending in .png, .pgm (grey), .ppm (colour), .svg (with token labels) or .npy (raw values)")
         }
         if let zoom, zoom < 1 || zoom > 64 { throw ValidationError("--zoom must be between 1 and 64, got \(zoom)") }
         if !(alpha >= 0 && alpha <= 1) { throw ValidationError("--alpha must be between 0 and 1, got \(alpha)") }
@@ -58,7 +58,7 @@ struct ImageOptions: ParsableArguments {
 
     /// Writes `map` atomically in the format of the output's extension and says what was written;
     /// a patch grid goes over the `--overlay` picture when one is given.
-    func write(_ map: Matrix, what: String, input: String, patchGrid: Bool = false, outline: Matrix? = nil) throws {
+    func write(_ map: Matrix, what: String, input: String, patchGrid: Bool = false, outline: Matrix? = nil, labels: [String]? = nil) throws {
         if let overlay {
             precondition(patchGrid, "--overlay is refused by validate() for maps that are not patch grids")
             return try writeOverlay(map, over: overlay, what: what, input: input, outline: outline)
@@ -74,6 +74,16 @@ struct ImageOptions: ParsableArguments {
         }
         let bad = map.nonFiniteCount
         if bad > 0 { Console.note("\(what): \(bad) NaN or infinite values drawn at the low end of the scale") }
+        if lower.hasSuffix(".svg") {
+            guard map.rows * map.columns <= 1 << 20 else {
+                throw DumpError(file: output, "a \(map.rows)×\(map.columns) map is too large for SVG (over a million cells): write .png")
+            }
+            let rowLabels = labels.flatMap { $0.count == map.rows ? $0 : nil }, columnLabels = labels.flatMap { $0.count == map.columns ? $0 : nil }
+            try AtomicFile.write(Array(SVG.matrix(map, range: range, colormap: colormap, rowLabels: rowLabels, columnLabels: columnLabels, title: what).utf8),
+                                 to: output, protecting: [input])
+            Console.note("wrote \(output): \(what), \(map.rows)×\(map.columns) cells\(rowLabels == nil ? "" : " labelled with the tokens"), range \(range.low)...\(range.high)")
+            return
+        }
         let factor = zoom ?? max(1, 256 / max(map.rows, map.columns, 1))
         // .pgm is grey; .png is grey with the gray colormap (8-bit greyscale PNG), colour otherwise.
         let png = lower.hasSuffix(".png")
@@ -101,6 +111,9 @@ struct ImageOptions: ParsableArguments {
     /// `.npy` of shape `shape + [rows, columns]`. Each tile has its own scale unless `--range` gives one.
     func writeMontage(_ tiles: [(label: String, map: Matrix)], shape: [Int], columns: Int, what: String, input: String) throws {
         let rows = tiles[0].map.rows, cols = tiles[0].map.columns
+        if output.lowercased().hasSuffix(".svg") {
+            throw DumpError(file: output, "a montage is a picture: write .png, .ppm or .pgm (SVG is for one matrix with token labels)")
+        }
         if output.lowercased().hasSuffix(".npy") {
             try AtomicFile.write(NPYWriter.encode(values: tiles.flatMap(\.map.values), shape: shape + [rows, cols]), to: output, protecting: [input])
             Console.note("wrote \(output): \(what), \(tiles.count) maps of \(rows)×\(cols), float32 array \(shape + [rows, cols])")

@@ -61,7 +61,7 @@ extension AttnInspect {
             switch chosen {
             case .matrix:
                 let r = try opened.analysing { try rollout.compute(source) }
-                try image.write(r, what: what, input: input.file)
+                try image.write(r, what: what, input: input.file, labels: opened.source.tokens)
             case .grid:
                 let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
                 // Only row --token of R is shown: computed alone, as a vector through the layers.

@@ -1,0 +1,55 @@
+import ArgumentParser
+import AttnCore
+import AttnAnalysis
+import AttnRender
+
+extension AttnInspect {
+    /// `attninspect tokens FILE --layer N --query I`: the sentence coloured by attention.
+    struct Tokens: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the tokens, each on a background coloured by the attention it receives from token --query.",
+            discussion: "24-bit colour in a terminal; otherwise (a pipe, NO_COLOR, --color never) one line of `token (value)`.")
+
+        @OptionGroup var input: InputOptions
+        @OptionGroup var terminal: TerminalOptions
+
+        @Option(parsing: .unconditional, help: "The layer (negative counts from the end; default -1, the last).")
+        var layer: Int = -1
+
+        @Option(parsing: .unconditional, help: "A head index, or mean, max or min over heads.")
+        var head: HeadFusion = .mean
+
+        @Option(parsing: .unconditional, help: "The token whose attention is shown (its row).")
+        var query: Int = 0
+
+        @Option(help: "The colormap.")
+        var colormap: Colormap = .viridis
+
+        @Option(parsing: .unconditional, help: "Map LO:HI to the ends of the scale (default: the row's min and max).")
+        var range: ValueRange?
+
+        func run() throws {
+            let opened = try input.open()
+            guard let labels = opened.source.tokens else {
+                throw DumpError(file: input.file, "has no token labels (a `tokens` dataset or member with one label per query): tokens needs them")
+            }
+            guard query >= 0 && query < opened.source.queryCount else {
+                throw DumpError(file: input.file, "query \(query) is out of range: expected 0...\(opened.source.queryCount - 1)")
+            }
+            let l = try opened.layer(layer)
+            let fusion = try opened.fusion(head)
+            let map = try opened.analysing { try fusion.fuse(try opened.source.layer(l)) }
+            let values = Array(map.row(query))
+            let shown = Array(labels.prefix(values.count)) + (labels.count < values.count ? (labels.count..<values.count).map { "#\($0)" } : [])
+            guard let scale = range ?? ValueRange.of(Matrix(rows: 1, columns: values.count, values: values)) else {
+                throw DumpError(file: input.file, "the row of token \(query) holds no finite values")
+            }
+            Console.note("layer \(l), \(fusion): attention from token \(query) \(Terminal.printable(labels[query])), range \(scale.low)...\(scale.high)")
+            if terminal.colourOn {
+                Console.print(Terminal.tokens(shown, values: values, range: scale, colormap: colormap))
+            } else {
+                Console.print(zip(shown, values).map { "\(Terminal.printable($0)) (\(formatFixed(Double($1), decimals: 4)))" }.joined(separator: " ") + "\n")
+            }
+        }
+    }
+}
