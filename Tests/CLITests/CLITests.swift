@@ -573,6 +573,19 @@ struct MontageCLITests {
         }
     }
 
+    @Test("the text dump: heatmap --head all gives 12 tiles of 26×26 in 4 columns (zoom 2), --layer all 6 tiles")
+    func textMontage() throws {
+        let scratch = try Scratch()
+        let zen = Fixtures.path("real/minilm6_zen_layers_f16.h5")
+        #expect(try Run(["heatmap", zen, "--layer", "2", "--head", "all", "-o", scratch.file("h.pgm")]).status == 0)
+        let heads = try readNetpbm(scratch.file("h.pgm"))
+        #expect((heads.width, heads.height) == (4 * 52 + 5 * 4, 3 * (52 + 9) + 4 * 4))
+        let r = try Run(["heatmap", zen, "--layer", "all", "-o", scratch.file("l.ppm")])
+        #expect(r.status == 0 && r.stderr.contains("6 tiles of 26×26"), "\(r.stderr)")
+        let layers = try readNetpbm(scratch.file("l.ppm"))
+        #expect((layers.width, layers.height) == (3 * 52 + 4 * 4, 2 * (52 + 9) + 3 * 4))
+    }
+
     @Test("--layer all --head all to .npy: an array [layers, heads, rows, cols] of the single grids")
     func array() throws {
         let scratch = try Scratch()
