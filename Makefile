@@ -19,11 +19,13 @@ demo: release
 	@mkdir -p $(OUT)
 	$(BIN) info TestData/real/vits14_board_small.h5
 	$(BIN) stats TestData/real/minilm6_zen_layers_f16.h5 --layer -1
-	$(BIN) rollout TestData/real/vits14_board_small.h5 -o $(OUT)/board_rollout.ppm
-	$(BIN) grid TestData/real/vits14_board_small.h5 --colormap inferno -o $(OUT)/board_cls_grid.ppm
-	$(BIN) rollout TestData/real/minilm6_pride_LHSS_f32.npy -o $(OUT)/pride_rollout.ppm
-	$(BIN) entropy TestData/real/minilm6_pride_LHSS_f32.npy -o $(OUT)/pride_entropy.ppm
-	@echo "heatmaps written to $(OUT)/"
+	$(BIN) rollout TestData/real/vits14_board_small.h5 --overlay TestData/real/vits14_board_input.ppm --legend -o $(OUT)/board_rollout.png
+	$(BIN) grid TestData/real/vits14_board_small.h5 --layer all --head all --range shared --legend -o $(OUT)/board_model_view.png
+	$(BIN) rollout TestData/real/minilm6_pride_LHSS_f32.npy -o $(OUT)/pride_rollout.png
+	$(BIN) entropy TestData/real/minilm6_pride_LHSS_f32.npy -o $(OUT)/pride_entropy.png
+	$(BIN) tokens TestData/real/minilm6_zen_layers_f16.h5 --layer 2 --query 3
+	$(BIN) show TestData/real/vits14_board_small.h5 --rollout --width 64
+	@echo "pictures written to $(OUT)/"
 
 test: deps
 	$(SWIFT) test
