@@ -25,6 +25,8 @@ public final class DumpFile {
             container = try NPYContainer(file: file)
         } else if ZipArchive.isZip(prefix: prefix) {
             container = try NPZContainer(file: file)
+        } else if SafetensorsContainer.looksLike(file) || path.lowercased().hasSuffix(".safetensors") {
+            container = try SafetensorsContainer(file: file)
         } else if try Self.hasHDF5Signature(file) || path.hasSuffix(".h5") || path.hasSuffix(".hdf5") {
             container = try HDF5Container(path: path)
         } else if path.lowercased().hasSuffix(".npy") {
@@ -32,9 +34,9 @@ public final class DumpFile {
         } else if path.lowercased().hasSuffix(".npz") {
             throw DumpError(file: path, "not a valid .npz file: expected a zip archive (signature PK)")
         } else if file.size == 0 {
-            throw DumpError(file: path, "file is empty: expected an NPY, NPZ or HDF5 dump")
+            throw DumpError(file: path, "file is empty: expected an NPY, NPZ, HDF5 or safetensors dump")
         } else {
-            throw DumpError(file: path, "not an NPY, NPZ or HDF5 file (unrecognised signature); expected a dump written by numpy or h5py")
+            throw DumpError(file: path, "not an NPY, NPZ, HDF5 or safetensors file (unrecognised signature); expected a dump written by numpy, h5py or safetensors")
         }
     }
 

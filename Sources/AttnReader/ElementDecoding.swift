@@ -2,7 +2,7 @@ internal import CAttnKernels
 import AttnCore
 
 /// Decodes stored elements to `Float`: the only place raw element bytes are interpreted.
-/// The corresponding C calls are `cattn_decode_f16`, `cattn_decode_f32` and `cattn_decode_f64`
+/// The corresponding C calls are `cattn_decode_f16`, `cattn_decode_bf16`, `cattn_decode_f32` and `cattn_decode_f64`
 /// (vectorised with F16C/AVX2 where the CPU has them).
 enum ElementDecoding {
     /// Decodes `count` elements of `type` in `order` from `raw` into `out[outOffset...]`.
@@ -14,6 +14,7 @@ enum ElementDecoding {
         let destination = out.baseAddress! + outOffset
         switch type {
         case .float16: cattn_decode_f16(raw.baseAddress!, destination, count, swap)
+        case .bfloat16: cattn_decode_bf16(raw.baseAddress!, destination, count, swap)
         case .float32: cattn_decode_f32(raw.baseAddress!, destination, count, swap)
         case .float64: cattn_decode_f64(raw.baseAddress!, destination, count, swap)
         }

@@ -196,6 +196,17 @@ static inline void decode_f32_body(const void *src, float *dst, size_t n, int sw
     }
 }
 
+static inline void decode_bf16_body(const void *src, float *dst, size_t n, int swap) {
+    const unsigned char *s = (const unsigned char *)src;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, s + 2 * i, 2);
+        if (swap) h = (uint16_t)((h >> 8) | (h << 8));
+        uint32_t bits = (uint32_t)h << 16;
+        memcpy(dst + i, &bits, 4);
+    }
+}
+
 static inline void decode_f64_body(const void *src, float *dst, size_t n, int swap) {
     const unsigned char *s = (const unsigned char *)src;
     for (size_t i = 0; i < n; i++) {
@@ -417,6 +428,7 @@ AVX2 static void accumulate_f64_avx2(double *acc, const float *x, size_t n) { ac
 AVX2 static void maximum_f32_avx2(float *acc, const float *x, size_t n) { maximum_body(acc, x, n); }
 AVX2 static void minimum_f32_avx2(float *acc, const float *x, size_t n) { minimum_body(acc, x, n); }
 AVX2 static void decode_f32_avx2(const void *src, float *dst, size_t n, int swap) { decode_f32_body(src, dst, n, swap); }
+AVX2 static void decode_bf16_avx2(const void *src, float *dst, size_t n, int swap) { decode_bf16_body(src, dst, n, swap); }
 AVX2 static void decode_f64_avx2(const void *src, float *dst, size_t n, int swap) { decode_f64_body(src, dst, n, swap); }
 #endif
 
@@ -431,6 +443,10 @@ AVX2 static void decode_f64_avx2(const void *src, float *dst, size_t n, int swap
 
 void cattn_decode_f16(const void *src, float *dst, size_t n, int swap) {
     DISPATCH(decode_f16_avx2(src, dst, n, swap), decode_f16_portable(src, dst, n, swap));
+}
+
+void cattn_decode_bf16(const void *src, float *dst, size_t n, int swap) {
+    DISPATCH(decode_bf16_avx2(src, dst, n, swap), decode_bf16_body(src, dst, n, swap));
 }
 
 void cattn_decode_f32(const void *src, float *dst, size_t n, int swap) {

@@ -14,10 +14,11 @@ struct BlockPathTests {
         "synthetic/single_f32.h5", "synthetic/single_f64_batch.h5", "synthetic/layouts/nested_single.h5", "synthetic/layouts/blocks.h5",
         "synthetic/layouts/userblock.h5", "synthetic/layouts/chunks_layers.h5", "synthetic/layouts/chunks_plain.h5",
         "synthetic/layouts/big_endian.h5", "synthetic/layouts/fletcher.h5", "synthetic/layouts/userblock_gzip.h5",
+        "synthetic/safetensors/base_f32.safetensors", "synthetic/safetensors/base_f64.safetensors",
     ]
     static let float16Files = [
         "synthetic/base_f16.npy", "synthetic/base_f16_be.npy", "synthetic/base_f16_fortran_be.npy", "synthetic/single_f16_gzip.h5",
-        "synthetic/per_layer_groups_f16.h5", "synthetic/layouts/chunks_shuffle.h5",
+        "synthetic/per_layer_groups_f16.h5", "synthetic/layouts/chunks_shuffle.h5", "synthetic/safetensors/base_f16.safetensors",
     ]
 
     @Test("statistics equal numpy's float64 values on every layout, with 1, 2 and 3 workers",
@@ -68,12 +69,17 @@ struct BlockPathTests {
     @Test("attention recomputed from q and k per head on workers equals numpy's",
           arguments: [1, 3])
     func recomputed(workers: Int) throws {
-        let s = try source("synthetic/qk_LHSd.h5")
+        try recomputed(file: "synthetic/qk_LHSd.h5", workers: workers)
+        try recomputed(file: "synthetic/safetensors/qk.safetensors", workers: workers)
+    }
+
+    func recomputed(file: String, workers: Int) throws {
+        let s = try source(file)
         let e = Fixtures.expected["base"]["recompute_qk"]["scale_default"]
         for l in 0..<3 {
             var values = [Float](repeating: .nan, count: 2 * 100)
             try s.visitBlocks(layer: l, heads: 0..<2, workers: workers) { block, v in
-                for i in 0..<100 { values[block.head * 100 + i] = v[i] }
+                for (r, row) in block.rows.enumerated() { for j in 0..<10 { values[block.head * 100 + row * 10 + j] = v[r * 10 + j] } }
             }
             #expect(maxAbsDifference(values.map(Double.init), e[l].doubles3D.flatMap { $0.flatMap { $0 } }) < 1e-6)
         }

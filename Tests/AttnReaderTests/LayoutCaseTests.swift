@@ -69,3 +69,58 @@ struct LayoutCaseTests {
         #expect(error.message.contains("needs \(estimate) of memory"), "\(error.message)")
     }
 }
+
+@Suite("safetensors")
+struct SafetensorsTests {
+    @Test("F32 and F64 read base_f32's values exactly; F16 its float16 rounding; BF16 its bfloat16 rounding",
+          arguments: [("base_f32", "synthetic/base_f32.npy"), ("base_f64", "synthetic/base_f32.npy"),
+                      ("base_f16", "synthetic/base_f16.npy"), ("base_bf16", "synthetic/safetensors/base_bf16_values.npy")])
+    func values(stem: String, reference: String) throws {
+        let a = try attention("synthetic/safetensors/\(stem).safetensors")
+        #expect((a.layerCount, a.headCount, a.queryCount, a.keyCount) == (3, 2, 10, 10))
+        #expect(try allValues(a) == allValues(attention(reference)))
+    }
+
+    @Test("the header is listed: dtype, shape, byte range; __metadata__ becomes attributes, numbers as integers")
+    func header() throws {
+        let dump = try DumpFile(path: Fixtures.path("synthetic/safetensors/base_bf16.safetensors"))
+        #expect(dump.format == "safetensors")
+        #expect(dump.tensors.map(\.name) == ["attentions"])
+        #expect(dump.tensors[0].element == .floating(.bfloat16) && dump.tensors[0].storage == "BF16, bytes 0..<1200")
+        #expect(dump.attribute("patch_grid")?.integerValues == [3, 3])
+        #expect(dump.attribute("prefix_tokens")?.integerValues == [1])
+        #expect(dump.attribute("model") == .strings(["synthetic base"]))
+    }
+
+    @Test("q and k in a safetensors file read the same values as in dump_savez.npz")
+    func queryKeyValues() throws {
+        let a = try queryKey("synthetic/safetensors/qk.safetensors", ReadOptions(fromQK: true))
+        let b = try queryKey("synthetic/dump_savez.npz", ReadOptions(fromQK: true))
+        for l in 0..<3 {
+            let x = try a.layer(l), y = try b.layer(l)
+            #expect(x.queries == y.queries && x.keys == y.keys && x.dim == 4)
+        }
+    }
+
+    @Test("the JSON header parser: escapes, surrogate pairs, nesting, numbers; corrupt text refused")
+    func json() throws {
+        func fail(_ m: String) -> DumpError { DumpError(file: "t", m) }
+        let v = try HeaderJSON.parse(Array(#"{"a\u00e9\n": [1, -2.5e3, true, null], "\ud83d\ude00": {"x": "y"}}"#.utf8), fail: fail)
+        #expect(v["aé\n"] == .array([.number(1), .number(-2500), .bool(true), .null]))
+        #expect(v["😀"]?["x"] == .string("y"))
+        for bad in [#"{"a": }"#, #"{"a": 1"#, #"{"a" 1}"#, #"{"a": 1} x"#, "[" + String(repeating: "[", count: 80) + "]"] {
+            #expect(throws: DumpError.self) { try HeaderJSON.parse(Array(bad.utf8), fail: fail) }
+        }
+    }
+
+    @Test("corrupt files: each a clear error naming the file",
+          arguments: ["truncated", "offsets", "shape", "header_length", "not_json", "int64"])
+    func bad(name: String) throws {
+        let path = "synthetic/safetensors/bad/\(name).safetensors"
+        let error = try #require(throws: DumpError.self) {
+            let dump = try DumpFile(path: Fixtures.path(path))
+            _ = try AttentionLayout.resolve(dump, options: ReadOptions())
+        }
+        #expect(error.file == Fixtures.path(path))
+    }
+}

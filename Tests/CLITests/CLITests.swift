@@ -660,3 +660,23 @@ struct TokenViewCLITests {
         #expect(none.status == 1 && none.stderr.contains("has no token labels"))
     }
 }
+
+@Suite("Command line: safetensors")
+struct SafetensorsCLITests {
+    @Test("stats on F32 safetensors equals stats on the same values in .npy; info lists the header and metadata")
+    func stats() throws {
+        let a = try Run(["stats", Fixtures.path("synthetic/safetensors/base_f32.safetensors"), "--csv"])
+        let b = try Run(["stats", Fixtures.path("synthetic/base_f32.npy"), "--csv"])
+        #expect(a.status == 0 && a.stdout == b.stdout)
+        let info = try Run(["info", Fixtures.path("synthetic/safetensors/base_bf16.safetensors")])
+        #expect(info.stdout.contains("format: safetensors") && info.stdout.contains("attentions  (3, 2, 10, 10)  bfloat16  BF16, bytes 0..<1200"))
+        #expect(info.stdout.contains("patch_grid = [3, 3]"))
+    }
+
+    @Test("corrupt safetensors files: exit 1, one line naming the file", arguments: ["truncated", "offsets", "shape", "header_length", "not_json", "int64"])
+    func bad(name: String) throws {
+        let path = Fixtures.path("synthetic/safetensors/bad/\(name).safetensors")
+        let r = try Run(["stats", path])
+        #expect(r.status == 1 && r.stderr.hasPrefix("attninspect: \(path): ") && r.stderr.filter { $0 == "\n" }.count == 1, "\(r.stderr)")
+    }
+}

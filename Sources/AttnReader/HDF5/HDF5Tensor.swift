@@ -145,7 +145,7 @@ final class HDF5Tensor: StoredTensor {
 
     func readBlock(leading: [Int]) throws -> [Float] {
         guard case .floating = info.element else {
-            throw DumpError(file: file, dataset: name, "unsupported dtype \(info.element): expected float16, float32 or float64")
+            throw DumpError(file: file, dataset: name, "unsupported dtype \(info.element): expected float16, bfloat16, float32 or float64")
         }
         let count = try blockCount(leading: leading, file: file)
         var out = [Float](repeating: 0, count: count)

@@ -85,7 +85,7 @@ struct NPYHeader: Equatable {
             throw fail("corrupt .npy header: expected exactly the keys descr, fortran_order, shape; found \(dict.keys.sorted().joined(separator: ", "))")
         }
         guard case .string(let descr)? = dict["descr"] else {
-            if case .list? = dict["descr"] { throw fail("unsupported dtype: a structured dtype; expected float16, float32 or float64") }
+            if case .list? = dict["descr"] { throw fail("unsupported dtype: a structured dtype; expected float16, bfloat16, float32 or float64") }
             throw fail("corrupt .npy header: 'descr' is not a string")
         }
         guard case .bool(let fortran)? = dict["fortran_order"] else { throw fail("corrupt .npy header: 'fortran_order' is not True or False") }
@@ -125,7 +125,7 @@ struct NPYHeader: Equatable {
         let sizeText = String(chars[(index + 1)...])
         guard let size = Int(sizeText), size > 0 || kind == "U" || kind == "S" else {
             if kind == "O" { return (.unsupported("object"), 8) }
-            throw fail("unsupported dtype '\(descr)': expected float16, float32 or float64 (<f2, <f4, <f8)")
+            throw fail("unsupported dtype '\(descr)': expected float16, bfloat16, float32 or float64 (<f2, <f4, <f8)")
         }
         switch (kind, size) {
         case ("f", 2): return (.floating(.float16, order), 2)

@@ -39,7 +39,7 @@ final class NPYTensor: StoredTensor {
 
     func readBlock(leading: [Int]) throws -> [Float] {
         guard case .floating(let type, let order) = header.element else {
-            throw DumpError(file: file, dataset: errorDataset, "unsupported dtype \(info.element): expected float16, float32 or float64")
+            throw DumpError(file: file, dataset: errorDataset, "unsupported dtype \(info.element): expected float16, bfloat16, float32 or float64")
         }
         let count = try blockCount(leading: leading, file: file)
         var out = [Float](repeating: 0, count: count)

@@ -12,6 +12,8 @@ int cattn_kernels_vectorised(void);
 
 /// Decodes `n` IEEE half floats (native order, or byte-swapped when `swap`) to float.
 void cattn_decode_f16(const void *src, float *dst, size_t n, int swap);
+/// Decodes `n` bfloat16 values (the top half of a float32; byte-swapped when `swap`) to float.
+void cattn_decode_bf16(const void *src, float *dst, size_t n, int swap);
 /// Decodes `n` float32 values (byte-swapped when `swap`); `src` may be unaligned.
 void cattn_decode_f32(const void *src, float *dst, size_t n, int swap);
 /// Decodes `n` float64 values to float (byte-swapped when `swap`); `src` may be unaligned.
