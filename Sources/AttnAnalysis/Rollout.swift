@@ -7,16 +7,32 @@ import AttnCore
 /// matrix Fₗ are zeroed, found by a stable ascending sort (on ties the lower flat index goes
 /// first); entry (0, 0) is kept if it is among them. This follows jacobgil/vit-explain's discard,
 /// but rows are then renormalised properly (vit-explain divides a[i,j] by the sum of row j).
+///
+/// `normalisation` reproduces published implementations exactly (see `Normalisation`).
 public struct Rollout: Sendable {
+    /// How each layer's fused map becomes Âₗ.
+    public enum Normalisation: String, Sendable, CaseIterable {
+        /// Abnar & Zuidema (samiraabnar/attention_flow), and Chefer et al.'s baseline
+        /// (hila-chefer/Transformer-Explainability, `compute_rollout_attention`): rows of F + I divided by their sums.
+        case rows
+        /// jacobgil/vit-explain `rollout()` as written: a = (F + I)/2, then `a / a.sum(dim=-1)` without
+        /// keepdim, which divides a[i, j] by the sum of row j.
+        case vitExplain
+        /// faustomorales/vit-keras `attention_map`: F + I divided by the sum of all its entries.
+        case wholeMatrix
+    }
+
     public var fusion: HeadFusion
     public var discardRatio: Double
     /// First and last layer, inclusive, 0-based.
     public var layers: ClosedRange<Int>
+    public var normalisation: Normalisation
 
-    public init(fusion: HeadFusion = .mean, discardRatio: Double = 0, layers: ClosedRange<Int>) {
+    public init(fusion: HeadFusion = .mean, discardRatio: Double = 0, layers: ClosedRange<Int>, normalisation: Normalisation = .rows) {
         self.fusion = fusion
         self.discardRatio = discardRatio
         self.layers = layers
+        self.normalisation = normalisation
     }
 
     /// Rolls attention out through `layers` of `source`, reading one layer at a time in row blocks
@@ -106,15 +122,33 @@ public struct Rollout: Sendable {
             discarded = f
         }
         let parts = n * n >= 1 << 16 ? Workers.count : 1
-        (discarded ?? fused).withUnsafeBufferPointer { f in
+        let source = discarded ?? fused
+        // The divisor of each entry: its own row's sum (rows), row j's sum (vitExplain), or the total.
+        var divisors = [Double](repeating: 0, count: n)
+        var total = 0.0
+        source.withUnsafeBufferPointer { f in
+            for i in 0..<n {
+                var sum = 0.0
+                for j in 0..<n { sum += j == i ? f[i * n + j] + 1 : f[i * n + j] }
+                divisors[i] = normalisation == .vitExplain ? sum / 2 : sum
+                total += sum
+            }
+        }
+        let mode = normalisation
+        source.withUnsafeBufferPointer { f in
             out.values.withUnsafeMutableBufferPointer { o in
-                let (f, o) = (UncheckedSendable(f), UncheckedSendable(o))
+                let (f, o, d) = (UncheckedSendable(f), UncheckedSendable(o), UncheckedSendable(divisors))
                 try? Workers.run(parts) { part, _ in
                     for i in (n * part / parts)..<(n * (part + 1) / parts) {
                         let row = i * n
-                        var sum = 0.0
-                        for j in 0..<n { sum += j == i ? f.value[row + j] + 1 : f.value[row + j] }
-                        for j in 0..<n { o.value[row + j] = Float((j == i ? f.value[row + j] + 1 : f.value[row + j]) / sum) }
+                        for j in 0..<n {
+                            let a = j == i ? f.value[row + j] + 1 : f.value[row + j]
+                            switch mode {
+                            case .rows: o.value[row + j] = Float(a / d.value[i])
+                            case .vitExplain: o.value[row + j] = Float((a / 2) / d.value[j])
+                            case .wholeMatrix: o.value[row + j] = Float(a / total)
+                            }
+                        }
                     }
                 }
             }

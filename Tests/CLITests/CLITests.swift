@@ -680,3 +680,37 @@ struct SafetensorsCLITests {
         #expect(r.status == 1 && r.stderr.hasPrefix("attninspect: \(path): ") && r.stderr.filter { $0 == "\n" }.count == 1, "\(r.stderr)")
     }
 }
+
+@Suite("Command line: rollout --compat")
+struct CompatCLITests {
+    let pride = Fixtures.path("real/minilm6_pride_LHSS_f32.npy")
+
+    @Test("vit-explain as written (row-j division, discard 0.9, its default max fusion and our mean and min) equals the shared oracle",
+          arguments: [("max", [String]()), ("mean", ["--head-fusion", "mean"]), ("min", ["--head-fusion", "min"])])
+    func vitExplain(fusion: String, extra: [String]) throws {
+        let scratch = try Scratch()
+        let r = try Run(["rollout", pride, "--compat", "vit-explain", "-o", scratch.file("r.npy")] + extra)
+        #expect(r.status == 0 && r.stderr.contains("discard 0.9, as vit-explain"), "\(r.stderr)")
+        let oracle = try Fixtures.json("real/minilm6_pride_LHSS_f32.oracle.json")["rollout_vit_explain"][fusion]
+        let tolerance = max(1e-6, oracle["sensitivity"]["reverse_ties"]["max_abs_diff_matrix"].double)
+        #expect(maxAbsDifference(try readFloat32NPY(scratch.file("r.npy")).values.map(Double.init), oracle["matrix"].doubles2D.flatMap { $0 }) < tolerance)
+    }
+
+    @Test("vit-keras (whole-matrix normalisation) and chefer (rows, from layer 1) equal numpy transcriptions of their code",
+          arguments: [("vit-keras", "vit_keras"), ("chefer", "chefer_start1")])
+    func others(compat: String, key: String) throws {
+        let scratch = try Scratch()
+        #expect(try Run(["rollout", pride, "--compat", compat, "-o", scratch.file("r.npy")]).status == 0)
+        let expected = try Fixtures.json("real/minilm6_pride_compat.expected.json")[key].doubles2D.flatMap { $0 }
+        let got = try readFloat32NPY(scratch.file("r.npy")).values.map(Double.init)
+        let scale = expected.map(abs).max()!
+        // Relative to the largest entry: vit-keras divides by the whole sum each layer, so its entries are ~1e-9.
+        #expect(maxAbsDifference(got, expected) <= 1e-5 * scale, "\(compat)")
+    }
+
+    @Test("--compat vit-keras with a discard ratio is a usage error")
+    func kerasDiscard() throws {
+        let scratch = try Scratch()
+        #expect(try Run(["rollout", pride, "--compat", "vit-keras", "--discard-ratio", "0.5", "-o", scratch.file("r.npy")]).status == 64)
+    }
+}

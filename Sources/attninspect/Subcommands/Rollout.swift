@@ -23,14 +23,23 @@ extension AttnInspect {
         @Option(help: "matrix: R itself (queries × keys); grid: row --token of R as a patch grid. Default: grid for vision dumps.")
         var view: View?
 
-        @Option(name: .customLong("head-fusion"), parsing: .unconditional, help: "How heads are fused in each layer: mean, max, min or a head index.")
-        var headFusion: HeadFusion = .mean
+        @Option(name: .customLong("head-fusion"), parsing: .unconditional, help: "How heads are fused in each layer: mean, max, min or a head index (default mean; max with --compat vit-explain).")
+        var headFusionOption: HeadFusion?
 
-        @Option(name: .customLong("discard-ratio"), parsing: .unconditional, help: "Zero this share of the smallest fused entries before adding I (0 ≤ r < 1).")
-        var discardRatio: Double = 0
+        @Option(name: .customLong("discard-ratio"), parsing: .unconditional, help: "Zero this share of the smallest fused entries before adding I (0 ≤ r < 1; default 0, 0.9 with --compat vit-explain).")
+        var discardRatioOption: Double?
 
-        @Option(name: .customLong("start-layer"), parsing: .unconditional, help: "First layer of the rollout.")
-        var startLayer: Int = 0
+        @Option(name: .customLong("start-layer"), parsing: .unconditional, help: "First layer of the rollout (default 0; 1 with --compat chefer).")
+        var startLayerOption: Int?
+
+        enum Compat: String, ExpressibleByArgument, CaseIterable { case abnar, vitExplain = "vit-explain", chefer, vitKeras = "vit-keras" }
+
+        @Option(help: "Reproduce a published implementation exactly: abnar (the default), vit-explain (as written, with its row-j division), chefer (Transformer-Explainability's baseline, from layer 1), vit-keras (whole-matrix normalisation).")
+        var compat: Compat = .abnar
+
+        var headFusion: HeadFusion { headFusionOption ?? (compat == .vitExplain ? .max : .mean) }
+        var discardRatio: Double { discardRatioOption ?? (compat == .vitExplain ? 0.9 : 0) }
+        var startLayer: Int { startLayerOption ?? (compat == .chefer ? 1 : 0) }
 
         @Option(name: .customLong("end-layer"), parsing: .unconditional, help: "Last layer of the rollout (-1 = the last).")
         var endLayer: Int = -1
@@ -40,6 +49,9 @@ extension AttnInspect {
         func validate() throws {
             guard discardRatio >= 0 && discardRatio < 1 else {
                 throw ValidationError("--discard-ratio must be at least 0 and below 1, got \(discardRatio)")
+            }
+            if compat == .vitKeras && discardRatio > 0 {
+                throw ValidationError("--compat vit-keras has no discard step: drop --discard-ratio")
             }
             if image.overlay != nil && view == .matrix {
                 throw ValidationError("--overlay goes with the patch grid: use --view grid (the default with --overlay)")
@@ -53,11 +65,14 @@ extension AttnInspect {
             guard start <= end else {
                 throw DumpError(file: input.file, "--start-layer \(startLayer) (layer \(start)) comes after --end-layer \(endLayer) (layer \(end))")
             }
-            let rollout = AttnAnalysis.Rollout(fusion: try opened.fusion(headFusion), discardRatio: discardRatio, layers: start...end)
+            let normalisation: AttnAnalysis.Rollout.Normalisation = compat == .vitExplain ? .vitExplain : compat == .vitKeras ? .wholeMatrix : .rows
+            let rollout = AttnAnalysis.Rollout(fusion: try opened.fusion(headFusion), discardRatio: discardRatio, layers: start...end,
+                                               normalisation: normalisation)
             let prefix = opened.prefix(grid.prefix)
             let chosen = view ?? (image.overlay != nil ? .grid : defaultView(opened, prefix: prefix))
             if view == nil { Console.note("view: \(chosen.rawValue) (choose with --view matrix|grid)") }
             let what = "rollout of layers \(start)...\(end), head fusion \(headFusion)" + (discardRatio > 0 ? ", discard \(discardRatio)" : "")
+                + (compat == .abnar ? "" : ", as \(compat.rawValue)")
             switch chosen {
             case .matrix:
                 let r = try opened.analysing { try rollout.compute(source) }
