@@ -714,3 +714,35 @@ struct CompatCLITests {
         #expect(try Run(["rollout", pride, "--compat", "vit-keras", "--discard-ratio", "0.5", "-o", scratch.file("r.npy")]).status == 64)
     }
 }
+
+@Suite("Command line: diff")
+struct DiffCLITests {
+    let a = Fixtures.path("synthetic/diff/a.npy"), b = Fixtures.path("synthetic/diff/b.npy")
+
+    @Test("per head max |A − B| and Jensen–Shannon divergence equal numpy's; the difference map too")
+    func values() throws {
+        let scratch = try Scratch()
+        let r = try Run(["diff", a, b, "--json", "-o", scratch.file("d.npy")])
+        #expect(r.status == 0, "\(r.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let records = try #require(object["records"] as? [[String: Any]])
+        let e = try Fixtures.json("synthetic/diff/expected.json")
+        #expect(records.count == 6)
+        for record in records {
+            let l = record["layer"] as! Int, h = record["head"] as! Int
+            #expect(abs((record["max_abs_diff"] as! Double) - e["max_abs_diff"][l][h].double) < 1e-7)
+            #expect(abs((record["js_divergence"] as! Double) - e["js_divergence"][l][h].double) < 1e-7)
+        }
+        #expect(maxAbsDifference(try readFloat32NPY(scratch.file("d.npy")).values.map(Double.init), e["diff_last_mean"].doubles2D.flatMap { $0 }) < 1e-7)
+    }
+
+    @Test("a file against itself: zero everywhere; different shapes: exit 1 naming the second file")
+    func edges() throws {
+        let same = try Run(["diff", a, a, "--csv"])
+        #expect(same.status == 0)
+        for line in same.stdout.split(separator: "\n").dropFirst() { #expect(line.hasSuffix(",0.0,0.0")) }
+        let other = Fixtures.path("real/minilm6_pride_LHSS_f32.npy")
+        let r = try Run(["diff", a, other])
+        #expect(r.status == 1 && r.stderr.hasPrefix("attninspect: \(other): shape (6, 12, 28, 28)"), "\(r.stderr)")
+    }
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import AttnCore
+import AttnReader
+import AttnAnalysis
+import AttnRender
+
+extension AttnInspect {
+    /// `attninspect diff A B`: two dumps of the same shape compared head by head.
+    struct Diff: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Compare two dumps of the same shape (a model before and after fine-tuning): per head the largest |A − B| and the Jensen–Shannon divergence of the rows.",
+            discussion: "js_divergence is the mean over query rows of JS(A_row, B_row) in nats (0 = identical, at most ln 2). With -o, the difference of the head-fused maps of --layer is drawn with the diverging coolwarm colormap on a range symmetric about 0.")
+
+        @Argument(help: "The first dump.") var first: String
+        @Argument(help: "The second dump (same layers, heads, queries and keys).") var second: String
+
+        @Flag(help: "Print one JSON object.") var json = false
+        @Flag(help: "Print CSV records with a header.") var csv = false
+
+        @Option(name: [.short, .customLong("output")], help: "Also draw A − B of --layer, fused with --head (.png, .ppm, .svg, or .npy for the values).")
+        var output: String?
+
+        @Option(parsing: .unconditional, help: "The layer drawn with -o (default -1, the last).")
+        var layer: Int = -1
+
+        @Option(parsing: .unconditional, help: "The head fusion drawn with -o: mean, max, min or a head index.")
+        var head: HeadFusion = .mean
+
+        func validate() throws {
+            if json && csv { throw ValidationError("--json and --csv are exclusive: choose one") }
+            if let output, !output.lowercased().hasSuffix(".npy") {
+                try ImageOptions(output: output, colormap: .coolwarm, range: nil, zoom: nil).validate()
+            }
+        }
+
+        func run() throws {
+            let a = try open(first), b = try open(second)
+            let shapeA = (a.source.layerCount, a.source.headCount, a.source.queryCount, a.source.keyCount)
+            let shapeB = (b.source.layerCount, b.source.headCount, b.source.queryCount, b.source.keyCount)
+            guard shapeA == shapeB else {
+                throw DumpError(file: second, "shape \(shapeB) (layers, heads, queries, keys) differs from \(first)'s \(shapeA): diff needs the same shape")
+            }
+            var records: [HeadDifference] = []
+            for l in 0..<a.source.layerCount {
+                let x = try a.source.layer(l), y = try b.source.layer(l)
+                records += try a.analysing { try HeadDifference.ofLayer(x, y, layer: l) }
+            }
+            if json {
+                let items = records.map { r in JSONValue.object([("layer", .integer(r.layer)), ("head", .integer(r.head)),
+                                                                 ("max_abs_diff", .finite(r.maxAbsDiff)), ("js_divergence", .finite(r.jsDivergence))]) }
+                Console.print(JSONValue.object([("first", .string(first)), ("second", .string(second)), ("records", .array(items))]).serialized() + "\n")
+            } else if csv {
+                Console.print(CSV.line(["layer", "head", "max_abs_diff", "js_divergence"])
+                              + records.map { CSV.line(["\($0.layer)", "\($0.head)", "\($0.maxAbsDiff)", "\($0.jsDivergence)"]) }.joined())
+            } else {
+                var table = TextTable(header: ["layer", "head", "max_abs_diff", "js_divergence"])
+                for r in records { table.append(["\(r.layer)", "\(r.head)", formatFixed(r.maxAbsDiff, decimals: 6), formatFixed(r.jsDivergence, decimals: 6)]) }
+                Console.print(table.render())
+            }
+            if let output {
+                let l = try a.layer(layer)
+                let fusion = try a.fusion(head)
+                let x = try a.analysing { try fusion.fuse(try a.source.layer(l)) }
+                let y = try a.analysing { try fusion.fuse(try b.source.layer(l)) }
+                let difference = Matrix(rows: x.rows, columns: x.columns, values: zip(x.values, y.values).map { $0 - $1 })
+                let extent = max(difference.values.map(abs).max() ?? 0, Float.leastNormalMagnitude)
+                try ImageOptions(output: output, colormap: .coolwarm, range: ValueRange(low: -extent, high: extent), zoom: nil)
+                    .write(difference, what: "layer \(l) \(fusion): A − B", input: first, labels: a.source.tokens)
+            }
+        }
+
+        private func open(_ path: String) throws -> OpenedDump {
+            let dump = try DumpFile(path: path)
+            let layout = try AttentionLayout.resolve(dump, options: ReadOptions())
+            let source: AttentionSource
+            switch layout {
+            case .attention(let stored): source = stored
+            case .queryKey(let qk): source = RecomputedAttention(qk)
+            }
+            return OpenedDump(file: dump, layout: layout, source: source)
+        }
+    }
+}
