@@ -746,3 +746,40 @@ struct DiffCLITests {
         #expect(r.status == 1 && r.stderr.hasPrefix("attninspect: \(other): shape (6, 12, 28, 28)"), "\(r.stderr)")
     }
 }
+
+@Suite("Command line: verify")
+struct VerifyCLITests {
+    func verify(_ file: String, _ extra: [String] = []) throws -> Run { try Run(["verify", Fixtures.path(file)] + extra) }
+
+    @Test("the real text dump passes, including stored against recomputed from q and k (6.9e-4, as its oracle says)")
+    func real() throws {
+        let r = try verify("real/minilm6_zen_layers_f16.h5")
+        #expect(r.status == 0, "\(r.stdout)")
+        #expect(r.stdout.contains("PASS stored attention equals softmax(q·kᵀ/√d) recomputed from q and k (max |Δ| = 6.9e-04"))
+        #expect(!r.stdout.contains("FAIL") && !r.stdout.contains("3-D tensor"))
+    }
+
+    @Test("a transposed dump fails, named as transposed")
+    func transposed() throws {
+        let r = try verify("synthetic/verify/transposed.npy")
+        #expect(r.status == 1 && r.stdout.contains("FAIL rows sum to 1 along the query axis") && r.stdout.contains("looks transposed"))
+    }
+
+    @Test("causal: a lower-triangular dump passes --causal; a full one fails it")
+    func causal() throws {
+        let r = try verify("synthetic/verify/causal.npy", ["--causal"])
+        #expect(r.status == 0 && r.stdout.contains("PASS causal"), "\(r.stdout)")
+        let plain = try verify("synthetic/verify/causal.npy")
+        #expect(plain.status == 0 && plain.stdout.contains("INFO looks causal"))
+        let full = try verify("synthetic/base_f32.npy", ["--causal"])
+        #expect(full.status == 1 && full.stdout.contains("FAIL causal"))
+    }
+
+    @Test("logits and NaN/Inf fail with what is wrong")
+    func broken() throws {
+        let logits = try verify("synthetic/verify/logits.npy")
+        #expect(logits.status == 1 && logits.stdout.contains("FAIL no negative values") && logits.stdout.contains("FAIL rows do not sum to 1"))
+        let nan = try verify("synthetic/nan_inf.npy")
+        #expect(nan.status == 1 && nan.stdout.contains("FAIL no NaN or infinite values (3 NaN, 2 infinite)"))
+    }
+}
