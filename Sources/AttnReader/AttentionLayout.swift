@@ -46,7 +46,7 @@ public enum AttentionLayout {
         if let wanted = options.dataset {
             if let tensor = file.tensor(named: wanted) {
                 guard case .floating = tensor.info.element else {
-                    throw DumpError(file: file.path, dataset: tensor.label, "unsupported dtype \(tensor.info.element): expected float16, bfloat16, float32 or float64")
+                    throw DumpError(file: file.path, dataset: tensor.label, unsupportedDtype(tensor.info.element))
                 }
                 return .attention(try StoredAttention(file: file, layers: .single(tensor), options: options, tokens: tokens))
             }
@@ -72,7 +72,7 @@ public enum AttentionLayout {
             return .attention(try StoredAttention(file: file, layers: attention, options: options, tokens: tokens))
         }
         if let named = file.container.tensors.first(where: { attentionNames.contains(lastComponent($0.name)) }) {
-            throw DumpError(file: file.path, dataset: named.label, "unsupported dtype \(named.info.element): expected float16, bfloat16, float32 or float64")
+            throw DumpError(file: file.path, dataset: named.label, unsupportedDtype(named.info.element))
         }
         // No conventional name: the only floating tensor whose last two axes can be queries × keys.
         // (A file holding a single tensor may be rectangular: cross-attention or one computed map.)
@@ -89,7 +89,7 @@ public enum AttentionLayout {
             if case .floating = only.info.element {
                 throw DumpError(file: file.path, dataset: only.label, "expected 2 to 5 axes [layer, (batch,) head, query, key] with queries × keys last, found shape \(formatShape(only.shape))")
             }
-            throw DumpError(file: file.path, dataset: only.label, "unsupported dtype \(only.info.element): expected float16, bfloat16, float32 or float64")
+            throw DumpError(file: file.path, dataset: only.label, unsupportedDtype(only.info.element))
         }
         throw DumpError(file: file.path, "no attention found: expected a dataset named \(attentionNames.joined(separator: ", ")), per-layer datasets such as /layer_00/attn, or q and k; found: \(listing(file.container.tensors))")
     }
@@ -207,7 +207,7 @@ enum LayerTensors {
                 throw DumpError(file: file, dataset: t.label, "expected the same shape as \(first.name) \(formatShape(first.shape)), found \(formatShape(t.shape))")
             }
             guard case .floating = t.info.element else {
-                throw DumpError(file: file, dataset: t.label, "unsupported dtype \(t.info.element): expected float16, bfloat16, float32 or float64")
+                throw DumpError(file: file, dataset: t.label, unsupportedDtype(t.info.element))
             }
         }
     }

@@ -16,9 +16,24 @@ public final class DumpFile {
 
     private static let hdf5Signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
 
-    /// Opens `path`, deciding the format from its first bytes (not its extension).
-    public init(path: String) throws {
+    /// Opens `path`, deciding the format from its first bytes (not its extension). With
+    /// `rawAs: .bfloat16`, raw 2-byte data (NPY `|V2`, HDF5 opaque or bitfield) is read as bfloat16.
+    public convenience init(path: String, rawAs type: ElementType? = nil) throws {
+        let base = try DumpFile.openContainer(path: path)
+        if let type {
+            self.init(path: path, container: ReinterpretedContainer(base: base, type: type))
+        } else {
+            self.init(path: path, container: base)
+        }
+    }
+
+    private init(path: String, container: TensorContainer) {
         self.path = path
+        self.container = container
+    }
+
+    private static func openContainer(path: String) throws -> TensorContainer {
+        let container: TensorContainer
         let file = try ReadOnlyFile(path: path)
         let prefix = try file.bytes(at: 0, count: min(8, file.size))
         if prefix.count >= 6 && Array(prefix[0..<6]) == NPYHeader.magic {
@@ -38,6 +53,7 @@ public final class DumpFile {
         } else {
             throw DumpError(file: path, "not an NPY, NPZ, HDF5 or safetensors file (unrecognised signature); expected a dump written by numpy, h5py or safetensors")
         }
+        return container
     }
 
     /// HDF5's signature sits at offset 0, or after a user block at 512, 1024, 2048, ... bytes.
@@ -74,4 +90,19 @@ public final class DumpFile {
 
 func lastComponent(_ path: String) -> String {
     String(path.split(separator: "/").last ?? Substring(path))
+}
+
+/// A container whose raw 2-byte tensors are read as another element type.
+final class ReinterpretedContainer: TensorContainer {
+    let file: String
+    let formatName: String
+    let tensors: [StoredTensor]
+    let attributes: [Attribute]
+
+    init(base: TensorContainer, type: ElementType) {
+        file = base.file
+        formatName = base.formatName
+        tensors = base.tensors.map { $0.reinterpreted(as: type) ?? $0 }
+        attributes = base.attributes
+    }
 }

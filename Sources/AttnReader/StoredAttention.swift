@@ -46,7 +46,7 @@ public final class StoredAttention: AttentionSource {
             try layers.checkUniform(file: dump.path)
         }
         guard case .floating = first.info.element else {
-            throw DumpError(file: dump.path, dataset: first.label, "unsupported dtype \(first.info.element): expected float16, bfloat16, float32 or float64")
+            throw DumpError(file: dump.path, dataset: first.label, unsupportedDtype(first.info.element))
         }
         if let zero = shape.firstIndex(of: 0) {
             throw DumpError(file: dump.path, dataset: first.label, "axis \(axes[zero]) has length 0 in shape \(formatShape(shape))")

@@ -26,7 +26,7 @@ public final class StoredQueryKey: QueryKeySource {
         let q = queries.first, k = keys.first
         for t in [q, k] {
             guard case .floating = t.info.element else {
-                throw DumpError(file: dump.path, dataset: t.label, "unsupported dtype \(t.info.element): expected float16, bfloat16, float32 or float64")
+                throw DumpError(file: dump.path, dataset: t.label, unsupportedDtype(t.info.element))
             }
         }
         guard q.shape == k.shape else {

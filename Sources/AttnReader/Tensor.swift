@@ -39,6 +39,12 @@ protocol StoredTensor: AnyObject {
     /// How the elements can be read without the container's library, in parallel: nil when they
     /// cannot (Fortran order, an NPZ member, an HDF5 filter other than deflate and shuffle, ...).
     var directStorage: DirectStorage? { get }
+    /// The tensor with its raw elements read as `type` (`--dtype bfloat16` on 2-byte raw data), or nil.
+    func reinterpreted(as type: ElementType) -> StoredTensor?
+}
+
+extension StoredTensor {
+    func reinterpreted(as type: ElementType) -> StoredTensor? { nil }
 }
 
 /// Elements stored so that any block of rows can be fetched with `pread` on any thread.
@@ -117,4 +123,16 @@ protocol TensorContainer: AnyObject {
     var formatName: String { get }
     var tensors: [StoredTensor] { get }
     var attributes: [Attribute] { get }
+}
+
+/// The message for a tensor whose element type cannot be attention, with a hint for raw 2-byte data.
+func unsupportedDtype(_ element: TensorElement) -> String {
+    let hint: String
+    switch element {
+    case .unsupported("void16 (raw bytes)"), .unsupported("opaque16"), .unsupported("bitfield16"):
+        hint = "; if it holds bfloat16, add --dtype bfloat16"
+    default:
+        hint = ""
+    }
+    return "unsupported dtype \(element): expected float16, bfloat16, float32 or float64" + hint
 }

@@ -81,6 +81,16 @@ struct SafetensorsTests {
         #expect(try allValues(a) == allValues(attention(reference)))
     }
 
+    @Test("--dtype bfloat16 reads an .npy of |V2 and an HDF5 2-byte opaque dataset as bfloat16; without it they are refused with the hint",
+          arguments: ["synthetic/safetensors/base_bf16_void.npy", "synthetic/safetensors/base_bf16_opaque.h5"])
+    func rawBFloat16(file: String) throws {
+        let dump = try DumpFile(path: Fixtures.path(file), rawAs: .bfloat16)
+        guard case .attention(let a) = try AttentionLayout.resolve(dump, options: ReadOptions()) else { Issue.record("not attention"); return }
+        #expect(try allValues(a) == allValues(attention("synthetic/safetensors/base_bf16_values.npy")))
+        let error = try #require(throws: DumpError.self) { try attention(file) }
+        #expect(error.message.contains("add --dtype bfloat16"))
+    }
+
     @Test("the header is listed: dtype, shape, byte range; __metadata__ becomes attributes, numbers as integers")
     func header() throws {
         let dump = try DumpFile(path: Fixtures.path("synthetic/safetensors/base_bf16.safetensors"))

@@ -12,8 +12,25 @@ final class HDF5Tensor: StoredTensor {
     private let fileHandle: HDF5Handle  // keeps the file open while the dataset is used
     /// For IEEE half floats: the byte order to decode raw bytes in. libhdf5's own half → float
     /// conversion is a slow software path, so these are read unconverted and decoded here.
-    private let rawHalfOrder: ByteOrder?
+    /// Elements read unconverted and decoded here: IEEE half floats (libhdf5's own half → float
+    /// conversion is a slow software path), and raw 2-byte data read as bfloat16 on request.
+    private var rawElement: (type: ElementType, order: ByteOrder)?
     private(set) var directStorage: DirectStorage?
+
+    /// `other` with its 2-byte opaque or bitfield elements read as little-endian bfloat16.
+    private init(bfloat16 other: HDF5Tensor) {
+        file = other.file
+        dataset = other.dataset
+        fileHandle = other.fileHandle
+        rawElement = (.bfloat16, .little)
+        info = TensorInfo(name: other.info.name, shape: other.info.shape, element: .floating(.bfloat16),
+                          storage: [other.info.storage, "\(other.info.element) read as bfloat16"].compactMap { $0 }.joined(separator: ", "))
+    }
+
+    func reinterpreted(as type: ElementType) -> StoredTensor? {
+        guard type == .bfloat16, case .unsupported(let kind) = info.element, kind == "opaque16" || kind == "bitfield16" else { return nil }
+        return HDF5Tensor(bfloat16: self)
+    }
 
     init(file: String, path: String, dataset: HDF5Handle, fileHandle: HDF5Handle, rawFile: ReadOnlyFile?, directChunks: Bool) throws {
         self.file = file
@@ -60,7 +77,7 @@ final class HDF5Tensor: StoredTensor {
                 ieee = (t, order == H5T_ORDER_BE ? .big : .little)
             }
         }
-        rawHalfOrder = ieee?.type == .float16 ? ieee?.order : nil
+        rawElement = ieee?.type == .float16 ? ieee : nil
         let plist = HDF5Handle(H5Dget_create_plist(dataset.id), .propertyList)
         var direct: [ChunkFilter]? = []   // the filters, while direct reading stays possible
         var chunkShape: [Int]?
@@ -145,7 +162,7 @@ final class HDF5Tensor: StoredTensor {
 
     func readBlock(leading: [Int]) throws -> [Float] {
         guard case .floating = info.element else {
-            throw DumpError(file: file, dataset: name, "unsupported dtype \(info.element): expected float16, bfloat16, float32 or float64")
+            throw DumpError(file: file, dataset: name, unsupportedDtype(info.element))
         }
         let count = try blockCount(leading: leading, file: file)
         var out = [Float](repeating: 0, count: count)
@@ -170,15 +187,15 @@ final class HDF5Tensor: StoredTensor {
                 memSpaceID = space.id
             }
             let status: herr_t
-            if let order = rawHalfOrder {
+            if let raw = rawElement {
                 let fileType = HDF5Handle(try HDF5Library.check(H5Dget_type(dataset.id), file: file, dataset: name, "cannot read the datatype"), .datatype)
-                var raw = [UInt8](repeating: 0, count: count * 2)
-                status = raw.withUnsafeMutableBytes {
+                var bytes = [UInt8](repeating: 0, count: count * raw.type.size)
+                status = bytes.withUnsafeMutableBytes {
                     H5Dread(dataset.id, fileType.id, memSpaceID, fileSpace.id, cattn_h5p_default(), $0.baseAddress!)
                 }
                 if status >= 0 {
-                    raw.withUnsafeBytes { r in
-                        out.withUnsafeMutableBufferPointer { ElementDecoding.decode(r, type: .float16, order: order, count: count, into: $0) }
+                    bytes.withUnsafeBytes { r in
+                        out.withUnsafeMutableBufferPointer { ElementDecoding.decode(r, type: raw.type, order: raw.order, count: count, into: $0) }
                     }
                 }
             } else {

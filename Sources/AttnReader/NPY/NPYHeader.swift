@@ -27,6 +27,12 @@ struct NPYHeader: Equatable {
     let dataLength: Int
 
     static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]  // \x93NUMPY
+
+    /// The same header with the elements read as `element` (same item size).
+    func with(element: Element) -> NPYHeader {
+        NPYHeader(major: major, minor: minor, descr: descr, element: element, itemSize: itemSize, fortranOrder: fortranOrder,
+                  shape: shape, dataOffset: dataOffset, dataLength: dataLength)
+    }
     /// Larger headers are refused: numpy itself writes a few hundred bytes.
     static let maximumHeaderLength = 1 << 20
 

@@ -13,12 +13,16 @@ final class NPYTensor: StoredTensor {
     /// Reads at most this many bytes at a time when gathering a Fortran-order block.
     private static let gatherChunkBytes = 8 << 20
 
-    init(name: String, source: ByteSource, file: String, errorDataset: String?) throws {
+    convenience init(name: String, source: ByteSource, file: String, errorDataset: String?) throws {
         let header = try NPYHeader.parse(file: file, dataset: errorDataset, length: source.length) { offset, count in
             var out = [UInt8](repeating: 0, count: count)
             try out.withUnsafeMutableBytes { try source.read(at: offset, into: $0) }
             return out
         }
+        self.init(name: name, header: header, source: source, file: file, errorDataset: errorDataset)
+    }
+
+    init(name: String, header: NPYHeader, source: ByteSource, file: String, errorDataset: String?) {
         self.header = header
         self.source = source
         self.file = file
@@ -39,7 +43,7 @@ final class NPYTensor: StoredTensor {
 
     func readBlock(leading: [Int]) throws -> [Float] {
         guard case .floating(let type, let order) = header.element else {
-            throw DumpError(file: file, dataset: errorDataset, "unsupported dtype \(info.element): expected float16, bfloat16, float32 or float64")
+            throw DumpError(file: file, dataset: errorDataset, unsupportedDtype(info.element))
         }
         let count = try blockCount(leading: leading, file: file)
         var out = [Float](repeating: 0, count: count)
@@ -103,6 +107,13 @@ final class NPYTensor: StoredTensor {
             }
         }
         return out
+    }
+
+    /// A raw 2-byte void array (`|V2`, how numpy saves ml_dtypes' bfloat16) read as bfloat16.
+    func reinterpreted(as type: ElementType) -> StoredTensor? {
+        guard type == .bfloat16, header.itemSize == 2, header.descr.contains("V") else { return nil }
+        return NPYTensor(name: info.name, header: header.with(element: .floating(.bfloat16, .little)), source: source,
+                         file: file, errorDataset: errorDataset)
     }
 
     var directStorage: DirectStorage? {

@@ -17,6 +17,11 @@ struct InputOptions: ParsableArguments {
     @Option(help: "The number of heads, for Q and K stored as [layer, position, head·dim].")
     var heads: Int?
 
+    enum RawType: String, ExpressibleByArgument, CaseIterable { case bfloat16 }
+
+    @Option(help: "Read raw 2-byte data as this type: bfloat16 (an .npy of dtype |V2, as numpy saves ml_dtypes' bfloat16, or HDF5 2-byte opaque or bitfield data).")
+    var dtype: RawType?
+
     @Flag(name: .customLong("from-qk"), help: "Recompute attention from q and k even when the file stores attention.")
     var fromQK = false
 
@@ -37,7 +42,7 @@ struct InputOptions: ParsableArguments {
 
     /// Opens the file and the attention in it (stored, or recomputed from Q and K).
     func open() throws -> OpenedDump {
-        let dump = try DumpFile(path: file)
+        let dump = try DumpFile(path: file, rawAs: dtype.map { _ in ElementType.bfloat16 })
         let layout = try AttentionLayout.resolve(dump, options: ReadOptions(dataset: dataset, batch: batch, heads: heads, fromQK: fromQK))
         let source: AttentionSource
         switch layout {

@@ -8,6 +8,8 @@ Run from anywhere:  python3 TestData/synthetic/safetensors/make_safetensors.py
   base_f16.safetensors    base_f32 rounded to float16 (F16)
   base_bf16.safetensors   base_f32 rounded to bfloat16 (BF16, round to nearest even), written by this script
                           (numpy has no bfloat16); base_bf16_values.npy holds those values as float32
+  base_bf16_void.npy      the same bfloat16 bits as an .npy of dtype |V2 (how numpy saves ml_dtypes' bfloat16)
+  base_bf16_opaque.h5     the same bits as an HDF5 2-byte opaque dataset (h5py's mapping of |V2)
   qk.safetensors          q and k (3,2,10,4) F32 from ../dump_savez.npz: attention recomputed from them
   bad/truncated.safetensors     base_f32.safetensors cut in the middle of the data
   bad/offsets.safetensors       a header whose data_offsets run past the end of the file
@@ -60,6 +62,10 @@ bits = base.astype(np.float32).view(np.uint32).astype(np.uint64)
 rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)   # round to nearest even
 np.save(p("base_bf16_values.npy"), (rounded.astype(np.uint32) << 16).view(np.float32))
 handmade(p("base_bf16.safetensors"), {"attentions": ("BF16", base.shape, rounded.astype("<u2").tobytes())}, meta)
+np.save(p("base_bf16_void.npy"), rounded.astype("<u2").view("V2"))
+import h5py  # noqa: E402  (only for this one file)
+with h5py.File(p("base_bf16_opaque.h5"), "w", libver=("earliest", "v110")) as f:
+    f.create_dataset("attentions", data=rounded.astype("<u2").view("V2"))
 
 raw = open(p("base_f32.safetensors"), "rb").read()
 open(p("bad", "truncated.safetensors"), "wb").write(raw[: len(raw) - 1000])
