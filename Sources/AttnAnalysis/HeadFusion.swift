@@ -57,13 +57,13 @@ public enum HeadFusion: Sendable, Equatable, CustomStringConvertible {
                 for i in 0..<size { out[i] = Double(v[i]) }
                 for h in 1..<Swift.max(heads, 1) {
                     let base = h * size
-                    for i in 0..<size { out[i] = Swift.max(out[i], Double(v[base + i])) }
+                    for i in 0..<size { let x = Double(v[base + i]); if x.isNaN || x > out[i] { out[i] = x } }
                 }
             case .min:
                 for i in 0..<size { out[i] = Double(v[i]) }
                 for h in 1..<Swift.max(heads, 1) {
                     let base = h * size
-                    for i in 0..<size { out[i] = Swift.min(out[i], Double(v[base + i])) }
+                    for i in 0..<size { let x = Double(v[base + i]); if x.isNaN || x < out[i] { out[i] = x } }
                 }
             case .head(let h):
                 for i in 0..<size { out[i] = Double(v[h * size + i]) }

@@ -66,7 +66,7 @@ public enum ImageFile {
         let sampleBytes = maxValue > 255 ? 2 : 1
         guard let count = MemoryBudget.bytes([width, height, channels], elementSize: 1), count <= 1 << 30,
               data.count - i >= count * sampleBytes else {
-            throw DumpError(file: path, "file is truncated: a \(width)×\(height) image needs \(width * height * channels * sampleBytes) pixel bytes")
+            throw DumpError(file: path, "file is truncated or too large: a \(width)×\(height) image needs \(MemoryBudget.describe(MemoryBudget.bytes([width, height, channels], elementSize: sampleBytes))) of pixels (at most 1 GiB)")
         }
         var gray = [UInt8](repeating: 0, count: count)
         for k in 0..<count {
@@ -126,7 +126,7 @@ public enum ImageFile {
         guard [1, 2, 4, 8, 16].contains(depth), colourType == 0 || colourType == 3 || depth >= 8, colourType != 3 || depth <= 8 else {
             throw fail("bit depth \(depth) is not valid for colour type \(colourType)")
         }
-        guard let pixelCount = MemoryBudget.bytes([width, height], elementSize: 1), pixelCount <= 1 << 28 else {
+        guard let pixelCount = MemoryBudget.bytes([width, height], elementSize: 1), pixelCount <= 1 << 26 else {
             throw fail("\(width)×\(height) is too large for an overlay")
         }
         let bitsPerPixel = samples * depth
@@ -161,7 +161,7 @@ public enum ImageFile {
                 func sample(_ s: Int) -> Int {   // sample s of pixel x as 0...255
                     let bit = (x * samples + s) * depth
                     switch depth {
-                    case 16: return Int(line[bit / 8])
+                    case 16: return ((Int(line[bit / 8]) << 8 | Int(line[bit / 8 + 1])) * 255 + 32767) / 65535   // rounded as for 16-bit PGM/PPM
                     case 8: return Int(line[bit / 8])
                     default:
                         let v = Int(line[bit / 8] >> (8 - depth - bit % 8)) & ((1 << depth) - 1)

@@ -69,8 +69,12 @@ public enum BitmapFont {
             }
             return text
         }
-        let exponent = Int(Glibc.log10(magnitude).rounded(.down))
+        var exponent = Int(Glibc.log10(magnitude).rounded(.down))
         var mantissa = formatFixed(Double(value) / Glibc.pow(10, Double(exponent)), decimals: digits - 1)
+        if let m = Double(mantissa), abs(m) >= 10 {   // 9.9996e-4 rounds to 10.00: write 1.00e-03
+            exponent += 1
+            mantissa = formatFixed(Double(value) / Glibc.pow(10, Double(exponent)), decimals: digits - 1)
+        }
         if mantissa.contains(".") {
             while mantissa.hasSuffix("0") { mantissa.removeLast() }
             if mantissa.hasSuffix(".") { mantissa.removeLast() }
@@ -86,18 +90,20 @@ public enum Composition {
     /// on a white background.
     public static func montage(_ tiles: [(label: String, image: Image)], columns: Int, gap: Int = 4, labelScale: Int = 1) -> Image {
         precondition(!tiles.isEmpty && columns > 0)
-        let w = tiles[0].image.width, h = tiles[0].image.height, channels = tiles[0].image.channels
+        let tileWidth = tiles[0].image.width, h = tiles[0].image.height, channels = tiles[0].image.channels
         let labelHeight = BitmapFont.glyphHeight * labelScale + 2 * labelScale
+        // Each column is as wide as its widest label, so labels never run into the next tile's.
+        let w = max(tileWidth, tiles.map { BitmapFont.width($0.label, scale: labelScale) }.max() ?? 0)
         let rows = (tiles.count + columns - 1) / columns
         let width = columns * w + (columns + 1) * gap, height = rows * (h + labelHeight) + (rows + 1) * gap
         var out = Image(width: width, height: height, channels: channels, pixels: [UInt8](repeating: 255, count: width * height * channels))
         for (i, tile) in tiles.enumerated() {
-            precondition(tile.image.width == w && tile.image.height == h && tile.image.channels == channels)
+            precondition(tile.image.width == tileWidth && tile.image.height == h && tile.image.channels == channels)
             let left = gap + (i % columns) * (w + gap), top = gap + (i / columns) * (h + labelHeight + gap)
             BitmapFont.draw(tile.label, at: left, top + labelScale, scale: labelScale, colour: [UInt8](repeating: 0, count: channels), into: &out)
             for y in 0..<h {
-                let from = y * w * channels, to = ((top + labelHeight + y) * width + left) * channels
-                out.pixels.replaceSubrange(to..<(to + w * channels), with: tile.image.pixels[from..<(from + w * channels)])
+                let from = y * tileWidth * channels, to = ((top + labelHeight + y) * width + left) * channels
+                out.pixels.replaceSubrange(to..<(to + tileWidth * channels), with: tile.image.pixels[from..<(from + tileWidth * channels)])
             }
         }
         return out
@@ -115,7 +121,7 @@ public enum Composition {
     public static func legend(below image: Image, range: ValueRange, colormap: Colormap?, scale: Int = 1) -> Image {
         let channels = image.channels
         let barWidth = Swift.max(image.width - 16, 64), barHeight = 10 * scale, margin = 8
-        let textHeight = (BitmapFont.glyphHeight + 4) * scale
+        let textHeight = 2 * (BitmapFont.glyphHeight + 3) * scale
         let width = Swift.max(image.width, barWidth + 2 * margin)
         let height = image.height + margin + barHeight + textHeight + margin
         var out = Image(width: width, height: height, channels: channels, pixels: [UInt8](repeating: 255, count: width * height * channels))
@@ -139,7 +145,12 @@ public enum Composition {
         let low = BitmapFont.number(range.low), high = BitmapFont.number(range.high)
         let middle = BitmapFont.number((range.low + range.high) / 2)
         BitmapFont.draw(low, at: margin, textTop, scale: scale, colour: black, into: &out)
-        BitmapFont.draw(high, at: margin + barWidth - BitmapFont.width(high, scale: scale), textTop, scale: scale, colour: black, into: &out)
+        let highX = margin + barWidth - BitmapFont.width(high, scale: scale)
+        if highX > margin + BitmapFont.width(low, scale: scale) + 4 * scale {
+            BitmapFont.draw(high, at: highX, textTop, scale: scale, colour: black, into: &out)
+        } else {   // too narrow for both on one line: the high end goes on a second line
+            BitmapFont.draw(high, at: max(margin, highX), textTop + (BitmapFont.glyphHeight + 2) * scale, scale: scale, colour: black, into: &out)
+        }
         let middleX = margin + barWidth / 2 - BitmapFont.width(middle, scale: scale) / 2
         if middleX > margin + BitmapFont.width(low, scale: scale) + 4 && middleX + BitmapFont.width(middle, scale: scale) + 4 < margin + barWidth - BitmapFont.width(high, scale: scale) {
             BitmapFont.draw(middle, at: middleX, textTop, scale: scale, colour: black, into: &out)

@@ -48,7 +48,8 @@ public enum SVG {
             case "\"": out += "&quot;"
             case "'": out += "&apos;"
             default:
-                if scalar.value < 0x20 && scalar != "\t" { continue }
+                // Characters XML 1.0 does not allow are dropped.
+                if (scalar.value < 0x20 && scalar != "\t") || scalar.value == 0xFFFE || scalar.value == 0xFFFF { continue }
                 out.unicodeScalars.append(scalar)
             }
         }

@@ -101,7 +101,8 @@ static inline double log_split(float p) {
 
 /// exp(x) for x ≤ 0 (softmax arguments): Cephes expf; 0 below ln(FLT_MIN).
 static inline float exp_nonpositive(float x) {
-    if (!(x >= -87.33654475f)) return 0.0f;     // also NaN → 0 is never reached: callers pass finite
+    if (x != x) return x;                        // NaN propagates (so a row with one becomes all NaN)
+    if (x < -87.33654475f) return 0.0f;
     float fx = floorf(x * 1.44269504088896341f + 0.5f);
     x = x - fx * 0.693359375f;
     x = x - fx * -2.12194440e-4f;
@@ -368,7 +369,7 @@ AVX2 static void row_statistics_avx2(const float *row, size_t n, cattn_row_stats
 /// exp(x) for 8 lanes of x ≤ 0; 0 below ln(FLT_MIN).
 AVX2 static inline __m256 exp8_nonpositive(__m256 x) {
     __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654475f), _CMP_LT_OQ);
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.33654475f));
+    x = _mm256_max_ps(_mm256_set1_ps(-87.33654475f), x);   // NaN in x is kept (max returns its second operand)
     __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
     x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
     x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);

@@ -371,3 +371,34 @@ struct AttentionMaskTests {
         #expect(corner.filter { $0 }.count == 12)   // the ring of the 4×4 block: 16 pixels less its 2×2 interior
     }
 }
+
+@Suite("Review fixes")
+struct ReviewFixTests {
+    @Test("softmax rows meeting a NaN or +inf score are all NaN, not a made-up distribution")
+    func nanScores() {
+        var k = [Float](repeating: 0.5, count: 12 * 4), q = [Float](repeating: 0.25, count: 12 * 4)
+        k[3 * 4] = .nan
+        q[5 * 4 + 1] = .infinity
+        let a = RecomputedAttention.attention(from: LayerQueryKey(heads: 1, positions: 12, dim: 4, queries: q, keys: k), scale: 0.5, causal: false)
+        for i in 0..<12 { #expect(a.values[(i * 12)..<((i + 1) * 12)].allSatisfy { $0.isNaN }, "row \(i)") }
+    }
+
+    @Test("max and min fusion keep a NaN of any head (not only head 0)")
+    func fusionNaN() throws {
+        var values = [Float](repeating: 1.0 / 3, count: 2 * 9)
+        values[9 + 0] = .nan   // head 1, (0, 0)
+        values[4] = .nan       // head 0, (1, 1)
+        let layer = LayerAttention(heads: 2, queries: 3, keys: 3, values: values)
+        for fusion in [HeadFusion.max, .min] {
+            let fused = try fusion.fuse(layer)
+            #expect(fused[0, 0].isNaN && fused[1, 1].isNaN && !fused[2, 2].isNaN)
+        }
+    }
+
+    @Test("grids whose cell count overflows are refused, not a crash")
+    func hugeGrid() {
+        #expect(PatchGrid(argument: "4294967296x4294967296") == nil)
+        let grid = PatchGrid(rows: 1 << 40, columns: 1 << 40)
+        #expect(throws: AnalysisError.self) { try grid.extract(from: Matrix(rows: 1, columns: 5), token: 0, prefix: 1) }
+    }
+}

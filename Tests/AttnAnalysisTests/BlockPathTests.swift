@@ -13,7 +13,7 @@ struct BlockPathTests {
         "synthetic/base_f32_fortran.npy", "synthetic/base_v3.npy", "synthetic/dump_savez.npz", "synthetic/dump_savez_compressed.npz",
         "synthetic/single_f32.h5", "synthetic/single_f64_batch.h5", "synthetic/layouts/nested_single.h5", "synthetic/layouts/blocks.h5",
         "synthetic/layouts/userblock.h5", "synthetic/layouts/chunks_layers.h5", "synthetic/layouts/chunks_plain.h5",
-        "synthetic/layouts/big_endian.h5", "synthetic/layouts/fletcher.h5", "synthetic/layouts/userblock_gzip.h5",
+        "synthetic/layouts/big_endian.h5", "synthetic/layouts/fletcher.h5", "synthetic/layouts/userblock_gzip.h5", "synthetic/layouts/partial_nofilter.h5",
         "synthetic/safetensors/base_f32.safetensors", "synthetic/safetensors/base_f64.safetensors",
     ]
     static let float16Files = [
@@ -33,7 +33,8 @@ struct BlockPathTests {
         }
     }
 
-    @Test("the block path reads exactly the values of the whole-layer read", arguments: float32Files + float16Files)
+    @Test("the block path reads exactly the values of the whole-layer read",
+          arguments: float32Files + float16Files + ["synthetic/layouts/fill.h5"])
     func sameValues(file: String) throws {
         let s = try source(file)
         for l in 0..<s.layerCount {

@@ -21,6 +21,7 @@ struct CompositionTests {
     @Test("legend numbers: short, at most three significant digits", arguments: [
         (Float(0.0123), "0.0123"), (0.07550049, "0.0755"), (4.5e-05, "4.5e-05"), (5.8710575e-05, "5.87e-05"),
         (1234, "1234"), (-0.5, "-0.5"), (0, "0"), (1, "1"), (2.355329e-25, "2.36e-25"), (123456, "1.23e+05"),
+        (0.00099996, "1e-03"),
     ])
     func numbers(value: Float, text: String) {
         #expect(BitmapFont.number(value) == text)
@@ -30,11 +31,11 @@ struct CompositionTests {
     func montage() {
         let tiles = (0..<3).map { i in (label: "L\(i)", image: Image(width: 2, height: 2, channels: 1, pixels: [UInt8](repeating: UInt8(10 * (i + 1)), count: 4))) }
         let m = Composition.montage(tiles, columns: 2, gap: 4, labelScale: 1)
-        let labelHeight = 7 + 2
-        #expect(m.width == 2 * 2 + 3 * 4 && m.height == 2 * (2 + labelHeight) + 3 * 4)
+        let labelHeight = 7 + 2, column = 11   // columns as wide as the labels ("L0": 2·6 − 1 = 11 pixels)
+        #expect(m.width == 2 * column + 3 * 4 && m.height == 2 * (2 + labelHeight) + 3 * 4)
         func px(_ x: Int, _ y: Int) -> UInt8 { m.pixels[y * m.width + x] }
         #expect(px(4, 4 + labelHeight) == 10 && px(5, 5 + labelHeight) == 10)            // tile 0 at (4, 4 + label)
-        #expect(px(10, 4 + labelHeight) == 20)                                            // tile 1: 4 + 2 + 4
+        #expect(px(4 + column + 4, 4 + labelHeight) == 20)                                // tile 1 in the next column
         #expect(px(4, 4 + labelHeight + 2 + 4 + labelHeight) == 30)                      // tile 2, second row
         #expect(px(0, 0) == 255 && px(m.width - 1, m.height - 1) == 255)                  // background
         #expect(m.pixels.contains(0))                                                     // labels drawn in black

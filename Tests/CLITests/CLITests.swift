@@ -783,3 +783,28 @@ struct VerifyCLITests {
         #expect(nan.status == 1 && nan.stdout.contains("FAIL no NaN or infinite values (3 NaN, 2 infinite)"))
     }
 }
+
+@Suite("Command line: review fixes")
+struct ReviewFixCLITests {
+    @Test("NaN or +inf in q·kᵀ: every row NaN with both kernels", arguments: ["0", "1"])
+    func nanQK(portable: String) throws {
+        let r = try Run(["stats", Fixtures.path("synthetic/layouts/qk_nan.npz"), "--json"], environment: ["ATTNINSPECT_PORTABLE_KERNELS": portable])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("\"nan_count\": 144"), "\(r.stdout)")
+    }
+
+    @Test("a prefix beyond the keys is an error naming where it came from")
+    func prefix() throws {
+        let scratch = try Scratch()
+        let r = try Run(["grid", Fixtures.path("synthetic/base_f32.npy"), "--prefix", "10", "-o", scratch.file("g.png")])
+        #expect(r.status == 1 && r.stderr.contains("--prefix is 10: expected 0...9"), "\(r.stderr)")
+    }
+
+    @Test("a mask cannot be written as SVG, or with --legend/--range without --overlay")
+    func maskUsage() throws {
+        let scratch = try Scratch()
+        let board = Fixtures.path("real/vits14_board_small.h5")
+        #expect(try Run(["grid", board, "--threshold", "0.6", "-o", scratch.file("m.svg")]).status == 64)
+        #expect(try Run(["grid", board, "--threshold", "0.6", "--legend", "-o", scratch.file("m.png")]).status == 64)
+    }
+}

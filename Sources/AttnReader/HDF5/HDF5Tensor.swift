@@ -89,6 +89,11 @@ final class HDF5Tensor: StoredTensor {
                 let n = H5Pget_chunk(plist.id, Int32(rank), &chunk)
                 notes.append("chunked " + formatShape(chunk.prefix(Int(max(n, 0))).map { Int($0) }))
                 if Int(n) == rank && directChunks { chunkShape = chunk.map { Int($0) } } else { direct = nil }
+                // Chunks never written hold the fill value, and edge chunks may be stored unfiltered:
+                // both are left to libhdf5 unless the fill is zero and every chunk is filtered.
+                var options: UInt32 = 0
+                if H5Pget_chunk_opts(plist.id, &options) < 0 || options & UInt32(H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS) != 0 { direct = nil }
+                if !Self.fillIsZero(plist: plist.id, type: type.id, size: size) { direct = nil }
             case H5D_COMPACT: notes.append("compact")
             case H5D_CONTIGUOUS: notes.append("contiguous")
             default: break
@@ -124,6 +129,17 @@ final class HDF5Tensor: StoredTensor {
             directStorage = Self.direct(dataset: dataset, name: path, file: rawFile, plist: plist.id, chunk: chunkShape,
                                         filters: filters, type: ieee.type, order: ieee.order, count: info.shape.reduce(1, *))
         }
+    }
+
+    /// Whether chunks never written read as zero bytes: no fill value defined, or one whose bytes are all 0.
+    /// The corresponding C calls are `H5Pfill_value_defined` and `H5Pget_fill_value`.
+    private static func fillIsZero(plist: hid_t, type: hid_t, size: Int) -> Bool {
+        var status = H5D_FILL_VALUE_ERROR
+        guard H5Pfill_value_defined(plist, &status) >= 0 else { return false }
+        if status == H5D_FILL_VALUE_UNDEFINED || status == H5D_FILL_VALUE_DEFAULT { return true }
+        var bytes = [UInt8](repeating: 0, count: max(size, 1))
+        guard H5Pget_fill_value(plist, type, &bytes) >= 0 else { return false }
+        return bytes.allSatisfy { $0 == 0 }
     }
 
     /// Where the bytes are, when `pread` can fetch them: contiguous storage that was allocated in

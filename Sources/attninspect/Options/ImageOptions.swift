@@ -151,6 +151,10 @@ struct ImageOptions: ParsableArguments {
             try AtomicFile.write(NPYWriter.encode(mask), to: output, protecting: [input])
         } else {
             let factor = zoom ?? max(1, 256 / max(mask.rows, mask.columns, 1))
+            let bytes = MemoryBudget.bytes([mask.rows, factor, mask.columns, factor], elementSize: 3)
+            if bytes == nil || bytes! > Self.maximumImageBytes {
+                throw DumpError(file: output, "a \(mask.rows)×\(mask.columns) mask at zoom \(factor) would be \(MemoryBudget.describe(bytes)) of pixels, over the \(MemoryBudget.describe(Self.maximumImageBytes)) limit; lower --zoom or write .npy")
+            }
             var image = Image(map: mask, range: ValueRange(low: 0, high: 1), colormap: nil).zoomed(by: factor)
             if output.lowercased().hasSuffix(".ppm") { image = Image(width: image.width, height: image.height, channels: 3, pixels: image.pixels.flatMap { [$0, $0, $0] }) }
             try AtomicFile.write(output.lowercased().hasSuffix(".png") ? try PNG.encode(image) : image.netpbm(), to: output, protecting: [input])

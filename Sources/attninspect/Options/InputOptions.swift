@@ -87,7 +87,8 @@ struct OpenedDump {
     /// The patch grid: `--grid`, else the file's `patch_grid` attribute, else square.
     func patchGrid(_ requested: PatchGrid?, prefix: Int) throws -> PatchGrid {
         if let requested { return requested }
-        if let declared = file.attribute("patch_grid")?.integerValues, declared.count == 2, declared[0] > 0, declared[1] > 0 {
+        if let declared = file.attribute("patch_grid")?.integerValues, declared.count == 2, declared[0] > 0, declared[1] > 0,
+           declared[0] <= 1 << 20, declared[1] <= 1 << 20 {
             return PatchGrid(rows: declared[0], columns: declared[1])
         }
         let patches = source.keyCount - prefix
@@ -97,9 +98,15 @@ struct OpenedDump {
         return square
     }
 
-    /// The number of prefix tokens: `--prefix`, else the file's `prefix_tokens` attribute, else 1.
-    func prefix(_ requested: Int?) -> Int {
-        requested ?? file.attribute("prefix_tokens")?.integerValues?.first ?? 1
+    /// The number of prefix tokens: `--prefix`, else the file's `prefix_tokens` attribute, else 1;
+    /// checked against the number of keys.
+    func prefix(_ requested: Int?) throws -> Int {
+        let value = requested ?? file.attribute("prefix_tokens")?.integerValues?.first ?? 1
+        guard value >= 0 && value < source.keyCount else {
+            let origin = requested == nil ? "the file's prefix_tokens attribute" : "--prefix"
+            throw DumpError(file: file.path, "\(origin) is \(value): expected 0...\(source.keyCount - 1) prefix tokens before the patches")
+        }
+        return value
     }
 
     /// Runs an analysis step, reporting its errors against this file.

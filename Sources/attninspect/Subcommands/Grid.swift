@@ -26,6 +26,12 @@ extension AttnInspect {
             if (layer == .all || head == .all) && (threshold != nil || image.overlay != nil) {
                 throw ValidationError("--threshold and --overlay make one picture: choose one layer and one head (or a fusion), not all")
             }
+            if threshold != nil && image.output.lowercased().hasSuffix(".svg") {
+                throw ValidationError("--threshold writes a black-and-white mask: give an output ending in .png, .pgm, .ppm or .npy")
+            }
+            if threshold != nil && image.overlay == nil && (image.legend || image.range != nil) {
+                throw ValidationError("--legend and --range do not apply to a black-and-white mask; with --overlay they apply to the map under the outline")
+            }
             if let threshold, !(threshold > 0 && threshold <= 1) {
                 throw ValidationError("--threshold is a share of the attention mass: expected a number in (0, 1], got \(threshold)")
             }
@@ -33,7 +39,7 @@ extension AttnInspect {
 
         func run() throws {
             let opened = try input.open()
-            let prefix = opened.prefix(grid.prefix)
+            let prefix = try opened.prefix(grid.prefix)
             let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
             guard case .one(let n) = layer, case .fused(let f) = head else {
                 let token = grid.token

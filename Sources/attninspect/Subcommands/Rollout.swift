@@ -68,7 +68,7 @@ extension AttnInspect {
             let normalisation: AttnAnalysis.Rollout.Normalisation = compat == .vitExplain ? .vitExplain : compat == .vitKeras ? .wholeMatrix : .rows
             let rollout = AttnAnalysis.Rollout(fusion: try opened.fusion(headFusion), discardRatio: discardRatio, layers: start...end,
                                                normalisation: normalisation)
-            let prefix = opened.prefix(grid.prefix)
+            let prefix = try opened.prefix(grid.prefix)
             let chosen = view ?? (image.overlay != nil ? .grid : defaultView(opened, prefix: prefix))
             if view == nil { Console.note("view: \(chosen.rawValue) (choose with --view matrix|grid)") }
             let what = "rollout of layers \(start)...\(end), head fusion \(headFusion)" + (discardRatio > 0 ? ", discard \(discardRatio)" : "")

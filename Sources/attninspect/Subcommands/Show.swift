@@ -36,7 +36,7 @@ extension AttnInspect {
 
         func run() throws {
             let opened = try input.open()
-            let prefix = opened.prefix(grid.prefix)
+            let prefix = try opened.prefix(grid.prefix)
             let fusion = try opened.fusion(head)
             let vision = grid.grid != nil || opened.file.attribute("patch_grid") != nil
                 || (opened.source.tokens == nil && (PatchGrid.square(holding: opened.source.queryCount - prefix)?.rows ?? 0) >= 7)

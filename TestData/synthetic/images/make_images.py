@@ -5,7 +5,7 @@ Run from anywhere:  python3 TestData/synthetic/images/make_images.py   (needs nu
 
   palette.png     6×4, palette (colour type 3, 8-bit), 5 colours
   rgba.png        5×3, RGBA 8-bit (alpha varies; the reader drops it)
-  gray16.png      4×3, 16-bit greyscale (the reader keeps the high byte)
+  gray16.png      4×3, 16-bit greyscale (the reader rounds v·255/65535, as for 16-bit PGM/PPM)
   gray1.png       9×2, 1-bit black and white (a row of 9 pixels is 2 bytes)
   interlaced.png  rgba.png with the IHDR interlace byte set to 1 (Adam7) and its CRC fixed: refused
   comments.ppm    3×2 P6 with a comment in the header and maximum value 1000 (2-byte samples)
@@ -50,7 +50,7 @@ g16 = rng.integers(0, 65536, size=(3, 4), dtype=np.uint16)
 Image.fromarray(g16).save(p("gray16.png"))
 raw16 = np.asarray(Image.open(p("gray16.png")), dtype=np.uint16)
 assert (raw16 == g16).all()
-expected["gray16.png"] = np.repeat((g16 >> 8).astype(np.uint8).reshape(-1), 3).tolist()
+expected["gray16.png"] = np.repeat(((g16.astype(np.int64) * 255 + 32767) // 65535).astype(np.uint8).reshape(-1), 3).tolist()
 
 bw = rng.integers(0, 2, size=(2, 9), dtype=np.uint8).astype(bool)
 Image.fromarray(bw).convert("1").save(p("gray1.png"))

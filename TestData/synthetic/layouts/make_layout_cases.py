@@ -26,6 +26,11 @@ exactly base_f32's values from each one (the tests compare with base_f32.npy).
   userblock_gzip.h5  /attentions float32, chunks (1, 1, 10, 10) gzip, after a 1024-byte user block
                      (chunk addresses are relative to the superblock; attninspect reads them itself)
   fletcher.h5        /attentions float32, chunks (1, 1, 10, 10), gzip + fletcher32 (read through libhdf5)
+  fill.h5            /attentions float32 (3, 2, 10, 10), chunks (1, 1, 5, 10) gzip, fill value 0.125, only layer 0
+                     written: the other chunks were never written and read as 0.125 (libhdf5 handles them)
+  partial_nofilter.h5  base_f32 in chunks (1, 2, 4, 4) with shuffle + gzip and H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS
+                     (set through ctypes on h5py's own libhdf5): edge chunks are stored unfiltered
+  qk_nan.npz         q, k (1, 1, 12, 4) with one NaN in k and +inf in q: every recomputed row is NaN
   huge_attention.h5  /attentions claims (1, 1, 300000, 300000) float16 (180 GB), chunked, no chunk
                      written (the file is tiny): one layer does not fit in memory and must be refused
   huge_qk.h5         /q and /k (1, 1, 1048576, 1) float16, gzip-compressed zeros: the recomputed
@@ -115,6 +120,33 @@ with h5("userblock_gzip.h5", userblock_size=1024) as f:
     f.create_dataset("attentions", data=base, chunks=(1, 1, 10, 10), compression="gzip")
 with h5("fletcher.h5") as f:
     f.create_dataset("attentions", data=base, chunks=(1, 1, 10, 10), compression="gzip", fletcher32=True)
+
+with h5("fill.h5") as f:
+    d = f.create_dataset("attentions", shape=base.shape, dtype=np.float32, chunks=(1, 1, 5, 10), compression="gzip", fillvalue=0.125)
+    d[0] = base[0]
+
+import ctypes  # noqa: E402
+import glob  # noqa: E402
+libs = glob.glob(os.path.join(os.path.dirname(h5py.__file__), "..", "h5py.libs", "libhdf5-*.so*")) + \
+    glob.glob(os.path.join(os.path.dirname(h5py.__file__), ".libs", "libhdf5*.so*"))
+hdf5 = ctypes.CDLL(libs[0])
+with h5("partial_nofilter.h5") as f:
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_chunk((1, 2, 4, 4))
+    dcpl.set_shuffle()
+    dcpl.set_deflate(4)
+    assert hdf5.H5Pset_chunk_opts(ctypes.c_int64(dcpl.id), ctypes.c_uint(2)) >= 0   # H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS
+    space = h5py.h5s.create_simple(base.shape)
+    dset = h5py.h5d.create(f.id, b"attentions", h5py.h5t.IEEE_F32LE, space, dcpl=dcpl)
+    dset.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(base))
+
+# qk_nan.npz: q, k (1, 1, 12, 4) with k[3, 0] = NaN (every row meets it) and q[5, 1] = +inf.
+rng = np.random.default_rng(3)
+q = rng.normal(size=(1, 1, 12, 4)).astype(np.float32)
+k = rng.normal(size=(1, 1, 12, 4)).astype(np.float32)
+k[0, 0, 3, 0] = np.nan
+q[0, 0, 5, 1] = np.inf
+np.savez(p("qk_nan.npz"), q=q, k=k)
 
 with h5("huge_attention.h5") as f:
     f.create_dataset("attentions", shape=(1, 1, 300000, 300000), dtype=np.float16, chunks=(1, 1, 1024, 1024))
