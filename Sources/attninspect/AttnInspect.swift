@@ -8,7 +8,7 @@ import Glibc
 struct AttnInspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "attninspect",
-        abstract: "Post-hoc analysis of transformer attention dumped to NPY, NPZ or HDF5.",
+        abstract: "Post-hoc analysis of transformer attention dumped to NPY, NPZ, HDF5 or safetensors.",
         discussion: """
         Attention is addressed as [layer, head, query, key]. Layers are 0-based; a negative layer \
         counts from the end (-1 = last). Exit status: 0 success, 1 error in the input or the \

@@ -5,7 +5,7 @@ import AttnAnalysis
 
 /// Where attention comes from: every subcommand takes these.
 struct InputOptions: ParsableArguments {
-    @Argument(help: "The dump: .npy, .npz or HDF5 (.h5).")
+    @Argument(help: "The dump: .npy, .npz, HDF5 (.h5) or .safetensors.")
     var file: String
 
     @Option(help: "The dataset (HDF5 path or NPZ member) holding attention, or an HDF5 group of per-layer datasets.")
