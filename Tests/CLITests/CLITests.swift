@@ -808,3 +808,32 @@ struct ReviewFixCLITests {
         #expect(try Run(["grid", board, "--threshold", "0.6", "--legend", "-o", scratch.file("m.png")]).status == 64)
     }
 }
+
+@Suite("Command line: --batch all")
+struct BatchAllCLITests {
+    @Test("stats --batch all: per head the mean and standard deviation (ddof 0) of numpy's per-sample entropies")
+    func meanAndStd() throws {
+        let r = try Run(["stats", Fixtures.path("synthetic/batch_LBHQK.npy"), "--batch", "all", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(object["samples"] as? Int == 3)
+        let records = try #require(object["records"] as? [[String: Any]])
+        let e = Fixtures.expected["batch_LBHQK"]
+        #expect(records.count == 6)
+        for record in records {
+            let l = record["layer"] as! Int, h = record["head"] as! Int
+            let values = (0..<3).map { e["batch\($0)_stats_entropy"][l][h].double }
+            let mean = values.reduce(0, +) / 3
+            let std = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 3).squareRoot()
+            #expect(abs((record["entropy"] as! Double) - mean) < 1e-6)
+            #expect(abs((record["entropy_std"] as! Double) - std) < 1e-6)
+        }
+    }
+
+    @Test("--batch all without a batch axis is an error; on other commands a usage error")
+    func misuse() throws {
+        let scratch = try Scratch()
+        #expect(try Run(["stats", Fixtures.path("synthetic/base_f32.npy"), "--batch", "all"]).status == 1)
+        #expect(try Run(["heatmap", Fixtures.path("synthetic/batch_LBHQK.npy"), "--batch", "all", "-o", scratch.file("x.png")]).status == 64)
+    }
+}

@@ -11,8 +11,21 @@ struct InputOptions: ParsableArguments {
     @Option(help: "The dataset (HDF5 path or NPZ member) holding attention, or an HDF5 group of per-layer datasets.")
     var dataset: String?
 
-    @Option(parsing: .unconditional, help: "The sample to read when the data has a batch axis (default 0).")
-    var batch: Int?
+    /// `--batch B`, or `--batch all` (stats over every sample).
+    enum BatchOption: ExpressibleByArgument, Equatable {
+        case index(Int)
+        case all
+        init?(argument: String) {
+            if argument == "all" { self = .all } else if let n = Int(argument) { self = .index(n) } else { return nil }
+        }
+    }
+
+    @Option(name: .customLong("batch"), parsing: .unconditional, help: "The sample to read when the data has a batch axis (default 0); with stats, all: every sample, as mean and standard deviation.")
+    var batchOption: BatchOption?
+
+    /// The sample asked for, when one is.
+    var batch: Int? { if case .index(let b) = batchOption { return b } else { return nil } }
+    var allSamples: Bool { batchOption == .all }
 
     @Option(help: "The number of heads, for Q and K stored as [layer, position, head·dim].")
     var heads: Int?
@@ -40,10 +53,13 @@ struct InputOptions: ParsableArguments {
         if let scale, !(scale.isFinite && scale > 0) { throw ValidationError("--scale must be a positive number, got \(scale)") }
     }
 
-    /// Opens the file and the attention in it (stored, or recomputed from Q and K).
-    func open() throws -> OpenedDump {
+    /// Opens the file and the attention in it (stored, or recomputed from Q and K); `sample` overrides `--batch`.
+    func open(sample: Int? = nil, allowAllSamples: Bool = false) throws -> OpenedDump {
+        if allSamples && !allowAllSamples {
+            throw ValidationError("--batch all is for stats (mean and standard deviation over the samples); choose one sample with --batch B")
+        }
         let dump = try DumpFile(path: file, rawAs: dtype.map { _ in ElementType.bfloat16 })
-        let layout = try AttentionLayout.resolve(dump, options: ReadOptions(dataset: dataset, batch: batch, heads: heads, fromQK: fromQK))
+        let layout = try AttentionLayout.resolve(dump, options: ReadOptions(dataset: dataset, batch: sample ?? batch, heads: heads, fromQK: fromQK))
         let source: AttentionSource
         switch layout {
         case .attention(let stored):
@@ -54,7 +70,7 @@ struct InputOptions: ParsableArguments {
         case .queryKey(let qk):
             source = RecomputedAttention(qk, scale: scale, causal: causal)
         }
-        if let b = layout.summary.batch, batch == nil, b.size > 1 {
+        if let b = layout.summary.batch, batchOption == nil, sample == nil, b.size > 1 {
             Console.note("\(file): batch axis of \(b.size) samples, using sample \(b.used) (choose with --batch B)")
         }
         return OpenedDump(file: dump, layout: layout, source: source)

@@ -25,6 +25,7 @@ extension AttnInspect {
         }
 
         func run() throws {
+            if input.allSamples { return try runOverSamples() }
             let opened = try input.open()
             let source = opened.source
             let layers = try layer.map { [try opened.layer($0)] } ?? Array(0..<source.layerCount)
@@ -51,6 +52,60 @@ extension AttnInspect {
             if !bad.isEmpty {
                 let nan = bad.reduce(0) { $0 + $1.nanCount }, inf = bad.reduce(0) { $0 + $1.infCount }
                 Console.note("\(input.file): \(nan) NaN and \(inf) infinite values in \(bad.count) head(s); their entropy and row sums are reported as nan/null")
+            }
+        }
+
+        /// `--batch all`: the statistics of every sample, then per layer and head their mean and
+        /// standard deviation over the samples (population, ddof = 0); counts are summed.
+        func runOverSamples() throws {
+            let first = try input.open(sample: 0, allowAllSamples: true)
+            guard let size = first.layout.summary.batch?.size else {
+                throw DumpError(file: input.file, "--batch all: the data has no batch axis")
+            }
+            let layers = try layer.map { [try first.layer($0)] } ?? Array(0..<first.source.layerCount)
+            var perSample: [[HeadStatistics]] = []
+            for b in 0..<size {
+                let opened = b == 0 ? first : try input.open(sample: b, allowAllSamples: true)
+                perSample.append(try layers.flatMap { try HeadStatistics.ofLayer(opened.source, layer: $0) })
+            }
+            let realKeys = Self.keys.enumerated().filter { i, _ in if case .real = Self.fields(perSample[0][0])[i] { return true } else { return false } }
+            var items: [JSONValue] = []
+            var csvLines = CSV.line(["layer", "head"] + realKeys.flatMap { [$0.element, $0.element + "_std"] } + ["nan_count", "inf_count", "negative_count"])
+            var table = TextTable(header: ["layer", "head", "entropy", "±", "norm_ent", "±", "first", "self", "prev", "nan", "inf", "neg"])
+            for r in perSample[0].indices {
+                let samples = perSample.map { $0[r] }
+                var object: [(String, JSONValue)] = [("layer", .integer(samples[0].layer)), ("head", .integer(samples[0].head))]
+                var csvFields = ["\(samples[0].layer)", "\(samples[0].head)"]
+                var means: [String: Double] = [:], stds: [String: Double] = [:]
+                for (i, key) in realKeys {
+                    let values = samples.map { s -> Double in if case .real(let d) = Self.fields(s)[i] { return d } else { return .nan } }
+                    let mean = values.reduce(0, +) / Double(values.count)
+                    let std = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count)).squareRoot()
+                    means[key] = mean
+                    stds[key] = std
+                    object += [(key, .finite(mean)), (key + "_std", .finite(std))]
+                    csvFields += [Self.csvText(.real(mean)), Self.csvText(.real(std))]
+                }
+                let nan = samples.reduce(0) { $0 + $1.nanCount }, inf = samples.reduce(0) { $0 + $1.infCount }, neg = samples.reduce(0) { $0 + $1.negativeCount }
+                object += [("nan_count", .integer(nan)), ("inf_count", .integer(inf)), ("negative_count", .integer(neg))]
+                csvFields += ["\(nan)", "\(inf)", "\(neg)"]
+                items.append(.object(object))
+                csvLines += CSV.line(csvFields)
+                table.append(["\(samples[0].layer)", "\(samples[0].head)", formatFixed(means["entropy"]!), formatFixed(stds["entropy"]!),
+                              formatFixed(means["normalized_entropy"]!), formatFixed(stds["normalized_entropy"]!), formatFixed(means["first_token"]!),
+                              formatFixed(means["self"]!), formatFixed(means["previous_token"]!), "\(nan)", "\(inf)", "\(neg)"])
+            }
+            let source = first.source
+            if json {
+                Console.print(JSONValue.object([
+                    ("file", .string(source.file)), ("samples", .integer(size)), ("layers", .integer(source.layerCount)), ("heads", .integer(source.headCount)),
+                    ("queries", .integer(source.queryCount)), ("keys", .integer(source.keyCount)), ("source", .string(source.origin.label)),
+                    ("records", .array(items)),
+                ]).serialized() + "\n")
+            } else if csv {
+                Console.print(csvLines)
+            } else {
+                Console.print("\(size) samples: mean and standard deviation over the samples (± columns)\n" + table.render())
             }
         }
 
