@@ -39,24 +39,14 @@ public struct Rollout: Sendable {
     /// on `workers` threads; the products go through BLAS.
     /// - Returns: R, `[query, key]`.
     public func compute(_ source: AttentionSource, workers: Int = Workers.count) throws -> Matrix {
-        guard source.queryCount == source.keyCount else {
-            throw AnalysisError("rollout needs self-attention (queries = keys), found \(source.queryCount) queries × \(source.keyCount) keys")
-        }
-        guard discardRatio >= 0 && discardRatio < 1 else {
-            throw AnalysisError("discard ratio \(discardRatio) is out of range: expected 0 ≤ r < 1")
-        }
+        try check(source)
         let n = source.queryCount
         let workspace = try HeadFusionWorkspace(fusion, source: source, workers: workers)
         var result: Matrix?
         var product = Matrix(rows: n, columns: n)
         var layerMatrix = Matrix(rows: n, columns: n)
         for l in layers {
-            try workspace.fuse(layer: l)
-            let bad = workspace.fused.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
-            guard bad == 0 else {
-                throw DumpError(file: source.file, "layer \(l) holds \(bad) NaN or infinite values: rollout is undefined")
-            }
-            augment(workspace.fused, size: n, into: &layerMatrix)
+            try augmentedLayer(l, of: source, fusing: workspace, into: &layerMatrix)
             if result == nil {
                 result = layerMatrix
             } else {
@@ -67,16 +57,31 @@ public struct Rollout: Sendable {
         return result!
     }
 
-    /// Row `token` of R alone: eᵀ Â_end ⋯ Â_start, the layers read from the last to the first, each
-    /// a vector–matrix product, O(L·S²) instead of the full product's O(L·S³).
-    /// - Returns: `[1, key]`.
-    public func computeRow(_ source: AttentionSource, token: Int, workers: Int = Workers.count) throws -> Matrix {
+    /// Refuses cross-attention and a discard ratio outside 0 ≤ r < 1.
+    private func check(_ source: AttentionSource) throws {
         guard source.queryCount == source.keyCount else {
             throw AnalysisError("rollout needs self-attention (queries = keys), found \(source.queryCount) queries × \(source.keyCount) keys")
         }
         guard discardRatio >= 0 && discardRatio < 1 else {
             throw AnalysisError("discard ratio \(discardRatio) is out of range: expected 0 ≤ r < 1")
         }
+    }
+
+    /// Âₗ of layer `l` into `out`: the heads fused by `workspace`, checked for NaN and Inf, augmented.
+    private func augmentedLayer(_ l: Int, of source: AttentionSource, fusing workspace: HeadFusionWorkspace, into out: inout Matrix) throws {
+        try workspace.fuse(layer: l)
+        let bad = workspace.fused.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+        guard bad == 0 else {
+            throw DumpError(file: source.file, "layer \(l) holds \(bad) NaN or infinite values: rollout is undefined")
+        }
+        augment(workspace.fused, size: source.queryCount, into: &out)
+    }
+
+    /// Row `token` of R alone: eᵀ Â_end ⋯ Â_start, the layers read from the last to the first, each
+    /// a vector–matrix product, O(L·S²) instead of the full product's O(L·S³).
+    /// - Returns: `[1, key]`.
+    public func computeRow(_ source: AttentionSource, token: Int, workers: Int = Workers.count) throws -> Matrix {
+        try check(source)
         let n = source.queryCount
         guard token >= 0 && token < n else {
             throw AnalysisError("token \(token) is out of range: expected 0...\(n - 1)")
@@ -87,12 +92,7 @@ public struct Rollout: Sendable {
         var next = Matrix(rows: 1, columns: n)
         var layerMatrix = Matrix(rows: n, columns: n)
         for l in layers.reversed() {
-            try workspace.fuse(layer: l)
-            let bad = workspace.fused.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
-            guard bad == 0 else {
-                throw DumpError(file: source.file, "layer \(l) holds \(bad) NaN or infinite values: rollout is undefined")
-            }
-            augment(workspace.fused, size: n, into: &layerMatrix)
+            try augmentedLayer(l, of: source, fusing: workspace, into: &layerMatrix)
             MatrixProduct.multiply(row, layerMatrix, into: &next)
             swap(&row, &next)
         }

@@ -77,7 +77,7 @@ public enum ImageFile {
     }
 
     /// The same picture with three channels.
-    static func rgb(_ image: Image) -> Image {
+    public static func rgb(_ image: Image) -> Image {
         guard image.channels == 1 else { return image }
         return Image(width: image.width, height: image.height, channels: 3, pixels: image.pixels.flatMap { [$0, $0, $0] })
     }

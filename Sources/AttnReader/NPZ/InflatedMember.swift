@@ -93,9 +93,7 @@ final class InflatedMember: ByteSource {
             checksum.add(UnsafeRawBufferPointer(start: out.baseAddress! + produced, count: made))
             produced += made
             position += made
-            if position == length && checksum.value != expectedCRC {
-                throw DumpError(file: file.path, dataset: member, "member is corrupt: its CRC-32 is \(hex(checksum.value)), expected \(hex(expectedCRC)) as the archive records")
-            }
+            if position == length { try checksum.verify(expectedCRC, file: file.path, member: member) }
             switch status {
             case Z_OK, Z_BUF_ERROR:
                 continue

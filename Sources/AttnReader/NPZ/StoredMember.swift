@@ -25,9 +25,7 @@ final class StoredMember: ByteSource {
         guard offset <= verified, end > verified else { return }
         checksum.add(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buffer)[(verified - offset)...]))
         verified = end
-        if verified == length && checksum.value != expectedCRC {
-            throw DumpError(file: region.file.path, dataset: member, "member is corrupt: its CRC-32 is \(hex(checksum.value)), expected \(hex(expectedCRC)) as the archive records")
-        }
+        if verified == length { try checksum.verify(expectedCRC, file: region.file.path, member: member) }
     }
 }
 
@@ -39,6 +37,13 @@ struct MemberChecksum {
     mutating func add(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
         value = libdeflate_crc32(value, base, bytes.count)
+    }
+
+    /// Throws when the CRC of the whole member differs from the one the archive records.
+    func verify(_ expected: UInt32, file: String, member: String) throws {
+        guard value == expected else {
+            throw DumpError(file: file, dataset: member, "member is corrupt: its CRC-32 is \(hex(value)), expected \(hex(expected)) as the archive records")
+        }
     }
 }
 

@@ -85,16 +85,10 @@ struct ImageOptions: ParsableArguments {
             return
         }
         let factor = zoom ?? max(1, 256 / max(map.rows, map.columns, 1))
-        // .pgm is grey; .png is grey with the gray colormap (8-bit greyscale PNG), colour otherwise.
-        let png = lower.hasSuffix(".png")
-        let colour: Colormap? = lower.hasSuffix(".ppm") || (png && colormap != .gray) ? colormap : nil
-        let bytes = MemoryBudget.bytes([map.rows, factor, map.columns, factor], elementSize: colour == nil ? 1 : 3)
-        if bytes == nil || bytes! > Self.maximumImageBytes {
-            throw DumpError(file: output, "a \(map.rows)×\(map.columns) map at zoom \(factor) would be \(MemoryBudget.describe(bytes)) of pixels, over the \(MemoryBudget.describe(Self.maximumImageBytes)) limit; lower --zoom or write .npy")
-        }
-        var image = Image(map: map, range: range, colormap: colour).zoomed(by: factor)
-        if legend { image = Composition.legend(below: image, range: range, colormap: colour, scale: image.width >= 400 ? 2 : 1) }
-        try AtomicFile.write(png ? try PNG.encode(image) : image.netpbm(), to: output, protecting: [input])
+        let colour = pictureColormap
+        try checkPixels([map.rows, factor, map.columns, factor], channels: colour == nil ? 1 : 3,
+                        what: "a \(map.rows)×\(map.columns) map at zoom \(factor)")
+        try save(withLegend(Image(map: map, range: range, colormap: colour).zoomed(by: factor), range: range, colormap: colour), protecting: [input])
         Console.note("wrote \(output): \(what), \(map.rows)×\(map.columns) cells at zoom \(factor), range \(range.low)...\(range.high)")
     }
 
@@ -123,13 +117,10 @@ struct ImageOptions: ParsableArguments {
         if legend && shared == nil {
             throw DumpError(file: output, "--legend on a montage needs one scale for every tile: add --range shared or --range LO:HI")
         }
-        let lower = output.lowercased()
-        let colour: Colormap? = lower.hasSuffix(".ppm") || (lower.hasSuffix(".png") && colormap != .gray) ? colormap : nil
+        let colour = pictureColormap
         let factor = zoom ?? max(1, 64 / max(rows, cols, 1))
-        let bytes = MemoryBudget.bytes([tiles.count, rows, factor, cols, factor], elementSize: colour == nil ? 1 : 3)
-        if bytes == nil || bytes! > Self.maximumImageBytes {
-            throw DumpError(file: output, "\(tiles.count) tiles of \(rows)×\(cols) at zoom \(factor) would be \(MemoryBudget.describe(bytes)) of pixels, over the \(MemoryBudget.describe(Self.maximumImageBytes)) limit; lower --zoom or write .npy")
-        }
+        try checkPixels([tiles.count, rows, factor, cols, factor], channels: colour == nil ? 1 : 3,
+                        what: "\(tiles.count) tiles of \(rows)×\(cols) at zoom \(factor)")
         var pictures: [(label: String, image: Image)] = []
         for tile in tiles {
             guard let r = shared ?? ValueRange.of(tile.map) else {
@@ -137,9 +128,8 @@ struct ImageOptions: ParsableArguments {
             }
             pictures.append((tile.label, Image(map: tile.map, range: r, colormap: colour).zoomed(by: factor)))
         }
-        var image = Composition.montage(pictures, columns: columns, labelScale: rows * factor >= 128 ? 2 : 1)
-        if legend, let shared { image = Composition.legend(below: image, range: shared, colormap: colour, scale: image.width >= 400 ? 2 : 1) }
-        try AtomicFile.write(lower.hasSuffix(".png") ? try PNG.encode(image) : image.netpbm(), to: output, protecting: [input])
+        let image = Composition.montage(pictures, columns: columns, labelScale: rows * factor >= 128 ? 2 : 1)
+        try save(shared.map { withLegend(image, range: $0, colormap: colour) } ?? image, protecting: [input])
         let scaleNote = shared.map { "one range \($0.low)...\($0.high)" } ?? "each tile its own min–max range (--range shared for one)"
         Console.note("wrote \(output): \(what), \(tiles.count) tiles of \(rows)×\(cols) at zoom \(factor), \(scaleNote)")
     }
@@ -151,13 +141,9 @@ struct ImageOptions: ParsableArguments {
             try AtomicFile.write(NPYWriter.encode(mask), to: output, protecting: [input])
         } else {
             let factor = zoom ?? max(1, 256 / max(mask.rows, mask.columns, 1))
-            let bytes = MemoryBudget.bytes([mask.rows, factor, mask.columns, factor], elementSize: 3)
-            if bytes == nil || bytes! > Self.maximumImageBytes {
-                throw DumpError(file: output, "a \(mask.rows)×\(mask.columns) mask at zoom \(factor) would be \(MemoryBudget.describe(bytes)) of pixels, over the \(MemoryBudget.describe(Self.maximumImageBytes)) limit; lower --zoom or write .npy")
-            }
-            var image = Image(map: mask, range: ValueRange(low: 0, high: 1), colormap: nil).zoomed(by: factor)
-            if output.lowercased().hasSuffix(".ppm") { image = Image(width: image.width, height: image.height, channels: 3, pixels: image.pixels.flatMap { [$0, $0, $0] }) }
-            try AtomicFile.write(output.lowercased().hasSuffix(".png") ? try PNG.encode(image) : image.netpbm(), to: output, protecting: [input])
+            try checkPixels([mask.rows, factor, mask.columns, factor], channels: 3, what: "a \(mask.rows)×\(mask.columns) mask at zoom \(factor)")
+            let image = Image(map: mask, range: ValueRange(low: 0, high: 1), colormap: nil).zoomed(by: factor)
+            try save(output.lowercased().hasSuffix(".ppm") ? ImageFile.rgb(image) : image, protecting: [input])
         }
         Console.note("wrote \(output): \(what), \(kept) of \(mask.values.count) patches kept")
     }
@@ -178,9 +164,31 @@ struct ImageOptions: ParsableArguments {
                 image.pixels[3 * i + 2] = 255
             }
         }
-        if legend { image = Composition.legend(below: image, range: range, colormap: colormap, scale: image.width >= 400 ? 2 : 1) }
-        try AtomicFile.write(output.lowercased().hasSuffix(".png") ? try PNG.encode(image) : image.netpbm(), to: output,
-                             protecting: [input, picturePath])
+        try save(withLegend(image, range: range, colormap: colormap), protecting: [input, picturePath])
         Console.note("wrote \(output): \(what) over \(picturePath) (\(picture.width)×\(picture.height), \(resample.rawValue), alpha \(alpha)), range \(range.low)...\(range.high)")
+    }
+
+    /// The colormap of a picture: nil (grey) for .pgm and for .png with the gray colormap, else `--colormap`.
+    private var pictureColormap: Colormap? {
+        let lower = output.lowercased()
+        return lower.hasSuffix(".ppm") || (lower.hasSuffix(".png") && colormap != .gray) ? colormap : nil
+    }
+
+    /// Refuses a picture of `Π dimensions × channels` bytes over `maximumImageBytes`.
+    private func checkPixels(_ dimensions: [Int], channels: Int, what: String) throws {
+        let bytes = MemoryBudget.bytes(dimensions, elementSize: channels)
+        if bytes == nil || bytes! > Self.maximumImageBytes {
+            throw DumpError(file: output, "\(what) would be \(MemoryBudget.describe(bytes)) of pixels, over the \(MemoryBudget.describe(Self.maximumImageBytes)) limit; lower --zoom or write .npy")
+        }
+    }
+
+    /// `image` with the colour bar of `range` under it when `--legend` is given.
+    private func withLegend(_ image: Image, range: ValueRange, colormap: Colormap?) -> Image {
+        legend ? Composition.legend(below: image, range: range, colormap: colormap, scale: image.width >= 400 ? 2 : 1) : image
+    }
+
+    /// Writes `image` atomically as PNG or Netpbm, by the output's extension.
+    private func save(_ image: Image, protecting inputs: [String]) throws {
+        try AtomicFile.write(output.lowercased().hasSuffix(".png") ? try PNG.encode(image) : image.netpbm(), to: output, protecting: inputs)
     }
 }

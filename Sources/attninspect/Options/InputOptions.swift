@@ -58,22 +58,12 @@ struct InputOptions: ParsableArguments {
         if allSamples && !allowAllSamples {
             throw ValidationError("--batch all is for stats (mean and standard deviation over the samples); choose one sample with --batch B")
         }
-        let dump = try DumpFile(path: file, rawAs: dtype.map { _ in ElementType.bfloat16 })
-        let layout = try AttentionLayout.resolve(dump, options: ReadOptions(dataset: dataset, batch: sample ?? batch, heads: heads, fromQK: fromQK))
-        let source: AttentionSource
-        switch layout {
-        case .attention(let stored):
-            if causal || scale != nil {
-                throw DumpError(file: file, "--causal and --scale apply to attention recomputed from q and k, but this file's attention is stored (\(stored.summary.datasets)); add --from-qk if the file has q and k")
-            }
-            source = stored
-        case .queryKey(let qk):
-            source = RecomputedAttention(qk, scale: scale, causal: causal)
-        }
-        if let b = layout.summary.batch, batchOption == nil, sample == nil, b.size > 1 {
+        let opened = try OpenedDump.open(file, options: ReadOptions(dataset: dataset, batch: sample ?? batch, heads: heads, fromQK: fromQK),
+                                         rawAs: dtype.map { _ in ElementType.bfloat16 }, scale: scale, causal: causal)
+        if let b = opened.layout.summary.batch, batchOption == nil, sample == nil, b.size > 1 {
             Console.note("\(file): batch axis of \(b.size) samples, using sample \(b.used) (choose with --batch B)")
         }
-        return OpenedDump(file: dump, layout: layout, source: source)
+        return opened
     }
 }
 
@@ -81,6 +71,29 @@ struct OpenedDump {
     let file: DumpFile
     let layout: AttentionLayout
     let source: AttentionSource
+
+    /// Opens `path` and the attention in it: stored, or recomputed from Q and K with `scale` and `causal`.
+    static func open(_ path: String, options: ReadOptions = ReadOptions(), rawAs: ElementType? = nil,
+                     scale: Double? = nil, causal: Bool = false) throws -> OpenedDump {
+        let dump = try DumpFile(path: path, rawAs: rawAs)
+        let layout = try AttentionLayout.resolve(dump, options: options)
+        switch layout {
+        case .attention(let stored):
+            if causal || scale != nil {
+                throw DumpError(file: path, "--causal and --scale apply to attention recomputed from q and k, but this file's attention is stored (\(stored.summary.datasets)); add --from-qk if the file has q and k")
+            }
+            return OpenedDump(file: dump, layout: layout, source: stored)
+        case .queryKey(let qk):
+            return OpenedDump(file: dump, layout: layout, source: RecomputedAttention(qk, scale: scale, causal: causal))
+        }
+    }
+
+    /// Whether the dump looks like a vision transformer's: a grid requested or declared (`patch_grid`),
+    /// or no token labels and a perfect square of side ≥ 7 patches after `prefix` tokens.
+    func looksLikeVision(gridRequested: Bool, prefix: Int) -> Bool {
+        if gridRequested || file.attribute("patch_grid") != nil { return true }
+        return source.tokens == nil && (PatchGrid.square(holding: source.queryCount - prefix)?.rows ?? 0) >= 7
+    }
 
     /// A layer index as given (negative counts from the end), checked.
     func layer(_ requested: Int) throws -> Int {

@@ -34,7 +34,7 @@ extension AttnInspect {
         }
 
         func run() throws {
-            let a = try open(first), b = try open(second)
+            let a = try OpenedDump.open(first), b = try OpenedDump.open(second)
             let shapeA = (a.source.layerCount, a.source.headCount, a.source.queryCount, a.source.keyCount)
             let shapeB = (b.source.layerCount, b.source.headCount, b.source.queryCount, b.source.keyCount)
             guard shapeA == shapeB else {
@@ -67,17 +67,6 @@ extension AttnInspect {
                 try ImageOptions(output: output, colormap: .coolwarm, range: ValueRange(low: -extent, high: extent), zoom: nil)
                     .write(difference, what: "layer \(l) \(fusion): A − B", input: first, labels: a.source.tokens)
             }
-        }
-
-        private func open(_ path: String) throws -> OpenedDump {
-            let dump = try DumpFile(path: path)
-            let layout = try AttentionLayout.resolve(dump, options: ReadOptions())
-            let source: AttentionSource
-            switch layout {
-            case .attention(let stored): source = stored
-            case .queryKey(let qk): source = RecomputedAttention(qk)
-            }
-            return OpenedDump(file: dump, layout: layout, source: source)
         }
     }
 }

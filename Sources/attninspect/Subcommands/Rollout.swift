@@ -69,7 +69,8 @@ extension AttnInspect {
             let rollout = AttnAnalysis.Rollout(fusion: try opened.fusion(headFusion), discardRatio: discardRatio, layers: start...end,
                                                normalisation: normalisation)
             let prefix = try opened.prefix(grid.prefix)
-            let chosen = view ?? (image.overlay != nil ? .grid : defaultView(opened, prefix: prefix))
+            let vision = image.overlay != nil || opened.looksLikeVision(gridRequested: grid.grid != nil, prefix: prefix)
+            let chosen = view ?? (vision ? .grid : .matrix)
             if view == nil { Console.note("view: \(chosen.rawValue) (choose with --view matrix|grid)") }
             let what = "rollout of layers \(start)...\(end), head fusion \(headFusion)" + (discardRatio > 0 ? ", discard \(discardRatio)" : "")
                 + (compat == .abnar ? "" : ", as \(compat.rawValue)")
@@ -84,16 +85,6 @@ extension AttnInspect {
                 let map = try opened.analysing { try patchGrid.extract(from: row, token: 0, prefix: prefix) }
                 try image.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
             }
-        }
-
-        /// grid when the file declares `patch_grid`, or has no token labels and Q − prefix is a
-        /// perfect square of side ≥ 7; matrix otherwise.
-        private func defaultView(_ opened: OpenedDump, prefix: Int) -> View {
-            if grid.grid != nil || opened.file.attribute("patch_grid") != nil { return .grid }
-            if opened.source.tokens == nil, let square = PatchGrid.square(holding: opened.source.queryCount - prefix), square.rows >= 7 {
-                return .grid
-            }
-            return .matrix
         }
     }
 }

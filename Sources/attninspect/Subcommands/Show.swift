@@ -38,9 +38,7 @@ extension AttnInspect {
             let opened = try input.open()
             let prefix = try opened.prefix(grid.prefix)
             let fusion = try opened.fusion(head)
-            let vision = grid.grid != nil || opened.file.attribute("patch_grid") != nil
-                || (opened.source.tokens == nil && (PatchGrid.square(holding: opened.source.queryCount - prefix)?.rows ?? 0) >= 7)
-            let chosen = view ?? (vision ? .grid : .matrix)
+            let chosen = view ?? (opened.looksLikeVision(gridRequested: grid.grid != nil, prefix: prefix) ? .grid : .matrix)
             var what: String
             var map: Matrix
             if rollout {
