@@ -736,6 +736,17 @@ struct DiffCLITests {
         #expect(maxAbsDifference(try readFloat32NPY(scratch.file("d.npy")).values.map(Double.init), e["diff_last_mean"].doubles2D.flatMap { $0 }) < 1e-7)
     }
 
+    @Test("-o naming either input is refused and the input is untouched")
+    func protectsBothInputs() throws {
+        let scratch = try Scratch()
+        let copy = scratch.file("b.npy")
+        try FileManager.default.copyItem(atPath: b, toPath: copy)
+        let before = try Data(contentsOf: URL(fileURLWithPath: copy))
+        let r = try Run(["diff", a, copy, "-o", copy])
+        #expect(r.status == 1 && r.stderr.contains("is an input file"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: copy)) == before)
+    }
+
     @Test("a file against itself: zero everywhere; different shapes: exit 1 naming the second file")
     func edges() throws {
         let same = try Run(["diff", a, a, "--csv"])

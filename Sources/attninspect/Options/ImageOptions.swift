@@ -58,14 +58,16 @@ struct ImageOptions: ParsableArguments {
 
     /// Writes `map` atomically in the format of the output's extension and says what was written;
     /// a patch grid goes over the `--overlay` picture when one is given.
-    func write(_ map: Matrix, what: String, input: String, patchGrid: Bool = false, outline: Matrix? = nil, labels: [String]? = nil) throws {
+    func write(_ map: Matrix, what: String, input: String, otherInputs: [String] = [], patchGrid: Bool = false, outline: Matrix? = nil,
+               labels: [String]? = nil) throws {
+        let inputs = [input] + otherInputs
         if let overlay {
             precondition(patchGrid, "--overlay is refused by validate() for maps that are not patch grids")
-            return try writeOverlay(map, over: overlay, what: what, input: input, outline: outline)
+            return try writeOverlay(map, over: overlay, what: what, inputs: inputs, outline: outline)
         }
         let lower = output.lowercased()
         if lower.hasSuffix(".npy") {
-            try AtomicFile.write(NPYWriter.encode(map), to: output, protecting: [input])
+            try AtomicFile.write(NPYWriter.encode(map), to: output, protecting: inputs)
             Console.note("wrote \(output): \(what), \(map.rows)×\(map.columns) float32 values")
             return
         }
@@ -80,7 +82,7 @@ struct ImageOptions: ParsableArguments {
             }
             let rowLabels = labels.flatMap { $0.count == map.rows ? $0 : nil }, columnLabels = labels.flatMap { $0.count == map.columns ? $0 : nil }
             try AtomicFile.write(Array(SVG.matrix(map, range: range, colormap: colormap, rowLabels: rowLabels, columnLabels: columnLabels, title: what).utf8),
-                                 to: output, protecting: [input])
+                                 to: output, protecting: inputs)
             Console.note("wrote \(output): \(what), \(map.rows)×\(map.columns) cells\(rowLabels == nil ? "" : " labelled with the tokens"), range \(range.low)...\(range.high)")
             return
         }
@@ -88,7 +90,7 @@ struct ImageOptions: ParsableArguments {
         let colour = pictureColormap
         try checkPixels([map.rows, factor, map.columns, factor], channels: colour == nil ? 1 : 3,
                         what: "a \(map.rows)×\(map.columns) map at zoom \(factor)")
-        try save(withLegend(Image(map: map, range: range, colormap: colour).zoomed(by: factor), range: range, colormap: colour), protecting: [input])
+        try save(withLegend(Image(map: map, range: range, colormap: colour).zoomed(by: factor), range: range, colormap: colour), protecting: inputs)
         Console.note("wrote \(output): \(what), \(map.rows)×\(map.columns) cells at zoom \(factor), range \(range.low)...\(range.high)")
     }
 
@@ -148,7 +150,7 @@ struct ImageOptions: ParsableArguments {
         Console.note("wrote \(output): \(what), \(kept) of \(mask.values.count) patches kept")
     }
 
-    private func writeOverlay(_ map: Matrix, over picturePath: String, what: String, input: String, outline: Matrix?) throws {
+    private func writeOverlay(_ map: Matrix, over picturePath: String, what: String, inputs: [String], outline: Matrix?) throws {
         let picture = try ImageFile.read(picturePath)
         if fit == .exact, let problem = Overlay.misfit(rows: map.rows, columns: map.columns, width: picture.width, height: picture.height) {
             throw DumpError(file: picturePath, problem)
@@ -164,7 +166,7 @@ struct ImageOptions: ParsableArguments {
                 image.pixels[3 * i + 2] = 255
             }
         }
-        try save(withLegend(image, range: range, colormap: colormap), protecting: [input, picturePath])
+        try save(withLegend(image, range: range, colormap: colormap), protecting: inputs + [picturePath])
         Console.note("wrote \(output): \(what) over \(picturePath) (\(picture.width)×\(picture.height), \(resample.rawValue), alpha \(alpha)), range \(range.low)...\(range.high)")
     }
 
