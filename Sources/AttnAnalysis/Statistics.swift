@@ -58,11 +58,6 @@ public struct HeadStatistics: Sendable, Equatable {
         previousToken = previousCount > 0 ? sums.previous / Double(previousCount) : .nan
     }
 
-    /// Statistics of every head of a layer.
-    public static func ofLayer(_ attention: LayerAttention, layer: Int) -> [HeadStatistics] {
-        (0..<attention.heads).map { HeadStatistics(of: attention, layer: layer, head: $0) }
-    }
-
     /// Statistics of every head of layer `layer` of `source`, read block by block on `workers` threads.
     public static func ofLayer(_ source: AttentionSource, layer: Int, workers: Int = Workers.count) throws -> [HeadStatistics] {
         let heads = source.headCount, keys = source.keyCount
