@@ -59,24 +59,42 @@ public struct HeadStatistics: Sendable, Equatable {
     }
 
     /// Statistics of every head of layer `layer` of `source`, read block by block on `workers` threads.
+    /// Each row's sums are kept apart and added in row order afterwards, so the result is the same
+    /// bit for bit whatever the thread count, the scheduling or the reader's block sizes.
     public static func ofLayer(_ source: AttentionSource, layer: Int, workers: Int = Workers.count) throws -> [HeadStatistics] {
-        let heads = source.headCount, keys = source.keyCount
-        let perWorker = (0..<workers).map { _ in WorkerSums(heads: heads) }
+        let heads = source.headCount, keys = source.keyCount, queries = source.queryCount
+        let rows = RowSumsTable(count: heads * queries)
         try source.visitBlocks(layer: layer, heads: 0..<heads, workers: workers) { block, values in
-            perWorker[block.worker].sums[block.head].add(rows: block.rows, keys: keys, values: values)
+            for (r, i) in block.rows.enumerated() {
+                let row = UnsafeBufferPointer(rebasing: values[(r * keys)..<((r + 1) * keys)])
+                rows.store(HeadSums(row: row, index: i), at: block.head * queries + i)
+            }
         }
         return (0..<heads).map { h in
-            var total = HeadSums()
-            for w in 0..<workers { total.merge(perWorker[w].sums[h]) }
-            return HeadStatistics(total, layer: layer, head: h, queries: source.queryCount, keys: keys)
+            HeadStatistics(rows.total(of: (h * queries)..<((h + 1) * queries)), layer: layer, head: h, queries: queries, keys: keys)
         }
     }
 }
 
-/// One worker's running sums per head; only that worker touches them.
-private final class WorkerSums {
-    var sums: [HeadSums]
-    init(heads: Int) { sums = Array(repeating: HeadSums(), count: heads) }
+/// One `HeadSums` per query row of a layer, written from several threads at distinct indices.
+private final class RowSumsTable: @unchecked Sendable {
+    private let storage: UnsafeMutableBufferPointer<HeadSums>
+
+    init(count: Int) {
+        storage = .allocate(capacity: count)
+        storage.initialize(repeating: HeadSums())
+    }
+
+    deinit { storage.deallocate() }
+
+    func store(_ sums: HeadSums, at index: Int) { storage[index] = sums }
+
+    /// The rows `range` merged in order.
+    func total(of range: Range<Int>) -> HeadSums {
+        var total = HeadSums()
+        for i in range { total.merge(storage[i]) }
+        return total
+    }
 }
 
 /// The running sums behind `HeadStatistics`, over any set of rows of one head; sums of disjoint
@@ -87,16 +105,10 @@ struct HeadSums {
     var entropy = 0.0, worstRowSum = 0.0
     var first = 0.0, diagonal = 0.0, previous = 0.0
 
-    /// Adds query rows `rows` (values `[row, key]`, `rows.count × keys`).
+    /// Adds query rows `rows` (values `[row, key]`, `rows.count × keys`), in order.
     mutating func add(rows: Range<Int>, keys k: Int, values: UnsafeBufferPointer<Float>) {
         for (r, i) in rows.enumerated() {
-            let row = UnsafeBufferPointer(rebasing: values[(r * k)..<((r + 1) * k)])
-            let s = RowKernels.statistics(row)
-            var one = HeadSums(nan: s.nan, inf: s.inf, negative: s.negative, finite: s.finite, low: s.min, high: s.max,
-                               total: s.sum, entropy: s.entropy, worstRowSum: abs(s.sum - 1), first: Double(row[0]))
-            if i < k { one.diagonal = Double(row[i]) }
-            if i >= 1 && i - 1 < k { one.previous = Double(row[i - 1]) }
-            merge(one)
+            merge(HeadSums(row: UnsafeBufferPointer(rebasing: values[(r * k)..<((r + 1) * k)]), index: i))
         }
     }
 
@@ -113,5 +125,17 @@ struct HeadSums {
         first += other.first
         diagonal += other.diagonal
         previous += other.previous
+    }
+}
+
+extension HeadSums {
+    /// The sums of one query row, `index` being its query position.
+    init(row: UnsafeBufferPointer<Float>, index i: Int) {
+        let k = row.count
+        let s = RowKernels.statistics(row)
+        self.init(nan: s.nan, inf: s.inf, negative: s.negative, finite: s.finite, low: s.min, high: s.max,
+                  total: s.sum, entropy: s.entropy, worstRowSum: abs(s.sum - 1), first: Double(row[0]))
+        if i < k { diagonal = Double(row[i]) }
+        if i >= 1 && i - 1 < k { previous = Double(row[i - 1]) }
     }
 }

@@ -43,6 +43,19 @@ struct StatisticsTests {
         }
     }
 
+    @Test("statistics are the same bit for bit whatever the thread count and the reader's block sizes")
+    func deterministic() throws {
+        let vit = try source("real/vits14_board_small.h5")
+        let one = try stats(vit, workers: 1)
+        for workers in [2, 3, 5] {
+            for _ in 0..<3 { #expect(try stats(vit, workers: workers) == one, "\(workers) workers") }
+        }
+        // The same values through two readers with different blocks: mapped safetensors and pread NPY.
+        let mapped = try stats(try source("synthetic/safetensors/base_f32.safetensors"), workers: 2)
+        let read = try stats(try source("synthetic/base_f32.npy"), workers: 2)
+        #expect(mapped == read)
+    }
+
     @Test("entropy of a uniform row is ln n, of a one-hot row 0; 0·ln 0 counts as 0")
     func entropyHandWorked() {
         let n = 8
