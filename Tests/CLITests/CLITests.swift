@@ -841,6 +841,59 @@ struct BatchAllCLITests {
         }
     }
 
+    @Test("stats on several files: each file's records as alone, then the aggregate over all their samples")
+    func severalFiles() throws {
+        let base = Fixtures.path("synthetic/base_f32.npy"), batch = Fixtures.path("synthetic/batch_LBHQK.npy")
+        let r = try Run(["stats", base, batch, "--batch", "all", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let files = try #require(object["files"] as? [[String: Any]])
+        #expect(files.map { $0["file"] as? String } == [base, batch])
+        #expect((object["failed"] as? [Any])?.isEmpty == true)
+        let aggregate = try #require(object["aggregate"] as? [String: Any])
+        #expect(aggregate["samples"] as? Int == 4)
+        let records = try #require(aggregate["records"] as? [[String: Any]])
+        #expect(records.count == 6)
+        // Four samples: base.npy (no batch axis: one sample) and the three of batch_LBHQK; numpy's entropies.
+        let e = Fixtures.expected
+        for record in records {
+            let l = record["layer"] as! Int, h = record["head"] as! Int
+            let values = [e["base"]["stats"]["entropy"][l][h].double] + (0..<3).map { e["batch_LBHQK"]["batch\($0)_stats_entropy"][l][h].double }
+            let mean = values.reduce(0, +) / 4
+            let std = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 4).squareRoot()
+            #expect(abs((record["entropy"] as! Double) - mean) < 1e-6)
+            #expect(abs((record["entropy_std"] as! Double) - std) < 1e-6)
+        }
+        // The first file's own records are those of `stats base.npy` alone.
+        let alone = try #require(try JSONSerialization.jsonObject(with: Data(try Run(["stats", base, "--json"]).stdout.utf8)) as? [String: Any])
+        #expect(NSDictionary(dictionary: files[0]).isEqual(to: alone))
+    }
+
+    @Test("stats keeps going past files it cannot read, names each on stderr and exits 1; CSV is one table")
+    func badFilesAmongGood() throws {
+        let good = Fixtures.path("synthetic/base_f32.npy"), f16 = Fixtures.path("synthetic/base_f16.npy")
+        let missing = Fixtures.path("synthetic/does_not_exist.npy"), truncated = Fixtures.path("synthetic/bad/truncated.h5")
+        let r = try Run(["stats", good, missing, truncated, f16, "--csv"])
+        #expect(r.status == 1)
+        let errors = r.stderr.split(separator: "\n")
+        #expect(errors.count == 3, "\(r.stderr)")
+        #expect(errors[0].hasPrefix("attninspect: \(missing): ") && errors[1].hasPrefix("attninspect: \(truncated): "))
+        #expect(errors[2].contains("2 of 4 files could not be read"))
+        let lines = r.stdout.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        #expect(lines[0].prefix(4) == ["file", "sample", "layer", "head"])
+        #expect(lines.dropFirst().allSatisfy { $0.count == lines[0].count })
+        #expect(lines.filter { $0[0] == good }.count == 6 && lines.filter { $0[0] == f16 }.count == 6)
+        let means = lines.filter { $0[0] == "aggregate" && $0[1] == "mean" }
+        #expect(means.count == 6)
+        // Aggregate mean of entropy for layer 0 head 0: numpy's float32 and float16 entropies.
+        let e = Fixtures.expected
+        let want = (e["base"]["stats"]["entropy"][0][0].double + e["base_f16"]["stats"]["entropy"][0][0].double) / 2
+        #expect(abs(Double(means[0][4])! - want) < 1e-6)
+        // Nothing readable: exit 1, nothing on stdout.
+        let none = try Run(["stats", missing, truncated])
+        #expect(none.status == 1 && none.stdout.isEmpty)
+    }
+
     @Test("--batch all without a batch axis is an error; on other commands a usage error")
     func misuse() throws {
         let scratch = try Scratch()

@@ -14,6 +14,9 @@ extension AttnInspect {
         @Option(parsing: .unconditional, help: "Only this layer (negative counts from the end).")
         var layer: Int?
 
+        @Argument(help: "More dumps: statistics of each, then their mean and standard deviation per layer and head; a file that cannot be read is named and skipped (exit status 1).")
+        var moreFiles: [String] = []
+
         @Flag(help: "Print one JSON object.")
         var json = false
 
@@ -25,6 +28,7 @@ extension AttnInspect {
         }
 
         func run() throws {
+            if !moreFiles.isEmpty { return try runOverFiles() }
             if input.allSamples { return try runOverSamples() }
             let opened = try input.open()
             let source = opened.source
@@ -40,7 +44,7 @@ extension AttnInspect {
                 }
             }
             if json {
-                Console.print(Self.json(records, source: source) + "\n")
+                Console.print(JSONValue.object(Self.json(records, source: source)).serialized() + "\n")
             } else if csv {
                 var out = CSV.line(Self.keys)
                 for r in records { out += CSV.line(Self.fields(r).map(Self.csvText)) }
@@ -48,18 +52,127 @@ extension AttnInspect {
             } else {
                 Console.print(text)
             }
-            let bad = records.filter { $0.nanCount + $0.infCount > 0 }
-            if !bad.isEmpty {
-                let nan = bad.reduce(0) { $0 + $1.nanCount }, inf = bad.reduce(0) { $0 + $1.infCount }
-                Console.note("\(input.file): \(nan) NaN and \(inf) infinite values in \(bad.count) head(s); their entropy and row sums are reported as nan/null")
-            }
+            Self.noteNonFinite(records, file: input.file)
         }
 
         /// `--batch all`: the statistics of every sample, then per layer and head their mean and
         /// standard deviation over the samples (population, ddof = 0); counts are summed.
         func runOverSamples() throws {
+            let result = try Self.statistics(of: input, layer: layer)
+            let summary = Aggregate(result.samples)
+            let source = result.source
+            if json {
+                Console.print(JSONValue.object([
+                    ("file", .string(source.file)), ("samples", .integer(result.samples.count)), ("layers", .integer(source.layerCount)),
+                    ("heads", .integer(source.headCount)), ("queries", .integer(source.queryCount)), ("keys", .integer(source.keyCount)),
+                    ("source", .string(source.origin.label)), ("records", .array(summary.jsonRecords)),
+                ]).serialized() + "\n")
+            } else if csv {
+                Console.print(summary.csv)
+            } else {
+                Console.print("\(result.samples.count) samples: mean and standard deviation over the samples (± columns)\n" + summary.table)
+            }
+            Self.noteNonFinite(result.samples.flatMap { $0 }, file: input.file)
+        }
+
+        /// Several files: the statistics of each (every sample with `--batch all`; a file without a
+        /// batch axis is one sample), then per layer and
+        /// head their mean and standard deviation over all the samples of the files that share the
+        /// first readable file's layers and heads. A file that cannot be read is named on stderr and
+        /// skipped; the exit status is then 1.
+        func runOverFiles() throws {
+            var results: [FileStatistics] = []
+            var failures: [(file: String, message: String)] = []
+            for path in [input.file] + moreFiles {
+                var options = input
+                options.file = path
+                do {
+                    results.append(try Self.statistics(of: options, layer: layer, batchAxisOptional: true))
+                } catch {
+                    let message = error is DumpError ? "\(error)" : "\(path): \(error)"
+                    Console.error("attninspect: " + message)
+                    failures.append((path, message))
+                }
+            }
+            let shape = results.first.map { ($0.source.layerCount, $0.source.headCount) }
+            let included = results.filter { ($0.source.layerCount, $0.source.headCount) == shape! }
+            for r in results where (r.source.layerCount, r.source.headCount) != shape! {
+                Console.note("\(r.source.file): \(r.source.layerCount) layers × \(r.source.headCount) heads, unlike \(included[0].source.file) (\(shape!.0) × \(shape!.1)): left out of the aggregate")
+            }
+            let summary = included.isEmpty ? nil : Aggregate(included.flatMap { $0.samples })
+            if json {
+                var object: [(String, JSONValue)] = [
+                    ("files", .array(results.map { r in
+                        var fields = Self.json(r.samples.count == 1 ? r.samples[0] : [], source: r.source)
+                        if r.samples.count > 1 {
+                            fields.removeAll { $0.0 == "records" }
+                            fields += [("samples", .integer(r.samples.count)), ("records", .array(Aggregate(r.samples).jsonRecords))]
+                        }
+                        return .object(fields)
+                    })),
+                    ("failed", .array(failures.map { .object([("file", .string($0.file)), ("error", .string($0.message))]) })),
+                ]
+                if let summary {
+                    object.append(("aggregate", .object([
+                        ("files", .array(included.map { .string($0.source.file) })),
+                        ("samples", .integer(summary.sampleCount)), ("records", .array(summary.jsonRecords)),
+                    ])))
+                }
+                Console.print(JSONValue.object(object).serialized() + "\n")
+            } else if csv {
+                // One rectangular table: every file and sample, then the aggregate's mean and std rows.
+                var out = CSV.line(["file", "sample"] + Self.keys)
+                for r in results {
+                    for (b, sample) in r.samples.enumerated() {
+                        let label = r.samples.count == 1 && !input.allSamples ? "" : "\(b)"
+                        for s in sample { out += CSV.line([r.source.file, label] + Self.fields(s).map(Self.csvText)) }
+                    }
+                }
+                for row in summary?.rows ?? [] {
+                    let head = ["\(row.layer)", "\(row.head)"]
+                    out += CSV.line(["aggregate", "mean"] + head + row.means.map { Self.csvText(.real($0)) } + ["\(row.nan)", "\(row.inf)", "\(row.negative)"])
+                    out += CSV.line(["aggregate", "std"] + head + row.stds.map { Self.csvText(.real($0)) } + ["", "", ""])
+                }
+                Console.print(out)
+            } else {
+                var text = ""
+                for r in results {
+                    text += "== \(r.source.file)\n"
+                    if r.samples.count == 1 {
+                        let byLayer = Dictionary(grouping: r.samples[0], by: \.layer)
+                        text += byLayer.keys.sorted().map { Self.table(for: byLayer[$0]!, layer: $0, source: r.source) }.joined(separator: "\n")
+                    } else {
+                        text += "\(r.samples.count) samples: mean and standard deviation over the samples (± columns)\n" + Aggregate(r.samples).table
+                    }
+                    text += "\n"
+                }
+                if let summary {
+                    text += "== aggregate over \(included.count) file(s), \(summary.sampleCount) sample(s): mean and standard deviation (± columns)\n" + summary.table
+                }
+                Console.print(text)
+            }
+            for r in results { Self.noteNonFinite(r.samples.flatMap { $0 }, file: r.source.file) }
+            if !failures.isEmpty {
+                Console.note("\(failures.count) of \(failures.count + results.count) files could not be read: \(failures.map(\.file).joined(separator: ", "))")
+                throw ExitCode(1)
+            }
+        }
+
+        /// One file's statistics: one list per sample used (every sample with `--batch all`).
+        struct FileStatistics {
+            let source: AttentionSource
+            let samples: [[HeadStatistics]]
+        }
+
+        /// With `batchAxisOptional`, `--batch all` on a file without a batch axis reads its one sample.
+        static func statistics(of input: InputOptions, layer: Int?, batchAxisOptional: Bool = false) throws -> FileStatistics {
+            if !input.allSamples {
+                let opened = try input.open()
+                let layers = try layer.map { [try opened.layer($0)] } ?? Array(0..<opened.source.layerCount)
+                return FileStatistics(source: opened.source, samples: [try layers.flatMap { try HeadStatistics.ofLayer(opened.source, layer: $0) }])
+            }
             let first = try input.open(sample: 0, allowAllSamples: true)
-            guard let size = first.layout.summary.batch?.size else {
+            guard let size = first.layout.summary.batch?.size ?? (batchAxisOptional ? 1 : nil) else {
                 throw DumpError(file: input.file, "--batch all: the data has no batch axis")
             }
             let layers = try layer.map { [try first.layer($0)] } ?? Array(0..<first.source.layerCount)
@@ -68,44 +181,77 @@ extension AttnInspect {
                 let opened = b == 0 ? first : try input.open(sample: b, allowAllSamples: true)
                 perSample.append(try layers.flatMap { try HeadStatistics.ofLayer(opened.source, layer: $0) })
             }
-            let realKeys = Self.keys.enumerated().filter { i, _ in if case .real = Self.fields(perSample[0][0])[i] { return true } else { return false } }
-            var items: [JSONValue] = []
-            var csvLines = CSV.line(["layer", "head"] + realKeys.flatMap { [$0.element, $0.element + "_std"] } + ["nan_count", "inf_count", "negative_count"])
-            var table = TextTable(header: ["layer", "head", "entropy", "±", "norm_ent", "±", "first", "self", "prev", "nan", "inf", "neg"])
-            for r in perSample[0].indices {
-                let samples = perSample.map { $0[r] }
-                var object: [(String, JSONValue)] = [("layer", .integer(samples[0].layer)), ("head", .integer(samples[0].head))]
-                var csvFields = ["\(samples[0].layer)", "\(samples[0].head)"]
-                var means: [String: Double] = [:], stds: [String: Double] = [:]
-                for (i, key) in realKeys {
-                    let values = samples.map { s -> Double in if case .real(let d) = Self.fields(s)[i] { return d } else { return .nan } }
-                    let mean = values.reduce(0, +) / Double(values.count)
-                    let std = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count)).squareRoot()
-                    means[key] = mean
-                    stds[key] = std
-                    object += [(key, .finite(mean)), (key + "_std", .finite(std))]
-                    csvFields += [Self.csvText(.real(mean)), Self.csvText(.real(std))]
-                }
-                let nan = samples.reduce(0) { $0 + $1.nanCount }, inf = samples.reduce(0) { $0 + $1.infCount }, neg = samples.reduce(0) { $0 + $1.negativeCount }
-                object += [("nan_count", .integer(nan)), ("inf_count", .integer(inf)), ("negative_count", .integer(neg))]
-                csvFields += ["\(nan)", "\(inf)", "\(neg)"]
-                items.append(.object(object))
-                csvLines += CSV.line(csvFields)
-                table.append(["\(samples[0].layer)", "\(samples[0].head)", formatFixed(means["entropy"]!), formatFixed(stds["entropy"]!),
-                              formatFixed(means["normalized_entropy"]!), formatFixed(stds["normalized_entropy"]!), formatFixed(means["first_token"]!),
-                              formatFixed(means["self"]!), formatFixed(means["previous_token"]!), "\(nan)", "\(inf)", "\(neg)"])
+            return FileStatistics(source: first.source, samples: perSample)
+        }
+
+        static func noteNonFinite(_ records: [HeadStatistics], file: String) {
+            let bad = records.filter { $0.nanCount + $0.infCount > 0 }
+            if !bad.isEmpty {
+                let nan = bad.reduce(0) { $0 + $1.nanCount }, inf = bad.reduce(0) { $0 + $1.infCount }
+                Console.note("\(file): \(nan) NaN and \(inf) infinite values in \(Set(bad.map { "\($0.layer)/\($0.head)" }).count) head(s); their entropy and row sums are reported as nan/null")
             }
-            let source = first.source
-            if json {
-                Console.print(JSONValue.object([
-                    ("file", .string(source.file)), ("samples", .integer(size)), ("layers", .integer(source.layerCount)), ("heads", .integer(source.headCount)),
-                    ("queries", .integer(source.queryCount)), ("keys", .integer(source.keyCount)), ("source", .string(source.origin.label)),
-                    ("records", .array(items)),
-                ]).serialized() + "\n")
-            } else if csv {
-                Console.print(csvLines)
-            } else {
-                Console.print("\(size) samples: mean and standard deviation over the samples (± columns)\n" + table.render())
+        }
+
+        /// Per layer and head, the mean and standard deviation (population, ddof = 0) of every
+        /// statistic over several samples with the same heads; counts are summed.
+        struct Aggregate {
+            struct Row {
+                let layer: Int, head: Int
+                /// Per real-valued key, in `Aggregate.realKeys` order.
+                let means: [Double], stds: [Double]
+                let nan: Int, inf: Int, negative: Int
+                func mean(_ key: String) -> Double { means[Aggregate.realKeys.firstIndex(of: key)!] }
+                func std(_ key: String) -> Double { stds[Aggregate.realKeys.firstIndex(of: key)!] }
+            }
+
+            static let realKeys = ["entropy", "normalized_entropy", "min", "max", "mean", "row_sum_max_dev", "first_token", "self", "previous_token"]
+            let sampleCount: Int
+            let rows: [Row]
+
+            init(_ perSample: [[HeadStatistics]]) {
+                sampleCount = perSample.count
+                let paths: [KeyPath<HeadStatistics, Double>] = [\.entropy, \.normalizedEntropy, \.min, \.max, \.mean, \.rowSumMaxDeviation,
+                                                                \.firstToken, \.selfAttention, \.previousToken]
+                rows = perSample[0].indices.map { r in
+                    let samples = perSample.map { $0[r] }
+                    var means: [Double] = [], stds: [Double] = []
+                    for path in paths {
+                        let values = samples.map { $0[keyPath: path] }
+                        let mean = values.reduce(0, +) / Double(values.count)
+                        means.append(mean)
+                        stds.append((values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count)).squareRoot())
+                    }
+                    return Row(layer: samples[0].layer, head: samples[0].head, means: means, stds: stds,
+                               nan: samples.reduce(0) { $0 + $1.nanCount }, inf: samples.reduce(0) { $0 + $1.infCount },
+                               negative: samples.reduce(0) { $0 + $1.negativeCount })
+                }
+            }
+
+            var jsonRecords: [JSONValue] {
+                rows.map { row in
+                    var object: [(String, JSONValue)] = [("layer", .integer(row.layer)), ("head", .integer(row.head))]
+                    for (i, key) in Self.realKeys.enumerated() { object += [(key, .finite(row.means[i])), (key + "_std", .finite(row.stds[i]))] }
+                    return .object(object + [("nan_count", .integer(row.nan)), ("inf_count", .integer(row.inf)), ("negative_count", .integer(row.negative))])
+                }
+            }
+
+            var csv: String {
+                var out = CSV.line(["layer", "head"] + Self.realKeys.flatMap { [$0, $0 + "_std"] } + ["nan_count", "inf_count", "negative_count"])
+                for row in rows {
+                    out += CSV.line(["\(row.layer)", "\(row.head)"] + zip(row.means, row.stds).flatMap { [Stats.csvText(.real($0)), Stats.csvText(.real($1))] }
+                                    + ["\(row.nan)", "\(row.inf)", "\(row.negative)"])
+                }
+                return out
+            }
+
+            var table: String {
+                var table = TextTable(header: ["layer", "head", "entropy", "±", "norm_ent", "±", "first", "self", "prev", "nan", "inf", "neg"])
+                for row in rows {
+                    table.append(["\(row.layer)", "\(row.head)", formatFixed(row.mean("entropy")), formatFixed(row.std("entropy")),
+                                  formatFixed(row.mean("normalized_entropy")), formatFixed(row.std("normalized_entropy")), formatFixed(row.mean("first_token")),
+                                  formatFixed(row.mean("self")), formatFixed(row.mean("previous_token")), "\(row.nan)", "\(row.inf)", "\(row.negative)"])
+                }
+                return table.render()
             }
         }
 
@@ -127,7 +273,7 @@ extension AttnInspect {
             }
         }
 
-        static func json(_ records: [HeadStatistics], source: AttentionSource) -> String {
+        static func json(_ records: [HeadStatistics], source: AttentionSource) -> [(String, JSONValue)] {
             let items: [JSONValue] = records.map { r in
                 .object(zip(keys, fields(r)).map { key, f in
                     switch f {
@@ -136,11 +282,11 @@ extension AttnInspect {
                     }
                 })
             }
-            return JSONValue.object([
+            return [
                 ("file", .string(source.file)), ("layers", .integer(source.layerCount)), ("heads", .integer(source.headCount)),
                 ("queries", .integer(source.queryCount)), ("keys", .integer(source.keyCount)), ("source", .string(source.origin.label)),
                 ("records", .array(items)),
-            ]).serialized()
+            ]
         }
 
         static func table(for stats: [HeadStatistics], layer: Int, source: AttentionSource) -> String {
