@@ -40,23 +40,11 @@ public enum AttentionLayout {
     /// Decides which tensors of `file` are the attention (or Q and K) and how their axes map
     /// to `[layer, head, query, key]`.
     public static func resolve(_ file: DumpFile, options: ReadOptions) throws -> AttentionLayout {
-        let floating = file.container.tensors.filter { if case .floating = $0.info.element { return true } else { return false } }
+        let floating = floatingTensors(of: file)
         let tokens = try file.tokenLabels()
 
         if let wanted = options.dataset {
-            if let tensor = file.tensor(named: wanted) {
-                guard case .floating = tensor.info.element else {
-                    throw DumpError(file: file.path, dataset: tensor.label, unsupportedDtype(tensor.info.element))
-                }
-                return .attention(try StoredAttention(file: file, layers: .single(tensor), options: options, tokens: tokens))
-            }
-            var prefix = wanted.hasPrefix("/") ? wanted : "/" + wanted
-            if !prefix.hasSuffix("/") { prefix += "/" }
-            let inside = floating.filter { ("/" + $0.name.trimmingPrefix("/")).hasPrefix(prefix) }
-            if let group = try perLayerGroup(inside, names: attentionNames, file: file, anyName: true) {
-                return .attention(try StoredAttention(file: file, layers: .perLayer(group), options: options, tokens: tokens))
-            }
-            throw DumpError(file: file.path, "no dataset or member named '\(wanted)'; found: \(listing(file.container.tensors))")
+            return .attention(try StoredAttention(file: file, layers: try named(wanted, in: file, preferring: attentionNames), options: options, tokens: tokens))
         }
 
         let attention = try findTensors(floating, names: attentionNames, file: file)
@@ -92,6 +80,54 @@ public enum AttentionLayout {
             throw DumpError(file: file.path, dataset: only.label, unsupportedDtype(only.info.element))
         }
         throw DumpError(file: file.path, "no attention found: expected a dataset named \(attentionNames.joined(separator: ", ")), per-layer datasets such as /layer_00/attn, or q and k; found: \(listing(file.container.tensors))")
+    }
+
+    /// The tensor named `wanted`, or the numbered per-layer group inside the group `wanted`.
+    private static func named(_ wanted: String, in file: DumpFile, preferring names: [String]) throws -> LayerTensors {
+        if let tensor = file.tensor(named: wanted) {
+            guard case .floating = tensor.info.element else {
+                throw DumpError(file: file.path, dataset: tensor.label, unsupportedDtype(tensor.info.element))
+            }
+            return .single(tensor)
+        }
+        var prefix = wanted.hasPrefix("/") ? wanted : "/" + wanted
+        if !prefix.hasSuffix("/") { prefix += "/" }
+        let inside = floatingTensors(of: file).filter { ("/" + $0.name.trimmingPrefix("/")).hasPrefix(prefix) }
+        if let group = try perLayerGroup(inside, names: names, file: file, anyName: true) {
+            return .perLayer(group)
+        }
+        throw DumpError(file: file.path, "no dataset or member named '\(wanted)'; found: \(listing(file.container.tensors))")
+    }
+
+    private static func floatingTensors(of file: DumpFile) -> [StoredTensor] {
+        file.container.tensors.filter { if case .floating = $0.info.element { return true } else { return false } }
+    }
+
+    /// Names that mean "gradients of the loss with respect to the attention probabilities".
+    public static let gradientNames = ["attn_grad", "attn_grads", "attention_grad", "attention_grads", "attention_gradients", "grads", "grad"]
+
+    /// The attention gradients stored beside `attention` (tensors named `attn_grad`, `grads`, ... or
+    /// `wanted`), read with the same options; they must have its layers, heads, queries and keys.
+    /// - Returns: nil when the file holds none and none was named.
+    public static func gradients(_ file: DumpFile, named wanted: String?, options: ReadOptions, matching attention: AttentionSource) throws -> StoredAttention? {
+        let tensors: LayerTensors
+        if let wanted {
+            tensors = try named(wanted, in: file, preferring: gradientNames)
+        } else if let found = try findTensors(floatingTensors(of: file), names: gradientNames, file: file) {
+            tensors = found
+        } else {
+            return nil
+        }
+        var readOptions = options
+        readOptions.dataset = nil
+        readOptions.fromQK = false
+        let gradients = try StoredAttention(file: file, layers: tensors, options: readOptions, tokens: nil)
+        let want = [attention.layerCount, attention.headCount, attention.queryCount, attention.keyCount]
+        let found = [gradients.layerCount, gradients.headCount, gradients.queryCount, gradients.keyCount]
+        guard want == found else {
+            throw DumpError(file: file.path, dataset: tensors.label, "the attention gradients must have the attention's [layer, head, query, key] shape \(formatShape(want)), found \(formatShape(found))")
+        }
+        return gradients
     }
 
     /// A single tensor with one of `names`, or a numbered per-layer group of them.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AttnCore
 import AttnAnalysis
+import AttnReader
 
 extension AttnInspect {
     /// `attninspect rollout FILE -o OUT`: attention rollout through the layers.
@@ -15,13 +16,11 @@ extension AttnInspect {
             renormalised properly (vit-explain divides a[i,j] by the sum of row j).
             """)
 
-        enum View: String, ExpressibleByArgument, CaseIterable { case matrix, grid }
-
         @OptionGroup var input: InputOptions
         @OptionGroup var image: ImageOptions
 
         @Option(help: "matrix: R itself (queries × keys); grid: row --token of R as a patch grid. Default: grid for vision dumps.")
-        var view: View?
+        var view: MapView?
 
         @Option(name: .customLong("head-fusion"), parsing: .unconditional, help: "How heads are fused in each layer: mean, max, min or a head index (default mean; max with --compat vit-explain).")
         var headFusionOption: HeadFusion?
@@ -44,9 +43,20 @@ extension AttnInspect {
         @Option(name: .customLong("end-layer"), parsing: .unconditional, help: "Last layer of the rollout (-1 = the last).")
         var endLayer: Int = -1
 
+        @Flag(help: "Gradient-weighted rollout (Chefer et al. 2021): R ← R + mean_h((∇A ⊙ A)⁺)·R from R = I, with the attention gradients stored in the file (attn_grad, grads, ...).")
+        var gradients = false
+
+        @Option(name: .customLong("gradient-dataset"), help: "The dataset or member holding the attention gradients (implies --gradients).")
+        var gradientDataset: String?
+
+        var gradientWeighted: Bool { gradients || gradientDataset != nil }
+
         @OptionGroup var grid: GridOptions
 
         func validate() throws {
+            if gradientWeighted && (compat != .abnar || headFusionOption != nil || discardRatioOption != nil) {
+                throw ValidationError("--gradients weights every head by its gradient, so --compat, --head-fusion and --discard-ratio do not apply")
+            }
             guard discardRatio >= 0 && discardRatio < 1 else {
                 throw ValidationError("--discard-ratio must be at least 0 and below 1, got \(discardRatio)")
             }
@@ -65,13 +75,12 @@ extension AttnInspect {
             guard start <= end else {
                 throw DumpError(file: input.file, "--start-layer \(startLayer) (layer \(start)) comes after --end-layer \(endLayer) (layer \(end))")
             }
+            if gradientWeighted { return try runGradientWeighted(opened, layers: start...end) }
             let normalisation: AttnAnalysis.Rollout.Normalisation = compat == .vitExplain ? .vitExplain : compat == .vitKeras ? .wholeMatrix : .rows
             let rollout = AttnAnalysis.Rollout(fusion: try opened.fusion(headFusion), discardRatio: discardRatio, layers: start...end,
                                                normalisation: normalisation)
             let prefix = try opened.prefix(grid.prefix)
-            let vision = image.overlay != nil || opened.looksLikeVision(gridRequested: grid.grid != nil, prefix: prefix)
-            let chosen = view ?? (vision ? .grid : .matrix)
-            if view == nil { Console.note("view: \(chosen.rawValue) (choose with --view matrix|grid)") }
+            let chosen = try opened.view(view, overlay: image.overlay != nil, grid: grid)
             let what = "rollout of layers \(start)...\(end), head fusion \(headFusion)" + (discardRatio > 0 ? ", discard \(discardRatio)" : "")
                 + (compat == .abnar ? "" : ", as \(compat.rawValue)")
             switch chosen {
@@ -86,6 +95,44 @@ extension AttnInspect {
                 try image.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
             }
         }
+    }
+}
+
+extension AttnInspect.Rollout {
+    /// `--gradients`: Chefer et al.'s rule with the gradients stored beside the attention.
+    func runGradientWeighted(_ opened: OpenedDump, layers: ClosedRange<Int>) throws {
+        let source = opened.source
+        let options = ReadOptions(batch: input.batch, heads: input.heads)
+        guard let gradients = try AttentionLayout.gradients(opened.file, named: gradientDataset, options: options, matching: source) else {
+            throw DumpError(file: input.file, "--gradients: no attention gradients found: expected a dataset or member named \(AttentionLayout.gradientNames.joined(separator: ", ")) with the attention's shape, or name it with --gradient-dataset NAME")
+        }
+        let rollout = GradientRollout(layers: layers)
+        let prefix = try opened.prefix(grid.prefix)
+        let chosen = try opened.view(view, overlay: image.overlay != nil, grid: grid)
+        let what = "gradient-weighted rollout of layers \(layers.lowerBound)...\(layers.upperBound) (gradients from \(gradients.summary.datasets))"
+        switch chosen {
+        case .matrix:
+            let r = try opened.analysing { try rollout.compute(attention: source, gradients: gradients) }
+            try image.write(r, what: what, input: input.file, labels: source.tokens)
+        case .grid:
+            let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
+            let row = try opened.analysing { try rollout.computeRow(attention: source, gradients: gradients, token: grid.token) }
+            let map = try opened.analysing { try patchGrid.extract(from: row, token: 0, prefix: prefix) }
+            try image.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
+        }
+    }
+}
+
+/// A map of rows × keys shown whole, or one row as a patch grid: `rollout` and `flow`.
+enum MapView: String, ExpressibleByArgument, CaseIterable { case matrix, grid }
+
+extension OpenedDump {
+    /// `requested`, else grid for a vision dump (or with an overlay) and matrix otherwise; the choice is said on stderr.
+    func view(_ requested: MapView?, overlay: Bool, grid: GridOptions) throws -> MapView {
+        let vision = try overlay || looksLikeVision(gridRequested: grid.grid != nil, prefix: prefix(grid.prefix))
+        let chosen = requested ?? (vision ? .grid : .matrix)
+        if requested == nil { Console.note("view: \(chosen.rawValue) (choose with --view matrix|grid)") }
+        return chosen
     }
 }
 
