@@ -46,9 +46,7 @@ public struct GradientRollout: Sendable {
     }
 
     private func check(_ attention: AttentionSource, _ gradients: AttentionSource) throws -> Int {
-        guard attention.queryCount == attention.keyCount else {
-            throw AnalysisError("gradient-weighted rollout needs self-attention (queries = keys), found \(attention.queryCount) queries × \(attention.keyCount) keys")
-        }
+        if let why = attention.chainRefusal("gradient-weighted rollout") { throw AnalysisError(why) }
         guard layers.lowerBound >= 0 && layers.upperBound < attention.layerCount else {
             throw AnalysisError("layers \(layers) are out of range: expected 0...\(attention.layerCount - 1)")
         }

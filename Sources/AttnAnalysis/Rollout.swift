@@ -59,9 +59,7 @@ public struct Rollout: Sendable {
 
     /// Refuses cross-attention and a discard ratio outside 0 ≤ r < 1.
     private func check(_ source: AttentionSource) throws {
-        guard source.queryCount == source.keyCount else {
-            throw AnalysisError("rollout needs self-attention (queries = keys), found \(source.queryCount) queries × \(source.keyCount) keys")
-        }
+        if let why = source.chainRefusal("rollout") { throw AnalysisError(why) }
         guard discardRatio >= 0 && discardRatio < 1 else {
             throw AnalysisError("discard ratio \(discardRatio) is out of range: expected 0 ≤ r < 1")
         }

@@ -20,9 +20,9 @@ public struct HeadStatistics: Sendable, Equatable {
     public var rowSumMaxDeviation: Double
     /// Mean over rows of the attention on key 0 (the first token: CLS or a sink).
     public var firstToken: Double
-    /// Mean over rows i of aᵢᵢ.
+    /// Mean over rows i of aᵢᵢ (NaN for cross-attention, queries ≠ keys).
     public var selfAttention: Double
-    /// Mean over rows i ≥ 1 of aᵢ,ᵢ₋₁.
+    /// Mean over rows i ≥ 1 of aᵢ,ᵢ₋₁ (NaN for cross-attention).
     public var previousToken: Double
     public var nanCount: Int
     public var infCount: Int
@@ -52,10 +52,9 @@ public struct HeadStatistics: Sendable, Equatable {
         mean = sums.finite > 0 ? sums.total / Double(sums.finite) : .nan
         rowSumMaxDeviation = clean ? sums.worstRowSum : .nan
         firstToken = sums.first / Double(q)
-        let diagonalCount = Swift.min(q, k)
-        selfAttention = sums.diagonal / Double(diagonalCount)
-        let previousCount = Swift.min(q, k + 1) - 1
-        previousToken = previousCount > 0 ? sums.previous / Double(previousCount) : .nan
+        // Query i and key i are the same token only in self-attention (queries = keys).
+        selfAttention = q == k ? sums.diagonal / Double(q) : .nan
+        previousToken = q == k && q > 1 ? sums.previous / Double(q - 1) : .nan
     }
 
     /// Statistics of every head of layer `layer` of `source`, read block by block on `workers` threads.

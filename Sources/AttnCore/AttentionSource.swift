@@ -46,12 +46,25 @@ public protocol AttentionSource: AnyObject {
     var origin: AttentionOrigin { get }
     /// Token labels, one per query position, when the file has them.
     var tokens: [String]? { get }
+    /// Token labels, one per key position: `tokens` for self-attention; for cross-attention
+    /// (queries ≠ keys) the file's own key labels when it has them.
+    var keyTokens: [String]? { get }
     /// Reads layer `index` (0-based): `[head, query, key]`.
     func layer(_ index: Int) throws -> LayerAttention
     /// Hands every row of `heads` in layer `index` to `body` exactly once, in blocks, on up to
     /// `workers` threads, without keeping more than a block per worker in memory where the storage
     /// allows (otherwise one layer: `visitLayerBlocks`).
     func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws
+}
+
+extension AttentionSource {
+    public var keyTokens: [String]? { queryCount == keyCount ? tokens : nil }
+
+    /// Why an analysis that chains layers (rollout, flow) cannot run on this attention, if it cannot.
+    public func chainRefusal(_ analysis: String) -> String? {
+        guard queryCount != keyCount else { return nil }
+        return "\(analysis) chains the layers (each layer's keys must be the previous layer's tokens), so it needs self-attention with queries = keys; this attention has \(queryCount) queries × \(keyCount) keys (cross-attention?)"
+    }
 }
 
 /// Per-head queries and keys of one layer: `[head, position, dim]`, row-major.

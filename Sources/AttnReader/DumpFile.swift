@@ -80,12 +80,17 @@ public final class DumpFile {
     }
 
     /// Token labels from a `tokens` dataset or member (any path ending in `tokens`), if any.
-    public func tokenLabels() throws -> [String]? {
-        guard let t = container.tensors.first(where: { lastComponent($0.name) == "tokens" && $0.info.element == .text }) else {
-            return nil
+    public func tokenLabels(named names: [String] = ["tokens"]) throws -> [String]? {
+        for name in names {
+            if let t = container.tensors.first(where: { lastComponent($0.name) == name && $0.info.element == .text }) {
+                return try t.readStrings()
+            }
         }
-        return try t.readStrings()
+        return nil
     }
+
+    /// Names of the key labels of cross-attention, in order of preference.
+    public static let keyTokenNames = ["key_tokens", "source_tokens", "src_tokens", "encoder_tokens"]
 }
 
 func lastComponent(_ path: String) -> String {

@@ -12,6 +12,7 @@ public final class StoredAttention: AttentionSource {
     public let keyCount: Int
     public let origin = AttentionOrigin.stored
     public let tokens: [String]?
+    public let keyTokens: [String]?
     public let summary: LayoutSummary
     private let tensors: LayerTensors
     private let batchIndex: Int?
@@ -72,6 +73,12 @@ public final class StoredAttention: AttentionSource {
         }
         let expectedTokens = queryCount, usedBatch = batchIndex ?? 0
         self.tokens = tokens.flatMap { $0.count == expectedTokens ? $0 : nil }
+        if queryCount == keyCount {
+            keyTokens = self.tokens
+        } else {
+            let expectedKeys = keyCount
+            keyTokens = try dump.tokenLabels(named: DumpFile.keyTokenNames).flatMap { $0.count == expectedKeys ? $0 : nil }
+        }
         summary = LayoutSummary(datasets: layers.label, axes: "[" + axes.joined(separator: ", ") + "]",
                                 batch: batchSize.map { ($0, usedBatch) }, layerNumbers: layers.layerNumbers)
     }

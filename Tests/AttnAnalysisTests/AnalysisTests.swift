@@ -63,13 +63,18 @@ struct StatisticsTests {
         let s = HeadStatistics(of: uniform, layer: 0, head: 0)
         #expect(abs(s.entropy - log(Double(n))) < 1e-7)
         #expect(abs(s.normalizedEntropy - 1) < 1e-7)
-        let oneHot = LayerAttention(heads: 1, queries: 2, keys: 3, values: [1, 0, 0, 0, 0.5, 0.5])
+        let oneHot = LayerAttention(heads: 1, queries: 3, keys: 3, values: [1, 0, 0, 0, 0.5, 0.5, 0.25, 0.25, 0.5])
         let t = HeadStatistics(of: oneHot, layer: 0, head: 0)
-        #expect(abs(t.entropy - log(2) / 2) < 1e-12)
-        #expect(t.firstToken == 0.5)
-        #expect(t.selfAttention == 0.75)   // (1 + 0.5) / 2
-        #expect(t.previousToken == 0)      // a[1,0]
+        let entropy: Double = 2.5 * log(2.0) / 3     // rows: 0, ln 2, 1.5 ln 2
+        #expect(abs(t.entropy - entropy) < 1e-12)
+        #expect(abs(t.firstToken - 1.25 / 3) < 1e-15)
+        #expect(abs(t.selfAttention - 2.0 / 3) < 1e-15)   // (1 + 0.5 + 0.5) / 3
+        #expect(t.previousToken == 0.125)                 // (a[1,0] + a[2,1]) / 2
         #expect(t.rowSumMaxDeviation == 0)
+        // Cross-attention (2 queries × 3 keys): query i and key i are different tokens.
+        let cross = HeadStatistics(of: LayerAttention(heads: 1, queries: 2, keys: 3, values: [1, 0, 0, 0, 0.5, 0.5]), layer: 0, head: 0)
+        #expect(abs(cross.entropy - log(2) / 2) < 1e-12 && cross.firstToken == 0.5)
+        #expect(cross.selfAttention.isNaN && cross.previousToken.isNaN)
     }
 
     @Test("NaN, Inf and negative values are counted, never a crash")

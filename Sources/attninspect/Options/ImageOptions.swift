@@ -57,9 +57,10 @@ struct ImageOptions: ParsableArguments {
     }
 
     /// Writes `map` atomically in the format of the output's extension and says what was written;
-    /// a patch grid goes over the `--overlay` picture when one is given.
+    /// a patch grid goes over the `--overlay` picture when one is given. `labels` name the rows (queries)
+    /// and `columnLabels` the columns (keys; by default `labels` when their count fits).
     func write(_ map: Matrix, what: String, input: String, otherInputs: [String] = [], patchGrid: Bool = false, outline: Matrix? = nil,
-               labels: [String]? = nil) throws {
+               labels: [String]? = nil, columnLabels keyLabels: [String]? = nil) throws {
         let inputs = [input] + otherInputs
         if let overlay {
             precondition(patchGrid, "--overlay is refused by validate() for maps that are not patch grids")
@@ -80,7 +81,8 @@ struct ImageOptions: ParsableArguments {
             guard map.rows * map.columns <= 1 << 20 else {
                 throw DumpError(file: output, "a \(map.rows)×\(map.columns) map is too large for SVG (over a million cells): write .png")
             }
-            let rowLabels = labels.flatMap { $0.count == map.rows ? $0 : nil }, columnLabels = labels.flatMap { $0.count == map.columns ? $0 : nil }
+            let rowLabels = labels.flatMap { $0.count == map.rows ? $0 : nil }
+            let columnLabels = (keyLabels ?? (map.rows == map.columns ? labels : nil)).flatMap { $0.count == map.columns ? $0 : nil }
             try AtomicFile.write(Array(SVG.matrix(map, range: range, colormap: colormap, rowLabels: rowLabels, columnLabels: columnLabels, title: what).utf8),
                                  to: output, protecting: inputs)
             Console.note("wrote \(output): \(what), \(map.rows)×\(map.columns) cells\(rowLabels == nil ? "" : " labelled with the tokens"), range \(range.low)...\(range.high)")

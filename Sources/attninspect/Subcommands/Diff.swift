@@ -65,7 +65,7 @@ extension AttnInspect {
                 let difference = Matrix(rows: x.rows, columns: x.columns, values: zip(x.values, y.values).map { $0 - $1 })
                 let extent = max(difference.values.map(abs).max() ?? 0, Float.leastNormalMagnitude)
                 try ImageOptions(output: output, colormap: .coolwarm, range: ValueRange(low: -extent, high: extent), zoom: nil)
-                    .write(difference, what: "layer \(l) \(fusion): A − B", input: first, otherInputs: [second], labels: a.source.tokens)
+                    .write(difference, what: "layer \(l) \(fusion): A − B", input: first, otherInputs: [second], labels: a.source.tokens, columnLabels: a.source.keyTokens)
             }
         }
     }

@@ -28,7 +28,7 @@ extension AttnInspect {
                 let l = try opened.layer(n)
                 let fusion = try opened.fusion(f)
                 let map = try opened.analysing { try fusion.fuse(try opened.source.layer(l)) }
-                return try image.write(map, what: "layer \(l), \(fusion)", input: input.file, labels: opened.source.tokens)
+                return try image.write(map, what: "layer \(l), \(fusion)", input: input.file, labels: opened.source.tokens, columnLabels: opened.source.keyTokens)
             }
             let (tiles, shape) = try opened.tiles(layers: layer, heads: head) { attention, fusion in try fusion.fuse(attention) }
             let columns = head == .all ? (layer == .all ? opened.source.headCount : Composition.columns(for: tiles.count)) : Composition.columns(for: tiles.count)

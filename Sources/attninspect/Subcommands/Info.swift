@@ -44,6 +44,13 @@ extension AttnInspect {
             } else if let labels = try dump.tokenLabels() {
                 view += "tokens: \(labels.count) labels found, but the attention has \(s.queryCount) queries: not used\n"
             }
+            if s.queryCount != s.keyCount {
+                if let keys = s.keyTokens {
+                    view += "key tokens (\(keys.count)): " + keys.map(JSONValue.quote).joined(separator: " ") + "\n"
+                } else if let labels = try dump.tokenLabels(named: DumpFile.keyTokenNames) {
+                    view += "key tokens: \(labels.count) labels found, but the attention has \(s.keyCount) keys: not used\n"
+                }
+            }
             Console.print(view)
         }
     }

@@ -80,6 +80,7 @@ extension AttnInspect {
             let rollout = AttnAnalysis.Rollout(fusion: try opened.fusion(headFusion), discardRatio: discardRatio, layers: start...end,
                                                normalisation: normalisation)
             let prefix = try opened.prefix(grid.prefix)
+            if let why = source.chainRefusal("rollout") { throw DumpError(file: input.file, why) }
             let chosen = try opened.view(view, overlay: image.overlay != nil, grid: grid)
             let what = "rollout of layers \(start)...\(end), head fusion \(headFusion)" + (discardRatio > 0 ? ", discard \(discardRatio)" : "")
                 + (compat == .abnar ? "" : ", as \(compat.rawValue)")
@@ -102,12 +103,14 @@ extension AttnInspect.Rollout {
     /// `--gradients`: Chefer et al.'s rule with the gradients stored beside the attention.
     func runGradientWeighted(_ opened: OpenedDump, layers: ClosedRange<Int>) throws {
         let source = opened.source
+        if let why = source.chainRefusal("gradient-weighted rollout") { throw DumpError(file: input.file, why) }
         let options = ReadOptions(batch: input.batch, heads: input.heads)
         guard let gradients = try AttentionLayout.gradients(opened.file, named: gradientDataset, options: options, matching: source) else {
             throw DumpError(file: input.file, "--gradients: no attention gradients found: expected a dataset or member named \(AttentionLayout.gradientNames.joined(separator: ", ")) with the attention's shape, or name it with --gradient-dataset NAME")
         }
         let rollout = GradientRollout(layers: layers)
         let prefix = try opened.prefix(grid.prefix)
+        if let why = source.chainRefusal("rollout") { throw DumpError(file: input.file, why) }
         let chosen = try opened.view(view, overlay: image.overlay != nil, grid: grid)
         let what = "gradient-weighted rollout of layers \(layers.lowerBound)...\(layers.upperBound) (gradients from \(gradients.summary.datasets))"
         switch chosen {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AttnCore
 import AttnAnalysis
+import AttnReader
 import AttnRender
 
 extension AttnInspect {
@@ -40,7 +41,13 @@ extension AttnInspect {
             let fusion = try opened.fusion(head)
             let map = try opened.analysing { try fusion.fuse(try opened.source.layer(l)) }
             let values = Array(map.row(query))
-            let shown = Array(labels.prefix(values.count)) + (labels.count < values.count ? (labels.count..<values.count).map { "#\($0)" } : [])
+            // The keys' labels: the tokens themselves for self-attention; for cross-attention the
+            // file's key labels (key_tokens, ...), else their positions.
+            let keyLabels = opened.source.keyTokens ?? (0..<values.count).map { "#\($0)" }
+            if opened.source.keyTokens == nil {
+                Console.note("\(input.file): cross-attention to \(values.count) keys without key labels (\(DumpFile.keyTokenNames.joined(separator: ", "))): keys shown by position")
+            }
+            let shown = keyLabels
             guard let scale = range ?? ValueRange.of(Matrix(rows: 1, columns: values.count, values: values)) else {
                 throw DumpError(file: input.file, "the row of token \(query) holds no finite values")
             }
