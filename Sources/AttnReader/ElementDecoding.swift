@@ -20,3 +20,21 @@ enum ElementDecoding {
         }
     }
 }
+
+/// Decodes stored integers (masks, lengths): 1, 2, 4 or 8 bytes, signed or not, either byte order.
+enum IntegerDecoding {
+    static func decode(_ raw: [UInt8], size: Int, signed: Bool, order: ByteOrder) -> [Int64] {
+        let count = raw.count / size
+        return (0..<count).map { i in
+            var bits: UInt64 = 0
+            for b in 0..<size {
+                let byte = UInt64(raw[i * size + (order == .big ? b : size - 1 - b)])
+                bits = bits << 8 | byte
+            }
+            if signed && size < 8 && bits & (1 << UInt64(size * 8 - 1)) != 0 {
+                bits |= ~((1 << UInt64(size * 8)) - 1)   // sign extension
+            }
+            return Int64(bitPattern: bits)
+        }
+    }
+}

@@ -36,6 +36,8 @@ protocol StoredTensor: AnyObject {
     func readBlock(leading: [Int]) throws -> [Float]
     /// Reads every element as strings (token labels).
     func readStrings() throws -> [String]
+    /// Reads every element of an integer or boolean tensor (masks, lengths), C order.
+    func readIntegers() throws -> [Int64]
     /// How the elements can be read without the container's library, in parallel: nil when they
     /// cannot (Fortran order, an NPZ member, an HDF5 filter other than deflate and shuffle, ...).
     var directStorage: DirectStorage? { get }
@@ -45,6 +47,14 @@ protocol StoredTensor: AnyObject {
 
 extension StoredTensor {
     func reinterpreted(as type: ElementType) -> StoredTensor? { nil }
+}
+
+extension StoredTensor {
+    /// Every element as numbers: integers and booleans exactly, floating types through `Float`.
+    public func readNumbers(file: String) throws -> [Double] {
+        if case .floating = info.element { return try readBlock(leading: []).map(Double.init) }
+        return try readIntegers().map(Double.init)
+    }
 }
 
 /// Elements stored so that any block of rows can be fetched with `pread` on any thread.

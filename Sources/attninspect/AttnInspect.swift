@@ -43,6 +43,14 @@ enum Console {
         write("attninspect: " + message + "\n", to: 2)
     }
 
+    /// Messages already given by `noteOnce` (the tool is single-threaded where it talks).
+    nonisolated(unsafe) private static var given: Set<String> = []
+
+    /// `note`, unless the same message was already given (a file reopened for each sample).
+    static func noteOnce(_ message: String) {
+        if given.insert(message).inserted { note(message) }
+    }
+
     static func print(_ text: String) {
         write(text, to: 1)
     }

@@ -43,6 +43,7 @@ struct NPYHeaderTests {
             #expect(t.rawValue == name)
             #expect(order == (descr.hasPrefix(">") ? .big : .little))
         case .unsupported(let s): #expect(s == name)
+        case .integer(_, _, _, let s): #expect(s == name)   // read as integers for masks, never as attention
         default: Issue.record("unexpected \(h.element)")
         }
     }

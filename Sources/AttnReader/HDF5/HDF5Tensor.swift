@@ -225,6 +225,39 @@ final class HDF5Tensor: StoredTensor {
         return out
     }
 
+    /// Integers are converted by libhdf5 to native int64; an enum (h5py's bool) is read unconverted
+    /// and decoded from its base integer type. The corresponding C calls are `H5Dread` and `H5Tget_super`.
+    func readIntegers() throws -> [Int64] {
+        try HDF5Library.call {
+            let type = HDF5Handle(try HDF5Library.check(H5Dget_type(dataset.id), file: file, dataset: name, "cannot read the datatype"), .datatype)
+            let count = info.shape.reduce(1, *)
+            switch H5Tget_class(type.id) {
+            case H5T_INTEGER:
+                var out = [Int64](repeating: 0, count: count)
+                let status = out.withUnsafeMutableBytes { H5Dread(dataset.id, cattn_native_int64(), cattn_h5s_all(), cattn_h5s_all(), cattn_h5p_default(), $0.baseAddress) }
+                guard status >= 0 else {
+                    throw DumpError(file: file, dataset: name, "cannot read the integers" + (HDF5Library.errorReason().map { " (\($0))" } ?? ""))
+                }
+                return out
+            case H5T_ENUM:
+                let base = HDF5Handle(try HDF5Library.check(H5Tget_super(type.id), file: file, dataset: name, "cannot read the enum's base type"), .datatype)
+                let size = H5Tget_size(base.id)
+                guard [1, 2, 4, 8].contains(size), H5Tget_size(type.id) == size else {
+                    throw DumpError(file: file, dataset: name, "expected integers or booleans, found an enum of \(size)-byte values")
+                }
+                var raw = [UInt8](repeating: 0, count: count * size)
+                let status = raw.withUnsafeMutableBytes { H5Dread(dataset.id, type.id, cattn_h5s_all(), cattn_h5s_all(), cattn_h5p_default(), $0.baseAddress) }
+                guard status >= 0 else {
+                    throw DumpError(file: file, dataset: name, "cannot read the values" + (HDF5Library.errorReason().map { " (\($0))" } ?? ""))
+                }
+                let order: ByteOrder = H5Tget_order(base.id) == H5T_ORDER_BE ? .big : .little
+                return IntegerDecoding.decode(raw, size: size, signed: H5Tget_sign(base.id) != H5T_SGN_NONE, order: order)
+            default:
+                throw DumpError(file: file, dataset: name, "expected integers or booleans, found \(info.element)")
+            }
+        }
+    }
+
     func readStrings() throws -> [String] {
         guard case .text = info.element else {
             throw DumpError(file: file, dataset: name, "expected strings, found \(info.element)")

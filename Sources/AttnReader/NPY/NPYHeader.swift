@@ -11,6 +11,8 @@ struct NPYHeader: Equatable {
         case unicode(characters: Int, ByteOrder)
         /// Fixed-width bytes (`|S8`).
         case bytes(Int)
+        /// Integers or booleans (`<i8`, `|u1`, `|b1`), described as `int64`, `uint8`, `bool`.
+        case integer(size: Int, signed: Bool, ByteOrder, name: String)
         case unsupported(String)
     }
 
@@ -139,6 +141,9 @@ struct NPYHeader: Equatable {
         case ("f", 8): return (.floating(.float64, order), 8)
         case ("U", _): return (.unicode(characters: size, order), size * 4)
         case ("S", _): return (.bytes(size), size)
+        case ("i", 1), ("i", 2), ("i", 4), ("i", 8): return (.integer(size: size, signed: true, order, name: "int\(size * 8)"), size)
+        case ("u", 1), ("u", 2), ("u", 4), ("u", 8): return (.integer(size: size, signed: false, order, name: "uint\(size * 8)"), size)
+        case ("b", 1): return (.integer(size: 1, signed: false, order, name: "bool"), size)
         case ("i", _): return (.unsupported("int\(size * 8)"), size)
         case ("u", _): return (.unsupported("uint\(size * 8)"), size)
         case ("b", _): return (.unsupported("bool"), size)

@@ -34,6 +34,7 @@ final class NPYTensor: StoredTensor {
             element = .floating(t)
             if order == .big { notes.append("big-endian") }
         case .unicode, .bytes: element = .text
+        case .integer(_, _, _, let name): element = .unsupported(name)
         case .unsupported(let s): element = .unsupported(s)
         }
         if header.fortranOrder { notes.append("Fortran order") }
@@ -122,6 +123,28 @@ final class NPYTensor: StoredTensor {
             return nil
         }
         return .contiguous(file: region.file, offset: region.base + header.dataOffset, type: type, order: order)
+    }
+
+    func readIntegers() throws -> [Int64] {
+        guard case .integer(let size, let signed, let order, _) = header.element else {
+            throw DumpError(file: file, dataset: errorDataset, "expected integers or booleans, found \(info.element)")
+        }
+        var raw = [UInt8](repeating: 0, count: header.dataLength)
+        try raw.withUnsafeMutableBytes { try source.read(at: header.dataOffset, into: $0) }
+        let values = IntegerDecoding.decode(raw, size: size, signed: signed, order: order)
+        let shape = header.shape
+        guard header.fortranOrder && shape.count >= 2 else { return values }
+        // Fortran order: the first axis varies fastest; return C order.
+        var out = values
+        var index = [Int](repeating: 0, count: shape.count)
+        for c in 0..<values.count {
+            var f = 0, stride = 1
+            for axis in 0..<shape.count { f += index[axis] * stride; stride *= shape[axis] }
+            out[c] = values[f]
+            var axis = shape.count - 1
+            while axis >= 0 { index[axis] += 1; if index[axis] < shape[axis] { break }; index[axis] = 0; axis -= 1 }
+        }
+        return out
     }
 
     func readStrings() throws -> [String] {

@@ -74,7 +74,9 @@ final class SafetensorsContainer: TensorContainer {
                 throw bad("shape \(formatShape(shape)) of \(dtype) needs \(needed), but data_offsets give \(end - begin) bytes")
             }
             let info = TensorInfo(name: name, shape: shape, element: element, storage: "\(dtype), bytes \(begin)..<\(end)")
-            tensors.append(ContiguousTensor(info: info, file: file, offset: dataStart + begin, type: type))
+            let integers: [String: Bool] = ["BOOL": false, "U8": false, "I8": true, "I16": true, "U16": false, "I32": true, "U32": false, "I64": true, "U64": false]
+            tensors.append(ContiguousTensor(info: info, file: file, offset: dataStart + begin, type: type,
+                                            integer: integers[dtype].map { (itemSize, $0) }))
         }
         self.tensors = tensors.sorted { $0.name < $1.name }
         self.attributes = attributes
@@ -96,12 +98,24 @@ final class ContiguousTensor: StoredTensor {
     private let file: ReadOnlyFile
     private let offset: Int
     private let type: ElementType?
+    /// For integer and boolean tensors: the element size and whether it is signed.
+    private let integer: (size: Int, signed: Bool)?
 
-    init(info: TensorInfo, file: ReadOnlyFile, offset: Int, type: ElementType?) {
+    init(info: TensorInfo, file: ReadOnlyFile, offset: Int, type: ElementType?, integer: (size: Int, signed: Bool)? = nil) {
         self.info = info
         self.file = file
         self.offset = offset
         self.type = type
+        self.integer = integer
+    }
+
+    func readIntegers() throws -> [Int64] {
+        guard let integer else {
+            throw DumpError(file: file.path, dataset: info.name, "expected integers or booleans, found \(info.element)")
+        }
+        var raw = [UInt8](repeating: 0, count: shape.reduce(1, *) * integer.size)
+        try raw.withUnsafeMutableBytes { try file.read(at: offset, into: $0, dataset: info.name) }
+        return IntegerDecoding.decode(raw, size: integer.size, signed: integer.signed, order: .little)
     }
 
     var directStorage: DirectStorage? {

@@ -44,7 +44,15 @@ struct InputOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "With q and k: the factor applied to Q·Kᵀ (default 1/√d).")
     var scale: Double?
 
+    @Option(parsing: .unconditional, help: "Only the first N tokens are real: the rest is padding, excluded from every analysis (overrides the file's attention_mask or lengths).")
+    var length: Int?
+
+    @Flag(name: .customLong("keep-padding"), help: "Ignore the file's attention_mask or lengths: analyse every position, padding included.")
+    var keepPadding = false
+
     func validate() throws {
+        if let length, length <= 0 { throw ValidationError("--length must be positive, got \(length)") }
+        if keepPadding && length != nil { throw ValidationError("--keep-padding and --length are exclusive: choose one") }
         if let heads, heads <= 0 { throw ValidationError("--heads must be positive, got \(heads)") }
         if let batch, batch < 0 { throw ValidationError("--batch must be 0 or more, got \(batch)") }
         if fromQK, let dataset {
@@ -59,7 +67,8 @@ struct InputOptions: ParsableArguments {
             throw ValidationError("--batch all is for stats (mean and standard deviation over the samples); choose one sample with --batch B")
         }
         let opened = try OpenedDump.open(file, options: ReadOptions(dataset: dataset, batch: sample ?? batch, heads: heads, fromQK: fromQK),
-                                         rawAs: dtype.map { _ in ElementType.bfloat16 }, scale: scale, causal: causal)
+                                         rawAs: dtype.map { _ in ElementType.bfloat16 }, scale: scale, causal: causal,
+                                         padding: keepPadding ? .keep : .exclude(length: length))
         if let b = opened.layout.summary.batch, batchOption == nil, sample == nil, b.size > 1 {
             Console.note("\(file): batch axis of \(b.size) samples, using sample \(b.used) (choose with --batch B)")
         }
@@ -72,20 +81,38 @@ struct OpenedDump {
     let layout: AttentionLayout
     let source: AttentionSource
 
-    /// Opens `path` and the attention in it: stored, or recomputed from Q and K with `scale` and `causal`.
+    /// What to do with padding: keep every position, or exclude the pads that `--length` or the
+    /// file's attention_mask or lengths give.
+    enum PaddingChoice { case keep, exclude(length: Int?) }
+
+    /// Opens `path` and the attention in it: stored, or recomputed from Q and K with `scale` and `causal`;
+    /// padding excluded unless `padding` is `.keep` (the selection is said on stderr).
     static func open(_ path: String, options: ReadOptions = ReadOptions(), rawAs: ElementType? = nil,
-                     scale: Double? = nil, causal: Bool = false) throws -> OpenedDump {
+                     scale: Double? = nil, causal: Bool = false, padding: PaddingChoice = .exclude(length: nil)) throws -> OpenedDump {
         let dump = try DumpFile(path: path, rawAs: rawAs)
         let layout = try AttentionLayout.resolve(dump, options: options)
+        var source: AttentionSource
         switch layout {
         case .attention(let stored):
             if causal || scale != nil {
                 throw DumpError(file: path, "--causal and --scale apply to attention recomputed from q and k, but this file's attention is stored (\(stored.summary.datasets)); add --from-qk if the file has q and k")
             }
-            return OpenedDump(file: dump, layout: layout, source: stored)
+            source = stored
         case .queryKey(let qk):
-            return OpenedDump(file: dump, layout: layout, source: RecomputedAttention(qk, scale: scale, causal: causal))
+            source = RecomputedAttention(qk, scale: scale, causal: causal)
         }
+        if case .exclude(let length) = padding,
+           let selection = try Padding.selection(in: dump, positions: source.keyCount, batch: options.batch, length: length), !selection.keepsAll {
+            let selfAttention = source.queryCount == source.keyCount
+            switch layout {
+            case .attention(let stored):
+                source = SelectedAttention(stored, queries: selfAttention ? selection : nil, keys: selection)
+            case .queryKey(let qk):
+                source = RecomputedAttention(SelectedQueryKey(qk, selection: selection), scale: scale, causal: causal)
+            }
+            Console.noteOnce("\(path): \(selection.origin) keeps \(selection.kept.count) of \(selection.total) \(selfAttention ? "tokens" : "keys"); padding is excluded (--keep-padding to include it)")
+        }
+        return OpenedDump(file: dump, layout: layout, source: source)
     }
 
     /// Whether the dump looks like a vision transformer's: a grid requested or declared (`patch_grid`),
