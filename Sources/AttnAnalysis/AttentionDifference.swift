@@ -16,22 +16,17 @@ public struct HeadDifference: Sendable, Equatable {
         guard (a.heads, a.queries, a.keys) == (b.heads, b.queries, b.keys) else {
             throw AnalysisError("layer \(layer): shapes differ, \(a.heads)×\(a.queries)×\(a.keys) against \(b.heads)×\(b.queries)×\(b.keys)")
         }
-        let q = a.queries, k = a.keys
-        return (0..<a.heads).map { h in
-            var worst = 0.0, js = 0.0
-            for i in 0..<q {
-                var rowJS = 0.0
-                for j in 0..<k {
-                    let index = (h * q + i) * k + j
-                    let p = Double(a.values[index]), r = Double(b.values[index])
-                    worst = Swift.max(worst, abs(p - r))
-                    let m = (p + r) / 2
-                    if p > 0 { rowJS += 0.5 * p * log(p / m) }
-                    if r > 0 { rowJS += 0.5 * r * log(r / m) }
+        let q = a.queries, k = a.keys, size = q * k
+        return a.values.withUnsafeBufferPointer { x in
+            b.values.withUnsafeBufferPointer { y in
+                (0..<a.heads).map { h in
+                    let p = UnsafeBufferPointer(rebasing: x[(h * size)..<((h + 1) * size)])
+                    let r = UnsafeBufferPointer(rebasing: y[(h * size)..<((h + 1) * size)])
+                    let worst = zip(p, r).reduce(0.0) { Swift.max($0, abs(Double($1.0) - Double($1.1))) }
+                    return HeadDifference(layer: layer, head: h, maxAbsDiff: worst,
+                                          jsDivergence: JensenShannon.meanRowDivergence(p, r, queries: q, keys: k))
                 }
-                js += rowJS
             }
-            return HeadDifference(layer: layer, head: h, maxAbsDiff: worst, jsDivergence: js / Double(Swift.max(q, 1)))
         }
     }
 }

@@ -89,6 +89,23 @@ public final class DumpFile {
         return nil
     }
 
+    /// Token ids from a `token_ids` or `input_ids` tensor of any integer type: shape (positions,) or
+    /// (batch, positions), the row of sample `sample` (default 0). nil when the file has none.
+    public func tokenIDs(positions: Int, sample: Int?) throws -> [Int64]? {
+        guard let tensor = ["token_ids", "input_ids"].lazy.compactMap({ name in
+            self.container.tensors.first { lastComponent($0.name) == name }
+        }).first else { return nil }
+        let values = try tensor.readIntegers()
+        guard let last = tensor.shape.last, last == positions, positions > 0, values.count % positions == 0 else {
+            throw DumpError(file: path, dataset: tensor.label ?? tensor.name, "expected one token id per position (\(positions)), found shape \(formatShape(tensor.shape))")
+        }
+        let rows = values.count / positions, row = rows == 1 ? 0 : (sample ?? 0)
+        guard row < rows else {
+            throw DumpError(file: path, dataset: tensor.label ?? tensor.name, "has \(rows) samples, but sample \(row) was asked for")
+        }
+        return Array(values[(row * positions)..<((row + 1) * positions)])
+    }
+
     /// Names of the key labels of cross-attention, in order of preference.
     public static let keyTokenNames = ["key_tokens", "source_tokens", "src_tokens", "encoder_tokens"]
 }

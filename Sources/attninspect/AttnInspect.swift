@@ -15,7 +15,7 @@ struct AttnInspect: ParsableCommand {
         analysis, 64 usage error.
         """,
         version: "0.1.0",
-        subcommands: [Info.self, Stats.self, Rollout.self, Heatmap.self, Grid.self, Entropy.self, Show.self, Tokens.self, Diff.self, Verify.self]
+        subcommands: [Info.self, Stats.self, Rollout.self, Flow.self, Heads.self, Heatmap.self, Grid.self, Entropy.self, Show.self, Tokens.self, Diff.self, Verify.self]
     )
 
     static func main() {

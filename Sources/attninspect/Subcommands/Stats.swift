@@ -20,11 +20,17 @@ extension AttnInspect {
         @Flag(help: "Print one JSON object.")
         var json = false
 
+        @Flag(help: "Also find outlier tokens (received attention share: modified z > 3.5 and at least 5× uniform; see heads): each layer is read once more, whole. Table and JSON only.")
+        var outliers = false
+
         @Flag(help: "Print CSV records with a header.")
         var csv = false
 
         func validate() throws {
             if json && csv { throw ValidationError("--json and --csv are exclusive: choose one") }
+            if outliers && (csv || !moreFiles.isEmpty || input.allSamples) {
+                throw ValidationError("--outliers goes with one file and one sample, as a table or --json (see also heads)")
+            }
         }
 
         func run() throws {
@@ -43,14 +49,27 @@ extension AttnInspect {
                     if l != layers.last { text += "\n" }
                 }
             }
+            var found: [HeadAnalysis.OutlierToken]?
+            if outliers {
+                let shares = try layers.map { HeadAnalysis.receivedShares(of: try source.layer($0)) }
+                let prefix = opened.file.attribute("prefix_tokens")?.integerValues?.first.map { Swift.min(Swift.max($0, 0), source.keyCount) } ?? 0
+                let analysis = HeadAnalysis(keyLabels: source.keyTokens, matchKeys: nil, distance: .sequence(prefix: prefix))
+                found = analysis.outliers(shares: shares, keys: source.keyCount).map { o in
+                    var o = o
+                    o.layers = o.layers.map { layers[$0] }   // positions in `layers` back to layer numbers
+                    return o
+                }
+            }
             if json {
-                Console.print(JSONValue.object(Self.json(records, source: source)).serialized() + "\n")
+                var fields = Self.json(records, source: source)
+                if let found { fields.append(("outlier_tokens", OutlierReport.json(found))) }
+                Console.print(JSONValue.object(fields).serialized() + "\n")
             } else if csv {
                 var out = CSV.line(Self.keys)
                 for r in records { out += CSV.line(Self.fields(r).map(Self.csvText)) }
                 Console.print(out)
             } else {
-                Console.print(text)
+                Console.print(text + (found.map { "\n" + OutlierReport.table($0, z: 3.5, ratio: 5) } ?? ""))
             }
             Self.noteNonFinite(records, file: input.file)
         }

@@ -1,0 +1,311 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import AttnCore
+
+/// Published measures of each head (docs/heads.md): Clark et al. 2019's entropy and attention to
+/// token types and neighbours with their role thresholds, TransformerLens's head-detector scores,
+/// the ViT paper's mean attention distance, StreamingLLM's sink share. All sums in `Double` from the
+/// stored values; rows are never renormalised. `nil` is undefined (a non-finite head, cross-attention,
+/// labels missing).
+public struct HeadMeasures: Sendable, Equatable {
+    public var layer: Int
+    public var head: Int
+    public var entropy: Double?
+    public var firstQueryEntropy: Double?
+    public var meanRowMax: Double?
+    public var attnFirst: Double?
+    public var attnCLS: Double?
+    public var attnSEP: Double?
+    public var attnPunct: Double?
+    public var attnSelf: Double?
+    public var attnPrevious: Double?
+    public var attnNext: Double?
+    public var previousToken: Double?
+    public var duplicateToken: Double?
+    public var induction: Double?
+    public var meanAttentionDistance: Double?
+    public var sinkShare: Double?
+    /// Clark et al.'s roles whose threshold the head passes (nil for a non-finite head).
+    public var roles: [String]?
+
+    init(layer: Int, head: Int) {
+        self.layer = layer
+        self.head = head
+    }
+}
+
+/// How `HeadAnalysis` measures distances between tokens for the mean attention distance.
+public enum TokenDistance: Sendable, Equatable {
+    /// Patches after `prefix` tokens on a row-major `rows` × `columns` grid; Euclidean distance
+    /// between patch positions times `patchSize` (pixels), or in patches when it is nil.
+    case grid(rows: Int, columns: Int, prefix: Int, patchSize: Double?)
+    /// Positions after `prefix` tokens; distance |q − k| in tokens.
+    case sequence(prefix: Int)
+
+    public var prefix: Int {
+        switch self {
+        case .grid(_, _, let p, _), .sequence(let p): return p
+        }
+    }
+}
+
+public struct HeadAnalysis: Sendable {
+    /// Labels of the keys (CLS, SEP and punctuation are found by label), or nil.
+    public var keyLabels: [String]?
+    /// What duplicate and induction patterns compare: token ids or labels, one per position; nil: none.
+    public var matchKeys: [String]?
+    public var sinkTokens = 4
+    public var excludeBOS = false
+    public var excludeCurrentToken = false
+    public var distance: TokenDistance
+    public var clsLabels: Set<String> = ["[CLS]"]
+    public var sepLabels: Set<String> = ["[SEP]"]
+    public var punctuationLabels: Set<String> = [".", ","]
+    public var outlierZ = 3.5
+    public var outlierRatio = 5.0
+
+    public init(keyLabels: [String]?, matchKeys: [String]?, distance: TokenDistance) {
+        self.keyLabels = keyLabels
+        self.matchKeys = matchKeys
+        self.distance = distance
+    }
+
+    /// Positions of the special tokens among the key labels (nil without labels).
+    public var specialTokens: (cls: [Int], sep: [Int], punct: [Int])? {
+        guard let keyLabels else { return nil }
+        func find(_ set: Set<String>) -> [Int] { keyLabels.indices.filter { set.contains(keyLabels[$0]) } }
+        return (find(clsLabels), find(sepLabels), find(punctuationLabels))
+    }
+
+    /// The (query, key) pairs of TransformerLens's duplicate-token and induction patterns over n positions.
+    public func patternPairs(positions n: Int) -> (duplicate: [(Int, Int)], induction: [(Int, Int)])? {
+        guard let t = matchKeys, t.count == n else { return nil }
+        var duplicate: [(Int, Int)] = [], induction: [(Int, Int)] = []
+        for i in 0..<n {
+            for j in 0..<i where t[j] == t[i] { duplicate.append((i, j)) }
+            if i >= 1 { for j in 1...i where t[j - 1] == t[i] { induction.append((i, j)) } }
+        }
+        return (duplicate, induction)
+    }
+
+    /// The measures of every head of `layer` (index `l`).
+    public func measures(of layer: LayerAttention, index l: Int) throws -> [HeadMeasures] {
+        let q = layer.queries, k = layer.keys
+        if case .grid(let rows, let columns, let prefix, _) = distance, q == k, k - prefix != rows * columns {
+            throw AnalysisError("the \(rows)×\(columns) patch grid needs \(rows * columns) patches after \(prefix) prefix token(s), but there are \(k) tokens (\(k - prefix) after the prefix): give --grid and --prefix")
+        }
+        let special = specialTokens
+        let pairs = q == k ? patternPairs(positions: q) : nil
+        let distances = q == k ? distanceMatrix(tokens: k) : nil
+        return layer.values.withUnsafeBufferPointer { all in
+            (0..<layer.heads).map { h in
+                let a = UnsafeBufferPointer(rebasing: all[(h * q * k)..<((h + 1) * q * k)])
+                return measure(a, queries: q, keys: k, layer: l, head: h, special: special, pairs: pairs, distances: distances)
+            }
+        }
+    }
+
+    private func measure(_ a: UnsafeBufferPointer<Float>, queries q: Int, keys k: Int, layer: Int, head: Int,
+                         special: (cls: [Int], sep: [Int], punct: [Int])?, pairs: (duplicate: [(Int, Int)], induction: [(Int, Int)])?,
+                         distances: [Double]?) -> HeadMeasures {
+        var m = HeadMeasures(layer: layer, head: head)
+        guard a.allSatisfy({ $0.isFinite }) else { return m }
+        let rows = Double(q)
+        func v(_ i: Int, _ j: Int) -> Double { Double(a[i * k + j]) }
+        var entropy = 0.0, rowMax = 0.0
+        for i in 0..<q {
+            var h = 0.0, top = -Double.infinity
+            for j in 0..<k {
+                let p = v(i, j)
+                if p > 0 { h -= p * log(p) }
+                top = Swift.max(top, p)
+            }
+            if i == 0 { m.firstQueryEntropy = h == 0 ? 0 : h }
+            entropy += h
+            rowMax += top
+        }
+        m.entropy = entropy / rows
+        if m.entropy == 0 { m.entropy = 0 }   // +0, not −0
+        m.meanRowMax = rowMax / rows
+        func columnsShare(_ columns: [Int]) -> Double {
+            var s = 0.0
+            for i in 0..<q { for j in columns { s += v(i, j) } }
+            return s / rows
+        }
+        m.attnFirst = columnsShare([0])
+        if let special {
+            m.attnCLS = columnsShare(special.cls)
+            m.attnSEP = columnsShare(special.sep)
+            m.attnPunct = columnsShare(special.punct)
+        }
+        m.sinkShare = columnsShare(Array(0..<Swift.min(sinkTokens, k)))
+        if q == k {
+            var diagonal = 0.0, previous = 0.0, next = 0.0
+            for i in 0..<q {
+                diagonal += v(i, i)
+                if i >= 1 { previous += v(i, i - 1) }
+                if i + 1 < q { next += v(i, i + 1) }
+            }
+            m.attnSelf = diagonal / rows
+            m.attnPrevious = previous / rows
+            m.attnNext = next / rows
+            if q >= 2 {
+                // TransformerLens `mul`: Σ A′·P / Σ A′, A′ without column 0 and/or the diagonal on request.
+                func weight(_ i: Int, _ j: Int) -> Double {
+                    if excludeBOS && j == 0 { return 0 }
+                    if excludeCurrentToken && i == j { return 0 }
+                    return v(i, j)
+                }
+                var total = 0.0
+                for i in 0..<q { for j in 0..<k { total += weight(i, j) } }
+                if total != 0 {
+                    m.previousToken = (1..<q).reduce(0.0) { $0 + weight($1, $1 - 1) } / total
+                    if let pairs {
+                        m.duplicateToken = pairs.duplicate.reduce(0.0) { $0 + weight($1.0, $1.1) } / total
+                        m.induction = pairs.induction.reduce(0.0) { $0 + weight($1.0, $1.1) } / total
+                    }
+                }
+            }
+            if let distances {
+                let p = distance.prefix, n = k - p
+                if n > 0 {
+                    var sum = 0.0
+                    for i in p..<q {
+                        for j in p..<k { sum += v(i, j) * distances[(i - p) * n + (j - p)] }
+                    }
+                    m.meanAttentionDistance = sum / Double(n)
+                }
+            }
+        }
+        var roles: [String] = []
+        let rules: [(String, Double?, Bool)] = [
+            ("previous", m.attnPrevious, false), ("next", m.attnNext, false), ("self", m.attnSelf, false),
+            ("cls", m.attnCLS, false), ("sep", m.attnSEP, false), ("punct", m.attnPunct, false), ("sink", m.sinkShare, false),
+            ("broad", m.meanRowMax, true),
+        ]
+        for (name, value, atMost) in rules {
+            guard let value else { continue }
+            if atMost ? value <= 0.10 : value > 0.5 { roles.append(name) }
+        }
+        m.roles = roles
+        return m
+    }
+
+    /// d(q, k) between the tokens after the prefix, `(n × n)` row-major with n = tokens − prefix.
+    func distanceMatrix(tokens: Int) -> [Double]? {
+        let p = distance.prefix, n = tokens - p
+        guard n > 0 else { return nil }
+        var d = [Double](repeating: 0, count: n * n)
+        switch distance {
+        case .grid(_, let columns, _, let patchSize):
+            let s = patchSize ?? 1
+            for a in 0..<n {
+                for b in 0..<n {
+                    let dr = Double(a / columns - b / columns), dc = Double(a % columns - b % columns)
+                    d[a * n + b] = s * (dr * dr + dc * dc).squareRoot()
+                }
+            }
+        case .sequence:
+            for a in 0..<n { for b in 0..<n { d[a * n + b] = Double(abs(a - b)) } }
+        }
+        return d
+    }
+
+    /// r[j]: the attention key j receives, averaged over the finite heads and the queries
+    /// (nil when no head of the layer is finite).
+    public static func receivedShares(of layer: LayerAttention) -> [Double]? {
+        let q = layer.queries, k = layer.keys
+        var shares = [Double](repeating: 0, count: k)
+        var finite = 0
+        layer.values.withUnsafeBufferPointer { all in
+            for h in 0..<layer.heads {
+                let a = UnsafeBufferPointer(rebasing: all[(h * q * k)..<((h + 1) * q * k)])
+                guard a.allSatisfy({ $0.isFinite }) else { continue }
+                finite += 1
+                for i in 0..<q { for j in 0..<k { shares[j] += Double(a[i * k + j]) } }
+            }
+        }
+        guard finite > 0 else { return nil }
+        return shares.map { $0 / Double(finite * q) }
+    }
+
+    /// One token flagged as an outlier in at least one layer.
+    public struct OutlierToken: Sendable, Equatable {
+        public var position: Int
+        public var token: String?
+        public var prefix: Bool
+        public var layers: [Int]
+        public var maxShare: Double
+        public var meanShare: Double
+        public var maxRatio: Double
+        public var shares: [Double?]
+    }
+
+    /// Keys that receive abnormal attention: per layer, a modified z-score (Iglewicz & Hoaglin)
+    /// over `outlierZ` and at least `outlierRatio` times the uniform share 1/K.
+    public func outliers(shares: [[Double]?], keys k: Int) -> [OutlierToken] {
+        var flagged: [Int: [Int]] = [:]
+        for (l, layer) in shares.enumerated() {
+            guard let r = layer else { continue }
+            let med = Self.median(r)
+            let mad = Self.median(r.map { abs($0 - med) })
+            for j in 0..<k {
+                let z = mad == 0 ? (r[j] > med ? Double.infinity : 0) : 0.6745 * (r[j] - med) / mad
+                if z > outlierZ && r[j] * Double(k) >= outlierRatio { flagged[j, default: []].append(l) }
+            }
+        }
+        let tokens = flagged.map { j, layers -> OutlierToken in
+            let values = shares.map { $0?[j] }
+            let known = values.compactMap { $0 }
+            let top = known.max() ?? .nan
+            return OutlierToken(position: j, token: keyLabels.flatMap { $0.count == k ? $0[j] : nil }, prefix: j < distance.prefix,
+                                layers: layers, maxShare: top, meanShare: known.reduce(0, +) / Double(Swift.max(known.count, 1)),
+                                maxRatio: top * Double(k), shares: values)
+        }
+        return tokens.sorted { a, b in
+            if a.layers.count != b.layers.count { return a.layers.count > b.layers.count }
+            if a.maxShare != b.maxShare { return a.maxShare > b.maxShare }
+            return a.position < b.position
+        }
+    }
+
+    /// numpy's median: the mean of the two middle values for an even count.
+    static func median(_ values: [Double]) -> Double {
+        let s = values.sorted()
+        guard !s.isEmpty else { return .nan }
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+}
+
+/// The mean over query rows of the Jensen–Shannon divergence between two maps' rows, in nats
+/// (0 · ln 0 = 0): `diff` between dumps, `heads` between heads.
+public enum JensenShannon {
+    public static func meanRowDivergence(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>, queries q: Int, keys k: Int) -> Double {
+        var js = 0.0
+        for i in 0..<q {
+            for j in 0..<k {
+                let p = Double(a[i * k + j]), r = Double(b[i * k + j])
+                let m = (p + r) / 2
+                if p > 0 { js += 0.5 * p * log(p / m) }
+                if r > 0 { js += 0.5 * r * log(r / m) }
+            }
+        }
+        return js / Double(Swift.max(q, 1))
+    }
+
+    /// The H × H matrix between the heads of `layer`, nil for a pair with a non-finite head.
+    public static func betweenHeads(_ layer: LayerAttention) -> [[Double?]] {
+        let size = layer.queries * layer.keys
+        return layer.values.withUnsafeBufferPointer { all in
+            let heads = (0..<layer.heads).map { UnsafeBufferPointer(rebasing: all[($0 * size)..<(($0 + 1) * size)]) }
+            let finite = heads.map { $0.allSatisfy { $0.isFinite } }
+            return (0..<layer.heads).map { a in
+                (0..<layer.heads).map { b -> Double? in
+                    guard finite[a] && finite[b] else { return nil }
+                    return a == b ? 0 : meanRowDivergence(heads[a], heads[b], queries: layer.queries, keys: layer.keys)
+                }
+            }
+        }
+    }
+}

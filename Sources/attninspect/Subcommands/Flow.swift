@@ -1,0 +1,72 @@
+import ArgumentParser
+import AttnCore
+import AttnAnalysis
+import AttnRender
+
+extension AttnInspect {
+    /// `attninspect flow FILE -o OUT`: attention flow through the layers.
+    struct Flow: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Attention flow (Abnar & Zuidema 2020): maximum flow from each token after a layer to each input token.",
+            discussion: """
+            Each layer: Â = rows-normalised(mean over heads + I), a layered graph with capacities Â[i, j] \
+            from token i above to token j below. Entry (i, j) is the maximum flow from token i after \
+            --layer to input token j, each row divided by its sum, as samiraabnar/attention_flow computes it.
+
+            The matrix view solves tokens² maximum-flow problems; the grid view only the tokens of row \
+            --token. Work estimated above --max-seconds is refused before it starts.
+            """)
+
+        @OptionGroup var input: InputOptions
+        @OptionGroup var image: ImageOptions
+
+        @Option(help: "matrix: every token's flows (tokens × tokens); grid: row --token as a patch grid. Default: grid for vision dumps.")
+        var view: MapView?
+
+        @Option(parsing: .unconditional, help: "The layer the flows leave from (default -1, the last): layers 0 up to it are the graph.")
+        var layer: Int = -1
+
+        @Option(name: .customLong("max-seconds"), parsing: .unconditional, help: "Refuse work estimated to take longer than this (default 60).")
+        var maxSeconds: Double = 60
+
+        @OptionGroup var grid: GridOptions
+
+        func validate() throws {
+            if !(maxSeconds > 0) { throw ValidationError("--max-seconds must be positive, got \(maxSeconds)") }
+            if image.overlay != nil && view == .matrix {
+                throw ValidationError("--overlay goes with the patch grid: use --view grid (the default with --overlay)")
+            }
+        }
+
+        func run() throws {
+            let opened = try input.open()
+            let source = opened.source
+            let top = try opened.layer(layer)
+            let prefix = try opened.prefix(grid.prefix)
+            if let why = source.chainRefusal("attention flow") { throw DumpError(file: input.file, why) }
+            let chosen = try opened.view(view, overlay: image.overlay != nil, grid: grid)
+            let n = source.queryCount
+            let rows = chosen == .matrix ? n : 1
+            let estimate = AttentionFlow.estimatedSeconds(tokens: n, rows: rows, layers: top + 1, workers: Workers.count)
+            if estimate > maxSeconds {
+                let smaller = chosen == .matrix ? "the grid view (--view grid: one row, \(n)× less) or " : ""
+                throw DumpError(file: input.file, "attention flow of \(rows == n ? "every one of \(n) tokens" : "one token") to \(n) input tokens through \(top + 1) layers is \(rows * n) maximum-flow problems on a graph of \(top + 1)·\(n)² edges, estimated at \(formatFixed(estimate, decimals: 0)) s on \(Workers.count) threads, over --max-seconds \(formatFixed(maxSeconds, decimals: 0)): use \(smaller)an earlier --layer, or raise --max-seconds")
+            }
+            let flow = AttentionFlow(layer: top)
+            let what = "attention flow from layer \(top)"
+            switch chosen {
+            case .matrix:
+                let values = try opened.analysing { try flow.compute(source) }
+                try image.write(Matrix(rows: n, columns: n, values: values.map(Float.init)), what: what, input: input.file, labels: source.tokens)
+            case .grid:
+                let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
+                guard grid.token < n else {
+                    throw DumpError(file: input.file, "--token \(grid.token) is out of range: the dump has \(n) tokens (0...\(n - 1))")
+                }
+                let values = try opened.analysing { try flow.compute(source, tokens: [grid.token]) }
+                let map = try opened.analysing { try patchGrid.extract(from: Matrix(rows: 1, columns: n, values: values.map(Float.init)), token: 0, prefix: prefix) }
+                try image.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
+            }
+        }
+    }
+}
