@@ -30,6 +30,8 @@ struct PaddingCLITests {
             try checkStats([path(file), "--batch", "0"], against: e["sample0"]["stats"], tokens: 6)
             try checkStats([path(file), "--batch", "1"], against: e["sample1"]["stats"], tokens: 6)
         }
+        let info = try Run(["info", path("padded_mask.npz"), "--batch", "1"])
+        #expect(info.stdout.contains("padding: attention_mask keeps 6 of 8 positions (2...7)") && info.stdout.contains("queries: 6, keys: 6"), "\(info.stdout)")
         // safetensors: sample 1 alone, its mask an I64 tensor of shape (1, 8).
         try checkStats([path("padded_mask_sample1.safetensors")], against: e["sample1"]["stats"], tokens: 6)
     }

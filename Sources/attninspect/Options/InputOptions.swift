@@ -80,6 +80,8 @@ struct OpenedDump {
     let file: DumpFile
     let layout: AttentionLayout
     let source: AttentionSource
+    /// The real tokens when padding is excluded.
+    var padding: TokenSelection? = nil
 
     /// What to do with padding: keep every position, or exclude the pads that `--length` or the
     /// file's attention_mask or lengths give.
@@ -111,6 +113,7 @@ struct OpenedDump {
                 source = RecomputedAttention(SelectedQueryKey(qk, selection: selection), scale: scale, causal: causal)
             }
             Console.noteOnce("\(path): \(selection.origin) keeps \(selection.kept.count) of \(selection.total) \(selfAttention ? "tokens" : "keys"); padding is excluded (--keep-padding to include it)")
+            return OpenedDump(file: dump, layout: layout, source: source, padding: selection)
         }
         return OpenedDump(file: dump, layout: layout, source: source)
     }

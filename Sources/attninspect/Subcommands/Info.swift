@@ -38,6 +38,9 @@ extension AttnInspect {
             if case .recomputed(let scale, _) = s.origin { view += "  softmax(Q·Kᵀ · \(scale)) per layer and head\n" }
             if let b = summary.batch { view += "  batch: axis of \(b.size), using sample \(b.used)\n" }
             if let numbers = summary.layerNumbers { view += "  layer numbers in the file: \(numbers.map(String.init).joined(separator: ", "))\n" }
+            if let padding = opened.padding {
+                view += "  padding: \(padding.origin) keeps \(padding.kept.count) of \(padding.total) positions (\(describeKept(padding.kept))); the rest is excluded from every analysis (--keep-padding to include it)\n"
+            }
             view += "  layers: \(s.layerCount), heads: \(s.headCount), queries: \(s.queryCount), keys: \(s.keyCount)\n"
             if let tokens = s.tokens {
                 view += "tokens (\(tokens.count)): " + tokens.map(JSONValue.quote).joined(separator: " ") + "\n"
@@ -72,4 +75,11 @@ private struct TensorTable {
             indent + (0..<4).map { i in r[i] + String(repeating: " ", count: i == 3 ? 0 : widths[i] - r[i].count) }.joined(separator: "  ")
         }.map { $0.trimmingTrailing() }.joined(separator: "\n") + "\n"
     }
+}
+
+/// `0...5` or `2...7` for runs, else the positions listed (`0, 2, 5`).
+func describeKept(_ kept: [Int]) -> String {
+    guard let first = kept.first, let last = kept.last else { return "none" }
+    if last - first + 1 == kept.count { return "\(first)...\(last)" }
+    return kept.count <= 12 ? kept.map(String.init).joined(separator: ", ") : "\(kept.count) positions from \(first) to \(last)"
 }
