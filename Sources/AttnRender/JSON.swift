@@ -10,6 +10,14 @@ public indirect enum JSONValue: Sendable, Equatable {
 
     public static func == (a: JSONValue, b: JSONValue) -> Bool { a.serialized() == b.serialized() }
 
+    /// The version of attninspect's machine output, the first key of every JSON document it prints.
+    public static let schema = "attninspect/1"
+
+    /// A top-level JSON document: `{"schema": "attninspect/1", ...fields}`.
+    public static func document(_ fields: [(String, JSONValue)]) -> JSONValue {
+        .object([("schema", .string(schema))] + fields)
+    }
+
     /// A number, or `null` when it is NaN or infinite (JSON has no such numbers).
     public static func finite(_ v: Double) -> JSONValue { v.isFinite ? .number(v) : .null }
 

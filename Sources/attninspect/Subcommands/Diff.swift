@@ -48,7 +48,7 @@ extension AttnInspect {
             if json {
                 let items = records.map { r in JSONValue.object([("layer", .integer(r.layer)), ("head", .integer(r.head)),
                                                                  ("max_abs_diff", .finite(r.maxAbsDiff)), ("js_divergence", .finite(r.jsDivergence))]) }
-                Console.print(JSONValue.object([("first", .string(first)), ("second", .string(second)), ("records", .array(items))]).serialized() + "\n")
+                Console.print(JSONValue.document([("first", .string(first)), ("second", .string(second)), ("records", .array(items))]).serialized() + "\n")
             } else if csv {
                 Console.print(CSV.line(["layer", "head", "max_abs_diff", "js_divergence"])
                               + records.map { CSV.line(["\($0.layer)", "\($0.head)", "\($0.maxAbsDiff)", "\($0.jsDivergence)"]) }.joined())

@@ -234,7 +234,7 @@ extension AttnInspect {
                 similarityValue = .object([("scope", .string("layer")), ("matrices", .array(perLayer.enumerated().map { l, m in
                     .object([("layer", .integer(l)), ("js_divergence", matrix(m))]) }))])
             }
-            return .object([
+            return .document([
                 ("file", .string(source.file)), ("layers", .integer(source.layerCount)), ("heads", .integer(source.headCount)),
                 ("queries", .integer(source.queryCount)), ("keys", .integer(source.keyCount)), ("source", .string(source.origin.label)),
                 ("parameters", .object([("sink_tokens", .integer(sinkTokens)), ("exclude_bos", .bool(excludeBOS)),

@@ -63,7 +63,7 @@ extension AttnInspect {
             if json {
                 var fields = Self.json(records, source: source)
                 if let found { fields.append(("outlier_tokens", OutlierReport.json(found))) }
-                Console.print(JSONValue.object(fields).serialized() + "\n")
+                Console.print(JSONValue.document(fields).serialized() + "\n")
             } else if csv {
                 var out = CSV.line(Self.keys)
                 for r in records { out += CSV.line(Self.fields(r).map(Self.csvText)) }
@@ -81,7 +81,7 @@ extension AttnInspect {
             let summary = Aggregate(result.samples)
             let source = result.source
             if json {
-                Console.print(JSONValue.object([
+                Console.print(JSONValue.document([
                     ("file", .string(source.file)), ("samples", .integer(result.samples.count)), ("layers", .integer(source.layerCount)),
                     ("heads", .integer(source.headCount)), ("queries", .integer(source.queryCount)), ("keys", .integer(source.keyCount)),
                     ("source", .string(source.origin.label)), ("records", .array(summary.jsonRecords)),
@@ -137,7 +137,7 @@ extension AttnInspect {
                         ("samples", .integer(summary.sampleCount)), ("records", .array(summary.jsonRecords)),
                     ])))
                 }
-                Console.print(JSONValue.object(object).serialized() + "\n")
+                Console.print(JSONValue.document(object).serialized() + "\n")
             } else if csv {
                 // One rectangular table: every file and sample, then the aggregate's mean and std rows.
                 var out = CSV.line(["file", "sample"] + Self.keys)
