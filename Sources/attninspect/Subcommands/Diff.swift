@@ -8,6 +8,7 @@ extension AttnInspect {
     /// `attninspect diff A B`: two dumps of the same shape compared head by head.
     struct Diff: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "diff",
             abstract: "Compare two dumps of the same shape (a model before and after fine-tuning): per head the largest |A − B| and the Jensen–Shannon divergence of the rows.",
             discussion: "js_divergence is the mean over query rows of JS(A_row, B_row) in nats (0 = identical, at most ln 2). With -o, the difference of the head-fused maps of --layer is drawn with the diverging coolwarm colormap on a range symmetric about 0.")
 

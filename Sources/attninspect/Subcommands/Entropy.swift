@@ -7,6 +7,7 @@ extension AttnInspect {
     /// `attninspect entropy FILE [-o OUT]`: layers × heads entropy.
     struct Entropy: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "entropy",
             abstract: "Mean row entropy (nats) of every head: a layers × heads table, or an image with one cell per head.")
 
         @OptionGroup var input: InputOptions

@@ -7,6 +7,7 @@ extension AttnInspect {
     /// `attninspect flow FILE -o OUT`: attention flow through the layers.
     struct Flow: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "flow",
             abstract: "Attention flow (Abnar & Zuidema 2020): maximum flow from each token after a layer to each input token.",
             discussion: """
             Each layer: Â = rows-normalised(mean over heads + I), a layered graph with capacities Â[i, j] \

@@ -7,6 +7,7 @@ extension AttnInspect {
     /// `attninspect grid FILE -o OUT`: the CLS→patch grid of one layer.
     struct Grid: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "grid",
             abstract: "One query row (default CLS) of a layer's attention, without the prefix tokens, as a patch grid.")
 
         @OptionGroup var input: InputOptions

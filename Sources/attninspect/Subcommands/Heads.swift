@@ -8,6 +8,7 @@ extension AttnInspect {
     /// `attninspect heads FILE`: published measures of every head (docs/heads.md).
     struct Heads: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "heads",
             abstract: "Per head: Clark et al.'s measures and roles, TransformerLens's scores, mean attention distance, sink share, head similarity, outlier tokens.",
             discussion: """
             Clark et al. 2019: entropy and the attention to the first token, [CLS], [SEP], punctuation, the \

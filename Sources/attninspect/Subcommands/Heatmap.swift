@@ -7,6 +7,7 @@ extension AttnInspect {
     /// `attninspect heatmap FILE --layer N -o OUT`: one layer's attention matrix.
     struct Heatmap: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "heatmap",
             abstract: "The attention matrix (queries × keys) of one layer, fused over heads or one head.")
 
         @OptionGroup var input: InputOptions

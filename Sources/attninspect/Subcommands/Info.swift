@@ -7,6 +7,7 @@ extension AttnInspect {
     /// `attninspect info FILE`: what is in the file, and how it reads as attention.
     struct Info: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "info",
             abstract: "Show the tensors, attributes and attention view of a dump.")
 
         @OptionGroup var input: InputOptions

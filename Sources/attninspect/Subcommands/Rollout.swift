@@ -7,6 +7,7 @@ extension AttnInspect {
     /// `attninspect rollout FILE -o OUT`: attention rollout through the layers.
     struct Rollout: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "rollout",
             abstract: "Attention rollout (Abnar & Zuidema 2020) as a matrix or a CLS→patch grid.",
             discussion: """
             Each layer: Â = rows-normalised(F + I), F the fused heads; R = Â_end ⋯ Â_start.

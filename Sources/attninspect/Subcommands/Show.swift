@@ -7,6 +7,7 @@ extension AttnInspect {
     /// `attninspect show FILE`: a map drawn in the terminal.
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "show",
             abstract: "Draw a layer's patch grid or attention matrix (or the rollout) in the terminal, fitted to its width.",
             discussion: "Two cells per character with the upper half block and 24-bit colour; without colour (not a terminal, NO_COLOR, --color never) a character ramp.")
 

@@ -7,6 +7,7 @@ extension AttnInspect {
     /// `attninspect stats FILE`: per-layer, per-head statistics.
     struct Stats: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "stats",
             abstract: "Per-layer, per-head statistics: entropy, range, row sums, first-token, self and previous-token attention, NaN/Inf counts.")
 
         @OptionGroup var input: InputOptions

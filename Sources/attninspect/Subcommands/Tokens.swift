@@ -8,6 +8,7 @@ extension AttnInspect {
     /// `attninspect tokens FILE --layer N --query I`: the sentence coloured by attention.
     struct Tokens: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "tokens",
             abstract: "Print the tokens, each on a background coloured by the attention it receives from token --query.",
             discussion: "24-bit colour in a terminal; otherwise (a pipe, NO_COLOR, --color never) one line of `token (value)`.")
 

@@ -8,6 +8,7 @@ extension AttnInspect {
     /// `attninspect verify FILE`: checks that a dump holds attention probabilities, for pipelines to gate on.
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "verify",
             abstract: "Check that the file holds attention: rows over keys sum to 1, no negative, NaN or infinite values, causal when claimed, and stored attention equal to the one recomputed from q and k when both are there.",
             discussion: "Prints one line per check (PASS, FAIL or INFO). Exit status 0 when every check passes, 1 when one fails.")
 
