@@ -63,3 +63,28 @@ struct AttentionFlowTests {
         #expect(error?.message.contains("NaN") == true)
     }
 }
+
+@Suite("Attention flow against networkx")
+struct AttentionFlowReferenceTests {
+    @Test("every layer of every case equals networkx's Edmonds–Karp through the reference's pipeline (≤ 1e-6; zeros exact)",
+          arguments: ["random_L3H2S6", "sparse_L2H2S5", "minilm6_pride"])
+    func matchesNetworkx(name: String) throws {
+        let expected = try Fixtures.json("synthetic/flow/expected.json")["cases"][name]
+        let file = name == "minilm6_pride" ? "real/minilm6_pride_LHSS_f32.npy" : "synthetic/flow/\(name).npy"
+        let s = try source(file)
+        let n = s.queryCount
+        for layer in 0..<s.layerCount {
+            let want = expected["layers"]["\(layer)"].doubles2D
+            #expect(want.count == n, "\(name) layer \(layer) in expected.json")
+            let flow = try AttentionFlow(layer: layer).compute(s, workers: 2)
+            var worst = 0.0
+            for i in 0..<n {
+                for j in 0..<n {
+                    worst = max(worst, abs(flow[i * n + j] - want[i][j]))
+                    if want[i][j] == 0 { #expect(flow[i * n + j] == 0, "\(name) layer \(layer) [\(i), \(j)] should be exactly 0") }
+                }
+            }
+            #expect(worst <= 1e-6, "\(name) layer \(layer): max |Δ| = \(worst)")
+        }
+    }
+}
