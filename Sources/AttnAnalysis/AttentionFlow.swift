@@ -24,10 +24,12 @@ public struct AttentionFlow: Sendable {
     /// Flows from the tokens `tokens` (default every token) after layer `layer` to every input
     /// token, each row divided by its sum. Reads layers 0…`layer` of `source` one at a time.
     /// - Returns: `[tokens.count, keys]`, row-major, in `Double`.
-    public func compute(_ source: AttentionSource, tokens: [Int]? = nil, workers: Int = Workers.count) throws -> [Double] {
+    /// `progress` is called from the workers after each maximum-flow problem (tokens × keys in all).
+    public func compute(_ source: AttentionSource, tokens: [Int]? = nil, workers: Int = Workers.count,
+                        progress: (@Sendable () -> Void)? = nil) throws -> [Double] {
         let n = source.queryCount
         let graph = try Self.graph(source, layers: 0...layer, workers: workers)
-        return try Self.flows(graph, size: n, from: tokens ?? Array(0..<n), workers: workers)
+        return try Self.flows(graph, size: n, from: tokens ?? Array(0..<n), workers: workers, progress: progress)
     }
 
     /// A rough wall-clock estimate for `rows` × `tokens` maximum-flow problems through `layers`
@@ -64,7 +66,8 @@ public struct AttentionFlow: Sendable {
 
     /// The normalised flows from each of `sources` (tokens at the top of `graph`) to every input token;
     /// the (source, sink) problems are shared among the workers.
-    static func flows(_ graph: [[Double]], size n: Int, from sources: [Int], workers: Int) throws -> [Double] {
+    static func flows(_ graph: [[Double]], size n: Int, from sources: [Int], workers: Int,
+                      progress: (@Sendable () -> Void)? = nil) throws -> [Double] {
         for s in sources where s < 0 || s >= n {
             throw AnalysisError("token \(s) is out of range: expected 0...\(n - 1)")
         }
@@ -78,6 +81,7 @@ public struct AttentionFlow: Sendable {
                 let network = LayeredNetwork(capacities: graph, size: n)
                 while let problem = counter.take(), !stopped() {
                     result.value[problem] = network.maximumFlow(from: sources[problem / n], to: problem % n)
+                    progress?()
                 }
             }
         }

@@ -38,7 +38,8 @@ public struct Rollout: Sendable {
     /// Rolls attention out through `layers` of `source`, reading one layer at a time in row blocks
     /// on `workers` threads; the products go through BLAS.
     /// - Returns: R, `[query, key]`.
-    public func compute(_ source: AttentionSource, workers: Int = Workers.count) throws -> Matrix {
+    /// `progress` is called after each layer.
+    public func compute(_ source: AttentionSource, workers: Int = Workers.count, progress: (() -> Void)? = nil) throws -> Matrix {
         try check(source)
         let n = source.queryCount
         let workspace = try HeadFusionWorkspace(fusion, source: source, workers: workers)
@@ -53,6 +54,7 @@ public struct Rollout: Sendable {
                 MatrixProduct.multiply(layerMatrix, result!, into: &product)
                 swap(&result!, &product)
             }
+            progress?()
         }
         return result!
     }
@@ -78,7 +80,7 @@ public struct Rollout: Sendable {
     /// Row `token` of R alone: eᵀ Â_end ⋯ Â_start, the layers read from the last to the first, each
     /// a vector–matrix product, O(L·S²) instead of the full product's O(L·S³).
     /// - Returns: `[1, key]`.
-    public func computeRow(_ source: AttentionSource, token: Int, workers: Int = Workers.count) throws -> Matrix {
+    public func computeRow(_ source: AttentionSource, token: Int, workers: Int = Workers.count, progress: (() -> Void)? = nil) throws -> Matrix {
         try check(source)
         let n = source.queryCount
         guard token >= 0 && token < n else {
@@ -93,6 +95,7 @@ public struct Rollout: Sendable {
             try augmentedLayer(l, of: source, fusing: workspace, into: &layerMatrix)
             MatrixProduct.multiply(row, layerMatrix, into: &next)
             swap(&row, &next)
+            progress?()
         }
         return row
     }

@@ -23,6 +23,7 @@ struct AttnInspect: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         do {
             var command = try parseAsRoot()
+            if let quiet = command as? QuietOption, quiet.isQuiet { Console.quiet = true }
             try command.run()
         } catch let error as DumpError {
             Console.error("attninspect: \(error)")
@@ -39,8 +40,18 @@ enum Console {
         write(message + "\n", to: 2)
     }
 
+    /// `--quiet`: no notes and no progress; errors still go to stderr.
+    nonisolated(unsafe) static var quiet = false
+
     static func note(_ message: String) {
+        if quiet { return }
+        Progress.clearLine()
         write("attninspect: " + message + "\n", to: 2)
+    }
+
+    /// Writes to stderr without a newline (progress lines).
+    static func status(_ text: String) {
+        write(text, to: 2)
     }
 
     /// Messages already given by `noteOnce` (the tool is single-threaded where it talks).
@@ -70,5 +81,87 @@ enum Console {
                 done += n
             }
         }
+    }
+}
+
+/// Commands that take `--quiet`.
+protocol QuietOption {
+    var isQuiet: Bool { get }
+}
+
+/// Progress of long work on stderr, when stderr is a terminal (or ATTNINSPECT_PROGRESS=1) and not
+/// `--quiet`: one line rewritten in place, at most ten times a second, shown only once the work has
+/// taken half a second, and cleared at the end.
+final class Progress: @unchecked Sendable {
+    private let label: String
+    private let total: Int
+    private var done = 0
+    private let started = Progress.now()
+    private var lastDrawn = 0.0
+    private let lock = NSLockLike()
+    nonisolated(unsafe) private static var lineShown = false
+
+    /// ATTNINSPECT_PROGRESS=1 shows progress even when stderr is not a terminal, from the first step
+    /// (for scripts and tests); =0 never shows it.
+    static let forced: Bool? = getenv("ATTNINSPECT_PROGRESS").map { String(cString: $0) == "1" }
+
+    static var enabled: Bool {
+        if Console.quiet { return false }
+        return forced ?? (isatty(2) == 1)
+    }
+
+    /// A reporter for `total` steps of `label`, or nil when progress is not shown.
+    static func start(_ label: String, total: Int) -> Progress? {
+        enabled && total > 1 ? Progress(label: label, total: total) : nil
+    }
+
+    private init(label: String, total: Int) {
+        self.label = label
+        self.total = total
+    }
+
+    /// Counts `steps` more steps done; safe from any thread.
+    func advance(_ steps: Int = 1) {
+        lock.locked {
+            done += steps
+            let t = Progress.now()
+            let delay = Progress.forced == true ? 0 : 0.5
+            guard t - started >= delay, t - lastDrawn >= 0.1 || done >= total else { return }
+            lastDrawn = t
+            let percent = total > 0 ? 100 * done / total : 100
+            Console.status("\r\u{1B}[Kattninspect: \(label): \(done)/\(total) (\(percent)%)")
+            Progress.lineShown = true
+        }
+    }
+
+    /// `advance()` as a closure, for analyses that report their steps.
+    var step: @Sendable () -> Void { { [self] in self.advance() } }
+
+    /// Clears the progress line, if one is shown.
+    func finish() { Progress.clearLine() }
+
+    static func clearLine() {
+        if lineShown {
+            Console.status("\r\u{1B}[K")
+            lineShown = false
+        }
+    }
+
+    private static func now() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+    }
+}
+
+/// A pthread mutex (Foundation's NSLock is avoided to keep start-up light).
+final class NSLockLike: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    func locked<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
     }
 }

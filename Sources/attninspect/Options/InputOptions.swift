@@ -47,6 +47,9 @@ struct InputOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Only the first N tokens are real: the rest is padding, excluded from every analysis (overrides the file's attention_mask or lengths).")
     var length: Int?
 
+    @Flag(name: [.customShort("q"), .long], help: "Print nothing on stderr but errors: no notes, no progress.")
+    var quiet = false
+
     @Flag(name: .customLong("keep-padding"), help: "Ignore the file's attention_mask or lengths: analyse every position, padding included.")
     var keepPadding = false
 
@@ -180,3 +183,16 @@ struct OpenedDump {
 
 extension HeadFusion: ExpressibleByArgument {}
 extension PatchGrid: ExpressibleByArgument {}
+
+// Every command that reads a dump takes --quiet through InputOptions.
+extension AttnInspect.Entropy: QuietOption { var isQuiet: Bool { input.quiet } }
+extension AttnInspect.Flow: QuietOption { var isQuiet: Bool { input.quiet } }
+extension AttnInspect.Grid: QuietOption { var isQuiet: Bool { input.quiet } }
+extension AttnInspect.Heads: QuietOption { var isQuiet: Bool { input.quiet } }
+extension AttnInspect.Heatmap: QuietOption { var isQuiet: Bool { input.quiet } }
+extension AttnInspect.Info: QuietOption { var isQuiet: Bool { input.quiet } }
+extension AttnInspect.Rollout: QuietOption { var isQuiet: Bool { input.quiet } }
+extension AttnInspect.Show: QuietOption { var isQuiet: Bool { input.quiet } }
+extension AttnInspect.Stats: QuietOption { var isQuiet: Bool { input.quiet } }
+extension AttnInspect.Tokens: QuietOption { var isQuiet: Bool { input.quiet } }
+extension AttnInspect.Verify: QuietOption { var isQuiet: Bool { input.quiet } }

@@ -17,6 +17,7 @@ extension AttnInspect {
 
         @Flag(help: "Print one JSON object.") var json = false
         @Flag(help: "Print CSV records with a header.") var csv = false
+        @Flag(name: [.customShort("q"), .long], help: "Print nothing on stderr but errors.") var quiet = false
 
         @Option(name: [.short, .customLong("output")], help: "Also draw A − B of --layer, fused with --head (.png, .ppm, .svg, or .npy for the values).")
         var output: String?
@@ -71,3 +72,5 @@ extension AttnInspect {
         }
     }
 }
+
+extension AttnInspect.Diff: QuietOption { var isQuiet: Bool { quiet } }

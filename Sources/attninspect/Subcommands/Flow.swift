@@ -57,14 +57,18 @@ extension AttnInspect {
             let what = "attention flow from layer \(top)"
             switch chosen {
             case .matrix:
-                let values = try opened.analysing { try flow.compute(source) }
+                let progress = Progress.start("attention flow", total: n * n)
+                let values = try opened.analysing { try flow.compute(source, progress: progress?.step) }
+                progress?.finish()
                 try image.write(Matrix(rows: n, columns: n, values: values.map(Float.init)), what: what, input: input.file, labels: source.tokens)
             case .grid:
                 let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
                 guard grid.token < n else {
                     throw DumpError(file: input.file, "--token \(grid.token) is out of range: the dump has \(n) tokens (0...\(n - 1))")
                 }
-                let values = try opened.analysing { try flow.compute(source, tokens: [grid.token]) }
+                let progress = Progress.start("attention flow", total: n)
+                let values = try opened.analysing { try flow.compute(source, tokens: [grid.token], progress: progress?.step) }
+                progress?.finish()
                 let map = try opened.analysing { try patchGrid.extract(from: Matrix(rows: 1, columns: n, values: values.map(Float.init)), token: 0, prefix: prefix) }
                 try image.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
             }

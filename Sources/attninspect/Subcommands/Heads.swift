@@ -86,12 +86,15 @@ extension AttnInspect {
             var records: [HeadMeasures] = []
             var shares: [[Double]?] = []
             var perLayer: [[[Double?]]] = []
+            let progress = Progress.start("heads, layers", total: source.layerCount)
             for l in 0..<source.layerCount {
+                defer { progress?.advance() }
                 let layer = try source.layer(l)
                 records += try opened.analysing { try analysis.measures(of: layer, index: l) }
                 shares.append(HeadAnalysis.receivedShares(of: layer))
                 if similarity == .layer { perLayer.append(JensenShannon.betweenHeads(layer)) }
             }
+            progress?.finish()
             let all = similarity == .all ? try similarityOfAllHeads(source) : nil
             let outliers = analysis.outliers(shares: shares, keys: source.keyCount)
             if json {

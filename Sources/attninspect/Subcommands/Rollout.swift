@@ -87,12 +87,16 @@ extension AttnInspect {
                 + (compat == .abnar ? "" : ", as \(compat.rawValue)")
             switch chosen {
             case .matrix:
-                let r = try opened.analysing { try rollout.compute(source) }
+                let progress = Progress.start("rollout", total: end - start + 1)
+                let r = try opened.analysing { try rollout.compute(source, progress: progress?.step) }
+                progress?.finish()
                 try image.write(r, what: what, input: input.file, labels: opened.source.tokens)
             case .grid:
                 let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
                 // Only row --token of R is shown: computed alone, as a vector through the layers.
-                let row = try opened.analysing { try rollout.computeRow(source, token: grid.token) }
+                let progress = Progress.start("rollout", total: end - start + 1)
+                let row = try opened.analysing { try rollout.computeRow(source, token: grid.token, progress: progress?.step) }
+                progress?.finish()
                 let map = try opened.analysing { try patchGrid.extract(from: row, token: 0, prefix: prefix) }
                 try image.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
             }

@@ -42,8 +42,11 @@ extension AttnInspect {
             let layers = try layer.map { [try opened.layer($0)] } ?? Array(0..<source.layerCount)
             var records: [HeadStatistics] = []
             var text = ""
+            let progress = Progress.start("stats, layers", total: layers.count)
+            defer { progress?.finish() }
             for l in layers {
                 let stats = try HeadStatistics.ofLayer(source, layer: l)
+                progress?.advance()
                 records += stats
                 if !json && !csv {
                     text += Self.table(for: stats, layer: l, source: source)
@@ -103,7 +106,9 @@ extension AttnInspect {
         func runOverFiles() throws {
             var results: [FileStatistics] = []
             var failures: [(file: String, message: String)] = []
+            let progress = Progress.start("stats, files", total: moreFiles.count + 1)
             for path in [input.file] + moreFiles {
+                defer { progress?.advance() }
                 var options = input
                 options.file = path
                 do {
@@ -114,6 +119,7 @@ extension AttnInspect {
                     failures.append((path, message))
                 }
             }
+            progress?.finish()
             let shape = results.first.map { ($0.source.layerCount, $0.source.headCount) }
             let included = results.filter { ($0.source.layerCount, $0.source.headCount) == shape! }
             for r in results where (r.source.layerCount, r.source.headCount) != shape! {
