@@ -3,7 +3,7 @@ SWIFT ?= swift
 OUT ?= demo-out
 BIN = .build/release/attninspect
 
-.PHONY: deps build release demo test clean
+.PHONY: deps build release demo test install man completions clean
 
 deps:
 	@scripts/install-deps.sh
@@ -31,6 +31,32 @@ demo: release
 
 test: deps
 	$(SWIFT) test
+
+# Installs the binary, the man page and bash/zsh/fish completions under $(DESTDIR)$(PREFIX)
+# (default /usr/local), all generated from the command definitions (swift-argument-parser).
+PREFIX ?= /usr/local
+MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
+install: release man completions
+	install -d $(DESTDIR)$(PREFIX)/bin $(MANDIR) $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/attninspect
+	install -m 644 .build/man/attninspect.1 $(MANDIR)/attninspect.1
+	install -m 644 .build/completions/attninspect.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/attninspect
+	install -m 644 .build/completions/_attninspect $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_attninspect
+	install -m 644 .build/completions/attninspect.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/attninspect.fish
+	@echo "installed attninspect, its man page and completions under $(DESTDIR)$(PREFIX)"
+
+# The man page (mdoc), from the command definitions through swift-argument-parser's generate-manual.
+man: release
+	$(SWIFT) build --product generate-manual
+	@mkdir -p .build/man
+	.build/debug/generate-manual $(BIN) --date $$(git log -1 --format=%cs 2>/dev/null || date +%F) -o .build/man
+
+completions: release
+	@mkdir -p .build/completions
+	$(BIN) --generate-completion-script bash > .build/completions/attninspect.bash
+	$(BIN) --generate-completion-script zsh > .build/completions/_attninspect
+	$(BIN) --generate-completion-script fish > .build/completions/attninspect.fish
 
 clean:
 	rm -rf .build $(OUT)

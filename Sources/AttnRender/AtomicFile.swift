@@ -6,10 +6,16 @@ import AttnCore
 /// Writes a file atomically: into a temporary file in the same folder, then `rename`.
 /// On any error the temporary file is removed and the target is untouched.
 public enum AtomicFile {
+    /// `--force`: replace an existing file even when it holds another kind of data than the one written.
+    nonisolated(unsafe) public static var replacesOtherKinds = false
+
     /// - Parameter inputs: files that must never be replaced (the dumps being read).
     public static func write(_ bytes: [UInt8], to requested: String, protecting inputs: [String] = []) throws {
         if let target = identity(of: requested), inputs.contains(where: { identity(of: $0) == target }) {
             throw DumpError(file: requested, "is an input file: refusing to overwrite it; choose another output")
+        }
+        if !replacesOtherKinds, let old = existingKind(of: requested), old != FileKind(of: bytes[..<min(bytes.count, 512)]) {
+            throw DumpError(file: requested, "exists and holds \(old.rawValue), not \(FileKind(of: bytes[..<min(bytes.count, 512)]).rawValue) like the output: refusing to replace it; choose another output, or add --force")
         }
         // An existing output keeps its permissions; a symbolic link is followed, so the file it
         // points to is replaced and the link stays.
@@ -85,5 +91,40 @@ public enum AtomicFile {
         case ENOSPC: return "no space left on the device"
         default: return String(cString: strerror(code))
         }
+    }
+}
+
+/// What a file holds, from its first bytes: an output may replace a file of its own kind only.
+enum FileKind: String {
+    case png = "a PNG image", npy = "a NumPy array", netpbm = "a PGM/PPM image", svg = "an SVG picture", text = "text"
+    case hdf5 = "HDF5 data", zip = "a zip archive (NPZ?)", other = "binary data"
+
+    init<C: Collection>(of head: C) where C.Element == UInt8 {
+        let b = Array(head)
+        func starts(_ prefix: [UInt8]) -> Bool { b.count >= prefix.count && Array(b[0..<prefix.count]) == prefix }
+        if starts([0x89, 0x50, 0x4E, 0x47]) { self = .png; return }
+        if starts([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]) { self = .npy; return }
+        if starts([0x89, 0x48, 0x44, 0x46]) { self = .hdf5; return }
+        if starts([0x50, 0x4B, 0x03, 0x04]) { self = .zip; return }
+        if b.count >= 2, b[0] == UInt8(ascii: "P"), (UInt8(ascii: "1")...UInt8(ascii: "6")).contains(b[1]) { self = .netpbm; return }
+        let text = String(decoding: b, as: UTF8.self)
+        let isText = !b.contains(0) && !text.contains("\u{FFFD}")
+        if isText && (text.hasPrefix("<?xml") || text.hasPrefix("<svg")) { self = .svg; return }
+        self = isText ? .text : .other
+    }
+}
+
+extension AtomicFile {
+    /// The kind of an existing, non-empty regular file (links followed), or nil.
+    static func existingKind(of path: String) -> FileKind? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_size > 0 else { return nil }
+        var head = [UInt8](repeating: 0, count: 512)
+        let n = head.withUnsafeMutableBytes { read(fd, $0.baseAddress, 512) }
+        guard n > 0 else { return nil }
+        return FileKind(of: head[0..<n])
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttnCore
+import AttnRender
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,7 +24,10 @@ struct AttnInspect: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         do {
             var command = try parseAsRoot()
-            if let quiet = command as? QuietOption, quiet.isQuiet { Console.quiet = true }
+            if let options = command as? GlobalOptions {
+                Console.quiet = options.isQuiet
+                AtomicFile.replacesOtherKinds = options.forcesOutput
+            }
             try command.run()
         } catch let error as DumpError {
             Console.error("attninspect: \(error)")
@@ -84,9 +88,10 @@ enum Console {
     }
 }
 
-/// Commands that take `--quiet`.
-protocol QuietOption {
+/// Options every command takes: `--quiet` and `--force`.
+protocol GlobalOptions {
     var isQuiet: Bool { get }
+    var forcesOutput: Bool { get }
 }
 
 /// Progress of long work on stderr, when stderr is a terminal (or ATTNINSPECT_PROGRESS=1) and not

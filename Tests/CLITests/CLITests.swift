@@ -364,7 +364,7 @@ struct CLIEdgeCaseTests {
     func symlinkOutput() throws {
         let scratch = try Scratch()
         let target = scratch.file("target.pgm"), link = scratch.file("link.pgm")
-        try Data("old".utf8).write(to: URL(fileURLWithPath: target))
+        try Data("P5\n1 1\n255\n\u{0}".utf8).write(to: URL(fileURLWithPath: target))   // an older picture of the same kind
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: target)
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
         let r = try Run(["heatmap", Fixtures.path("synthetic/base_f32.npy"), "--zoom", "1", "-o", link])

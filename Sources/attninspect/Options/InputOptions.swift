@@ -50,6 +50,9 @@ struct InputOptions: ParsableArguments {
     @Flag(name: [.customShort("q"), .long], help: "Print nothing on stderr but errors: no notes, no progress.")
     var quiet = false
 
+    @Flag(help: "Replace an existing output file even if it holds another kind of data (an input is never replaced).")
+    var force = false
+
     @Flag(name: .customLong("keep-padding"), help: "Ignore the file's attention_mask or lengths: analyse every position, padding included.")
     var keepPadding = false
 
@@ -184,15 +187,15 @@ struct OpenedDump {
 extension HeadFusion: ExpressibleByArgument {}
 extension PatchGrid: ExpressibleByArgument {}
 
-// Every command that reads a dump takes --quiet through InputOptions.
-extension AttnInspect.Entropy: QuietOption { var isQuiet: Bool { input.quiet } }
-extension AttnInspect.Flow: QuietOption { var isQuiet: Bool { input.quiet } }
-extension AttnInspect.Grid: QuietOption { var isQuiet: Bool { input.quiet } }
-extension AttnInspect.Heads: QuietOption { var isQuiet: Bool { input.quiet } }
-extension AttnInspect.Heatmap: QuietOption { var isQuiet: Bool { input.quiet } }
-extension AttnInspect.Info: QuietOption { var isQuiet: Bool { input.quiet } }
-extension AttnInspect.Rollout: QuietOption { var isQuiet: Bool { input.quiet } }
-extension AttnInspect.Show: QuietOption { var isQuiet: Bool { input.quiet } }
-extension AttnInspect.Stats: QuietOption { var isQuiet: Bool { input.quiet } }
-extension AttnInspect.Tokens: QuietOption { var isQuiet: Bool { input.quiet } }
-extension AttnInspect.Verify: QuietOption { var isQuiet: Bool { input.quiet } }
+// Every command that reads a dump takes --quiet and --force through InputOptions.
+extension AttnInspect.Entropy: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }
+extension AttnInspect.Flow: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }
+extension AttnInspect.Grid: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }
+extension AttnInspect.Heads: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }
+extension AttnInspect.Heatmap: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }
+extension AttnInspect.Info: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }
+extension AttnInspect.Rollout: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }
+extension AttnInspect.Show: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }
+extension AttnInspect.Stats: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }
+extension AttnInspect.Tokens: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }
+extension AttnInspect.Verify: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }

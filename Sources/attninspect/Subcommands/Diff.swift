@@ -18,6 +18,7 @@ extension AttnInspect {
         @Flag(help: "Print one JSON object.") var json = false
         @Flag(help: "Print CSV records with a header.") var csv = false
         @Flag(name: [.customShort("q"), .long], help: "Print nothing on stderr but errors.") var quiet = false
+        @Flag(help: "Replace an existing output file even if it holds another kind of data.") var force = false
 
         @Option(name: [.short, .customLong("output")], help: "Also draw A − B of --layer, fused with --head (.png, .ppm, .svg, or .npy for the values).")
         var output: String?
@@ -73,4 +74,4 @@ extension AttnInspect {
     }
 }
 
-extension AttnInspect.Diff: QuietOption { var isQuiet: Bool { quiet } }
+extension AttnInspect.Diff: GlobalOptions { var isQuiet: Bool { quiet }; var forcesOutput: Bool { force } }
