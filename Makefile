@@ -3,7 +3,7 @@ SWIFT ?= swift
 OUT ?= demo-out
 BIN = .build/release/attninspect
 
-.PHONY: deps build release demo test install man completions clean
+.PHONY: deps build release demo test install man completions fuzz mutate sanitize-address sanitize-thread clean
 
 deps:
 	@scripts/install-deps.sh
@@ -57,6 +57,24 @@ completions: release
 	$(BIN) --generate-completion-script bash > .build/completions/attninspect.bash
 	$(BIN) --generate-completion-script zsh > .build/completions/_attninspect
 	$(BIN) --generate-completion-script fish > .build/completions/attninspect.fish
+
+# libFuzzer on the NPY, NPZ (zip + inflate) and safetensors readers, FUZZ_SECONDS per target (default 60).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) SWIFT=$(SWIFT) scripts/fuzz.sh
+
+# Truncated and bit-flipped HDF5 files through info and stats (libhdf5 is not fuzzed itself).
+MUTANTS ?= 40
+mutate: release
+	python3 scripts/mutate_hdf5.py $(BIN) --mutants $(MUTANTS)
+
+# The whole test suite under AddressSanitizer and ThreadSanitizer (the CLI tests run the instrumented
+# binary too). Leak checking is off: the only leaks reported are XCTest's and the Swift runtime's.
+sanitize-address: deps
+	ASAN_OPTIONS=detect_leaks=0 $(SWIFT) test --sanitize=address --build-path .build/asan
+
+sanitize-thread: deps
+	$(SWIFT) test --sanitize=thread --build-path .build/tsan
 
 clean:
 	rm -rf .build $(OUT)

@@ -95,3 +95,15 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["attninspect", "AttnReader", "AttnCore", "AttnTestSupport"]),
     ]
 )
+
+// Fuzz targets (libFuzzer), only when ATTNINSPECT_FUZZ is set: `make fuzz` builds them with
+// -sanitize=fuzzer,address into .build/fuzz; each main calls libFuzzer's driver. A normal build never sees them.
+#if canImport(Glibc)
+if getenv("ATTNINSPECT_FUZZ") != nil {
+    package.targets.append(.target(name: "AttnFuzzHarness", dependencies: ["AttnCore", "AttnReader"], path: "Fuzz/AttnFuzzHarness"))
+    for format in ["npy", "npz", "safetensors"] {
+        package.targets.append(.executableTarget(name: "fuzz-\(format)", dependencies: ["AttnFuzzHarness"], path: "Fuzz/fuzz-\(format)"))
+        package.products.append(.executable(name: "fuzz-\(format)", targets: ["fuzz-\(format)"]))
+    }
+}
+#endif

@@ -37,6 +37,8 @@ extension String {
 /// Formats a number for a table: fixed decimals, `nan` for undefined values.
 public func formatFixed(_ value: Double, decimals: Int = 4) -> String {
     guard value.isFinite else { return value.isNaN ? "nan" : (value > 0 ? "inf" : "-inf") }
+    // Beyond what Int holds after scaling (a corrupt dump's 1e38): Swift's own shortest form.
+    guard abs(value) < 1e15 else { return "\(value)" }
     var scale = 1.0
     for _ in 0..<decimals { scale *= 10 }
     let rounded = (abs(value) * scale).rounded() / scale

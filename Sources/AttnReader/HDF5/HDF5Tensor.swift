@@ -39,7 +39,8 @@ final class HDF5Tensor: StoredTensor {
         let space = HDF5Handle(try HDF5Library.check(H5Dget_space(dataset.id), file: file, dataset: path, "cannot read the dataspace"), .dataspace)
         let rank = Int(try HDF5Library.check(H5Sget_simple_extent_ndims(space.id), file: file, dataset: path, "cannot read the rank"))
         var dims = [hsize_t](repeating: 0, count: rank)
-        if rank > 0 { _ = H5Sget_simple_extent_dims(space.id, &dims, nil) }
+        var maxDims = [hsize_t](repeating: 0, count: rank)
+        if rank > 0 { _ = H5Sget_simple_extent_dims(space.id, &dims, &maxDims) }
         let type = HDF5Handle(try HDF5Library.check(H5Dget_type(dataset.id), file: file, dataset: path, "cannot read the datatype"), .datatype)
         let size = H5Tget_size(type.id)
         let element: TensorElement
@@ -88,6 +89,11 @@ final class HDF5Tensor: StoredTensor {
                 var chunk = [hsize_t](repeating: 0, count: max(rank, 1))
                 let n = H5Pget_chunk(plist.id, Int32(rank), &chunk)
                 notes.append("chunked " + formatShape(chunk.prefix(Int(max(n, 0))).map { Int($0) }))
+                // A chunk larger than a fixed-size dataset is never written by h5py (it refuses) and makes
+                // libhdf5 1.10 read past its buffers: found by the mutation run (scripts/mutate_hdf5.py).
+                if Int(n) == rank, let axis = (0..<rank).first(where: { chunk[$0] > dims[$0] && maxDims[$0] == dims[$0] }) {
+                    throw DumpError(file: file, dataset: path, "chunk shape \(formatShape(chunk.map { Int(clamping: $0) })) exceeds the fixed shape \(formatShape(dims.map { Int(clamping: $0) })) on axis \(axis): the file is corrupt")
+                }
                 if Int(n) == rank && directChunks { chunkShape = chunk.map { Int($0) } } else { direct = nil }
                 // Chunks never written hold the fill value, and edge chunks may be stored unfiltered:
                 // both are left to libhdf5 unless the fill is zero and every chunk is filtered.
@@ -124,6 +130,10 @@ final class HDF5Tensor: StoredTensor {
             }
         }
         _ = HDF5Library.errorReason()
+        // A corrupt file may claim any extent: refuse one whose element count overflows before using it.
+        guard dims.allSatisfy({ $0 <= hsize_t(Int.max) }), MemoryBudget.bytes(dims.map { Int($0) }, elementSize: max(size, 1)) != nil else {
+            throw DumpError(file: file, dataset: path, "claims shape (\(dims.map { String($0) }.joined(separator: ", "))), more bytes than any file can hold: the file is corrupt")
+        }
         info = TensorInfo(name: path, shape: dims.map { Int($0) }, element: element, storage: notes.joined(separator: ", "))
         if let rawFile, let ieee, let filters = direct, plist.id >= 0, !dims.contains(0) {
             directStorage = Self.direct(dataset: dataset, name: path, file: rawFile, plist: plist.id, chunk: chunkShape,

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Fuzzes attninspect's parsers with libFuzzer: NPY header and data, NPZ/zip with inflate, safetensors header.
+# Builds the targets with -sanitize=fuzzer,address into .build/fuzz (Package.swift adds them when
+# ATTNINSPECT_FUZZ is set), seeds each corpus from TestData, runs each for FUZZ_SECONDS (default 60) and
+# prints how many inputs each ran. A crash leaves crash-* / leak-* / timeout-* files in .build/fuzz/findings.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${FUZZ_SECONDS:-60}"
+swift="${SWIFT:-swift}"
+findings=.build/fuzz/findings
+mkdir -p "$findings"
+for format in npy npz safetensors; do
+    ATTNINSPECT_FUZZ=1 "$swift" build --build-path .build/fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld \
+        --product "fuzz-$format" 2>&1 | grep -E "error|Build of" || true
+    corpus=".build/fuzz/corpus-$format"
+    mkdir -p "$corpus"
+    find TestData -name "*.$format" -size -200k -exec cp -n {} "$corpus/" \;
+    echo "fuzz-$format: $(ls "$corpus" | wc -l) inputs in the corpus, ${seconds} s"
+    (cd "$findings" && ASAN_OPTIONS=detect_leaks=0 "../debug/fuzz-$format" "../corpus-$format" \
+        -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 2>&1 |
+        grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" ) || { echo "fuzz-$format found a problem: see $findings"; exit 1; }
+done
+echo "no crash, leak or hang found"
