@@ -2,8 +2,8 @@
 """Mutation run over HDF5 files: libhdf5 itself is not fuzzed here, so attninspect's use of it is.
 
 Each HDF5 file in TestData is truncated at many lengths and has bytes flipped at many offsets (fixed seed);
-every mutant is given to `attninspect info` and `attninspect stats`. Each run must end with status 0 or 1
-(never a signal, never 64), within 20 s, and with at most one line on stderr when it fails. Prints the counts
+every mutant is given to `attninspect info --quiet` and `attninspect stats --quiet`. Each run must end with status
+0 or 1 (never a signal, never 64), within 20 s, and with exactly one line on stderr when it fails. Prints the counts
 and exits 1 on any finding, naming the mutant (kept in the output folder).
 
 usage: mutate_hdf5.py BINARY [--mutants N] [--out DIR]
@@ -47,7 +47,8 @@ def main():
             for command in (["info"], ["stats"]):
                 runs += 1
                 try:
-                    r = subprocess.run([args.binary] + command + [str(mutant)], capture_output=True, timeout=20)
+                    # --quiet: only an error may reach stderr, so "one line" is exact.
+                    r = subprocess.run([args.binary] + command + ["--quiet", str(mutant)], capture_output=True, timeout=20)
                 except subprocess.TimeoutExpired:
                     found = True
                     print(f"HANG  {command[0]} {mutant} ({f.name} {kind})")

@@ -81,6 +81,7 @@ final class HDF5Tensor: StoredTensor {
         rawElement = ieee?.type == .float16 ? ieee : nil
         let plist = HDF5Handle(H5Dget_create_plist(dataset.id), .propertyList)
         var direct: [ChunkFilter]? = []   // the filters, while direct reading stays possible
+        var contiguous = false
         var chunkShape: [Int]?
         if plist.id >= 0 {
             if H5Pget_external_count(plist.id) != 0 { direct = nil }
@@ -101,7 +102,9 @@ final class HDF5Tensor: StoredTensor {
                 if H5Pget_chunk_opts(plist.id, &options) < 0 || options & UInt32(H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS) != 0 { direct = nil }
                 if !Self.fillIsZero(plist: plist.id, type: type.id, size: size) { direct = nil }
             case H5D_COMPACT: notes.append("compact")
-            case H5D_CONTIGUOUS: notes.append("contiguous")
+            case H5D_CONTIGUOUS:
+                notes.append("contiguous")
+                contiguous = true
             default: break
             }
             let filters = H5Pget_nfilters(plist.id)
@@ -133,6 +136,17 @@ final class HDF5Tensor: StoredTensor {
         // A corrupt file may claim any extent: refuse one whose element count overflows before using it.
         guard dims.allSatisfy({ $0 <= hsize_t(Int.max) }), MemoryBudget.bytes(dims.map { Int($0) }, elementSize: max(size, 1)) != nil else {
             throw DumpError(file: file, dataset: path, "claims shape (\(dims.map { String($0) }.joined(separator: ", "))), more bytes than any file can hold: the file is corrupt")
+        }
+        // Current extents beyond the maximum ones, or more data than the file could hold even compressed
+        // (deflate cannot shrink data over 1032:1), mean a damaged header: refused before any allocation.
+        if let axis = (0..<rank).first(where: { maxDims[$0] != hsize_t.max && dims[$0] > maxDims[$0] }) {
+            throw DumpError(file: file, dataset: path, "extent \(dims[axis]) on axis \(axis) exceeds its maximum \(maxDims[axis]): the file is corrupt")
+        }
+        // Contiguous storage, once allocated, holds every element: a different size means damaged extents.
+        // (Unallocated or chunked storage may legitimately be smaller: unwritten elements read as the fill value.)
+        let stored = Int(clamping: H5Dget_storage_size(dataset.id))
+        if contiguous, stored > 0, let claimed = MemoryBudget.bytes(dims.map { Int($0) }, elementSize: max(size, 1)), claimed > stored {
+            throw DumpError(file: file, dataset: path, "claims shape (\(dims.map { String($0) }.joined(separator: ", "))), \(MemoryBudget.describe(claimed)), but stores \(MemoryBudget.describe(stored)): the file is corrupt")
         }
         info = TensorInfo(name: path, shape: dims.map { Int($0) }, element: element, storage: notes.joined(separator: ", "))
         if let rawFile, let ieee, let filters = direct, plist.id >= 0, !dims.contains(0) {
