@@ -14,8 +14,26 @@ public enum MemoryBudget {
         return pages.multipliedReportingOverflow(by: size).overflow ? Int.max : pages * size
     }()
 
-    /// The most one layer's working set may take: half of physical memory.
-    public static var layerLimitBytes: Int { physicalBytes / 2 }
+    /// `--max-memory`: the per-layer limit asked for, instead of half of physical memory.
+    nonisolated(unsafe) public static var limitOverride: Int?
+
+    /// The most one layer's working set may take: `--max-memory`, else half of physical memory.
+    public static var layerLimitBytes: Int { limitOverride ?? physicalBytes / 2 }
+
+    /// Parses `512M`, `4G`, `1.5GiB`, `2T` or a number of bytes (binary units).
+    public static func parseSize(_ text: String) -> Int? {
+        let trimmed = String(text.filter { $0 != " " }).uppercased()
+        let units: [(String, Double)] = [("TIB", 0x1p40), ("GIB", 0x1p30), ("MIB", 0x1p20), ("KIB", 0x1p10), ("TB", 0x1p40), ("GB", 0x1p30),
+                                         ("MB", 0x1p20), ("KB", 0x1p10), ("T", 0x1p40), ("G", 0x1p30), ("M", 0x1p20), ("K", 0x1p10), ("B", 1)]
+        var number = Substring(trimmed), factor = 1.0
+        for (suffix, f) in units where trimmed.hasSuffix(suffix) {
+            number = trimmed.dropLast(suffix.count)
+            factor = f
+            break
+        }
+        guard let value = Double(number), value.isFinite, value > 0, value * factor < 0x1p62 else { return nil }
+        return Int(value * factor)
+    }
 
     /// `Π factors × elementSize`, or nil when it overflows.
     public static func bytes(_ factors: [Int], elementSize: Int) -> Int? {
@@ -41,6 +59,7 @@ public enum MemoryBudget {
     /// nil when `bytes` fits the per-layer limit; otherwise a message that states the estimate.
     public static func layerRefusal(_ what: String, bytes: Int?) -> String? {
         if let bytes, bytes <= layerLimitBytes { return nil }
-        return "\(what) needs \(describe(bytes)) of memory, more than the \(describe(layerLimitBytes)) allowed for one layer (half of this machine's memory)"
+        let origin = limitOverride == nil ? "half of this machine's memory; --max-memory SIZE raises it" : "set by --max-memory"
+        return "\(what) needs \(describe(bytes)) of memory, more than the \(describe(layerLimitBytes)) allowed for one layer (\(origin))"
     }
 }

@@ -27,6 +27,7 @@ struct AttnInspect: ParsableCommand {
             if let options = command as? GlobalOptions {
                 Console.quiet = options.isQuiet
                 AtomicFile.replacesOtherKinds = options.forcesOutput
+                MemoryBudget.limitOverride = options.memoryLimit
             }
             try command.run()
         } catch let error as DumpError {
@@ -88,10 +89,15 @@ enum Console {
     }
 }
 
-/// Options every command takes: `--quiet` and `--force`.
+/// Options every command takes: `--quiet`, `--force` and (where a dump is read) `--max-memory`.
 protocol GlobalOptions {
     var isQuiet: Bool { get }
     var forcesOutput: Bool { get }
+    var memoryLimit: Int? { get }
+}
+
+extension GlobalOptions {
+    var memoryLimit: Int? { nil }
 }
 
 /// Progress of long work on stderr, when stderr is a terminal (or ATTNINSPECT_PROGRESS=1) and not

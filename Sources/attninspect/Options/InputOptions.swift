@@ -53,10 +53,16 @@ struct InputOptions: ParsableArguments {
     @Flag(help: "Replace an existing output file even if it holds another kind of data (an input is never replaced).")
     var force = false
 
+    @Option(name: .customLong("max-memory"), help: "The most memory one layer's work may take, e.g. 512M or 8G (default: half of this machine's memory); larger work is refused with its estimate.")
+    var maxMemory: String?
+
     @Flag(name: .customLong("keep-padding"), help: "Ignore the file's attention_mask or lengths: analyse every position, padding included.")
     var keepPadding = false
 
     func validate() throws {
+        if let maxMemory, MemoryBudget.parseSize(maxMemory) == nil {
+            throw ValidationError("--max-memory expects a size such as 512M, 8G or 1.5GiB, got '\(maxMemory)'")
+        }
         if let length, length <= 0 { throw ValidationError("--length must be positive, got \(length)") }
         if keepPadding && length != nil { throw ValidationError("--keep-padding and --length are exclusive: choose one") }
         if let heads, heads <= 0 { throw ValidationError("--heads must be positive, got \(heads)") }
@@ -188,14 +194,14 @@ extension HeadFusion: ExpressibleByArgument {}
 extension PatchGrid: ExpressibleByArgument {}
 
 // Every command that reads a dump takes --quiet and --force through InputOptions.
-extension AttnInspect.Entropy: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }
-extension AttnInspect.Flow: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }
-extension AttnInspect.Grid: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }
-extension AttnInspect.Heads: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }
-extension AttnInspect.Heatmap: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }
-extension AttnInspect.Info: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }
-extension AttnInspect.Rollout: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }
-extension AttnInspect.Show: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }
-extension AttnInspect.Stats: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }
-extension AttnInspect.Tokens: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }
-extension AttnInspect.Verify: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force } }
+extension AttnInspect.Entropy: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force }; var memoryLimit: Int? { input.maxMemory.flatMap(MemoryBudget.parseSize) } }
+extension AttnInspect.Flow: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force }; var memoryLimit: Int? { input.maxMemory.flatMap(MemoryBudget.parseSize) } }
+extension AttnInspect.Grid: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force }; var memoryLimit: Int? { input.maxMemory.flatMap(MemoryBudget.parseSize) } }
+extension AttnInspect.Heads: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force }; var memoryLimit: Int? { input.maxMemory.flatMap(MemoryBudget.parseSize) } }
+extension AttnInspect.Heatmap: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force }; var memoryLimit: Int? { input.maxMemory.flatMap(MemoryBudget.parseSize) } }
+extension AttnInspect.Info: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force }; var memoryLimit: Int? { input.maxMemory.flatMap(MemoryBudget.parseSize) } }
+extension AttnInspect.Rollout: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force }; var memoryLimit: Int? { input.maxMemory.flatMap(MemoryBudget.parseSize) } }
+extension AttnInspect.Show: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force }; var memoryLimit: Int? { input.maxMemory.flatMap(MemoryBudget.parseSize) } }
+extension AttnInspect.Stats: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force }; var memoryLimit: Int? { input.maxMemory.flatMap(MemoryBudget.parseSize) } }
+extension AttnInspect.Tokens: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force }; var memoryLimit: Int? { input.maxMemory.flatMap(MemoryBudget.parseSize) } }
+extension AttnInspect.Verify: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force }; var memoryLimit: Int? { input.maxMemory.flatMap(MemoryBudget.parseSize) } }
