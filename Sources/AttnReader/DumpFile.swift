@@ -81,10 +81,13 @@ public final class DumpFile {
 
     /// Token labels from a `tokens` dataset or member (any path ending in `tokens`), if any.
     public func tokenLabels(named names: [String] = ["tokens"]) throws -> [String]? {
+        try tensor(lastNamedIn: names) { $0.info.element == .text }?.readStrings()
+    }
+
+    /// The first tensor whose last path component is one of `names` (in their order) and that `accepts`.
+    func tensor(lastNamedIn names: [String], accepting accepts: (StoredTensor) -> Bool = { _ in true }) -> StoredTensor? {
         for name in names {
-            if let t = container.tensors.first(where: { lastComponent($0.name) == name && $0.info.element == .text }) {
-                return try t.readStrings()
-            }
+            if let t = container.tensors.first(where: { lastComponent($0.name) == name && accepts($0) }) { return t }
         }
         return nil
     }
@@ -92,9 +95,7 @@ public final class DumpFile {
     /// Token ids from a `token_ids` or `input_ids` tensor of any integer type: shape (positions,) or
     /// (batch, positions), the row of sample `sample` (default 0). nil when the file has none.
     public func tokenIDs(positions: Int, sample: Int?) throws -> [Int64]? {
-        guard let tensor = ["token_ids", "input_ids"].lazy.compactMap({ name in
-            self.container.tensors.first { lastComponent($0.name) == name }
-        }).first else { return nil }
+        guard let tensor = tensor(lastNamedIn: ["token_ids", "input_ids"]) else { return nil }
         let values = try tensor.readIntegers()
         guard let last = tensor.shape.last, last == positions, positions > 0, values.count % positions == 0 else {
             throw DumpError(file: path, dataset: tensor.label ?? tensor.name, "expected one token id per position (\(positions)), found shape \(formatShape(tensor.shape))")

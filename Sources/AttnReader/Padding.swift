@@ -15,7 +15,7 @@ public enum Padding {
             }
             return TokenSelection(kept: Array(0..<length), total: positions, origin: "--length \(length)")
         }
-        if let mask = tensor(in: file, named: maskNames) {
+        if let mask = file.tensor(lastNamedIn: maskNames) {
             let shape = mask.shape
             guard let last = shape.last, last == positions else {
                 throw DumpError(file: file.path, dataset: mask.label ?? mask.name, "expected a mask of \(positions) positions (shape (\(positions),) or (batch, \(positions))), found shape \(formatShape(shape))")
@@ -32,7 +32,7 @@ public enum Padding {
             }
             return TokenSelection(kept: kept, total: positions, origin: mask.name.split(separator: "/").last.map(String.init) ?? mask.name)
         }
-        if let lengths = tensor(in: file, named: lengthNames) {
+        if let lengths = file.tensor(lastNamedIn: lengthNames) {
             let values = try lengths.readNumbers(file: file.path)
             guard lengths.shape.count <= 1, !values.isEmpty else {
                 throw DumpError(file: file.path, dataset: lengths.label ?? lengths.name, "expected one length or one per sample (shape () or (batch,)), found shape \(formatShape(lengths.shape))")
@@ -43,13 +43,6 @@ public enum Padding {
                 throw DumpError(file: file.path, dataset: lengths.label ?? lengths.name, "length \(value.isFinite && value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)) of sample \(row) is out of range: expected 1...\(positions), the number of positions")
             }
             return TokenSelection(kept: Array(0..<Int(value)), total: positions, origin: lengths.name.split(separator: "/").last.map(String.init) ?? lengths.name)
-        }
-        return nil
-    }
-
-    private static func tensor(in file: DumpFile, named names: [String]) -> StoredTensor? {
-        for name in names {
-            if let t = file.container.tensors.first(where: { lastComponent($0.name) == name }) { return t }
         }
         return nil
     }

@@ -105,11 +105,11 @@ extension GlobalOptions {
 /// taken half a second, and cleared at the end.
 final class Progress: @unchecked Sendable {
     private let label: String
-    private let total: Int
+    private var total: Int
     private var done = 0
     private let started = Progress.now()
     private var lastDrawn = 0.0
-    private let lock = NSLockLike()
+    private let lock = Lock()
     nonisolated(unsafe) private static var lineShown = false
 
     /// ATTNINSPECT_PROGRESS=1 shows progress even when stderr is not a terminal, from the first step
@@ -121,10 +121,13 @@ final class Progress: @unchecked Sendable {
         return forced ?? (isatty(2) == 1)
     }
 
-    /// A reporter for `total` steps of `label`, or nil when progress is not shown.
-    static func start(_ label: String, total: Int) -> Progress? {
-        enabled && total > 1 ? Progress(label: label, total: total) : nil
+    /// A reporter for `total` steps of `label` (or a total given later with `setTotal`), or nil when
+    /// progress is not shown. Work of one step shows none.
+    static func start(_ label: String, total: Int = 0) -> Progress? {
+        enabled ? Progress(label: label, total: total) : nil
     }
+
+    func setTotal(_ steps: Int) { lock.locked { total = steps } }
 
     private init(label: String, total: Int) {
         self.label = label
@@ -137,7 +140,7 @@ final class Progress: @unchecked Sendable {
             done += steps
             let t = Progress.now()
             let delay = Progress.forced == true ? 0 : 0.5
-            guard t - started >= delay, t - lastDrawn >= 0.1 || done >= total else { return }
+            guard total > 1, t - started >= delay, t - lastDrawn >= 0.1 || done >= total else { return }
             lastDrawn = t
             let percent = total > 0 ? 100 * done / total : 100
             Console.status("\r\u{1B}[Kattninspect: \(label): \(done)/\(total) (\(percent)%)")
@@ -166,7 +169,7 @@ final class Progress: @unchecked Sendable {
 }
 
 /// A pthread mutex (Foundation's NSLock is avoided to keep start-up light).
-final class NSLockLike: @unchecked Sendable {
+final class Lock: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     init() { pthread_mutex_init(&mutex, nil) }
     deinit { pthread_mutex_destroy(&mutex) }

@@ -37,27 +37,16 @@ extension AttnInspect {
         func run() throws {
             if !moreFiles.isEmpty { return try runOverFiles() }
             if input.allSamples { return try runOverSamples() }
-            let opened = try input.open()
-            let source = opened.source
-            let layers = try layer.map { [try opened.layer($0)] } ?? Array(0..<source.layerCount)
-            var records: [HeadStatistics] = []
-            var text = ""
-            let progress = Progress.start("stats, layers", total: layers.count)
-            defer { progress?.finish() }
-            for l in layers {
-                let stats = try HeadStatistics.ofLayer(source, layer: l)
-                progress?.advance()
-                records += stats
-                if !json && !csv {
-                    text += Self.table(for: stats, layer: l, source: source)
-                    if l != layers.last { text += "\n" }
-                }
-            }
+            let progress = Progress.start("stats, layers")
+            let result = try Self.statistics(of: input, layer: layer, progress: progress)
+            progress?.finish()
+            let opened = result.opened, source = result.source, records = result.samples[0]
+            let layers = Array(Set(records.map(\.layer))).sorted()
             var found: [HeadAnalysis.OutlierToken]?
+            let prefix = opened.file.attribute("prefix_tokens")?.integerValues?.first.map { Swift.min(Swift.max($0, 0), source.keyCount) } ?? 0
+            let analysis = HeadAnalysis(keyLabels: source.keyTokens, matchKeys: nil, distance: .sequence(prefix: prefix))
             if outliers {
                 let shares = try layers.map { HeadAnalysis.receivedShares(of: try source.layer($0)) }
-                let prefix = opened.file.attribute("prefix_tokens")?.integerValues?.first.map { Swift.min(Swift.max($0, 0), source.keyCount) } ?? 0
-                let analysis = HeadAnalysis(keyLabels: source.keyTokens, matchKeys: nil, distance: .sequence(prefix: prefix))
                 found = analysis.outliers(shares: shares, keys: source.keyCount).map { o in
                     var o = o
                     o.layers = o.layers.map { layers[$0] }   // positions in `layers` back to layer numbers
@@ -73,7 +62,7 @@ extension AttnInspect {
                 for r in records { out += CSV.line(Self.fields(r).map(Self.csvText)) }
                 Console.print(out)
             } else {
-                Console.print(text + (found.map { "\n" + OutlierReport.table($0, z: 3.5, ratio: 5) } ?? ""))
+                Console.print(Self.tables(records, source: source) + (found.map { "\n" + OutlierReport.table($0, z: analysis.outlierZ, ratio: analysis.outlierRatio) } ?? ""))
             }
             Self.noteNonFinite(records, file: input.file)
         }
@@ -165,8 +154,7 @@ extension AttnInspect {
                 for r in results {
                     text += "== \(r.source.file)\n"
                     if r.samples.count == 1 {
-                        let byLayer = Dictionary(grouping: r.samples[0], by: \.layer)
-                        text += byLayer.keys.sorted().map { Self.table(for: byLayer[$0]!, layer: $0, source: r.source) }.joined(separator: "\n")
+                        text += Self.tables(r.samples[0], source: r.source)
                     } else {
                         text += "\(r.samples.count) samples: mean and standard deviation over the samples (± columns)\n" + Aggregate(r.samples).table
                     }
@@ -186,16 +174,24 @@ extension AttnInspect {
 
         /// One file's statistics: one list per sample used (every sample with `--batch all`).
         struct FileStatistics {
-            let source: AttentionSource
+            /// The dump as opened (sample 0 with `--batch all`).
+            let opened: OpenedDump
+            var source: AttentionSource { opened.source }
             let samples: [[HeadStatistics]]
         }
 
         /// With `batchAxisOptional`, `--batch all` on a file without a batch axis reads its one sample.
-        static func statistics(of input: InputOptions, layer: Int?, batchAxisOptional: Bool = false) throws -> FileStatistics {
+        /// `progress` counts layers (its total is set here, as the number of layers read).
+        static func statistics(of input: InputOptions, layer: Int?, batchAxisOptional: Bool = false, progress: Progress? = nil) throws -> FileStatistics {
             if !input.allSamples {
                 let opened = try input.open()
                 let layers = try layer.map { [try opened.layer($0)] } ?? Array(0..<opened.source.layerCount)
-                return FileStatistics(source: opened.source, samples: [try layers.flatMap { try HeadStatistics.ofLayer(opened.source, layer: $0) }])
+                progress?.setTotal(layers.count)
+                let records = try layers.flatMap { l in
+                    defer { progress?.advance() }
+                    return try HeadStatistics.ofLayer(opened.source, layer: l)
+                }
+                return FileStatistics(opened: opened, samples: [records])
             }
             let first = try input.open(sample: 0, allowAllSamples: true)
             guard let size = first.layout.summary.batch?.size ?? (batchAxisOptional ? 1 : nil) else {
@@ -207,7 +203,7 @@ extension AttnInspect {
                 let opened = b == 0 ? first : try input.open(sample: b, allowAllSamples: true)
                 perSample.append(try layers.flatMap { try HeadStatistics.ofLayer(opened.source, layer: $0) })
             }
-            return FileStatistics(source: first.source, samples: perSample)
+            return FileStatistics(opened: first, samples: perSample)
         }
 
         static func noteNonFinite(_ records: [HeadStatistics], file: String) {
@@ -313,6 +309,12 @@ extension AttnInspect {
                 ("queries", .integer(source.queryCount)), ("keys", .integer(source.keyCount)), ("source", .string(source.origin.label)),
                 ("records", .array(items)),
             ]
+        }
+
+        /// One table per layer present in `records`, in layer order.
+        static func tables(_ records: [HeadStatistics], source: AttentionSource) -> String {
+            let byLayer = Dictionary(grouping: records, by: \.layer)
+            return byLayer.keys.sorted().map { table(for: byLayer[$0]!, layer: $0, source: source) }.joined(separator: "\n")
         }
 
         static func table(for stats: [HeadStatistics], layer: Int, source: AttentionSource) -> String {
