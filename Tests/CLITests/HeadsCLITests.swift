@@ -174,6 +174,8 @@ struct HeadsCLITests {
         let grid = try Run(["heads", path("text.npz"), "--patch-size", "16"])
         #expect(grid.status == 1 && grid.stderr.contains("--patch-size needs a patch grid"))
         #expect(try Run(["heads", path("text.npz"), "--sink-tokens", "0"]).status == 64)
+        let unwritable = try Run(["heads", path("text.npz"), "--similarity-out", "/nonexistent/folder/s.csv"])
+        #expect(unwritable.status == 1 && unwritable.stdout.isEmpty && unwritable.stderr.contains("cannot write"))
         #expect(try Run(["heads", path("text.npz"), "--similarity-out", scratch.file("s.txt")]).status == 64)
     }
 }

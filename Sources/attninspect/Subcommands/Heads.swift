@@ -97,6 +97,8 @@ extension AttnInspect {
             progress?.finish()
             let all = similarity == .all ? try similarityOfAllHeads(source) : nil
             let outliers = analysis.outliers(shares: shares, keys: source.keyCount)
+            // The file first: if it cannot be written, the run fails before printing anything.
+            if let similarityOut { try writeSimilarity(similarityOut, perLayer: perLayer, all: all, heads: source.headCount) }
             if json {
                 let match = analysis.matchKeys == nil ? nil : (try opened.tokenIDs(sample: input.batch) != nil ? "ids" : "strings")
                 Console.print(report(records, analysis: analysis, tokenMatch: match, source: source, perLayer: perLayer, all: all, outliers: outliers).serialized() + "\n")
@@ -111,7 +113,6 @@ extension AttnInspect {
             if !bad.isEmpty {
                 Console.note("\(input.file): \(bad.count) head(s) hold NaN or infinite values: their measures are null and they are left out of the similarity and outlier statistics")
             }
-            if let similarityOut { try writeSimilarity(similarityOut, perLayer: perLayer, all: all, heads: source.headCount) }
         }
 
         /// The analysis with the file's labels, ids and grid and the options.
