@@ -118,6 +118,32 @@ public enum AttributeValue: Sendable, Equatable, CustomStringConvertible {
         default: return nil
         }
     }
+
+    /// A single true/false value: an integer 0 or 1 (h5py's bool enum reads as one), or the strings
+    /// `true`/`false`, `yes`/`no`, `1`/`0` in any case (safetensors metadata).
+    public var booleanValue: Bool? {
+        switch self {
+        case .integers(let v) where v.count == 1 && (v[0] == 0 || v[0] == 1): return v[0] == 1
+        case .reals(let v) where v.count == 1 && (v[0] == 0 || v[0] == 1): return v[0] == 1
+        case .strings(let v) where v.count == 1:
+            switch v[0].lowercased() {
+            case "true", "yes", "1": return true
+            case "false", "no", "0": return false
+            default: return nil
+            }
+        default: return nil
+        }
+    }
+
+    /// A single real number (an integer attribute counts; safetensors metadata strings are parsed).
+    public var realValue: Double? {
+        switch self {
+        case .reals(let v) where v.count == 1: return v[0]
+        case .integers(let v) where v.count == 1: return Double(v[0])
+        case .strings(let v) where v.count == 1: return Double(v[0])
+        default: return nil
+        }
+    }
 }
 
 /// A named attribute, on the root (`/`) or on a dataset or group.

@@ -124,6 +124,15 @@ final class HDF5Container: TensorContainer {
                 H5Aread(attribute, memType, buffer)
             }) else { _ = HDF5Library.errorReason(); return .other("unreadable string") }
             return .strings(strings)
+        case H5T_ENUM:
+            // h5py stores a numpy bool as an enum over int8 (FALSE = 0, TRUE = 1): read unconverted, decode the base integers.
+            let base = HDF5Handle(H5Tget_super(type.id), .datatype)
+            let size = base.id >= 0 ? H5Tget_size(base.id) : 0
+            guard [1, 2, 4, 8].contains(size), H5Tget_size(type.id) == size else { _ = HDF5Library.errorReason(); return .other("enum") }
+            var raw = [UInt8](repeating: 0, count: count * size)
+            guard H5Aread(attribute, type.id, &raw) >= 0 else { _ = HDF5Library.errorReason(); return .other("unreadable enum") }
+            let order: ByteOrder = H5Tget_order(base.id) == H5T_ORDER_BE ? .big : .little
+            return .integers(IntegerDecoding.decode(raw, size: size, signed: H5Tget_sign(base.id) != H5T_SGN_NONE, order: order))
         default:
             return .other("HDF5 type class \(H5Tget_class(type.id).rawValue)")
         }

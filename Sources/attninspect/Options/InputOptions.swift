@@ -38,10 +38,10 @@ struct InputOptions: ParsableArguments {
     @Flag(name: .customLong("from-qk"), help: "Recompute attention from q and k even when the file stores attention.")
     var fromQK = false
 
-    @Flag(help: "With q and k: mask keys after the query (causal attention).")
-    var causal = false
+    @Flag(inversion: .prefixedNo, help: "With q and k: mask keys after the query (causal attention); the default is the file's causal attribute, else not causal.")
+    var causal: Bool?
 
-    @Option(parsing: .unconditional, help: "With q and k: the factor applied to Q·Kᵀ (default 1/√d).")
+    @Option(parsing: .unconditional, help: "With q and k: the factor applied to Q·Kᵀ (default: the file's scale attribute, else 1/√d).")
     var scale: Double?
 
     @Option(parsing: .unconditional, help: "Only the first N tokens are real: the rest is padding, excluded from every analysis (overrides the file's attention_mask or lengths).")
@@ -102,18 +102,20 @@ struct OpenedDump {
     /// Opens `path` and the attention in it: stored, or recomputed from Q and K with `scale` and `causal`;
     /// padding excluded unless `padding` is `.keep` (the selection is said on stderr).
     static func open(_ path: String, options: ReadOptions = ReadOptions(), rawAs: ElementType? = nil,
-                     scale: Double? = nil, causal: Bool = false, padding: PaddingChoice = .exclude(length: nil)) throws -> OpenedDump {
+                     scale: Double? = nil, causal: Bool? = nil, padding: PaddingChoice = .exclude(length: nil)) throws -> OpenedDump {
         let dump = try DumpFile(path: path, rawAs: rawAs)
         let layout = try AttentionLayout.resolve(dump, options: options)
         var source: AttentionSource
+        var recomputation = Recomputation(scale: scale, causal: causal ?? false)
         switch layout {
         case .attention(let stored):
-            if causal || scale != nil {
+            if causal == true || scale != nil {
                 throw DumpError(file: path, "--causal and --scale apply to attention recomputed from q and k, but this file's attention is stored (\(stored.summary.datasets)); add --from-qk if the file has q and k")
             }
             source = stored
         case .queryKey(let qk):
-            source = RecomputedAttention(qk, scale: scale, causal: causal)
+            recomputation = try Recomputation(in: dump, scale: scale, causal: causal)
+            source = RecomputedAttention(qk, scale: recomputation.scale, causal: recomputation.causal)
         }
         if case .exclude(let length) = padding,
            let selection = try Padding.selection(in: dump, positions: source.keyCount, batch: options.batch, length: length), !selection.keepsAll {
@@ -122,7 +124,7 @@ struct OpenedDump {
             case .attention(let stored):
                 source = SelectedAttention(stored, queries: selfAttention ? selection : nil, keys: selection)
             case .queryKey(let qk):
-                source = RecomputedAttention(SelectedQueryKey(qk, selection: selection), scale: scale, causal: causal)
+                source = RecomputedAttention(SelectedQueryKey(qk, selection: selection), scale: recomputation.scale, causal: recomputation.causal)
             }
             Console.noteOnce("\(path): \(selection.origin) keeps \(selection.kept.count) of \(selection.total) \(selfAttention ? "tokens" : "keys"); padding is excluded (--keep-padding to include it)")
             return OpenedDump(file: dump, layout: layout, source: source, padding: selection)
@@ -205,3 +207,46 @@ extension AttnInspect.Show: GlobalOptions { var isQuiet: Bool { input.quiet }; v
 extension AttnInspect.Stats: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force }; var memoryLimit: Int? { input.maxMemory.flatMap(MemoryBudget.parseSize) } }
 extension AttnInspect.Tokens: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force }; var memoryLimit: Int? { input.maxMemory.flatMap(MemoryBudget.parseSize) } }
 extension AttnInspect.Verify: GlobalOptions { var isQuiet: Bool { input.quiet }; var forcesOutput: Bool { input.force }; var memoryLimit: Int? { input.maxMemory.flatMap(MemoryBudget.parseSize) } }
+
+/// How attention is recomputed from q and k: the scale of Q·Kᵀ (nil: 1/√d) and the causal mask. What the
+/// command line gives wins; otherwise the file's root attributes `scale` and `causal` (as the exporters write
+/// them), which are named on stderr when used.
+struct Recomputation {
+    var scale: Double?
+    var causal: Bool
+
+    init(scale: Double?, causal: Bool) {
+        self.scale = scale
+        self.causal = causal
+    }
+
+    init(in dump: DumpFile, scale: Double?, causal: Bool?) throws {
+        var fromFile: [String] = []
+        if let causal {
+            self.causal = causal
+        } else if let attribute = dump.attribute("causal") {
+            guard let value = attribute.booleanValue else {
+                throw DumpError(file: dump.path, "attribute causal should be true or false (or 1 or 0), found \(attribute); override it with --causal or --no-causal")
+            }
+            self.causal = value
+            if value { fromFile.append("causal") }
+        } else {
+            self.causal = false
+        }
+        if let scale {
+            self.scale = scale
+        } else if let attribute = dump.attribute("scale") {
+            guard let value = attribute.realValue, value.isFinite, value > 0 else {
+                throw DumpError(file: dump.path, "attribute scale should be one positive number, found \(attribute); override it with --scale")
+            }
+            self.scale = value
+            fromFile.append("scale \(value)")
+        } else {
+            self.scale = nil
+        }
+        if !fromFile.isEmpty {
+            let overrides = (fromFile.contains("causal") ? ["--no-causal"] : []) + (scale == nil && self.scale != nil ? ["--scale"] : [])
+            Console.noteOnce("\(dump.path): recomputing attention from q and k with the file's \(fromFile.joined(separator: " and ")) (override with \(overrides.joined(separator: " or ")))")
+        }
+    }
+}

@@ -25,11 +25,13 @@ extension AttnInspect {
         }
 
         func run() throws {
-            // --causal is a claim to check on stored attention, and a mask for attention recomputed from q and k.
+            // --causal (or the file's causal attribute) is a claim to check on stored attention, and a mask for
+            // attention recomputed from q and k.
             var plain = input
-            plain.causal = false
+            plain.causal = nil
             var opened = try plain.open()
-            if input.causal, case .queryKey = opened.layout { opened = try input.open() }
+            if input.causal != nil, case .queryKey = opened.layout { opened = try input.open() }
+            let claimsCausal = input.causal ?? opened.file.attribute("causal")?.booleanValue ?? false
             let source = opened.source
             var checks = AttentionChecks()
             for l in 0..<source.layerCount { checks.add(try source.layer(l)) }
@@ -56,7 +58,7 @@ extension AttnInspect {
             }
             if checks.square && checks.upperCells > 0 {
                 let upper = "largest value above the diagonal \(formatScientific(checks.upperMax))"
-                if input.causal {
+                if claimsCausal {
                     report(checks.upperMax <= tolerance, "causal: keys after the query get no attention (\(upper))")
                 } else {
                     report(nil, checks.upperMax <= tolerance ? "looks causal: \(upper)" : "not causal: \(upper)")
@@ -65,14 +67,15 @@ extension AttnInspect {
             if case .attention = opened.layout, !input.fromQK,
                let recomputed = try? AttentionLayout.resolve(opened.file, options: ReadOptions(dataset: nil, batch: input.batch, heads: input.heads, fromQK: true)),
                case .queryKey(let qk) = recomputed {
-                let other = RecomputedAttention(qk, scale: nil, causal: input.causal)
+                let recomputation = try Recomputation(in: opened.file, scale: nil, causal: claimsCausal)
+                let other = RecomputedAttention(qk, scale: recomputation.scale, causal: recomputation.causal)
                 if (other.layerCount, other.headCount, other.queryCount) == (source.layerCount, source.headCount, source.queryCount) {
                     var worst = 0.0
                     for l in 0..<source.layerCount {
                         let x = try source.layer(l).values, y = try other.layer(l).values
                         for (p, r) in zip(x, y) { worst = max(worst, abs(Double(p) - Double(r))) }
                     }
-                    report(worst <= qkTolerance, "stored attention equals softmax(q·kᵀ/√d) recomputed from q and k (max |Δ| = \(formatScientific(worst)), tolerance \(qkTolerance))")
+                    report(worst <= qkTolerance, "stored attention equals softmax(q·kᵀ\(recomputation.scale.map { "·\($0)" } ?? "/√d")\(recomputation.causal ? ", causal" : "")) recomputed from q and k (max |Δ| = \(formatScientific(worst)), tolerance \(qkTolerance))")
                 } else {
                     report(false, "q and k do not match the stored attention's shape: they cannot be its source")
                 }
