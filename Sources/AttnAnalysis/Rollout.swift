@@ -156,3 +156,27 @@ public struct Rollout: Sendable {
         }
     }
 }
+
+extension Rollout {
+    /// The memory a rollout over `n` tokens holds at once: one layer as read (heads × n² floats, with its
+    /// read buffer), the fused heads in `Double`, and the token × token float matrices: three for the full
+    /// product (the layer, the running product, the next product), one for a single row.
+    public static func workingSetBytes(tokens n: Int, heads: Int, fullMatrix: Bool) -> Int? {
+        let (square, overflow) = n.multipliedReportingOverflow(by: n)
+        guard !overflow else { return nil }
+        let perSquare = heads * 8 + 8 + (fullMatrix ? 3 : 1) * 4
+        let (bytes, tooMany) = square.multipliedReportingOverflow(by: perSquare)
+        return tooMany ? nil : bytes
+    }
+
+    /// A rough wall-clock estimate: reading and fusing `layers` × `heads` × n² values (about 1 ns each per
+    /// thread) and, for the full matrix, the n × n products (2n³ flop each, at about 30 GFLOP/s per thread:
+    /// OpenBLAS's sgemm measured 53–88 GFLOP/s on this project's 2-core benchmark machine for n = 2048–3072).
+    /// A row is a vector–matrix product per layer, 2n² flop.
+    public static func estimatedSeconds(tokens n: Int, layers: Int, heads: Int, products: Int, fullMatrix: Bool, workers: Int) -> Double {
+        let n = Double(n), threads = Double(Swift.max(1, workers))
+        let reading = Double(layers) * Double(heads) * n * n * 1e-9 / threads
+        let flops = Double(products) * 2 * n * n * (fullMatrix ? n : 1)
+        return reading + flops / (30e9 * threads)
+    }
+}

@@ -56,10 +56,11 @@ public enum MemoryBudget {
         return unit == 0 ? "\(bytes) bytes" : "\(rounded) \(units[unit])"
     }
 
-    /// nil when `bytes` fits the per-layer limit; otherwise a message that states the estimate.
-    public static func layerRefusal(_ what: String, bytes: Int?) -> String? {
+    /// nil when `bytes` fits the limit; otherwise a message that states the estimate. `what` names the work
+    /// (one layer, or a step such as a rollout that holds several token × token matrices).
+    public static func refusal(_ what: String, bytes: Int?) -> String? {
         if let bytes, bytes <= layerLimitBytes { return nil }
         let origin = limitOverride == nil ? "half of this machine's memory; --max-memory SIZE raises it" : "set by --max-memory"
-        return "\(what) needs \(describe(bytes)) of memory, more than the \(describe(layerLimitBytes)) allowed for one layer (\(origin))"
+        return "\(what) needs \(describe(bytes)) of memory, more than the \(describe(layerLimitBytes)) allowed (\(origin))"
     }
 }

@@ -62,7 +62,7 @@ public final class StoredAttention: AttentionSource {
         headCount = size("head") ?? 1
         queryCount = shape[shape.count - 2]
         keyCount = shape[shape.count - 1]
-        if let refusal = MemoryBudget.layerRefusal("one layer of \(headCount) heads × \(queryCount) queries × \(keyCount) keys",
+        if let refusal = MemoryBudget.refusal("one layer of \(headCount) heads × \(queryCount) queries × \(keyCount) keys",
                                                    bytes: MemoryBudget.bytes([headCount, queryCount, keyCount], elementSize: 2 * 4)) {
             throw DumpError(file: dump.path, dataset: first.label, refusal)
         }

@@ -84,7 +84,7 @@ public final class StoredQueryKey: QueryKeySource {
             }
         }
         // The recomputed attention of one layer (H × S × S) plus its scores dominate.
-        if let refusal = MemoryBudget.layerRefusal("attention recomputed from q and k for one layer (\(headCount) heads × \(positionCount) × \(positionCount))",
+        if let refusal = MemoryBudget.refusal("attention recomputed from q and k for one layer (\(headCount) heads × \(positionCount) × \(positionCount))",
                                                    bytes: MemoryBudget.bytes([headCount, positionCount, positionCount], elementSize: 2 * 4)) {
             throw DumpError(file: dump.path, dataset: q.label, refusal)
         }

@@ -1,6 +1,7 @@
 import Testing
 import Foundation
 import AttnCore
+import AttnAnalysis
 import AttnTestSupport
 
 @Suite("Command line: --max-memory")
@@ -18,12 +19,43 @@ struct ResourceGuardCLITests {
     func limit() throws {
         let base = Fixtures.path("synthetic/base_f32.npy")
         let refused = try Run(["stats", base, "--max-memory", "1K"])
-        #expect(refused.status == 1 && refused.stderr.contains("needs 1.6 KiB of memory, more than the 1.0 KiB allowed for one layer (set by --max-memory)"), "\(refused.stderr)")
+        #expect(refused.status == 1 && refused.stderr.contains("needs 1.6 KiB of memory, more than the 1.0 KiB allowed (set by --max-memory)"), "\(refused.stderr)")
         let allowed = try Run(["stats", base, "--max-memory", "1M", "--csv"])
         let plain = try Run(["stats", base, "--csv"])
         #expect(allowed.status == 0 && allowed.stdout == plain.stdout)
         #expect(try Run(["stats", base, "--max-memory", "lots"]).status == 64)
         let huge = try Run(["stats", Fixtures.path("synthetic/layouts/huge_qk.h5")])
         #expect(huge.stderr.contains("--max-memory SIZE raises it"))
+    }
+
+    @Test("a full rollout matrix over --max-seconds or --max-memory is refused before any work, with the estimate; nothing is written")
+    func rollout() throws {
+        let scratch = try Scratch()
+        let board = Fixtures.path("real/vits14_board_small.h5")
+        let out = scratch.file("r.npy")
+        let slow = try Run(["rollout", board, "--view", "matrix", "--max-seconds", "0.0001", "-o", out])
+        #expect(slow.status == 1 && !FileManager.default.fileExists(atPath: out), "\(slow.stderr)")
+        #expect(slow.stderr.contains("the full 257 × 257 rollout matrix through 3 layers is 2 products of 257 × 257 matrices (6.8e+07 flop), estimated at"), "\(slow.stderr)")
+        #expect(slow.stderr.contains("over --max-seconds 1.0e-04: use the grid view (--view grid: one row, 257× less) or fewer layers (--start-layer, --end-layer), or raise --max-seconds\n"), "\(slow.stderr)")
+        let big = try Run(["rollout", board, "--view", "matrix", "--max-memory", "4M", "-o", out])
+        #expect(big.status == 1 && !FileManager.default.fileExists(atPath: out))
+        #expect(big.stderr.contains("the full 257 × 257 rollout matrix through 3 layers needs 4.3 MiB of memory, more than the 4.0 MiB allowed (set by --max-memory)"), "\(big.stderr)")
+        let gradients = try Run(["rollout", Fixtures.path("synthetic/gradients/attn_grad.npz"), "--gradients", "--view", "matrix", "--max-seconds", "0.0000001", "-o", out])
+        #expect(gradients.status == 1 && gradients.stderr.contains("--max-seconds"), "\(gradients.stderr)")
+        #expect(try Run(["rollout", board, "--max-seconds", "0", "-o", out]).status == 64)
+        let fine = try Run(["rollout", board, "--view", "matrix", "-o", out])
+        #expect(fine.status == 0 && FileManager.default.fileExists(atPath: out))
+    }
+
+    @Test("the rollout estimates grow as n² per layer read and n³ per product")
+    func rolloutEstimates() {
+        let small = Rollout.estimatedSeconds(tokens: 4096, layers: 12, heads: 12, products: 11, fullMatrix: true, workers: 2)
+        let large = Rollout.estimatedSeconds(tokens: 8192, layers: 12, heads: 12, products: 11, fullMatrix: true, workers: 2)
+        #expect(large / small > 7 && large / small < 8.001)
+        let row = Rollout.estimatedSeconds(tokens: 8192, layers: 12, heads: 12, products: 12, fullMatrix: false, workers: 2)
+        let halfRow = Rollout.estimatedSeconds(tokens: 4096, layers: 12, heads: 12, products: 12, fullMatrix: false, workers: 2)
+        #expect(row < large / 2 && abs(row / halfRow - 4) < 1e-9)
+        #expect(Rollout.workingSetBytes(tokens: 1000, heads: 2, fullMatrix: true) == 1_000_000 * (16 + 8 + 12))
+        #expect(Rollout.workingSetBytes(tokens: 1 << 32, heads: 2, fullMatrix: true) == nil)
     }
 }

@@ -27,13 +27,11 @@ extension AttnInspect {
         @Option(parsing: .unconditional, help: "The layer the flows leave from (default -1, the last): layers 0 up to it are the graph.")
         var layer: Int = -1
 
-        @Option(name: .customLong("max-seconds"), parsing: .unconditional, help: "Refuse work estimated to take longer than this (default 60).")
-        var maxSeconds: Double = 60
+        @OptionGroup var limit: WorkLimitOptions
 
         @OptionGroup var grid: GridOptions
 
         func validate() throws {
-            if !(maxSeconds > 0) { throw ValidationError("--max-seconds must be positive, got \(maxSeconds)") }
             if image.overlay != nil && view == .matrix {
                 throw ValidationError("--overlay goes with the patch grid: use --view grid (the default with --overlay)")
             }
@@ -49,10 +47,10 @@ extension AttnInspect {
             let n = source.queryCount
             let rows = chosen == .matrix ? n : 1
             let estimate = AttentionFlow.estimatedSeconds(tokens: n, rows: rows, layers: top + 1, workers: Workers.count)
-            if estimate > maxSeconds {
-                let smaller = chosen == .matrix ? "the grid view (--view grid: one row, \(n)× less) or " : ""
-                throw DumpError(file: input.file, "attention flow of \(rows == n ? "every one of \(n) tokens" : "one token") to \(n) input tokens through \(top + 1) layers is \(rows * n) maximum-flow problems on a graph of \(top + 1)·\(n)² edges, estimated at \(formatFixed(estimate, decimals: 0)) s on \(Workers.count) threads, over --max-seconds \(formatFixed(maxSeconds, decimals: 0)): use \(smaller)an earlier --layer, or raise --max-seconds")
-            }
+            let smaller = chosen == .matrix ? "the grid view (--view grid: one row, \(n)× less) or " : ""
+            try limit.check(estimate, file: input.file,
+                            work: "attention flow of \(rows == n ? "every one of \(n) tokens" : "one token") to \(n) input tokens through \(top + 1) layers is \(rows * n) maximum-flow problems on a graph of \(top + 1)·\(n)² edges",
+                            cheaper: "use \(smaller)an earlier --layer")
             let flow = AttentionFlow(layer: top)
             let what = "attention flow from layer \(top)"
             switch chosen {

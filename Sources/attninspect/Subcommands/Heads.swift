@@ -156,7 +156,7 @@ extension AttnInspect {
         /// The (L·H) × (L·H) Jensen–Shannon matrix between every pair of heads, all layers in memory.
         func similarityOfAllHeads(_ source: AttentionSource) throws -> [[Double?]] {
             let bytes = MemoryBudget.bytes([source.layerCount, source.headCount, source.queryCount, source.keyCount], elementSize: 4)
-            if let refusal = MemoryBudget.layerRefusal("--similarity all, every layer of \(source.layerCount) × \(source.headCount) heads × \(source.queryCount) × \(source.keyCount) in memory", bytes: bytes) {
+            if let refusal = MemoryBudget.refusal("--similarity all, every layer of \(source.layerCount) × \(source.headCount) heads × \(source.queryCount) × \(source.keyCount) in memory", bytes: bytes) {
                 throw DumpError(file: input.file, refusal + "; use --similarity layer")
             }
             let layers = try (0..<source.layerCount).map { try source.layer($0) }

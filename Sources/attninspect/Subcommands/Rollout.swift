@@ -54,6 +54,8 @@ extension AttnInspect {
 
         @OptionGroup var grid: GridOptions
 
+        @OptionGroup var limit: WorkLimitOptions
+
         func validate() throws {
             if gradientWeighted && (compat != .abnar || headFusionOption != nil || discardRatioOption != nil) {
                 throw ValidationError("--gradients weights every head by its gradient, so --compat, --head-fusion and --discard-ratio do not apply")
@@ -83,6 +85,7 @@ extension AttnInspect {
             let prefix = try opened.prefix(grid.prefix)
             if let why = source.chainRefusal("rollout") { throw DumpError(file: input.file, why) }
             let chosen = try opened.view(view, overlay: image.overlay != nil, grid: grid)
+            try checkCost(of: opened, layers: start...end, products: end - start, heads: source.headCount, view: chosen)
             let what = "rollout of layers \(start)...\(end), head fusion \(headFusion)" + (discardRatio > 0 ? ", discard \(discardRatio)" : "")
                 + (compat == .abnar ? "" : ", as \(compat.rawValue)")
             switch chosen {
@@ -117,6 +120,7 @@ extension AttnInspect.Rollout {
         let prefix = try opened.prefix(grid.prefix)
         if let why = source.chainRefusal("rollout") { throw DumpError(file: input.file, why) }
         let chosen = try opened.view(view, overlay: image.overlay != nil, grid: grid)
+        try checkCost(of: opened, layers: layers, products: layers.count, heads: 2 * source.headCount, view: chosen)
         let what = "gradient-weighted rollout of layers \(layers.lowerBound)...\(layers.upperBound) (gradients from \(gradients.summary.datasets))"
         switch chosen {
         case .matrix:
@@ -128,6 +132,25 @@ extension AttnInspect.Rollout {
             let map = try opened.analysing { try patchGrid.extract(from: row, token: 0, prefix: prefix) }
             try image.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
         }
+    }
+}
+
+extension AttnInspect.Rollout {
+    /// Refuses, before any work, a rollout whose token × token matrices exceed --max-memory or whose
+    /// products are estimated over --max-seconds (a full matrix of a long sequence grows as L·n³).
+    func checkCost(of opened: OpenedDump, layers: ClosedRange<Int>, products: Int, heads: Int, view: MapView) throws {
+        let n = opened.source.queryCount, full = view == .matrix
+        let what = "\(full ? "the full \(n) × \(n) rollout matrix" : "a rollout row") through \(layers.count) layers"
+        if let refusal = MemoryBudget.refusal(what, bytes: AttnAnalysis.Rollout.workingSetBytes(tokens: n, heads: heads, fullMatrix: full)) {
+            throw DumpError(file: input.file, refusal)
+        }
+        let seconds = AttnAnalysis.Rollout.estimatedSeconds(tokens: n, layers: layers.count, heads: heads, products: products, fullMatrix: full, workers: Workers.count)
+        let size = Double(n)
+        let vision = try opened.looksLikeVision(gridRequested: grid.grid != nil, prefix: opened.prefix(grid.prefix))
+        let work = full ? "\(products) products of \(n) × \(n) matrices (\(formatScientific(Double(products) * 2 * size * size * size)) flop)"
+                        : "\(layers.count) vector × matrix products"
+        try limit.check(seconds, file: input.file, work: "\(what) is \(work)",
+                        cheaper: "use \(full && vision ? "the grid view (--view grid: one row, \(n)× less) or " : "")fewer layers (--start-layer, --end-layer)")
     }
 }
 

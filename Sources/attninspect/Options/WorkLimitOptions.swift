@@ -1,0 +1,26 @@
+import ArgumentParser
+import AttnCore
+import AttnRender
+
+/// `--max-seconds`: costly work (attention flow, a full rollout matrix of a long sequence) is estimated
+/// before it starts and refused above this limit, with the estimate and what would be cheaper.
+struct WorkLimitOptions: ParsableArguments {
+    @Option(name: .customLong("max-seconds"), parsing: .unconditional, help: "Refuse work estimated to take longer than this (default 60).")
+    var maxSeconds: Double = 60
+
+    func validate() throws {
+        if !(maxSeconds > 0) { throw ValidationError("--max-seconds must be positive, got \(maxSeconds)") }
+    }
+
+    /// Throws when `seconds` is over the limit: `work` says what was asked, `cheaper` what to do instead
+    /// (ending before ", or raise --max-seconds").
+    func check(_ seconds: Double, file: String, work: String, cheaper: String) throws {
+        guard seconds > maxSeconds else { return }
+        throw DumpError(file: file, "\(work), estimated at \(Self.describe(seconds)) s on \(Workers.count) threads, over --max-seconds \(Self.describe(maxSeconds)): \(cheaper), or raise --max-seconds")
+    }
+
+    /// Whole seconds; one decimal below 10 s; scientific below 0.1 s.
+    static func describe(_ seconds: Double) -> String {
+        seconds < 0.1 ? formatScientific(seconds) : formatFixed(seconds, decimals: seconds < 10 ? 1 : 0)
+    }
+}
