@@ -1,9 +1,11 @@
 # attninspect: the two commands of the README's Quick start are `make demo` and `make test`.
 SWIFT ?= swift
 OUT ?= demo-out
-BIN = .build/release/attninspect
+BIN ?= .build/release/attninspect
+# What install, man and completions build first; CI's install check sets BUILD_FIRST=build with the debug BIN.
+BUILD_FIRST ?= release
 
-.PHONY: deps build release demo test install man completions fuzz mutate sanitize-address sanitize-thread clean
+.PHONY: deps build release demo test install man completions fuzz mutate sanitize-address sanitize-thread ci-hardening clean
 
 deps:
 	@scripts/install-deps.sh
@@ -29,14 +31,17 @@ demo: release
 	$(BIN) show TestData/real/vits14_board_small.h5 --rollout --width 64
 	@echo "pictures written to $(OUT)/"
 
+# The exporters' live self-test needs Debian's python3-h5py, installed here; ATTNINSPECT_REQUIRE_PYTHON makes
+# its absence a failure instead of a skipped test.
 test: deps
-	$(SWIFT) test
+	@scripts/install-deps.sh --test
+	ATTNINSPECT_REQUIRE_PYTHON=1 $(SWIFT) test
 
 # Installs the binary, the man page and bash/zsh/fish completions under $(DESTDIR)$(PREFIX)
 # (default /usr/local), all generated from the command definitions (swift-argument-parser).
 PREFIX ?= /usr/local
 MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
-install: release man completions
+install: $(BUILD_FIRST) man completions
 	install -d $(DESTDIR)$(PREFIX)/bin $(MANDIR) $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
 		$(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/attninspect
@@ -47,12 +52,12 @@ install: release man completions
 	@echo "installed attninspect, its man page and completions under $(DESTDIR)$(PREFIX)"
 
 # The man page (mdoc), from the command definitions through swift-argument-parser's generate-manual.
-man: release
+man: $(BUILD_FIRST)
 	$(SWIFT) build --product generate-manual
 	@mkdir -p .build/man
 	.build/debug/generate-manual $(BIN) --date $$(git log -1 --format=%cs 2>/dev/null || date +%F) -o .build/man
 
-completions: release
+completions: $(BUILD_FIRST)
 	@mkdir -p .build/completions
 	$(BIN) --generate-completion-script bash > .build/completions/attninspect.bash
 	$(BIN) --generate-completion-script zsh > .build/completions/_attninspect
@@ -70,11 +75,25 @@ mutate: release
 
 # The whole test suite under AddressSanitizer and ThreadSanitizer (the CLI tests run the instrumented
 # binary too). Leak checking is off: the only leaks reported are XCTest's and the Swift runtime's.
+# SANITIZE_FILTER narrows the run to matching suites (CI runs the reader and analysis suites).
+# halt_on_error makes any report fail the run.
+SANITIZE_FILTER ?=
 sanitize-address: deps
-	ASAN_OPTIONS=detect_leaks=0 $(SWIFT) test --sanitize=address --build-path .build/asan
+	ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 $(SWIFT) test --sanitize=address --build-path .build/asan $(if $(SANITIZE_FILTER),--filter '$(SANITIZE_FILTER)')
 
 sanitize-thread: deps
-	$(SWIFT) test --sanitize=thread --build-path .build/tsan
+	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --sanitize=thread --build-path .build/tsan $(if $(SANITIZE_FILTER),--filter '$(SANITIZE_FILTER)')
+
+# The hardening runs, shortened to fit CI (.ci/run runs this after make test): 10 s of fuzzing per target, 6
+# mutants per HDF5 file through the debug binary, both sanitizers over the reader and analysis suites (the
+# multithreaded kernels), and make install into a scratch prefix, checked by scripts/check_install.sh.
+ci-hardening: deps
+	$(MAKE) fuzz FUZZ_SECONDS=10
+	$(SWIFT) build --product attninspect
+	python3 scripts/mutate_hdf5.py .build/debug/attninspect --mutants 6
+	$(MAKE) sanitize-thread SANITIZE_FILTER='AttnReaderTests|AttnAnalysisTests'
+	$(MAKE) sanitize-address SANITIZE_FILTER='AttnReaderTests|AttnAnalysisTests'
+	scripts/check_install.sh
 
 clean:
 	rm -rf .build $(OUT)

@@ -4,9 +4,13 @@
 # libhdf5 and OpenBLAS are linked from their static archives (see Package.swift), which these packages ship.
 set -euo pipefail
 
+# With --test, also Debian's python3 with numpy and h5py: the exporters' live self-test runs under /usr/bin/python3.
+packages=(libhdf5-dev libopenblas-serial-dev zlib1g-dev libdeflate-dev pkg-config)
+if [[ "${1:-}" == "--test" ]]; then packages+=(python3-numpy python3-h5py); fi
+
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for p in libhdf5-dev libopenblas-serial-dev zlib1g-dev libdeflate-dev pkg-config; do
+for p in "${packages[@]}"; do
   have "$p" || need+=("$p")
 done
 

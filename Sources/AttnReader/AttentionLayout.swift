@@ -41,7 +41,7 @@ public enum AttentionLayout {
     /// to `[layer, head, query, key]`.
     public static func resolve(_ file: DumpFile, options: ReadOptions) throws -> AttentionLayout {
         let floating = floatingTensors(of: file)
-        let tokens = try file.tokenLabels()
+        let tokens = try file.tokenLabels(sample: options.batch)
 
         if let wanted = options.dataset {
             return .attention(try StoredAttention(file: file, layers: try named(wanted, in: file, preferring: attentionNames), options: options, tokens: tokens))

@@ -79,9 +79,17 @@ public final class DumpFile {
         (attributes.first { $0.owner == "/" && $0.name == name } ?? attributes.first { $0.name == name })?.value
     }
 
-    /// Token labels from a `tokens` dataset or member (any path ending in `tokens`), if any.
-    public func tokenLabels(named names: [String] = ["tokens"]) throws -> [String]? {
-        try tensor(lastNamedIn: names) { $0.info.element == .text }?.readStrings()
+    /// Token labels from a `tokens` dataset or member (any path ending in `tokens`), if any. Labels shaped
+    /// (batch, positions), as a batched export writes them, give the row of sample `sample` (default 0).
+    public func tokenLabels(named names: [String] = ["tokens"], sample: Int? = nil) throws -> [String]? {
+        guard let tensor = tensor(lastNamedIn: names, accepting: { $0.info.element == .text }) else { return nil }
+        let labels = try tensor.readStrings()
+        guard tensor.shape.count == 2, let positions = tensor.shape.last, positions > 0 else { return labels }
+        let rows = labels.count / positions, row = rows == 1 ? 0 : (sample ?? 0)
+        guard row < rows else {
+            throw DumpError(file: path, dataset: tensor.label ?? tensor.name, "holds the labels of \(rows) samples, but sample \(row) was asked for")
+        }
+        return Array(labels[(row * positions)..<((row + 1) * positions)])
     }
 
     /// The first tensor whose last path component is one of `names` (in their order) and that `accepts`.

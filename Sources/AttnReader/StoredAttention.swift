@@ -77,7 +77,7 @@ public final class StoredAttention: AttentionSource {
             keyTokens = self.tokens
         } else {
             let expectedKeys = keyCount
-            keyTokens = try dump.tokenLabels(named: DumpFile.keyTokenNames).flatMap { $0.count == expectedKeys ? $0 : nil }
+            keyTokens = try dump.tokenLabels(named: DumpFile.keyTokenNames, sample: options.batch).flatMap { $0.count == expectedKeys ? $0 : nil }
         }
         summary = LayoutSummary(datasets: layers.label, axes: "[" + axes.joined(separator: ", ") + "]",
                                 batch: batchSize.map { ($0, usedBatch) }, layerNumbers: layers.layerNumbers)

@@ -41,11 +41,12 @@ struct PaddingTests {
         let layer = try selected.layer(2)
         #expect(layer.queries == kept.count && layer.keys == kept.count)
         var seen = [Bool](repeating: false, count: layer.heads * kept.count)
+        let lock = NSLock()   // the workers mark rows concurrently
         try selected.visitBlocks(layer: 2, heads: 0..<layer.heads, workers: 2) { block, values in
             for (r, i) in block.rows.enumerated() {
                 let want = (block.head * kept.count + i) * kept.count
                 #expect(Array(values[(r * kept.count)..<((r + 1) * kept.count)]) == Array(layer.values[want..<(want + kept.count)]))
-                seen[block.head * kept.count + i] = true
+                lock.withLock { seen[block.head * kept.count + i] = true }
             }
         }
         #expect(seen.allSatisfy { $0 })

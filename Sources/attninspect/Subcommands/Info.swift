@@ -45,13 +45,13 @@ extension AttnInspect {
             view += "  layers: \(s.layerCount), heads: \(s.headCount), queries: \(s.queryCount), keys: \(s.keyCount)\n"
             if let tokens = s.tokens {
                 view += "tokens (\(tokens.count)): " + tokens.map(JSONValue.quote).joined(separator: " ") + "\n"
-            } else if let labels = try dump.tokenLabels() {
+            } else if let labels = try dump.tokenLabels(sample: input.batch) {
                 view += "tokens: \(labels.count) labels found, but the attention has \(s.queryCount) queries: not used\n"
             }
             if s.queryCount != s.keyCount {
                 if let keys = s.keyTokens {
                     view += "key tokens (\(keys.count)): " + keys.map(JSONValue.quote).joined(separator: " ") + "\n"
-                } else if let labels = try dump.tokenLabels(named: DumpFile.keyTokenNames) {
+                } else if let labels = try dump.tokenLabels(named: DumpFile.keyTokenNames, sample: input.batch) {
                     view += "key tokens: \(labels.count) labels found, but the attention has \(s.keyCount) keys: not used\n"
                 }
             }
