@@ -7,6 +7,12 @@
 #include <hdf5.h>
 #endif
 #include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <signal.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 
 // HDF5's type ids and flags are macros (many around H5OPEN); Swift cannot import them.
 // These accessors return them with the right C type.
@@ -41,5 +47,62 @@ static inline int cattn_is_hard_link(hid_t group, const char *name) {
 
 /// `HADDR_UNDEF`: the address of storage that was never allocated.
 static inline haddr_t cattn_haddr_undef(void) { return HADDR_UNDEF; }
+
+/// Reads the `count` variable-length strings of attribute `attribute` (memory type `memtype`, variable-length
+/// C strings) in a child process, so that a corrupted global heap, which libhdf5 1.10 follows without checking
+/// (`H5HG_read`), crashes the child and not the caller. On success returns 0 and sets `*out` to a malloc'ed
+/// buffer of the strings, each ended by NUL (a null string as an empty one), and `*length` to its size; the
+/// caller frees it. Returns -1 when libhdf5 reported an error, -2 when the child died (a corrupt heap), -3
+/// when no child could be started (the caller may read directly).
+static inline int cattn_read_vlen_attribute_isolated(hid_t attribute, hid_t memtype, size_t count, char **out, size_t *length) {
+    int fds[2];
+    if (pipe(fds) != 0) return -3;
+    pid_t child = fork();
+    if (child < 0) { close(fds[0]); close(fds[1]); return -3; }
+    if (child == 0) {
+        // The child: default signal handling and no core file, so a crash ends it quietly.
+        int signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP };
+        for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) signal(signals[i], SIG_DFL);
+        struct rlimit none = { 0, 0 };
+        setrlimit(RLIMIT_CORE, &none);
+        close(fds[0]);
+        char **strings = calloc(count ? count : 1, sizeof(char *));
+        if (strings == NULL || H5Aread(attribute, memtype, strings) < 0) _exit(3);
+        for (size_t i = 0; i < count; i++) {
+            const char *text = strings[i] ? strings[i] : "";
+            size_t remaining = strlen(text) + 1;
+            while (remaining > 0) {
+                ssize_t written = write(fds[1], text, remaining);
+                if (written < 0 && errno == EINTR) continue;
+                if (written <= 0) _exit(4);
+                text += written;
+                remaining -= (size_t)written;
+            }
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t capacity = 256, used = 0;
+    char *buffer = malloc(capacity);
+    for (;;) {
+        if (buffer != NULL && used == capacity) {
+            char *grown = realloc(buffer, capacity * 2);
+            if (grown == NULL) { free(buffer); buffer = NULL; } else { buffer = grown; capacity *= 2; }
+        }
+        if (buffer == NULL) { char sink[4096]; if (read(fds[0], sink, sizeof sink) > 0) continue; break; }
+        ssize_t got = read(fds[0], buffer + used, capacity - used);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) break;
+        used += (size_t)got;
+    }
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0) { if (errno != EINTR) { free(buffer); return -3; } }
+    if (!WIFEXITED(status)) { free(buffer); return -2; }
+    if (WEXITSTATUS(status) != 0 || buffer == NULL) { free(buffer); return -1; }
+    *out = buffer;
+    *length = used;
+    return 0;
+}
 
 #endif

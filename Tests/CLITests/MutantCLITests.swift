@@ -5,12 +5,15 @@ import AttnTestSupport
 
 /// HDF5 files mutated by scripts/mutate_hdf5.py that once crashed attninspect (an overflowing claimed
 /// shape, a value too large for the table, a chunk larger than its dataset that made libhdf5 read past
-/// its buffers, an extent beyond its maximum that made stats allocate for 2³¹ layers). Each must now give
+/// its buffers, an extent beyond its maximum that made stats allocate for 2³¹ layers, a global heap object
+/// claiming 2⁵⁸ bytes that made libhdf5's H5HG_read copy from a bad pointer, under token labels or under a string
+/// attribute). Each must now give
 /// one line on stderr and exit 0 or 1, promptly.
 @Suite("Command line: mutated HDF5 files (regressions from the mutation run)")
 struct MutantCLITests {
     static let mutants = ["big_endian.m3", "cross_vision.m5", "huge_attention.m1", "layers_numbered.m7", "padded_mask_bool.m5",
-                          "per_layer_grads.m13", "single_f32.m1", "single_f32.m5", "userblock_gzip.m9", "nested_single.m39"]
+                          "per_layer_grads.m13", "single_f32.m1", "single_f32.m5", "userblock_gzip.m9", "nested_single.m39", "hf_text.m5",
+                          "arrays_f16_gzip.m15"]
 
     @Test("info and stats end cleanly", arguments: mutants)
     func clean(name: String) throws {
@@ -19,5 +22,20 @@ struct MutantCLITests {
             let r = try Run([command, path])
             #expect(r.status == 0 || (r.status == 1 && r.stderr.filter { $0 == "\n" }.count == 1), "\(command) \(name): \(r.status) \(r.stderr)")
         }
+    }
+
+    @Test("a corrupted global heap under the token labels is refused before libhdf5 follows it")
+    func globalHeap() throws {
+        let path = Fixtures.path("synthetic/bad/mutants/hf_text.m5.h5")
+        let r = try Run(["stats", path])
+        #expect(r.status == 1 && r.stdout.isEmpty)
+        #expect(r.stderr == "attninspect: \(path): dataset '/tokens': object 6 of the heap collection at 4618 claims 288230376151711747 bytes, past the collection's end: the file is corrupt (its variable-length strings cannot be read safely)\n", "\(r.stderr)")
+    }
+
+    @Test("a corrupted global heap under a string attribute: libhdf5 reads it in a child process, and info shows it as unreadable")
+    func attributeHeap() throws {
+        let r = try Run(["info", Fixtures.path("synthetic/bad/mutants/arrays_f16_gzip.m15.h5")])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("  model = <unreadable string: its global heap is corrupt>\n"), "\(r.stdout)")
     }
 }

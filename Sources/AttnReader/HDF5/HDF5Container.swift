@@ -119,6 +119,11 @@ final class HDF5Container: TensorContainer {
             var values = [Double](repeating: 0, count: count)
             guard H5Aread(attribute, cattn_native_double(), &values) >= 0 else { _ = HDF5Library.errorReason(); return .other("unreadable float") }
             return .reals(values)
+        case H5T_STRING where H5Tis_variable_str(type.id) > 0:
+            switch HDF5Strings.readVariableAttribute(attribute, fileType: type.id, count: count) {
+            case .success(let strings): return .strings(strings)
+            case .failure(let problem): return .other(problem.description)
+            }
         case H5T_STRING:
             guard let strings = HDF5Strings.read(type: type.id, count: count, space: space.id, read: { memType, buffer in
                 H5Aread(attribute, memType, buffer)
@@ -141,6 +146,44 @@ final class HDF5Container: TensorContainer {
 
 /// Reading HDF5 strings, variable- or fixed-length, into Swift strings.
 enum HDF5Strings {
+    /// Why a variable-length string attribute could not be read.
+    enum AttributeProblem: Error, CustomStringConvertible {
+        case unreadable, corruptHeap
+        var description: String {
+            switch self {
+            case .unreadable: return "unreadable string"
+            case .corruptHeap: return "unreadable string: its global heap is corrupt"
+            }
+        }
+    }
+
+    /// A variable-length string attribute, read by libhdf5 in a child process (see
+    /// `cattn_read_vlen_attribute_isolated`): libhdf5 1.10 crashes on some corrupted global heaps, and
+    /// attributes, unlike datasets, have no storage address to check the heap references against first.
+    static func readVariableAttribute(_ attribute: hid_t, fileType: hid_t, count: Int) -> Result<[String], AttributeProblem> {
+        let memType = HDF5Handle(H5Tcopy(cattn_c_s1()), .datatype)
+        H5Tset_size(memType.id, cattn_variable_size())
+        H5Tset_cset(memType.id, H5Tget_cset(fileType))
+        var buffer: UnsafeMutablePointer<CChar>?
+        var length = 0
+        switch cattn_read_vlen_attribute_isolated(attribute, memType.id, count, &buffer, &length) {
+        case 0:
+            defer { free(buffer) }
+            guard let buffer else { return .failure(.unreadable) }
+            let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(buffer).assumingMemoryBound(to: UInt8.self), count: length)
+            let strings = bytes.split(separator: 0, omittingEmptySubsequences: false).dropLast().map { String(decoding: $0, as: UTF8.self) }
+            return strings.count == count ? .success(strings) : .failure(.unreadable)
+        case -2:
+            return .failure(.corruptHeap)
+        case -3:   // no child process: read here
+            let space = HDF5Handle(H5Aget_space(attribute), .dataspace)
+            return read(type: fileType, count: count, space: space.id, read: { H5Aread(attribute, $0, $1) }).map { .success($0) } ?? .failure(.unreadable)
+        default:
+            _ = HDF5Library.errorReason()
+            return .failure(.unreadable)
+        }
+    }
+
     /// - Parameter read: performs `H5Dread`/`H5Aread` with the given memory type into the buffer.
     static func read(type fileType: hid_t, count: Int, space: hid_t,
                      read: (hid_t, UnsafeMutableRawPointer) -> herr_t) -> [String]? {

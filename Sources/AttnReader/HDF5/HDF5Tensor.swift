@@ -10,6 +10,7 @@ final class HDF5Tensor: StoredTensor {
     private let file: String
     private let dataset: HDF5Handle
     private let fileHandle: HDF5Handle  // keeps the file open while the dataset is used
+    private let rawFile: ReadOnlyFile?
     /// For IEEE half floats: the byte order to decode raw bytes in. libhdf5's own half → float
     /// conversion is a slow software path, so these are read unconverted and decoded here.
     /// Elements read unconverted and decoded here: IEEE half floats (libhdf5's own half → float
@@ -22,6 +23,7 @@ final class HDF5Tensor: StoredTensor {
         file = other.file
         dataset = other.dataset
         fileHandle = other.fileHandle
+        rawFile = other.rawFile
         rawElement = (.bfloat16, .little)
         info = TensorInfo(name: other.info.name, shape: other.info.shape, element: .floating(.bfloat16),
                           storage: [other.info.storage, "\(other.info.element) read as bfloat16"].compactMap { $0 }.joined(separator: ", "))
@@ -36,6 +38,7 @@ final class HDF5Tensor: StoredTensor {
         self.file = file
         self.dataset = dataset
         self.fileHandle = fileHandle
+        self.rawFile = rawFile
         let space = HDF5Handle(try HDF5Library.check(H5Dget_space(dataset.id), file: file, dataset: path, "cannot read the dataspace"), .dataspace)
         let rank = Int(try HDF5Library.check(H5Sget_simple_extent_ndims(space.id), file: file, dataset: path, "cannot read the rank"))
         var dims = [hsize_t](repeating: 0, count: rank)
@@ -290,6 +293,9 @@ final class HDF5Tensor: StoredTensor {
             let type = HDF5Handle(try HDF5Library.check(H5Dget_type(dataset.id), file: file, dataset: name, "cannot read the datatype"), .datatype)
             let space = HDF5Handle(try HDF5Library.check(H5Dget_space(dataset.id), file: file, dataset: name, "cannot read the dataspace"), .dataspace)
             let count = Int(H5Sget_simple_extent_npoints(space.id))
+            if H5Tis_variable_str(type.id) > 0, let rawFile {
+                try GlobalHeapCheck.check(dataset: dataset.id, count: count, file: fileHandle.id, raw: rawFile, path: file, name: name)
+            }
             guard let strings = HDF5Strings.read(type: type.id, count: count, space: space.id, read: { memType, buffer in
                 H5Dread(dataset.id, memType, cattn_h5s_all(), cattn_h5s_all(), cattn_h5p_default(), buffer)
             }) else {
