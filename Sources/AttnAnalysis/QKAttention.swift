@@ -1,4 +1,5 @@
 import AttnCore
+import Dispatch
 
 /// Attention recomputed from per-head queries and keys: softmax(Q Kᵀ · scale) over keys, the row
 /// maximum subtracted before `exp`, sums in `Double`; with `causal`, keys after the query get 0.
@@ -14,41 +15,44 @@ public final class RecomputedAttention: AttentionSource {
     public var keyCount: Int { source.positionCount }
     public var tokens: [String]? { source.tokens }
     public var origin: AttentionOrigin { .recomputed(scale: scale, causal: causal) }
+    private let reader: QueryKeyPrefetch
+    private let scores = ScoreBuffers()
 
     public init(_ source: QueryKeySource, scale: Double? = nil, causal: Bool = false) {
         self.source = source
         self.scale = scale ?? 1 / Double(source.headDim).squareRoot()
         self.causal = causal
+        reader = QueryKeyPrefetch(source)
     }
 
     public func layer(_ index: Int) throws -> LayerAttention {
-        let qk = try source.layer(index)
+        let qk = try reader.layer(index)
         return Self.attention(from: qk, scale: scale, causal: causal)
     }
 
     /// Recomputes one head at a time per worker (Q Kᵀ through single-threaded BLAS on each worker,
     /// then the softmax), so a layer's attention is never whole in memory.
     public func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
-        let qk = try source.layer(index)
+        let qk = try reader.layer(index)
         let s = qk.positions
         let counter = Workers.Counter(heads.count)
         let workerCount = Swift.min(workers, heads.count)
         let rowsPerBlock = Swift.max(1, (32 << 10) / Swift.max(s, 1))   // about 128 KiB of Float
+        scores.prepare(count: workerCount, size: s * s)
+        let buffers = scores
         do {
             try qk.queries.withUnsafeBufferPointer { q in
                 try qk.keys.withUnsafeBufferPointer { k in
                     try Workers.run(workerCount) { worker, stopped in
-                        var scores = [Float](repeating: 0, count: s * s)
+                        let out = buffers[worker]
                         while !stopped(), let i = counter.take() {
                             let h = heads.lowerBound + i
-                            try scores.withUnsafeMutableBufferPointer { out in
-                                Self.scores(head: h, of: qk, q: q, k: k, scale: scale, into: out.baseAddress!)
-                                // Softmax a few rows, hand them on while they are still in cache.
-                                for r0 in stride(from: 0, to: s, by: rowsPerBlock) {
-                                    let rows = r0..<Swift.min(s, r0 + rowsPerBlock)
-                                    for i in rows { RowKernels.softmax(out.baseAddress! + i * s, visible: causal ? i + 1 : s, count: s) }
-                                    try body(RowBlock(worker: worker, head: h, rows: rows), UnsafeBufferPointer(rebasing: out[(r0 * s)..<(rows.upperBound * s)]))
-                                }
+                            Self.scores(head: h, of: qk, q: q, k: k, scale: scale, into: out.baseAddress!)
+                            // Softmax a few rows, hand them on while they are still in cache.
+                            for r0 in stride(from: 0, to: s, by: rowsPerBlock) {
+                                let rows = r0..<Swift.min(s, r0 + rowsPerBlock)
+                                for i in rows { RowKernels.softmax(out.baseAddress! + i * s, visible: causal ? i + 1 : s, count: s) }
+                                try body(RowBlock(worker: worker, head: h, rows: rows), UnsafeBufferPointer(rebasing: out[(r0 * s)..<(rows.upperBound * s)]))
                             }
                         }
                     }
@@ -90,5 +94,62 @@ public final class RecomputedAttention: AttentionSource {
         for i in 0..<s {
             RowKernels.softmax(scores + i * s, visible: causal ? i + 1 : s, count: s)
         }
+    }
+}
+
+/// Each worker's S × S scores, kept from layer to layer (allocated once instead of per layer and worker).
+private final class ScoreBuffers: @unchecked Sendable {
+    private var buffers: [UnsafeMutableBufferPointer<Float>] = []
+
+    /// At least `count` buffers of `size` floats; called on one thread, before a parallel run.
+    func prepare(count: Int, size: Int) {
+        if let first = buffers.first, first.count != size {
+            buffers.forEach { $0.deallocate() }
+            buffers = []
+        }
+        while buffers.count < count {
+            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: size)
+            buffer.initialize(repeating: 0)
+            buffers.append(buffer)
+        }
+    }
+
+    /// Worker `worker`'s buffer; each worker uses only its own.
+    subscript(worker: Int) -> UnsafeMutableBufferPointer<Float> { buffers[worker] }
+
+    deinit { buffers.forEach { $0.deallocate() } }
+}
+
+/// Reads a Q/K source layer by layer, reading layer i + 1 on a background thread while layer i is computed.
+/// One caller at a time (the analyses go through the layers in order); the source itself is only ever read
+/// by one thread at a time, since a read waits for the one in flight.
+final class QueryKeyPrefetch: @unchecked Sendable {
+    private let source: QueryKeySource
+    private var inFlight: (index: Int, done: DispatchGroup, box: ResultBox)?
+
+    /// Where the background read leaves its result (published to the caller by `DispatchGroup.wait`).
+    private final class ResultBox: @unchecked Sendable { var result: Result<LayerQueryKey, Error>? }
+
+    init(_ source: QueryKeySource) { self.source = source }
+
+    /// Layer `index`, then starts reading the next one.
+    func layer(_ index: Int) throws -> LayerQueryKey {
+        var ready: Result<LayerQueryKey, Error>?
+        if let pending = inFlight {
+            pending.done.wait()
+            inFlight = nil
+            if pending.index == index { ready = pending.box.result }
+        }
+        let qk = try ready?.get() ?? source.layer(index)
+        if index + 1 < source.layerCount {
+            let box = ResultBox(), done = DispatchGroup(), next = index + 1
+            done.enter()
+            DispatchQueue.global().async { [self] in
+                box.result = Result { try self.source.layer(next) }
+                done.leave()
+            }
+            inFlight = (next, done, box)
+        }
+        return qk
     }
 }

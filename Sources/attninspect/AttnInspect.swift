@@ -1,6 +1,7 @@
 import ArgumentParser
 import AttnCore
 import AttnRender
+import CAttnKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,6 +23,9 @@ struct AttnInspect: ParsableCommand {
     static func main() {
         // A closed stdout (`| head`) must end the process quietly through EPIPE, not kill it.
         signal(SIGPIPE, SIG_IGN)
+        // Layer buffers are allocated and freed once per layer: kept in malloc's heap, they are reused
+        // instead of being mapped, zero-filled and faulted in again for every layer.
+        cattn_keep_freed_memory()
         do {
             var command = try parseAsRoot()
             if let options = command as? GlobalOptions {

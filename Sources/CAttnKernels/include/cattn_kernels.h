@@ -43,4 +43,9 @@ void cattn_accumulate_f64(double *acc, const float *x, size_t n);
 /// acc[i] = max(acc[i], x[i]) / min(acc[i], x[i]) (NaN in x propagates).
 void cattn_maximum_f32(float *acc, const float *x, size_t n);
 void cattn_minimum_f32(float *acc, const float *x, size_t n);
+
+/// Keeps freed memory in malloc's heap (no mmap per large allocation, no trimming): the layer buffers
+/// allocated and freed once per layer are then reused without being zero-filled and faulted in again.
+/// Called once at start-up; does nothing where glibc's mallopt is missing.
+void cattn_keep_freed_memory(void);
 #endif
