@@ -79,7 +79,7 @@ mutate: release
 # halt_on_error makes any report fail the run.
 SANITIZE_FILTER ?=
 sanitize-address: deps
-	ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 $(SWIFT) test --sanitize=address --build-path .build/asan $(if $(SANITIZE_FILTER),--filter '$(SANITIZE_FILTER)')
+	ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 $(SWIFT) test --sanitize=address -Xswiftc -use-ld=lld --build-path .build/asan $(if $(SANITIZE_FILTER),--filter '$(SANITIZE_FILTER)')
 
 sanitize-thread: deps
 	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --sanitize=thread --build-path .build/tsan $(if $(SANITIZE_FILTER),--filter '$(SANITIZE_FILTER)')

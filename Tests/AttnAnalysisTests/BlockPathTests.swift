@@ -1,4 +1,5 @@
 import Testing
+import Foundation
 import AttnCore
 import AttnTestSupport
 @testable import AttnReader
@@ -79,8 +80,11 @@ struct BlockPathTests {
         let e = Fixtures.expected["base"]["recompute_qk"]["scale_default"]
         for l in 0..<3 {
             var values = [Float](repeating: .nan, count: 2 * 100)
+            let lock = NSLock()   // the workers write their rows concurrently
             try s.visitBlocks(layer: l, heads: 0..<2, workers: workers) { block, v in
-                for (r, row) in block.rows.enumerated() { for j in 0..<10 { values[block.head * 100 + row * 10 + j] = v[r * 10 + j] } }
+                lock.withLock {
+                    for (r, row) in block.rows.enumerated() { for j in 0..<10 { values[block.head * 100 + row * 10 + j] = v[r * 10 + j] } }
+                }
             }
             #expect(maxAbsDifference(values.map(Double.init), e[l].doubles3D.flatMap { $0.flatMap { $0 } }) < 1e-6)
         }
