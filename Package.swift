@@ -83,7 +83,7 @@ let package = Package(
         // Colormaps, Netpbm, .npy writing, tables, JSON, CSV, atomic files.
         .target(name: "AttnRender", dependencies: ["AttnCore", "CAttnZlib"]),
         .executableTarget(name: "attninspect", dependencies: [
-            "AttnCore", "AttnReader", "AttnAnalysis", "AttnRender", "CAttnKernels",
+            "AttnCore", "AttnReader", "AttnAnalysis", "AttnRender",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

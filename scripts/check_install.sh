@@ -14,7 +14,7 @@ man="$prefix/share/man/man1/attninspect.1"
 [[ -s "$man" ]] || fail "no man page at $man"
 grep -q '^\.Dt ATTNINSPECT 1' "$man" || fail "$man is not an mdoc page for attninspect(1)"
 for sub in info stats rollout flow heads heatmap grid entropy show tokens diff verify; do
-    grep -q "$sub" "$man" || fail "$man does not mention the subcommand $sub"
+    grep -qE "^\.It Em $sub\$" "$man" || fail "$man has no entry for the subcommand $sub"
 done
 bash_completion="$prefix/share/bash-completion/completions/attninspect"
 zsh_completion="$prefix/share/zsh/site-functions/_attninspect"

@@ -10,8 +10,13 @@ swift="${SWIFT:-swift}"
 findings=.build/fuzz/findings
 mkdir -p "$findings"
 for format in npy npz safetensors; do
-    ATTNINSPECT_FUZZ=1 "$swift" build --build-path .build/fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld \
-        --product "fuzz-$format" 2>&1 | grep -E "error|Build of" || true
+    if ! ATTNINSPECT_FUZZ=1 "$swift" build --build-path .build/fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld \
+        --product "fuzz-$format" > .build/fuzz/build-$format.log 2>&1; then
+        grep -E "error" .build/fuzz/build-$format.log >&2 || tail -20 .build/fuzz/build-$format.log >&2
+        echo "fuzz-$format: the build failed" >&2
+        exit 1
+    fi
+    grep -E "Build of" .build/fuzz/build-$format.log || true
     corpus=".build/fuzz/corpus-$format"
     mkdir -p "$corpus"
     find TestData -name "*.$format" -size -200k -exec cp -n {} "$corpus/" \;

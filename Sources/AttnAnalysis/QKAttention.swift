@@ -120,19 +120,22 @@ private final class ScoreBuffers: @unchecked Sendable {
     deinit { buffers.forEach { $0.deallocate() } }
 }
 
-/// Reads a Q/K source layer by layer, reading layer i + 1 on a background thread while layer i is computed.
-/// One caller at a time (the analyses go through the layers in order); the source itself is only ever read
-/// by one thread at a time, since a read waits for the one in flight.
+/// Reads a Q/K source layer by layer. When the layers are asked for in ascending order (stats, rollout),
+/// layer i + 1 is read on a background thread while layer i is computed; any other order (one --layer, the
+/// grid view's rollout from the last layer down) reads only what is asked. One caller at a time; the source
+/// is only ever read by one thread at a time, since a read waits for the one in flight, and so does `deinit`
+/// (no read is left running inside libhdf5 when the process exits).
 final class QueryKeyPrefetch: @unchecked Sendable {
     private let source: QueryKeySource
     private var inFlight: (index: Int, done: DispatchGroup, box: ResultBox)?
+    private var last: Int?
 
     /// Where the background read leaves its result (published to the caller by `DispatchGroup.wait`).
     private final class ResultBox: @unchecked Sendable { var result: Result<LayerQueryKey, Error>? }
 
     init(_ source: QueryKeySource) { self.source = source }
 
-    /// Layer `index`, then starts reading the next one.
+    /// Layer `index`; then, when the layers are being read in order, starts reading the next one.
     func layer(_ index: Int) throws -> LayerQueryKey {
         var ready: Result<LayerQueryKey, Error>?
         if let pending = inFlight {
@@ -140,16 +143,21 @@ final class QueryKeyPrefetch: @unchecked Sendable {
             inFlight = nil
             if pending.index == index { ready = pending.box.result }
         }
+        let sequential = index == 0 || last == index - 1
+        last = index
         let qk = try ready?.get() ?? source.layer(index)
-        if index + 1 < source.layerCount {
+        if sequential && index + 1 < source.layerCount {
             let box = ResultBox(), done = DispatchGroup(), next = index + 1
+            let reader = UncheckedSendable(source)   // read by this thread only until `done`
             done.enter()
-            DispatchQueue.global().async { [self] in
-                box.result = Result { try self.source.layer(next) }
+            DispatchQueue.global().async {
+                box.result = Result { try reader.value.layer(next) }
                 done.leave()
             }
             inFlight = (next, done, box)
         }
         return qk
     }
+
+    deinit { inFlight?.done.wait() }
 }

@@ -76,7 +76,12 @@ public final class DumpFile {
 
     /// The value of an attribute by name: a root attribute first, then one on any dataset.
     public func attribute(_ name: String) -> AttributeValue? {
-        (attributes.first { $0.owner == "/" && $0.name == name } ?? attributes.first { $0.name == name })?.value
+        (rootAttribute(name) ?? attributes.first { $0.name == name }?.value)
+    }
+
+    /// The value of a root attribute (HDF5 `/`, safetensors `__metadata__`) by name.
+    public func rootAttribute(_ name: String) -> AttributeValue? {
+        attributes.first { $0.owner == "/" && $0.name == name }?.value
     }
 
     /// Token labels from a `tokens` dataset or member (any path ending in `tokens`), if any. Labels shaped

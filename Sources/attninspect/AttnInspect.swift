@@ -1,7 +1,7 @@
 import ArgumentParser
 import AttnCore
 import AttnRender
-import CAttnKernels
+import AttnReader
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,7 +25,7 @@ struct AttnInspect: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         // Layer buffers are allocated and freed once per layer: kept in malloc's heap, they are reused
         // instead of being mapped, zero-filled and faulted in again for every layer.
-        cattn_keep_freed_memory()
+        ProcessMemory.keepFreedBuffers()
         do {
             var command = try parseAsRoot()
             if let options = command as? GlobalOptions {

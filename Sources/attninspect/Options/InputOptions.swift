@@ -224,7 +224,7 @@ struct Recomputation {
         var fromFile: [String] = []
         if let causal {
             self.causal = causal
-        } else if let attribute = dump.attribute("causal") {
+        } else if let attribute = dump.rootAttribute("causal") {
             guard let value = attribute.booleanValue else {
                 throw DumpError(file: dump.path, "attribute causal should be true or false (or 1 or 0), found \(attribute); override it with --causal or --no-causal")
             }
@@ -235,7 +235,7 @@ struct Recomputation {
         }
         if let scale {
             self.scale = scale
-        } else if let attribute = dump.attribute("scale") {
+        } else if let attribute = dump.rootAttribute("scale") {
             guard let value = attribute.realValue, value.isFinite, value > 0 else {
                 throw DumpError(file: dump.path, "attribute scale should be one positive number, found \(attribute); override it with --scale")
             }

@@ -14,9 +14,9 @@ struct WorkLimitOptions: ParsableArguments {
 
     /// Throws when `seconds` is over the limit: `work` says what was asked, `cheaper` what to do instead
     /// (ending before ", or raise --max-seconds").
-    func check(_ seconds: Double, file: String, work: String, cheaper: String) throws {
+    func check(_ seconds: Double, file: String, work: @autoclosure () -> String, cheaper: @autoclosure () throws -> String) throws {
         guard seconds > maxSeconds else { return }
-        throw DumpError(file: file, "\(work), estimated at \(Self.describe(seconds)) s on \(Workers.count) threads, over --max-seconds \(Self.describe(maxSeconds)): \(cheaper), or raise --max-seconds")
+        throw DumpError(file: file, "\(work()), estimated at \(Self.describe(seconds)) s on \(Workers.count) threads, over --max-seconds \(Self.describe(maxSeconds)): \(try cheaper()), or raise --max-seconds")
     }
 
     /// Whole seconds; one decimal below 10 s; scientific below 0.1 s.

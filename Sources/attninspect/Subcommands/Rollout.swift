@@ -146,11 +146,10 @@ extension AttnInspect.Rollout {
         }
         let seconds = AttnAnalysis.Rollout.estimatedSeconds(tokens: n, layers: layers.count, heads: heads, products: products, fullMatrix: full, workers: Workers.count)
         let size = Double(n)
-        let vision = try opened.looksLikeVision(gridRequested: grid.grid != nil, prefix: opened.prefix(grid.prefix))
         let work = full ? "\(products) products of \(n) × \(n) matrices (\(formatScientific(Double(products) * 2 * size * size * size)) flop)"
                         : "\(layers.count) vector × matrix products"
         try limit.check(seconds, file: input.file, work: "\(what) is \(work)",
-                        cheaper: "use \(full && vision ? "the grid view (--view grid: one row, \(n)× less) or " : "")fewer layers (--start-layer, --end-layer)")
+                        cheaper: "use \(try full && opened.looksLikeVision(gridRequested: grid.grid != nil, prefix: opened.prefix(grid.prefix)) ? "the grid view (--view grid: one row, \(n)× less) or " : "")fewer layers (--start-layer, --end-layer)")
     }
 }
 

@@ -31,7 +31,7 @@ extension AttnInspect {
             plain.causal = nil
             var opened = try plain.open()
             if input.causal != nil, case .queryKey = opened.layout { opened = try input.open() }
-            let claimsCausal = input.causal ?? opened.file.attribute("causal")?.booleanValue ?? false
+            let claimsCausal = input.causal ?? opened.file.rootAttribute("causal")?.booleanValue ?? false
             let source = opened.source
             var checks = AttentionChecks()
             for l in 0..<source.layerCount { checks.add(try source.layer(l)) }
@@ -67,17 +67,23 @@ extension AttnInspect {
             if case .attention = opened.layout, !input.fromQK,
                let recomputed = try? AttentionLayout.resolve(opened.file, options: ReadOptions(dataset: nil, batch: input.batch, heads: input.heads, fromQK: true)),
                case .queryKey(let qk) = recomputed {
-                let recomputation = try Recomputation(in: opened.file, scale: nil, causal: claimsCausal)
-                let other = RecomputedAttention(qk, scale: recomputation.scale, causal: recomputation.causal)
-                if (other.layerCount, other.headCount, other.queryCount) == (source.layerCount, source.headCount, source.queryCount) {
-                    var worst = 0.0
-                    for l in 0..<source.layerCount {
-                        let x = try source.layer(l).values, y = try other.layer(l).values
-                        for (p, r) in zip(x, y) { worst = max(worst, abs(Double(p) - Double(r))) }
+                // A malformed scale attribute is reported as a failed check, not as an error (--scale is refused here).
+                var recomputation: Recomputation?
+                do { recomputation = try Recomputation(in: opened.file, scale: nil, causal: claimsCausal) } catch {
+                    report(false, "q and k cannot be compared with the stored attention: \(error)")
+                }
+                if let recomputation {
+                    let other = RecomputedAttention(qk, scale: recomputation.scale, causal: recomputation.causal)
+                    if (other.layerCount, other.headCount, other.queryCount) == (source.layerCount, source.headCount, source.queryCount) {
+                        var worst = 0.0
+                        for l in 0..<source.layerCount {
+                            let x = try source.layer(l).values, y = try other.layer(l).values
+                            for (p, r) in zip(x, y) { worst = max(worst, abs(Double(p) - Double(r))) }
+                        }
+                        report(worst <= qkTolerance, "stored attention equals softmax(q·kᵀ\(recomputation.scale.map { "·\($0)" } ?? "/√d")\(recomputation.causal ? ", causal" : "")) recomputed from q and k (max |Δ| = \(formatScientific(worst)), tolerance \(qkTolerance))")
+                    } else {
+                        report(false, "q and k do not match the stored attention's shape: they cannot be its source")
                     }
-                    report(worst <= qkTolerance, "stored attention equals softmax(q·kᵀ\(recomputation.scale.map { "·\($0)" } ?? "/√d")\(recomputation.causal ? ", causal" : "")) recomputed from q and k (max |Δ| = \(formatScientific(worst)), tolerance \(qkTolerance))")
-                } else {
-                    report(false, "q and k do not match the stored attention's shape: they cannot be its source")
                 }
             }
             Console.print(lines.joined(separator: "\n") + "\n")

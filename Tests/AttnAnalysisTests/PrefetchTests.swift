@@ -1,0 +1,44 @@
+import Testing
+import Foundation
+import AttnCore
+@testable import AttnAnalysis
+
+/// A Q/K source that counts its reads per layer.
+private final class CountingSource: QueryKeySource, @unchecked Sendable {
+    let file = "counting", layerCount = 5, headCount = 1, positionCount = 3, headDim = 2
+    let tokens: [String]? = nil
+    private let lock = NSLock()
+    private var counts = [Int](repeating: 0, count: 5)
+    var reads: [Int] { lock.withLock { counts } }
+
+    func layer(_ index: Int) throws -> LayerQueryKey {
+        lock.withLock { counts[index] += 1 }
+        if index == 3 { throw AnalysisError("layer 3 is unreadable") }
+        let values = (0..<6).map { Float($0 + index) }
+        return LayerQueryKey(heads: 1, positions: 3, dim: 2, queries: values, keys: values)
+    }
+}
+
+@Suite("Q/K layers read ahead")
+struct PrefetchTests {
+    @Test("in order, each layer is read once (the next one ahead); an error reaches the caller for its own layer")
+    func ascending() throws {
+        let source = CountingSource()
+        let reader = QueryKeyPrefetch(source)
+        for l in 0..<3 { #expect(try reader.layer(l).queries.first == Float(l)) }
+        #expect(throws: AnalysisError.self) { try reader.layer(3) }
+        #expect(try reader.layer(4).queries.first == 4)
+        #expect(source.reads == [1, 1, 1, 1, 1])
+    }
+
+    @Test("from the last layer down, or one layer alone, nothing is read that is not asked for")
+    func otherOrders() throws {
+        let source = CountingSource()
+        let reader = QueryKeyPrefetch(source)
+        for l in [4, 2, 1] { _ = try reader.layer(l) }
+        #expect(source.reads == [0, 1, 1, 0, 1])
+        let single = CountingSource()
+        _ = try QueryKeyPrefetch(single).layer(2)
+        #expect(single.reads == [0, 0, 1, 0, 0])
+    }
+}
