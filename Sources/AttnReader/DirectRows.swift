@@ -166,7 +166,11 @@ struct DirectRows {
         let applied = filters.enumerated().filter { index, _ in location.filterMask & (1 << UInt32(index)) == 0 }.map(\.element)
         if compressed.count < location.size { compressed = [UInt8](repeating: 0, count: location.size) }
         try compressed.withUnsafeMutableBytes { c in
-            try raw.read(at: location.offset, into: UnsafeMutableRawBufferPointer(rebasing: c[0..<location.size]), dataset: dataset)
+            if let bytes = location.bytes {
+                bytes.withUnsafeBytes { c.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<location.size])) }
+            } else {
+                try raw.read(at: location.offset, into: UnsafeMutableRawBufferPointer(rebasing: c[0..<location.size]), dataset: dataset)
+            }
         }
         // Undo the filters last to first; `current` says which buffer holds the bytes so far.
         var current = 0  // 0: compressed, 1: chunkBytes, 2: scratch

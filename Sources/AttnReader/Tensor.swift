@@ -75,6 +75,9 @@ struct ChunkLocation: Sendable {
     let offset: Int
     let size: Int
     let filterMask: UInt32
+    /// The chunk's stored bytes when libhdf5 fetched them (`H5Dread_chunk`) because its address is not a
+    /// file offset (after a user block); then `offset` is unused.
+    var bytes: [UInt8]? = nil
 }
 
 extension StoredTensor {

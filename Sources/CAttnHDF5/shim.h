@@ -48,13 +48,15 @@ static inline int cattn_is_hard_link(hid_t group, const char *name) {
 /// `HADDR_UNDEF`: the address of storage that was never allocated.
 static inline haddr_t cattn_haddr_undef(void) { return HADDR_UNDEF; }
 
-/// Reads the `count` variable-length strings of attribute `attribute` (memory type `memtype`, variable-length
-/// C strings) in a child process, so that a corrupted global heap, which libhdf5 1.10 follows without checking
-/// (`H5HG_read`), crashes the child and not the caller. On success returns 0 and sets `*out` to a malloc'ed
+/// Reads the `count` variable-length strings of `object`, a dataset (whole) when `is_dataset` is non-zero, else
+/// an attribute (memory type `memtype`, variable-length C strings), in a child process, so that a corrupted
+/// global heap, which libhdf5 1.10 follows without checking (`H5HG_read` crashes on some, and
+/// `H5HG__cache_heap_deserialize` loops forever on a zero-sized object), ends the child and not the caller. On success returns 0 and sets `*out` to a malloc'ed
 /// buffer of the strings, each ended by NUL (a null string as an empty one), and `*length` to its size; the
-/// caller frees it. Returns -1 when libhdf5 reported an error, -2 when the child died (a corrupt heap), -3
-/// when no child could be started (the caller may read directly).
-static inline int cattn_read_vlen_attribute_isolated(hid_t attribute, hid_t memtype, size_t count, char **out, size_t *length) {
+/// caller frees it. Returns -1 when libhdf5 reported an error (or the child could not be waited for, or was
+/// killed from outside), -2 when the child crashed or hung for 2 s (a corrupt heap), -3 when no child could
+/// be started (the caller may read directly).
+static inline int cattn_read_vlen_isolated(hid_t object, int is_dataset, hid_t memtype, size_t count, char **out, size_t *length) {
     int fds[2];
     if (pipe(fds) != 0) return -3;
     pid_t child = fork();
@@ -65,9 +67,19 @@ static inline int cattn_read_vlen_attribute_isolated(hid_t attribute, hid_t memt
         for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) signal(signals[i], SIG_DFL);
         struct rlimit none = { 0, 0 };
         setrlimit(RLIMIT_CORE, &none);
+        signal(SIGALRM, SIG_DFL);
+        sigset_t unblock;
+        sigemptyset(&unblock);
+        for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) sigaddset(&unblock, signals[i]);
+        sigaddset(&unblock, SIGALRM);
+        sigprocmask(SIG_UNBLOCK, &unblock, NULL);   // the forking thread may have them blocked
+        alarm(2);   // a heap that makes libhdf5 loop (it can) ends the child too: a read takes microseconds
         close(fds[0]);
         char **strings = calloc(count ? count : 1, sizeof(char *));
-        if (strings == NULL || H5Aread(attribute, memtype, strings) < 0) _exit(3);
+        herr_t status = strings == NULL ? -1
+            : is_dataset ? H5Dread(object, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, strings)
+            : H5Aread(object, memtype, strings);
+        if (status < 0) _exit(3);
         for (size_t i = 0; i < count; i++) {
             const char *text = strings[i] ? strings[i] : "";
             size_t remaining = strlen(text) + 1;
@@ -97,8 +109,13 @@ static inline int cattn_read_vlen_attribute_isolated(hid_t attribute, hid_t memt
     }
     close(fds[0]);
     int status = 0;
-    while (waitpid(child, &status, 0) < 0) { if (errno != EINTR) { free(buffer); return -3; } }
-    if (!WIFEXITED(status)) { free(buffer); return -2; }
+    while (waitpid(child, &status, 0) < 0) { if (errno != EINTR) { free(buffer); return -1; } }
+    if (WIFSIGNALED(status)) {
+        int s = WTERMSIG(status);
+        free(buffer);
+        return (s == SIGSEGV || s == SIGBUS || s == SIGILL || s == SIGFPE || s == SIGABRT || s == SIGTRAP || s == SIGALRM) ? -2 : -1;
+    }
+    if (!WIFEXITED(status)) { free(buffer); return -1; }
     if (WEXITSTATUS(status) != 0 || buffer == NULL) { free(buffer); return -1; }
     *out = buffer;
     *length = used;

@@ -13,7 +13,7 @@ import AttnTestSupport
 struct MutantCLITests {
     static let mutants = ["big_endian.m3", "cross_vision.m5", "huge_attention.m1", "layers_numbered.m7", "padded_mask_bool.m5",
                           "per_layer_grads.m13", "single_f32.m1", "single_f32.m5", "userblock_gzip.m9", "nested_single.m39", "hf_text.m5",
-                          "arrays_f16_gzip.m15"]
+                          "arrays_f16_gzip.m15", "hf_cross.m7", "userblock_gzip.m9.m7"]
 
     @Test("info and stats end cleanly", arguments: mutants)
     func clean(name: String) throws {
@@ -37,5 +37,21 @@ struct MutantCLITests {
         let r = try Run(["info", Fixtures.path("synthetic/bad/mutants/arrays_f16_gzip.m15.h5")])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("  model = <unreadable string: its global heap is corrupt>\n"), "\(r.stdout)")
+    }
+
+    @Test("a global heap that makes libhdf5 loop forever: the string attribute shows as unreadable, the labels are refused by the heap check")
+    func loopingHeap() throws {
+        let path = Fixtures.path("synthetic/bad/mutants/hf_cross.m7.h5")
+        let r = try Run(["stats", path])
+        #expect(r.status == 1 && r.stdout.isEmpty)
+        #expect(r.stderr == "attninspect: \(path): dataset '/tokens': object 0 of the heap collection at 3096 (0 bytes) overlaps the collection's end or has no size: the file is corrupt (its variable-length strings cannot be read safely)\n", "\(r.stderr)")
+    }
+
+    @Test("a looping global heap under chunked labels, which the heap check does not follow: the child process reading them is stopped")
+    func loopingHeapChunked() throws {
+        let path = Fixtures.path("synthetic/bad/heap_loop_chunked.h5")
+        let r = try Run(["stats", path])
+        #expect(r.status == 1 && r.stdout.isEmpty)
+        #expect(r.stderr == "attninspect: \(path): dataset '/tokens': cannot read the strings: their global heap is corrupt (libhdf5 crashed or hung reading it)\n", "\(r.stderr)")
     }
 }

@@ -7,8 +7,8 @@ internal import CAttnHDF5
 /// when it copies a string out (`H5HG_read`): a corrupted collection made it copy from a bad pointer and
 /// crash (found by the HDF5 mutation run). This re-reads what libhdf5 would follow, with `pread`, and
 /// refuses the dataset when a reference or an object does not fit: every string of a contiguous dataset is
-/// (length, collection address, object index); every collection is `GCOL`, version 1, its size, then
-/// objects (index, reference count, reserved, size, data padded to 8 bytes) up to the free-space object 0.
+/// (length, collection address, object index), its object exactly `length` bytes; every collection is `GCOL`, version 1, its size, then
+/// objects (index, reference count, reserved, size, data padded to 8 bytes) and free space, to its end.
 /// Only contiguous storage is checked (what h5py writes for labels); compact and chunked datasets are read
 /// as before.
 enum GlobalHeapCheck {
@@ -42,8 +42,9 @@ enum GlobalHeapCheck {
         }
         let elementSize = 4 + geometry.offsetSize + 4
         let offset = H5Dget_offset(dataset)
-        guard offset != cattn_haddr_undef(), offset <= UInt64(Int.max), count > 0,
-              Int(H5Dget_storage_size(dataset)) == count * elementSize else {
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: elementSize)
+        guard offset != cattn_haddr_undef(), offset <= UInt64(Int.max), count > 0, !overflow,
+              H5Dget_storage_size(dataset) == UInt64(bytes) else {
             _ = HDF5Library.errorReason()
             return   // not allocated (every string is the fill value) or not laid out as expected: nothing to follow
         }
@@ -57,19 +58,20 @@ enum GlobalHeapCheck {
             let length = Int(little(elements, at: e, size: 4))
             let address = little(elements, at: e + 4, size: geometry.offsetSize)
             let index = Int(little(elements, at: e + 4 + geometry.offsetSize, size: 4))
-            if length == 0 { continue }   // an empty or null string: nothing is read from the heap
+            if address == 0 { continue }   // a null or empty string: libhdf5 reads nothing from the heap
             guard address <= UInt64(Int.max - geometry.base) else { throw corrupt("string \(i) refers to a heap at an impossible address") }
             let at = geometry.base + Int(address)
             if collections[at] == nil { collections[at] = try objects(at: at, geometry: geometry, raw: raw, name: name, corrupt: corrupt) }
             guard let size = collections[at]?[index] else { throw corrupt("string \(i) refers to object \(index), which its heap collection at \(at) does not hold") }
-            guard length <= size else { throw corrupt("string \(i) is \(length) bytes long but its heap object holds \(size)") }
+            // libhdf5 copies the whole object into a buffer of the string's length: they must agree.
+            guard length == size else { throw corrupt("string \(i) is \(length) bytes long but its heap object holds \(size)") }
         }
     }
 
     /// The objects of the collection at `at`: index → size, each checked to lie inside the collection.
     private static func objects(at: Int, geometry: FileGeometry, raw: ReadOnlyFile, name: String,
                                 corrupt: (String) -> DumpError) throws -> [Int: Int] {
-        let headerSize = 8 + geometry.lengthSize
+        let headerSize = aligned(8 + geometry.lengthSize)   // libhdf5 pads the collection header to 8 bytes
         guard at <= raw.size - headerSize else { throw corrupt("a heap collection at \(at) lies beyond the end of the file (\(raw.size) bytes)") }
         let header = try raw.bytes(at: at, count: headerSize, dataset: name)
         guard header[0..<4].elementsEqual("GCOL".utf8), header[4] == 1 else { throw corrupt("no global heap collection (GCOL, version 1) at \(at)") }
@@ -79,25 +81,34 @@ enum GlobalHeapCheck {
         }
         let size = Int(declared)
         let bytes = try raw.bytes(at: at, count: size, dataset: name)
-        let objectHeader = 8 + geometry.lengthSize
+        let objectHeader = aligned(8 + geometry.lengthSize)   // and each object's header
         var result: [Int: Int] = [:]
+        // The walk libhdf5 makes when it loads the collection (`H5HG__cache_heap_deserialize`): every object up to
+        // the collection's end, the free-space object 0 included (its size is unpadded and counts its header). A
+        // step that does not advance made libhdf5 loop forever; one past the end, read out of bounds.
         var p = headerSize
-        while p + objectHeader <= size {
+        while p < size {
+            if p + objectHeader > size { break }   // too small for an object header: free space
             let index = Int(little(bytes, at: p, size: 2))
-            if index == 0 { break }   // the free space runs to the end of the collection
             let objectSize = little(bytes, at: p + 8, size: geometry.lengthSize)
-            guard objectSize <= UInt64(size - p - objectHeader) else {
+            guard objectSize <= UInt64(size - p) else {
                 throw corrupt("object \(index) of the heap collection at \(at) claims \(objectSize) bytes, past the collection's end")
             }
-            let padded = (Int(objectSize) + 7) & ~7
-            guard p + objectHeader + padded <= size, result[index] == nil else {
-                throw corrupt("object \(index) of the heap collection at \(at) overlaps the collection's end or another object")
+            let step = index == 0 ? Int(objectSize) : objectHeader + aligned(Int(objectSize))
+            guard step > 0, p + step <= size else {
+                throw corrupt("object \(index) of the heap collection at \(at) (\(objectSize) bytes) overlaps the collection's end or has no size")
             }
-            result[index] = Int(objectSize)
-            p += objectHeader + padded
+            if index > 0 {
+                guard result[index] == nil else { throw corrupt("the heap collection at \(at) holds object \(index) twice") }
+                result[index] = Int(objectSize)
+            }
+            p += step
         }
         return result
     }
+
+    /// `n` rounded up to a multiple of 8, as libhdf5 aligns the heap's headers and objects.
+    private static func aligned(_ n: Int) -> Int { (n + 7) & ~7 }
 
     /// An unsigned little-endian integer of `size` bytes.
     private static func little(_ bytes: [UInt8], at offset: Int, size: Int) -> UInt64 {

@@ -120,7 +120,7 @@ final class HDF5Container: TensorContainer {
             guard H5Aread(attribute, cattn_native_double(), &values) >= 0 else { _ = HDF5Library.errorReason(); return .other("unreadable float") }
             return .reals(values)
         case H5T_STRING where H5Tis_variable_str(type.id) > 0:
-            switch HDF5Strings.readVariableAttribute(attribute, fileType: type.id, count: count) {
+            switch HDF5Strings.readVariableIsolated(attribute, isDataset: false, fileType: type.id, count: count, file: file) {
             case .success(let strings): return .strings(strings)
             case .failure(let problem): return .other(problem.description)
             }
@@ -146,7 +146,7 @@ final class HDF5Container: TensorContainer {
 
 /// Reading HDF5 strings, variable- or fixed-length, into Swift strings.
 enum HDF5Strings {
-    /// Why a variable-length string attribute could not be read.
+    /// Why variable-length strings could not be read.
     enum AttributeProblem: Error, CustomStringConvertible {
         case unreadable, corruptHeap
         var description: String {
@@ -157,16 +157,24 @@ enum HDF5Strings {
         }
     }
 
-    /// A variable-length string attribute, read by libhdf5 in a child process (see
-    /// `cattn_read_vlen_attribute_isolated`): libhdf5 1.10 crashes on some corrupted global heaps, and
-    /// attributes, unlike datasets, have no storage address to check the heap references against first.
-    static func readVariableAttribute(_ attribute: hid_t, fileType: hid_t, count: Int) -> Result<[String], AttributeProblem> {
+    /// Files where a string attribute's global heap has crashed or hung libhdf5 in a child process: their other
+    /// string attributes are shown as unreadable without another attempt (each would cost a child and, for a
+    /// loop, its 2 s time limit, at every opening of the file). Datasets are always tried: their collections
+    /// may well be intact.
+    /// Guarded by `HDF5Library`'s lock, like every call that reaches it.
+    nonisolated(unsafe) private static var filesWithCorruptHeaps: Set<String> = []
+
+    /// The variable-length strings of a dataset or an attribute of `file`, read by libhdf5 in a child process
+    /// (see `cattn_read_vlen_isolated`): libhdf5 1.10 crashes or loops forever on some corrupted global heaps.
+    /// Call inside `HDF5Library.call`.
+    static func readVariableIsolated(_ object: hid_t, isDataset: Bool, fileType: hid_t, count: Int, file: String) -> Result<[String], AttributeProblem> {
+        guard isDataset || !filesWithCorruptHeaps.contains(file) else { return .failure(.corruptHeap) }
         let memType = HDF5Handle(H5Tcopy(cattn_c_s1()), .datatype)
         H5Tset_size(memType.id, cattn_variable_size())
         H5Tset_cset(memType.id, H5Tget_cset(fileType))
         var buffer: UnsafeMutablePointer<CChar>?
         var length = 0
-        switch cattn_read_vlen_attribute_isolated(attribute, memType.id, count, &buffer, &length) {
+        switch cattn_read_vlen_isolated(object, isDataset ? 1 : 0, memType.id, count, &buffer, &length) {
         case 0:
             defer { free(buffer) }
             guard let buffer else { return .failure(.unreadable) }
@@ -174,10 +182,14 @@ enum HDF5Strings {
             let strings = bytes.split(separator: 0, omittingEmptySubsequences: false).dropLast().map { String(decoding: $0, as: UTF8.self) }
             return strings.count == count ? .success(strings) : .failure(.unreadable)
         case -2:
+            if !isDataset { filesWithCorruptHeaps.insert(file) }
             return .failure(.corruptHeap)
         case -3:   // no child process: read here
-            let space = HDF5Handle(H5Aget_space(attribute), .dataspace)
-            return read(type: fileType, count: count, space: space.id, read: { H5Aread(attribute, $0, $1) }).map { .success($0) } ?? .failure(.unreadable)
+            let space = HDF5Handle(isDataset ? H5Dget_space(object) : H5Aget_space(object), .dataspace)
+            let strings = read(type: fileType, count: count, space: space.id, read: { memType, buffer in
+                isDataset ? H5Dread(object, memType, cattn_h5s_all(), cattn_h5s_all(), cattn_h5p_default(), buffer) : H5Aread(object, memType, buffer)
+            })
+            return strings.map { .success($0) } ?? .failure(.unreadable)
         default:
             _ = HDF5Library.errorReason()
             return .failure(.unreadable)

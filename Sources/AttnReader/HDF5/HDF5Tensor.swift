@@ -98,7 +98,7 @@ final class HDF5Tensor: StoredTensor {
                 if Int(n) == rank, let axis = (0..<rank).first(where: { chunk[$0] > dims[$0] && maxDims[$0] == dims[$0] }) {
                     throw DumpError(file: file, dataset: path, "chunk shape \(formatShape(chunk.map { Int(clamping: $0) })) exceeds the fixed shape \(formatShape(dims.map { Int(clamping: $0) })) on axis \(axis): the file is corrupt")
                 }
-                if Int(n) == rank && directChunks { chunkShape = chunk.map { Int($0) } } else { direct = nil }
+                if Int(n) == rank { chunkShape = chunk.map { Int($0) } } else { direct = nil }
                 // Chunks never written hold the fill value, and edge chunks may be stored unfiltered:
                 // both are left to libhdf5 unless the fill is zero and every chunk is filtered.
                 var options: UInt32 = 0
@@ -154,7 +154,7 @@ final class HDF5Tensor: StoredTensor {
         info = TensorInfo(name: path, shape: dims.map { Int($0) }, element: element, storage: notes.joined(separator: ", "))
         if let rawFile, let ieee, let filters = direct, plist.id >= 0, !dims.contains(0) {
             directStorage = Self.direct(dataset: dataset, name: path, file: rawFile, plist: plist.id, chunk: chunkShape,
-                                        filters: filters, type: ieee.type, order: ieee.order, count: info.shape.reduce(1, *))
+                                        addressesAreOffsets: directChunks, filters: filters, type: ieee.type, order: ieee.order, count: info.shape.reduce(1, *))
         }
     }
 
@@ -172,7 +172,11 @@ final class HDF5Tensor: StoredTensor {
     /// Where the bytes are, when `pread` can fetch them: contiguous storage that was allocated in
     /// full, or chunks passed through deflate and shuffle only. The corresponding C calls are
     /// `H5Dget_offset`, `H5Dget_storage_size` and `H5Dget_chunk_info_by_coord`.
-    private static func direct(dataset: HDF5Handle, name: String, file: ReadOnlyFile, plist: hid_t, chunk: [Int]?, filters: [ChunkFilter],
+    /// When chunk addresses are not file offsets (`addressesAreOffsets` false: after a user block), libhdf5
+    /// fetches each chunk's stored bytes (`H5Dread_chunk`) and attninspect still undoes the filters itself,
+    /// checking that each chunk inflates to exactly its size (libhdf5 1.10 does not, and reads past its buffer).
+    private static func direct(dataset: HDF5Handle, name: String, file: ReadOnlyFile, plist: hid_t, chunk: [Int]?,
+                               addressesAreOffsets: Bool, filters: [ChunkFilter],
                                type: ElementType, order: ByteOrder, count: Int) -> DirectStorage? {
         switch H5Pget_layout(plist) {
         case H5D_CONTIGUOUS:
@@ -195,7 +199,15 @@ final class HDF5Tensor: StoredTensor {
                     guard address <= UInt64(Int.max), size <= UInt64(Int.max) else {
                         throw DumpError(file: path, dataset: name, "chunk at \(coordinates) has an impossible address")
                     }
-                    return ChunkLocation(offset: Int(address), size: Int(size), filterMask: mask)
+                    if addressesAreOffsets { return ChunkLocation(offset: Int(address), size: Int(size), filterMask: mask) }
+                    guard size <= UInt64(file.size) else {
+                        throw DumpError(file: path, dataset: name, "chunk at \(coordinates) claims \(size) bytes, more than the file holds")
+                    }
+                    var bytes = [UInt8](repeating: 0, count: Int(size))
+                    var readMask: UInt32 = 0
+                    _ = try HDF5Library.check(H5Dread_chunk(dataset.id, cattn_h5p_default(), &start, &readMask, &bytes),
+                                              file: path, dataset: name, "cannot read the chunk at \(coordinates)")
+                    return ChunkLocation(offset: 0, size: Int(size), filterMask: readMask, bytes: bytes)
                 }
             }
         default:
@@ -293,8 +305,19 @@ final class HDF5Tensor: StoredTensor {
             let type = HDF5Handle(try HDF5Library.check(H5Dget_type(dataset.id), file: file, dataset: name, "cannot read the datatype"), .datatype)
             let space = HDF5Handle(try HDF5Library.check(H5Dget_space(dataset.id), file: file, dataset: name, "cannot read the dataspace"), .dataspace)
             let count = Int(H5Sget_simple_extent_npoints(space.id))
-            if H5Tis_variable_str(type.id) > 0, let rawFile {
-                try GlobalHeapCheck.check(dataset: dataset.id, count: count, file: fileHandle.id, raw: rawFile, path: file, name: name)
+            if H5Tis_variable_str(type.id) > 0 {
+                // Checked first for a precise message, then read in a child process: other layouts and other
+                // corruptions of the heap can still crash libhdf5 or make it loop.
+                if let rawFile {
+                    try GlobalHeapCheck.check(dataset: dataset.id, count: count, file: fileHandle.id, raw: rawFile, path: file, name: name)
+                }
+                switch HDF5Strings.readVariableIsolated(dataset.id, isDataset: true, fileType: type.id, count: count, file: file) {
+                case .success(let strings): return strings
+                case .failure(.corruptHeap):
+                    throw DumpError(file: file, dataset: name, "cannot read the strings: their global heap is corrupt (libhdf5 crashed or hung reading it)")
+                case .failure(.unreadable):
+                    throw DumpError(file: file, dataset: name, "cannot read the strings" + (HDF5Library.errorReason().map { " (\($0))" } ?? ""))
+                }
             }
             guard let strings = HDF5Strings.read(type: type.id, count: count, space: space.id, read: { memType, buffer in
                 H5Dread(dataset.id, memType, cattn_h5s_all(), cattn_h5s_all(), cattn_h5p_default(), buffer)
