@@ -76,6 +76,11 @@ public enum HeadFusion: Sendable, Equatable, CustomStringConvertible {
 /// Fuses the heads of one layer after another of a source, reading row blocks on several workers
 /// and reusing its buffers from layer to layer: per-worker partial sums (mean, in `Double`) or
 /// extremes (max, min), then one combined map.
+///
+/// Each worker remembers which query rows it has written in the current layer: the first block of a row
+/// it sees is stored, later ones are added (or compared), and only the workers that wrote a row are
+/// combined for it. Sources hand a row block's heads to one worker (the usual case), so no buffer is
+/// cleared between layers and most rows are a single copy; any other split is still combined correctly.
 final class HeadFusionWorkspace {
     let fusion: HeadFusion
     let source: AttentionSource
@@ -93,79 +98,135 @@ final class HeadFusionWorkspace {
         let heads: Int
         if case .head = fusion { heads = 1 } else { heads = source.headCount }
         self.workers = Swift.max(1, Swift.min(workers, heads))
-        let size = source.queryCount * source.keyCount
-        fused = [Double](repeating: 0, count: size)
-        boxes = (0..<self.workers).map { _ in PartialBox(size: size, fusion: fusion) }
+        fused = [Double](repeating: 0, count: source.queryCount * source.keyCount)
+        boxes = (0..<self.workers).map { _ in PartialBox(rows: source.queryCount, keys: source.keyCount, fusion: fusion) }
     }
 
     /// Fuses layer `layer` into `fused`.
     func fuse(layer: Int) throws {
-        let k = source.keyCount, size = fused.count
+        let q = source.queryCount
         let heads: Range<Int>
         if case .head(let h) = fusion { heads = h..<(h + 1) } else { heads = 0..<source.headCount }
         for box in boxes { box.reset() }
         try source.visitBlocks(layer: layer, heads: heads, workers: workers) { block, values in
-            boxes[block.worker].add(values, at: block.rows.lowerBound * k)
+            boxes[block.worker].add(values, rows: block.rows)
         }
         // Combine the workers' partial results, rows split across the workers.
-        let parts = size >= 1 << 16 ? workers : 1
+        let parts = q * source.keyCount >= 1 << 16 ? workers : 1
         let count = Double(heads.count)
-        fused.withUnsafeMutableBufferPointer { buffer in
+        let missing = fused.withUnsafeMutableBufferPointer { buffer in
             let job = UncheckedSendable((self, buffer.baseAddress!))
+            let missing = UncheckedSendable(UnsafeMutablePointer<Int>.allocate(capacity: parts))
+            defer { missing.value.deallocate() }
             try? Workers.run(parts) { part, _ in
-                job.value.0.combine(into: job.value.1, range: (size * part / parts)..<(size * (part + 1) / parts), count: count)
+                missing.value[part] = job.value.0.combine(into: job.value.1, rows: (q * part / parts)..<(q * (part + 1) / parts), count: count)
             }
+            return (0..<parts).reduce(0) { $0 + missing.value[$1] }
+        }
+        guard missing == 0 else {
+            throw AnalysisError("internal: \(missing) query rows of layer \(layer) were not read")
         }
     }
 
-    /// `out[range]` = the workers' partial results combined (divided by `count` for a mean).
-    private func combine(into o: UnsafeMutablePointer<Double>, range: Range<Int>, count: Double) {
-        switch fusion {
-        case .mean, .head:
-            boxes[0].sums.withUnsafeBufferPointer { first in for i in range { o[i] = first[i] } }
-            for box in boxes.dropFirst() { box.sums.withUnsafeBufferPointer { p in for i in range { o[i] += p[i] } } }
-            if count != 1 { for i in range { o[i] /= count } }
-        case .max, .min:
-            let isMax = fusion == .max
-            boxes[0].extremes.withUnsafeBufferPointer { first in for i in range { o[i] = Double(first[i]) } }
-            for box in boxes.dropFirst() {
-                box.extremes.withUnsafeBufferPointer { p in
-                    for i in range {
-                        let v = Double(p[i])
-                        if v.isNaN || (isMax ? v > o[i] : v < o[i]) { o[i] = v }
+    /// `out[rows]` = the partial results of the workers that wrote each row, combined (divided by `count` for
+    /// a mean). Returns the number of rows no worker wrote.
+    private func combine(into o: UnsafeMutablePointer<Double>, rows: Range<Int>, count: Double) -> Int {
+        let k = source.keyCount
+        var missing = 0
+        for r in rows {
+            let row = o + r * k
+            var writers = 0
+            for box in boxes where box.touched[r] { writers += 1 }
+            if writers == 1, count != 1, fusion == .mean, let box = boxes.first(where: { $0.touched[r] }) {
+                // The usual case: one worker summed every head of the row; divide on the way.
+                box.sums.withUnsafeBufferPointer { p in
+                    let s = p.baseAddress! + r * k
+                    for j in 0..<k { row[j] = s[j] / count }
+                }
+                continue
+            }
+            var first = true
+            for box in boxes where box.touched[r] {
+                switch fusion {
+                case .mean, .head:
+                    box.sums.withUnsafeBufferPointer { p in
+                        let s = p.baseAddress! + r * k
+                        if first { for j in 0..<k { row[j] = s[j] } } else { for j in 0..<k { row[j] += s[j] } }
+                    }
+                case .max, .min:
+                    let isMax = fusion == .max
+                    box.extremes.withUnsafeBufferPointer { p in
+                        let s = p.baseAddress! + r * k
+                        if first {
+                            for j in 0..<k { row[j] = Double(s[j]) }
+                        } else {
+                            for j in 0..<k {
+                                let v = Double(s[j])
+                                if v.isNaN || (isMax ? v > row[j] : v < row[j]) { row[j] = v }
+                            }
+                        }
                     }
                 }
+                first = false
             }
+            if first { missing += 1; continue }
+            if count != 1, fusion == .mean { for j in 0..<k { row[j] /= count } }
         }
+        return missing
     }
 
-    /// One worker's partial result.
+    /// One worker's partial result, for the rows it has written this layer.
     private final class PartialBox {
         let fusion: HeadFusion
+        let keys: Int
         var sums: [Double] = []
         var extremes: [Float] = []
+        /// Whether this worker has written each query row in the current layer.
+        var touched: [Bool]
 
-        init(size: Int, fusion: HeadFusion) {
+        init(rows: Int, keys: Int, fusion: HeadFusion) {
             self.fusion = fusion
+            self.keys = keys
+            touched = [Bool](repeating: false, count: rows)
             switch fusion {
-            case .mean, .head: sums = [Double](repeating: 0, count: size)
-            case .max, .min: extremes = [Float](repeating: 0, count: size)
+            case .mean, .head: sums = [Double](repeating: 0, count: rows * keys)
+            case .max, .min: extremes = [Float](repeating: 0, count: rows * keys)
             }
         }
 
         func reset() {
-            switch fusion {
-            case .mean, .head: sums.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-            case .max: extremes.withUnsafeMutableBufferPointer { $0.update(repeating: -.infinity) }
-            case .min: extremes.withUnsafeMutableBufferPointer { $0.update(repeating: .infinity) }
-            }
+            touched.withUnsafeMutableBufferPointer { $0.update(repeating: false) }
         }
 
-        func add(_ values: UnsafeBufferPointer<Float>, at offset: Int) {
-            switch fusion {
-            case .mean, .head: sums.withUnsafeMutableBufferPointer { RowKernels.accumulate(values, into: $0.baseAddress! + offset) }
-            case .max: extremes.withUnsafeMutableBufferPointer { RowKernels.maximum(values, into: $0.baseAddress! + offset) }
-            case .min: extremes.withUnsafeMutableBufferPointer { RowKernels.minimum(values, into: $0.baseAddress! + offset) }
+        /// Adds a block of `rows`; a row not yet written this layer is stored as it is (the sum, maximum or
+        /// minimum of one value).
+        func add(_ values: UnsafeBufferPointer<Float>, rows: Range<Int>) {
+            let k = keys
+            var fresh = rows.lowerBound
+            // Blocks arrive whole (every row new, or every row seen): handle runs of each kind.
+            while fresh < rows.upperBound {
+                let isNew = !touched[fresh]
+                var end = fresh + 1
+                while end < rows.upperBound && touched[end] != isNew { end += 1 }
+                let slice = UnsafeBufferPointer(rebasing: values[((fresh - rows.lowerBound) * k)..<((end - rows.lowerBound) * k)])
+                let offset = fresh * k
+                switch fusion {
+                case .mean, .head:
+                    sums.withUnsafeMutableBufferPointer { s in
+                        let target = s.baseAddress! + offset
+                        if isNew { for i in 0..<slice.count { target[i] = Double(slice[i]) } } else { RowKernels.accumulate(slice, into: target) }
+                    }
+                case .max:
+                    extremes.withUnsafeMutableBufferPointer { e in
+                        if isNew { (e.baseAddress! + offset).update(from: slice.baseAddress!, count: slice.count) } else { RowKernels.maximum(slice, into: e.baseAddress! + offset) }
+                    }
+                case .min:
+                    extremes.withUnsafeMutableBufferPointer { e in
+                        if isNew { (e.baseAddress! + offset).update(from: slice.baseAddress!, count: slice.count) } else { RowKernels.minimum(slice, into: e.baseAddress! + offset) }
+                    }
+                }
+                if isNew { for r in fresh..<end { touched[r] = true } }
+                fresh = end
             }
         }
     }

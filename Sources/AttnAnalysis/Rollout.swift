@@ -70,11 +70,13 @@ public struct Rollout: Sendable {
     /// Âₗ of layer `l` into `out`: the heads fused by `workspace`, checked for NaN and Inf, augmented.
     private func augmentedLayer(_ l: Int, of source: AttentionSource, fusing workspace: HeadFusionWorkspace, into out: inout Matrix) throws {
         try workspace.fuse(layer: l)
-        let bad = workspace.fused.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+        // Without a discard the check rides on augment's pass over the rows; a discard sorts the values first.
+        let bad = discardRatio > 0 ? workspace.fused.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+                                   : augment(workspace.fused, size: source.queryCount, into: &out)
         guard bad == 0 else {
             throw DumpError(file: source.file, "layer \(l) holds \(bad) NaN or infinite values: rollout is undefined")
         }
-        augment(workspace.fused, size: source.queryCount, into: &out)
+        if discardRatio > 0 { augment(workspace.fused, size: source.queryCount, into: &out) }
     }
 
     /// Row `token` of R alone: eᵀ Â_end ⋯ Â_start, the layers read from the last to the first, each
@@ -109,7 +111,9 @@ public struct Rollout: Sendable {
     }
 
     /// `augmented`, written into `out` (which must be n × n); rows are split across the workers.
-    func augment(_ fused: [Double], size n: Int, into out: inout Matrix) {
+    /// - Returns: the number of entries of `fused` that are NaN or infinite (then `out` is meaningless).
+    @discardableResult
+    func augment(_ fused: [Double], size n: Int, into out: inout Matrix) -> Int {
         precondition(out.rows == n && out.columns == n && fused.count == n * n)
         var discarded: [Double]?
         if discardRatio > 0 {
@@ -125,35 +129,68 @@ public struct Rollout: Sendable {
         let parts = n * n >= 1 << 16 ? Workers.count : 1
         let source = discarded ?? fused
         // The divisor of each entry: its own row's sum (rows), row j's sum (vitExplain), or the total.
-        var divisors = [Double](repeating: 0, count: n)
-        var total = 0.0
-        source.withUnsafeBufferPointer { f in
-            for i in 0..<n {
-                var sum = 0.0
-                for j in 0..<n { sum += j == i ? f[i * n + j] + 1 : f[i * n + j] }
-                divisors[i] = normalisation == .vitExplain ? sum / 2 : sum
-                total += sum
-            }
-        }
+        // Pass 1, rows split across the workers: each row's sum of F + I and its count of non-finite entries.
+        // With row normalisation the row is written in the same pass, while it is in cache.
+        var rowSums = [Double](repeating: 0, count: n)
+        var nonFinite = [Int](repeating: 0, count: n)
         let mode = normalisation
         source.withUnsafeBufferPointer { f in
-            out.values.withUnsafeMutableBufferPointer { o in
-                let (f, o, d) = (UncheckedSendable(f), UncheckedSendable(o), UncheckedSendable(divisors))
-                try? Workers.run(parts) { part, _ in
-                    for i in (n * part / parts)..<(n * (part + 1) / parts) {
-                        let row = i * n
-                        for j in 0..<n {
-                            let a = j == i ? f.value[row + j] + 1 : f.value[row + j]
-                            switch mode {
-                            case .rows: o.value[row + j] = Float(a / d.value[i])
-                            case .vitExplain: o.value[row + j] = Float((a / 2) / d.value[j])
-                            case .wholeMatrix: o.value[row + j] = Float(a / total)
+            rowSums.withUnsafeMutableBufferPointer { sums in
+                nonFinite.withUnsafeMutableBufferPointer { bad in
+                    out.values.withUnsafeMutableBufferPointer { o in
+                        let (f, sums, bad, o) = (UncheckedSendable(f), UncheckedSendable(sums), UncheckedSendable(bad), UncheckedSendable(o))
+                        try? Workers.run(parts) { part, _ in
+                            for i in (n * part / parts)..<(n * (part + 1) / parts) {
+                                let row = i * n
+                                var sum = 0.0
+                                var count = 0
+                                for j in 0..<n {
+                                    let v = f.value[row + j]
+                                    sum += j == i ? v + 1 : v
+                                    count += v.isFinite ? 0 : 1
+                                }
+                                sums.value[i] = sum
+                                bad.value[i] = count
+                                if mode == .rows && count == 0 {
+                                    for j in 0..<n { o.value[row + j] = Float(f.value[row + j] / sum) }
+                                    o.value[row + i] = Float((f.value[row + i] + 1) / sum)
+                                }
                             }
                         }
                     }
                 }
             }
         }
+        let bad = nonFinite.reduce(0, +)
+        guard bad == 0 else { return bad }
+        if mode == .rows { return 0 }
+        let total = rowSums.reduce(0, +)
+        let divisors = normalisation == .vitExplain ? rowSums.map { $0 / 2 } : rowSums
+        source.withUnsafeBufferPointer { f in
+            out.values.withUnsafeMutableBufferPointer { o in
+                let (f, o, d) = (UncheckedSendable(f), UncheckedSendable(o), UncheckedSendable(divisors))
+                try? Workers.run(parts) { part, _ in
+                    for i in (n * part / parts)..<(n * (part + 1) / parts) {
+                        let row = i * n
+                        switch mode {
+                        case .rows:
+                            break   // written in pass 1
+                        case .vitExplain:
+                            for j in 0..<n {
+                                let a = j == i ? f.value[row + j] + 1 : f.value[row + j]
+                                o.value[row + j] = Float((a / 2) / d.value[j])
+                            }
+                        case .wholeMatrix:
+                            for j in 0..<n {
+                                let a = j == i ? f.value[row + j] + 1 : f.value[row + j]
+                                o.value[row + j] = Float(a / total)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return 0
     }
 }
 
