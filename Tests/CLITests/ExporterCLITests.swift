@@ -70,6 +70,11 @@ struct ExporterCLITests {
                 let all = try stats(file, arguments + ["--batch", "all"])
                 #expect(close(all.entropy, entry["batch"]["entropy_mean"].doubles2D, tolerance), "\(name) --batch all mean")
                 #expect(close(all.std, entry["batch"]["entropy_std"].doubles2D, tolerance), "\(name) --batch all std")
+                // Each sample's own real tokens (a padded batch keeps different numbers), as the exporter's numpy side counted them.
+                let r = try Run(["stats", file] + arguments + ["--batch", "all", "--json"])
+                let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+                #expect(object?["queries_per_sample"] as? [Int] == samples.map { $0["queries"].int }, "\(name): \(r.stdout.prefix(300))")
+                #expect(object?["keys_per_sample"] as? [Int] == samples.map { $0["keys"].int }, "\(name)")
             }
             if !entry["from_qk_args"].isNull {
                 let twin = try stats(file, entry["from_qk_args"].strings)

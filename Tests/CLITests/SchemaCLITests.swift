@@ -31,8 +31,8 @@ struct SchemaCLITests {
         #expect(keys(try json(["stats", base])) == ["schema", "file", "layers", "heads", "queries", "keys", "source", "records", "layer", "head",
             "entropy", "normalized_entropy", "min", "max", "mean", "row_sum_max_dev", "first_token", "self", "previous_token",
             "nan_count", "inf_count", "negative_count"])
-        #expect(keys(try json(["stats", Fixtures.path("synthetic/batch_LBHQK.npy"), "--batch", "all"])).prefix(9) ==
-            ["schema", "file", "samples", "layers", "heads", "queries", "keys", "source", "records"])
+        #expect(keys(try json(["stats", Fixtures.path("synthetic/batch_LBHQK.npy"), "--batch", "all"])).prefix(11) ==
+            ["schema", "file", "samples", "layers", "heads", "queries", "keys", "queries_per_sample", "keys_per_sample", "source", "records"])
         #expect(keys(try json(["stats", base, base])).prefix(4) == ["schema", "files", "file", "layers"])
         #expect(try json(["stats", base, base]).contains("\"failed\": [], \"aggregate\": {\"files\": "))
     }

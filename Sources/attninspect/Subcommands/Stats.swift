@@ -77,12 +77,13 @@ extension AttnInspect {
                 Console.print(JSONValue.document([
                     ("file", .string(source.file)), ("samples", .integer(result.samples.count)), ("layers", .integer(source.layerCount)),
                     ("heads", .integer(source.headCount)), ("queries", .integer(source.queryCount)), ("keys", .integer(source.keyCount)),
+                ] + result.perSampleCountFields + [
                     ("source", .string(source.origin.label)), ("records", .array(summary.jsonRecords)),
                 ]).serialized() + "\n")
             } else if csv {
                 Console.print(summary.csv)
             } else {
-                Console.print("\(result.samples.count) samples: mean and standard deviation over the samples (± columns)\n" + summary.table)
+                Console.print(result.samplesHeading + summary.table)
             }
             Self.noteNonFinite(result.samples.flatMap { $0 }, file: input.file)
         }
@@ -121,7 +122,8 @@ extension AttnInspect {
                         var fields = Self.json(r.samples.count == 1 ? r.samples[0] : [], source: r.source)
                         if r.samples.count > 1 {
                             fields.removeAll { $0.0 == "records" }
-                            fields += [("samples", .integer(r.samples.count)), ("records", .array(Aggregate(r.samples).jsonRecords))]
+                            fields += [("samples", .integer(r.samples.count))] + r.perSampleCountFields
+                            fields += [("records", .array(Aggregate(r.samples).jsonRecords))]
                         }
                         return .object(fields)
                     })),
@@ -156,7 +158,7 @@ extension AttnInspect {
                     if r.samples.count == 1 {
                         text += Self.tables(r.samples[0], source: r.source)
                     } else {
-                        text += "\(r.samples.count) samples: mean and standard deviation over the samples (± columns)\n" + Aggregate(r.samples).table
+                        text += r.samplesHeading + Aggregate(r.samples).table
                     }
                     text += "\n"
                 }
@@ -178,6 +180,26 @@ extension AttnInspect {
             let opened: OpenedDump
             var source: AttentionSource { opened.source }
             let samples: [[HeadStatistics]]
+            /// Each sample's queries and keys once its padding is dropped (they differ between samples of a padded batch).
+            var queriesPerSample: [Int] = []
+            var keysPerSample: [Int] = []
+
+            /// With several samples, `queries_per_sample` and `keys_per_sample` for JSON (`queries` and `keys` are sample 0's).
+            var perSampleCountFields: [(String, JSONValue)] {
+                guard samples.count > 1, queriesPerSample.count == samples.count else { return [] }
+                return [("queries_per_sample", .array(queriesPerSample.map { .integer($0) })),
+                        ("keys_per_sample", .array(keysPerSample.map { .integer($0) }))]
+            }
+
+            /// The line above the samples' table; it lists the samples' token counts when they differ.
+            var samplesHeading: String {
+                var line = "\(samples.count) samples: mean and standard deviation over the samples (± columns)"
+                if Set(queriesPerSample).count > 1 || Set(keysPerSample).count > 1 {
+                    let counts = zip(queriesPerSample, keysPerSample).map { $0 == $1 ? "\($0)" : "\($0)×\($1)" }
+                    line += "; real tokens per sample: " + counts.joined(separator: ", ")
+                }
+                return line + "\n"
+            }
         }
 
         /// With `batchAxisOptional`, `--batch all` on a file without a batch axis reads its one sample.
@@ -199,11 +221,14 @@ extension AttnInspect {
             }
             let layers = try layer.map { [try first.layer($0)] } ?? Array(0..<first.source.layerCount)
             var perSample: [[HeadStatistics]] = []
+            var queries: [Int] = [], keys: [Int] = []
             for b in 0..<size {
                 let opened = b == 0 ? first : try input.open(sample: b, allowAllSamples: true)
                 perSample.append(try layers.flatMap { try HeadStatistics.ofLayer(opened.source, layer: $0) })
+                queries.append(opened.source.queryCount)
+                keys.append(opened.source.keyCount)
             }
-            return FileStatistics(opened: first, samples: perSample)
+            return FileStatistics(opened: first, samples: perSample, queriesPerSample: queries, keysPerSample: keys)
         }
 
         static func noteNonFinite(_ records: [HeadStatistics], file: String) {
