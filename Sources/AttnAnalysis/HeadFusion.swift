@@ -214,7 +214,8 @@ final class HeadFusionWorkspace {
                 case .mean, .head:
                     sums.withUnsafeMutableBufferPointer { s in
                         let target = s.baseAddress! + offset
-                        if isNew { for i in 0..<slice.count { target[i] = Double(slice[i]) } } else { RowKernels.accumulate(slice, into: target) }
+                        // 0.0 + : a -0.0 is stored as +0.0, as when it was added to a cleared buffer.
+                        if isNew { for i in 0..<slice.count { target[i] = 0.0 + Double(slice[i]) } } else { RowKernels.accumulate(slice, into: target) }
                     }
                 case .max:
                     extremes.withUnsafeMutableBufferPointer { e in

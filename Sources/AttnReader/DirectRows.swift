@@ -163,6 +163,9 @@ struct DirectRows {
             return
         }
         let expected = chunkBytes.count
+        guard location.size <= ChunkLocation.largestStored(chunkBytes: expected) else {
+            throw corrupt(origin, "stored as \(location.size) bytes, more than a \(expected)-byte chunk can take compressed")
+        }
         let applied = filters.enumerated().filter { index, _ in location.filterMask & (1 << UInt32(index)) == 0 }.map(\.element)
         if compressed.count < location.size { compressed = [UInt8](repeating: 0, count: location.size) }
         try compressed.withUnsafeMutableBytes { c in

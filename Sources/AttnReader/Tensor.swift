@@ -78,6 +78,11 @@ struct ChunkLocation: Sendable {
     /// The chunk's stored bytes when libhdf5 fetched them (`H5Dread_chunk`) because its address is not a
     /// file offset (after a user block); then `offset` is unused.
     var bytes: [UInt8]? = nil
+
+    /// The most bytes a chunk of `chunkBytes` can take on disk through deflate and shuffle (zlib's worst case is
+    /// about 0.03 % over, and libhdf5 stores a chunk unfiltered rather than let it grow): a larger claim is
+    /// corruption, refused before its buffer is allocated.
+    static func largestStored(chunkBytes: Int) -> Int { chunkBytes + chunkBytes >> 8 + 64 }
 }
 
 extension StoredTensor {

@@ -54,7 +54,7 @@ static inline haddr_t cattn_haddr_undef(void) { return HADDR_UNDEF; }
 /// `H5HG__cache_heap_deserialize` loops forever on a zero-sized object), ends the child and not the caller. On success returns 0 and sets `*out` to a malloc'ed
 /// buffer of the strings, each ended by NUL (a null string as an empty one), and `*length` to its size; the
 /// caller frees it. Returns -1 when libhdf5 reported an error (or the child could not be waited for, or was
-/// killed from outside), -2 when the child crashed or hung for 2 s (a corrupt heap), -3 when no child could
+/// killed from outside), -2 when the child crashed or spun for 2 s of CPU time (a corrupt heap), -3 when no child could
 /// be started (the caller may read directly).
 static inline int cattn_read_vlen_isolated(hid_t object, int is_dataset, hid_t memtype, size_t count, char **out, size_t *length) {
     int fds[2];
@@ -68,12 +68,19 @@ static inline int cattn_read_vlen_isolated(hid_t object, int is_dataset, hid_t m
         struct rlimit none = { 0, 0 };
         setrlimit(RLIMIT_CORE, &none);
         signal(SIGALRM, SIG_DFL);
+        signal(SIGXCPU, SIG_DFL);
         sigset_t unblock;
         sigemptyset(&unblock);
         for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) sigaddset(&unblock, signals[i]);
         sigaddset(&unblock, SIGALRM);
+        sigaddset(&unblock, SIGXCPU);
         sigprocmask(SIG_UNBLOCK, &unblock, NULL);   // the forking thread may have them blocked
-        alarm(2);   // a heap that makes libhdf5 loop (it can) ends the child too: a read takes microseconds
+        // A heap that makes libhdf5 loop (it can) ends the child too: 2 s of CPU time (SIGXCPU), where a read
+        // takes microseconds. CPU time, not wall time, so that slow storage cannot make a valid file look
+        // corrupt; a generous wall-clock backstop covers a child that blocks without spinning.
+        struct rlimit cpu = { 2, 3 };
+        setrlimit(RLIMIT_CPU, &cpu);
+        alarm(120);
         close(fds[0]);
         char **strings = calloc(count ? count : 1, sizeof(char *));
         herr_t status = strings == NULL ? -1
@@ -113,7 +120,7 @@ static inline int cattn_read_vlen_isolated(hid_t object, int is_dataset, hid_t m
     if (WIFSIGNALED(status)) {
         int s = WTERMSIG(status);
         free(buffer);
-        return (s == SIGSEGV || s == SIGBUS || s == SIGILL || s == SIGFPE || s == SIGABRT || s == SIGTRAP || s == SIGALRM) ? -2 : -1;
+        return (s == SIGSEGV || s == SIGBUS || s == SIGILL || s == SIGFPE || s == SIGABRT || s == SIGTRAP || s == SIGXCPU || s == SIGALRM) ? -2 : -1;
     }
     if (!WIFEXITED(status)) { free(buffer); return -1; }
     if (WEXITSTATUS(status) != 0 || buffer == NULL) { free(buffer); return -1; }

@@ -8,7 +8,7 @@ private final class SplittingSource: AttentionSource, @unchecked Sendable {
     let file = "splitting", layerCount = 2, headCount = 3, queryCount = 7, keyCount = 5
     let origin = AttentionOrigin.stored
     let tokens: [String]? = nil
-    let layers: [[Float]]
+    var layers: [[Float]]
     /// Per head, the row cuts and the worker of each block (visited in this order, one thread).
     let plan: [[(rows: Range<Int>, worker: Int)]] = [
         [(0..<3, 0), (3..<7, 1)],
@@ -79,6 +79,18 @@ struct FusionSplitTests {
             for (got, want) in zip(workspace.fused, expected) {
                 #expect(abs(got - want) <= 1e-15, "\(fusion) layer \(layer): \(got) vs \(want)")
             }
+        }
+    }
+
+    @Test("a -0.0 in every head fuses to +0.0 under mean and one head, as numpy's sum from a cleared buffer gives", arguments: [HeadFusion.mean, .head(2)])
+    func negativeZero(fusion: HeadFusion) throws {
+        let source = SplittingSource()
+        let size = 7 * 5
+        for h in 0..<3 { for i in [0, 17, 34] { source.layers[0][h * size + i] = -0.0 } }
+        let workspace = try HeadFusionWorkspace(fusion, source: source, workers: 2)
+        try workspace.fuse(layer: 0)
+        for i in [0, 17, 34] {
+            #expect(workspace.fused[i] == 0 && workspace.fused[i].sign == .plus, "\(fusion) element \(i): \(workspace.fused[i])")
         }
     }
 }

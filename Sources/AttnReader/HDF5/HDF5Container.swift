@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 internal import CAttnHDF5
 import AttnCore
 
@@ -159,16 +164,24 @@ enum HDF5Strings {
 
     /// Files where a string attribute's global heap has crashed or hung libhdf5 in a child process: their other
     /// string attributes are shown as unreadable without another attempt (each would cost a child and, for a
-    /// loop, its 2 s time limit, at every opening of the file). Datasets are always tried: their collections
+    /// loop, its 2 s CPU-time limit, at every opening of the file). Datasets are always tried: their collections
     /// may well be intact.
+    /// Keyed by the file's identity (device, inode, size, modification time), not its path: a path that
+    /// names another file, or the same file rewritten, is tried afresh.
     /// Guarded by `HDF5Library`'s lock, like every call that reaches it.
     nonisolated(unsafe) private static var filesWithCorruptHeaps: Set<String> = []
+
+    private static func identity(of path: String) -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return "path:" + path }
+        return "\(info.st_dev):\(info.st_ino):\(info.st_size):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+    }
 
     /// The variable-length strings of a dataset or an attribute of `file`, read by libhdf5 in a child process
     /// (see `cattn_read_vlen_isolated`): libhdf5 1.10 crashes or loops forever on some corrupted global heaps.
     /// Call inside `HDF5Library.call`.
     static func readVariableIsolated(_ object: hid_t, isDataset: Bool, fileType: hid_t, count: Int, file: String) -> Result<[String], AttributeProblem> {
-        guard isDataset || !filesWithCorruptHeaps.contains(file) else { return .failure(.corruptHeap) }
+        guard isDataset || !filesWithCorruptHeaps.contains(identity(of: file)) else { return .failure(.corruptHeap) }
         let memType = HDF5Handle(H5Tcopy(cattn_c_s1()), .datatype)
         H5Tset_size(memType.id, cattn_variable_size())
         H5Tset_cset(memType.id, H5Tget_cset(fileType))
@@ -182,7 +195,7 @@ enum HDF5Strings {
             let strings = bytes.split(separator: 0, omittingEmptySubsequences: false).dropLast().map { String(decoding: $0, as: UTF8.self) }
             return strings.count == count ? .success(strings) : .failure(.unreadable)
         case -2:
-            if !isDataset { filesWithCorruptHeaps.insert(file) }
+            if !isDataset { filesWithCorruptHeaps.insert(identity(of: file)) }
             return .failure(.corruptHeap)
         case -3:   // no child process: read here
             let space = HDF5Handle(isDataset ? H5Dget_space(object) : H5Aget_space(object), .dataspace)

@@ -185,7 +185,7 @@ final class HDF5Tensor: StoredTensor {
                   offset <= UInt64(Int.max) else { return nil }
             return .contiguous(file: file, offset: Int(offset), type: type, order: order)
         case H5D_CHUNKED:
-            guard let chunk else { return nil }
+            guard let chunk, let chunkBytes = MemoryBudget.bytes(chunk, elementSize: type.size) else { return nil }
             let path = file.path
             return .chunked(file: file, chunk: chunk, type: type, order: order, filters: filters) { coordinates in
                 try HDF5Library.call {
@@ -200,8 +200,8 @@ final class HDF5Tensor: StoredTensor {
                         throw DumpError(file: path, dataset: name, "chunk at \(coordinates) has an impossible address")
                     }
                     if addressesAreOffsets { return ChunkLocation(offset: Int(address), size: Int(size), filterMask: mask) }
-                    guard size <= UInt64(file.size) else {
-                        throw DumpError(file: path, dataset: name, "chunk at \(coordinates) claims \(size) bytes, more than the file holds")
+                    guard size <= UInt64(ChunkLocation.largestStored(chunkBytes: chunkBytes)) else {
+                        throw DumpError(file: path, dataset: name, "chunk at \(coordinates) claims \(size) bytes, more than a \(chunkBytes)-byte chunk can take compressed: the file is corrupt")
                     }
                     var bytes = [UInt8](repeating: 0, count: Int(size))
                     var readMask: UInt32 = 0
@@ -220,6 +220,9 @@ final class HDF5Tensor: StoredTensor {
             throw DumpError(file: file, dataset: name, unsupportedDtype(info.element))
         }
         let count = try blockCount(leading: leading, file: file)
+        if count > 0, let storage = directStorage, let values = try readDirect(storage, leading: leading, count: count) {
+            return values
+        }
         var out = [Float](repeating: 0, count: count)
         if count == 0 { return out }
         try HDF5Library.call {
@@ -260,6 +263,40 @@ final class HDF5Tensor: StoredTensor {
             }
             _ = try HDF5Library.check(status, file: file, dataset: name, "cannot read \(leading.isEmpty ? "the data" : "block \(leading)")")
             withExtendedLifetime(memSpace) {}
+        }
+        return out
+    }
+
+    /// The block `[leading..., :, ..., :]` read by `DirectRows` (pread, chunks inflated and checked here, on all
+    /// workers) rather than by `H5Dread`: libhdf5 1.10 reads past its buffer when a chunk inflates short of its
+    /// size. nil when the block has no [query, key] matrices or its chunks are too large to hold per worker.
+    private func readDirect(_ storage: DirectStorage, leading: [Int], count: Int) throws -> [Float]? {
+        let rank = shape.count
+        guard rank >= 2, leading.count <= rank - 2 else { return nil }
+        // The axes between `leading` and [query, key]; a matrix index runs over them in C order.
+        let middle = Array(shape[leading.count..<(rank - 2)])
+        let matrices = middle.reduce(1, *)
+        let coordinates: (Int) -> [Int] = { index in
+            var rest = index
+            var c = [Int](repeating: 0, count: middle.count)
+            for axis in stride(from: middle.count - 1, through: 0, by: -1) {
+                c[axis] = rest % middle[axis]
+                rest /= middle[axis]
+            }
+            return leading + c
+        }
+        // Matrices that share a chunk are grouped by DirectRows only along one axis (heads): with more
+        // middle axes, each matrix is read on its own.
+        guard let rows = DirectRows(storage: storage, shape: shape, headAxis: middle.count == 1 ? leading.count : nil,
+                                    file: file, dataset: name, leading: coordinates) else { return nil }
+        let queries = shape[rank - 2], keys = shape[rank - 1]
+        var out = [Float](repeating: 0, count: count)
+        try out.withUnsafeMutableBufferPointer { target in
+            let base = target.baseAddress!
+            // Workers write disjoint rows of `out`.
+            try rows.visit(heads: 0..<matrices, workers: Workers.count) { block, values in
+                (base + (block.head * queries + block.rows.lowerBound) * keys).update(from: values.baseAddress!, count: values.count)
+            }
         }
         return out
     }
