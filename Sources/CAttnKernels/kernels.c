@@ -1,6 +1,8 @@
 // attninspect's hot loops. Every public function dispatches once per call on a cached CPU check:
 // AVX2 + FMA + F16C versions (x86-64 only, compiled with per-function target attributes so the
-// rest of the binary stays portable) or portable C versions that use the same polynomials.
+// rest of the binary stays portable) or portable C versions that use the same polynomials. The row
+// statistics and softmax, the hottest loops of `stats`, also have AVX-512F versions (16 lanes; the same
+// polynomials written again at that width).
 //
 // ln and exp are Cephes-style polynomials (the float versions used by sse_mathfun/avx_mathfun):
 // ln(p) = e·ln 2 + ln(m) with m in [√½, √2); the mantissa part is a float polynomial (about 1 ulp of
@@ -24,15 +26,26 @@
 
 static int vector_state = -1;
 
+int cattn_kernels_supported(void) {
+#if CATTN_X86
+    __builtin_cpu_init();
+    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))) return 0;
+    return __builtin_cpu_supports("avx512f") ? 2 : 1;
+#else
+    return 0;
+#endif
+}
+
 int cattn_kernels_vectorised(void) {
     int state = __atomic_load_n(&vector_state, __ATOMIC_RELAXED);
     if (state < 0) {
 #if CATTN_X86
-        __builtin_cpu_init();
-        state = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-        // For tests and comparisons: force the portable versions.
+        state = cattn_kernels_supported();
+        // For tests and comparisons: force the portable versions, or the AVX2 ones on an AVX-512 CPU.
         const char *portable = getenv("ATTNINSPECT_PORTABLE_KERNELS");
         if (portable && *portable && *portable != '0') state = 0;
+        const char *noAVX512 = getenv("ATTNINSPECT_NO_AVX512");
+        if (noAVX512 && *noAVX512 && *noAVX512 != '0' && state > 1) state = 1;
 #else
         state = 0;
 #endif
@@ -119,6 +132,22 @@ static inline float exp_nonpositive(float x) {
     float scale;
     memcpy(&scale, &bits, 4);
     return y * scale;
+}
+
+/// The result of a plain row (see row_statistics_plain_avx2) from its smallest and largest bit patterns
+/// and its three sums; 0 when the largest pattern shows the row is not plain.
+static int plain_row(cattn_row_stats *out, size_t n, uint32_t lowest, uint32_t highest, double sum, double exps, double mants) {
+    if (highest >= 0x7F800000u) return 0;
+    float lo, hi;
+    memcpy(&lo, &lowest, 4);
+    memcpy(&hi, &highest, 4);
+    out->sum = sum;
+    out->entropy = -(exps * LN2 + mants);
+    out->min = lo;
+    out->max = hi;
+    out->finite = (int64_t)n;
+    out->nan = out->inf = out->negative = 0;
+    return 1;
 }
 
 // ---------------------------------------------------------------------------------- portable versions
@@ -255,19 +284,14 @@ AVX2 static inline double sum_pd(__m256d v) {
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
-/// −Σ p·ln p over 8 lanes of finite p ≥ 0, added to two double accumulators; lanes below FLT_MIN
-/// (zeros, float subnormals) contribute nothing. The polynomial is evaluated in Estrin's scheme
-/// (depth 4 instead of Horner's 9) so that successive vectors overlap in the pipeline.
-AVX2 static inline void entropy_step(__m256 pf, __m256d *entropy) {
-    __m256 positive = _mm256_cmp_ps(pf, _mm256_set1_ps(FLT_MIN), _CMP_GE_OQ);
-    __m256 weight = _mm256_and_ps(pf, positive);
-    __m256 x = _mm256_blendv_ps(_mm256_set1_ps(1.0f), pf, positive);
-    __m256i bits = _mm256_castps_si256(x);
+/// ln m for 8 lanes of positive finite floats given as bits, p = m·2^e with m in [√½, √2): the Cephes
+/// polynomial in Estrin's scheme (depth 4 instead of Horner's 9, so successive vectors overlap).
+AVX2 static inline __m256 log_mantissa8(__m256i bits, __m256i *exponent) {
     __m256i e = _mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(126));
     __m256 m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007FFFFF)),
                                                    _mm256_set1_epi32(0x3F000000)));
     __m256 small = _mm256_cmp_ps(m, _mm256_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
-    e = _mm256_add_epi32(e, _mm256_castps_si256(small));   // −1 where small (the mask is all ones)
+    *exponent = _mm256_add_epi32(e, _mm256_castps_si256(small));   // −1 where small (the mask is all ones)
     __m256 r = _mm256_sub_ps(_mm256_add_ps(m, _mm256_and_ps(m, small)), _mm256_set1_ps(1.0f));
     __m256 z = _mm256_mul_ps(r, r);
     __m256 z2 = _mm256_mul_ps(z, z);
@@ -278,7 +302,17 @@ AVX2 static inline void entropy_step(__m256 pf, __m256d *entropy) {
     __m256 poly = _mm256_fmadd_ps(_mm256_fmadd_ps(a, z, b), z2, _mm256_fmadd_ps(c, z, d));
     poly = _mm256_fmadd_ps(poly, r, _mm256_set1_ps(3.3333331174E-1f));
     // ln(1 + r) = r + z·(r·poly − ½)
-    __m256 lnm = _mm256_fmadd_ps(z, _mm256_fmsub_ps(r, poly, _mm256_set1_ps(0.5f)), r);
+    return _mm256_fmadd_ps(z, _mm256_fmsub_ps(r, poly, _mm256_set1_ps(0.5f)), r);
+}
+
+/// −Σ p·ln p over 8 lanes of finite p ≥ 0, added to two double accumulators; lanes below FLT_MIN
+/// (zeros, float subnormals) contribute nothing.
+AVX2 static inline void entropy_step(__m256 pf, __m256d *entropy) {
+    __m256 positive = _mm256_cmp_ps(pf, _mm256_set1_ps(FLT_MIN), _CMP_GE_OQ);
+    __m256 weight = _mm256_and_ps(pf, positive);
+    __m256 x = _mm256_blendv_ps(_mm256_set1_ps(1.0f), pf, positive);
+    __m256i e;
+    __m256 lnm = log_mantissa8(_mm256_castps_si256(x), &e);
     const __m256d ln2 = _mm256_set1_pd(LN2);
     __m256d lnLow = _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_castsi256_si128(e)), ln2, low_pd(lnm));
     __m256d lnHigh = _mm256_fmadd_pd(_mm256_cvtepi32_pd(_mm256_extracti128_si256(e, 1)), ln2, high_pd(lnm));
@@ -322,7 +356,7 @@ AVX2 static inline void row_step(__m256 p, __m256 valid, int validMask, row_lane
     entropy_step(pf, acc->entropy);
 }
 
-AVX2 static void row_statistics_avx2(const float *row, size_t n, cattn_row_stats *out) {
+AVX2 static void row_statistics_careful_avx2(const float *row, size_t n, cattn_row_stats *out) {
     row_lanes acc[2];
     for (int k = 0; k < 2; k++) {
         acc[k].sum[0] = acc[k].sum[1] = acc[k].entropy[0] = acc[k].entropy[1] = _mm256_setzero_pd();
@@ -364,6 +398,59 @@ AVX2 static void row_statistics_avx2(const float *row, size_t n, cattn_row_stats
     out->nan = acc[0].nan + acc[1].nan;
     out->inf = acc[0].inf + acc[1].inf;
     out->negative = acc[0].negative + acc[1].negative;
+}
+
+/// The common case of a row, in one pass: every value finite and ≥ +0 (which, read as unsigned
+/// integers, is every bit pattern below 0x7F800000, and orders as the floats do, so min and max are
+/// integer operations). Returns 0, leaving `out` alone, when the row holds anything else (NaN, ±Inf, a
+/// negative value or −0), which the careful version then handles. Zeros and subnormals take the
+/// logarithm's path with a finite result and a weight of zero or next to it, so they add nothing that
+/// can be seen (a subnormal adds under 1e-36). −Σ p ln p = −(ln 2·Σ p·e + Σ p·ln m), both sums in double.
+AVX2 static int row_statistics_plain_avx2(const float *row, size_t n, cattn_row_stats *out) {
+    __m256d sum[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()}, exps[2] = {sum[0], sum[0]}, mants[2] = {sum[0], sum[0]};
+    __m256i lo = _mm256_set1_epi32(-1), hi = _mm256_setzero_si256();
+    size_t i = 0;
+    while (i < n) {
+        __m256i bits;
+        if (i + 8 <= n) {
+            bits = _mm256_loadu_si256((const __m256i *)(row + i));
+            lo = _mm256_min_epu32(lo, bits);
+        } else {
+            float tail[8] = {0};
+            int32_t pad[8] = {0};
+            for (size_t j = 0; j < 8; j++) {
+                if (i + j < n) tail[j] = row[i + j]; else pad[j] = -1;
+            }
+            bits = _mm256_loadu_si256((const __m256i *)tail);
+            lo = _mm256_min_epu32(lo, _mm256_or_si256(bits, _mm256_loadu_si256((const __m256i *)pad)));
+        }
+        i += 8;
+        hi = _mm256_max_epu32(hi, bits);
+        __m256 p = _mm256_castsi256_ps(bits);
+        __m256d pLow = low_pd(p), pHigh = high_pd(p);
+        sum[0] = _mm256_add_pd(sum[0], pLow);
+        sum[1] = _mm256_add_pd(sum[1], pHigh);
+        __m256i e;
+        __m256 lnm = log_mantissa8(bits, &e);
+        exps[0] = _mm256_fmadd_pd(pLow, _mm256_cvtepi32_pd(_mm256_castsi256_si128(e)), exps[0]);
+        exps[1] = _mm256_fmadd_pd(pHigh, _mm256_cvtepi32_pd(_mm256_extracti128_si256(e, 1)), exps[1]);
+        mants[0] = _mm256_fmadd_pd(pLow, low_pd(lnm), mants[0]);
+        mants[1] = _mm256_fmadd_pd(pHigh, high_pd(lnm), mants[1]);
+    }
+    uint32_t los[8], his[8];
+    _mm256_storeu_si256((__m256i *)los, lo);
+    _mm256_storeu_si256((__m256i *)his, hi);
+    uint32_t l = los[0], h = his[0];
+    for (int j = 1; j < 8; j++) {
+        if (los[j] < l) l = los[j];
+        if (his[j] > h) h = his[j];
+    }
+    return plain_row(out, n, l, h, sum_pd(_mm256_add_pd(sum[0], sum[1])), sum_pd(_mm256_add_pd(exps[0], exps[1])),
+                     sum_pd(_mm256_add_pd(mants[0], mants[1])));
+}
+
+AVX2 static void row_statistics_avx2(const float *row, size_t n, cattn_row_stats *out) {
+    if (n == 0 || !row_statistics_plain_avx2(row, n, out)) row_statistics_careful_avx2(row, n, out);
 }
 
 /// exp(x) for 8 lanes of x ≤ 0; 0 below ln(FLT_MIN).
@@ -431,13 +518,130 @@ AVX2 static void minimum_f32_avx2(float *acc, const float *x, size_t n) { minimu
 AVX2 static void decode_f32_avx2(const void *src, float *dst, size_t n, int swap) { decode_f32_body(src, dst, n, swap); }
 AVX2 static void decode_bf16_avx2(const void *src, float *dst, size_t n, int swap) { decode_bf16_body(src, dst, n, swap); }
 AVX2 static void decode_f64_avx2(const void *src, float *dst, size_t n, int swap) { decode_f64_body(src, dst, n, swap); }
+
+// ------------------------------------------------------------------------------ AVX-512 versions
+
+#define AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
+
+/// ln m for 16 lanes: as log_mantissa8.
+AVX512 static inline __m512 log_mantissa16(__m512i bits, __m512i *exponent) {
+    __m512i e = _mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(126));
+    __m512 m = _mm512_castsi512_ps(_mm512_or_si512(_mm512_and_si512(bits, _mm512_set1_epi32(0x007FFFFF)),
+                                                   _mm512_set1_epi32(0x3F000000)));
+    __mmask16 small = _mm512_cmp_ps_mask(m, _mm512_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
+    *exponent = _mm512_mask_sub_epi32(e, small, e, _mm512_set1_epi32(1));
+    __m512 r = _mm512_sub_ps(_mm512_mask_add_ps(m, small, m, m), _mm512_set1_ps(1.0f));
+    __m512 z = _mm512_mul_ps(r, r);
+    __m512 z2 = _mm512_mul_ps(z, z);
+    __m512 a = _mm512_fmadd_ps(_mm512_set1_ps(7.0376836292E-2f), r, _mm512_set1_ps(-1.1514610310E-1f));
+    __m512 b = _mm512_fmadd_ps(_mm512_set1_ps(1.1676998740E-1f), r, _mm512_set1_ps(-1.2420140846E-1f));
+    __m512 c = _mm512_fmadd_ps(_mm512_set1_ps(1.4249322787E-1f), r, _mm512_set1_ps(-1.6668057665E-1f));
+    __m512 d = _mm512_fmadd_ps(_mm512_set1_ps(2.0000714765E-1f), r, _mm512_set1_ps(-2.4999993993E-1f));
+    __m512 poly = _mm512_fmadd_ps(_mm512_fmadd_ps(a, z, b), z2, _mm512_fmadd_ps(c, z, d));
+    poly = _mm512_fmadd_ps(poly, r, _mm512_set1_ps(3.3333331174E-1f));
+    return _mm512_fmadd_ps(z, _mm512_fmsub_ps(r, poly, _mm512_set1_ps(0.5f)), r);
+}
+
+AVX512 static inline __m512d low8_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
+AVX512 static inline __m512d high8_pd(__m512 v) {
+    return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+/// row_statistics_plain_avx2 over 16 lanes; the tail is a masked load (padding lanes are +0 and are
+/// kept out of the minimum).
+AVX512 static int row_statistics_plain_avx512(const float *row, size_t n, cattn_row_stats *out) {
+    __m512d sum[2] = {_mm512_setzero_pd(), _mm512_setzero_pd()}, exps[2] = {sum[0], sum[0]}, mants[2] = {sum[0], sum[0]};
+    __m512i lo = _mm512_set1_epi32(-1), hi = _mm512_setzero_si512();
+    for (size_t i = 0; i < n; i += 16) {
+        __m512i bits;
+        if (i + 16 <= n) {
+            bits = _mm512_loadu_si512((const void *)(row + i));
+            lo = _mm512_min_epu32(lo, bits);
+        } else {
+            __mmask16 valid = (__mmask16)((1u << (n - i)) - 1u);
+            bits = _mm512_maskz_loadu_epi32(valid, row + i);
+            lo = _mm512_mask_min_epu32(lo, valid, lo, bits);
+        }
+        hi = _mm512_max_epu32(hi, bits);
+        __m512 p = _mm512_castsi512_ps(bits);
+        __m512d pLow = low8_pd(p), pHigh = high8_pd(p);
+        sum[0] = _mm512_add_pd(sum[0], pLow);
+        sum[1] = _mm512_add_pd(sum[1], pHigh);
+        __m512i e;
+        __m512 lnm = log_mantissa16(bits, &e);
+        exps[0] = _mm512_fmadd_pd(pLow, _mm512_cvtepi32_pd(_mm512_castsi512_si256(e)), exps[0]);
+        exps[1] = _mm512_fmadd_pd(pHigh, _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(e, 1)), exps[1]);
+        mants[0] = _mm512_fmadd_pd(pLow, low8_pd(lnm), mants[0]);
+        mants[1] = _mm512_fmadd_pd(pHigh, high8_pd(lnm), mants[1]);
+    }
+    uint32_t h = _mm512_reduce_max_epu32(hi), l = _mm512_reduce_min_epu32(lo);
+    return plain_row(out, n, l, h, _mm512_reduce_add_pd(_mm512_add_pd(sum[0], sum[1])),
+                     _mm512_reduce_add_pd(_mm512_add_pd(exps[0], exps[1])), _mm512_reduce_add_pd(_mm512_add_pd(mants[0], mants[1])));
+}
+
+AVX512 static void row_statistics_avx512(const float *row, size_t n, cattn_row_stats *out) {
+    if (n == 0 || !row_statistics_plain_avx512(row, n, out)) row_statistics_careful_avx2(row, n, out);
+}
+
+/// exp(x) for 16 lanes of x ≤ 0: as exp8_nonpositive.
+AVX512 static inline __m512 exp16_nonpositive(__m512 x) {
+    __mmask16 underflow = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33654475f), _CMP_LT_OQ);
+    x = _mm512_max_ps(_mm512_set1_ps(-87.33654475f), x);   // NaN in x is kept (max returns its second operand)
+    __m512 fx = _mm512_roundscale_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f)),
+                                     _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
+    __m512 z = _mm512_mul_ps(x, x);
+    __m512 y = _mm512_set1_ps(1.9875691500E-4f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507E-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073E-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894E-2f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459E-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201E-1f));
+    y = _mm512_add_ps(_mm512_fmadd_ps(y, z, x), _mm512_set1_ps(1.0f));
+    __m512i n = _mm512_add_epi32(_mm512_cvttps_epi32(fx), _mm512_set1_epi32(127));
+    __m512 scale = _mm512_castsi512_ps(_mm512_slli_epi32(n, 23));
+    return _mm512_maskz_mov_ps((__mmask16)~underflow, _mm512_mul_ps(y, scale));
+}
+
+/// softmax_row_avx2 over 16 lanes; the tail is a masked load and store (padding lanes are −inf → 0).
+AVX512 static void softmax_row_avx512(float *row, size_t visible, size_t n) {
+    __m512 peak16 = _mm512_set1_ps(-INFINITY);
+    size_t j = 0;
+    for (; j + 16 <= visible; j += 16) peak16 = _mm512_max_ps(peak16, _mm512_loadu_ps(row + j));
+    float peak = _mm512_reduce_max_ps(peak16);
+    for (; j < visible; j++) peak = row[j] > peak ? row[j] : peak;
+    // NaN anywhere in the row: leave it to the AVX2 version, which propagates it exactly as before.
+    if (peak != peak) { softmax_row_avx2(row, visible, n); return; }
+
+    const __m512 shift = _mm512_set1_ps(peak);
+    __m512d sum0 = _mm512_setzero_pd(), sum1 = _mm512_setzero_pd();
+    for (j = 0; j < visible; j += 16) {
+        __mmask16 lanes = j + 16 <= visible ? (__mmask16)0xFFFF : (__mmask16)((1u << (visible - j)) - 1u);
+        __m512 x = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), lanes, row + j);
+        __m512 e = exp16_nonpositive(_mm512_sub_ps(x, shift));
+        _mm512_mask_storeu_ps(row + j, lanes, e);
+        sum0 = _mm512_add_pd(sum0, low8_pd(e));
+        sum1 = _mm512_add_pd(sum1, high8_pd(e));
+    }
+    const __m512d inverse = _mm512_set1_pd(1.0 / _mm512_reduce_add_pd(_mm512_add_pd(sum0, sum1)));
+    for (j = 0; j < visible; j += 16) {
+        __mmask16 lanes = j + 16 <= visible ? (__mmask16)0xFFFF : (__mmask16)((1u << (visible - j)) - 1u);
+        __m512 v = _mm512_maskz_loadu_ps(lanes, row + j);
+        __m256 a = _mm512_cvtpd_ps(_mm512_mul_pd(low8_pd(v), inverse));
+        __m256 b = _mm512_cvtpd_ps(_mm512_mul_pd(high8_pd(v), inverse));
+        __m512 out = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(a)), _mm256_castps_pd(b), 1));
+        _mm512_mask_storeu_ps(row + j, lanes, out);
+    }
+    for (j = visible; j < n; j++) row[j] = 0;
+}
 #endif
 
 // ------------------------------------------------------------------------------------ public entry points
 
 #if CATTN_X86
 #define DISPATCH(vector_call, portable_call) \
-    do { if (cattn_kernels_vectorised()) { vector_call; } else { portable_call; } } while (0)
+    do { if (cattn_kernels_vectorised() >= 1) { vector_call; } else { portable_call; } } while (0)
 #else
 #define DISPATCH(vector_call, portable_call) do { portable_call; } while (0)
 #endif
@@ -459,11 +663,49 @@ void cattn_decode_f64(const void *src, float *dst, size_t n, int swap) {
 }
 
 void cattn_row_statistics(const float *row, size_t n, cattn_row_stats *out) {
-    DISPATCH(row_statistics_avx2(row, n, out), row_statistics_portable(row, n, out));
+#if CATTN_X86
+    int level = cattn_kernels_vectorised();
+    if (level == 2) row_statistics_avx512(row, n, out);
+    else if (level == 1) row_statistics_avx2(row, n, out);
+    else row_statistics_portable(row, n, out);
+#else
+    row_statistics_portable(row, n, out);
+#endif
+}
+
+int cattn_softmax_row_at(int level, float *row, size_t visible, size_t n) {
+    if (level < 0 || level > cattn_kernels_supported()) return 0;
+#if CATTN_X86
+    if (level == 2) softmax_row_avx512(row, visible, n);
+    else if (level == 1) softmax_row_avx2(row, visible, n);
+    else softmax_row_portable(row, visible, n);
+#else
+    softmax_row_portable(row, visible, n);
+#endif
+    return 1;
+}
+
+int cattn_row_statistics_at(int level, const float *row, size_t n, cattn_row_stats *out) {
+    if (level < 0 || level > cattn_kernels_supported()) return 0;
+#if CATTN_X86
+    if (level == 2) row_statistics_avx512(row, n, out);
+    else if (level == 1) row_statistics_avx2(row, n, out);
+    else row_statistics_portable(row, n, out);
+#else
+    row_statistics_portable(row, n, out);
+#endif
+    return 1;
 }
 
 void cattn_softmax_row(float *row, size_t visible, size_t n) {
-    DISPATCH(softmax_row_avx2(row, visible, n), softmax_row_portable(row, visible, n));
+#if CATTN_X86
+    int level = cattn_kernels_vectorised();
+    if (level == 2) softmax_row_avx512(row, visible, n);
+    else if (level == 1) softmax_row_avx2(row, visible, n);
+    else softmax_row_portable(row, visible, n);
+#else
+    softmax_row_portable(row, visible, n);
+#endif
 }
 
 void cattn_accumulate_f64(double *acc, const float *x, size_t n) {

@@ -411,9 +411,10 @@ struct CLIEdgeCaseTests {
 @Suite("Command line: portable kernels and thread counts")
 struct KernelVariantTests {
     /// ATTNINSPECT_PORTABLE_KERNELS=1 forces the C kernels' portable versions (what a CPU without
-    /// AVX2/FMA/F16C runs); ATTNINSPECT_THREADS sets the number of workers.
+    /// AVX2/FMA/F16C runs), ATTNINSPECT_NO_AVX512=1 the AVX2 ones on a CPU with AVX-512;
+    /// ATTNINSPECT_THREADS sets the number of workers.
     @Test("stats equal the MiniLM oracle with the portable kernels and with 1 or 3 workers",
-          arguments: [["ATTNINSPECT_PORTABLE_KERNELS": "1"], ["ATTNINSPECT_THREADS": "1"], ["ATTNINSPECT_THREADS": "3", "ATTNINSPECT_PORTABLE_KERNELS": "1"]])
+          arguments: [["ATTNINSPECT_PORTABLE_KERNELS": "1"], ["ATTNINSPECT_NO_AVX512": "1"], ["ATTNINSPECT_THREADS": "1"], ["ATTNINSPECT_THREADS": "3", "ATTNINSPECT_PORTABLE_KERNELS": "1"]])
     func stats(environment: [String: String]) throws {
         for stem in ["real/minilm6_pride_LHSS_f32", "real/minilm6_zen_layers_f16"] {
             let file = Fixtures.path(stem + (stem.contains("pride") ? ".npy" : ".h5"))

@@ -25,6 +25,23 @@ enum RowKernels {
                              nan: Int(out.nan), inf: Int(out.inf), negative: Int(out.negative))
     }
 
+    /// The same with the kernels of one level (0 portable, 1 AVX2, 2 AVX-512), whatever the process uses;
+    /// nil when this CPU lacks that level. For tests that hold the levels against each other.
+    static func statistics(_ row: UnsafeBufferPointer<Float>, kernels level: Int) -> RowStatistics? {
+        var out = cattn_row_stats()
+        guard cattn_row_statistics_at(Int32(level), row.baseAddress, row.count, &out) != 0 else { return nil }
+        return RowStatistics(sum: out.sum, entropy: out.entropy, min: out.min, max: out.max, finite: Int(out.finite),
+                             nan: Int(out.nan), inf: Int(out.inf), negative: Int(out.negative))
+    }
+
+    /// `softmax` with the kernels of one level, as `statistics(_:kernels:)`; false when this CPU lacks it.
+    static func softmax(_ row: UnsafeMutablePointer<Float>, visible: Int, count: Int, kernels level: Int) -> Bool {
+        cattn_softmax_row_at(Int32(level), row, visible, count) != 0
+    }
+
+    /// The kernel level this CPU supports (0, 1 or 2, as above).
+    static var supportedLevel: Int { Int(cattn_kernels_supported()) }
+
     /// `row[j] = exp(row[j] − max) / Σ` over the first `visible` entries (Σ in Double); the rest 0.
     static func softmax(_ row: UnsafeMutablePointer<Float>, visible: Int, count: Int) {
         cattn_softmax_row(row, visible, count)

@@ -2,13 +2,17 @@
 #define CATTN_KERNELS_H
 /// attninspect's hot loops: float16/32/64 decoding, per-row statistics (p·ln p), softmax rows and
 /// head-fusion accumulation. Each has an AVX2 + FMA + F16C version chosen at run time when the CPU
-/// has them, and a portable version otherwise; results agree to a few float32 ulps.
+/// has them (the row statistics and softmax an AVX-512 one too), and a portable version otherwise; results agree to a few float32 ulps.
 #include <stddef.h>
 #include <stdint.h>
 
-/// 1 when the vector versions are in use (AVX2, FMA and F16C present, and the environment variable
-/// ATTNINSPECT_PORTABLE_KERNELS is not set to a non-zero value), else 0.
+/// The kernels in use: 2 when the CPU has AVX-512F as well as AVX2, FMA and F16C (the row statistics
+/// then run 16 lanes wide), 1 with AVX2, FMA and F16C only, 0 for the portable versions. The environment
+/// variable ATTNINSPECT_PORTABLE_KERNELS set to a non-zero value forces 0, ATTNINSPECT_NO_AVX512 caps
+/// it at 1. Read once.
 int cattn_kernels_vectorised(void);
+/// What the CPU supports, as `cattn_kernels_vectorised` counts it, whatever the environment says.
+int cattn_kernels_supported(void);
 
 /// Decodes `n` IEEE half floats (native order, or byte-swapped when `swap`) to float.
 void cattn_decode_f16(const void *src, float *dst, size_t n, int swap);
@@ -33,10 +37,15 @@ typedef struct {
 } cattn_row_stats;
 
 void cattn_row_statistics(const float *row, size_t n, cattn_row_stats *out);
+/// The same with the kernels of `level` (0, 1 or 2, as `cattn_kernels_vectorised` counts them), for
+/// tests that compare them; returns 0 and leaves `out` alone when the CPU lacks that level.
+int cattn_row_statistics_at(int level, const float *row, size_t n, cattn_row_stats *out);
 
 /// In place: row[j] = exp(row[j] − max) / Σ for j < visible (max and Σ over those), row[j] = 0 for
 /// visible ≤ j < n. Σ is accumulated in double.
 void cattn_softmax_row(float *row, size_t visible, size_t n);
+/// The same with the kernels of `level`, as `cattn_row_statistics_at`.
+int cattn_softmax_row_at(int level, float *row, size_t visible, size_t n);
 
 /// acc[i] += x[i] (double accumulator).
 void cattn_accumulate_f64(double *acc, const float *x, size_t n);

@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+@testable import AttnAnalysis
+
+/// The row-statistics kernels (portable, AVX2, AVX-512) against a float64 reference computed here with
+/// Foundation's log, on rows of every length up to 300 and some long ones, plain probability rows and rows
+/// holding NaN, ±Inf, negative values, −0, zeros and subnormals (which the vector kernels send from their
+/// fast pass to the careful one); and the softmax kernels the same way.
+@Suite("Row statistics kernels")
+struct RowKernelTests {
+    struct Lcg {
+        var state: UInt64
+        mutating func next() -> Double {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Double(state >> 11) / Double(1 << 53)
+        }
+    }
+
+    static let specials: [Float] = [.nan, .infinity, -.infinity, -0.0, -1e-3, .leastNormalMagnitude / 16, 0, .leastNormalMagnitude,
+                                    .leastNonzeroMagnitude, 1]
+
+    @Test("every level matches the float64 reference: counts, min and max exactly, sums to 1e-12, entropy to 1e-8")
+    func levels() throws {
+        var random = Lcg(state: 12345)
+        var lengths = Array(0...300)
+        lengths += [511, 512, 1023, 1024, 1025, 4099]
+        var checked = [0, 0, 0]
+        for (trial, n) in (lengths + lengths).enumerated() {
+            // Softmax-like rows: widely spread magnitudes, normalised.
+            var row = (0..<n).map { _ in Float(exp(6 * random.next() - 3)) }
+            let total = row.reduce(0, +)
+            if total > 0 { row = row.map { $0 / total } }
+            if trial >= lengths.count && n > 0 {
+                for _ in 0..<(1 + trial % 3) { row[Int(random.next() * Double(n))] = Self.specials[Int(random.next() * Double(Self.specials.count))] }
+            }
+            var sum = 0.0, entropy = 0.0, lo = Double.infinity, hi = -Double.infinity
+            var finite = 0, nan = 0, inf = 0, negative = 0
+            for p in row {
+                if p.isNaN { nan += 1; continue }
+                if p.isInfinite { inf += 1; continue }
+                finite += 1
+                if p < 0 { negative += 1 }
+                lo = min(lo, Double(p)); hi = max(hi, Double(p))
+                sum += Double(p)
+                if p >= .leastNormalMagnitude { entropy -= Double(p) * log(Double(p)) }
+            }
+            for level in 0...2 {
+                guard let s = row.withUnsafeBufferPointer({ RowKernels.statistics($0, kernels: level) }) else { continue }
+                checked[level] += 1
+                #expect(s.finite == finite && s.nan == nan && s.inf == inf && s.negative == negative, "level \(level), n \(n)")
+                #expect(s.min == lo && s.max == hi, "level \(level), n \(n): \(s.min) \(s.max) vs \(lo) \(hi)")
+                #expect(abs(s.sum - sum) <= 1e-12 * max(1, abs(sum)), "level \(level), n \(n)")
+                #expect(abs(s.entropy - entropy) < 1e-8, "level \(level), n \(n): \(s.entropy) vs \(entropy)")
+            }
+        }
+        #expect(checked[0] == 2 * lengths.count)
+        #expect(RowKernels.supportedLevel < 1 || checked[1] == 2 * lengths.count)
+        #expect(RowKernels.supportedLevel < 2 || checked[2] == 2 * lengths.count)
+    }
+
+    @Test("softmax at every level matches exp in float64 to 5e-7 of each value; NaN makes the row NaN; masked keys are 0")
+    func softmax() throws {
+        var random = Lcg(state: 777)
+        var checked = [0, 0, 0]
+        for trial in 0..<1200 {
+            let n = trial < 1000 ? 1 + trial % 300 : 1024 + trial % 7
+            let visible = trial % 5 == 0 && n > 3 ? n - 3 : n
+            // Logits of a few units, some rows with a far-off group (underflowing to 0), some with a NaN.
+            var logits = (0..<n).map { _ in Float(8 * random.next() - 4) - (trial % 13 == 0 && random.next() < 0.5 ? 200 : 0) }
+            if trial % 17 == 0 { logits[Int(random.next() * Double(visible))] = .nan }
+            let peak = logits[..<visible].map(Double.init).max()!
+            let total = logits[..<visible].reduce(0.0) { $0 + exp(Double($1) - peak) }
+            let hasNaN = logits[..<visible].contains { $0.isNaN }
+            for level in 0...2 {
+                var row = logits
+                guard row.withUnsafeMutableBufferPointer({ RowKernels.softmax($0.baseAddress!, visible: visible, count: n, kernels: level) }) else { continue }
+                checked[level] += 1
+                for j in 0..<n {
+                    if j >= visible { #expect(row[j] == 0); continue }
+                    if hasNaN { #expect(row[j].isNaN, "level \(level), trial \(trial)"); continue }
+                    let expected = exp(Double(logits[j]) - peak) / total
+                    // Values below float's normal range are held to an absolute bound instead.
+                    #expect(abs(Double(row[j]) - expected) <= 5e-7 * expected + 1e-38, "level \(level), trial \(trial), j \(j): \(row[j]) vs \(expected)")
+                }
+            }
+        }
+        #expect(checked[0] == 1200)
+        #expect(RowKernels.supportedLevel < 1 || checked[1] == 1200)
+        #expect(RowKernels.supportedLevel < 2 || checked[2] == 1200)
+    }
+}
