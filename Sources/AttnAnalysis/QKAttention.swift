@@ -43,9 +43,9 @@ public final class RecomputedAttention: AttentionSource {
         do {
             try qk.queries.withUnsafeBufferPointer { q in
                 try qk.keys.withUnsafeBufferPointer { k in
-                    try Workers.run(workerCount) { worker, stopped in
+                    try Workers.run(workerCount) { worker, _ in
                         let out = buffers[worker]
-                        while !stopped(), let i = counter.take() {
+                        counter.forEach { i in
                             let h = heads.lowerBound + i
                             Self.scores(head: h, of: qk, q: q, k: k, scale: scale, into: out.baseAddress!)
                             // Softmax a few rows, hand them on while they are still in cache.
@@ -59,6 +59,7 @@ public final class RecomputedAttention: AttentionSource {
                 }
             }
         }
+        try counter.check()
     }
 
     /// softmax(Q Kᵀ · scale) for every head of one layer.

@@ -67,15 +67,41 @@ public enum Workers {
         }
     }
 
-    /// Hands out `0..<count` one index at a time to whichever worker asks next.
+    /// Hands out `0..<count` one index at a time, in increasing order, to whichever worker asks next.
+    ///
+    /// With `forEach` and `check`, an error is the same whatever the scheduling: when items fail, the one
+    /// reported is the lowest failing item's, because the items below it are still finished (one of them
+    /// may fail first in the order) and those above it are no longer handed out. A file with several
+    /// corrupt chunks then names the same chunk on every run and with any number of threads.
     public final class Counter: Sendable {
         private let next = Atomic<Int>(0)
         private let count: Int
+        private let lowestFailure = Atomic<Int>(Int.max)
+        private let failure = Mutex<(item: Int, error: any Error)?>(nil)
         public init(_ count: Int) { self.count = count }
-        /// The next index, or nil when all have been handed out.
+        /// The next index, or nil when all have been handed out (or a lower item has failed).
         public func take() -> Int? {
             let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
-            return i < count ? i : nil
+            return i < count && i < lowestFailure.load(ordering: .relaxed) ? i : nil
+        }
+
+        /// `body(item)` for each item this worker takes; an error is recorded against its item and ends
+        /// this worker's loop (every item it could still take is above the failed one).
+        public func forEach(_ body: (Int) throws -> Void) {
+            while let i = take() {
+                do {
+                    try body(i)
+                } catch {
+                    failure.withLock { if $0 == nil || i < $0!.item { $0 = (i, error) } }
+                    lowestFailure.min(i, ordering: .relaxed)
+                    return
+                }
+            }
+        }
+
+        /// Throws the lowest failing item's error, if any. Call after the workers have finished.
+        public func check() throws {
+            if let first = failure.withLock({ $0 }) { throw first.error }
         }
     }
 }
@@ -93,13 +119,14 @@ extension AttentionSource {
         let size = layer.queries * layer.keys
         try layer.values.withUnsafeBufferPointer { all in
             let counter = Workers.Counter(heads.count)
-            try Workers.run(Swift.min(workers, heads.count)) { worker, stopped in
-                while !stopped(), let i = counter.take() {
+            try Workers.run(Swift.min(workers, heads.count)) { worker, _ in
+                counter.forEach { i in
                     let h = heads.lowerBound + i
                     try body(RowBlock(worker: worker, head: h, rows: 0..<layer.queries),
                              UnsafeBufferPointer(rebasing: all[(h * size)..<((h + 1) * size)]))
                 }
             }
+            try counter.check()
         }
     }
 }

@@ -67,10 +67,10 @@ struct DirectRows {
         // then keeps the block's accumulators in cache while the heads go by.
         let blocks = (q + rowsPerBlock - 1) / rowsPerBlock
         let counter = Workers.Counter(blocks)
-        try Workers.run(min(workers, blocks)) { worker, stopped in
+        try Workers.run(min(workers, blocks)) { worker, _ in
             var bytes = [UInt8](repeating: 0, count: rowsPerBlock * k * size)
             var values = [Float](repeating: 0, count: rowsPerBlock * k)
-            while !stopped(), let b = counter.take() {
+            counter.forEach { b in
                 let r0 = b * rowsPerBlock, n = min(rowsPerBlock, q - r0), count = n * k
                 for h in heads {
                     let base = offset + flatIndex(leading(h)) * size
@@ -87,6 +87,7 @@ struct DirectRows {
                 }
             }
         }
+        try counter.check()
     }
 
     private func visitChunked(_ raw: ReadOnlyFile, chunk: [Int], type: ElementType, order: ByteOrder, filters: [ChunkFilter],
@@ -104,14 +105,14 @@ struct DirectRows {
         for a in stride(from: rank - 2, through: 0, by: -1) { chunkStrides[a] = chunkStrides[a + 1] * chunk[a + 1] }
         let chunkElements = chunk.reduce(1, *)
         let counter = Workers.Counter(groups.count)
-        try Workers.run(min(workers, groups.count)) { worker, stopped in
+        try Workers.run(min(workers, groups.count)) { worker, _ in
             let inflater = try ChunkInflater(file: file, dataset: dataset)
             var chunkBytes = [UInt8](repeating: 0, count: chunkElements * size)
             var scratch = [UInt8](repeating: 0, count: filters.contains(.shuffle) ? chunkElements * size : 0)
             var compressed: [UInt8] = []
             var groupBytes = [UInt8](repeating: 0, count: headsPerChunk * rowsPerChunk * k * size)
             var values = [Float](repeating: 0, count: rowsPerChunk * k)
-            while !stopped(), let g = counter.take() {
+            counter.forEach { g in
                 let group = groups[g]
                 for q0 in stride(from: 0, to: q, by: rowsPerChunk) {
                     let rows = min(rowsPerChunk, q - q0)
@@ -152,6 +153,7 @@ struct DirectRows {
                 }
             }
         }
+        try counter.check()
     }
 
     /// Reads the chunk whose first element is at `origin` and undoes its filters into `chunkBytes`.
