@@ -142,7 +142,7 @@ static int plain_row(cattn_row_stats *out, size_t n, uint32_t lowest, uint32_t h
     memcpy(&lo, &lowest, 4);
     memcpy(&hi, &highest, 4);
     out->sum = sum;
-    out->entropy = -(exps * LN2 + mants);
+    out->entropy = 0.0 - (exps * LN2 + mants);   // 0.0 −: a row of zeros gives +0, as the careful version does
     out->min = lo;
     out->max = hi;
     out->finite = (int64_t)n;
