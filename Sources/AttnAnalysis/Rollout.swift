@@ -142,19 +142,10 @@ public struct Rollout: Sendable {
                         try? Workers.run(parts) { part, _ in
                             for i in (n * part / parts)..<(n * (part + 1) / parts) {
                                 let row = i * n
-                                var sum = 0.0
-                                var count = 0
-                                for j in 0..<n {
-                                    let v = f.value[row + j]
-                                    sum += j == i ? v + 1 : v
-                                    count += v.isFinite ? 0 : 1
-                                }
+                                let (sum, count) = RowKernels.augmentRow(f.value.baseAddress! + row, count: n, diagonal: i,
+                                                                         into: mode == .rows ? o.value.baseAddress! + row : nil)
                                 sums.value[i] = sum
                                 bad.value[i] = count
-                                if mode == .rows && count == 0 {
-                                    for j in 0..<n { o.value[row + j] = Float(f.value[row + j] / sum) }
-                                    o.value[row + i] = Float((f.value[row + i] + 1) / sum)
-                                }
                             }
                         }
                     }

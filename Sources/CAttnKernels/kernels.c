@@ -719,3 +719,42 @@ void cattn_maximum_f32(float *acc, const float *x, size_t n) {
 void cattn_minimum_f32(float *acc, const float *x, size_t n) {
     DISPATCH(minimum_f32_avx2(acc, x, n), minimum_body(acc, x, n));
 }
+
+// ------------------------------------------------------------------------------------- rollout rows
+
+/// Compiled once for AVX2 and once portably; eight independent sums so the additions overlap (and
+/// vectorise), the divisions vectorised.
+#define AUGMENT_ROW_BODY                                                                           \
+    double partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                  \
+    int64_t bad = 0;                                                                               \
+    size_t j = 0;                                                                                  \
+    for (; j + 8 <= n; j += 8) {                                                                   \
+        for (int k = 0; k < 8; k++) {                                                              \
+            partial[k] += f[j + k];                                                                \
+            bad += !(f[j + k] - f[j + k] == 0);      /* NaN or ±Inf */                              \
+        }                                                                                          \
+    }                                                                                              \
+    for (; j < n; j++) {                                                                           \
+        partial[j % 8] += f[j];                                                                    \
+        bad += !(f[j] - f[j] == 0);                                                                \
+    }                                                                                              \
+    double s = ((partial[0] + partial[1]) + (partial[2] + partial[3])) + ((partial[4] + partial[5]) + (partial[6] + partial[7])); \
+    s += 1.0;                                                                                      \
+    *sum = s;                                                                                      \
+    if (bad == 0 && out) {                                                                         \
+        for (j = 0; j < n; j++) out[j] = (float)(f[j] / s);                                        \
+        out[diagonal] = (float)((f[diagonal] + 1.0) / s);                                          \
+    }                                                                                              \
+    return bad;
+
+static int64_t augment_row_portable(const double *f, size_t n, size_t diagonal, float *out, double *sum) { AUGMENT_ROW_BODY }
+#if CATTN_X86
+AVX2 static int64_t augment_row_avx2(const double *f, size_t n, size_t diagonal, float *out, double *sum) { AUGMENT_ROW_BODY }
+#endif
+
+int64_t cattn_augment_row(const double *f, size_t n, size_t diagonal, float *out, double *sum) {
+#if CATTN_X86
+    if (cattn_kernels_vectorised() >= 1) return augment_row_avx2(f, n, diagonal, out, sum);
+#endif
+    return augment_row_portable(f, n, diagonal, out, sum);
+}

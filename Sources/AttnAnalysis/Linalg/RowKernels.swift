@@ -47,6 +47,14 @@ enum RowKernels {
         cattn_softmax_row(row, visible, count)
     }
 
+    /// One row of rollout's augmented matrix: the row's sum of F + I and its count of NaN or infinite
+    /// entries; when there are none and `out` is given, `out[j] = (F + I)[j] / sum`.
+    static func augmentRow(_ fused: UnsafePointer<Double>, count n: Int, diagonal: Int, into out: UnsafeMutablePointer<Float>?) -> (sum: Double, nonFinite: Int) {
+        var sum = 0.0
+        let bad = cattn_augment_row(fused, n, diagonal, out, &sum)
+        return (sum, Int(bad))
+    }
+
     /// `sums[i] += values[i]`.
     static func accumulate(_ values: UnsafeBufferPointer<Float>, into sums: UnsafeMutablePointer<Double>) {
         cattn_accumulate_f64(sums, values.baseAddress!, values.count)

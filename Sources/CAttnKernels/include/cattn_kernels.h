@@ -47,6 +47,11 @@ void cattn_softmax_row(float *row, size_t visible, size_t n);
 /// The same with the kernels of `level`, as `cattn_row_statistics_at`.
 int cattn_softmax_row_at(int level, float *row, size_t visible, size_t n);
 
+/// One row of attention rollout's augmented matrix (F + I, rows normalised): *sum = Σ f[j] + 1, and when
+/// every f[j] is finite and `out` is not NULL, out[j] = f[j] / *sum with the 1 added at j = `diagonal`.
+/// Returns the number of NaN or infinite f[j] (then `out` is left alone).
+int64_t cattn_augment_row(const double *f, size_t n, size_t diagonal, float *out, double *sum);
+
 /// acc[i] += x[i] (double accumulator).
 void cattn_accumulate_f64(double *acc, const float *x, size_t n);
 /// acc[i] = max(acc[i], x[i]) / min(acc[i], x[i]) (NaN in x propagates).
