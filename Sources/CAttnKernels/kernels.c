@@ -212,6 +212,31 @@ static inline void minimum_body(float *acc, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) acc[i] = (x[i] < acc[i] || x[i] != x[i]) ? x[i] : acc[i];
 }
 
+/// One row of rollout's augmented matrix (see cattn_augment_row): eight independent sums, so that the
+/// additions overlap and vectorise instead of waiting on one running sum; the divisions vectorise.
+static inline int64_t augment_row_body(const double *f, size_t n, size_t diagonal, float *out, double *sum) {
+    double partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t bad = 0;
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        for (int k = 0; k < 8; k++) {
+            partial[k] += f[j + k];
+            bad += !(f[j + k] - f[j + k] == 0);   // NaN or ±Inf
+        }
+    }
+    for (; j < n; j++) {
+        partial[j % 8] += f[j];
+        bad += !(f[j] - f[j] == 0);
+    }
+    double s = ((partial[0] + partial[1]) + (partial[2] + partial[3])) + ((partial[4] + partial[5]) + (partial[6] + partial[7])) + 1.0;
+    *sum = s;
+    if (bad == 0 && out) {
+        for (j = 0; j < n; j++) out[j] = (float)(f[j] / s);
+        out[diagonal] = (float)((f[diagonal] + 1.0) / s);
+    }
+    return bad;
+}
+
 static inline void decode_f32_body(const void *src, float *dst, size_t n, int swap) {
     const unsigned char *s = (const unsigned char *)src;
     if (!swap) {
@@ -518,6 +543,9 @@ AVX2 static void minimum_f32_avx2(float *acc, const float *x, size_t n) { minimu
 AVX2 static void decode_f32_avx2(const void *src, float *dst, size_t n, int swap) { decode_f32_body(src, dst, n, swap); }
 AVX2 static void decode_bf16_avx2(const void *src, float *dst, size_t n, int swap) { decode_bf16_body(src, dst, n, swap); }
 AVX2 static void decode_f64_avx2(const void *src, float *dst, size_t n, int swap) { decode_f64_body(src, dst, n, swap); }
+AVX2 static int64_t augment_row_avx2(const double *f, size_t n, size_t diagonal, float *out, double *sum) {
+    return augment_row_body(f, n, diagonal, out, sum);
+}
 
 // ------------------------------------------------------------------------------ AVX-512 versions
 
@@ -662,50 +690,44 @@ void cattn_decode_f64(const void *src, float *dst, size_t n, int swap) {
     DISPATCH(decode_f64_avx2(src, dst, n, swap), decode_f64_body(src, dst, n, swap));
 }
 
-void cattn_row_statistics(const float *row, size_t n, cattn_row_stats *out) {
+// The row statistics and softmax have three levels (cattn_kernels_vectorised): the public calls use the
+// process's level, the `_at` calls (for tests) any level this CPU supports.
+static void row_statistics_level(int level, const float *row, size_t n, cattn_row_stats *out) {
 #if CATTN_X86
-    int level = cattn_kernels_vectorised();
-    if (level == 2) row_statistics_avx512(row, n, out);
-    else if (level == 1) row_statistics_avx2(row, n, out);
-    else row_statistics_portable(row, n, out);
-#else
-    row_statistics_portable(row, n, out);
+    if (level == 2) { row_statistics_avx512(row, n, out); return; }
+    if (level == 1) { row_statistics_avx2(row, n, out); return; }
 #endif
+    (void)level;
+    row_statistics_portable(row, n, out);
 }
 
-int cattn_softmax_row_at(int level, float *row, size_t visible, size_t n) {
-    if (level < 0 || level > cattn_kernels_supported()) return 0;
+static void softmax_row_level(int level, float *row, size_t visible, size_t n) {
 #if CATTN_X86
-    if (level == 2) softmax_row_avx512(row, visible, n);
-    else if (level == 1) softmax_row_avx2(row, visible, n);
-    else softmax_row_portable(row, visible, n);
-#else
-    softmax_row_portable(row, visible, n);
+    if (level == 2) { softmax_row_avx512(row, visible, n); return; }
+    if (level == 1) { softmax_row_avx2(row, visible, n); return; }
 #endif
-    return 1;
+    (void)level;
+    softmax_row_portable(row, visible, n);
+}
+
+void cattn_row_statistics(const float *row, size_t n, cattn_row_stats *out) {
+    row_statistics_level(cattn_kernels_vectorised(), row, n, out);
 }
 
 int cattn_row_statistics_at(int level, const float *row, size_t n, cattn_row_stats *out) {
     if (level < 0 || level > cattn_kernels_supported()) return 0;
-#if CATTN_X86
-    if (level == 2) row_statistics_avx512(row, n, out);
-    else if (level == 1) row_statistics_avx2(row, n, out);
-    else row_statistics_portable(row, n, out);
-#else
-    row_statistics_portable(row, n, out);
-#endif
+    row_statistics_level(level, row, n, out);
     return 1;
 }
 
 void cattn_softmax_row(float *row, size_t visible, size_t n) {
-#if CATTN_X86
-    int level = cattn_kernels_vectorised();
-    if (level == 2) softmax_row_avx512(row, visible, n);
-    else if (level == 1) softmax_row_avx2(row, visible, n);
-    else softmax_row_portable(row, visible, n);
-#else
-    softmax_row_portable(row, visible, n);
-#endif
+    softmax_row_level(cattn_kernels_vectorised(), row, visible, n);
+}
+
+int cattn_softmax_row_at(int level, float *row, size_t visible, size_t n) {
+    if (level < 0 || level > cattn_kernels_supported()) return 0;
+    softmax_row_level(level, row, visible, n);
+    return 1;
 }
 
 void cattn_accumulate_f64(double *acc, const float *x, size_t n) {
@@ -720,41 +742,8 @@ void cattn_minimum_f32(float *acc, const float *x, size_t n) {
     DISPATCH(minimum_f32_avx2(acc, x, n), minimum_body(acc, x, n));
 }
 
-// ------------------------------------------------------------------------------------- rollout rows
-
-/// Compiled once for AVX2 and once portably; eight independent sums so the additions overlap (and
-/// vectorise), the divisions vectorised.
-#define AUGMENT_ROW_BODY                                                                           \
-    double partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                  \
-    int64_t bad = 0;                                                                               \
-    size_t j = 0;                                                                                  \
-    for (; j + 8 <= n; j += 8) {                                                                   \
-        for (int k = 0; k < 8; k++) {                                                              \
-            partial[k] += f[j + k];                                                                \
-            bad += !(f[j + k] - f[j + k] == 0);      /* NaN or ±Inf */                              \
-        }                                                                                          \
-    }                                                                                              \
-    for (; j < n; j++) {                                                                           \
-        partial[j % 8] += f[j];                                                                    \
-        bad += !(f[j] - f[j] == 0);                                                                \
-    }                                                                                              \
-    double s = ((partial[0] + partial[1]) + (partial[2] + partial[3])) + ((partial[4] + partial[5]) + (partial[6] + partial[7])); \
-    s += 1.0;                                                                                      \
-    *sum = s;                                                                                      \
-    if (bad == 0 && out) {                                                                         \
-        for (j = 0; j < n; j++) out[j] = (float)(f[j] / s);                                        \
-        out[diagonal] = (float)((f[diagonal] + 1.0) / s);                                          \
-    }                                                                                              \
-    return bad;
-
-static int64_t augment_row_portable(const double *f, size_t n, size_t diagonal, float *out, double *sum) { AUGMENT_ROW_BODY }
-#if CATTN_X86
-AVX2 static int64_t augment_row_avx2(const double *f, size_t n, size_t diagonal, float *out, double *sum) { AUGMENT_ROW_BODY }
-#endif
-
 int64_t cattn_augment_row(const double *f, size_t n, size_t diagonal, float *out, double *sum) {
-#if CATTN_X86
-    if (cattn_kernels_vectorised() >= 1) return augment_row_avx2(f, n, diagonal, out, sum);
-#endif
-    return augment_row_portable(f, n, diagonal, out, sum);
+    int64_t bad;
+    DISPATCH(bad = augment_row_avx2(f, n, diagonal, out, sum), bad = augment_row_body(f, n, diagonal, out, sum));
+    return bad;
 }
