@@ -35,8 +35,8 @@ public final class RecomputedAttention: AttentionSource {
     public func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
         let qk = try reader.layer(index)
         let s = qk.positions
-        let counter = Workers.Counter(heads.count)
         let workerCount = Swift.min(workers, heads.count)
+        let counter = Workers.Counter(heads.count, workers: workerCount)
         let rowsPerBlock = Swift.max(1, (32 << 10) / Swift.max(s, 1))   // about 128 KiB of Float
         scores.prepare(count: workerCount, size: s * s)
         let buffers = scores
@@ -45,7 +45,7 @@ public final class RecomputedAttention: AttentionSource {
                 try qk.keys.withUnsafeBufferPointer { k in
                     try Workers.run(workerCount) { worker, _ in
                         let out = buffers[worker]
-                        counter.forEach { i in
+                        counter.forEach(worker: worker) { i in
                             let h = heads.lowerBound + i
                             Self.scores(head: h, of: qk, q: q, k: k, scale: scale, into: out.baseAddress!)
                             // Softmax a few rows, hand them on while they are still in cache.

@@ -73,26 +73,42 @@ public enum Workers {
     /// reported is the lowest failing item's, because the items below it are still finished (one of them
     /// may fail first in the order) and those above it are no longer handed out. A file with several
     /// corrupt chunks then names the same chunk on every run and with any number of threads.
-    public final class Counter: Sendable {
+    public final class Counter: @unchecked Sendable {
         private let next = Atomic<Int>(0)
         private let count: Int
         private let lowestFailure = Atomic<Int>(Int.max)
-        private let failure = Mutex<(item: Int, error: any Error)?>(nil)
-        public init(_ count: Int) { self.count = count }
+        /// Each worker's failure, written only by that worker and read by `check` after the workers have
+        /// joined: no lock (a Synchronization.Mutex is invisible to ThreadSanitizer, which then reports
+        /// the data it guards).
+        private let failures: UnsafeMutableBufferPointer<(item: Int, error: any Error)?>
+
+        /// `workers`: how many workers will call `forEach` (their indices are `0..<workers`).
+        public init(_ count: Int, workers: Int = 0) {
+            self.count = count
+            failures = .allocate(capacity: workers)
+            failures.initialize(repeating: nil)
+        }
+
+        deinit {
+            failures.deinitialize()
+            failures.deallocate()
+        }
+
         /// The next index, or nil when all have been handed out (or a lower item has failed).
         public func take() -> Int? {
             let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
             return i < count && i < lowestFailure.load(ordering: .relaxed) ? i : nil
         }
 
-        /// `body(item)` for each item this worker takes; an error is recorded against its item and ends
+        /// `body(item)` for each item worker `worker` takes; an error is recorded against its item and ends
         /// this worker's loop (every item it could still take is above the failed one).
-        public func forEach(_ body: (Int) throws -> Void) {
+        public func forEach(worker: Int, _ body: (Int) throws -> Void) {
+            precondition(worker < failures.count, "Counter made for \(failures.count) workers")
             while let i = take() {
                 do {
                     try body(i)
                 } catch {
-                    failure.withLock { if $0 == nil || i < $0!.item { $0 = (i, error) } }
+                    failures[worker] = (i, error)
                     lowestFailure.min(i, ordering: .relaxed)
                     return
                 }
@@ -101,7 +117,7 @@ public enum Workers {
 
         /// Throws the lowest failing item's error, if any. Call after the workers have finished.
         public func check() throws {
-            if let first = failure.withLock({ $0 }) { throw first.error }
+            if let first = failures.compactMap({ $0 }).min(by: { $0.item < $1.item }) { throw first.error }
         }
     }
 }
@@ -118,9 +134,10 @@ extension AttentionSource {
         let layer = try self.layer(index)
         let size = layer.queries * layer.keys
         try layer.values.withUnsafeBufferPointer { all in
-            let counter = Workers.Counter(heads.count)
-            try Workers.run(Swift.min(workers, heads.count)) { worker, _ in
-                counter.forEach { i in
+            let n = Swift.min(workers, heads.count)
+            let counter = Workers.Counter(heads.count, workers: n)
+            try Workers.run(n) { worker, _ in
+                counter.forEach(worker: worker) { i in
                     let h = heads.lowerBound + i
                     try body(RowBlock(worker: worker, head: h, rows: 0..<layer.queries),
                              UnsafeBufferPointer(rebasing: all[(h * size)..<((h + 1) * size)]))

@@ -66,11 +66,11 @@ struct DirectRows {
         // Work items are row blocks, each over every head: an analysis that sums heads (fusion)
         // then keeps the block's accumulators in cache while the heads go by.
         let blocks = (q + rowsPerBlock - 1) / rowsPerBlock
-        let counter = Workers.Counter(blocks)
+        let counter = Workers.Counter(blocks, workers: min(workers, blocks))
         try Workers.run(min(workers, blocks)) { worker, _ in
             var bytes = [UInt8](repeating: 0, count: rowsPerBlock * k * size)
             var values = [Float](repeating: 0, count: rowsPerBlock * k)
-            counter.forEach { b in
+            counter.forEach(worker: worker) { b in
                 let r0 = b * rowsPerBlock, n = min(rowsPerBlock, q - r0), count = n * k
                 for h in heads {
                     let base = offset + flatIndex(leading(h)) * size
@@ -104,7 +104,7 @@ struct DirectRows {
         var chunkStrides = [Int](repeating: 1, count: rank)
         for a in stride(from: rank - 2, through: 0, by: -1) { chunkStrides[a] = chunkStrides[a + 1] * chunk[a + 1] }
         let chunkElements = chunk.reduce(1, *)
-        let counter = Workers.Counter(groups.count)
+        let counter = Workers.Counter(groups.count, workers: min(workers, groups.count))
         try Workers.run(min(workers, groups.count)) { worker, _ in
             let inflater = try ChunkInflater(file: file, dataset: dataset)
             var chunkBytes = [UInt8](repeating: 0, count: chunkElements * size)
@@ -112,7 +112,7 @@ struct DirectRows {
             var compressed: [UInt8] = []
             var groupBytes = [UInt8](repeating: 0, count: headsPerChunk * rowsPerChunk * k * size)
             var values = [Float](repeating: 0, count: rowsPerChunk * k)
-            counter.forEach { g in
+            counter.forEach(worker: worker) { g in
                 let group = groups[g]
                 for q0 in stride(from: 0, to: q, by: rowsPerChunk) {
                     let rows = min(rowsPerChunk, q - q0)

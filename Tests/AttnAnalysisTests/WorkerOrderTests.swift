@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
 import Testing
 import AttnCore
 
@@ -15,24 +14,27 @@ struct WorkerOrderTests {
     func lowestFailure() throws {
         for workers in 1...5 {
             for _ in 0..<10 {
-                let counter = Workers.Counter(200)
-                let ran = Mutex<Set<Int>>([])
-                try Workers.run(workers) { _, _ in
-                    counter.forEach { item in
-                        // Items 20 and 37 are slow, so that with several workers 90 fails first in time
-                        // and items below 37 are still running when it does.
-                        if item == 20 || item == 37 { usleep(2000) }
-                        if [37, 90, 150].contains(item) { throw ItemFailed(item: item) }
-                        ran.withLock { _ = $0.insert(item) }
+                let counter = Workers.Counter(200, workers: workers)
+                // Each worker notes the items it ran in its own slot (no lock to hide a race from TSan).
+                var ran = [[Int]](repeating: [], count: workers)
+                try ran.withUnsafeMutableBufferPointer { slots in
+                    let slots = UncheckedSendable(slots)
+                    try Workers.run(workers) { worker, _ in
+                        counter.forEach(worker: worker) { item in
+                            // Items 20 and 37 are slow, so that with several workers 90 fails first in time
+                            // and items below 37 are still running when it does.
+                            if item == 20 || item == 37 { usleep(2000) }
+                            if [37, 90, 150].contains(item) { throw ItemFailed(item: item) }
+                            slots.value[worker].append(item)
+                        }
                     }
                 }
                 #expect(throws: ItemFailed(item: 37)) { try counter.check() }
-                let done = ran.withLock { $0 }
-                #expect(Set(0..<37).isSubset(of: done), "\(workers) workers")
+                #expect(Set(0..<37).isSubset(of: Set(ran.joined())), "\(workers) workers")
             }
         }
-        let clean = Workers.Counter(10)
-        try Workers.run(3) { _, _ in clean.forEach { _ in } }
+        let clean = Workers.Counter(10, workers: 3)
+        try Workers.run(3) { worker, _ in clean.forEach(worker: worker) { _ in } }
         try clean.check()
     }
 }
