@@ -13,13 +13,15 @@ deps:
 build: deps
 	$(SWIFT) build
 
-# The Swift standard library and Foundation are linked statically: the binary needs only libc, libstdc++,
-# libgcc_s, libm, zlib, libsz/libaec and libdeflate at run time (see README), and starts in about 8 ms instead of 13.
+# One static executable when every archive is installed (scripts/release-flags.sh says which flags): it
+# starts without the dynamic loader, in about 1.6 ms. Otherwise the Swift standard library and Foundation
+# are linked statically and the binary needs libc, libstdc++, libgcc_s, libm, zlib, libsz/libaec and
+# libdeflate at run time (see README).
 # Package.swift links libhdf5 and OpenBLAS statically when their archives are there at the time SwiftPM
 # evaluates it; a build made before `make deps` installed them keeps the shared ones, which costs ~7 ms at
 # every start. The check below says so.
 release: deps
-	$(SWIFT) build -c release --static-swift-stdlib
+	$(SWIFT) build -c release $$(SWIFT=$(SWIFT) scripts/release-flags.sh)
 	@if [ -e /usr/lib/$$(gcc -print-multiarch 2>/dev/null)/libhdf5_serial.a ] && ldd .build/release/attninspect 2>/dev/null | grep -q libhdf5; then \
 		echo "attninspect: warning: the binary loads the shared libhdf5 although the static one is installed (an earlier build predates it): rm -rf .build and make release again" >&2; fi
 

@@ -8,6 +8,7 @@ import Glibc
 // libopenblas-serial-dev ship them): loading the shared libhdf5 pulls in libcurl, GnuTLS, Kerberos and more,
 // and with OpenBLAS that costs about 10 ms at every start, most of a run on a small dump. The static
 // libhdf5 needs none of those (its S3 driver is never linked in). Elsewhere the shared libraries are used.
+// libaec is named for the fully static release binary (scripts/release-flags.sh): libsz.a calls into it.
 #if arch(arm64)
 let multiarch = "aarch64-linux-gnu"
 #else
@@ -38,7 +39,7 @@ func versionedBLAS(in folder: String) -> String? {
     return nil
 }
 let hdf5Linking: [LinkerSetting] = present("\(libFolder)/libhdf5_serial.a")
-    ? [.linkedLibrary(":libhdf5_serial.a"), .linkedLibrary("sz"), .linkedLibrary("z"),
+    ? [.linkedLibrary(":libhdf5_serial.a"), .linkedLibrary("sz"), .linkedLibrary("aec"), .linkedLibrary("z"),
        .linkedLibrary("dl"), .linkedLibrary("m"), .linkedLibrary("pthread")]
     : [.unsafeFlags(["-L\(libFolder)/hdf5/serial"]), .linkedLibrary("hdf5")]
 let blasLinking: [LinkerSetting] = {
