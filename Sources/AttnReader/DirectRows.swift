@@ -1,10 +1,12 @@
 internal import CAttnDeflate
 import AttnCore
+import Synchronization
 
-/// Reads row blocks of one layer's heads straight from the file, on several threads at once: each
-/// worker `pread`s the bytes of a block into its own buffer (inflating HDF5 chunks itself where
-/// needed), decodes them to `Float` and hands them on. Nothing but a few blocks per worker is ever
-/// in memory, and libhdf5's lock is taken only to locate chunks.
+/// Reads row blocks of one layer's heads straight from the file, on several threads at once. Contiguous
+/// data is memory-mapped one layer at a time and handed on in place (native float32) or decoded to
+/// `Float` block by block; chunked data is `pread` chunk by chunk into each worker's buffer and inflated
+/// there. Nothing but one layer's mapping and a few blocks per worker is ever in memory, and libhdf5's
+/// lock is taken only to locate chunks.
 struct DirectRows {
     let storage: DirectStorage
     /// The tensor's shape; its last two axes are [query, key].
@@ -67,6 +69,21 @@ struct DirectRows {
         // then keeps the block's accumulators in cache while the heads go by.
         let blocks = (q + rowsPerBlock - 1) / rowsPerBlock
         let counter = Workers.Counter(blocks, workers: min(workers, blocks))
+        // The heads' bytes mapped at once when they span at most `mapLimit` bytes; read otherwise.
+        let bases = heads.map { offset + flatIndex(leading($0)) * size }
+        if Self.mapsFiles.load(ordering: .relaxed), let low = bases.min(), let high = bases.max().map({ $0 + q * k * size }),
+           high - low <= Self.mapLimit, let mapped = raw.mapped(at: low, count: high - low) {
+            // Bytes past the end of a file cut inside a page read as zeros without a fault: the size is checked after.
+            let shrank = { if let now = raw.currentSize(), now < high { return true } else { return false } }
+            do {
+                try visitMapped(mapped, bases: bases.map { $0 - low }, type: type, order: order, heads: heads,
+                                rowsPerBlock: rowsPerBlock, workers: min(workers, blocks), counter: counter, body)
+            } catch {
+                throw shrank() ? changedWhileRead() : error
+            }
+            if shrank() { throw changedWhileRead() }
+            return
+        }
         try Workers.run(min(workers, blocks)) { worker, _ in
             var bytes = [UInt8](repeating: 0, count: rowsPerBlock * k * size)
             var values = [Float](repeating: 0, count: rowsPerBlock * k)
@@ -88,6 +105,56 @@ struct DirectRows {
             }
         }
         try counter.check()
+    }
+
+    /// The largest span of a layer's heads that is mapped rather than read: one layer at a time stays
+    /// in memory either way (mapped pages count in the resident size until they are unmapped).
+    private static let mapLimit = 256 << 20
+    /// False makes every contiguous read go through `pread` (for tests that compare the two paths).
+    static let mapsFiles = Atomic<Bool>(true)
+
+    private func changedWhileRead() -> DumpError {
+        DumpError(file: file, dataset: dataset,
+                  "file changed while it was read: part of it is gone or cannot be read (was it truncated or rewritten?)")
+    }
+
+    /// As the `pread` path of `visitContiguous`, from the mapped bytes; `bases[i]` is where head
+    /// `heads.lowerBound + i` starts in them. Native float32 rows are handed on where they lie.
+    private func visitMapped(_ mapped: MappedBytes, bases: [Int], type: ElementType, order: ByteOrder, heads: Range<Int>,
+                             rowsPerBlock: Int, workers: Int, counter: Workers.Counter, _ body: RowBlockVisitor) throws {
+        let q = queries, k = keys, size = type.size
+        let memory = mapped.bytes
+        let inPlace = type == .float32 && order == .native
+            && bases.allSatisfy { (Int(bitPattern: memory.baseAddress) + $0) % MemoryLayout<Float>.alignment == 0 }
+        let shrank = changedWhileRead()
+        try Workers.run(workers) { worker, _ in
+            var values = [Float](repeating: 0, count: inPlace ? 0 : rowsPerBlock * k)
+            counter.forEach(worker: worker) { b in
+                let r0 = b * rowsPerBlock, n = min(rowsPerBlock, q - r0), count = n * k
+                for h in heads {
+                    let start = memory.baseAddress! + bases[h - heads.lowerBound] + r0 * k * size
+                    let block = RowBlock(worker: worker, head: h, rows: r0..<(r0 + n))
+                    do {
+                        if inPlace {
+                            try body(block, UnsafeBufferPointer(start: start.assumingMemoryBound(to: Float.self), count: count))
+                        } else {
+                            values.withUnsafeMutableBufferPointer { v in
+                                ElementDecoding.decode(UnsafeRawBufferPointer(start: start, count: count * size),
+                                                       type: type, order: order, count: count, into: v)
+                            }
+                            if mapped.faulted { throw shrank }
+                            try values.withUnsafeBufferPointer { v in try body(block, UnsafeBufferPointer(rebasing: v[0..<count])) }
+                        }
+                    } catch {
+                        // Zeros read in place of lost pages can make the analysis fail first; the file is the cause.
+                        throw mapped.faulted ? shrank : error
+                    }
+                    if mapped.faulted { throw shrank }
+                }
+            }
+        }
+        try counter.check()
+        if mapped.faulted { throw shrank }
     }
 
     private func visitChunked(_ raw: ReadOnlyFile, chunk: [Int], type: ElementType, order: ByteOrder, filters: [ChunkFilter],

@@ -60,6 +60,19 @@ final class ReadOnlyFile: @unchecked Sendable {
         }
     }
 
+    /// `count` bytes at `offset`, mapped read-only; nil when they are not all in the file or cannot be
+    /// mapped (then read them). See `MappedBytes` for what a reader must check.
+    func mapped(at offset: Int, count: Int) -> MappedBytes? {
+        guard offset >= 0, count > 0, offset <= size, count <= size - offset else { return nil }
+        return MappedBytes(descriptor: descriptor, offset: offset, count: count)
+    }
+
+    /// The file's size now (`size` is the size when it was opened); nil when it cannot be told.
+    func currentSize() -> Int? {
+        var info = stat()
+        return fstat(descriptor, &info) == 0 ? Int(info.st_size) : nil
+    }
+
     /// Reads `count` bytes at `offset` into a new array.
     func bytes(at offset: Int, count: Int, dataset: String? = nil) throws -> [UInt8] {
         var out = [UInt8](repeating: 0, count: count)

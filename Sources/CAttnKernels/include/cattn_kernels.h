@@ -62,4 +62,16 @@ void cattn_minimum_f32(float *acc, const float *x, size_t n);
 /// allocated and freed once per layer are then reused without being zero-filled and faulted in again.
 /// Called once at start-up; does nothing where glibc's mallopt is missing.
 void cattn_keep_freed_memory(void);
+
+/// A guard for read-only file mappings: a read of a page of [start, start + length) that raises SIGBUS (the
+/// file was truncated after it was mapped, or the page cannot be read) gets a page of zeros instead of
+/// killing the process, and the fault is noted. Returns a slot for `cattn_guard_faulted` and
+/// `cattn_guard_release`, or -1 when the guard is unavailable (not Linux, no SIGBUS handler, 64 ranges
+/// already guarded): the caller must then not map. SIGBUS outside every guarded range goes to the handler
+/// installed before the first call, or kills the process as usual.
+int cattn_guard_register(const void *start, size_t length);
+/// 1 when a read in the slot's range has faulted since it was registered.
+int cattn_guard_faulted(int slot);
+/// Frees the slot (call before unmapping); returns `cattn_guard_faulted` as it was.
+int cattn_guard_release(int slot);
 #endif
