@@ -21,7 +21,9 @@ build: deps
 # evaluates it; a build made before `make deps` installed them keeps the shared ones, which costs ~7 ms at
 # every start. The check below says so.
 release: deps
-	$(SWIFT) build -c release $$(SWIFT=$(SWIFT) scripts/release-flags.sh)
+	@flags=$$(SWIFT='$(SWIFT)' bash scripts/release-flags.sh) || exit 1; \
+	echo "$(SWIFT) build -c release $$flags"; \
+	$(SWIFT) build -c release $$flags || { echo "attninspect: the release build failed; if .build predates the installed libraries, rm -rf .build and make release again" >&2; exit 1; }
 	@if [ -e /usr/lib/$$(gcc -print-multiarch 2>/dev/null)/libhdf5_serial.a ] && ldd .build/release/attninspect 2>/dev/null | grep -q libhdf5; then \
 		echo "attninspect: warning: the binary loads the shared libhdf5 although the static one is installed (an earlier build predates it): rm -rf .build and make release again" >&2; fi
 

@@ -8,7 +8,15 @@
 # archives in any order and ignores glibc's link-time notes on dlopen/getpwnam in static programs.
 # Otherwise only the Swift standard library and Foundation are linked statically.
 set -euo pipefail
-swift_bin=$(dirname "$(readlink -f "$(command -v "${SWIFT:-swift}")")")
+# The toolchain's bin folder: from the compiler's own resource path (right behind wrappers such as swiftly's),
+# else from where `swift` resolves to.
+swift=${SWIFT:-swift}
+resources=$($swift -print-target-info 2>/dev/null | sed -n 's/.*"runtimeResourcePath": *"\(.*\)".*/\1/p' || true)
+if [[ -n $resources && -d $resources/../../bin ]]; then
+  swift_bin=$(cd "$resources/../../bin" && pwd)
+else
+  swift_bin=$(dirname "$(readlink -f "$(command -v "${swift%% *}")")")
+fi
 multiarch=$(gcc -print-multiarch 2>/dev/null || echo "$(uname -m)-linux-gnu")
 lib=/usr/lib/$multiarch
 

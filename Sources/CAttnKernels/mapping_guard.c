@@ -4,17 +4,20 @@
 // that the kernel cannot read (an I/O error) raises SIGBUS, which would kill the process. For an address
 // inside a registered range the handler maps a page of zeros over the faulting page and notes the fault in
 // the range's slot; the access is then retried and reads zeros, and the reader, which checks the slot before
-// it uses what it read, reports the file instead. Any other SIGBUS goes to the handler that was installed
-// before (or kills the process as usual).
+// it uses what it read, reports the file instead. Any other SIGBUS (another kind of fault, an address outside
+// every guarded range, a signal sent by a process) gets what it would have got without this handler: the
+// handler installed before, or the default action (or nothing, for a sent signal that was ignored).
 #define _GNU_SOURCE
 #include "cattn_kernels.h"
 
 #if defined(__linux__)
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define SLOTS 64
@@ -32,30 +35,55 @@ static uintptr_t page_size;
 static int installed;
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 
-static void on_sigbus(int signal, siginfo_t *info, void *context) {
-    uintptr_t address = (uintptr_t)info->si_addr;
-    for (int i = 0; i < SLOTS; i++) {
-        uintptr_t start = atomic_load(&slots[i].start);
-        if (start == 0 || address < start || address - start >= atomic_load(&slots[i].length)) continue;
-        void *page = (void *)(address & ~(page_size - 1));
-        if (mmap(page, page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED) {
-            atomic_store(&slots[i].faulted, 1);
-            return;
-        }
-        break;
-    }
-    // Not ours (or the page could not be replaced): what would have happened without this handler.
-    if (previous.sa_flags & SA_SIGINFO) {
-        previous.sa_sigaction(signal, info, context);
-    } else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
-        previous.sa_handler(signal);
-    } else {
-        // The access is retried on return and faults again, now with the default action.
+// What would have happened without this handler, for a SIGBUS that is not a guarded fault.
+static void pass_on(int signal, siginfo_t *info, void *context) {
+    int sent = info == NULL || info->si_code <= 0;   // by kill(), raise() or sigqueue(), not by a fault
+    // sa_handler and sa_sigaction share storage: SIG_DFL and SIG_IGN are checked first, whatever the flags.
+    if (previous.sa_handler == SIG_IGN && sent) return;
+    if (previous.sa_handler == SIG_DFL || previous.sa_handler == SIG_IGN) {
+        // A fault cannot be ignored (the kernel kills the process then too): take the default action. A sent
+        // signal is raised again (delivered on return); a fault happens again when the access is retried.
         struct sigaction fallback;
         memset(&fallback, 0, sizeof fallback);
         fallback.sa_handler = SIG_DFL;
         sigaction(SIGBUS, &fallback, NULL);
+        if (sent) raise(SIGBUS);
+        return;
     }
+    if (previous.sa_flags & SA_SIGINFO) {
+        previous.sa_sigaction(signal, info, context);
+    } else {
+        previous.sa_handler(signal);
+    }
+}
+
+static void on_sigbus(int signal, siginfo_t *info, void *context) {
+    int saved = errno;
+    // Only the kernel's fault on a mapped page it cannot provide (past the end of the file, or unreadable).
+    if (info != NULL && info->si_code == BUS_ADRERR) {
+        uintptr_t address = (uintptr_t)info->si_addr;
+        for (int i = 0; i < SLOTS; i++) {
+            uintptr_t start = atomic_load(&slots[i].start);
+            if (start == 0) continue;
+            size_t length = atomic_load(&slots[i].length);
+            // Released (and perhaps taken again) between the two loads: the length may not be this start's.
+            if (atomic_load(&slots[i].start) != start) continue;
+            if (address < start || address - start >= length) continue;
+            // Noted before the page is replaced, so that whoever reads the zeros can already see the fault.
+            atomic_store(&slots[i].faulted, 1);
+            // syscall, not mmap(): a sanitizer's mmap wrapper would record the page as written by this thread
+            // and report the other workers' later reads of it as races.
+            long page = syscall(SYS_mmap, (void *)(address & ~(page_size - 1)), (size_t)page_size, PROT_READ,
+                                MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+            if (page != -1) {
+                errno = saved;
+                return;
+            }
+            break;
+        }
+    }
+    errno = saved;
+    pass_on(signal, info, context);
 }
 
 static void install(void) {
@@ -65,7 +93,7 @@ static void install(void) {
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_sigaction = on_sigbus;
-    action.sa_flags = SA_SIGINFO;
+    action.sa_flags = SA_SIGINFO | SA_RESTART;
     sigemptyset(&action.sa_mask);
     if (sigaction(SIGBUS, &action, &previous) == 0) installed = 1;
 }
