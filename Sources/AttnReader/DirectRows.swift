@@ -68,43 +68,58 @@ struct DirectRows {
         // Work items are row blocks, each over every head: an analysis that sums heads (fusion)
         // then keeps the block's accumulators in cache while the heads go by.
         let blocks = (q + rowsPerBlock - 1) / rowsPerBlock
-        let counter = Workers.Counter(blocks, workers: min(workers, blocks))
-        // The heads' bytes mapped at once when they span at most `mapLimit` bytes; read otherwise.
+        let workerCount = min(workers, blocks)
+        let counter = Workers.Counter(blocks, workers: workerCount)
+        // Where each head's rows start in the file; the heads' bytes are mapped at once when they span at
+        // most `mapLimit` bytes, and read block by block otherwise.
         let bases = heads.map { offset + flatIndex(leading($0)) * size }
-        if Self.mapsFiles.load(ordering: .relaxed), let low = bases.min(), let high = bases.max().map({ $0 + q * k * size }),
-           high - low <= Self.mapLimit, let mapped = raw.mapped(at: low, count: high - low) {
-            // Bytes past the end of a file cut inside a page read as zeros without a fault: the size is checked after.
-            let shrank = { if let now = raw.currentSize(), now < high { return true } else { return false } }
-            do {
-                try visitMapped(mapped, bases: bases.map { $0 - low }, type: type, order: order, heads: heads,
-                                rowsPerBlock: rowsPerBlock, workers: min(workers, blocks), counter: counter, body)
-            } catch {
-                throw shrank() ? changedWhileRead() : error
-            }
-            if shrank() { throw changedWhileRead() }
-            return
-        }
-        try Workers.run(min(workers, blocks)) { worker, _ in
-            var bytes = [UInt8](repeating: 0, count: rowsPerBlock * k * size)
-            var values = [Float](repeating: 0, count: rowsPerBlock * k)
-            counter.forEach(worker: worker) { b in
-                let r0 = b * rowsPerBlock, n = min(rowsPerBlock, q - r0), count = n * k
-                for h in heads {
-                    let base = offset + flatIndex(leading(h)) * size
-                    try bytes.withUnsafeMutableBytes { b in
-                        let target = UnsafeMutableRawBufferPointer(rebasing: b[0..<(count * size)])
-                        try raw.read(at: base + r0 * k * size, into: target, dataset: dataset)
-                        values.withUnsafeMutableBufferPointer { v in
-                            ElementDecoding.decode(UnsafeRawBufferPointer(target), type: type, order: order, count: count, into: v)
+        let low = bases.min() ?? offset, high = (bases.max() ?? offset) + q * k * size
+        let mapped = Self.mapsFiles.load(ordering: .relaxed) && high - low <= Self.mapLimit ? raw.mapped(at: low, count: high - low) : nil
+        // Native float32 in the mapping is handed on where it lies; anything else is decoded into `values`.
+        let inPlace = mapped.map { m in
+            type == .float32 && order == .native
+                && bases.allSatisfy { (Int(bitPattern: m.bytes.baseAddress) + $0 - low) % MemoryLayout<Float>.alignment == 0 }
+        } ?? false
+        // A mapped page lost to a truncation reads as zeros and is noted; bytes past the end of a file cut
+        // inside a page read as zeros without a fault, so the size is checked too.
+        let changed = { mapped != nil && (mapped!.faulted || (raw.currentSize().map { $0 < high } ?? false)) }
+        do {
+            try Workers.run(workerCount) { worker, _ in
+                let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: mapped == nil ? rowsPerBlock * k * size : 0,
+                                                                   alignment: MemoryLayout<Float>.alignment)
+                defer { bytes.deallocate() }
+                var values = [Float](repeating: 0, count: inPlace ? 0 : rowsPerBlock * k)
+                counter.forEach(worker: worker) { b in
+                    let r0 = b * rowsPerBlock, n = min(rowsPerBlock, q - r0), count = n * k
+                    for h in heads {
+                        let at = bases[h - heads.lowerBound] + r0 * k * size
+                        let source: UnsafeRawPointer
+                        if let mapped {
+                            source = mapped.bytes.baseAddress! + (at - low)
+                        } else {
+                            let target = UnsafeMutableRawBufferPointer(rebasing: bytes[0..<(count * size)])
+                            try raw.read(at: at, into: target, dataset: dataset)
+                            source = UnsafeRawPointer(target.baseAddress!)
                         }
-                    }
-                    try values.withUnsafeBufferPointer { v in
-                        try body(RowBlock(worker: worker, head: h, rows: r0..<(r0 + n)), UnsafeBufferPointer(rebasing: v[0..<count]))
+                        let block = RowBlock(worker: worker, head: h, rows: r0..<(r0 + n))
+                        if inPlace {
+                            try body(block, UnsafeBufferPointer(start: source.assumingMemoryBound(to: Float.self), count: count))
+                        } else {
+                            try values.withUnsafeMutableBufferPointer { v in
+                                ElementDecoding.decode(UnsafeRawBufferPointer(start: source, count: count * size),
+                                                       type: type, order: order, count: count, into: v)
+                                try body(block, UnsafeBufferPointer(rebasing: v[0..<count]))
+                            }
+                        }
                     }
                 }
             }
+            try counter.check()
+        } catch {
+            // Zeros read in place of lost pages can make the analysis fail first; the file is the cause.
+            throw changed() ? changedWhileRead() : error
         }
-        try counter.check()
+        if changed() { throw changedWhileRead() }
     }
 
     /// The largest span of a layer's heads that is mapped rather than read: one layer at a time stays
@@ -116,45 +131,6 @@ struct DirectRows {
     private func changedWhileRead() -> DumpError {
         DumpError(file: file, dataset: dataset,
                   "file changed while it was read: part of it is gone or cannot be read (was it truncated or rewritten?)")
-    }
-
-    /// As the `pread` path of `visitContiguous`, from the mapped bytes; `bases[i]` is where head
-    /// `heads.lowerBound + i` starts in them. Native float32 rows are handed on where they lie.
-    private func visitMapped(_ mapped: MappedBytes, bases: [Int], type: ElementType, order: ByteOrder, heads: Range<Int>,
-                             rowsPerBlock: Int, workers: Int, counter: Workers.Counter, _ body: RowBlockVisitor) throws {
-        let q = queries, k = keys, size = type.size
-        let memory = mapped.bytes
-        let inPlace = type == .float32 && order == .native
-            && bases.allSatisfy { (Int(bitPattern: memory.baseAddress) + $0) % MemoryLayout<Float>.alignment == 0 }
-        let shrank = changedWhileRead()
-        try Workers.run(workers) { worker, _ in
-            var values = [Float](repeating: 0, count: inPlace ? 0 : rowsPerBlock * k)
-            counter.forEach(worker: worker) { b in
-                let r0 = b * rowsPerBlock, n = min(rowsPerBlock, q - r0), count = n * k
-                for h in heads {
-                    let start = memory.baseAddress! + bases[h - heads.lowerBound] + r0 * k * size
-                    let block = RowBlock(worker: worker, head: h, rows: r0..<(r0 + n))
-                    do {
-                        if inPlace {
-                            try body(block, UnsafeBufferPointer(start: start.assumingMemoryBound(to: Float.self), count: count))
-                        } else {
-                            values.withUnsafeMutableBufferPointer { v in
-                                ElementDecoding.decode(UnsafeRawBufferPointer(start: start, count: count * size),
-                                                       type: type, order: order, count: count, into: v)
-                            }
-                            if mapped.faulted { throw shrank }
-                            try values.withUnsafeBufferPointer { v in try body(block, UnsafeBufferPointer(rebasing: v[0..<count])) }
-                        }
-                    } catch {
-                        // Zeros read in place of lost pages can make the analysis fail first; the file is the cause.
-                        throw mapped.faulted ? shrank : error
-                    }
-                    if mapped.faulted { throw shrank }
-                }
-            }
-        }
-        try counter.check()
-        if mapped.faulted { throw shrank }
     }
 
     private func visitChunked(_ raw: ReadOnlyFile, chunk: [Int], type: ElementType, order: ByteOrder, filters: [ChunkFilter],
