@@ -21,19 +21,23 @@ func present(_ path: String) -> Bool {
     return false
     #endif
 }
-// OpenBLAS's serial build: attninspect splits products across its own workers, and the pthread build's
-// idle threads spin for ~0.1 s after start-up and after every call, taking a core from those workers.
+// OpenBLAS's threaded (pthread) build, called with one thread per call: attninspect splits products
+// across its own workers, so calls run on several threads at once. Debian's serial build is not safe for
+// that (two concurrent cblas_sgemm calls sometimes corrupt each other and both return wrong values;
+// measured with 0.3.21, see Tests/AttnAnalysisTests/MatrixProductTests.swift); it is still accepted, and
+// MatrixProduct then makes calls one at a time. The threaded build's pool of idle threads is never started
+// (Sources/CAttnKernels/blas_threads.c).
 // Each archive is named by a file name that only it has: Debian's libhdf5_serial.a, and OpenBLAS's
-// versioned libopenblas-r<version>.a (a bare libopenblas.a in /usr/lib/<multiarch> is an alias that
-// may point to the pthread build).
+// versioned libopenblasp-r<version>.a (threaded) or libopenblas-r<version>.a (serial); a bare
+// libopenblas.a is an alias that may point to either build.
 let libFolder = "/usr/lib/\(multiarch)"
-func versionedBLAS(in folder: String) -> String? {
+func versionedBLAS(in folder: String, prefix: String) -> String? {
     #if canImport(Glibc)
     guard let directory = opendir(folder) else { return nil }
     defer { closedir(directory) }
     while let entry = readdir(directory) {
         let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name.hasPrefix("libopenblas-r") && name.hasSuffix(".a") { return name }
+        if name.hasPrefix(prefix) && name.hasSuffix(".a") { return name }
     }
     #endif
     return nil
@@ -43,8 +47,8 @@ let hdf5Linking: [LinkerSetting] = present("\(libFolder)/libhdf5_serial.a")
        .linkedLibrary("dl"), .linkedLibrary("m"), .linkedLibrary("pthread")]
     : [.unsafeFlags(["-L\(libFolder)/hdf5/serial"]), .linkedLibrary("hdf5")]
 let blasLinking: [LinkerSetting] = {
-    for variant in ["openblas-serial", "openblas-pthread"] {
-        if let archive = versionedBLAS(in: "\(libFolder)/\(variant)") {
+    for (variant, prefix) in [("openblas-pthread", "libopenblasp-r"), ("openblas-serial", "libopenblas-r")] {
+        if let archive = versionedBLAS(in: "\(libFolder)/\(variant)", prefix: prefix) {
             return [.unsafeFlags(["-L\(libFolder)/\(variant)"]), .linkedLibrary(":\(archive)"),
                     .linkedLibrary("m"), .linkedLibrary("pthread")]
         }

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Installs the C libraries attninspect links (libhdf5, OpenBLAS's serial build, zlib, libdeflate) when missing.
+# Installs the C libraries attninspect links (libhdf5, OpenBLAS's threaded build, zlib, libdeflate) when missing.
 # Debian/Ubuntu only; run as root (CI) or with sudo available. Does nothing when all are present.
 # libhdf5 and OpenBLAS are linked from their static archives (see Package.swift), which these packages ship.
 set -euo pipefail
 
 # With --test, also Debian's python3 with numpy and h5py: the exporters' live self-test runs under /usr/bin/python3.
-packages=(libhdf5-dev libopenblas-serial-dev zlib1g-dev libdeflate-dev pkg-config)
+packages=(libhdf5-dev libopenblas-pthread-dev zlib1g-dev libdeflate-dev pkg-config)
 if [[ "${1:-}" == "--test" ]]; then packages+=(python3-numpy python3-h5py); fi
 
 need=()
@@ -20,7 +20,7 @@ fi
 
 echo "attninspect: installing ${need[*]}" >&2
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "attninspect: apt-get not found; install the equivalents of: ${need[*]} (libhdf5 serial, OpenBLAS, zlib, libdeflate, with their headers and static archives)" >&2
+  echo "attninspect: apt-get not found; install the equivalents of: ${need[*]} (libhdf5 serial, OpenBLAS threaded (pthread), zlib, libdeflate, with their headers and static archives)" >&2
   exit 1
 fi
 SUDO=""

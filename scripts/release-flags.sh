@@ -24,7 +24,7 @@ static=1
 for archive in libhdf5_serial.a libsz.a libaec.a libz.a libdeflate.a; do
   [[ -e $lib/$archive ]] || static=0
 done
-compgen -G "$lib/openblas-serial/libopenblas-r*.a" >/dev/null || static=0
+compgen -G "$lib/openblas-pthread/libopenblasp-r*.a" >/dev/null || compgen -G "$lib/openblas-serial/libopenblas-r*.a" >/dev/null || static=0
 for archive in libc.a libm.a libstdc++.a; do
   # clang prints the bare name when it finds no such file.
   [[ $("$swift_bin/clang" -print-file-name="$archive" 2>/dev/null) == /* ]] || static=0

@@ -1,5 +1,8 @@
 internal import CAttnBLAS
 import AttnCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The one entry point for matrix products: OpenBLAS `cblas_sgemm`, with dimensions checked
 /// against OpenBLAS's 32-bit integers. The corresponding C call is `cblas_sgemm`.
@@ -8,7 +11,6 @@ enum MatrixProduct {
     /// (`B` is `n×k` when `transposeB`).
     static func multiply(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into c: UnsafeMutablePointer<Float>,
                          m: Int, n: Int, k: Int, transposeB: Bool = false, alpha: Float = 1) {
-        _ = singleThreadedBLAS
         precondition(m >= 0 && n >= 0 && k >= 0)
         precondition(m <= Int32.max && n <= Int32.max && k <= Int32.max, "matrix too large for 32-bit BLAS: \(m)×\(k) · \(k)×\(n)")
         if m == 0 || n == 0 { return }
@@ -16,14 +18,30 @@ enum MatrixProduct {
             c.update(repeating: 0, count: m * n)
             return
         }
+        let serialise = callsMustNotOverlap
+        if serialise { pthread_mutex_lock(callLock) }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(k), b, Int32(transposeB ? k : n), 0, c, Int32(n))
+        if serialise { pthread_mutex_unlock(callLock) }
     }
 
-    /// OpenBLAS runs single-threaded: attninspect's own workers split the work. OpenBLAS's idle
-    /// threads spin (`sched_yield`) for a while after each call and would take the cores from the
-    /// workers that read and fuse the next layer. The corresponding C call is `openblas_set_num_threads`.
-    private static let singleThreadedBLAS: Void = { openblas_set_num_threads(1) }()
+    /// Each call runs on the calling thread only (attninspect's own workers split the work; OpenBLAS's
+    /// pool is never started, see blas_threads.c), and calls from several workers may run at once only
+    /// with OpenBLAS's threaded build (`openblas_get_parallel() == 1`): with its serial build, concurrent
+    /// calls corrupt each other now and then (OpenBLAS 0.3.21 as Debian builds it returned wrong products for
+    /// a few in a thousand calls on two threads), and its OpenMP build is not known to be safe outside OpenMP.
+    /// With those, calls are made one at a time. The corresponding C calls are `openblas_set_num_threads` and
+    /// `openblas_get_parallel`.
+    static let callsMustNotOverlap: Bool = {
+        openblas_set_num_threads(1)
+        return openblas_get_parallel() != 1
+    }()
+
+    nonisolated(unsafe) private static let callLock: UnsafeMutablePointer<pthread_mutex_t> = {
+        let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        pthread_mutex_init(lock, nil)
+        return lock
+    }()
 
     /// Products smaller than this many multiply-adds are not split across workers.
     private static let parallelWork = 1 << 22

@@ -1,0 +1,108 @@
+import Testing
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+import AttnCore
+@testable import AttnAnalysis
+
+/// Matrix products made by several workers at once, as the Q/K recompute (one head per worker) and
+/// rollout (rows split across workers) make them. Debian's serial OpenBLAS 0.3.21 sometimes returned
+/// wrong products here (two concurrent calls corrupting each other, both wrong by O(1)): a few in a
+/// thousand calls on two threads, up to 1 in 50 of 50 × 10 · (50 × 10)ᵀ on four; the Q/K and rollout tests then
+/// failed now and then. Unlocked, with that build, this test failed on 20 runs of 20.
+@Suite("Matrix products on several threads at once")
+struct MatrixProductTests {
+    /// A product `A · op(B)` with its inputs and its float64 value computed here.
+    struct Case: Sendable {
+        let m, n, k: Int
+        let transposeB: Bool
+        let a, b: [Float]
+        let expected: [Double]
+        /// |A| · |op(B)|, entry by entry: a float32 sum of k products is within k · 2⁻²⁴ of that.
+        let magnitude: [Double]
+
+        init(m: Int, n: Int, k: Int, transposeB: Bool, seed: UInt64) {
+            self.m = m; self.n = n; self.k = k; self.transposeB = transposeB
+            var state = seed
+            func next() -> Float {   // a 64-bit LCG, top 24 bits: values in [-0.5, 0.5)
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return Float(state >> 40) / Float(1 << 24) - 0.5
+            }
+            a = (0..<(m * k)).map { _ in next() }
+            b = (0..<(k * n)).map { _ in next() }
+            var expected = [Double](repeating: 0, count: m * n), magnitude = expected
+            for i in 0..<m {
+                for j in 0..<n {
+                    for p in 0..<k {
+                        let x = Double(a[i * k + p]), y = Double(transposeB ? b[j * k + p] : b[p * n + j])
+                        expected[i * n + j] += x * y
+                        magnitude[i * n + j] += abs(x * y)
+                    }
+                }
+            }
+            self.expected = expected
+            self.magnitude = magnitude
+        }
+
+        /// Whether `c` is this product to float32 accuracy.
+        func holds(_ c: [Float]) -> Bool {
+            let bound = Double(k) * 0x1p-24 * 2
+            return c.withUnsafeBufferPointer { c in
+                expected.withUnsafeBufferPointer { e in
+                    magnitude.withUnsafeBufferPointer { g in
+                        for i in 0..<c.count where !(abs(Double(c[i]) - e[i]) <= bound * g[i] + 1e-30) { return false }
+                        return true
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("four threads making products of the shapes that failed at once: each equals the same product made alone")
+    func concurrent() throws {
+        let cases = [Case(m: 50, n: 50, k: 10, transposeB: true, seed: 1), Case(m: 12, n: 12, k: 10, transposeB: true, seed: 2),
+                     Case(m: 100, n: 100, k: 10, transposeB: true, seed: 3), Case(m: 160, n: 160, k: 64, transposeB: false, seed: 4),
+                     Case(m: 129, n: 129, k: 64, transposeB: true, seed: 5)]
+        // Each product made alone equals the float64 one to float32 accuracy; the products made concurrently
+        // must equal it bit for bit (one call runs on one thread, in the same order whatever else runs).
+        let alone = cases.map { product($0) }
+        for (c, p) in zip(cases, alone) { #expect(c.holds(p), "\(c.m)×\(c.k)·\(c.k)×\(c.n)") }
+        let threads = 4, rounds = 400
+        let wrong = UnsafeMutableBufferPointer<Int>.allocate(capacity: threads * cases.count)
+        wrong.initialize(repeating: 0)
+        defer { wrong.deallocate() }
+        let slots = UncheckedSendable(wrong)
+        for (index, c) in cases.enumerated() {
+            DispatchQueue.concurrentPerform(iterations: threads) { t in
+                var out = [Float](repeating: 0, count: c.m * c.n)
+                for _ in 0..<rounds {
+                    product(c, into: &out)
+                    if memcmp(out, alone[index], out.count * MemoryLayout<Float>.size) != 0 { slots.value[index * threads + t] += 1 }
+                }
+            }
+        }
+        for index in cases.indices {
+            let c = cases[index], counts = Array(wrong[(index * threads)..<((index + 1) * threads)])
+            #expect(counts.allSatisfy { $0 == 0 },
+                    "\(c.m)×\(c.k)·\(c.k)×\(c.n): wrong products per thread \(counts) of \(rounds); calls overlap: \(!MatrixProduct.callsMustNotOverlap)")
+        }
+    }
+
+    private func product(_ c: Case) -> [Float] {
+        var out = [Float](repeating: .nan, count: c.m * c.n)
+        product(c, into: &out)
+        return out
+    }
+
+    private func product(_ c: Case, into out: inout [Float]) {
+        c.a.withUnsafeBufferPointer { a in
+            c.b.withUnsafeBufferPointer { b in
+                out.withUnsafeMutableBufferPointer { o in
+                    MatrixProduct.multiply(a.baseAddress!, b.baseAddress!, into: o.baseAddress!, m: c.m, n: c.n, k: c.k,
+                                           transposeB: c.transposeB)
+                }
+            }
+        }
+    }
+}
