@@ -11,20 +11,8 @@ struct MappedReadTests {
     /// The address ranges of `/proc/self/maps` that map `path`.
     func mappings(of path: String) throws -> [Range<UInt>] {
         let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
-        // Read to the end with read(2) (a /proc file reports a size of 0), retrying when a signal interrupts it:
-        // the other suites' child processes end meanwhile.
-        let fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC)
-        try #require(fd >= 0)
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            try #require(n >= 0)
-            if n == 0 { break }
-            bytes += chunk[0..<n]
-        }
+        // Read with read(2), retrying when a signal interrupts it: the other suites' child processes end meanwhile.
+        let bytes = try #require(Descriptors.readFile("/proc/self/maps"))
         let text = String(decoding: bytes, as: UTF8.self)
         return text.split(separator: "\n").compactMap { line in
             guard line.hasSuffix(" " + target), let dash = line.firstIndex(of: "-"), let space = line.firstIndex(of: " "),

@@ -31,13 +31,19 @@ struct Run {
         process.standardOutput = out
         process.standardError = err
         try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        // Both pipes at once, with read(2) (see Descriptors).
+        let outputs = Descriptors.readAll([out.fileHandleForReading.fileDescriptor, err.fileHandleForReading.fileDescriptor])
         process.waitUntilExit()
+        guard let outputs else { throw RunError("cannot read the output of attninspect \(arguments.joined(separator: " "))") }
         status = process.terminationStatus
-        stdout = String(decoding: outData, as: UTF8.self)
-        stderr = String(decoding: errData, as: UTF8.self)
+        stdout = String(decoding: outputs[0], as: UTF8.self)
+        stderr = String(decoding: outputs[1], as: UTF8.self)
     }
+}
+
+struct RunError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// A fresh folder for outputs, removed afterwards.
@@ -397,7 +403,7 @@ struct CLIEdgeCaseTests {
         try out.fileHandleForWriting.close()
         process.waitUntilExit()
         #expect(process.terminationReason == .exit && process.terminationStatus == 0)
-        #expect(err.fileHandleForReading.readDataToEndOfFile().isEmpty)
+        #expect(Descriptors.readAll([err.fileHandleForReading.fileDescriptor])?.first == [])
     }
 
     @Test("corrupt npz members fail the CRC-32 check: exit 1, member named",

@@ -128,7 +128,7 @@ struct ExporterCLITests {
         process.standardOutput = out
         process.standardError = out
         try process.run()
-        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let output = String(decoding: Descriptors.readAll([out.fileHandleForReading.fileDescriptor])?.first ?? [], as: UTF8.self)
         process.waitUntilExit()
         #expect(process.terminationStatus == 0, "\(output)")
         #expect(output.contains("all checks passed (attninspect included)"), "\(output)")
