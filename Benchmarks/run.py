@@ -80,15 +80,15 @@ def parse_time_v(text):
             "exit_status": status}
 
 
-def run_once(cmd, tag, rundir):
-    """Run cmd under /usr/bin/time -v; stdout to rundir/tag.out, stderr to rundir/tag.err."""
+def run_once(cmd, tag, rundir, env=None):
+    """Run cmd under /usr/bin/time -v; stdout to rundir/tag.out, stderr to rundir/tag.err; env: extra variables."""
     tfile = os.path.join(rundir, tag + ".time")
     out = os.path.join(rundir, tag + ".out")
     err = os.path.join(rundir, tag + ".err")
     full = ["/usr/bin/time", "-v", "-o", tfile] + cmd
     with open(out, "wb") as fo, open(err, "wb") as fe:
         t0 = time.perf_counter()
-        p = subprocess.run(full, stdout=fo, stderr=fe)
+        p = subprocess.run(full, stdout=fo, stderr=fe, env=dict(os.environ, **env) if env else None)
         t1 = time.perf_counter()
     with open(tfile) as f:
         meas = parse_time_v(f.read())
@@ -161,7 +161,12 @@ def main():
     ap.add_argument("--results", default="results",
                     help="base name of the reports in OUTDIR: NAME.md and NAME.json (default results)")
     ap.add_argument("--python", default=sys.executable, help="the Python that runs baseline.py")
+    ap.add_argument("--baseline-threads", default="1",
+                    help="OPENBLAS_NUM_THREADS and OMP_NUM_THREADS for the baseline (default 1, as numpy with "
+                         "Debian's serial OpenBLAS runs; 'default' leaves them as they are)")
     args = ap.parse_args()
+    baseline_env = None if args.baseline_threads == "default" else \
+        {"OPENBLAS_NUM_THREADS": args.baseline_threads, "OMP_NUM_THREADS": args.baseline_threads}
 
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     commands = [c.strip() for c in args.commands.split(",") if c.strip()]
@@ -196,6 +201,12 @@ def main():
         "attninspect": args.bin, "attninspect_version": version, "attninspect_sha256_16": bin_hash0,
         "python": sys.version.split()[0], "numpy": np.__version__,
     }
+    env["baseline_threads"] = args.baseline_threads
+    probe = subprocess.run([args.python, "-c", "import numpy; print(open('/proc/self/maps').read())"],
+                           capture_output=True, text=True)
+    blas = sorted({os.path.realpath(line.split()[-1]) for line in probe.stdout.splitlines()
+                   if re.search(r"/lib(open)?blas[^/]*\.so", line)})
+    env["numpy_blas"] = ", ".join(blas) or "unknown"
     try:
         import h5py
         env["h5py"] = h5py.__version__
@@ -236,7 +247,7 @@ def main():
 
                 # warm-up (untimed), also the outputs compared for agreement
                 wa = run_once(a_cmd, stem + "_attninspect_warmup", rundir)
-                wb = run_once(b_cmd, stem + "_baseline_warmup", rundir)
+                wb = run_once(b_cmd, stem + "_baseline_warmup", rundir, baseline_env)
                 broken = False
                 for who, w, c in (("attninspect", wa, a_cmd), ("baseline", wb, b_cmd)):
                     if w["returncode"] != 0:
@@ -257,7 +268,7 @@ def main():
                 runs = {"attninspect": [], "baseline": []}
                 for i in range(args.runs):
                     for who, c in (("attninspect", a_cmd), ("baseline", b_cmd)):
-                        m = run_once(c, f"{stem}_{who}_run{i}", rundir)
+                        m = run_once(c, f"{stem}_{who}_run{i}", rundir, baseline_env if who == "baseline" else None)
                         if m["returncode"] != 0:
                             failures.append({"cell": f"{size} {container} {cmdname}", "program": who,
                                              "command": shlex.join(c), "exit": m["returncode"],
@@ -288,7 +299,10 @@ def main():
         lines.append(f"- **warning: the binary changed during the benchmark** (sha256 at end {bin_hash1}…); "
                      "cells may mix two builds")
     lines.append(f"- baseline: `{BASELINE}` on Python {env['python']}, numpy {env['numpy']}"
-                 + (f", h5py {env.get('h5py')} (HDF5 {env.get('h5py_hdf5')})" if "h5py" in env else ""))
+                 + (f", h5py {env.get('h5py')} (HDF5 {env.get('h5py_hdf5')})" if "h5py" in env else "")
+                 + f"; numpy's BLAS {env['numpy_blas']}, "
+                 + ("its threads as the environment sets them" if args.baseline_threads == "default"
+                    else f"OPENBLAS_NUM_THREADS=OMP_NUM_THREADS={args.baseline_threads}"))
     lines.append(f"- {args.runs} timed runs of each program per cell, alternating, after one untimed warm-up "
                  "run of each (warm page cache); medians of `/usr/bin/time -v` wall time, user+sys CPU time "
                  "and maximum resident set size. speed-up = baseline wall / attninspect wall "
