@@ -10,12 +10,16 @@ public struct ReadOptions: Sendable {
     public var heads: Int?
     /// Use Q and K even when the file also holds attention.
     public var fromQK: Bool
+    /// Refuse attention whose one layer of work exceeds `MemoryBudget.layerLimitBytes` (`layerMemory`).
+    /// False for `info`, which reads no layer and says what one needs instead.
+    public var checksLayerMemory: Bool
 
-    public init(dataset: String? = nil, batch: Int? = nil, heads: Int? = nil, fromQK: Bool = false) {
+    public init(dataset: String? = nil, batch: Int? = nil, heads: Int? = nil, fromQK: Bool = false, checksLayerMemory: Bool = true) {
         self.dataset = dataset
         self.batch = batch
         self.heads = heads
         self.fromQK = fromQK
+        self.checksLayerMemory = checksLayerMemory
     }
 }
 
@@ -29,6 +33,14 @@ public enum AttentionLayout {
         switch self {
         case .attention(let a): return a.summary
         case .queryKey(let q): return q.summary
+        }
+    }
+
+    /// What one layer's work holds in memory, and how many bytes (nil: more than any machine has).
+    public var layerMemory: (what: String, bytes: Int?) {
+        switch self {
+        case .attention(let a): return a.layerMemory
+        case .queryKey(let q): return q.layerMemory
         }
     }
 

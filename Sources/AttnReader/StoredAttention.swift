@@ -14,6 +14,12 @@ public final class StoredAttention: AttentionSource {
     public let tokens: [String]?
     public let keyTokens: [String]?
     public let summary: LayoutSummary
+    /// What one layer's work holds in memory (a layer and as much again for its analysis), and how many bytes.
+    public var layerMemory: (what: String, bytes: Int?) { Self.layerMemory(heads: headCount, queries: queryCount, keys: keyCount) }
+
+    private static func layerMemory(heads: Int, queries: Int, keys: Int) -> (what: String, bytes: Int?) {
+        ("one layer of \(heads) heads × \(queries) queries × \(keys) keys", MemoryBudget.bytes([heads, queries, keys], elementSize: 2 * 4))
+    }
     private let tensors: LayerTensors
     private let batchIndex: Int?
     private let hasLayerAxis: Bool
@@ -62,8 +68,8 @@ public final class StoredAttention: AttentionSource {
         headCount = size("head") ?? 1
         queryCount = shape[shape.count - 2]
         keyCount = shape[shape.count - 1]
-        if let refusal = MemoryBudget.refusal("one layer of \(headCount) heads × \(queryCount) queries × \(keyCount) keys",
-                                                   bytes: MemoryBudget.bytes([headCount, queryCount, keyCount], elementSize: 2 * 4)) {
+        let need = Self.layerMemory(heads: headCount, queries: queryCount, keys: keyCount)
+        if options.checksLayerMemory, let refusal = MemoryBudget.refusal(need.what, bytes: need.bytes) {
             throw DumpError(file: dump.path, dataset: first.label, refusal)
         }
         batchSize = size("batch")

@@ -12,6 +12,13 @@ public final class StoredQueryKey: QueryKeySource {
     public let headDim: Int
     public let tokens: [String]?
     public let summary: LayoutSummary
+    /// What one layer's work holds in memory (the recomputed attention, H × S × S, and its scores), and how many bytes.
+    public var layerMemory: (what: String, bytes: Int?) { Self.layerMemory(heads: headCount, positions: positionCount) }
+
+    private static func layerMemory(heads: Int, positions: Int) -> (what: String, bytes: Int?) {
+        ("attention recomputed from q and k for one layer (\(heads) heads × \(positions) × \(positions))",
+         MemoryBudget.bytes([heads, positions, positions], elementSize: 2 * 4))
+    }
     private let queries: LayerTensors
     private let keys: LayerTensors
     private let batchIndex: Int?
@@ -83,9 +90,8 @@ public final class StoredQueryKey: QueryKeySource {
                 throw DumpError(file: dump.path, dataset: q.label, "--heads \(heads) does not match the \(headCount) heads of shape \(formatShape(shape))")
             }
         }
-        // The recomputed attention of one layer (H × S × S) plus its scores dominate.
-        if let refusal = MemoryBudget.refusal("attention recomputed from q and k for one layer (\(headCount) heads × \(positionCount) × \(positionCount))",
-                                                   bytes: MemoryBudget.bytes([headCount, positionCount, positionCount], elementSize: 2 * 4)) {
+        let need = Self.layerMemory(heads: headCount, positions: positionCount)
+        if options.checksLayerMemory, let refusal = MemoryBudget.refusal(need.what, bytes: need.bytes) {
             throw DumpError(file: dump.path, dataset: q.label, refusal)
         }
         let batchSize = size("batch")

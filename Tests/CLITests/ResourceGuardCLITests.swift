@@ -28,6 +28,18 @@ struct ResourceGuardCLITests {
         #expect(huge.stderr.contains("--max-memory SIZE raises it"))
     }
 
+    @Test("info reads no layer: over --max-memory it still shows the file, exit 0, and says what one layer needs")
+    func infoOverLimit() throws {
+        let base = Fixtures.path("synthetic/base_f32.npy")
+        // 2 heads × 10 × 10 float32 values, twice (the layer and its analysis): 1600 bytes.
+        let limited = try Run(["info", base, "--max-memory", "1K"])
+        #expect(limited.status == 0 && limited.stderr.isEmpty, "\(limited.stderr)")
+        #expect(limited.stdout.contains("layers: 3, heads: 2, queries: 10, keys: 10\n  memory for one layer's work: 1.6 KiB (other commands refuse it: one layer of 2 heads × 10 queries × 10 keys needs 1.6 KiB of memory, more than the 1.0 KiB allowed (set by --max-memory))\n"), "\(limited.stdout)")
+        #expect(try Run(["info", base]).stdout.contains("memory for one layer's work: 1.6 KiB\n"))
+        let huge = try Run(["info", Fixtures.path("synthetic/layouts/huge_qk.h5")])
+        #expect(huge.status == 0 && huge.stdout.contains("other commands refuse it:") && huge.stdout.contains("--max-memory SIZE raises it"), "\(huge.stdout)\(huge.stderr)")
+    }
+
     @Test("a full rollout matrix over --max-seconds or --max-memory is refused before any work, with the estimate; nothing is written")
     func rollout() throws {
         let scratch = try Scratch()

@@ -74,11 +74,13 @@ struct InputOptions: ParsableArguments {
     }
 
     /// Opens the file and the attention in it (stored, or recomputed from Q and K); `sample` overrides `--batch`.
-    func open(sample: Int? = nil, allowAllSamples: Bool = false) throws -> OpenedDump {
+    /// `checksLayerMemory` false: attention whose layer exceeds --max-memory is opened too (for `info`).
+    func open(sample: Int? = nil, allowAllSamples: Bool = false, checksLayerMemory: Bool = true) throws -> OpenedDump {
         if allSamples && !allowAllSamples {
             throw ValidationError("--batch all is for stats (mean and standard deviation over the samples); choose one sample with --batch B")
         }
-        let opened = try OpenedDump.open(file, options: ReadOptions(dataset: dataset, batch: sample ?? batch, heads: heads, fromQK: fromQK),
+        let opened = try OpenedDump.open(file, options: ReadOptions(dataset: dataset, batch: sample ?? batch, heads: heads, fromQK: fromQK,
+                                                                       checksLayerMemory: checksLayerMemory),
                                          rawAs: dtype.map { _ in ElementType.bfloat16 }, scale: scale, causal: causal,
                                          padding: keepPadding ? .keep : .exclude(length: length))
         if let b = opened.layout.summary.batch, batchOption == nil, sample == nil, b.size > 1 {

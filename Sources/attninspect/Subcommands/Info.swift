@@ -27,7 +27,8 @@ extension AttnInspect {
                 }
             }
             Console.print(out)
-            let opened = try input.open()
+            // No layer is read here: a layer larger than --max-memory is reported below, not refused.
+            let opened = try input.open(checksLayerMemory: false)
             let s = opened.source
             let summary = opened.layout.summary
             var view = "attention:\n"
@@ -43,6 +44,12 @@ extension AttnInspect {
                 view += "  padding: \(padding.origin) keeps \(padding.kept.count) of \(padding.total) positions (\(describeKept(padding.kept))); the rest is excluded from every analysis (--keep-padding to include it)\n"
             }
             view += "  layers: \(s.layerCount), heads: \(s.headCount), queries: \(s.queryCount), keys: \(s.keyCount)\n"
+            let need = opened.layout.layerMemory
+            view += "  memory for one layer's work: \(MemoryBudget.describe(need.bytes))"
+            if let refusal = MemoryBudget.refusal(need.what, bytes: need.bytes) {
+                view += " (other commands refuse it: \(refusal))"
+            }
+            view += "\n"
             if let tokens = s.tokens {
                 view += "tokens (\(tokens.count)): " + tokens.map(JSONValue.quote).joined(separator: " ") + "\n"
             } else if let labels = try dump.tokenLabels(sample: input.batch) {
