@@ -34,7 +34,8 @@ public indirect enum JSONValue: Sendable, Equatable {
             out += "{"
             for (i, (k, v)) in pairs.enumerated() {
                 if i > 0 { out += ", " }
-                out += JSONValue.quote(k) + ": "
+                JSONValue.appendQuoted(k, to: &out)
+                out += ": "
                 v.write(into: &out)
             }
             out += "}"
@@ -45,9 +46,9 @@ public indirect enum JSONValue: Sendable, Equatable {
                 v.write(into: &out)
             }
             out += "]"
-        case .string(let s): out += JSONValue.quote(s)
-        case .number(let d): out += d.isFinite ? "\(d)" : "null"
-        case .integer(let i): out += "\(i)"
+        case .string(let s): JSONValue.appendQuoted(s, to: &out)
+        case .number(let d): out += d.isFinite ? d.description : "null"
+        case .integer(let i): out += i.description
         case .bool(let b): out += b ? "true" : "false"
         case .null: out += "null"
         }
@@ -55,7 +56,19 @@ public indirect enum JSONValue: Sendable, Equatable {
 
     /// `s` as a JSON string literal: in double quotes, with quotes, backslashes and control characters escaped.
     public static func quote(_ s: String) -> String {
-        var out = "\""
+        var out = ""
+        appendQuoted(s, to: &out)
+        return out
+    }
+
+    /// Appends `quote(s)`; a string with nothing to escape (the usual key or label) is appended whole.
+    private static func appendQuoted(_ s: String, to out: inout String) {
+        out += "\""
+        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            out += s
+            out += "\""
+            return
+        }
         for scalar in s.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
@@ -72,7 +85,7 @@ public indirect enum JSONValue: Sendable, Equatable {
                 }
             }
         }
-        return out + "\""
+        out += "\""
     }
 }
 

@@ -99,6 +99,10 @@ struct TextOutputTests {
     func json() {
         let value = JSONValue.object([("a", .string("q\"\\\n\u{1}é")), ("b", .finite(.nan)), ("c", .array([.integer(1), .number(0.5), .bool(true)]))])
         #expect(value.serialized() == #"{"a": "q\"\\\n\u0001é", "b": null, "c": [1, 0.5, true]}"#)
+        // Strings with nothing to escape (the usual keys and labels) are written whole, non-ASCII included.
+        let plain = JSONValue.object([("ключ", .string("plain é ✓ ~\u{7f}")), ("n", .number(-2.5e-10))])
+        #expect(plain.serialized() == "{\"ключ\": \"plain é ✓ ~\u{7f}\", \"n\": -2.5e-10}")
+        #expect(JSONValue.quote("tab\there") == #""tab\there""#)
     }
 
     @Test("CSV quotes fields with commas and quotes")
