@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 // libhdf5 and OpenBLAS are linked from Debian's static archives when they are there (libhdf5-dev and
-// libopenblas-serial-dev ship them): loading the shared libhdf5 pulls in libcurl, GnuTLS, Kerberos and more,
+// libopenblas-pthread-dev ship them): loading the shared libhdf5 pulls in libcurl, GnuTLS, Kerberos and more,
 // and with OpenBLAS that costs about 10 ms at every start, most of a run on a small dump. The static
 // libhdf5 needs none of those (its S3 driver is never linked in). Elsewhere the shared libraries are used.
 // libaec is named for the fully static release binary (scripts/release-flags.sh): libsz.a calls into it.

@@ -10,7 +10,8 @@ import AttnCore
 /// rollout (rows split across workers) make them. Debian's serial OpenBLAS 0.3.21 sometimes returned
 /// wrong products here (two concurrent calls corrupting each other, both wrong by O(1)): a few in a
 /// thousand calls on two threads, up to 1 in 50 of 50 × 10 · (50 × 10)ᵀ on four; the Q/K and rollout tests then
-/// failed now and then. Unlocked, with that build, this test failed on 20 runs of 20.
+/// failed now and then. Unlocked, with that build, this test (5000 rounds) failed on 20 runs of 20; with 2000 rounds
+/// on 18 of 20, and a reviewer's C version with 400 rounds missed the bug in a quarter of its runs.
 @Suite("Matrix products on several threads at once")
 struct MatrixProductTests {
     /// A product `A · op(B)` with its inputs and its float64 value computed here.
@@ -68,7 +69,7 @@ struct MatrixProductTests {
         // must equal it bit for bit (one call runs on one thread, in the same order whatever else runs).
         let alone = cases.map { product($0) }
         for (c, p) in zip(cases, alone) { #expect(c.holds(p), "\(c.m)×\(c.k)·\(c.k)×\(c.n)") }
-        let threads = 4, rounds = 400
+        let threads = 4, rounds = 5000
         let wrong = UnsafeMutableBufferPointer<Int>.allocate(capacity: threads * cases.count)
         wrong.initialize(repeating: 0)
         defer { wrong.deallocate() }
@@ -87,6 +88,15 @@ struct MatrixProductTests {
             #expect(counts.allSatisfy { $0 == 0 },
                     "\(c.m)×\(c.k)·\(c.k)×\(c.n): wrong products per thread \(counts) of \(rounds); calls overlap: \(!MatrixProduct.callsMustNotOverlap)")
         }
+    }
+
+    @Test("with OpenBLAS's threaded archive installed, it is the one linked: calls overlap, no lock")
+    func threadedBuildLinked() {
+        var found = glob_t()
+        defer { globfree(&found) }
+        guard glob("/usr/lib/*/openblas-pthread/libopenblasp-r*.a", 0, nil, &found) == 0, found.gl_pathc > 0 else { return }
+        // Package.swift prefers it; a .build made before it was installed links the serial build (rm -rf .build).
+        #expect(!MatrixProduct.callsMustNotOverlap, "the serial OpenBLAS is linked although the threaded archive is installed")
     }
 
     private func product(_ c: Case) -> [Float] {

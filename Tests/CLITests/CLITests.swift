@@ -33,6 +33,8 @@ struct Run {
         try process.run()
         // Both pipes at once, with read(2) (see Descriptors).
         let outputs = Descriptors.readAll([out.fileHandleForReading.fileDescriptor, err.fileHandleForReading.fileDescriptor])
+        // Unread pipes could keep the child writing forever: stop it before waiting.
+        if outputs == nil { process.terminate() }
         process.waitUntilExit()
         guard let outputs else { throw RunError("cannot read the output of attninspect \(arguments.joined(separator: " "))") }
         status = process.terminationStatus
