@@ -25,8 +25,8 @@ func present(_ path: String) -> Bool {
 // across its own workers, so calls run on several threads at once. Debian's serial build is not safe for
 // that (two concurrent cblas_sgemm calls sometimes corrupt each other and both return wrong values;
 // measured with 0.3.21, see Tests/AttnAnalysisTests/MatrixProductTests.swift); it is still accepted, and
-// MatrixProduct then makes calls one at a time. The threaded build's pool of idle threads is never started
-// (Sources/CAttnKernels/blas_threads.c).
+// MatrixProduct then makes calls one at a time. The threaded build's pool of idle threads is not started
+// when its static archive is linked (Sources/CAttnKernels/blas_threads.c).
 // Each archive is named by a file name that only it has: Debian's libhdf5_serial.a, and OpenBLAS's
 // versioned libopenblasp-r<version>.a (threaded) or libopenblas-r<version>.a (serial); a bare
 // libopenblas.a is an alias that may point to either build.

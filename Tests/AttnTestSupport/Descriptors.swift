@@ -14,13 +14,14 @@ public enum Descriptors {
         var open = Set(descriptors.indices)
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while !open.isEmpty {
-            var polled = open.sorted().map { pollfd(fd: descriptors[$0], events: Int16(POLLIN), revents: 0) }
+            let order = open.sorted()
+            var polled = order.map { pollfd(fd: descriptors[$0], events: Int16(POLLIN), revents: 0) }
             let ready = poll(&polled, nfds_t(polled.count), -1)
             if ready < 0 {
                 if errno == EINTR { continue }
                 return nil
             }
-            for (slot, index) in open.sorted().enumerated() where polled[slot].revents != 0 {
+            for (slot, index) in order.enumerated() where polled[slot].revents != 0 {
                 let n = chunk.withUnsafeMutableBytes { read(descriptors[index], $0.baseAddress, $0.count) }
                 if n < 0 {
                     if errno == EINTR || errno == EAGAIN { continue }
