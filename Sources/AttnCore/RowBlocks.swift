@@ -33,10 +33,18 @@ public enum Workers {
         return Swift.max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     }()
 
+    /// Starts the worker threads ahead of the first parallel run (the program's start-up is a good time).
+    public static func prepare() {
+        if count > 1 { WorkerPool.shared.start() }
+    }
+
     /// Runs `body(worker)` for every worker in `0..<workers`, concurrently; rethrows the first error.
-    /// After an error the others see `stopped` and should return early.
+    /// After an error the others see `stopped` and should return early. A job given to `alongside` on this
+    /// thread is run first by one of the workers.
     public static func run(_ workers: Int, _ body: (_ worker: Int, _ stopped: () -> Bool) throws -> Void) throws {
+        let side = SideJob.take()
         if workers <= 1 {
+            side?.runIfUnclaimed()
             try body(0) { false }
             return
         }
@@ -44,14 +52,39 @@ public enum Workers {
         // The body runs on several threads; callers give each worker its own state (by index).
         try withoutActuallyEscaping(body) { body in
             let shared = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let each: @Sendable (Int) -> Void = { worker in
+                side?.runIfUnclaimed()
                 do {
                     try shared.value(worker) { failure.happened }
                 } catch {
                     failure.record(error)
                 }
             }
+            // The pool's threads start at once; while it is busy (a run inside a run, or from another
+            // thread), libdispatch's.
+            if !WorkerPool.shared.run(workers, each) {
+                DispatchQueue.concurrentPerform(iterations: workers, execute: each)
+            }
             if let error = failure.error { throw error }
+        }
+    }
+
+    /// Runs `body` on this thread and `job` once, both done when this returns: `job` on whichever worker of
+    /// the first parallel run `body` makes on this thread is free first, while the others start on that
+    /// run's work (it then joins them); or here, after `body`, if `body` makes no such run.
+    ///
+    /// Rollout fuses layer l + 1 (reading memory) while layer l's product (arithmetic) is made this way:
+    /// the two take about as long on a small dump, and each alone uses the cores badly.
+    public static func alongside(_ job: (() -> Void)?, _ body: () throws -> Void) rethrows {
+        guard let job else { return try body() }
+        try withoutActuallyEscaping(job) { job in
+            let side = SideJob(job)
+            SideJob.offer(side)
+            defer {
+                SideJob.withdraw(side)
+                side.runIfUnclaimed()
+            }
+            try body()
         }
     }
 
@@ -152,5 +185,41 @@ extension AttentionSource {
     /// Sources without faster access hand out whole heads of a layer read at once.
     public func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
         try visitLayerBlocks(layer: index, heads: heads, workers: workers, body)
+    }
+}
+
+/// A job offered by `Workers.alongside` to the next `Workers.run` on the same thread (a pthread key holds
+/// each thread's offer); whoever claims it first runs it.
+private final class SideJob: @unchecked Sendable {
+    private let job: () -> Void
+    private let claimed = Atomic<Bool>(false)
+
+    init(_ job: @escaping () -> Void) { self.job = job }
+
+    /// Runs the job unless it has been claimed already.
+    func runIfUnclaimed() {
+        if !claimed.exchange(true, ordering: .acquiringAndReleasing) { job() }
+    }
+
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    static func offer(_ side: SideJob) {
+        pthread_setspecific(key, Unmanaged.passUnretained(side).toOpaque())
+    }
+
+    /// Removes this thread's offer if it is still `side`'s.
+    static func withdraw(_ side: SideJob) {
+        if pthread_getspecific(key) == Unmanaged.passUnretained(side).toOpaque() { pthread_setspecific(key, nil) }
+    }
+
+    /// This thread's offer, taken away.
+    static func take() -> SideJob? {
+        guard let pointer = pthread_getspecific(key) else { return nil }
+        pthread_setspecific(key, nil)
+        return Unmanaged<SideJob>.fromOpaque(pointer).takeUnretainedValue()
     }
 }

@@ -1,0 +1,175 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// Threads that wait for `Workers.run`'s jobs.
+///
+/// `DispatchQueue.concurrentPerform` hands the other iterations to libdispatch's thread pool, which on
+/// Linux often starts them late or not at all when the work is short: on a 2-core machine the second
+/// worker of a 1 ms layer began, in about a third of the layers, only after the first had done all the
+/// work. The threads here are made once, at the first parallel run.
+///
+/// Waking a thread that sleeps on a condition variable takes 0.1–0.4 ms on a virtual machine whose idle
+/// core the hypervisor has descheduled: as long as a layer's work. So a pool thread that has finished a
+/// job keeps watching for the next one for `spinTime` before it sleeps, and so does the caller waiting for
+/// the pool threads to finish; jobs that follow each other closely (layer after layer) then start at once.
+///
+/// One run at a time: a run asked for while another is going on (from a worker, or from another
+/// thread) gets `false` and the caller runs it another way. The lock and condition variables are
+/// pthread's, which ThreadSanitizer understands.
+final class WorkerPool: @unchecked Sendable {
+    /// Pool threads for `Workers.count` workers: the caller is worker 0.
+    static let shared = WorkerPool(threads: Workers.count - 1)
+
+    private let threadCount: Int
+    private var mutex = pthread_mutex_t()
+    /// Signalled when a job is posted.
+    private var posted = pthread_cond_t()
+    /// Signalled when the last pool thread of a job is done.
+    private var finished = pthread_cond_t()
+    // Guarded by `mutex`:
+    private var started = false
+    /// Pool threads made (fewer than `threadCount` only if the system refused one).
+    private var available = 0
+    private var busy = false
+    private var generation = 0
+    private var job: ((Int) -> Void)?
+    /// Workers of the current job, the caller included.
+    private var participants = 0
+    /// Pool threads of the current job not yet done.
+    private var remaining = 0
+    /// `generation` and `remaining`, for watching without the lock (read again under it before use).
+    private let postedGeneration = Atomic<Int>(0)
+    private let remainingWorkers = Atomic<Int>(0)
+    /// Pool threads that have taken up the current job.
+    private let joinedWorkers = Atomic<Int>(0)
+
+    /// How long a thread watches for what it waits for before it sleeps.
+    private static let spinTime = 1_000_000   // nanoseconds
+
+    /// Returns when `done()` is true or `spinTime` has passed. While `yielding()` is true each round yields
+    /// the core, so that a thread this one waits for and that waits for a core can run (a pool thread just
+    /// made starts on its maker's core); yielding always would let the hypervisor idle this core.
+    private static func spin(until done: () -> Bool, yielding: () -> Bool = { false }) {
+        var start = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &start)
+        while true {
+            for _ in 0..<64 where done() { return }
+            if yielding() { sched_yield() }
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            if (now.tv_sec - start.tv_sec) * 1_000_000_000 + (now.tv_nsec - start.tv_nsec) > spinTime { return }
+        }
+    }
+
+    private init(threads: Int) {
+        threadCount = max(0, threads)
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&posted, nil)
+        pthread_cond_init(&finished, nil)
+    }
+
+    /// Starts the pool threads now, so that they have settled on their cores before the first run.
+    func start() {
+        pthread_mutex_lock(&mutex)
+        if !started { startThreads() }
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Runs `body(worker)` for `worker` in `0..<workers`, worker 0 on the calling thread and the others on
+    /// pool threads, and returns when all are done. false, without running anything, when `workers` is
+    /// more than the pool holds or another run is going on.
+    func run(_ workers: Int, _ body: (Int) -> Void) -> Bool {
+        guard workers >= 2, workers - 1 <= threadCount else { return false }
+        return withoutActuallyEscaping(body) { body in
+            pthread_mutex_lock(&mutex)
+            if busy {
+                pthread_mutex_unlock(&mutex)
+                return false
+            }
+            if !started { startThreads() }
+            guard workers - 1 <= available else {
+                pthread_mutex_unlock(&mutex)
+                return false
+            }
+            busy = true
+            job = body
+            participants = workers
+            remaining = workers - 1
+            remainingWorkers.store(remaining, ordering: .releasing)
+            joinedWorkers.store(0, ordering: .relaxed)
+            generation &+= 1
+            postedGeneration.store(generation, ordering: .releasing)
+            pthread_cond_broadcast(&posted)
+            pthread_mutex_unlock(&mutex)
+
+            body(0)
+
+            Self.spin(until: { remainingWorkers.load(ordering: .acquiring) == 0 },
+                      yielding: { joinedWorkers.load(ordering: .relaxed) < workers - 1 })
+            pthread_mutex_lock(&mutex)
+            while remaining > 0 { pthread_cond_wait(&finished, &mutex) }
+            job = nil
+            busy = false
+            pthread_mutex_unlock(&mutex)
+            return true
+        }
+    }
+
+    /// Starts the pool threads, once (called with `mutex` held); stops at the first the system refuses.
+    private func startThreads() {
+        started = true
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        for index in stride(from: 1, through: threadCount, by: 1) {
+            let context = Unmanaged.passRetained(Start(pool: self, index: index)).toOpaque()
+            var thread = pthread_t()
+            guard pthread_create(&thread, &attributes, { context in
+                let start = Unmanaged<Start>.fromOpaque(context!).takeRetainedValue()
+                start.pool.serve(as: start.index)
+            }, context) == 0 else {
+                Unmanaged<Start>.fromOpaque(context).release()
+                return
+            }
+            available = index
+        }
+    }
+
+    private final class Start {
+        let pool: WorkerPool
+        let index: Int
+        init(pool: WorkerPool, index: Int) {
+            self.pool = pool
+            self.index = index
+        }
+    }
+
+    /// Pool thread `index` (1...threadCount): waits for each job and takes part when it names enough workers.
+    private func serve(as index: Int) -> Never {
+        var seen = 0
+        while true {
+            Self.spin(until: { postedGeneration.load(ordering: .acquiring) != seen })
+            pthread_mutex_lock(&mutex)
+            while generation == seen { pthread_cond_wait(&posted, &mutex) }
+            seen = generation
+            guard index < participants, var body = job else {
+                pthread_mutex_unlock(&mutex)
+                continue
+            }
+            pthread_mutex_unlock(&mutex)
+            joinedWorkers.add(1, ordering: .relaxed)
+            body(index)
+            // The job's closure must not outlive the run: the caller's `withoutActuallyEscaping` checks
+            // that no reference to it is left once the last pool thread is counted out.
+            body = { _ in }
+            pthread_mutex_lock(&mutex)
+            remaining -= 1
+            remainingWorkers.store(remaining, ordering: .releasing)
+            if remaining == 0 { pthread_cond_signal(&finished) }
+            pthread_mutex_unlock(&mutex)
+        }
+    }
+}

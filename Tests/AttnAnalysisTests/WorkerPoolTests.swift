@@ -1,0 +1,109 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+import AttnCore
+
+/// Workers.run on the worker pool (and libdispatch when the pool is busy), and Workers.alongside.
+@Suite("Workers: the pool and side jobs")
+struct WorkerPoolTests {
+    struct Failed: Error, Equatable { let worker: Int }
+
+    /// Runs `workers` workers, each noting its index in its own slot; returns how often each index ran.
+    private func indicesRun(_ workers: Int) throws -> [Int] {
+        var runs = [Int](repeating: 0, count: workers)
+        try runs.withUnsafeMutableBufferPointer { slots in
+            let slots = UncheckedSendable(slots)
+            try Workers.run(workers) { worker, _ in slots.value[worker] += 1 }
+        }
+        return runs
+    }
+
+    @Test("every worker index runs exactly once, 2000 runs in a row, with 1 to Workers.count + 2 workers")
+    func eachIndexOnce() throws {
+        for round in 0..<2000 {
+            let workers = 1 + round % (Workers.count + 2)
+            #expect(try indicesRun(workers) == [Int](repeating: 1, count: workers))
+        }
+    }
+
+    @Test("a run inside a worker's run and runs from two threads at once all finish, each index once")
+    func nestedAndConcurrent() throws {
+        var inner = [[Int]](repeating: [], count: 2)
+        try inner.withUnsafeMutableBufferPointer { slots in
+            let slots = UncheckedSendable(slots)
+            try Workers.run(2) { worker, _ in slots.value[worker] = try indicesRun(3) }
+        }
+        #expect(inner == [[1, 1, 1], [1, 1, 1]])
+
+        let results = UnsafeMutableBufferPointer<[Int]>.allocate(capacity: 2)
+        results.initialize(repeating: [])
+        defer { results.deinitialize(); results.deallocate() }
+        let shared = UncheckedSendable(results)
+        let group = DispatchGroup()
+        for t in 0..<2 {
+            DispatchQueue.global().async(group: group) {
+                var total = [Int](repeating: 0, count: 2)
+                for _ in 0..<500 {
+                    let once = (try? indicesRun(2)) ?? []
+                    for (i, n) in once.enumerated() { total[i] += n }
+                }
+                shared.value[t] = total
+            }
+        }
+        group.wait()
+        #expect(Array(results) == [[500, 500], [500, 500]])
+    }
+
+    @Test("the first error is rethrown, the others see `stopped`")
+    func errors() {
+        #expect(throws: Failed(worker: 1)) {
+            try Workers.run(2) { worker, stopped in
+                if worker == 1 { throw Failed(worker: 1) }
+                // Worker 0 waits (at most 2 s) until it sees the failure.
+                for _ in 0..<2000 where !stopped() { usleep(1000) }
+                #expect(stopped())
+            }
+        }
+    }
+
+    @Test("alongside: the job runs once, during the body's parallel run, and is done when alongside returns")
+    func sideJob() throws {
+        for _ in 0..<3000 {
+            var jobRuns = 0
+            var blocksSeen = 0
+            var bodyDone = false
+            let counter = Workers.Counter(8, workers: 2)
+            var perWorker = [0, 0]
+            try Workers.alongside({ jobRuns += 1 }) {
+                try perWorker.withUnsafeMutableBufferPointer { slots in
+                    let slots = UncheckedSendable(slots)
+                    try Workers.run(2) { worker, _ in
+                        counter.forEach(worker: worker) { _ in slots.value[worker] += 1 }
+                    }
+                }
+                blocksSeen = perWorker.reduce(0, +)
+                bodyDone = true
+            }
+            #expect(jobRuns == 1 && blocksSeen == 8 && bodyDone)
+        }
+    }
+
+    @Test("alongside: with no parallel run in the body the job runs after it; with an error it still runs, and the error is rethrown")
+    func sideJobWithoutRun() {
+        var order: [String] = []
+        Workers.alongside({ order.append("job") }) { order.append("body") }
+        #expect(order == ["body", "job"])
+        var ran = false
+        #expect(throws: Failed(worker: 0)) {
+            try Workers.alongside({ ran = true }) { throw Failed(worker: 0) }
+        }
+        #expect(ran)
+        // A run after alongside returned does not see the job again.
+        var again = 0
+        Workers.alongside({ again += 1 }) {}
+        _ = try? indicesRun(2)
+        #expect(again == 1)
+    }
+}
