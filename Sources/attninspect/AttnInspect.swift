@@ -27,12 +27,15 @@ struct AttnInspect: ParsableCommand {
         // instead of being mapped, zero-filled and faulted in again for every layer.
         ProcessMemory.keepFreedBuffers()
         do {
-            var command = try parseAsRoot()
+            // Plain command lines are read without swift-argument-parser's reflection (see QuickParse).
+            var command = try QuickParse.command(Array(CommandLine.arguments.dropFirst())) ?? parseAsRoot()
             if let options = command as? GlobalOptions {
                 Console.quiet = options.isQuiet
                 AtomicFile.replacesOtherKinds = options.forcesOutput
                 MemoryBudget.limitOverride = options.memoryLimit
             }
+            // The worker threads start while the dump is opened, and are on their cores by the first layer.
+            if !(command is Info) { Workers.prepare() }
             try command.run()
         } catch let error as DumpError {
             Console.error("attninspect: \(error)")

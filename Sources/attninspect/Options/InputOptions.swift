@@ -252,3 +252,30 @@ struct Recomputation {
         }
     }
 }
+
+extension InputOptions: QuickArguments {
+    static let quickNames: [QuickName] = [
+        .positional("file"), .option("dataset"), .option("batch", unconditional: true), .option("heads"), .option("dtype"),
+        .flag("from-qk"), .invertible("causal"), .option("scale", unconditional: true), .option("length", unconditional: true),
+        .flag("quiet", short: "q"), .flag("force"), .option("max-memory"), .flag("keep-padding"),
+    ]
+
+    static func quick(_ line: inout QuickLine) throws -> Self {
+        var o = Self()
+        o.file = try line.positional()
+        o.dataset = try line.value("dataset")
+        o.batchOption = try line.value("batch")
+        o.heads = try line.value("heads")
+        o.dtype = try line.value("dtype")
+        o.fromQK = line.flag("from-qk")
+        o.causal = line.invertible("causal")
+        o.scale = try line.value("scale")
+        o.length = try line.value("length")
+        o.quiet = line.flag("quiet")
+        o.force = line.flag("force")
+        o.maxMemory = try line.value("max-memory")
+        o.keepPadding = line.flag("keep-padding")
+        try o.validate()
+        return o
+    }
+}

@@ -75,3 +75,24 @@ extension AttnInspect {
 }
 
 extension AttnInspect.Diff: GlobalOptions { var isQuiet: Bool { quiet }; var forcesOutput: Bool { force } }
+
+extension AttnInspect.Diff: QuickCommand {
+    static let quickNames: [QuickName] = [
+        .positional("first"), .positional("second"), .flag("json"), .flag("csv"), .flag("quiet", short: "q"), .flag("force"),
+        .option("output", short: "o"), .option("layer", unconditional: true), .option("head", unconditional: true),
+    ]
+
+    static func quick(_ line: inout QuickLine) throws -> Self {
+        var o = Self()
+        o.first = try line.positional()
+        o.second = try line.positional()
+        o.json = line.flag("json")
+        o.csv = line.flag("csv")
+        o.quiet = line.flag("quiet")
+        o.force = line.flag("force")
+        o.output = try line.value("output")
+        o.layer = try line.value("layer") ?? -1
+        o.head = try line.value("head") ?? .mean
+        return o
+    }
+}

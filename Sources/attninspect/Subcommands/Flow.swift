@@ -73,3 +73,20 @@ extension AttnInspect {
         }
     }
 }
+
+extension AttnInspect.Flow: QuickCommand {
+    static let quickNames = InputOptions.quickNames + ImageOptions.quickNames + WorkLimitOptions.quickNames + GridOptions.quickNames + [
+        .option("view"), .option("layer", unconditional: true),
+    ]
+
+    static func quick(_ line: inout QuickLine) throws -> Self {
+        var o = Self()
+        o.input = try .quick(&line)
+        o.image = try .quick(&line)
+        o.view = try line.value("view")
+        o.layer = try line.value("layer") ?? -1
+        o.limit = try .quick(&line)
+        o.grid = try .quick(&line)
+        return o
+    }
+}

@@ -68,3 +68,20 @@ extension AttnInspect {
         }
     }
 }
+
+extension AttnInspect.Grid: QuickCommand {
+    static let quickNames = InputOptions.quickNames + ImageOptions.quickNames + GridOptions.quickNames + [
+        .option("layer", unconditional: true), .option("head", unconditional: true), .option("threshold"),
+    ]
+
+    static func quick(_ line: inout QuickLine) throws -> Self {
+        var o = Self()
+        o.input = try .quick(&line)
+        o.image = try .quick(&line)
+        o.grid = try .quick(&line)
+        o.layer = try line.value("layer") ?? .one(-1)
+        o.head = try line.value("head") ?? .fused(.mean)
+        o.threshold = try line.value("threshold")
+        return o
+    }
+}

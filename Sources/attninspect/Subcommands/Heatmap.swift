@@ -37,3 +37,18 @@ extension AttnInspect {
         }
     }
 }
+
+extension AttnInspect.Heatmap: QuickCommand {
+    static let quickNames = InputOptions.quickNames + ImageOptions.quickNames + [
+        .option("layer", unconditional: true), .option("head", unconditional: true),
+    ]
+
+    static func quick(_ line: inout QuickLine) throws -> Self {
+        var o = Self()
+        o.input = try .quick(&line)
+        o.image = try .quick(&line)
+        o.layer = try line.value("layer") ?? .one(-1)
+        o.head = try line.value("head") ?? .fused(.mean)
+        return o
+    }
+}

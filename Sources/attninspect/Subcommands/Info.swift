@@ -91,3 +91,13 @@ func describeKept(_ kept: [Int]) -> String {
     if last - first + 1 == kept.count { return "\(first)...\(last)" }
     return kept.count <= 12 ? kept.map(String.init).joined(separator: ", ") : "\(kept.count) positions from \(first) to \(last)"
 }
+
+extension AttnInspect.Info: QuickCommand {
+    static let quickNames = InputOptions.quickNames
+
+    static func quick(_ line: inout QuickLine) throws -> Self {
+        var o = Self()
+        o.input = try .quick(&line)
+        return o
+    }
+}

@@ -79,3 +79,24 @@ extension Matrix {
         return Array(row(i))
     }
 }
+
+extension AttnInspect.Show: QuickCommand {
+    static let quickNames = InputOptions.quickNames + GridOptions.quickNames + TerminalOptions.quickNames + [
+        .option("layer", unconditional: true), .option("head", unconditional: true), .flag("rollout"), .option("view"),
+        .option("colormap"), .option("range", unconditional: true),
+    ]
+
+    static func quick(_ line: inout QuickLine) throws -> Self {
+        var o = Self()
+        o.input = try .quick(&line)
+        o.grid = try .quick(&line)
+        o.terminal = try .quick(&line)
+        o.layer = try line.value("layer") ?? -1
+        o.head = try line.value("head") ?? .mean
+        o.rollout = line.flag("rollout")
+        o.view = try line.value("view")
+        o.colormap = try line.value("colormap") ?? .viridis
+        o.range = try line.value("range")
+        return o
+    }
+}

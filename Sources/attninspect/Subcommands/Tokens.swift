@@ -61,3 +61,22 @@ extension AttnInspect {
         }
     }
 }
+
+extension AttnInspect.Tokens: QuickCommand {
+    static let quickNames = InputOptions.quickNames + TerminalOptions.quickNames + [
+        .option("layer", unconditional: true), .option("head", unconditional: true), .option("query", unconditional: true),
+        .option("colormap"), .option("range", unconditional: true),
+    ]
+
+    static func quick(_ line: inout QuickLine) throws -> Self {
+        var o = Self()
+        o.input = try .quick(&line)
+        o.terminal = try .quick(&line)
+        o.layer = try line.value("layer") ?? -1
+        o.head = try line.value("head") ?? .mean
+        o.query = try line.value("query") ?? 0
+        o.colormap = try line.value("colormap") ?? .viridis
+        o.range = try line.value("range")
+        return o
+    }
+}

@@ -91,3 +91,15 @@ extension AttnInspect {
         }
     }
 }
+
+extension AttnInspect.Verify: QuickCommand {
+    static let quickNames = InputOptions.quickNames + [.option("tolerance"), .option("qk-tolerance")]
+
+    static func quick(_ line: inout QuickLine) throws -> Self {
+        var o = Self()
+        o.input = try .quick(&line)
+        o.tolerance = try line.value("tolerance") ?? 1e-2
+        o.qkTolerance = try line.value("qk-tolerance") ?? 2e-2
+        return o
+    }
+}
