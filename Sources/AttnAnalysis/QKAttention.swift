@@ -31,22 +31,30 @@ public final class RecomputedAttention: AttentionSource {
     }
 
     /// Recomputes one head at a time per worker (Q Kᵀ through single-threaded BLAS on each worker,
-    /// then the softmax), so a layer's attention is never whole in memory.
+    /// then the softmax), so a layer's attention is never whole in memory. When the layers are visited in
+    /// order, reading the next layer's Q and K is one more work item, taken first: one worker reads while
+    /// the others compute (a thread of its own would wait for a core while the workers hold both).
     public func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
-        let qk = try reader.layer(index)
+        let (qk, next) = try reader.layerReadingInline(index)
         let s = qk.positions
-        let workerCount = Swift.min(workers, heads.count)
-        let counter = Workers.Counter(heads.count, workers: workerCount)
+        let reads = next == nil ? 0 : 1
+        let workerCount = Swift.min(workers, heads.count + reads)
+        let counter = Workers.Counter(heads.count + reads, workers: workerCount)
         let rowsPerBlock = Swift.max(1, (32 << 10) / Swift.max(s, 1))   // about 128 KiB of Float
         scores.prepare(count: workerCount, size: s * s)
         let buffers = scores
+        let prefetch = UncheckedSendable(reader)   // read by one worker only (the one that takes item 0)
         do {
             try qk.queries.withUnsafeBufferPointer { q in
                 try qk.keys.withUnsafeBufferPointer { k in
                     try Workers.run(workerCount) { worker, _ in
                         let out = buffers[worker]
-                        counter.forEach(worker: worker) { i in
-                            let h = heads.lowerBound + i
+                        counter.forEach(worker: worker) { item in
+                            if let next, item == 0 {
+                                prefetch.value.readInline(next)
+                                return
+                            }
+                            let h = heads.lowerBound + item - reads
                             Self.scores(head: h, of: qk, q: q, k: k, scale: scale, into: out.baseAddress!)
                             // Softmax a few rows, hand them on while they are still in cache.
                             for r0 in stride(from: 0, to: s, by: rowsPerBlock) {
@@ -121,14 +129,17 @@ private final class ScoreBuffers: @unchecked Sendable {
     deinit { buffers.forEach { $0.deallocate() } }
 }
 
-/// Reads a Q/K source layer by layer. When the layers are asked for in ascending order (stats, rollout),
-/// layer i + 1 is read on a background thread while layer i is computed; any other order (one --layer, the
-/// grid view's rollout from the last layer down) reads only what is asked. One caller at a time; the source
-/// is only ever read by one thread at a time, since a read waits for the one in flight, and so does `deinit`
-/// (no read is left running inside libhdf5 when the process exits).
+/// Reads a Q/K source layer by layer, reading ahead when the layers are asked for in ascending order
+/// (stats, rollout); any other order (one --layer, the grid view's rollout from the last layer down) reads
+/// only what is asked. `layer` reads layer i + 1 on a background thread while layer i is computed;
+/// `layerReadingInline` leaves the read to the caller's workers (`readInline`). One caller at a time; the
+/// source is only ever read by one thread at a time, since a read waits for the one in flight, and so does
+/// `deinit` (no read is left running inside libhdf5 when the process exits).
 final class QueryKeyPrefetch: @unchecked Sendable {
     private let source: QueryKeySource
     private var inFlight: (index: Int, done: DispatchGroup, box: ResultBox)?
+    /// A layer read by `readInline`.
+    private var ready: (index: Int, result: Result<LayerQueryKey, Error>)?
     private var last: Int?
 
     /// Where the background read leaves its result (published to the caller by `DispatchGroup.wait`).
@@ -136,19 +147,11 @@ final class QueryKeyPrefetch: @unchecked Sendable {
 
     init(_ source: QueryKeySource) { self.source = source }
 
-    /// Layer `index`; then, when the layers are being read in order, starts reading the next one.
+    /// Layer `index`; then, when the layers are being read in order, starts reading the next one in the background.
     func layer(_ index: Int) throws -> LayerQueryKey {
-        var ready: Result<LayerQueryKey, Error>?
-        if let pending = inFlight {
-            pending.done.wait()
-            inFlight = nil
-            if pending.index == index { ready = pending.box.result }
-        }
-        let sequential = index == 0 || last == index - 1
-        last = index
-        let qk = try ready?.get() ?? source.layer(index)
-        if sequential && index + 1 < source.layerCount {
-            let box = ResultBox(), done = DispatchGroup(), next = index + 1
+        let (qk, next) = try layerReadingInline(index)
+        if let next {
+            let box = ResultBox(), done = DispatchGroup()
             let reader = UncheckedSendable(source)   // read by this thread only until `done`
             done.enter()
             DispatchQueue.global().async {
@@ -158,6 +161,30 @@ final class QueryKeyPrefetch: @unchecked Sendable {
             inFlight = (next, done, box)
         }
         return qk
+    }
+
+    /// Layer `index`, and the layer to read next (with `readInline`) when the layers are being read in order.
+    func layerReadingInline(_ index: Int) throws -> (LayerQueryKey, next: Int?) {
+        var found: Result<LayerQueryKey, Error>?
+        if let pending = inFlight {
+            pending.done.wait()
+            inFlight = nil
+            if pending.index == index { found = pending.box.result }
+        }
+        if let read = ready {
+            ready = nil
+            if read.index == index { found = read.result }
+        }
+        let sequential = index == 0 || last == index - 1
+        last = index
+        let qk = try found?.get() ?? source.layer(index)
+        return (qk, sequential && index + 1 < source.layerCount ? index + 1 : nil)
+    }
+
+    /// Reads layer `index` for the next `layer` or `layerReadingInline` call; an error is thrown by that call.
+    /// Called by one worker while the caller waits for its workers.
+    func readInline(_ index: Int) {
+        ready = (index, Result { try source.layer(index) })
     }
 
     deinit { inFlight?.done.wait() }

@@ -41,4 +41,26 @@ struct PrefetchTests {
         _ = try QueryKeyPrefetch(single).layer(2)
         #expect(single.reads == [0, 0, 1, 0, 0])
     }
+
+    @Test("visits in order read each layer once, the next by a worker, with the same values; an unreadable layer is reported for itself")
+    func readByWorkers() throws {
+        let source = CountingSource()
+        let attention = RecomputedAttention(source)
+        let reference = RecomputedAttention(CountingSource())
+        for l in 0..<5 {
+            if l == 3 {
+                #expect(throws: AnalysisError.self) { try attention.visitBlocks(layer: l, heads: 0..<1, workers: 2) { _, _ in } }
+                continue
+            }
+            // One head and one read: two items, so each worker has one; only the head's worker calls the body.
+            var seen: [Float] = []
+            try attention.visitBlocks(layer: l, heads: 0..<1, workers: 2) { block, values in
+                #expect(block.rows == 0..<3)
+                seen = Array(values)
+            }
+            #expect(seen == (try reference.layer(l)).values)
+        }
+        #expect(source.reads == [1, 1, 1, 1, 1])
+    }
 }
+
