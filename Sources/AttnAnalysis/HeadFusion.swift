@@ -104,16 +104,30 @@ final class HeadFusionWorkspace {
 
     /// Fuses layer `layer` into `fused`.
     func fuse(layer: Int) throws {
-        let q = source.queryCount
+        try read(layer: layer)
+        try combine(workers: workers)
+    }
+
+    /// The layer `read` last; `combine` puts it into `fused`.
+    private var readLayer = 0
+
+    /// Reads layer `layer` into the workers' partial results (`combine` then makes `fused`).
+    func read(layer: Int) throws {
         let heads: Range<Int>
         if case .head(let h) = fusion { heads = h..<(h + 1) } else { heads = 0..<source.headCount }
         for box in boxes { box.reset() }
         try source.visitBlocks(layer: layer, heads: heads, workers: workers) { block, values in
             boxes[block.worker].add(values, rows: block.rows)
         }
-        // Combine the workers' partial results, rows split across the workers.
-        let parts = q * source.keyCount >= 1 << 16 ? workers : 1
-        let count = Double(heads.count)
+        readLayer = layer
+    }
+
+    /// Combines the partial results of the layer `read` last into `fused`, rows split across up to `workers` workers.
+    func combine(workers: Int) throws {
+        let q = source.queryCount
+        let parts = q * source.keyCount >= 1 << 16 ? Swift.max(1, Swift.min(workers, self.workers)) : 1
+        let count: Double
+        if case .head = fusion { count = 1 } else { count = Double(source.headCount) }
         let missing = fused.withUnsafeMutableBufferPointer { buffer in
             let job = UncheckedSendable((self, buffer.baseAddress!))
             let missing = UncheckedSendable(UnsafeMutablePointer<Int>.allocate(capacity: parts))
@@ -124,7 +138,7 @@ final class HeadFusionWorkspace {
             return (0..<parts).reduce(0) { $0 + missing.value[$1] }
         }
         guard missing == 0 else {
-            throw AnalysisError("internal: \(missing) query rows of layer \(layer) were not read")
+            throw AnalysisError("internal: \(missing) query rows of layer \(readLayer) were not read")
         }
     }
 

@@ -42,21 +42,52 @@ public struct Rollout: Sendable {
     public func compute(_ source: AttentionSource, workers: Int = Workers.count, progress: (() -> Void)? = nil) throws -> Matrix {
         try check(source)
         let n = source.queryCount
-        let workspace = try HeadFusionWorkspace(fusion, source: source, workers: workers)
-        var result: Matrix?
+        // With two workers or more, each layer is finished (its workers' partial sums combined, Âₗ made and
+        // multiplied in) alongside the reading of the next (see `Workers.alongside`): reading is bound by
+        // memory, the product by arithmetic, and on a small dump they take about as long. Two workspaces
+        // take turns, so that layer l's partial sums stay while layer l + 1's are read.
+        let pipelined = workers >= 2 && layers.count >= 2
+        let workspaces = try (0..<(pipelined ? 2 : 1)).map { _ in try HeadFusionWorkspace(fusion, source: source, workers: workers) }
+        var result = Matrix(rows: n, columns: n)
         var product = Matrix(rows: n, columns: n)
         var layerMatrix = Matrix(rows: n, columns: n)
-        for l in layers {
-            try augmentedLayer(l, of: source, fusing: workspace, into: &layerMatrix)
-            if result == nil {
-                result = layerMatrix
+        var first = true
+        // Finishes layer `l`, read into `workspace`, on up to `workers` workers: R ← Âₗ · R (R ← Âₗ for the first).
+        func finish(_ l: Int, _ workspace: HeadFusionWorkspace, workers: Int) throws {
+            try workspace.combine(workers: workers)
+            try augmentFused(l, of: source, workspace: workspace, into: &layerMatrix, workers: workers)
+            if first {
+                result.values.withUnsafeMutableBufferPointer { r in _ = r.update(fromContentsOf: layerMatrix.values) }
+                first = false
             } else {
-                MatrixProduct.multiply(layerMatrix, result!, into: &product)
-                swap(&result!, &product)
+                MatrixProduct.multiply(layerMatrix, result, into: &product, workers: workers)
+                swap(&result, &product)
             }
             progress?()
         }
-        return result!
+        var unfinished: (layer: Int, workspace: HeadFusionWorkspace)?
+        for (step, l) in layers.enumerated() {
+            let workspace = workspaces[step % workspaces.count]
+            guard pipelined, let last = unfinished else {
+                if let last = unfinished { try finish(last.layer, last.workspace, workers: workers) }
+                try workspace.read(layer: l)
+                unfinished = (l, workspace)
+                continue
+            }
+            // An error in the earlier layer is the one reported, as it would be without the overlap.
+            var failure: Error?
+            do {
+                try Workers.alongside({ do { try finish(last.layer, last.workspace, workers: 1) } catch { failure = error } }) {
+                    try workspace.read(layer: l)
+                }
+            } catch {
+                throw failure ?? error
+            }
+            if let failure { throw failure }
+            unfinished = (l, workspace)
+        }
+        if let last = unfinished { try finish(last.layer, last.workspace, workers: workers) }
+        return result
     }
 
     /// Refuses cross-attention and a discard ratio outside 0 ≤ r < 1.
@@ -70,13 +101,19 @@ public struct Rollout: Sendable {
     /// Âₗ of layer `l` into `out`: the heads fused by `workspace`, checked for NaN and Inf, augmented.
     private func augmentedLayer(_ l: Int, of source: AttentionSource, fusing workspace: HeadFusionWorkspace, into out: inout Matrix) throws {
         try workspace.fuse(layer: l)
+        try augmentFused(l, of: source, workspace: workspace, into: &out, workers: Workers.count)
+    }
+
+    /// Âₗ of layer `l` into `out` from the heads `workspace` has fused, checked for NaN and Inf; rows split
+    /// across up to `workers` workers.
+    private func augmentFused(_ l: Int, of source: AttentionSource, workspace: HeadFusionWorkspace, into out: inout Matrix, workers: Int) throws {
         // Without a discard the check rides on augment's pass over the rows; a discard sorts the values first.
         let bad = discardRatio > 0 ? workspace.fused.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
-                                   : augment(workspace.fused, size: source.queryCount, into: &out)
+                                   : augment(workspace.fused, size: source.queryCount, into: &out, workers: workers)
         guard bad == 0 else {
             throw DumpError(file: source.file, "layer \(l) holds \(bad) NaN or infinite values: rollout is undefined")
         }
-        if discardRatio > 0 { augment(workspace.fused, size: source.queryCount, into: &out) }
+        if discardRatio > 0 { augment(workspace.fused, size: source.queryCount, into: &out, workers: workers) }
     }
 
     /// Row `token` of R alone: eᵀ Â_end ⋯ Â_start, the layers read from the last to the first, each
@@ -113,7 +150,7 @@ public struct Rollout: Sendable {
     /// `augmented`, written into `out` (which must be n × n); rows are split across the workers.
     /// - Returns: the number of entries of `fused` that are NaN or infinite (then `out` is meaningless).
     @discardableResult
-    func augment(_ fused: [Double], size n: Int, into out: inout Matrix) -> Int {
+    func augment(_ fused: [Double], size n: Int, into out: inout Matrix, workers: Int = Workers.count) -> Int {
         precondition(out.rows == n && out.columns == n && fused.count == n * n)
         var discarded: [Double]?
         if discardRatio > 0 {
@@ -126,7 +163,7 @@ public struct Rollout: Sendable {
             }
             discarded = f
         }
-        let parts = n * n >= 1 << 16 ? Workers.count : 1
+        let parts = n * n >= 1 << 16 ? Swift.max(1, workers) : 1
         let source = discarded ?? fused
         // The divisor of each entry: its own row's sum (rows), row j's sum (vitExplain), or the total.
         // Pass 1, rows split across the workers: each row's sum of F + I and its count of non-finite entries.
@@ -186,13 +223,16 @@ public struct Rollout: Sendable {
 }
 
 extension Rollout {
-    /// The memory a rollout over `n` tokens holds at once: one layer as read (heads × n² floats, with its
-    /// read buffer), the fused heads in `Double`, and the token × token float matrices: three for the full
-    /// product (the layer, the running product, the next product), one for a single row.
-    public static func workingSetBytes(tokens n: Int, heads: Int, fullMatrix: Bool) -> Int? {
+    /// The memory a rollout over `n` tokens holds at once on `workers` workers: one layer as read (heads × n²
+    /// floats, with its read buffer); each fusion workspace's fused heads and one partial sum per worker, in
+    /// `Double` (a full matrix has two workspaces when the layers are read two at a time, see `compute`); and
+    /// the token × token float matrices: three for the full product (the layer, the running product, the next
+    /// product), one for a single row.
+    public static func workingSetBytes(tokens n: Int, heads: Int, fullMatrix: Bool, workers: Int = Workers.count) -> Int? {
         let (square, overflow) = n.multipliedReportingOverflow(by: n)
         guard !overflow else { return nil }
-        let perSquare = heads * 8 + 8 + (fullMatrix ? 3 : 1) * 4
+        let workspaces = fullMatrix && workers >= 2 ? 2 : 1
+        let perSquare = heads * 8 + workspaces * (1 + Swift.max(1, Swift.min(workers, heads))) * 8 + (fullMatrix ? 3 : 1) * 4
         let (bytes, tooMany) = square.multipliedReportingOverflow(by: perSquare)
         return tooMany ? nil : bytes
     }

@@ -49,9 +49,11 @@ struct ResourceGuardCLITests {
         #expect(slow.status == 1 && !FileManager.default.fileExists(atPath: out), "\(slow.stderr)")
         #expect(slow.stderr.contains("the full 257 × 257 rollout matrix through 3 layers is 2 products of 257 × 257 matrices (6.8e+07 flop), estimated at"), "\(slow.stderr)")
         #expect(slow.stderr.contains("over --max-seconds 1.0e-04: use the grid view (--view grid: one row, 257× less) or fewer layers (--start-layer, --end-layer), or raise --max-seconds\n"), "\(slow.stderr)")
-        let big = try Run(["rollout", board, "--view", "matrix", "--max-memory", "4M", "-o", out])
+        // Two workers (fixed here: the estimate counts a partial sum per worker): 257² × (6 heads × 8 + 2 × 3 × 8 + 12) bytes.
+        let big = try Run(["rollout", board, "--view", "matrix", "--max-memory", "4M", "-o", out], environment: ["ATTNINSPECT_THREADS": "2"])
         #expect(big.status == 1 && !FileManager.default.fileExists(atPath: out))
-        #expect(big.stderr.contains("the full 257 × 257 rollout matrix through 3 layers needs 4.3 MiB of memory, more than the 4.0 MiB allowed (set by --max-memory)"), "\(big.stderr)")
+        #expect(Rollout.workingSetBytes(tokens: 257, heads: 6, fullMatrix: true, workers: 2) == 257 * 257 * 108)
+        #expect(big.stderr.contains("the full 257 × 257 rollout matrix through 3 layers needs 6.8 MiB of memory, more than the 4.0 MiB allowed (set by --max-memory)"), "\(big.stderr)")
         let gradients = try Run(["rollout", Fixtures.path("synthetic/gradients/attn_grad.npz"), "--gradients", "--view", "matrix", "--max-seconds", "0.0000001", "-o", out])
         #expect(gradients.status == 1 && gradients.stderr.contains("--max-seconds"), "\(gradients.stderr)")
         #expect(try Run(["rollout", board, "--max-seconds", "0", "-o", out]).status == 64)
@@ -67,7 +69,11 @@ struct ResourceGuardCLITests {
         let row = Rollout.estimatedSeconds(tokens: 8192, layers: 12, heads: 12, products: 12, fullMatrix: false, workers: 2)
         let halfRow = Rollout.estimatedSeconds(tokens: 4096, layers: 12, heads: 12, products: 12, fullMatrix: false, workers: 2)
         #expect(row < large / 2 && abs(row / halfRow - 4) < 1e-9)
-        #expect(Rollout.workingSetBytes(tokens: 1000, heads: 2, fullMatrix: true) == 1_000_000 * (16 + 8 + 12))
+        // Per token²: the layer read (2 heads × 4 bytes, and its read buffer), per workspace the fused map and
+        // one partial sum per worker (8 bytes each), and 3 float matrices (1 for a row).
+        #expect(Rollout.workingSetBytes(tokens: 1000, heads: 2, fullMatrix: true, workers: 2) == 1_000_000 * (16 + 2 * 3 * 8 + 12))
+        #expect(Rollout.workingSetBytes(tokens: 1000, heads: 2, fullMatrix: true, workers: 1) == 1_000_000 * (16 + 2 * 8 + 12))
+        #expect(Rollout.workingSetBytes(tokens: 1000, heads: 2, fullMatrix: false, workers: 4) == 1_000_000 * (16 + 3 * 8 + 4))
         #expect(Rollout.workingSetBytes(tokens: 1 << 32, heads: 2, fullMatrix: true) == nil)
     }
 }

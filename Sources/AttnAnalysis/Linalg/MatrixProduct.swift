@@ -53,8 +53,9 @@ enum MatrixProduct {
         return out
     }
 
-    /// `out = A · B`, reusing `out`'s storage when it has the right shape.
-    static func multiply(_ a: Matrix, _ b: Matrix, into out: inout Matrix) {
+    /// `out = A · B`, reusing `out`'s storage when it has the right shape; large products are split across
+    /// up to `workers` workers.
+    static func multiply(_ a: Matrix, _ b: Matrix, into out: inout Matrix, workers: Int = Workers.count) {
         precondition(a.columns == b.rows, "matrix product: \(a.rows)×\(a.columns) · \(b.rows)×\(b.columns)")
         if out.rows != a.rows || out.columns != b.columns { out = Matrix(rows: a.rows, columns: b.columns) }
         a.values.withUnsafeBufferPointer { pa in
@@ -62,7 +63,7 @@ enum MatrixProduct {
                 out.values.withUnsafeMutableBufferPointer { pc in
                     // Rows of the result split across the workers, one single-threaded product each.
                     let (m, n, k) = (a.rows, b.columns, a.columns)
-                    let parts = m * n * k >= parallelWork ? Swift.min(Workers.count, m) : 1
+                    let parts = m * n * k >= parallelWork ? Swift.max(1, Swift.min(workers, m)) : 1
                     let (a, b, c) = (UncheckedSendable(pa.baseAddress!), UncheckedSendable(pb.baseAddress!), UncheckedSendable(pc.baseAddress!))
                     try? Workers.run(parts) { part, _ in
                         let first = m * part / parts, last = m * (part + 1) / parts
