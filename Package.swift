@@ -78,8 +78,10 @@ let package = Package(
         // AVX2/FMA/F16C versions chosen at run time, portable versions otherwise.
         .target(name: "CAttnKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
-        // Pure Swift: shapes, element types, errors, matrices. No C.
-        .target(name: "AttnCore"),
+        // Which CPU a thread runs on, and moving it off one (GNU calls Swift's Glibc module does not expose).
+        .target(name: "CAttnThreads"),
+        // Shapes, element types, errors, matrices, the worker threads. No C but CAttnThreads' two calls.
+        .target(name: "AttnCore", dependencies: ["CAttnThreads"]),
         // File formats → an AttentionSource that yields one layer at a time.
         .target(name: "AttnReader", dependencies: ["AttnCore", "CAttnHDF5", "CAttnZlib", "CAttnDeflate", "CAttnKernels"],
                 linkerSettings: hdf5Linking),
@@ -95,7 +97,7 @@ let package = Package(
         // Test-only helpers: locating TestData, reading the expected-value JSON, tolerant comparisons.
         .target(name: "AttnTestSupport", dependencies: ["AttnCore", "CAttnZlib"], path: "Tests/AttnTestSupport"),
         .testTarget(name: "AttnReaderTests", dependencies: ["AttnReader", "AttnCore", "AttnTestSupport"]),
-        .testTarget(name: "AttnAnalysisTests", dependencies: ["AttnAnalysis", "AttnCore", "AttnReader", "AttnTestSupport"]),
+        .testTarget(name: "AttnAnalysisTests", dependencies: ["AttnAnalysis", "AttnCore", "AttnReader", "AttnTestSupport", "CAttnThreads"]),
         .testTarget(name: "AttnRenderTests", dependencies: ["AttnRender", "AttnCore", "AttnReader", "AttnTestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["attninspect", "AttnReader", "AttnCore", "AttnTestSupport"]),
     ]

@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import Testing
 import AttnCore
+import CAttnThreads
 
 /// Workers.run on the worker pool (and libdispatch when the pool is busy), and Workers.alongside.
 @Suite("Workers: the pool and side jobs")
@@ -106,4 +107,25 @@ struct WorkerPoolTests {
         _ = try? indicesRun(2)
         #expect(again == 1)
     }
+
+    @Test("a thread moved off its CPU runs on another and may again run on every CPU it could before")
+    func moveOffCPU() throws {
+        func allowed() throws -> String {
+            let status = try String(contentsOfFile: "/proc/thread-self/status", encoding: .utf8)
+            return try #require(status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") }).description
+        }
+        let before = try allowed()
+        let cpu = cattn_current_cpu()
+        try #require(cpu >= 0)
+        let moved = cattn_move_off_cpu(cpu)
+        #expect(try allowed() == before)
+        if moved == 0 {
+            #expect(cattn_current_cpu() != cpu)
+        } else {
+            // Only when this thread may run on one CPU alone.
+            #expect(before.hasSuffix(":\t\(cpu)"), "\(before)")
+        }
+        #expect(cattn_move_off_cpu(-1) == -1 && cattn_move_off_cpu(1 << 20) == -1)
+    }
 }
+
