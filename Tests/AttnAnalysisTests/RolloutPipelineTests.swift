@@ -24,8 +24,9 @@ private final class FailingSource: AttentionSource {
     }
 }
 
-/// Rollout finishes each layer (its Â and product) alongside the reading of the next when it has two
-/// workers or more; one worker does it all in turn. The results and errors must not depend on that.
+/// Rollout finishes each layer (its Â and product) alongside the reading of the next, or in turn, whichever
+/// it timed faster on the dump (with two workers or more); one worker does it all in turn. The results and
+/// errors must not depend on that.
 @Suite("Rollout: finishing a layer while the next is read")
 struct RolloutPipelineTests {
     @Test("numpy's float64 rollout of base_f32, with 1, 2 and 3 workers", arguments: [1, 2, 3])
@@ -42,23 +43,26 @@ struct RolloutPipelineTests {
         }
     }
 
-    @Test("a NaN in layer 1 is reported even though layer 2, read at the same time, cannot be read", arguments: [1, 2])
-    func earlierErrorFirst(_ workers: Int) {
+    @Test("a NaN in layer k is reported although layer k + 1, read at the same time, is unreadable (steps of both ways)",
+          arguments: [1, 2], [1, 2, 3])
+    func earlierErrorFirst(_ workers: Int, nanLayer: Int) {
         let good = [Float](repeating: 1.0 / 3, count: 18)
         var nan = good
         nan[4] = .nan
-        let source = FailingSource(layers: [good, nan, good, good], unreadable: 2)
+        var layers = [[Float]](repeating: good, count: 5)
+        layers[nanLayer] = nan
+        let source = FailingSource(layers: layers, unreadable: nanLayer + 1)
         #expect {
-            _ = try Rollout(layers: 0...3).compute(source, workers: workers)
+            _ = try Rollout(layers: 0...4).compute(source, workers: workers)
         } throws: { error in
-            "\(error)".contains("layer 1 holds 1 NaN")
+            "\(error)".contains("layer \(nanLayer) holds 1 NaN")
         }
         // Without the NaN, the unreadable layer is the error.
-        let unreadable = FailingSource(layers: [good, good, good, good], unreadable: 2)
+        let unreadable = FailingSource(layers: [[Float]](repeating: good, count: 5), unreadable: nanLayer + 1)
         #expect {
-            _ = try Rollout(layers: 0...3).compute(unreadable, workers: workers)
+            _ = try Rollout(layers: 0...4).compute(unreadable, workers: workers)
         } throws: { error in
-            "\(error)" == "layer 2 is unreadable"
+            "\(error)" == "layer \(nanLayer + 1) is unreadable"
         }
     }
 }
