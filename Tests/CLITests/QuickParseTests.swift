@@ -52,9 +52,13 @@ struct QuickParseTests {
     static let commands = QuickParse.commands.keys.sorted()
 
     @Test("every subcommand is read by QuickParse, under its own name")
-    func everyCommand() {
+    func everyCommand() throws {
         #expect(Set(QuickParse.commands.keys) == Set(AttnInspect.configuration.subcommands.map { $0.configuration.commandName! }))
-        for (name, type) in QuickParse.commands { #expect(type.configuration.commandName == name) }
+        for (name, type) in QuickParse.commands {
+            #expect(type.configuration.commandName == name)
+            let command = try #require(QuickParse.command(Self.base(name)), "\(name)")
+            #expect(Swift.type(of: command) == type)
+        }
     }
 
     @Test("the names, kinds and parsing strategies are swift-argument-parser's", arguments: commands)
