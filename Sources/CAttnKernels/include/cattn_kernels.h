@@ -60,6 +60,7 @@ void cattn_minimum_f32(float *acc, const float *x, size_t n);
 
 /// Keeps freed memory in malloc's heap (no mmap per large allocation, no trimming): the layer buffers
 /// allocated and freed once per layer are then reused without being zero-filled and faulted in again.
+/// Also asks for the heap's first 32 MiB to be backed by transparent huge pages (`MADV_HUGEPAGE`).
 /// Called once at start-up; does nothing where glibc's mallopt is missing.
 void cattn_keep_freed_memory(void);
 
