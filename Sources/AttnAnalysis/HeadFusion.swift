@@ -1,4 +1,5 @@
 import AttnCore
+import Synchronization
 
 /// How the heads of a layer become one map `[query, key]`: element-wise mean, max or min over
 /// heads, or one head by index.
@@ -74,20 +75,29 @@ public enum HeadFusion: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Fuses the heads of one layer after another of a source, reading row blocks on several workers
-/// and reusing its buffers from layer to layer: per-worker partial sums (mean, in `Double`) or
-/// extremes (max, min), then one combined map.
+/// and reusing its buffers from layer to layer.
 ///
-/// Each worker remembers which query rows it has written in the current layer: the first block of a row
-/// it sees is stored, later ones are added (or compared), and only the workers that wrote a row are
-/// combined for it. Sources hand a row block's heads to one worker (the usual case), so no buffer is
-/// cleared between layers and most rows are a single copy; any other split is still combined correctly.
+/// Each query row belongs, for the layer being read, to the worker that writes it first (an atomic claim):
+/// that worker stores the row's first head into the shared buffer (`fused` for the mean and one head, in
+/// `Double`; `extremes` for max and min) and adds (or compares) the others into it. Sources hand a row
+/// block's heads to one worker (the usual case), so every row is written by its owner alone, nothing is
+/// cleared between layers, and `combine` only divides the mean in place. A worker handed rows another owns
+/// (a source that splits heads across workers) keeps them in a partial result of its own, made when first
+/// needed, which `combine` merges in.
 final class HeadFusionWorkspace {
     let fusion: HeadFusion
     let source: AttentionSource
     let workers: Int
-    /// The fused map of the last layer, `[query, key]`.
+    /// The fused map of the last layer `combine`d, `[query, key]`; while a layer is read, the owners' sums
+    /// (mean, one head).
     private(set) var fused: [Double]
-    private let boxes: [PartialBox]
+    /// max, min: the owners' extremes while a layer is read.
+    private var extremes: [Float] = []
+    /// Per query row, the worker that owns it in the layer being read; -1 for none yet.
+    private let owners: UnsafeMutablePointer<Atomic<Int>>
+    private let rows: Int
+    /// Per worker, its partial result for rows others own (nil until it gets one).
+    private let strays: [StraySlot]
 
     init(_ fusion: HeadFusion, source: AttentionSource, workers: Int) throws {
         if case .head(let h) = fusion, h < 0 || h >= source.headCount {
@@ -98,8 +108,17 @@ final class HeadFusionWorkspace {
         let heads: Int
         if case .head = fusion { heads = 1 } else { heads = source.headCount }
         self.workers = Swift.max(1, Swift.min(workers, heads))
+        rows = source.queryCount
         fused = [Double](repeating: 0, count: source.queryCount * source.keyCount)
-        boxes = (0..<self.workers).map { _ in PartialBox(rows: source.queryCount, keys: source.keyCount, fusion: fusion) }
+        if fusion == .max || fusion == .min { extremes = [Float](repeating: 0, count: source.queryCount * source.keyCount) }
+        owners = .allocate(capacity: rows)
+        for r in 0..<rows { (owners + r).initialize(to: Atomic(-1)) }
+        strays = (0..<self.workers).map { _ in StraySlot() }
+    }
+
+    deinit {
+        owners.deinitialize(count: rows)
+        owners.deallocate()
     }
 
     /// Fuses layer `layer` into `fused`.
@@ -111,85 +130,144 @@ final class HeadFusionWorkspace {
     /// The layer `read` last; `combine` puts it into `fused`.
     private var readLayer = 0
 
-    /// Reads layer `layer` into the workers' partial results (`combine` then makes `fused`).
+    /// Reads layer `layer` into the owners' buffers and the workers' strays (`combine` then makes `fused`).
     func read(layer: Int) throws {
         let heads: Range<Int>
         if case .head(let h) = fusion { heads = h..<(h + 1) } else { heads = 0..<source.headCount }
-        for box in boxes { box.reset() }
-        try source.visitBlocks(layer: layer, heads: heads, workers: workers) { block, values in
-            boxes[block.worker].add(values, rows: block.rows)
+        for r in 0..<rows { owners[r].store(-1, ordering: .relaxed) }
+        for slot in strays { slot.box?.reset() }
+        try fused.withUnsafeMutableBufferPointer { f in
+            try extremes.withUnsafeMutableBufferPointer { e in
+                let shared = UncheckedSendable((f.baseAddress!, e.baseAddress))   // each row written by its owner only
+                try source.visitBlocks(layer: layer, heads: heads, workers: workers) { block, values in
+                    add(values, rows: block.rows, worker: block.worker, sums: shared.value.0, extremes: shared.value.1)
+                }
+            }
         }
         readLayer = layer
     }
 
-    /// Combines the partial results of the layer `read` last into `fused`, rows split across up to `workers` workers.
+    /// How a row of a block is written by the worker that got it.
+    private enum Claim: Equatable {
+        /// Just claimed: the row's first value is stored.
+        case first
+        /// Owned already: added or compared.
+        case owned
+        /// Another worker's: kept in this worker's stray result.
+        case stray
+    }
+
+    private func claim(_ row: Int, by worker: Int) -> Claim {
+        let (exchanged, owner) = owners[row].compareExchange(expected: -1, desired: worker, ordering: .relaxed)
+        return exchanged ? .first : owner == worker ? .owned : .stray
+    }
+
+    /// Writes a block of `rows` handed to `worker`, runs of rows of one kind of claim at a time.
+    private func add(_ values: UnsafeBufferPointer<Float>, rows: Range<Int>, worker: Int,
+                     sums: UnsafeMutablePointer<Double>, extremes: UnsafeMutablePointer<Float>?) {
+        let k = source.keyCount
+        var start = rows.lowerBound
+        var kind = claim(start, by: worker)
+        while start < rows.upperBound {
+            var end = start + 1
+            var next: Claim?
+            while end < rows.upperBound {
+                let c = claim(end, by: worker)
+                if c != kind { next = c; break }
+                end += 1
+            }
+            let slice = UnsafeBufferPointer(rebasing: values[((start - rows.lowerBound) * k)..<((end - rows.lowerBound) * k)])
+            let offset = start * k
+            switch (kind, fusion) {
+            case (.stray, _):
+                let slot = strays[worker]
+                if slot.box == nil { slot.box = PartialBox(rows: self.rows, keys: k, fusion: fusion) }
+                slot.box!.add(slice, rows: start..<end)
+            case (.first, .mean), (.first, .head):
+                // 0.0 + : a -0.0 is stored as +0.0, as when it was added to a cleared buffer.
+                let target = sums + offset
+                for i in 0..<slice.count { target[i] = 0.0 + Double(slice[i]) }
+            case (.owned, .mean), (.owned, .head):
+                RowKernels.accumulate(slice, into: sums + offset)
+            case (.first, _):
+                (extremes! + offset).update(from: slice.baseAddress!, count: slice.count)
+            case (.owned, .max):
+                RowKernels.maximum(slice, into: extremes! + offset)
+            case (.owned, _):
+                RowKernels.minimum(slice, into: extremes! + offset)
+            }
+            start = end
+            if let next { kind = next }
+        }
+    }
+
+    /// Combines the layer `read` last into `fused`, rows split across up to `workers` workers.
     func combine(workers: Int) throws {
         let q = source.queryCount
         let parts = q * source.keyCount >= 1 << 16 ? Swift.max(1, Swift.min(workers, self.workers)) : 1
         let count: Double
         if case .head = fusion { count = 1 } else { count = Double(source.headCount) }
+        let boxes = strays.compactMap(\.box)
         let missing = fused.withUnsafeMutableBufferPointer { buffer in
-            let job = UncheckedSendable((self, buffer.baseAddress!))
-            let missing = UncheckedSendable(UnsafeMutablePointer<Int>.allocate(capacity: parts))
-            defer { missing.value.deallocate() }
-            try? Workers.run(parts) { part, _ in
-                missing.value[part] = job.value.0.combine(into: job.value.1, rows: (q * part / parts)..<(q * (part + 1) / parts), count: count)
+            extremes.withUnsafeBufferPointer { e in
+                let job = UncheckedSendable((self, buffer.baseAddress!, e.baseAddress, boxes))
+                let missing = UncheckedSendable(UnsafeMutablePointer<Int>.allocate(capacity: parts))
+                defer { missing.value.deallocate() }
+                try? Workers.run(parts) { part, _ in
+                    let (workspace, fused, extremes, boxes) = job.value
+                    missing.value[part] = workspace.combine(into: fused, extremes: extremes, strays: boxes,
+                                                            rows: (q * part / parts)..<(q * (part + 1) / parts), count: count)
+                }
+                return (0..<parts).reduce(0) { $0 + missing.value[$1] }
             }
-            return (0..<parts).reduce(0) { $0 + missing.value[$1] }
         }
         guard missing == 0 else {
             throw AnalysisError("internal: \(missing) query rows of layer \(readLayer) were not read")
         }
     }
 
-    /// `out[rows]` = the partial results of the workers that wrote each row, combined (divided by `count` for
-    /// a mean). Returns the number of rows no worker wrote.
-    private func combine(into o: UnsafeMutablePointer<Double>, rows: Range<Int>, count: Double) -> Int {
+    /// `fused[rows]` = each row's owner's result merged with the strays that hold the row (divided by `count`
+    /// for a mean). Returns the number of rows no worker wrote.
+    private func combine(into o: UnsafeMutablePointer<Double>, extremes: UnsafePointer<Float>?, strays: [PartialBox],
+                         rows: Range<Int>, count: Double) -> Int {
         let k = source.keyCount
         var missing = 0
         for r in rows {
+            guard owners[r].load(ordering: .relaxed) >= 0 else { missing += 1; continue }
             let row = o + r * k
-            var writers = 0
-            for box in boxes where box.touched[r] { writers += 1 }
-            if writers == 1, count != 1, fusion == .mean, let box = boxes.first(where: { $0.touched[r] }) {
-                // The usual case: one worker summed every head of the row; divide on the way.
-                box.sums.withUnsafeBufferPointer { p in
-                    let s = p.baseAddress! + r * k
-                    for j in 0..<k { row[j] = s[j] / count }
-                }
-                continue
-            }
-            var first = true
-            for box in boxes where box.touched[r] {
-                switch fusion {
-                case .mean, .head:
+            switch fusion {
+            case .mean, .head:
+                for box in strays where box.touched[r] {
                     box.sums.withUnsafeBufferPointer { p in
                         let s = p.baseAddress! + r * k
-                        if first { for j in 0..<k { row[j] = s[j] } } else { for j in 0..<k { row[j] += s[j] } }
+                        for j in 0..<k { row[j] += s[j] }
                     }
-                case .max, .min:
-                    let isMax = fusion == .max
+                }
+                if count != 1 { for j in 0..<k { row[j] /= count } }
+            case .max, .min:
+                let isMax = fusion == .max
+                let own = extremes! + r * k
+                for j in 0..<k { row[j] = Double(own[j]) }
+                for box in strays where box.touched[r] {
                     box.extremes.withUnsafeBufferPointer { p in
                         let s = p.baseAddress! + r * k
-                        if first {
-                            for j in 0..<k { row[j] = Double(s[j]) }
-                        } else {
-                            for j in 0..<k {
-                                let v = Double(s[j])
-                                if v.isNaN || (isMax ? v > row[j] : v < row[j]) { row[j] = v }
-                            }
+                        for j in 0..<k {
+                            let v = Double(s[j])
+                            if v.isNaN || (isMax ? v > row[j] : v < row[j]) { row[j] = v }
                         }
                     }
                 }
-                first = false
             }
-            if first { missing += 1; continue }
-            if count != 1, fusion == .mean { for j in 0..<k { row[j] /= count } }
         }
         return missing
     }
 
-    /// One worker's partial result, for the rows it has written this layer.
+    /// A worker's stray result, made by that worker when it first needs one.
+    private final class StraySlot: @unchecked Sendable {
+        var box: PartialBox?
+    }
+
+    /// One worker's partial result for the rows it has written this layer (its strays).
     private final class PartialBox {
         let fusion: HeadFusion
         let keys: Int

@@ -241,9 +241,10 @@ public struct Rollout: Sendable {
 }
 
 extension Rollout {
-    /// The memory a rollout over `n` tokens holds at once on `workers` workers: one layer as read (heads × n²
-    /// floats, with its read buffer); each fusion workspace's fused heads and one partial sum per worker, in
-    /// `Double` (a full matrix has two workspaces when the layers are read two at a time, see `compute`); and
+    /// The memory a rollout over `n` tokens holds at most on `workers` workers: one layer as read (heads × n²
+    /// floats, with its read buffer); each fusion workspace's fused heads and, when the source splits a row's
+    /// heads across workers, a partial result per worker, in `Double` (a full matrix has two workspaces, see
+    /// `compute`); and
     /// the token × token float matrices: three for the full product (the layer, the running product, the next
     /// product), one for a single row.
     public static func workingSetBytes(tokens n: Int, heads: Int, fullMatrix: Bool, workers: Int = Workers.count) -> Int? {
