@@ -107,6 +107,8 @@ final class WorkerPool: @unchecked Sendable {
             postedGeneration.store(generation, ordering: .releasing)
             pthread_cond_broadcast(&posted)
             pthread_mutex_unlock(&mutex)
+            // A pool thread that shares this core waits for it: let it take the job (and move off) first.
+            sched_yield()
 
             body(0)
 
