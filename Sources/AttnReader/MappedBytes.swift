@@ -18,6 +18,17 @@ final class MappedBytes: @unchecked Sendable {
     private let mapping: UnsafeMutableRawPointer
     private let mappedLength: Int
     private let slot: Int32
+    /// For part of another mapping: that mapping, kept while this part is used (and unmapped with it).
+    private let whole: MappedBytes?
+
+    /// `count` bytes at `offset` of `whole`'s bytes (checked by the caller).
+    init(part whole: MappedBytes, offset: Int, count: Int) {
+        self.whole = whole
+        mapping = whole.mapping
+        mappedLength = 0
+        slot = whole.slot
+        bytes = UnsafeRawBufferPointer(rebasing: whole.bytes[offset..<(offset + count)])
+    }
 
     /// nil when the range cannot be mapped and guarded; the caller then reads it with `pread`.
     init?(descriptor: Int32, offset: Int, count: Int) {
@@ -35,6 +46,7 @@ final class MappedBytes: @unchecked Sendable {
         self.mapping = address
         self.mappedLength = length
         self.slot = slot
+        self.whole = nil
         self.bytes = UnsafeRawBufferPointer(start: address + (offset - start), count: count)
     }
 
@@ -42,6 +54,7 @@ final class MappedBytes: @unchecked Sendable {
     var faulted: Bool { cattn_guard_faulted(slot) != 0 }
 
     deinit {
+        guard whole == nil else { return }
         _ = cattn_guard_release(slot)
         munmap(mapping, mappedLength)
     }

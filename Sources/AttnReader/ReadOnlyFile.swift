@@ -36,9 +36,14 @@ final class ReadOnlyFile: @unchecked Sendable {
         }
         descriptor = fd
         size = Int(info.st_size)
+        pthread_mutex_init(&wholeLock, nil)
     }
 
-    deinit { close(descriptor) }
+    deinit {
+        whole = nil   // unmapped before the descriptor is closed
+        pthread_mutex_destroy(&wholeLock)
+        close(descriptor)
+    }
 
     /// Reads exactly `buffer.count` bytes at `offset`, or throws naming what was expected.
     func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer, dataset: String? = nil) throws {
@@ -64,8 +69,24 @@ final class ReadOnlyFile: @unchecked Sendable {
     /// mapped (then read them). See `MappedBytes` for what a reader must check.
     func mapped(at offset: Int, count: Int) -> MappedBytes? {
         guard offset >= 0, count > 0, offset <= size, count <= size - offset else { return nil }
+        if size <= Self.mappedWhole {
+            pthread_mutex_lock(&wholeLock)
+            if whole == nil { whole = MappedBytes(descriptor: descriptor, offset: 0, count: size) }
+            let mapping = whole
+            pthread_mutex_unlock(&wholeLock)
+            if let mapping { return MappedBytes(part: mapping, offset: offset, count: count) }
+        }
         return MappedBytes(descriptor: descriptor, offset: offset, count: count)
     }
+
+    /// Files up to this size are mapped once, whole, for as long as they are open: mapping and unmapping each
+    /// layer of a small dump cost about 0.1 ms a layer (the unmapping stops the other core to flush its TLB),
+    /// a tenth of a small rollout's time. Larger files are mapped a layer at a time, so that memory stays
+    /// bounded by a layer.
+    static let mappedWhole = 64 << 20
+    /// The whole file's mapping, once made (files up to `mappedWhole`), under `wholeLock`.
+    private var whole: MappedBytes?
+    private var wholeLock = pthread_mutex_t()
 
     /// The file's size now (`size` is the size when it was opened); nil when it cannot be told.
     func currentSize() -> Int? {

@@ -64,9 +64,11 @@ struct MappedReadTests {
         let read = try blocks(path, layer: 1, mapped: false)
         #expect(!mapped.values.isEmpty)
         #expect(mapped.values == read.values)
-        // Each pass took the path it was meant to: every block read while the layer was mapped, or none.
+        // Each pass took the path it was meant to: every block read while the file was mapped; with pread, no
+        // block from inside a mapping. (Whether the file is mapped at all during the pread pass is not checked:
+        // another test may have the same small file open, and files up to 64 MiB stay mapped while open.)
         #expect(mapped.whileMapped == mapped.values.count)
-        #expect(read.whileMapped == 0 && read.inPlace == 0)
+        #expect(read.inPlace == 0)
         // Native float32 is handed on where it lies in the mapping, every block of it; other types are decoded.
         let nativeF32 = ["minilm6_pride_LHSS_f32.npy", "base_f32.npy", "single_f32.h5", "userblock.h5", "hf_text_batch.h5",
                          "base_f32.safetensors"].contains { name.hasSuffix($0) }
