@@ -47,6 +47,10 @@ public enum AtomicFile {
             throw DumpError(file: requested, "cannot write: \(describe(errno))")
         }
         let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // Blocks allocated up front: ext4 then has no delayed allocation to force when the rename below replaces
+        // an existing file (auto_da_alloc), which took 0.45 ms of a 155 KiB output against 0.3 ms with this.
+        // Where it fails (a file system without it) the write allocates as usual.
+        if !bytes.isEmpty { _ = posix_fallocate(fd, 0, off_t(bytes.count)) }
         var failure: Int32 = 0
         bytes.withUnsafeBytes { raw in
             var done = 0
