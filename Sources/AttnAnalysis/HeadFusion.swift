@@ -201,12 +201,19 @@ final class HeadFusionWorkspace {
         }
     }
 
-    /// Combines the layer `read` last into `fused`, rows split across up to `workers` workers.
-    func combine(workers: Int) throws {
+    /// `fused` for a caller that changes it in place (rollout divides the summed heads of a mean as it
+    /// augments each row, see `combine(dividing:)`).
+    func withMutableFused<R>(_ body: (UnsafeMutableBufferPointer<Double>) throws -> R) rethrows -> R {
+        try fused.withUnsafeMutableBufferPointer { try body($0) }
+    }
+
+    /// Combines the layer `read` last into `fused`, rows split across up to `workers` workers. With `dividing`
+    /// false a mean is left as the sum of the heads, for the caller to divide by the head count.
+    func combine(workers: Int, dividing: Bool = true) throws {
         let q = source.queryCount
         let parts = q * source.keyCount >= 1 << 16 ? Swift.max(1, Swift.min(workers, self.workers)) : 1
         let count: Double
-        if case .head = fusion { count = 1 } else { count = Double(source.headCount) }
+        if case .head = fusion { count = 1 } else if !dividing { count = 1 } else { count = Double(source.headCount) }
         let boxes = strays.compactMap(\.box)
         let missing = fused.withUnsafeMutableBufferPointer { buffer in
             extremes.withUnsafeBufferPointer { e in

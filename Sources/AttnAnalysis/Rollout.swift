@@ -53,9 +53,13 @@ public struct Rollout: Sendable {
         var layerMatrix = Matrix(rows: n, columns: n)
         var first = true
         // Finishes layer `l`, read into `workspace`, on up to `workers` workers: R ← Âₗ · R (R ← Âₗ for the first).
+        // A mean's summed heads are divided as each row is augmented (one pass over rows in cache instead of a
+        // pass over the matrix first), where nothing else needs the fused map: no discard, rows normalised.
+        let dividesInAugment = fusion == .mean && discardRatio == 0 && normalisation == .rows
         func finish(_ l: Int, _ workspace: HeadFusionWorkspace, workers: Int) throws {
-            try workspace.combine(workers: workers)
-            try augmentFused(l, of: source, workspace: workspace, into: &layerMatrix, workers: workers)
+            try workspace.combine(workers: workers, dividing: !dividesInAugment)
+            try augmentFused(l, of: source, workspace: workspace, into: &layerMatrix, workers: workers,
+                             dividing: dividesInAugment ? Double(source.headCount) : nil)
             if first {
                 result.values.withUnsafeMutableBufferPointer { r in _ = r.update(fromContentsOf: layerMatrix.values) }
                 first = false
@@ -123,11 +127,14 @@ public struct Rollout: Sendable {
     }
 
     /// Âₗ of layer `l` into `out` from the heads `workspace` has fused, checked for NaN and Inf; rows split
-    /// across up to `workers` workers.
-    private func augmentFused(_ l: Int, of source: AttentionSource, workspace: HeadFusionWorkspace, into out: inout Matrix, workers: Int) throws {
+    /// across up to `workers` workers. With `dividing`, `workspace` holds summed heads, divided by it here
+    /// (no discard, rows normalised).
+    private func augmentFused(_ l: Int, of source: AttentionSource, workspace: HeadFusionWorkspace, into out: inout Matrix, workers: Int,
+                              dividing divisor: Double? = nil) throws {
         // Without a discard the check rides on augment's pass over the rows; a discard sorts the values first.
-        let bad = discardRatio > 0 ? workspace.fused.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
-                                   : augment(workspace.fused, size: source.queryCount, into: &out, workers: workers)
+        let bad = divisor.map { augmentDividing(workspace, by: $0, size: source.queryCount, into: &out, workers: workers) }
+            ?? (discardRatio > 0 ? workspace.fused.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+                                 : augment(workspace.fused, size: source.queryCount, into: &out, workers: workers))
         guard bad == 0 else {
             throw DumpError(file: source.file, "layer \(l) holds \(bad) NaN or infinite values: rollout is undefined")
         }
@@ -163,6 +170,31 @@ public struct Rollout: Sendable {
         var out = Matrix(rows: n, columns: n)
         augment(fused, size: n, into: &out)
         return out
+    }
+
+    /// Row-normalised Âₗ of the summed heads in `workspace`, each row divided by `divisor` in place first (so
+    /// that `workspace.fused` becomes the mean, as `combine` would have made it) and augmented while in cache.
+    /// - Returns: the number of NaN or infinite fused values (then `out` is meaningless).
+    private func augmentDividing(_ workspace: HeadFusionWorkspace, by divisor: Double, size n: Int, into out: inout Matrix, workers: Int) -> Int {
+        precondition(out.rows == n && out.columns == n && normalisation == .rows && discardRatio == 0)
+        let parts = n * n >= 1 << 16 ? Swift.max(1, workers) : 1
+        var nonFinite = [Int](repeating: 0, count: parts)
+        workspace.withMutableFused { f in
+            out.values.withUnsafeMutableBufferPointer { o in
+                nonFinite.withUnsafeMutableBufferPointer { bad in
+                    let (f, o, bad) = (UncheckedSendable(f), UncheckedSendable(o), UncheckedSendable(bad))
+                    try? Workers.run(parts) { part, _ in
+                        var count = 0
+                        for i in (n * part / parts)..<(n * (part + 1) / parts) {
+                            count += RowKernels.augmentRow(dividing: f.value.baseAddress! + i * n, by: divisor, count: n, diagonal: i,
+                                                           into: o.value.baseAddress! + i * n).nonFinite
+                        }
+                        bad.value[part] = count
+                    }
+                }
+            }
+        }
+        return nonFinite.reduce(0, +)
     }
 
     /// `augmented`, written into `out` (which must be n × n); rows are split across the workers.

@@ -546,6 +546,10 @@ AVX2 static void decode_f64_avx2(const void *src, float *dst, size_t n, int swap
 AVX2 static int64_t augment_row_avx2(const double *f, size_t n, size_t diagonal, float *out, double *sum) {
     return augment_row_body(f, n, diagonal, out, sum);
 }
+AVX2 static int64_t augment_row_dividing_avx2(double *f, size_t n, size_t diagonal, double divisor, float *out, double *sum) {
+    for (size_t j = 0; j < n; j++) f[j] /= divisor;
+    return augment_row_body(f, n, diagonal, out, sum);
+}
 
 // ------------------------------------------------------------------------------ AVX-512 versions
 
@@ -745,5 +749,17 @@ void cattn_minimum_f32(float *acc, const float *x, size_t n) {
 int64_t cattn_augment_row(const double *f, size_t n, size_t diagonal, float *out, double *sum) {
     int64_t bad;
     DISPATCH(bad = augment_row_avx2(f, n, diagonal, out, sum), bad = augment_row_body(f, n, diagonal, out, sum));
+    return bad;
+}
+
+static inline int64_t augment_row_dividing_portable(double *f, size_t n, size_t diagonal, double divisor, float *out, double *sum) {
+    for (size_t j = 0; j < n; j++) f[j] /= divisor;
+    return augment_row_body(f, n, diagonal, out, sum);
+}
+
+int64_t cattn_augment_row_dividing(double *f, size_t n, size_t diagonal, double divisor, float *out, double *sum) {
+    int64_t bad;
+    DISPATCH(bad = augment_row_dividing_avx2(f, n, diagonal, divisor, out, sum),
+             bad = augment_row_dividing_portable(f, n, diagonal, divisor, out, sum));
     return bad;
 }

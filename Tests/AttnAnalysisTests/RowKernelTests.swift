@@ -90,4 +90,33 @@ struct RowKernelTests {
         #expect(RowKernels.supportedLevel < 1 || checked[1] == 1200)
         #expect(RowKernels.supportedLevel < 2 || checked[2] == 1200)
     }
+
+    @Test("augmenting summed heads while dividing them gives the very values, sums and NaN counts of dividing first")
+    func augmentDividing() {
+        var state: UInt64 = 7
+        func next() -> Double {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Double(state >> 11) / Double(1 << 53) * 12
+        }
+        for n in [1, 7, 8, 9, 197] {
+            for poison in [false, true] {
+                var sums = (0..<n).map { _ in next() }
+                if poison { sums[n / 2] = .nan }
+                let diagonal = n / 3
+                var divided = sums.map { $0 / 12 }
+                var expected = [Float](repeating: -1, count: n), got = [Float](repeating: -1, count: n)
+                let want = divided.withUnsafeMutableBufferPointer { f in
+                    expected.withUnsafeMutableBufferPointer { RowKernels.augmentRow(f.baseAddress!, count: n, diagonal: diagonal, into: $0.baseAddress!) }
+                }
+                let have = sums.withUnsafeMutableBufferPointer { f in
+                    got.withUnsafeMutableBufferPointer { RowKernels.augmentRow(dividing: f.baseAddress!, by: 12, count: n, diagonal: diagonal, into: $0.baseAddress!) }
+                }
+                #expect(have.nonFinite == want.nonFinite && have.nonFinite == (poison ? 1 : 0))
+                #expect(have.sum.bitPattern == want.sum.bitPattern || (have.sum.isNaN && want.sum.isNaN), "n \(n)")
+                #expect(got.map(\.bitPattern) == expected.map(\.bitPattern), "n \(n)")
+                #expect(sums.map(\.bitPattern) == divided.map(\.bitPattern) || poison, "the sums become the means in place")
+            }
+        }
+    }
 }
+

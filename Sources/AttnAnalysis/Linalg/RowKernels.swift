@@ -55,6 +55,14 @@ enum RowKernels {
         return (sum, Int(bad))
     }
 
+    /// `augmentRow` after `sums[j] /= divisor` in place (the same divisions a separate pass would make).
+    static func augmentRow(dividing sums: UnsafeMutablePointer<Double>, by divisor: Double, count n: Int, diagonal: Int,
+                           into out: UnsafeMutablePointer<Float>?) -> (sum: Double, nonFinite: Int) {
+        var sum = 0.0
+        let bad = cattn_augment_row_dividing(sums, n, diagonal, divisor, out, &sum)
+        return (sum, Int(bad))
+    }
+
     /// `sums[i] += values[i]`.
     static func accumulate(_ values: UnsafeBufferPointer<Float>, into sums: UnsafeMutablePointer<Double>) {
         cattn_accumulate_f64(sums, values.baseAddress!, values.count)
