@@ -212,8 +212,7 @@ final class HeadFusionWorkspace {
     func combine(workers: Int, dividing: Bool = true) throws {
         let q = source.queryCount
         let parts = q * source.keyCount >= 1 << 16 ? Swift.max(1, Swift.min(workers, self.workers)) : 1
-        let count: Double
-        if case .head = fusion { count = 1 } else if !dividing { count = 1 } else { count = Double(source.headCount) }
+        let count = fusion == .mean && dividing ? Double(source.headCount) : 1
         let boxes = strays.compactMap(\.box)
         let missing = fused.withUnsafeMutableBufferPointer { buffer in
             extremes.withUnsafeBufferPointer { e in

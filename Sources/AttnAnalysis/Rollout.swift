@@ -42,10 +42,10 @@ public struct Rollout: Sendable {
     public func compute(_ source: AttentionSource, workers: Int = Workers.count, progress: (() -> Void)? = nil) throws -> Matrix {
         try check(source)
         let n = source.queryCount
-        // With two workers or more, each layer is finished (its workers' partial sums combined, Âₗ made and
-        // multiplied in) alongside the reading of the next (see `Workers.alongside`): reading is bound by
-        // memory, the product by arithmetic, and on a small dump they take about as long. Two workspaces
-        // take turns, so that layer l's partial sums stay while layer l + 1's are read.
+        // With two workers or more, a layer can be finished (its workers' partial sums combined, Âₗ made and
+        // multiplied in) alongside the reading of the next (see `Workers.alongside`, and the timing below):
+        // reading is bound by memory, the product by arithmetic. Two workspaces take turns, so that layer l's
+        // partial sums stay while layer l + 1's are read.
         let pipelined = workers >= 2 && layers.count >= 2
         let workspaces = try (0..<(pipelined ? 2 : 1)).map { _ in try HeadFusionWorkspace(fusion, source: source, workers: workers) }
         var result = Matrix(rows: n, columns: n)
@@ -276,9 +276,8 @@ extension Rollout {
     /// The memory a rollout over `n` tokens holds at most on `workers` workers: one layer as read (heads × n²
     /// floats, with its read buffer); each fusion workspace's fused heads and, when the source splits a row's
     /// heads across workers, a partial result per worker, in `Double` (a full matrix has two workspaces, see
-    /// `compute`); and
-    /// the token × token float matrices: three for the full product (the layer, the running product, the next
-    /// product), one for a single row.
+    /// `compute`); and the token × token float matrices: three for the full product (the layer, the running
+    /// product, the next product), one for a single row.
     public static func workingSetBytes(tokens n: Int, heads: Int, fullMatrix: Bool, workers: Int = Workers.count) -> Int? {
         let (square, overflow) = n.multipliedReportingOverflow(by: n)
         guard !overflow else { return nil }
