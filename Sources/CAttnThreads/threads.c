@@ -13,8 +13,9 @@ int cattn_move_off_cpu(int cpu) {
     cpu_set_t others = allowed;
     CPU_CLR(cpu, &others);
     if (sched_setaffinity(0, sizeof others, &others) != 0) return -1;
+    int moved = sched_getcpu();   // one of `others`: the kernel moves the thread before the call returns
     sched_setaffinity(0, sizeof allowed, &allowed);
-    return 0;
+    return moved;
 }
 #else
 int cattn_current_cpu(void) { return -1; }

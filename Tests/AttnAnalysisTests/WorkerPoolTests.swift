@@ -117,10 +117,12 @@ struct WorkerPoolTests {
         let before = try allowed()
         let cpu = cattn_current_cpu()
         try #require(cpu >= 0)
+        // Where the thread runs once its affinity is restored is the scheduler's choice (it may go back):
+        // what is checked is the CPU it was moved to.
         let moved = cattn_move_off_cpu(cpu)
         #expect(try allowed() == before)
-        if moved == 0 {
-            #expect(cattn_current_cpu() != cpu)
+        if moved >= 0 {
+            #expect(moved != cpu)
         } else {
             // Only when this thread may run on one CPU alone.
             #expect(before.hasSuffix(":\t\(cpu)"), "\(before)")
