@@ -31,7 +31,7 @@ final class WorkerPool: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     /// Signalled when a job is posted.
     private var posted = pthread_cond_t()
-    /// Signalled when the last pool thread of a job is done.
+    /// Signalled when the last active pool thread of a job is done.
     private var finished = pthread_cond_t()
     // Guarded by `mutex`:
     private var started = false
@@ -42,11 +42,13 @@ final class WorkerPool: @unchecked Sendable {
     private var job: ((Int) -> Void)?
     /// Workers of the current job, the caller included.
     private var participants = 0
-    /// Pool threads of the current job not yet done.
-    private var remaining = 0
-    /// `generation` and `remaining`, for watching without the lock (read again under it before use).
+    /// `generation`, for watching without the lock (read again under it before use).
     private let postedGeneration = Atomic<Int>(0)
-    private let remainingWorkers = Atomic<Int>(0)
+    /// The next worker index of the current job to hand out: whoever is free takes it, the caller included,
+    /// so a pool thread the system does not run soon (a busy machine) does not hold the job up.
+    private let nextIndex = Atomic<Int>(0)
+    /// Pool threads that have joined the current job and are not done (joined under `mutex`).
+    private let activeWorkers = Atomic<Int>(0)
     /// The CPU the caller of the current job was on when it posted it.
     private let callerCPU = Atomic<Int>(-1)
 
@@ -81,8 +83,8 @@ final class WorkerPool: @unchecked Sendable {
         pthread_mutex_unlock(&mutex)
     }
 
-    /// Runs `body(worker)` for `worker` in `0..<workers`, worker 0 on the calling thread and the others on
-    /// pool threads, and returns when all are done. false, without running anything, when `workers` is
+    /// Runs `body(worker)` for `worker` in `0..<workers`, each index on whichever thread takes it first (the
+    /// caller or a pool thread; the caller may run several), and returns when all are done. false, without running anything, when `workers` is
     /// more than the pool holds or another run is going on.
     func run(_ workers: Int, _ body: (Int) -> Void) -> Bool {
         guard workers >= 2, workers - 1 <= threadCount else { return false }
@@ -100,8 +102,7 @@ final class WorkerPool: @unchecked Sendable {
             busy = true
             job = body
             participants = workers
-            remaining = workers - 1
-            remainingWorkers.store(remaining, ordering: .releasing)
+            nextIndex.store(0, ordering: .sequentiallyConsistent)
             callerCPU.store(Int(cattn_current_cpu()), ordering: .relaxed)
             generation &+= 1
             postedGeneration.store(generation, ordering: .releasing)
@@ -110,11 +111,17 @@ final class WorkerPool: @unchecked Sendable {
             // A pool thread that shares this core waits for it: let it take the job (and move off) first.
             sched_yield()
 
-            body(0)
+            while true {
+                let index = nextIndex.wrappingAdd(1, ordering: .sequentiallyConsistent).oldValue
+                guard index < workers else { break }
+                body(index)
+            }
 
-            Self.spin(until: { remainingWorkers.load(ordering: .acquiring) == 0 })
+            // Every index is taken: wait for the pool threads still running theirs. A pool thread joins under
+            // the lock, so once the lock is held with none active, none can still take the job.
+            Self.spin(until: { activeWorkers.load(ordering: .sequentiallyConsistent) == 0 })
             pthread_mutex_lock(&mutex)
-            while remaining > 0 { pthread_cond_wait(&finished, &mutex) }
+            while activeWorkers.load(ordering: .sequentiallyConsistent) > 0 { pthread_cond_wait(&finished, &mutex) }
             job = nil
             busy = false
             pthread_mutex_unlock(&mutex)
@@ -152,7 +159,7 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    /// Pool thread `index` (1...threadCount): waits for each job and takes part when it names enough workers.
+    /// Pool thread `index` (1...threadCount): waits for each job and takes worker indices of it while any are left.
     private func serve(as index: Int) -> Never {
         var seen = 0
         while true {
@@ -160,23 +167,27 @@ final class WorkerPool: @unchecked Sendable {
             pthread_mutex_lock(&mutex)
             while generation == seen { pthread_cond_wait(&posted, &mutex) }
             seen = generation
-            guard index < participants, var body = job else {
+            guard var body = job else {
                 pthread_mutex_unlock(&mutex)
                 continue
             }
+            let workers = participants
+            activeWorkers.add(1, ordering: .sequentiallyConsistent)
             pthread_mutex_unlock(&mutex)
             // Woken by the caller, the kernel often puts this thread on the caller's core, where the two then
             // take turns for milliseconds while another core idles: move off it.
             let cpu = Int(cattn_current_cpu())
             if cpu >= 0 && cpu == callerCPU.load(ordering: .relaxed) { _ = cattn_move_off_cpu(Int32(cpu)) }
-            body(index)
+            while true {
+                let index = nextIndex.wrappingAdd(1, ordering: .sequentiallyConsistent).oldValue
+                guard index < workers else { break }
+                body(index)
+            }
             // The job's closure must not outlive the run: the caller's `withoutActuallyEscaping` checks
             // that no reference to it is left once the last pool thread is counted out.
             body = { _ in }
             pthread_mutex_lock(&mutex)
-            remaining -= 1
-            remainingWorkers.store(remaining, ordering: .releasing)
-            if remaining == 0 { pthread_cond_signal(&finished) }
+            if activeWorkers.subtract(1, ordering: .sequentiallyConsistent).newValue == 0 { pthread_cond_signal(&finished) }
             pthread_mutex_unlock(&mutex)
         }
     }
