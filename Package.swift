@@ -80,6 +80,8 @@ let package = Package(
 
         // Which CPU a thread runs on, and moving it off one (GNU calls Swift's Glibc module does not expose).
         .target(name: "CAttnThreads"),
+        // The temporary output removed on SIGINT, SIGTERM and SIGHUP (async-signal-safe, so in C).
+        .target(name: "CAttnProcess"),
         // Shapes, element types, errors, matrices, the worker threads. No C but CAttnThreads' two calls.
         .target(name: "AttnCore", dependencies: ["CAttnThreads"]),
         // File formats → an AttentionSource that yields one layer at a time.
@@ -88,9 +90,9 @@ let package = Package(
         // Head fusion, entropy, rollout, grids, statistics, Q/K recompute. Linalg/ is the only BLAS user.
         .target(name: "AttnAnalysis", dependencies: ["AttnCore", "CAttnBLAS", "CAttnKernels"], linkerSettings: blasLinking),
         // Colormaps, Netpbm, .npy writing, tables, JSON, CSV, atomic files.
-        .target(name: "AttnRender", dependencies: ["AttnCore", "CAttnZlib"]),
+        .target(name: "AttnRender", dependencies: ["AttnCore", "CAttnZlib", "CAttnProcess"]),
         .executableTarget(name: "attninspect", dependencies: [
-            "AttnCore", "AttnReader", "AttnAnalysis", "AttnRender",
+            "AttnCore", "AttnReader", "AttnAnalysis", "AttnRender", "CAttnProcess",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -21,7 +21,10 @@ for format in npy npz safetensors; do
     mkdir -p "$corpus"
     find TestData -name "*.$format" -size -200k -exec cp -n {} "$corpus/" \;
     echo "fuzz-$format: $(ls "$corpus" | wc -l) inputs in the corpus, ${seconds} s"
-    (cd "$findings" && ASAN_OPTIONS=detect_leaks=0 "../debug/fuzz-$format" "../corpus-$format" \
+    # A dictionary of the format's tokens where one is kept (JSON escapes and surrogates for safetensors headers).
+    dictionary=""
+    if [[ -f "Fuzz/$format.dict" ]]; then dictionary="-dict=$(pwd)/Fuzz/$format.dict"; fi
+    (cd "$findings" && ASAN_OPTIONS=detect_leaks=0 "../debug/fuzz-$format" "../corpus-$format" $dictionary \
         -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 2>&1 |
         grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" ) || { echo "fuzz-$format found a problem: see $findings"; exit 1; }
 done

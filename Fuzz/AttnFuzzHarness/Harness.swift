@@ -35,6 +35,12 @@ public enum FuzzHarness {
         close(fd)
         do {
             let dump = try DumpFile(path: path)
+            // What info shows: every name and attribute, escaped for the terminal (safetensors metadata is parsed
+            // JSON: strings with escapes and surrogates reach here).
+            for tensor in dump.tensors { precondition(!PrintableText.escaped(tensor.name).unicodeScalars.contains { $0.value < 0x20 }) }
+            for attribute in dump.attributes { _ = PrintableText.escaped(attribute.name + " = " + attribute.value.description) }
+            _ = dump.attribute("patch_grid")?.integerValues
+            _ = dump.unreadableTokenLabels()
             _ = try dump.tokenLabels()
             _ = try Padding.selection(in: dump, positions: 4, batch: nil, length: nil)
             let layout = try AttentionLayout.resolve(dump, options: ReadOptions())

@@ -13,9 +13,13 @@ import AttnCore
 public struct AttentionFlow: Sendable {
     /// The top attention layer N, 0-based: flows leave the tokens after it.
     public var layer: Int
+    /// Stored attention whose rows are not distributions (scores, logits) is used as it is instead of refused
+    /// (`ProbabilityCheck`); negative values are refused all the same (capacities must be non-negative).
+    public var allowsUnnormalised = false
 
-    public init(layer: Int) {
+    public init(layer: Int, allowsUnnormalised: Bool = false) {
         self.layer = layer
+        self.allowsUnnormalised = allowsUnnormalised
     }
 
     /// Residual capacities at or below this count as saturated (capacities are attention weights ≤ 1).
@@ -28,7 +32,7 @@ public struct AttentionFlow: Sendable {
     public func compute(_ source: AttentionSource, tokens: [Int]? = nil, workers: Int = Workers.count,
                         progress: (@Sendable () -> Void)? = nil) throws -> [Double] {
         let n = source.queryCount
-        let graph = try Self.graph(source, layers: 0...layer, workers: workers)
+        let graph = try Self.graph(source, layers: 0...layer, workers: workers, checking: allowsUnnormalised ? nil : "flow")
         return try Self.flows(graph, size: n, from: tokens ?? Array(0..<n), workers: workers, progress: progress)
     }
 
@@ -40,13 +44,13 @@ public struct AttentionFlow: Sendable {
     }
 
     /// Âₗ for each layer of `layers`, in `Double`: the heads' mean plus I, rows divided by their sums.
-    static func graph(_ source: AttentionSource, layers: ClosedRange<Int>, workers: Int) throws -> [[Double]] {
+    static func graph(_ source: AttentionSource, layers: ClosedRange<Int>, workers: Int, checking: String? = nil) throws -> [[Double]] {
         if let why = source.chainRefusal("attention flow") { throw AnalysisError(why) }
         guard layers.lowerBound >= 0 && layers.upperBound < source.layerCount else {
             throw AnalysisError("layer \(layers.upperBound) is out of range: expected 0...\(source.layerCount - 1)")
         }
         let n = source.queryCount
-        let workspace = try HeadFusionWorkspace(.mean, source: source, workers: workers)
+        let workspace = try HeadFusionWorkspace(.mean, source: source, workers: workers, checking: checking)
         return try layers.map { l in
             try workspace.fuse(layer: l)
             var a = workspace.fused

@@ -8,9 +8,12 @@ import AttnCore
 public struct GradientRollout: Sendable {
     /// First and last layer, inclusive, 0-based.
     public var layers: ClosedRange<Int>
+    /// Stored attention whose rows are not distributions is used as it is instead of refused (`ProbabilityCheck`).
+    public var allowsUnnormalised = false
 
-    public init(layers: ClosedRange<Int>) {
+    public init(layers: ClosedRange<Int>, allowsUnnormalised: Bool = false) {
         self.layers = layers
+        self.allowsUnnormalised = allowsUnnormalised
     }
 
     /// R, `[query, key]`; the products go through BLAS.
@@ -20,7 +23,7 @@ public struct GradientRollout: Sendable {
         for i in 0..<n { r.values[i * n + i] = 1 }
         var product = Matrix(rows: n, columns: n)
         for l in layers {
-            let weighted = try Self.weighted(layer: l, attention: attention, gradients: gradients)
+            let weighted = try Self.weighted(layer: l, attention: attention, gradients: gradients, checked: !allowsUnnormalised)
             MatrixProduct.multiply(weighted, r, into: &product)
             for i in r.values.indices { r.values[i] += product.values[i] }
         }
@@ -38,7 +41,7 @@ public struct GradientRollout: Sendable {
         row.values[token] = 1
         var next = Matrix(rows: 1, columns: n)
         for l in layers.reversed() {
-            let weighted = try Self.weighted(layer: l, attention: attention, gradients: gradients)
+            let weighted = try Self.weighted(layer: l, attention: attention, gradients: gradients, checked: !allowsUnnormalised)
             MatrixProduct.multiply(row, weighted, into: &next)
             for i in row.values.indices { row.values[i] += next.values[i] }
         }
@@ -54,8 +57,9 @@ public struct GradientRollout: Sendable {
     }
 
     /// Āₗ = mean over heads of max(0, ∇Aₗ ⊙ Aₗ), summed in `Double`.
-    static func weighted(layer l: Int, attention: AttentionSource, gradients: AttentionSource) throws -> Matrix {
+    static func weighted(layer l: Int, attention: AttentionSource, gradients: AttentionSource, checked: Bool) throws -> Matrix {
         let a = try attention.layer(l), g = try gradients.layer(l)
+        if checked && attention.origin == .stored { try ProbabilityCheck.check(a, index: l, command: "gradient-weighted rollout") }
         let size = a.queries * a.keys
         var sums = [Double](repeating: 0, count: size)
         var bad = 0

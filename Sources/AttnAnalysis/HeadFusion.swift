@@ -98,8 +98,13 @@ final class HeadFusionWorkspace {
     private let rows: Int
     /// Per worker, its partial result for rows others own (nil until it gets one).
     private let strays: [StraySlot]
+    /// The command that needs probabilities (`rollout`, `flow`), when each row read is checked to be one
+    /// (`ProbabilityCheck`); nil for no check.
+    private let probabilitiesFor: String?
 
-    init(_ fusion: HeadFusion, source: AttentionSource, workers: Int) throws {
+    /// - Parameter checking: the command to name when a stored row is not a distribution (`ProbabilityCheck`);
+    ///   nil for no check. Attention recomputed from q and k is a softmax, and is not checked.
+    init(_ fusion: HeadFusion, source: AttentionSource, workers: Int, checking command: String? = nil) throws {
         if case .head(let h) = fusion, h < 0 || h >= source.headCount {
             throw AnalysisError("head \(h) is out of range: expected 0...\(source.headCount - 1)")
         }
@@ -114,6 +119,7 @@ final class HeadFusionWorkspace {
         owners = .allocate(capacity: rows)
         for r in 0..<rows { (owners + r).initialize(to: Atomic(-1)) }
         strays = (0..<self.workers).map { _ in StraySlot() }
+        probabilitiesFor = source.origin == .stored ? command : nil
     }
 
     deinit {
@@ -136,13 +142,22 @@ final class HeadFusionWorkspace {
         if case .head(let h) = fusion { heads = h..<(h + 1) } else { heads = 0..<source.headCount }
         for r in 0..<rows { owners[r].store(-1, ordering: .relaxed) }
         for slot in strays { slot.box?.reset() }
+        let finding = probabilitiesFor == nil ? nil : ProbabilityCheck.Finding()
+        let keys = source.keyCount
         try fused.withUnsafeMutableBufferPointer { f in
             try extremes.withUnsafeMutableBufferPointer { e in
                 let shared = UncheckedSendable((f.baseAddress!, e.baseAddress))   // each row written by its owner only
                 try source.visitBlocks(layer: layer, heads: heads, workers: workers) { block, values in
+                    // The block is in cache: checking its rows here costs a pass over cached data, not over the file.
+                    if let finding, let violation = ProbabilityCheck.firstViolation(values, rows: block.rows, keys: keys, head: block.head) {
+                        finding.note(violation)
+                    }
                     add(values, rows: block.rows, worker: block.worker, sums: shared.value.0, extremes: shared.value.1)
                 }
             }
+        }
+        if let violation = finding?.take() {
+            throw AnalysisError(violation.message(layer: layer, command: probabilitiesFor!))
         }
         readLayer = layer
     }

@@ -27,7 +27,11 @@ public final class RecomputedAttention: AttentionSource {
 
     public func layer(_ index: Int) throws -> LayerAttention {
         let qk = try reader.layer(index)
-        return Self.attention(from: qk, scale: scale, causal: causal)
+        do {
+            return try Self.attention(from: qk, scale: scale, causal: causal, layer: index)
+        } catch let error as AnalysisError {
+            throw DumpError(file: file, error.message)
+        }
     }
 
     /// Recomputes one head at a time per worker (Q Kᵀ through single-threaded BLAS on each worker,
@@ -59,7 +63,11 @@ public final class RecomputedAttention: AttentionSource {
                             // Softmax a few rows, hand them on while they are still in cache.
                             for r0 in stride(from: 0, to: s, by: rowsPerBlock) {
                                 let rows = r0..<Swift.min(s, r0 + rowsPerBlock)
-                                for i in rows { RowKernels.softmax(out.baseAddress! + i * s, visible: causal ? i + 1 : s, count: s) }
+                                for i in rows {
+                                    RowKernels.softmax(out.baseAddress! + i * s, visible: causal ? i + 1 : s, count: s)
+                                    // A row comes out NaN (all of it) when q or k is not finite or Q·Kᵀ overflowed.
+                                    if out[i * s].isNaN { throw DumpError(file: source.file, Self.nonFiniteRow(layer: index, head: h, row: i, of: qk, q: q, k: k).message) }
+                                }
                                 try body(RowBlock(worker: worker, head: h, rows: rows), UnsafeBufferPointer(rebasing: out[(r0 * s)..<(rows.upperBound * s)]))
                             }
                         }
@@ -72,19 +80,39 @@ public final class RecomputedAttention: AttentionSource {
 
     /// softmax(Q Kᵀ · scale) for every head of one layer.
     /// - Returns: `[head, query, key]`.
-    public static func attention(from qk: LayerQueryKey, scale: Double, causal: Bool) -> LayerAttention {
+    /// - Parameter layer: the layer's number, for the error when a row cannot be computed.
+    public static func attention(from qk: LayerQueryKey, scale: Double, causal: Bool, layer: Int = 0) throws -> LayerAttention {
         let s = qk.positions, h = qk.heads
         var out = [Float](repeating: 0, count: h * s * s)
-        qk.queries.withUnsafeBufferPointer { q in
-            qk.keys.withUnsafeBufferPointer { k in
-                out.withUnsafeMutableBufferPointer { o in
+        try qk.queries.withUnsafeBufferPointer { q in
+            try qk.keys.withUnsafeBufferPointer { k in
+                try out.withUnsafeMutableBufferPointer { o in
                     for head in 0..<h {
-                        attention(head: head, of: qk, q: q, k: k, scale: scale, causal: causal, into: o.baseAddress! + head * s * s)
+                        let scores = o.baseAddress! + head * s * s
+                        attention(head: head, of: qk, q: q, k: k, scale: scale, causal: causal, into: scores)
+                        if let i = (0..<s).first(where: { scores[$0 * s].isNaN }) {
+                            throw nonFiniteRow(layer: layer, head: head, row: i, of: qk, q: q, k: k)
+                        }
                     }
                 }
             }
         }
         return LayerAttention(heads: h, queries: s, keys: s, values: out)
+    }
+
+    /// Why row `row` of a head's softmax came out NaN: q or k holds a NaN or infinite value, or Q·Kᵀ·scale
+    /// overflowed float32 although both are finite.
+    static func nonFiniteRow(layer: Int, head: Int, row: Int, of qk: LayerQueryKey, q: UnsafeBufferPointer<Float>,
+                             k: UnsafeBufferPointer<Float>) -> AnalysisError {
+        let s = qk.positions, d = qk.dim, base = head * s * d
+        let where_ = "layer \(layer), head \(head)"
+        if (0..<d).contains(where: { !q[base + row * d + $0].isFinite }) {
+            return AnalysisError("\(where_): q holds NaN or infinite values at position \(row): attention cannot be recomputed from it")
+        }
+        if let p = (0..<s).first(where: { j in (0..<d).contains { !k[base + j * d + $0].isFinite } }) {
+            return AnalysisError("\(where_): k holds NaN or infinite values at position \(p): attention cannot be recomputed from it")
+        }
+        return AnalysisError("\(where_), query \(row): Q·Kᵀ·scale overflows float32 (beyond ±3.4e38) although q and k are finite: they are far larger than a model's (dumped before a normalisation, or with the wrong scale?)")
     }
 
     /// One head's scores Q Kᵀ · scale `[query, key]` into `scores` (S × S floats).

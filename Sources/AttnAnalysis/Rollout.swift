@@ -27,6 +27,9 @@ public struct Rollout: Sendable {
     /// First and last layer, inclusive, 0-based.
     public var layers: ClosedRange<Int>
     public var normalisation: Normalisation
+    /// Stored attention whose rows are not distributions (scores, logits) is used as it is instead of refused
+    /// (`ProbabilityCheck`).
+    public var allowsUnnormalised = false
 
     public init(fusion: HeadFusion = .mean, discardRatio: Double = 0, layers: ClosedRange<Int>, normalisation: Normalisation = .rows) {
         self.fusion = fusion
@@ -34,6 +37,9 @@ public struct Rollout: Sendable {
         self.layers = layers
         self.normalisation = normalisation
     }
+
+    /// The command named when a stored row is not a distribution; nil when `allowsUnnormalised`.
+    private var checked: String? { allowsUnnormalised ? nil : "rollout" }
 
     /// Rolls attention out through `layers` of `source`, reading one layer at a time in row blocks
     /// on `workers` threads; the products go through BLAS.
@@ -47,7 +53,7 @@ public struct Rollout: Sendable {
         // reading is bound by memory, the product by arithmetic. Two workspaces take turns, so that layer l's
         // partial sums stay while layer l + 1's are read.
         let pipelined = workers >= 2 && layers.count >= 2
-        let workspaces = try (0..<(pipelined ? 2 : 1)).map { _ in try HeadFusionWorkspace(fusion, source: source, workers: workers) }
+        let workspaces = try (0..<(pipelined ? 2 : 1)).map { _ in try HeadFusionWorkspace(fusion, source: source, workers: workers, checking: checked) }
         var result = Matrix(rows: n, columns: n)
         var product = Matrix(rows: n, columns: n)
         var layerMatrix = Matrix(rows: n, columns: n)
@@ -150,7 +156,7 @@ public struct Rollout: Sendable {
         guard token >= 0 && token < n else {
             throw AnalysisError("token \(token) is out of range: expected 0...\(n - 1)")
         }
-        let workspace = try HeadFusionWorkspace(fusion, source: source, workers: workers)
+        let workspace = try HeadFusionWorkspace(fusion, source: source, workers: workers, checking: checked)
         var row = Matrix(rows: 1, columns: n)
         row.values[token] = 1
         var next = Matrix(rows: 1, columns: n)

@@ -246,6 +246,16 @@ enum LayerTensors {
         }
     }
 
+    /// Throws, for the first tensor whose data is never read (`StoredTensor.unreadable`), why.
+    func checkReadable(file: String) throws {
+        let all: [StoredTensor]
+        switch self {
+        case .single(let t): all = [t]
+        case .perLayer(let ts): all = ts
+        }
+        if let t = all.first(where: { $0.unreadable != nil }) { throw DumpError(file: file, dataset: t.label, t.unreadable!) }
+    }
+
     /// Checks that every per-layer tensor has the first one's shape and a floating element type.
     func checkUniform(file: String) throws {
         guard case .perLayer(let all) = self else { return }

@@ -74,14 +74,15 @@ public final class DumpFile {
         }
     }
 
-    /// The value of an attribute by name: a root attribute first, then one on any dataset.
+    /// The value of a root attribute (HDF5 `/`, safetensors `__metadata__`) by name: only the attributes asked for
+    /// are read (a file may carry thousands).
     public func attribute(_ name: String) -> AttributeValue? {
-        (rootAttribute(name) ?? attributes.first { $0.name == name }?.value)
+        container.rootAttribute(name)
     }
 
     /// The value of a root attribute (HDF5 `/`, safetensors `__metadata__`) by name.
     public func rootAttribute(_ name: String) -> AttributeValue? {
-        attributes.first { $0.owner == "/" && $0.name == name }?.value
+        container.rootAttribute(name)
     }
 
     /// Token labels from a `tokens` dataset or member (any path ending in `tokens`), if any. Labels shaped
@@ -95,6 +96,18 @@ public final class DumpFile {
             throw DumpError(file: path, dataset: tensor.label ?? tensor.name, "holds the labels of \(rows) samples, but sample \(row) was asked for")
         }
         return Array(labels[(row * positions)..<((row + 1) * positions)])
+    }
+
+    /// Why the file's token labels cannot be used, when it has a tensor named like them (`tokens`, or `names`) that
+    /// is not text: nil when it has none, or text ones.
+    public func unreadableTokenLabels(named names: [String] = ["tokens"]) -> String? {
+        guard tensor(lastNamedIn: names, accepting: { $0.info.element == .text }) == nil,
+              let other = tensor(lastNamedIn: names) else { return nil }
+        let dataset = other.label.map { "'\($0)' " } ?? ""
+        if other.info.element == .unsupported("object") {
+            return "its token labels \(dataset)are an object array (pickled Python objects, which attninspect never unpickles); save them as strings, e.g. np.array(tokens, dtype=str)"
+        }
+        return "its token labels \(dataset)have dtype \(other.info.element), not strings; save them as strings, e.g. np.array(tokens, dtype=str)"
     }
 
     /// The first tensor whose last path component is one of `names` (in their order) and that `accepts`.
@@ -133,12 +146,16 @@ final class ReinterpretedContainer: TensorContainer {
     let file: String
     let formatName: String
     let tensors: [StoredTensor]
-    let attributes: [Attribute]
+
+    private let base: TensorContainer
+    var attributes: [Attribute] { base.attributes }
 
     init(base: TensorContainer, type: ElementType) {
+        self.base = base
         file = base.file
         formatName = base.formatName
         tensors = base.tensors.map { $0.reinterpreted(as: type) ?? $0 }
-        attributes = base.attributes
     }
+
+    func rootAttribute(_ name: String) -> AttributeValue? { base.rootAttribute(name) }
 }

@@ -16,7 +16,7 @@ final class ReadOnlyFile: @unchecked Sendable {
     init(path: String) throws {
         self.path = path
         // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        let fd = PathBytes.withCString(path) { open($0, O_RDONLY | O_CLOEXEC | O_NONBLOCK) }
         if fd < 0 {
             throw DumpError(file: path, ReadOnlyFile.describe(errno: errno, action: "cannot open"))
         }

@@ -69,6 +69,7 @@ public final class StoredAttention: AttentionSource {
         queryCount = shape[shape.count - 2]
         keyCount = shape[shape.count - 1]
         let need = Self.layerMemory(heads: headCount, queries: queryCount, keys: keyCount)
+        if options.checksLayerMemory { try layers.checkReadable(file: dump.path) }
         if options.checksLayerMemory, let refusal = MemoryBudget.refusal(need.what, bytes: need.bytes) {
             throw DumpError(file: dump.path, dataset: first.label, refusal)
         }

@@ -91,6 +91,10 @@ public final class StoredQueryKey: QueryKeySource {
             }
         }
         let need = Self.layerMemory(heads: headCount, positions: positionCount)
+        if options.checksLayerMemory {
+            try queries.checkReadable(file: dump.path)
+            try keys.checkReadable(file: dump.path)
+        }
         if options.checksLayerMemory, let refusal = MemoryBudget.refusal(need.what, bytes: need.bytes) {
             throw DumpError(file: dump.path, dataset: q.label, refusal)
         }

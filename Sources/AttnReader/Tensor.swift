@@ -43,10 +43,14 @@ protocol StoredTensor: AnyObject {
     var directStorage: DirectStorage? { get }
     /// The tensor with its raw elements read as `type` (`--dtype bfloat16` on 2-byte raw data), or nil.
     func reinterpreted(as type: ElementType) -> StoredTensor?
+    /// Why the tensor's data is never read (it lives in another file, needs a filter that is not there, was never
+    /// written), or nil: known when the file is opened, said before any work starts.
+    var unreadable: String? { get }
 }
 
 extension StoredTensor {
     func reinterpreted(as type: ElementType) -> StoredTensor? { nil }
+    var unreadable: String? { nil }
 }
 
 extension StoredTensor {
@@ -104,6 +108,8 @@ extension StoredTensor {
 /// A value attached to a file or dataset (HDF5 attribute).
 public enum AttributeValue: Sendable, Equatable, CustomStringConvertible {
     case integers([Int64])
+    /// Unsigned 64-bit integers of which one at least is above `Int64.max`.
+    case unsigned([UInt64])
     case reals([Double])
     case strings([String])
     case other(String)
@@ -112,6 +118,7 @@ public enum AttributeValue: Sendable, Equatable, CustomStringConvertible {
         func list<T>(_ v: [T]) -> String { v.count == 1 ? "\(v[0])" : "[" + v.map { "\($0)" }.joined(separator: ", ") + "]" }
         switch self {
         case .integers(let v): return list(v)
+        case .unsigned(let v): return list(v)
         case .reals(let v): return list(v)
         case .strings(let v): return v.count == 1 ? v[0] : "[" + v.map { "\"\($0)\"" }.joined(separator: ", ") + "]"
         case .other(let s): return "<\(s)>"
@@ -122,6 +129,7 @@ public enum AttributeValue: Sendable, Equatable, CustomStringConvertible {
     public var integerValues: [Int]? {
         switch self {
         case .integers(let v): return v.map { Int($0) }
+        case .unsigned(let v) where v.allSatisfy({ $0 <= UInt64(Int.max) }): return v.map { Int($0) }
         case .reals(let v) where v.allSatisfy({ $0 == $0.rounded() && abs($0) < 1e15 }): return v.map { Int($0) }
         default: return nil
         }
@@ -166,7 +174,16 @@ protocol TensorContainer: AnyObject {
     var file: String { get }
     var formatName: String { get }
     var tensors: [StoredTensor] { get }
+    /// Every attribute (HDF5: of the root, groups and datasets; safetensors: `__metadata__`), for `info`.
     var attributes: [Attribute] { get }
+    /// A root attribute by name (HDF5 `/`, safetensors `__metadata__`): what the commands use.
+    func rootAttribute(_ name: String) -> AttributeValue?
+}
+
+extension TensorContainer {
+    func rootAttribute(_ name: String) -> AttributeValue? {
+        attributes.first { $0.owner == "/" && $0.name == name }?.value
+    }
 }
 
 /// The message for a tensor whose element type cannot be attention, with a hint for raw 2-byte data.

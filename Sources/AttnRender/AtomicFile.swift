@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import AttnCore
+import CAttnProcess
 
 /// Writes a file atomically: into a temporary file in the same folder, then `rename`.
 /// On any error the temporary file is removed and the target is untouched.
@@ -14,22 +15,39 @@ public enum AtomicFile {
         if let target = identity(of: requested), inputs.contains(where: { identity(of: $0) == target }) {
             throw DumpError(file: requested, "is an input file: refusing to overwrite it; choose another output")
         }
-        if !replacesOtherKinds, let old = existingKind(of: requested), old != FileKind(of: bytes[..<min(bytes.count, 512)]) {
-            throw DumpError(file: requested, "exists and holds \(old.rawValue), not \(FileKind(of: bytes[..<min(bytes.count, 512)]).rawValue) like the output: refusing to replace it; choose another output, or add --force")
+        if !replacesOtherKinds, let (old, head) = existingKind(of: requested) {
+            let new = FileKind(of: bytes[..<min(bytes.count, 512)])
+            if old != new {
+                throw DumpError(file: requested, "exists and holds \(old.rawValue), not \(new.rawValue) like the output: refusing to replace it; choose another output, or add --force")
+            }
+            // An array attninspect would read as a dump is replaced only by an array of its own shape and type (the
+            // same command run again), not by a map of another shape.
+            if old == .npy, let oldArray = NPYSignature(head), NPYSignature(bytes[..<min(bytes.count, 512)]) != oldArray {
+                let newArray = NPYSignature(bytes[..<min(bytes.count, 512)])
+                throw DumpError(file: requested, "exists and holds a NumPy array of shape \(oldArray.shape) (\(oldArray.descr)), which could be a dump, not the output's \(newArray.map { "shape \($0.shape) (\($0.descr))" } ?? "array"): refusing to replace it; choose another output, or add --force")
+            }
         }
         // An existing output keeps its permissions; a symbolic link is followed, so the file it
         // points to is replaced and the link stays.
         var path = requested
         var mode = defaultMode()
         var existing = stat()
-        if lstat(requested, &existing) == 0 {
+        if PathBytes.withCString(requested, { lstat($0, &existing) }) == 0 {
             if (existing.st_mode & S_IFMT) == S_IFLNK {
-                guard let resolved = realpath(requested, nil) else {
-                    throw DumpError(file: requested, "cannot write: it is a symbolic link to a missing file or folder")
+                guard let resolved = PathBytes.withCString(requested, { realpath($0, nil) }) else {
+                    let code = errno
+                    var target = stat()
+                    if PathBytes.withCString(requested, { stat($0, &target) }) == 0 && (target.st_mode & S_IFMT) != S_IFREG {
+                        throw DumpError(file: requested, "cannot write: it is a symbolic link to \(linkTarget(requested).map { "'\($0)', " } ?? "")which is not a regular file (a device, FIFO or socket); write to a file")
+                    }
+                    if code == ENOENT {
+                        throw DumpError(file: requested, "cannot write: it is a symbolic link to a missing file or folder\(linkTarget(requested).map { " ('\($0)')" } ?? "")")
+                    }
+                    throw DumpError(file: requested, "cannot write: cannot follow the symbolic link: \(describe(code))")
                 }
-                path = String(cString: resolved)
+                path = PathBytes.decode(Array(UnsafeBufferPointer(start: UnsafeRawPointer(resolved).assumingMemoryBound(to: UInt8.self), count: strlen(resolved))))
                 free(resolved)
-                if stat(path, &existing) != 0 { existing.st_mode = S_IFREG | mode }
+                if PathBytes.withCString(path, { stat($0, &existing) }) != 0 { existing.st_mode = S_IFREG | mode }
             }
             switch existing.st_mode & S_IFMT {
             case S_IFREG: mode = existing.st_mode & 0o7777
@@ -41,12 +59,21 @@ public enum AtomicFile {
         let folder = slash.map { String(path[..<$0]) } ?? "."
         let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
         guard !name.isEmpty else { throw DumpError(file: requested, "cannot write: expected a file name, found a folder path") }
-        var template = Array("\(folder.isEmpty ? "/" : folder)/.\(name).tmp-XXXXXX".utf8CString)
+        // `.name.tmp-XXXXXX` beside the output; a name too long for that (NAME_MAX is 255 bytes) gets a short one.
+        let hidden = PathBytes.encode(name).count + 12 <= 255 ? ".\(name).tmp-XXXXXX" : ".attninspect.tmp-XXXXXX"
+        var template = PathBytes.encode("\(folder.isEmpty ? "/" : folder)/\(hidden)").map { CChar(bitPattern: $0) } + [0]
+        // The temporary file is removed if the process is interrupted while it exists (CAttnProcess): it is created
+        // and named to the signal handler with the signals blocked in between.
+        cattn_temporary_begin()
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else {
-            throw DumpError(file: requested, "cannot write: \(describe(errno))")
+            let code = errno
+            cattn_temporary_failed()
+            throw DumpError(file: requested, "cannot write: \(describe(code))")
         }
-        let temporary = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        template.withUnsafeBufferPointer { cattn_temporary_created($0.baseAddress!) }
+        defer { cattn_temporary_done() }
+        let temporary = PathBytes.decode(template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) })
         // Blocks allocated up front: ext4 then has no delayed allocation to force when the rename below replaces
         // an existing file (auto_da_alloc), which took 0.45 ms of a 155 KiB output against 0.3 ms with this.
         // Where it fails (a file system without it) the write allocates as usual.
@@ -66,11 +93,19 @@ public enum AtomicFile {
         }
         if failure == 0 && fchmod(fd, mode) != 0 { failure = errno }
         if close(fd) != 0 && failure == 0 { failure = errno }
-        if failure == 0 && rename(temporary, path) != 0 { failure = errno }
+        if failure == 0 && PathBytes.withCString(temporary, { from in PathBytes.withCString(path) { rename(from, $0) } }) != 0 { failure = errno }
         if failure != 0 {
-            unlink(temporary)
+            PathBytes.withCString(temporary) { _ = unlink($0) }
             throw DumpError(file: requested, "cannot write: \(describe(failure))")
         }
+    }
+
+    /// Where a symbolic link points, as it says it.
+    private static func linkTarget(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4097)
+        let n = PathBytes.withCString(path) { readlink($0, &buffer, 4096) }
+        guard n > 0 else { return nil }
+        return PathBytes.decode(buffer[0..<n].map { UInt8(bitPattern: $0) })
     }
 
     /// `0666` less the process's umask: the mode `open(2)` would give a new file.
@@ -83,7 +118,7 @@ public enum AtomicFile {
     /// Device and inode of an existing file.
     private static func identity(of path: String) -> [UInt64]? {
         var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
+        guard PathBytes.withCString(path, { stat($0, &info) }) == 0 else { return nil }
         return [UInt64(info.st_dev), UInt64(info.st_ino)]
     }
 
@@ -119,9 +154,9 @@ enum FileKind: String {
 }
 
 extension AtomicFile {
-    /// The kind of an existing, non-empty regular file (links followed), or nil.
-    static func existingKind(of path: String) -> FileKind? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+    /// The kind of an existing, non-empty regular file (links followed) and its first bytes, or nil.
+    static func existingKind(of path: String) -> (FileKind, ArraySlice<UInt8>)? {
+        let fd = PathBytes.withCString(path) { open($0, O_RDONLY | O_CLOEXEC | O_NONBLOCK) }
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var info = stat()
@@ -129,6 +164,36 @@ extension AtomicFile {
         var head = [UInt8](repeating: 0, count: 512)
         let n = head.withUnsafeMutableBytes { read(fd, $0.baseAddress, 512) }
         guard n > 0 else { return nil }
-        return FileKind(of: head[0..<n])
+        return (FileKind(of: head[0..<n]), head[0..<n])
+    }
+}
+
+/// The shape and element type an `.npy` header declares (`(12, 12, 197, 197)`, `<f4`), from the file's first bytes;
+/// nil when they hold no complete header.
+struct NPYSignature: Equatable {
+    let shape: String
+    let descr: String
+
+    init?<C: Collection>(_ head: C) where C.Element == UInt8 {
+        let bytes = Array(head)
+        guard bytes.count >= 10, FileKind(of: bytes) == .npy else { return nil }
+        let major = bytes[6]
+        let start = major == 1 ? 10 : 12
+        guard bytes.count >= start else { return nil }
+        let length = major == 1 ? Int(bytes[8]) | Int(bytes[9]) << 8 : Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
+        guard length > 0, start + length <= bytes.count else { return nil }
+        let text = Array(String(decoding: bytes[start..<(start + length)], as: UTF8.self).filter { $0 != " " && $0 != "\n" })
+        // The characters after `key` up to and including `end`.
+        func value(after key: String, until end: Character) -> [Character]? {
+            let k = Array(key)
+            guard k.count <= text.count, let at = (0...(text.count - k.count)).first(where: { Array(text[$0..<($0 + k.count)]) == k }) else { return nil }
+            let rest = text[(at + k.count)...]
+            guard let stop = rest.firstIndex(of: end) else { return nil }
+            return Array(rest[...stop])
+        }
+        guard var shape = value(after: "'shape':", until: ")"), let descr = value(after: "'descr':", until: ",") else { return nil }
+        if shape.count >= 2 && shape[shape.count - 2] == "," { shape.remove(at: shape.count - 2) }   // (5,) and (5) alike
+        self.shape = String(shape)
+        self.descr = String(descr.dropLast().filter { $0 != "'" && $0 != "\"" })
     }
 }

@@ -1,3 +1,5 @@
+import AttnCore
+
 /// A JSON value for machine output, written with keys in the order given.
 public indirect enum JSONValue: Sendable, Equatable {
     case object([(String, JSONValue)])
@@ -64,7 +66,7 @@ public indirect enum JSONValue: Sendable, Equatable {
     /// Appends `quote(s)`; a string with nothing to escape (the usual key or label) is appended whole.
     private static func appendQuoted(_ s: String, to out: inout String) {
         out += "\""
-        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
             out += s
             out += "\""
             return
@@ -77,7 +79,12 @@ public indirect enum JSONValue: Sendable, Equatable {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             default:
-                if scalar.value < 0x20 {
+                // Controls (C0, DEL, C1) and the bidirectional and line-separator characters as \u escapes: the same
+                // string, and nothing a terminal would act on when the JSON is shown.
+                if let byte = PathBytes.rawByte(scalar) {
+                    // A byte of a path that is not UTF-8, which JSON cannot hold: written as the text \xE9.
+                    out += "\\\\x" + String(byte, radix: 16, uppercase: true)
+                } else if scalar.value < 0x20 || PrintableText.needsEscape(scalar) {
                     let hex = String(scalar.value, radix: 16)
                     out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
                 } else {
@@ -89,13 +96,24 @@ public indirect enum JSONValue: Sendable, Equatable {
     }
 }
 
-/// CSV (RFC 4180): fields with commas, quotes or line breaks are quoted.
+/// CSV (RFC 4180): a field holding a comma, a double quote, CR or LF (as Unicode scalars: a quote followed by a
+/// combining mark is still a quote) is quoted, its quotes doubled. Fields are otherwise written as they are: a
+/// token starting with `=`, `+`, `-` or `@` stays as it is (numbers start with `-`), so a spreadsheet may read it as
+/// a formula (README, Security).
 public enum CSV {
     public static func line(_ fields: [String]) -> String {
-        fields.map { f in
-            f.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
-                ? "\"" + f.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\""
-                : f
-        }.joined(separator: ",") + "\n"
+        fields.map(field).joined(separator: ",") + "\n"
+    }
+
+    static func field(_ f: String) -> String {
+        guard f.unicodeScalars.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return f }
+        var out = String.UnicodeScalarView()
+        out.append("\"")
+        for scalar in f.unicodeScalars {
+            out.append(scalar)
+            if scalar == "\"" { out.append("\"") }
+        }
+        out.append("\"")
+        return String(out)
     }
 }

@@ -89,21 +89,38 @@ public enum Composition {
     /// Tiles (all the same size and channels) in `columns` columns, each with its label above it,
     /// on a white background.
     public static func montage(_ tiles: [(label: String, image: Image)], columns: Int, gap: Int = 4, labelScale: Int = 1) -> Image {
-        precondition(!tiles.isEmpty && columns > 0)
-        let tileWidth = tiles[0].image.width, h = tiles[0].image.height, channels = tiles[0].image.channels
+        precondition(!tiles.isEmpty)
+        let first = tiles[0].image
+        return montage(labels: tiles.map(\.label), tileWidth: first.width, tileHeight: first.height, channels: first.channels,
+                       columns: columns, gap: gap, labelScale: labelScale) { tiles[$0].image }
+    }
+
+    /// The width and height of a montage of tiles of `tileWidth` × `tileHeight` labelled `labels`.
+    public static func montageSize(labels: [String], tileWidth: Int, tileHeight: Int, columns: Int, gap: Int = 4, labelScale: Int = 1) -> (width: Int, height: Int) {
         let labelHeight = BitmapFont.glyphHeight * labelScale + 2 * labelScale
         // Each column is as wide as its widest label, so labels never run into the next tile's.
-        let w = max(tileWidth, tiles.map { BitmapFont.width($0.label, scale: labelScale) }.max() ?? 0)
-        let rows = (tiles.count + columns - 1) / columns
-        let width = columns * w + (columns + 1) * gap, height = rows * (h + labelHeight) + (rows + 1) * gap
+        let w = max(tileWidth, labels.map { BitmapFont.width($0, scale: labelScale) }.max() ?? 0)
+        let rows = (labels.count + columns - 1) / columns
+        return (columns * w + (columns + 1) * gap, rows * (tileHeight + labelHeight) + (rows + 1) * gap)
+    }
+
+    /// The montage of `labels.count` tiles, each made by `tile(i)` when it is drawn, so that only the montage
+    /// itself is held, never every tile's picture at once.
+    public static func montage(labels: [String], tileWidth: Int, tileHeight h: Int, channels: Int, columns: Int, gap: Int = 4, labelScale: Int = 1,
+                               tile: (Int) throws -> Image) rethrows -> Image {
+        precondition(!labels.isEmpty && columns > 0)
+        let labelHeight = BitmapFont.glyphHeight * labelScale + 2 * labelScale
+        let w = max(tileWidth, labels.map { BitmapFont.width($0, scale: labelScale) }.max() ?? 0)
+        let (width, height) = montageSize(labels: labels, tileWidth: tileWidth, tileHeight: h, columns: columns, gap: gap, labelScale: labelScale)
         var out = Image(width: width, height: height, channels: channels, pixels: [UInt8](repeating: 255, count: width * height * channels))
-        for (i, tile) in tiles.enumerated() {
-            precondition(tile.image.width == tileWidth && tile.image.height == h && tile.image.channels == channels)
+        for (i, label) in labels.enumerated() {
+            let image = try tile(i)
+            precondition(image.width == tileWidth && image.height == h && image.channels == channels)
             let left = gap + (i % columns) * (w + gap), top = gap + (i / columns) * (h + labelHeight + gap)
-            BitmapFont.draw(tile.label, at: left, top + labelScale, scale: labelScale, colour: [UInt8](repeating: 0, count: channels), into: &out)
+            BitmapFont.draw(label, at: left, top + labelScale, scale: labelScale, colour: [UInt8](repeating: 0, count: channels), into: &out)
             for y in 0..<h {
                 let from = y * tileWidth * channels, to = ((top + labelHeight + y) * width + left) * channels
-                out.pixels.replaceSubrange(to..<(to + tileWidth * channels), with: tile.image.pixels[from..<(from + tileWidth * channels)])
+                out.pixels.replaceSubrange(to..<(to + tileWidth * channels), with: image.pixels[from..<(from + tileWidth * channels)])
             }
         }
         return out

@@ -83,10 +83,6 @@ public enum Terminal {
 
     /// A label with control characters (escape sequences included) shown as `\u{..}`.
     public static func printable(_ label: String) -> String {
-        var out = ""
-        for scalar in label.unicodeScalars {
-            if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) { out += "\\u{\(String(scalar.value, radix: 16))}" } else { out.unicodeScalars.append(scalar) }
-        }
-        return out
+        PrintableText.escaped(label)
     }
 }

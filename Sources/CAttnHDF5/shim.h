@@ -26,6 +26,7 @@ static inline unsigned cattn_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 static inline hid_t cattn_native_float(void) { return H5T_NATIVE_FLOAT; }
 static inline hid_t cattn_native_double(void) { return H5T_NATIVE_DOUBLE; }
 static inline hid_t cattn_native_int64(void) { return H5T_NATIVE_INT64; }
+static inline hid_t cattn_native_uint64(void) { return H5T_NATIVE_UINT64; }
 static inline hid_t cattn_c_s1(void) { return H5T_C_S1; }
 static inline size_t cattn_variable_size(void) { return H5T_VARIABLE; }
 
@@ -41,25 +42,23 @@ static inline herr_t cattn_object_address(hid_t object, unsigned long *fileno, h
     return status;
 }
 
-/// Whether the link `name` in `group` is a hard link (1), another kind (0), or unreadable (< 0).
-static inline int cattn_is_hard_link(hid_t group, const char *name) {
-    H5L_info_t info;
-    if (H5Lget_info(group, name, &info, H5P_DEFAULT) < 0) return -1;
-    return info.type == H5L_TYPE_HARD ? 1 : 0;
-}
-
 /// `HADDR_UNDEF`: the address of storage that was never allocated.
 static inline haddr_t cattn_haddr_undef(void) { return HADDR_UNDEF; }
 
-/// Reads the `count` variable-length strings of `object`, a dataset (whole) when `is_dataset` is non-zero, else
-/// an attribute (memory type `memtype`, variable-length C strings), in a child process, so that a corrupted
-/// global heap, which libhdf5 1.10 follows without checking (`H5HG_read` crashes on some, and
-/// `H5HG__cache_heap_deserialize` loops forever on a zero-sized object), ends the child and not the caller. On success returns 0 and sets `*out` to a malloc'ed
-/// buffer of the strings, each ended by NUL (a null string as an empty one), and `*length` to its size; the
-/// caller frees it. Returns -1 when libhdf5 reported an error (or the child could not be waited for, or was
-/// killed from outside), -2 when the child crashed or spun for 2 s of CPU time (a corrupt heap), -3 when no child could
-/// be started (the caller may read directly).
-static inline int cattn_read_vlen_isolated(hid_t object, int is_dataset, hid_t memtype, size_t count, char **out, size_t *length) {
+/// Reads the variable-length strings of `n` objects in one child process, so that a corrupted global heap, which
+/// libhdf5 1.10 follows without checking (`H5HG_read` crashes on some, and `H5HG__cache_heap_deserialize` loops
+/// forever on a zero-sized object), ends the child and not the caller. Object i (`objects[i]`, a dataset read
+/// whole when `is_dataset` is non-zero, else an attribute) holds `counts[i]` strings, read with the memory type
+/// `memtypes[i]` (variable-length C strings).
+/// The child writes, object after object, a status byte (0: read, 1: libhdf5 reported an error) and, when read, the
+/// strings, each ended by NUL (a null string as an empty one). On return `*out` is a malloc'ed buffer of those
+/// records (the caller frees it, also on failure), `*length` its size, and `*done` the number of objects whose
+/// record is complete. Returns 0 when the child finished, -2 when it crashed or spun for 2 s of CPU time (object
+/// `*done` is the one that crashed it; the rest were not read), -1 when the child could not be waited for, was
+/// killed from outside or could not write, -3 when no child could be started (the caller may read directly).
+static inline int cattn_read_vlen_isolated(const hid_t *objects, const hid_t *memtypes, const size_t *counts, size_t n, int is_dataset,
+                                           char **out, size_t *length, size_t *done) {
+    *out = NULL; *length = 0; *done = 0;
     int fds[2];
     if (pipe(fds) != 0) return -3;
     pid_t child = fork();
@@ -72,6 +71,11 @@ static inline int cattn_read_vlen_isolated(hid_t object, int is_dataset, hid_t m
         setrlimit(RLIMIT_CORE, &none);
         signal(SIGALRM, SIG_DFL);
         signal(SIGXCPU, SIG_DFL);
+        // The parent's handlers for SIGINT/SIGTERM/SIGHUP remove its temporary files: not the child's business.
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
         sigset_t unblock;
         sigemptyset(&unblock);
         for (size_t i = 0; i < sizeof signals / sizeof signals[0]; i++) sigaddset(&unblock, signals[i]);
@@ -91,21 +95,27 @@ static inline int cattn_read_vlen_isolated(hid_t object, int is_dataset, hid_t m
         // a process that had not, instead of reading zeros.
         malloc_trim(0);
 #endif
-        char **strings = calloc(count ? count : 1, sizeof(char *));
-        herr_t status = strings == NULL ? -1
-            : is_dataset ? H5Dread(object, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, strings)
-            : H5Aread(object, memtype, strings);
-        if (status < 0) _exit(3);
-        for (size_t i = 0; i < count; i++) {
-            const char *text = strings[i] ? strings[i] : "";
-            size_t remaining = strlen(text) + 1;
-            while (remaining > 0) {
-                ssize_t written = write(fds[1], text, remaining);
-                if (written < 0 && errno == EINTR) continue;
-                if (written <= 0) _exit(4);
-                text += written;
-                remaining -= (size_t)written;
+        for (size_t k = 0; k < n; k++) {
+            char **strings = calloc(counts[k] ? counts[k] : 1, sizeof(char *));
+            herr_t status = strings == NULL ? -1
+                : is_dataset ? H5Dread(objects[k], memtypes[k], H5S_ALL, H5S_ALL, H5P_DEFAULT, strings)
+                : H5Aread(objects[k], memtypes[k], strings);
+            char flag = status < 0 ? 1 : 0;
+            if (write(fds[1], &flag, 1) != 1) _exit(4);
+            if (status < 0) { free(strings); continue; }
+            for (size_t i = 0; i < counts[k]; i++) {
+                const char *text = strings[i] ? strings[i] : "";
+                size_t remaining = strlen(text) + 1;
+                while (remaining > 0) {
+                    ssize_t written = write(fds[1], text, remaining);
+                    if (written < 0 && errno == EINTR) continue;
+                    if (written <= 0) _exit(4);
+                    text += written;
+                    remaining -= (size_t)written;
+                }
             }
+            // The strings are the child's to leak: it exits right after.
+            free(strings);
         }
         _exit(0);
     }
@@ -126,16 +136,74 @@ static inline int cattn_read_vlen_isolated(hid_t object, int is_dataset, hid_t m
     close(fds[0]);
     int status = 0;
     while (waitpid(child, &status, 0) < 0) { if (errno != EINTR) { free(buffer); return -1; } }
+    if (buffer == NULL) return -1;
+    // Complete records: a status byte, then (when 0) counts[k] NUL-ended strings.
+    size_t at = 0, complete = 0;
+    while (complete < n && at < used) {
+        char flag = buffer[at];
+        size_t end = at + 1, strings = 0;
+        if (flag == 0) {
+            while (strings < counts[complete] && end < used) {
+                char *nul = memchr(buffer + end, 0, used - end);
+                if (nul == NULL) break;
+                end = (size_t)(nul - buffer) + 1;
+                strings++;
+            }
+            if (strings < counts[complete]) break;
+        }
+        at = end;
+        complete++;
+    }
+    *out = buffer;
+    *length = at;
+    *done = complete;
     if (WIFSIGNALED(status)) {
         int s = WTERMSIG(status);
-        free(buffer);
         return (s == SIGSEGV || s == SIGBUS || s == SIGILL || s == SIGFPE || s == SIGABRT || s == SIGTRAP || s == SIGXCPU || s == SIGALRM) ? -2 : -1;
     }
-    if (!WIFEXITED(status)) { free(buffer); return -1; }
-    if (WEXITSTATUS(status) != 0 || buffer == NULL) { free(buffer); return -1; }
-    *out = buffer;
-    *length = used;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || complete != n) return -1;
     return 0;
 }
+
+/// The links of a group in name order, by `H5Literate2` (one pass, where `H5Lget_name_by_idx` walks an old-style
+/// group's B-tree from the start at every call): `on_link(context, name, is_hard)` for each; it returns non-zero to
+/// stop. Returns a negative value on error.
+typedef int (*cattn_link_callback)(void *context, const char *name, int is_hard);
+struct cattn_link_iteration { cattn_link_callback callback; void *context; };
+static inline herr_t cattn_link_step(hid_t group, const char *name, const H5L_info_t *info, void *data) {
+    (void)group;
+    struct cattn_link_iteration *iteration = data;
+    return iteration->callback(iteration->context, name, info->type == H5L_TYPE_HARD) ? 1 : 0;
+}
+static inline herr_t cattn_link_names(hid_t group, cattn_link_callback callback, void *context) {
+    struct cattn_link_iteration iteration = { callback, context };
+    hsize_t index = 0;
+    return H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, &index, cattn_link_step, &iteration);
+}
+
+/// The number of attributes of an object (from its header, without reading them), or a negative value on error.
+/// The corresponding C call is `H5Oget_info2` with `H5O_INFO_NUM_ATTRS`.
+static inline long long cattn_attribute_count(hid_t object) {
+    H5O_info_t info;
+    if (H5Oget_info2(object, &info, H5O_INFO_NUM_ATTRS) < 0) return -1;
+    return (long long)info.num_attrs;
+}
+
+/// The names of an object's attributes in the order libhdf5 stores them, by `H5Aiterate2` (one pass, where
+/// `H5Aopen_by_idx` rebuilds the sorted list at every call): `on_name(context, name)` for each; it returns
+/// non-zero to stop. Returns a negative value on error.
+typedef int (*cattn_name_callback)(void *context, const char *name);
+struct cattn_name_iteration { cattn_name_callback callback; void *context; };
+static inline herr_t cattn_attribute_name_step(hid_t location, const char *name, const H5A_info_t *info, void *data) {
+    (void)location; (void)info;
+    struct cattn_name_iteration *iteration = data;
+    return iteration->callback(iteration->context, name) ? 1 : 0;
+}
+static inline herr_t cattn_attribute_names(hid_t object, cattn_name_callback callback, void *context) {
+    struct cattn_name_iteration iteration = { callback, context };
+    hsize_t index = 0;
+    return H5Aiterate2(object, H5_INDEX_NAME, H5_ITER_NATIVE, &index, cattn_attribute_name_step, &iteration);
+}
+
 
 #endif

@@ -2,6 +2,7 @@ import ArgumentParser
 import AttnCore
 import AttnRender
 import AttnReader
+import CAttnProcess
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,12 +24,30 @@ struct AttnInspect: ParsableCommand {
     static func main() {
         // A closed stdout (`| head`) must end the process quietly through EPIPE, not kill it.
         signal(SIGPIPE, SIG_IGN)
+        // Standard input, output and error that were closed (`>&-`) are opened on /dev/null, read-only for output:
+        // the first file opened must not become "standard output", and a write to a closed stdout fails (EBADF) and
+        // is reported, instead of going nowhere.
+        for fd: Int32 in 0...2 where fcntl(fd, F_GETFD) < 0 && errno == EBADF {
+            let opened = open("/dev/null", fd == 2 ? O_WRONLY : O_RDONLY)
+            if opened >= 0 && opened != fd { dup2(opened, fd); close(opened) }
+        }
+        // An interrupted run leaves no temporary output behind (SIGINT, SIGTERM, SIGHUP).
+        cattn_remove_temporary_on_signals()
         // Layer buffers are allocated and freed once per layer: kept in malloc's heap, they are reused
         // instead of being mapped, zero-filled and faulted in again for every layer.
         ProcessMemory.keepFreedBuffers()
         do {
             // Plain command lines are read without swift-argument-parser's reflection (see QuickParse).
-            var command = try QuickParse.command(Array(CommandLine.arguments.dropFirst())) ?? parseAsRoot()
+            // Arguments are bytes: a path that is not UTF-8 keeps its bytes (PathBytes) from here to `open`.
+            let arguments = (1..<Int(CommandLine.argc)).map { i in
+                PathBytes.decode(Array(UnsafeBufferPointer(start: UnsafeRawPointer(CommandLine.unsafeArgv[i]!).assumingMemoryBound(to: UInt8.self),
+                                                           count: strlen(CommandLine.unsafeArgv[i]!))))
+            }
+            if let odd = unknownDashArgument(arguments) {
+                // swift-argument-parser reads `-x.h5` as the short flags x . h 5, and `-h` among them prints the help.
+                throw ValidationError("unknown option '\(PrintableText.escaped(odd))': to name a file that starts with '-', write ./\(PrintableText.escaped(odd)) (or put -- before it)")
+            }
+            var command = try QuickParse.command(arguments) ?? parseAsRoot(arguments)
             if let options = command as? GlobalOptions {
                 Console.quiet = options.isQuiet
                 AtomicFile.replacesOtherKinds = options.forcesOutput
@@ -40,16 +59,35 @@ struct AttnInspect: ParsableCommand {
         } catch let error as DumpError {
             Console.error("attninspect: \(error)")
             Glibc.exit(1)
+        } catch let error as AnalysisError {
+            Console.error("attninspect: \(error.message)")
+            Glibc.exit(1)
         } catch {
             exit(withError: error)
         }
     }
 }
 
+/// The first argument (before `--`) that starts with one dash and holds more than letters (`-x.h5`, `-out/map.png`):
+/// never short flags, and not a negative number (`-1`, `-0.5:0.5`, `-.5`). nil when there is none.
+func unknownDashArgument(_ arguments: [String]) -> String? {
+    for argument in arguments {
+        if argument == "--" { return nil }
+        guard argument.hasPrefix("-"), !argument.hasPrefix("--"), argument.count > 2 else { continue }
+        let rest = argument.dropFirst()
+        if let first = rest.first, first.isNumber || first == "." { continue }
+        if rest.contains(where: { !($0.isASCII && $0.isLetter) }) { return argument }
+    }
+    return nil
+}
+
 /// Messages for people go to stderr; data goes to stdout.
 enum Console {
+    /// One line on stderr: names and paths from files are shown escaped (`PrintableText`), so the message stays one
+    /// line and nothing in it reaches the terminal as a control sequence.
     static func error(_ message: String) {
-        write(message + "\n", to: 2)
+        Progress.clearLine()
+        write(PrintableText.escaped(message) + "\n", to: 2)
     }
 
     /// `--quiet`: no notes and no progress; errors still go to stderr.
@@ -58,7 +96,7 @@ enum Console {
     static func note(_ message: String) {
         if quiet { return }
         Progress.clearLine()
-        write("attninspect: " + message + "\n", to: 2)
+        write("attninspect: " + PrintableText.escaped(message) + "\n", to: 2)
     }
 
     /// Writes to stderr without a newline (progress lines).
@@ -74,11 +112,20 @@ enum Console {
         if given.insert(message).inserted { note(message) }
     }
 
+    /// Data on stdout: text of lines, with anything from a file that a terminal would act on escaped
+    /// (`PrintableText`; JSON and CSV escape or quote what they need before this).
     static func print(_ text: String) {
+        write(PrintableText.escaped(text, keepingLineBreaks: true), to: 1)
+    }
+
+    /// A picture for the terminal, whose colour escapes are its own (its labels are escaped where they are drawn).
+    static func printPicture(_ text: String) {
         write(text, to: 1)
     }
 
-    /// Writes all of `text`; a closed pipe on stdout ends the process quietly.
+    /// Writes all of `text`; a closed pipe on stdout ends the process quietly. Any other failure to write standard
+    /// output (a full disk, /dev/full, a closed descriptor) is an error: the data did not arrive. (A failure to write
+    /// stderr has nowhere to be reported.)
     private static func write(_ text: String, to descriptor: Int32) {
         var text = text
         text.withUTF8 { bytes in
@@ -88,6 +135,11 @@ enum Console {
                 if n < 0 {
                     if errno == EINTR { continue }
                     if errno == EPIPE { Glibc.exit(0) }
+                    if descriptor == 1 {
+                        let reason = String(cString: strerror(errno))
+                        error("attninspect: cannot write standard output: \(reason)")
+                        Glibc.exit(1)
+                    }
                     return
                 }
                 done += n

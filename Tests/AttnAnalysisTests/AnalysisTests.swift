@@ -392,13 +392,24 @@ struct AttentionMaskTests {
 
 @Suite("Review fixes")
 struct ReviewFixTests {
-    @Test("softmax rows meeting a NaN or +inf score are all NaN, not a made-up distribution")
+    @Test("softmax rows meeting a NaN or +inf score are refused, naming the value that caused them, not a made-up distribution")
     func nanScores() {
         var k = [Float](repeating: 0.5, count: 12 * 4), q = [Float](repeating: 0.25, count: 12 * 4)
         k[3 * 4] = .nan
         q[5 * 4 + 1] = .infinity
-        let a = RecomputedAttention.attention(from: LayerQueryKey(heads: 1, positions: 12, dim: 4, queries: q, keys: k), scale: 0.5, causal: false)
-        for i in 0..<12 { #expect(a.values[(i * 12)..<((i + 1) * 12)].allSatisfy { $0.isNaN }, "row \(i)") }
+        func message(_ q: [Float], _ k: [Float]) -> String {
+            do {
+                _ = try RecomputedAttention.attention(from: LayerQueryKey(heads: 1, positions: 12, dim: 4, queries: q, keys: k), scale: 0.5, causal: false, layer: 2)
+                return "no error"
+            } catch { return "\(error)" }
+        }
+        // Row 0 meets k's NaN at key 3 first; with k finite, row 5 meets q's infinity.
+        #expect(message(q, k) == "layer 2, head 0: k holds NaN or infinite values at position 3: attention cannot be recomputed from it")
+        k[3 * 4] = 0.5
+        #expect(message(q, k) == "layer 2, head 0: q holds NaN or infinite values at position 5: attention cannot be recomputed from it")
+        // Finite q and k whose products overflow float32 (1e20 · 1e20 · 4 · 0.5 = 2e40).
+        let big = [Float](repeating: 1e20, count: 12 * 4)
+        #expect(message(big, big).hasPrefix("layer 2, head 0, query 0: Q·Kᵀ·scale overflows float32"))
     }
 
     @Test("max and min fusion keep a NaN of any head (not only head 0)")

@@ -35,7 +35,7 @@ struct BlockPathTests {
     }
 
     @Test("the block path reads exactly the values of the whole-layer read",
-          arguments: float32Files + float16Files + ["synthetic/layouts/fill.h5"])
+          arguments: float32Files + float16Files)
     func sameValues(file: String) throws {
         let s = try source(file)
         for l in 0..<s.layerCount {

@@ -37,7 +37,7 @@ struct GradientRolloutTests {
     func clamp() throws {
         let expected = try Fixtures.json("synthetic/gradients/expected.json")
         let (attention, gradients) = try sources("synthetic/gradients/attn_grad.npz")
-        let weighted = try GradientRollout.weighted(layer: 0, attention: attention, gradients: gradients)
+        let weighted = try GradientRollout.weighted(layer: 0, attention: attention, gradients: gradients, checked: true)
         let want = (0..<10).map { expected["hand_worked"]["cam0_row0"][$0].double }
         #expect(maxAbsDifference(Array(weighted.values[0..<10]).map(Double.init), want) < 1e-7)
         #expect(weighted.values.allSatisfy { $0 >= 0 })

@@ -100,9 +100,22 @@ struct TextOutputTests {
         let value = JSONValue.object([("a", .string("q\"\\\n\u{1}é")), ("b", .finite(.nan)), ("c", .array([.integer(1), .number(0.5), .bool(true)]))])
         #expect(value.serialized() == #"{"a": "q\"\\\n\u0001é", "b": null, "c": [1, 0.5, true]}"#)
         // Strings with nothing to escape (the usual keys and labels) are written whole, non-ASCII included.
-        let plain = JSONValue.object([("ключ", .string("plain é ✓ ~\u{7f}")), ("n", .number(-2.5e-10))])
-        #expect(plain.serialized() == "{\"ключ\": \"plain é ✓ ~\u{7f}\", \"n\": -2.5e-10}")
+        let plain = JSONValue.object([("ключ", .string("plain é ✓ ~")), ("n", .number(-2.5e-10))])
+        #expect(plain.serialized() == "{\"ключ\": \"plain é ✓ ~\", \"n\": -2.5e-10}")
+        // DEL, C1 controls, bidirectional overrides and line separators are \u escapes: the same string, and nothing
+        // a terminal acts on when the JSON is shown.
+        #expect(JSONValue.quote("a\u{7f}b\u{9b}c\u{202e}d\u{2028}e") == #""a\u007fb\u009bc\u202ed\u2028e""#)
         #expect(JSONValue.quote("tab\there") == #""tab\there""#)
+    }
+
+    @Test("CSV quotes by Unicode scalar: a quote or comma followed by a combining mark, and CR LF, are quoted (RFC 4180)")
+    func csvScalars() {
+        // "\u{301}" combines with the character before it: one Character, two scalars.
+        #expect(CSV.line(["x\"\u{301}y"]) == "\"x\"\"\u{301}y\"\n")
+        #expect(CSV.line([",\u{301}"]) == "\",\u{301}\"\n")
+        #expect(CSV.line(["a\r\nb", "c"]) == "\"a\r\nb\",c\n")
+        // Formula-like fields are left as they are (README, Security): numbers start with '-'.
+        #expect(CSV.line(["=1+1", "-0.5", "@x", "+2"]) == "=1+1,-0.5,@x,+2\n")
     }
 
     @Test("CSV quotes fields with commas and quotes")
@@ -125,5 +138,35 @@ struct TextOutputTests {
         t.append(["a", "1.5"])
         t.append(["long", "10.25"])
         #expect(t.render() == "name  value\na       1.5\nlong  10.25\n")
+    }
+}
+
+@Suite("Strings from files, shown on a terminal")
+struct PrintableTextTests {
+    @Test("C0, DEL, C1, bidirectional controls and line separators are escaped; letters of every script are kept")
+    func escapes() {
+        #expect(PrintableText.escaped("a\u{1b}]52;c;SGVsbG8=\u{07}b") == "a\\u{1b}]52;c;SGVsbG8=\\u{07}b")
+        #expect(PrintableText.escaped("x\u{7f}\u{9b}31m\u{202e}y\u{2066}\u{2028}\n") == "x\\u{7f}\\u{9b}31m\\u{202e}y\\u{2066}\\u{2028}\\u{0a}")
+        #expect(PrintableText.escaped("café ✓ ключ 東京 Q·Kᵀ") == "café ✓ ключ 東京 Q·Kᵀ")
+        #expect(PrintableText.escaped("line one\nline\u{1b}two\n", keepingLineBreaks: true) == "line one\nline\\u{1b}two\n")
+    }
+
+    @Test("a path's bytes survive the trip through a Swift string exactly, and show as \\xNN where they are not UTF-8",
+          arguments: [[0x6C, 0x61, 0x74, 0xE9, 0x2E, 0x68, 0x35], [0xC3, 0xA9], [0xFF, 0xFE, 0x80], [0xF4, 0x8F, 0xBE, 0x80], [0xED, 0xA0, 0x80], [0x61]])
+    func pathBytes(bytes: [UInt8]) {
+        let text = PathBytes.decode(bytes)
+        #expect(PathBytes.encode(text) == bytes)
+        PathBytes.withCString(text) { c in
+            #expect(Array(UnsafeBufferPointer(start: UnsafeRawPointer(c).assumingMemoryBound(to: UInt8.self), count: bytes.count + 1)) == bytes + [0])
+        }
+    }
+
+    @Test("two names differing in a non-UTF-8 byte stay different; valid UTF-8 is itself")
+    func distinctNames() {
+        #expect(PathBytes.decode([0x61, 0xE9]) != PathBytes.decode([0x61, 0xE8]))
+        #expect(PrintableText.escaped(PathBytes.decode([0x61, 0xE9, 0x2E, 0x70])) == "a\\xE9.p")
+        #expect(PathBytes.decode(Array("é".utf8)) == "é")
+        // U+10FF80 written as real UTF-8 keeps its four bytes too (the stand-ins cannot be confused with it).
+        #expect(PrintableText.escaped(PathBytes.decode([0xF4, 0x8F, 0xBE, 0x80])) == "\\xF4\\x8F\\xBE\\x80")
     }
 }

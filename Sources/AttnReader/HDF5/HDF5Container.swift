@@ -6,14 +6,21 @@ import Darwin
 internal import CAttnHDF5
 import AttnCore
 
-/// An HDF5 file opened read-only through libhdf5: every dataset is listed, root and dataset
-/// attributes are read, and datasets are read by hyperslab, one block at a time.
+/// An HDF5 file opened read-only through libhdf5: every dataset is listed, and datasets are read by hyperslab, one
+/// block at a time. Attributes are read only when asked for: a root attribute by name (`rootAttribute`, what the
+/// commands use), or all of them (`attributes`, for `info`), each object's in one pass.
 final class HDF5Container: TensorContainer {
     let file: String
     let formatName = "HDF5"
     private(set) var tensors: [StoredTensor] = []
-    private(set) var attributes: [Attribute] = []
     private let handle: HDF5Handle
+    private var root: HDF5Handle!
+    /// The objects that carry attributes (the root, datasets, groups), by path, in the order they were listed.
+    private var attributeOwners: [(path: String, object: HDF5Handle)] = []
+    /// Every attribute, once `attributes` has read them.
+    private var listedAttributes: [Attribute]?
+    /// Root attributes already looked up by name (nil: the root has none of that name).
+    private var rootLookups: [String: AttributeValue?] = [:]
     /// Groups already listed, by (file number, address): hard links may reach a group twice or loop.
     private var visitedGroups: Set<[UInt64]> = []
     /// Soft and external links that were not followed (listed by `info`).
@@ -23,12 +30,22 @@ final class HDF5Container: TensorContainer {
     /// Whether chunk addresses can be used as file offsets: not after a user block, where libhdf5
     /// versions disagree on whether `H5Dget_chunk_info_by_coord` counts it.
     private var chunkAddressesAreOffsets = true
+    /// Attributes counted so far, over every object.
+    private var attributeCount = 0
+
+    /// The most attributes a file may carry in all. Real dumps have a handful (a config dict stored as attributes,
+    /// a few hundred); thousands of them are a file made to be slow, refused before any is read. (libhdf5 1.10 finds
+    /// an attribute by name by looking through the object's list, so `info`, which reads them all, takes time that grows
+    /// with the square of their number: about 0.25 s at this limit.)
+    static let attributeLimit = 4096
+    /// The most datasets and groups a file may hold: every one is opened and listed.
+    static let objectLimit = 100_000
 
     init(path: String) throws {
         file = path
         rawFile = try? ReadOnlyFile(path: path)
         handle = try HDF5Library.call {
-            let id = H5Fopen(path, cattn_h5f_acc_rdonly(), cattn_h5p_default())
+            let id = PathBytes.withCString(path) { H5Fopen($0, cattn_h5f_acc_rdonly(), cattn_h5p_default()) }
             if id < 0 {
                 let reason = HDF5Library.errorReason() ?? "libhdf5 could not open it"
                 throw DumpError(file: path, "not a readable HDF5 file: \(reason)")
@@ -40,8 +57,8 @@ final class HDF5Container: TensorContainer {
             var userBlock: hsize_t = 0
             if plist.id < 0 || H5Pget_userblock(plist.id, &userBlock) < 0 || userBlock != 0 { chunkAddressesAreOffsets = false }
             _ = HDF5Library.errorReason()
-            let root = HDF5Handle(try HDF5Library.check(H5Gopen2(handle.id, "/", cattn_h5p_default()), file: path, dataset: "/", "cannot open the root group"), .group)
-            attributes = try readAttributes(of: root.id, owner: "/")
+            root = HDF5Handle(try HDF5Library.check(H5Gopen2(handle.id, "/", cattn_h5p_default()), file: path, dataset: "/", "cannot open the root group"), .group)
+            try noteAttributes(of: root, path: "/")
             try walk(group: handle.id, path: "")
         }
     }
@@ -57,20 +74,29 @@ final class HDF5Container: TensorContainer {
         }
         var info = H5G_info_t()
         _ = try HDF5Library.check(H5Gget_info(group, &info), file: file, dataset: path.isEmpty ? "/" : path, "cannot list the group")
-        for index in 0..<info.nlinks {
-            let size = try HDF5Library.check(H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, index, nil, 0, cattn_h5p_default()),
-                                             file: file, dataset: path, "cannot read a link name")
-            var buffer = [CChar](repeating: 0, count: Int(size) + 1)
-            _ = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, index, &buffer, buffer.count, cattn_h5p_default())
+        guard info.nlinks <= UInt64(Self.objectLimit), tensors.count + visitedGroups.count + Int(info.nlinks) <= Self.objectLimit else {
+            throw DumpError(file: file, dataset: path.isEmpty ? "/" : path, "holds \(info.nlinks) members, more than the \(Self.objectLimit) datasets and groups attninspect lists in one file")
+        }
+        // The links' names (as bytes) and kinds, in one pass.
+        var links: [(name: [CChar], isHard: Bool)] = []
+        let status = withUnsafeMutablePointer(to: &links) { pointer in
+            cattn_link_names(group, { context, name, isHard in
+                guard let context, let name else { return 1 }
+                context.assumingMemoryBound(to: [([CChar], Bool)].self).pointee.append((Array(UnsafeBufferPointer(start: name, count: strlen(name) + 1)), isHard != 0))
+                return 0
+            }, UnsafeMutableRawPointer(pointer))
+        }
+        _ = try HDF5Library.check(status, file: file, dataset: path.isEmpty ? "/" : path, "cannot list the group")
+        for (buffer, isHard) in links {
             let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let childPath = path + "/" + name
             // Only hard links are followed: a soft or external link is an alias (or a loop), not data.
-            guard cattn_is_hard_link(group, name) == 1 else {
+            guard isHard else {
                 _ = HDF5Library.errorReason()
                 skippedLinks.append(childPath)
                 continue
             }
-            let object = H5Oopen(group, name, cattn_h5p_default())
+            let object = H5Oopen(group, buffer, cattn_h5p_default())
             guard object >= 0 else {
                 // A dangling soft or external link: list nothing for it.
                 _ = HDF5Library.errorReason()
@@ -79,72 +105,147 @@ final class HDF5Container: TensorContainer {
             let owned = HDF5Handle(object, .object)
             switch H5Iget_type(owned.id) {
             case H5I_GROUP:
+                try noteAttributes(of: owned, path: childPath)
                 try walk(group: owned.id, path: childPath)
             case H5I_DATASET:
-                let dataset = HDF5Handle(try HDF5Library.check(H5Dopen2(group, name, cattn_h5p_default()), file: file, dataset: childPath, "cannot open the dataset"), .dataset)
+                let dataset = HDF5Handle(try HDF5Library.check(H5Dopen2(group, buffer, cattn_h5p_default()), file: file, dataset: childPath, "cannot open the dataset"), .dataset)
                 tensors.append(try HDF5Tensor(file: file, path: childPath, dataset: dataset, fileHandle: handle, rawFile: rawFile,
                                               directChunks: chunkAddressesAreOffsets))
-                attributes += try readAttributes(of: dataset.id, owner: childPath)
+                try noteAttributes(of: dataset, path: childPath)
             default:
                 continue
             }
         }
     }
 
-    private func readAttributes(of object: hid_t, owner: String) throws -> [Attribute] {
-        let count = H5Aget_num_attrs(object)
-        guard count > 0 else { return [] }
-        var result: [Attribute] = []
-        for index in 0..<count {
-            let aid = H5Aopen_by_idx(object, ".", H5_INDEX_NAME, H5_ITER_INC, hsize_t(index), cattn_h5p_default(), cattn_h5p_default())
-            guard aid >= 0 else { _ = HDF5Library.errorReason(); continue }
+    /// Counts the object's attributes (from its header, reading none) and remembers it if it has any.
+    private func noteAttributes(of object: HDF5Handle, path: String) throws {
+        let count = cattn_attribute_count(object.id)
+        guard count > 0 else { _ = HDF5Library.errorReason(); return }
+        attributeCount += Int(count)
+        if attributeCount > Self.attributeLimit {
+            let soFar = attributeCount == Int(count) ? "" : " (\(attributeCount) in the file so far)"
+            throw DumpError(file: file, dataset: path, "carries \(count) attributes\(soFar), more than the \(Self.attributeLimit) attninspect reads in one file: not an attention dump it will read")
+        }
+        attributeOwners.append((path, object))
+    }
+
+    /// Every attribute of the file (root first, then groups and datasets in the order listed), read on first use.
+    var attributes: [Attribute] {
+        if let listedAttributes { return listedAttributes }
+        let all = HDF5Library.call { attributeOwners.flatMap { readAttributes(of: $0.object.id, owner: $0.path) } }
+        listedAttributes = all
+        return all
+    }
+
+    /// A root attribute by name, read on first use; nil when the root has none of that name.
+    func rootAttribute(_ name: String) -> AttributeValue? {
+        if let known = rootLookups[name] { return known }
+        let value: AttributeValue? = HDF5Library.call {
+            guard H5Aexists(root.id, name) > 0 else { _ = HDF5Library.errorReason(); return nil }
+            let aid = H5Aopen(root.id, name, cattn_h5p_default())
+            guard aid >= 0 else { _ = HDF5Library.errorReason(); return .other("unreadable") }
             let attribute = HDF5Handle(aid, .attribute)
-            let nameSize = H5Aget_name(attribute.id, 0, nil)
-            guard nameSize >= 0 else { continue }
-            var nameBuffer = [CChar](repeating: 0, count: Int(nameSize) + 1)
-            _ = H5Aget_name(attribute.id, nameBuffer.count, &nameBuffer)
-            let name = String(decoding: nameBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            result.append(Attribute(owner: owner, name: name, value: readAttributeValue(attribute.id)))
+            return readAttributeValues([attribute])[0]
+        }
+        rootLookups[name] = value
+        return value
+    }
+
+    /// The attributes of one object, in one pass over its names (`H5Aiterate2`); variable-length strings are read
+    /// together in one child process (see `HDF5Strings.readVariableIsolated`).
+    private func readAttributes(of object: hid_t, owner: String) -> [Attribute] {
+        var names: [[CChar]] = []
+        let status = withUnsafeMutablePointer(to: &names) { pointer in
+            cattn_attribute_names(object, { context, name in
+                guard let context, let name else { return 1 }
+                context.assumingMemoryBound(to: [[CChar]].self).pointee.append(Array(UnsafeBufferPointer(start: name, count: strlen(name) + 1)))
+                return 0
+            }, UnsafeMutableRawPointer(pointer))
+        }
+        if status < 0 { _ = HDF5Library.errorReason() }
+        // A few hundred open at a time: libhdf5 1.10 looks through every open attribute when it opens another, so
+        // keeping them all open would make the reading quadratic.
+        var result: [Attribute] = []
+        for start in stride(from: 0, to: names.count, by: 256) {
+            var handles: [HDF5Handle] = []
+            var shownNames: [String] = []
+            for name in names[start..<min(start + 256, names.count)] {
+                let aid = H5Aopen(object, name, cattn_h5p_default())
+                guard aid >= 0 else { _ = HDF5Library.errorReason(); continue }
+                handles.append(HDF5Handle(aid, .attribute))
+                shownNames.append(String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            }
+            result += zip(shownNames, readAttributeValues(handles)).map { Attribute(owner: owner, name: $0, value: $1) }
         }
         return result
     }
 
-    private func readAttributeValue(_ attribute: hid_t) -> AttributeValue {
+    /// The values of open attributes: numbers and fixed-length strings read here, variable-length strings together
+    /// in one child process.
+    private func readAttributeValues(_ attributes: [HDF5Handle]) -> [AttributeValue] {
+        var values = [AttributeValue](repeating: .other("unreadable"), count: attributes.count)
+        var isolated: [(index: Int, count: Int, fileType: HDF5Handle)] = []
+        for (index, attribute) in attributes.enumerated() {
+            switch readAttributeValue(attribute.id) {
+            case .value(let value): values[index] = value
+            case .variableStrings(let count, let type): isolated.append((index, count, type))
+            }
+        }
+        if !isolated.isEmpty {
+            let results = HDF5Strings.readVariableIsolated(isolated.map { (attributes[$0.index].id, $0.fileType.id, $0.count) }, isDataset: false, file: file)
+            for (item, result) in zip(isolated, results) {
+                switch result {
+                case .success(let strings): values[item.index] = .strings(strings)
+                case .failure(let problem): values[item.index] = .other(problem.description)
+                }
+            }
+        }
+        return values
+    }
+
+    private enum Read { case value(AttributeValue), variableStrings(count: Int, fileType: HDF5Handle) }
+
+    private func readAttributeValue(_ attribute: hid_t) -> Read {
         let type = HDF5Handle(H5Aget_type(attribute), .datatype)
         let space = HDF5Handle(H5Aget_space(attribute), .dataspace)
-        guard type.id >= 0, space.id >= 0 else { _ = HDF5Library.errorReason(); return .other("unreadable") }
+        guard type.id >= 0, space.id >= 0 else { _ = HDF5Library.errorReason(); return .value(.other("unreadable")) }
         let count = Int(max(0, H5Sget_simple_extent_npoints(space.id)))
-        guard count <= 1 << 20 else { return .other("\(count) values") }
+        guard count <= 1 << 20 else { return .value(.other("\(count) values")) }
         switch H5Tget_class(type.id) {
         case H5T_INTEGER:
+            // Unsigned 64-bit values above Int64.max are read as unsigned, not clamped.
+            if H5Tget_sign(type.id) == H5T_SGN_NONE && H5Tget_size(type.id) == 8 {
+                var values = [UInt64](repeating: 0, count: count)
+                guard H5Aread(attribute, cattn_native_uint64(), &values) >= 0 else { _ = HDF5Library.errorReason(); return .value(.other("unreadable integer")) }
+                if values.allSatisfy({ $0 <= UInt64(Int64.max) }) { return .value(.integers(values.map { Int64($0) })) }
+                return .value(.unsigned(values))
+            }
             var values = [Int64](repeating: 0, count: count)
-            guard H5Aread(attribute, cattn_native_int64(), &values) >= 0 else { _ = HDF5Library.errorReason(); return .other("unreadable integer") }
-            return .integers(values)
+            guard H5Aread(attribute, cattn_native_int64(), &values) >= 0 else { _ = HDF5Library.errorReason(); return .value(.other("unreadable integer")) }
+            return .value(.integers(values))
         case H5T_FLOAT:
             var values = [Double](repeating: 0, count: count)
-            guard H5Aread(attribute, cattn_native_double(), &values) >= 0 else { _ = HDF5Library.errorReason(); return .other("unreadable float") }
-            return .reals(values)
+            guard H5Aread(attribute, cattn_native_double(), &values) >= 0 else { _ = HDF5Library.errorReason(); return .value(.other("unreadable float")) }
+            return .value(.reals(values))
         case H5T_STRING where H5Tis_variable_str(type.id) > 0:
-            switch HDF5Strings.readVariableIsolated(attribute, isDataset: false, fileType: type.id, count: count, file: file) {
-            case .success(let strings): return .strings(strings)
-            case .failure(let problem): return .other(problem.description)
-            }
+            return .variableStrings(count: count, fileType: type)
         case H5T_STRING:
             guard let strings = HDF5Strings.read(type: type.id, count: count, space: space.id, read: { memType, buffer in
                 H5Aread(attribute, memType, buffer)
-            }) else { _ = HDF5Library.errorReason(); return .other("unreadable string") }
-            return .strings(strings)
+            }) else { _ = HDF5Library.errorReason(); return .value(.other("unreadable string")) }
+            return .value(.strings(strings))
         case H5T_ENUM:
             // h5py stores a numpy bool as an enum over int8 (FALSE = 0, TRUE = 1): read unconverted, decode the base integers.
             let base = HDF5Handle(H5Tget_super(type.id), .datatype)
             let size = base.id >= 0 ? H5Tget_size(base.id) : 0
-            guard [1, 2, 4, 8].contains(size), H5Tget_size(type.id) == size else { _ = HDF5Library.errorReason(); return .other("enum") }
+            guard [1, 2, 4, 8].contains(size), H5Tget_size(type.id) == size else { _ = HDF5Library.errorReason(); return .value(.other("enum")) }
             var raw = [UInt8](repeating: 0, count: count * size)
-            guard H5Aread(attribute, type.id, &raw) >= 0 else { _ = HDF5Library.errorReason(); return .other("unreadable enum") }
+            guard H5Aread(attribute, type.id, &raw) >= 0 else { _ = HDF5Library.errorReason(); return .value(.other("unreadable enum")) }
             let order: ByteOrder = H5Tget_order(base.id) == H5T_ORDER_BE ? .big : .little
-            return .integers(IntegerDecoding.decode(raw, size: size, signed: H5Tget_sign(base.id) != H5T_SGN_NONE, order: order))
+            return .value(.integers(IntegerDecoding.decode(raw, size: size, signed: H5Tget_sign(base.id) != H5T_SGN_NONE, order: order)))
         default:
-            return .other("HDF5 type class \(H5Tget_class(type.id).rawValue)")
+            return .value(.other("HDF5 type class \(H5Tget_class(type.id).rawValue)"))
         }
     }
 }
@@ -173,40 +274,64 @@ enum HDF5Strings {
 
     private static func identity(of path: String) -> String {
         var info = stat()
-        guard stat(path, &info) == 0 else { return "path:" + path }
+        guard PathBytes.withCString(path, { stat($0, &info) }) == 0 else { return "path:" + path }
         return "\(info.st_dev):\(info.st_ino):\(info.st_size):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
     }
 
-    /// The variable-length strings of a dataset or an attribute of `file`, read by libhdf5 in a child process
-    /// (see `cattn_read_vlen_isolated`): libhdf5 1.10 crashes or loops forever on some corrupted global heaps.
-    /// Call inside `HDF5Library.call`.
-    static func readVariableIsolated(_ object: hid_t, isDataset: Bool, fileType: hid_t, count: Int, file: String) -> Result<[String], AttributeProblem> {
-        guard isDataset || !filesWithCorruptHeaps.contains(identity(of: file)) else { return .failure(.corruptHeap) }
-        let memType = HDF5Handle(H5Tcopy(cattn_c_s1()), .datatype)
-        H5Tset_size(memType.id, cattn_variable_size())
-        H5Tset_cset(memType.id, H5Tget_cset(fileType))
-        var buffer: UnsafeMutablePointer<CChar>?
-        var length = 0
-        switch cattn_read_vlen_isolated(object, isDataset ? 1 : 0, memType.id, count, &buffer, &length) {
-        case 0:
-            defer { free(buffer) }
-            guard let buffer else { return .failure(.unreadable) }
-            let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(buffer).assumingMemoryBound(to: UInt8.self), count: length)
-            let strings = bytes.split(separator: 0, omittingEmptySubsequences: false).dropLast().map { String(decoding: $0, as: UTF8.self) }
-            return strings.count == count ? .success(strings) : .failure(.unreadable)
-        case -2:
-            if !isDataset { filesWithCorruptHeaps.insert(identity(of: file)) }
-            return .failure(.corruptHeap)
-        case -3:   // no child process: read here
-            let space = HDF5Handle(isDataset ? H5Dget_space(object) : H5Aget_space(object), .dataspace)
-            let strings = read(type: fileType, count: count, space: space.id, read: { memType, buffer in
-                isDataset ? H5Dread(object, memType, cattn_h5s_all(), cattn_h5s_all(), cattn_h5p_default(), buffer) : H5Aread(object, memType, buffer)
-            })
-            return strings.map { .success($0) } ?? .failure(.unreadable)
-        default:
-            _ = HDF5Library.errorReason()
-            return .failure(.unreadable)
+    /// The variable-length strings of datasets or attributes of `file` (`objects`: the object, its file type and its
+    /// number of strings), read by libhdf5 in one child process (see `cattn_read_vlen_isolated`): libhdf5 1.10
+    /// crashes or loops forever on some corrupted global heaps. When the child dies, the object it died on is
+    /// reported as having a corrupt heap and the rest are not tried (for attributes, the file is remembered so
+    /// that later readings do not try again). Call inside `HDF5Library.call`.
+    static func readVariableIsolated(_ objects: [(object: hid_t, fileType: hid_t, count: Int)], isDataset: Bool, file: String) -> [Result<[String], AttributeProblem>] {
+        guard isDataset || !filesWithCorruptHeaps.contains(identity(of: file)) else { return objects.map { _ in .failure(.corruptHeap) } }
+        let memTypes = objects.map { object in
+            let memType = HDF5Handle(H5Tcopy(cattn_c_s1()), .datatype)
+            H5Tset_size(memType.id, cattn_variable_size())
+            H5Tset_cset(memType.id, H5Tget_cset(object.fileType))
+            return memType
         }
+        var buffer: UnsafeMutablePointer<CChar>?
+        var length = 0, done = 0
+        let status = cattn_read_vlen_isolated(objects.map(\.object), memTypes.map(\.id), objects.map(\.count), objects.count, isDataset ? 1 : 0,
+                                              &buffer, &length, &done)
+        defer { free(buffer) }
+        if status == -3 {   // no child process: read here
+            return objects.map { object in
+                let space = HDF5Handle(isDataset ? H5Dget_space(object.object) : H5Aget_space(object.object), .dataspace)
+                let strings = read(type: object.fileType, count: object.count, space: space.id, read: { memType, buffer in
+                    isDataset ? H5Dread(object.object, memType, cattn_h5s_all(), cattn_h5s_all(), cattn_h5p_default(), buffer) : H5Aread(object.object, memType, buffer)
+                })
+                return strings.map { .success($0) } ?? .failure(.unreadable)
+            }
+        }
+        // The complete records: a status byte, then (when 0) the object's strings, each ended by NUL.
+        var results: [Result<[String], AttributeProblem>] = []
+        if let buffer {
+            let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(buffer).assumingMemoryBound(to: UInt8.self), count: length)
+            var at = 0
+            for object in objects.prefix(done) {
+                let flag = bytes[at]
+                at += 1
+                guard flag == 0 else { results.append(.failure(.unreadable)); continue }
+                var strings: [String] = []
+                strings.reserveCapacity(object.count)
+                for _ in 0..<object.count {
+                    let end = bytes[at...].firstIndex(of: 0)!
+                    strings.append(String(decoding: bytes[at..<end], as: UTF8.self))
+                    at = end + 1
+                }
+                results.append(.success(strings))
+            }
+        }
+        if status == -2 {
+            if !isDataset { filesWithCorruptHeaps.insert(identity(of: file)) }
+            results += objects.dropFirst(results.count).map { _ in .failure(.corruptHeap) }
+        } else {
+            _ = HDF5Library.errorReason()
+            results += objects.dropFirst(results.count).map { _ in .failure(.unreadable) }
+        }
+        return results
     }
 
     /// - Parameter read: performs `H5Dread`/`H5Aread` with the given memory type into the buffer.

@@ -22,8 +22,19 @@ enum HDF5Library {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
         cattn_silence_errors()
+        _ = pluginsDisabled
         return try body()
     }
+
+    /// Filter plugins off, before any file is opened: a dataset with a filter libhdf5 was not built with would
+    /// otherwise make it `dlopen` every library in `HDF5_PLUGIN_PATH` (or its default folder) and run their
+    /// constructors. Such a dataset is refused by name instead (`HDF5Tensor`). This is the reader's own safety
+    /// property, so it is set here rather than by the executable: every program that reads a dump gets it.
+    /// The corresponding C call is `H5PLset_loading_state`.
+    private static let pluginsDisabled: Void = {
+        cattn_silence_errors()
+        _ = H5PLset_loading_state(0)
+    }()
 
     /// The innermost message of the current thread's error stack (the reason), or nil.
     /// The corresponding C call is `H5Ewalk2`, walking downward: the last frame is where the error was found.

@@ -17,6 +17,9 @@ final class HDF5Tensor: StoredTensor {
     /// conversion is a slow software path), and raw 2-byte data read as bfloat16 on request.
     private var rawElement: (type: ElementType, order: ByteOrder)?
     private(set) var directStorage: DirectStorage?
+    /// Why the data is not read, found when the dataset was opened (its data lives in another file, it needs a
+    /// filter libhdf5 lacks, or it was never written): `info` lists the dataset, and every read throws this.
+    private var refusal: String?
 
     /// `other` with its 2-byte opaque or bitfield elements read as little-endian bfloat16.
     private init(bfloat16 other: HDF5Tensor) {
@@ -25,6 +28,7 @@ final class HDF5Tensor: StoredTensor {
         fileHandle = other.fileHandle
         rawFile = other.rawFile
         rawElement = (.bfloat16, .little)
+        refusal = other.refusal
         info = TensorInfo(name: other.info.name, shape: other.info.shape, element: .floating(.bfloat16),
                           storage: [other.info.storage, "\(other.info.element) read as bfloat16"].compactMap { $0 }.joined(separator: ", "))
     }
@@ -86,9 +90,15 @@ final class HDF5Tensor: StoredTensor {
         var direct: [ChunkFilter]? = []   // the filters, while direct reading stays possible
         var contiguous = false
         var chunkShape: [Int]?
+        var layout = H5D_LAYOUT_ERROR
         if plist.id >= 0 {
-            if H5Pget_external_count(plist.id) != 0 { direct = nil }
-            switch H5Pget_layout(plist.id) {
+            if let external = Self.externalFiles(plist: plist.id) {
+                direct = nil
+                notes.append("external raw storage in " + external)
+                refusal = "stores its data in another file (HDF5 external storage: \(external)); attninspect reads only the file it was given"
+            }
+            layout = H5Pget_layout(plist.id)
+            switch layout {
             case H5D_CHUNKED:
                 var chunk = [hsize_t](repeating: 0, count: max(rank, 1))
                 let n = H5Pget_chunk(plist.id, Int32(rank), &chunk)
@@ -106,8 +116,13 @@ final class HDF5Tensor: StoredTensor {
                 if !Self.fillIsZero(plist: plist.id, type: type.id, size: size) { direct = nil }
             case H5D_COMPACT: notes.append("compact")
             case H5D_CONTIGUOUS:
-                notes.append("contiguous")
+                if refusal == nil { notes.append("contiguous") }
                 contiguous = true
+            case H5D_VIRTUAL:
+                let sources = Self.virtualSources(plist: plist.id)
+                notes.append("virtual, mapped from " + sources)
+                refusal = "is a virtual dataset whose data is read from \(sources); attninspect reads only the file it was given"
+                direct = nil
             default: break
             }
             let filters = H5Pget_nfilters(plist.id)
@@ -130,8 +145,18 @@ final class HDF5Tensor: StoredTensor {
                     direct = nil
                 default:
                     direct = nil
-                    let name = String(decoding: nameBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                    notes.append("filter \(filter)" + (name.isEmpty ? "" : " (\(name))"))
+                    let stored = String(decoding: nameBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                    let name = HDF5Filters.knownNames[Int(filter)] ?? (stored.isEmpty ? nil : stored)
+                    let described = "filter \(filter)" + (name.map { " (\($0))" } ?? "")
+                    // Plugin loading is off (`HDF5Library`): a filter libhdf5 was not built with is never loaded.
+                    if H5Zfilter_avail(filter) > 0 {
+                        notes.append(described)
+                    } else {
+                        notes.append(described + ", not available")
+                        if refusal == nil {
+                            refusal = "uses \(described), which attninspect does not read (it reads \(HDF5Filters.available)); rewrite it without that filter, e.g. h5repack -f NONE or -f GZIP=4"
+                        }
+                    }
                 }
             }
         }
@@ -148,15 +173,87 @@ final class HDF5Tensor: StoredTensor {
         // Contiguous storage, once allocated, holds every element: a different size means damaged extents.
         // (Unallocated or chunked storage may legitimately be smaller: unwritten elements read as the fill value.)
         let stored = Int(clamping: H5Dget_storage_size(dataset.id))
-        if contiguous, stored > 0, let claimed = MemoryBudget.bytes(dims.map { Int($0) }, elementSize: max(size, 1)), claimed > stored {
+        let claimed = MemoryBudget.bytes(dims.map { Int($0) }, elementSize: max(size, 1)) ?? Int.max
+        if contiguous, refusal == nil, stored > 0, claimed > stored {
             throw DumpError(file: file, dataset: path, "claims shape (\(dims.map { String($0) }.joined(separator: ", "))), \(MemoryBudget.describe(claimed)), but stores \(MemoryBudget.describe(stored)): the file is corrupt")
         }
+        // Data never written reads as the fill value: a tiny file could claim terabytes of it, and an export
+        // interrupted half-way would read as rows of zeros. Attention dumps are written whole, so a dataset
+        // whose storage was never allocated, or whose chunks were not all written, is refused before any read.
+        var chunkCount: hsize_t = 0
+        if refusal == nil, claimed > 0 {
+            let shape = "(\(dims.map { String($0) }.joined(separator: ", ")))"
+            if layout == H5D_CHUNKED, let chunk = chunkShape {
+                var written: hsize_t = 0
+                defer { chunkCount = written }
+                let total = zip(dims, chunk).reduce(1.0) { $0 * (Double($1.0) / Double(max($1.1, 1))).rounded(.up) }
+                if H5Dget_num_chunks(dataset.id, space.id, &written) < 0 {
+                    refusal = "cannot count its chunks (\(HDF5Library.errorReason() ?? "")): the file is corrupt"
+                } else if Double(written) < total {
+                    notes.append("\(written) of \(formatCount(total)) chunks written")
+                    refusal = "claims shape \(shape) (\(MemoryBudget.describe(claimed))) in \(formatCount(total)) chunks, but only \(written) \(written == 1 ? "was" : "were") ever written (the rest would read as the fill value): the export was interrupted or the file is damaged"
+                }
+            } else if (layout == H5D_CONTIGUOUS || layout == H5D_COMPACT) && stored == 0 {
+                notes.append("never written")
+                refusal = "claims shape \(shape) (\(MemoryBudget.describe(claimed))), but its data was never written (it would read as the fill value): the export was interrupted or the file is damaged"
+            }
+        }
         info = TensorInfo(name: path, shape: dims.map { Int($0) }, element: element, storage: notes.joined(separator: ", "))
-        if let rawFile, let ieee, let filters = direct, plist.id >= 0, !dims.contains(0) {
+        if refusal == nil, let rawFile, let ieee, let filters = direct, plist.id >= 0, !dims.contains(0) {
             directStorage = Self.direct(dataset: dataset, name: path, file: rawFile, plist: plist.id, chunk: chunkShape,
-                                        addressesAreOffsets: directChunks, filters: filters, type: ieee.type, order: ieee.order, count: info.shape.reduce(1, *))
+                                        addressesAreOffsets: directChunks && chunkCount <= Self.chunksLocatedByCoordinate, filters: filters, type: ieee.type, order: ieee.order, count: info.shape.reduce(1, *))
         }
     }
+
+    /// The files an externally stored dataset's bytes are in (`'/etc/passwd' (offset 0, unlimited)`), or nil when
+    /// the dataset is not stored externally. The corresponding C calls are `H5Pget_external_count` and `H5Pget_external`.
+    private static func externalFiles(plist: hid_t) -> String? {
+        let count = H5Pget_external_count(plist)
+        guard count != 0 else { return nil }
+        guard count > 0 else { _ = HDF5Library.errorReason(); return "(unreadable list of files)" }
+        var names: [String] = []
+        for index in 0..<min(Int(count), 3) {
+            var buffer = [CChar](repeating: 0, count: 4097)
+            var offset: off_t = 0
+            var size: hsize_t = 0
+            guard H5Pget_external(plist, UInt32(index), buffer.count - 1, &buffer, &offset, &size) >= 0 else {
+                _ = HDF5Library.errorReason()
+                names.append("(unreadable)")
+                continue
+            }
+            let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            names.append("'\(name)' (offset \(offset), \(size == hsize_t.max ? "unlimited" : "\(size) bytes"))")
+        }
+        return names.joined(separator: ", ") + (count > 3 ? " and \(count - 3) more" : "")
+    }
+
+    /// Where a virtual dataset's mappings read from (`'other.h5' dataset '/attentions'`). The corresponding C calls
+    /// are `H5Pget_virtual_count`, `H5Pget_virtual_filename` and `H5Pget_virtual_dsetname`.
+    private static func virtualSources(plist: hid_t) -> String {
+        var count = 0
+        guard H5Pget_virtual_count(plist, &count) >= 0 else { _ = HDF5Library.errorReason(); return "other datasets (unreadable mappings)" }
+        func text(_ get: (UnsafeMutablePointer<CChar>?, Int) -> Int) -> String {
+            let size = get(nil, 0)
+            guard size >= 0 else { _ = HDF5Library.errorReason(); return "(unreadable)" }
+            var buffer = [CChar](repeating: 0, count: min(size, 4096) + 1)
+            _ = get(&buffer, buffer.count)
+            return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        var sources: [String] = []
+        for index in 0..<min(count, 3) {
+            let fileName = text { H5Pget_virtual_filename(plist, index, $0, $1) }
+            let datasetName = text { H5Pget_virtual_dsetname(plist, index, $0, $1) }
+            sources.append((fileName == "." ? "this file" : "'\(fileName)'") + " dataset '\(datasetName)'")
+        }
+        if sources.isEmpty { return "no source (no mappings)" }
+        return sources.joined(separator: ", ") + (count > 3 ? " and \(count - 3) more" : "")
+    }
+
+    /// libhdf5 1.10 finds a chunk's address (`H5Dget_chunk_info_by_coord`) by walking every chunk of the dataset, so
+    /// locating each chunk that way takes time growing with the square of their number (131,072 one-element chunks,
+    /// a 9 MB file, took 5 minutes). Datasets with more chunks than this have each chunk fetched by coordinate
+    /// through the index instead (`H5Dread_chunk`, a B-tree lookup), at the cost of holding libhdf5's lock while it reads.
+    static let chunksLocatedByCoordinate: hsize_t = 1024
 
     /// Whether chunks never written read as zero bytes: no fill value defined, or one whose bytes are all 0.
     /// The corresponding C calls are `H5Pfill_value_defined` and `H5Pget_fill_value`.
@@ -190,16 +287,22 @@ final class HDF5Tensor: StoredTensor {
             return .chunked(file: file, chunk: chunk, type: type, order: order, filters: filters) { coordinates in
                 try HDF5Library.call {
                     var start = coordinates.map { hsize_t($0) }
-                    var mask: UInt32 = 0
-                    var address: haddr_t = 0
                     var size: hsize_t = 0
-                    _ = try HDF5Library.check(H5Dget_chunk_info_by_coord(dataset.id, &start, &mask, &address, &size),
-                                              file: path, dataset: name, "cannot locate the chunk at \(coordinates)")
-                    if address == cattn_haddr_undef() { return nil }
-                    guard address <= UInt64(Int.max), size <= UInt64(Int.max) else {
-                        throw DumpError(file: path, dataset: name, "chunk at \(coordinates) has an impossible address")
+                    if addressesAreOffsets {
+                        var mask: UInt32 = 0
+                        var address: haddr_t = 0
+                        _ = try HDF5Library.check(H5Dget_chunk_info_by_coord(dataset.id, &start, &mask, &address, &size),
+                                                  file: path, dataset: name, "cannot locate the chunk at \(coordinates)")
+                        if address == cattn_haddr_undef() { return nil }
+                        guard address <= UInt64(Int.max), size <= UInt64(Int.max) else {
+                            throw DumpError(file: path, dataset: name, "chunk at \(coordinates) has an impossible address")
+                        }
+                        return ChunkLocation(offset: Int(address), size: Int(size), filterMask: mask)
                     }
-                    if addressesAreOffsets { return ChunkLocation(offset: Int(address), size: Int(size), filterMask: mask) }
+                    // Looked up through the chunk index (a B-tree search), then read by libhdf5.
+                    _ = try HDF5Library.check(H5Dget_chunk_storage_size(dataset.id, &start, &size),
+                                              file: path, dataset: name, "cannot locate the chunk at \(coordinates)")
+                    if size == 0 { return nil }
                     guard size <= UInt64(ChunkLocation.largestStored(chunkBytes: chunkBytes)) else {
                         throw DumpError(file: path, dataset: name, "chunk at \(coordinates) claims \(size) bytes, more than a \(chunkBytes)-byte chunk can take compressed: the file is corrupt")
                     }
@@ -215,7 +318,15 @@ final class HDF5Tensor: StoredTensor {
         }
     }
 
+    var unreadable: String? { refusal }
+
+    /// Throws the reason this dataset's data is not read, if there is one.
+    private func checkReadable() throws {
+        if let refusal { throw DumpError(file: file, dataset: name, refusal) }
+    }
+
     func readBlock(leading: [Int]) throws -> [Float] {
+        try checkReadable()
         guard case .floating = info.element else {
             throw DumpError(file: file, dataset: name, unsupportedDtype(info.element))
         }
@@ -304,7 +415,8 @@ final class HDF5Tensor: StoredTensor {
     /// Integers are converted by libhdf5 to native int64; an enum (h5py's bool) is read unconverted
     /// and decoded from its base integer type. The corresponding C calls are `H5Dread` and `H5Tget_super`.
     func readIntegers() throws -> [Int64] {
-        try HDF5Library.call {
+        try checkReadable()
+        return try HDF5Library.call {
             let type = HDF5Handle(try HDF5Library.check(H5Dget_type(dataset.id), file: file, dataset: name, "cannot read the datatype"), .datatype)
             let count = info.shape.reduce(1, *)
             switch H5Tget_class(type.id) {
@@ -335,6 +447,7 @@ final class HDF5Tensor: StoredTensor {
     }
 
     func readStrings() throws -> [String] {
+        try checkReadable()
         guard case .text = info.element else {
             throw DumpError(file: file, dataset: name, "expected strings, found \(info.element)")
         }
@@ -348,7 +461,7 @@ final class HDF5Tensor: StoredTensor {
                 if let rawFile {
                     try GlobalHeapCheck.check(dataset: dataset.id, count: count, file: fileHandle.id, raw: rawFile, path: file, name: name)
                 }
-                switch HDF5Strings.readVariableIsolated(dataset.id, isDataset: true, fileType: type.id, count: count, file: file) {
+                switch HDF5Strings.readVariableIsolated([(dataset.id, type.id, count)], isDataset: true, file: file)[0] {
                 case .success(let strings): return strings
                 case .failure(.corruptHeap):
                     throw DumpError(file: file, dataset: name, "cannot read the strings: their global heap is corrupt (libhdf5 crashed or hung reading it)")
@@ -362,6 +475,33 @@ final class HDF5Tensor: StoredTensor {
                 throw DumpError(file: file, dataset: name, "cannot read the strings" + (HDF5Library.errorReason().map { " (\($0))" } ?? ""))
             }
             return strings
+        }
+    }
+}
+
+/// A chunk count that may exceed `Int` (a corrupt extent): exact below 10^15, else in scientific notation.
+private func formatCount(_ count: Double) -> String {
+    count < 1e15 ? String(Int(count)) : "\(count)"
+}
+
+/// The HDF5 filters, by number: which libhdf5 applies here, and the names of common plugin filters for messages.
+enum HDF5Filters {
+    /// Filters registered by HDF5's filter registry for the plugins people meet in dumps (h5py's lzf, hdf5plugin's).
+    static let knownNames: [Int: String] = [
+        32000: "lzf", 32001: "blosc", 307: "bzip2", 32004: "lz4", 32008: "bitshuffle", 32013: "zfp",
+        32015: "zstd", 32017: "sz", 32026: "blosc2", 32024: "sz3", 32018: "fcidecomp",
+    ]
+
+    /// The built-in filters this libhdf5 applies (deflate, shuffle and fletcher32 always; szip, nbit and
+    /// scale-offset when it was built with them), for messages.
+    static var available: String {
+        HDF5Library.call {
+            let builtIn: [(H5Z_filter_t, String)] = [(H5Z_FILTER_DEFLATE, "deflate (gzip)"), (H5Z_FILTER_SHUFFLE, "shuffle"),
+                                                     (H5Z_FILTER_FLETCHER32, "fletcher32"), (H5Z_FILTER_SZIP, "szip"),
+                                                     (H5Z_FILTER_NBIT, "nbit"), (H5Z_FILTER_SCALEOFFSET, "scale-offset")]
+            let names = builtIn.filter { H5Zfilter_avail($0.0) > 0 }.map(\.1)
+            _ = HDF5Library.errorReason()
+            return names.joined(separator: ", ")
         }
     }
 }

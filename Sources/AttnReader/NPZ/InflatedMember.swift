@@ -1,10 +1,13 @@
 internal import CAttnZlib
 import AttnCore
 
-/// A deflated zip member read as a stream: reads move forward through the inflated bytes;
-/// a read behind the current position restarts from the beginning. Memory stays bounded
-/// by the read buffers, whatever the member's size. The corresponding C calls are `inflateInit2_`,
-/// `inflate`, `inflateReset` and `inflateEnd`.
+/// A deflated zip member read as a stream: reads move forward through the inflated bytes, and memory stays
+/// bounded by the read buffers, whatever the member's size. A read behind the current position in the first 64 KiB
+/// (the header) restarts the stream; the first one further in (layers read last to first, or a Fortran-order array
+/// gathered layer by layer) inflates the whole member once into memory,
+/// when it fits the memory budget, and every later read is served from there; a member too large for that is
+/// refused with a hint instead of being inflated again from the start for every read. The corresponding C calls
+/// are `inflateInit2_`, `inflate`, `inflateReset` and `inflateEnd`.
 final class InflatedMember: ByteSource {
     let length: Int
     private let file: ReadOnlyFile
@@ -18,7 +21,11 @@ final class InflatedMember: ByteSource {
     private var finished = false
     private var checksum = MemberChecksum()
     private let expectedCRC: UInt32
+    /// The whole member, inflated, once a read has gone backwards.
+    private var whole: [UInt8]?
     private static let inputChunk = 256 << 10
+    /// A read behind the position but before this offset (the array's header) restarts the stream instead.
+    private static let cheapRestart = 64 << 10
 
     init(file: ReadOnlyFile, member: String, compressedOffset: Int, compressedSize: Int, uncompressedSize: Int, crc: UInt32) throws {
         self.file = file
@@ -57,7 +64,13 @@ final class InflatedMember: ByteSource {
         guard offset >= 0, buffer.count <= length - offset else {
             throw DumpError(file: file.path, dataset: member, "data is truncated: expected \(buffer.count) bytes at offset \(offset) of \(length)")
         }
-        if offset < position { restart() }
+        if offset < position && offset < Self.cheapRestart && whole == nil {
+            restart()   // the header read again: inflating up to it again costs little
+        } else if offset < position || whole != nil {
+            let bytes = try inflatedWhole()
+            bytes.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + buffer.count)])) }
+            return
+        }
         if offset > position {
             var scratch = [UInt8](repeating: 0, count: min(1 << 20, offset - position))
             while position < offset {
@@ -66,6 +79,19 @@ final class InflatedMember: ByteSource {
             }
         }
         try produce(into: buffer)
+    }
+
+    /// The whole member inflated (once), or an error when that does not fit the memory budget.
+    private func inflatedWhole() throws -> [UInt8] {
+        if let whole { return whole }
+        if let refusal = MemoryBudget.refusal("inflating it whole (it is read out of order: layers last to first, or a Fortran-order array)", bytes: length) {
+            throw DumpError(file: file.path, dataset: member, "is compressed, and \(refusal); save it uncompressed (np.savez or np.save, read in place) or in C order")
+        }
+        restart()
+        var bytes = [UInt8](repeating: 0, count: length)
+        try bytes.withUnsafeMutableBytes { try produce(into: $0) }
+        whole = bytes
+        return bytes
     }
 
     /// Inflates exactly `out.count` bytes at the current position.

@@ -29,6 +29,11 @@ final class NPZContainer: TensorContainer {
                 source = StoredMember(file: file, member: name, offset: offset, length: entry.uncompressedSize, crc: entry.crc)
             case 8:
                 compressed = true
+                // Deflate cannot shrink data more than about 1032:1: a member claiming more is corrupt (or a bomb),
+                // refused before anything is inflated.
+                guard entry.uncompressedSize / 1032 <= entry.compressedSize + 64 else {
+                    throw DumpError(file: file.path, dataset: name, "claims \(entry.uncompressedSize) bytes inflated from \(entry.compressedSize) compressed, more than deflate can expand (1032:1): the archive is corrupt")
+                }
                 source = try InflatedMember(file: file, member: name, compressedOffset: offset,
                                             compressedSize: entry.compressedSize, uncompressedSize: entry.uncompressedSize, crc: entry.crc)
             default:

@@ -147,21 +147,41 @@ enum HeaderJSON: Equatable {
                 case UInt8(ascii: "b"): scalars.append("\u{08}")
                 case UInt8(ascii: "f"): scalars.append("\u{0C}")
                 case UInt8(ascii: "u"):
+                    // A UTF-16 surrogate must come as a high one (D800–DBFF) followed by an escaped low one
+                    // (DC00–DFFF); anything else cannot be text, and is refused (as serde_json, which writes
+                    // safetensors headers, refuses it).
+                    let start = at - 2
                     var code = try hex4()
-                    if (0xD800..<0xDC00).contains(code), at + 6 <= bytes.count, bytes[at] == UInt8(ascii: "\\"), bytes[at + 1] == UInt8(ascii: "u") {
+                    if (0xD800..<0xDC00).contains(code) {
+                        guard at + 2 <= bytes.count, bytes[at] == UInt8(ascii: "\\"), bytes[at + 1] == UInt8(ascii: "u") else {
+                            throw fail("corrupt JSON header: a high surrogate \\u\(hex(code)) without its low surrogate at byte \(start)")
+                        }
                         at += 2
                         let low = try hex4()
+                        guard (0xDC00..<0xE000).contains(low) else {
+                            throw fail("corrupt JSON header: a high surrogate \\u\(hex(code)) followed by \\u\(hex(low)), not a low surrogate, at byte \(start)")
+                        }
                         code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                    } else if (0xDC00..<0xE000).contains(code) {
+                        throw fail("corrupt JSON header: a low surrogate \\u\(hex(code)) without a high one before it at byte \(start)")
                     }
-                    scalars.append(Unicode.Scalar(code) ?? "\u{FFFD}")
+                    guard let scalar = Unicode.Scalar(code) else { throw fail("corrupt JSON header: bad \\u escape at byte \(start)") }
+                    scalars.append(scalar)
                 default: scalars.append(Unicode.Scalar(e))
                 }
             }
             throw fail("corrupt JSON header: unterminated string")
         }
 
+        /// Four hex digits, as in a \u escape.
+        func hex(_ code: UInt32) -> String {
+            let digits = String(code, radix: 16)
+            return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
+        }
+
         mutating func hex4() throws -> UInt32 {
-            guard at + 4 <= bytes.count, let v = UInt32(String(decoding: bytes[at..<(at + 4)], as: UTF8.self), radix: 16) else {
+            guard at + 4 <= bytes.count, bytes[at..<(at + 4)].allSatisfy({ Character(Unicode.Scalar($0)).isHexDigit }),
+                  let v = UInt32(String(decoding: bytes[at..<(at + 4)], as: UTF8.self), radix: 16) else {
                 throw fail("corrupt JSON header: bad \\u escape at byte \(at)")
             }
             at += 4

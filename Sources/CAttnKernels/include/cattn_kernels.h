@@ -55,6 +55,9 @@ int64_t cattn_augment_row(const double *f, size_t n, size_t diagonal, float *out
 /// a row that is in cache instead of a pass over the whole matrix first.
 int64_t cattn_augment_row_dividing(double *f, size_t n, size_t diagonal, double divisor, float *out, double *sum);
 
+/// The sum of a row (in double) and its smallest value: a NaN makes the sum NaN (and is skipped by the minimum).
+void cattn_row_sum_min(const float *row, size_t n, double *sum, float *min);
+
 /// acc[i] += x[i] (double accumulator).
 void cattn_accumulate_f64(double *acc, const float *x, size_t n);
 /// acc[i] = max(acc[i], x[i]) / min(acc[i], x[i]) (NaN in x propagates).

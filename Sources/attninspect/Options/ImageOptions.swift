@@ -122,20 +122,49 @@ struct ImageOptions: ParsableArguments {
             throw DumpError(file: output, "--legend on a montage needs one scale for every tile: add --range shared or --range LO:HI")
         }
         let colour = pictureColormap
-        let factor = zoom ?? max(1, 64 / max(rows, cols, 1))
+        let factor = montageZoom(rows: rows, columns: cols)
         try checkPixels([tiles.count, rows, factor, cols, factor], channels: colour == nil ? 1 : 3,
                         what: "\(tiles.count) tiles of \(rows)×\(cols) at zoom \(factor)")
-        var pictures: [(label: String, image: Image)] = []
-        for tile in tiles {
-            guard let r = shared ?? ValueRange.of(tile.map) else {
-                throw DumpError(file: output, "cannot draw \(tile.label): the map holds no finite values")
+        // Each tile's picture is made as it is drawn into the montage: only the montage is held.
+        let image = try Composition.montage(labels: tiles.map(\.label), tileWidth: cols * factor, tileHeight: rows * factor, channels: colour == nil ? 1 : 3,
+                                            columns: columns, labelScale: rows * factor >= 128 ? 2 : 1) { i in
+            guard let r = shared ?? ValueRange.of(tiles[i].map) else {
+                throw DumpError(file: output, "cannot draw \(tiles[i].label): the map holds no finite values")
             }
-            pictures.append((tile.label, Image(map: tile.map, range: r, colormap: colour).zoomed(by: factor)))
+            return Image(map: tiles[i].map, range: r, colormap: colour).zoomed(by: factor)
         }
-        let image = Composition.montage(pictures, columns: columns, labelScale: rows * factor >= 128 ? 2 : 1)
         try save(shared.map { withLegend(image, range: $0, colormap: colour) } ?? image, protecting: [input])
         let scaleNote = shared.map { "one range \($0.low)...\($0.high)" } ?? "each tile its own min–max range (--range shared for one)"
         Console.note("wrote \(output): \(what), \(tiles.count) tiles of \(rows)×\(cols) at zoom \(factor), \(scaleNote)")
+    }
+
+    /// The zoom of a montage's tiles of `rows` × `columns` cells.
+    private func montageZoom(rows: Int, columns: Int) -> Int { zoom ?? max(1, 64 / max(rows, columns, 1)) }
+
+    /// Refuses, before any tile is made, a montage of `count` maps of `rows` × `columns` whose memory (the maps as
+    /// float32, and the picture with its labels and its encoding, or the .npy array and its encoding) is over the
+    /// memory budget (`--max-memory`), or whose picture is over the pixel limit. `labels` are the tiles' labels.
+    func checkMontage(count: Int, rows: Int, columns: Int, tileColumns: Int, labels: [String]) throws {
+        let maps = MemoryBudget.bytes([count, rows, columns], elementSize: 4)
+        var bytes: Int?
+        if output.lowercased().hasSuffix(".npy") {
+            bytes = maps.flatMap { $0.multipliedReportingOverflow(by: 3).overflow ? nil : $0 * 3 }   // maps, the array, its encoding
+        } else {
+            let factor = montageZoom(rows: rows, columns: columns), channels = pictureColormap == nil ? 1 : 3
+            let tileWidth = MemoryBudget.bytes([columns, factor], elementSize: 1), tileHeight = MemoryBudget.bytes([rows, factor], elementSize: 1)
+            guard let maps, let tileWidth, let tileHeight, tileWidth <= 1 << 30, tileHeight <= 1 << 30 else {
+                throw DumpError(file: output, "\(count) tiles of \(rows)×\(columns) would be more pixels than any picture can hold; write .npy or choose fewer layers or heads")
+            }
+            let size = Composition.montageSize(labels: labels, tileWidth: tileWidth, tileHeight: tileHeight, columns: tileColumns)
+            let pixels = MemoryBudget.bytes([size.width, size.height], elementSize: channels)
+            if let pixels, pixels > Self.maximumImageBytes || pixels < 0 {
+                throw DumpError(file: output, "\(count) tiles of \(rows)×\(columns) at zoom \(factor) would be \(MemoryBudget.describe(pixels)) of pixels, over the \(MemoryBudget.describe(Self.maximumImageBytes)) limit; lower --zoom, choose fewer layers or heads, or write .npy")
+            }
+            bytes = pixels.map { maps + 2 * $0 }   // the maps, the picture, its encoding
+        }
+        if let refusal = MemoryBudget.refusal("a montage of \(count) maps of \(rows)×\(columns)", bytes: bytes) {
+            throw DumpError(file: output, refusal + "; choose fewer layers or heads")
+        }
     }
 
     /// A 0/1 mask: black and white (.png, .pgm, .ppm) or its values (.npy).

@@ -67,6 +67,7 @@ struct InputOptions: ParsableArguments {
         if keepPadding && length != nil { throw ValidationError("--keep-padding and --length are exclusive: choose one") }
         if let heads, heads <= 0 { throw ValidationError("--heads must be positive, got \(heads)") }
         if let batch, batch < 0 { throw ValidationError("--batch must be 0 or more, got \(batch)") }
+        if dataset == "" { throw ValidationError("--dataset needs a name (an HDF5 path, NPZ member or safetensors tensor), got an empty one") }
         if fromQK, let dataset {
             throw ValidationError("--from-qk recomputes attention from the file's q and k, so --dataset \(dataset) (which chooses stored attention) cannot go with it")
         }
@@ -83,6 +84,7 @@ struct InputOptions: ParsableArguments {
                                                                        checksLayerMemory: checksLayerMemory),
                                          rawAs: dtype.map { _ in ElementType.bfloat16 }, scale: scale, causal: causal,
                                          padding: keepPadding ? .keep : .exclude(length: length))
+        if let why = opened.file.unreadableTokenLabels() { Console.noteOnce("\(file): no token labels used: \(why)") }
         if let b = opened.layout.summary.batch, batchOption == nil, sample == nil, b.size > 1 {
             Console.note("\(file): batch axis of \(b.size) samples, using sample \(b.used) (choose with --batch B)")
         }
@@ -136,8 +138,8 @@ struct OpenedDump {
 
     /// Whether the dump looks like a vision transformer's: a grid requested or declared (`patch_grid`),
     /// or no token labels and a perfect square of side ≥ 7 patches after `prefix` tokens.
-    func looksLikeVision(gridRequested: Bool, prefix: Int) -> Bool {
-        if gridRequested || file.attribute("patch_grid") != nil { return true }
+    func looksLikeVision(gridRequested: Bool, prefix: Int) throws -> Bool {
+        if try gridRequested || declaredGrid() != nil { return true }
         return source.tokens == nil && (PatchGrid.square(holding: source.queryCount - prefix)?.rows ?? 0) >= 7
     }
 
@@ -159,13 +161,29 @@ struct OpenedDump {
         return fusion
     }
 
+    /// The file's `patch_grid` attribute, checked: nil when it has none, an error when it is not two positive integers.
+    func declaredGrid() throws -> PatchGrid? {
+        guard let attribute = file.attribute("patch_grid") else { return nil }
+        guard let declared = attribute.integerValues, declared.count == 2, declared[0] > 0, declared[1] > 0,
+              declared[0] <= 1 << 20, declared[1] <= 1 << 20 else {
+            throw DumpError(file: file.path, "attribute patch_grid should be [rows, columns], two positive integers, found \(attribute); give the grid with --grid ROWSxCOLS")
+        }
+        return PatchGrid(rows: declared[0], columns: declared[1])
+    }
+
+    /// The file's `prefix_tokens` attribute, checked: nil when it has none, an error when it is not one integer ≥ 0.
+    func declaredPrefix() throws -> Int? {
+        guard let attribute = file.attribute("prefix_tokens") else { return nil }
+        guard let values = attribute.integerValues, values.count == 1, values[0] >= 0 else {
+            throw DumpError(file: file.path, "attribute prefix_tokens should be one integer, 0 or more, found \(attribute); give it with --prefix N")
+        }
+        return values[0]
+    }
+
     /// The patch grid: `--grid`, else the file's `patch_grid` attribute, else square.
     func patchGrid(_ requested: PatchGrid?, prefix: Int) throws -> PatchGrid {
         if let requested { return requested }
-        if let declared = file.attribute("patch_grid")?.integerValues, declared.count == 2, declared[0] > 0, declared[1] > 0,
-           declared[0] <= 1 << 20, declared[1] <= 1 << 20 {
-            return PatchGrid(rows: declared[0], columns: declared[1])
-        }
+        if let declared = try declaredGrid() { return declared }
         let patches = source.keyCount - prefix
         guard let square = PatchGrid.square(holding: patches) else {
             throw DumpError(file: file.path, "\(patches) keys remain after \(prefix) prefix token(s), which is not a perfect square; give the grid with --grid HxW (and --prefix)")
@@ -176,10 +194,12 @@ struct OpenedDump {
     /// The number of prefix tokens: `--prefix`, else the file's `prefix_tokens` attribute, else 1;
     /// checked against the number of keys.
     func prefix(_ requested: Int?) throws -> Int {
-        let value = requested ?? file.attribute("prefix_tokens")?.integerValues?.first ?? 1
+        let declared = try declaredPrefix()
+        let value = requested ?? declared ?? 1
         guard value >= 0 && value < source.keyCount else {
-            let origin = requested == nil ? "the file's prefix_tokens attribute" : "--prefix"
-            throw DumpError(file: file.path, "\(origin) is \(value): expected 0...\(source.keyCount - 1) prefix tokens before the patches")
+            let origin = requested != nil ? "--prefix is \(value)" : declared != nil ? "the file's prefix_tokens attribute is \(value)"
+                : "the default of 1 prefix token (CLS; the file declares no prefix_tokens)"
+            throw DumpError(file: file.path, "\(origin), but the attention has \(source.keyCount) key(s): expected 0...\(source.keyCount - 1) prefix tokens before the patches; give --prefix N")
         }
         return value
     }

@@ -44,20 +44,30 @@ extension OpenedDump {
 
     /// Each tile of a selection: its label and the map of one layer, fused over heads or one head.
     /// `shape` is the leading shape of the tiles for `.npy` output ([layers, heads], [layers] or [heads]).
-    func tiles(layers selection: LayerSelection, heads: HeadSelection,
-               map: (LayerAttention, HeadFusion) throws -> Matrix) throws -> (tiles: [(label: String, map: Matrix)], shape: [Int]) {
+    /// - Parameter check: called with the tiles' count and labels before any layer is read (a montage's memory check).
+    func tiles(layers selection: LayerSelection, heads: HeadSelection, check: (_ count: Int, _ labels: [String]) throws -> Void = { _, _ in },
+               map: (LayerAttention, HeadFusion, _ layer: Int) throws -> Matrix) throws -> (tiles: [(label: String, map: Matrix)], shape: [Int]) {
         let chosen = try layers(selection)
+        var labels: [String] = []
+        for l in chosen {
+            switch heads {
+            case .all: labels += (0..<source.headCount).map { "L\(l) H\($0)" }
+            case .fused(let f):
+                if case .head(let h) = try fusion(f) { labels.append("L\(l) H\(h)") } else { labels.append("L\(l)") }
+            }
+        }
+        try check(labels.count, labels)
         var tiles: [(label: String, map: Matrix)] = []
         for l in chosen {
             let attention = try source.layer(l)
             switch heads {
             case .all:
-                for h in 0..<source.headCount { tiles.append(("L\(l) H\(h)", try analysing { try map(attention, .head(h)) })) }
+                for h in 0..<source.headCount { tiles.append(("L\(l) H\(h)", try analysing { try map(attention, .head(h), l) })) }
             case .fused(let f):
                 let fusion = try self.fusion(f)
                 let label: String
                 if case .head(let h) = fusion { label = "L\(l) H\(h)" } else { label = "L\(l)" }
-                tiles.append((label, try analysing { try map(attention, fusion) }))
+                tiles.append((label, try analysing { try map(attention, fusion, l) }))
             }
         }
         var shape: [Int] = []

@@ -28,6 +28,7 @@ extension AttnInspect {
         var layer: Int = -1
 
         @OptionGroup var limit: WorkLimitOptions
+        @OptionGroup var probabilities: ProbabilityOptions
 
         @OptionGroup var grid: GridOptions
 
@@ -41,7 +42,6 @@ extension AttnInspect {
             let opened = try input.open()
             let source = opened.source
             let top = try opened.layer(layer)
-            let prefix = try opened.prefix(grid.prefix)
             if let why = source.chainRefusal("attention flow") { throw DumpError(file: input.file, why) }
             let chosen = try opened.view(view, overlay: image.overlay != nil, grid: grid)
             let n = source.queryCount
@@ -51,7 +51,7 @@ extension AttnInspect {
             try limit.check(estimate, file: input.file,
                             work: "attention flow of \(rows == n ? "every one of \(n) tokens" : "one token") to \(n) input tokens through \(top + 1) layers is \(rows * n) maximum-flow problems on a graph of \(top + 1)·\(n)² edges",
                             cheaper: "use \(smaller)an earlier --layer")
-            let flow = AttentionFlow(layer: top)
+            let flow = AttentionFlow(layer: top, allowsUnnormalised: probabilities.allowUnnormalised)
             let what = "attention flow from layer \(top)"
             switch chosen {
             case .matrix:
@@ -60,6 +60,7 @@ extension AttnInspect {
                 progress?.finish()
                 try image.write(Matrix(rows: n, columns: n, values: values.map(Float.init)), what: what, input: input.file, labels: source.tokens)
             case .grid:
+                let prefix = try opened.prefix(grid.prefix)
                 let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
                 guard grid.token < n else {
                     throw DumpError(file: input.file, "--token \(grid.token) is out of range: the dump has \(n) tokens (0...\(n - 1))")
@@ -75,7 +76,7 @@ extension AttnInspect {
 }
 
 extension AttnInspect.Flow: QuickCommand {
-    static let quickNames = InputOptions.quickNames + ImageOptions.quickNames + WorkLimitOptions.quickNames + GridOptions.quickNames + [
+    static let quickNames = InputOptions.quickNames + ImageOptions.quickNames + WorkLimitOptions.quickNames + GridOptions.quickNames + ProbabilityOptions.quickNames + [
         .option("view"), .option("layer", unconditional: true),
     ]
 
@@ -86,6 +87,7 @@ extension AttnInspect.Flow: QuickCommand {
         o.view = try line.value("view")
         o.layer = try line.value("layer") ?? -1
         o.limit = try .quick(&line)
+        o.probabilities = try .quick(&line)
         o.grid = try .quick(&line)
         return o
     }

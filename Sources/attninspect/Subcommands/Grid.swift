@@ -23,6 +23,16 @@ extension AttnInspect {
         @Option(help: "DINO's mask: keep the highest patches holding this share of the patch attention (e.g. 0.6); written black and white, or as a white outline with --overlay.")
         var threshold: Double?
 
+        @OptionGroup var probabilities: ProbabilityOptions
+
+        /// A layer read for the grid, checked to hold distributions unless --allow-unnormalised.
+        func checked(_ attention: LayerAttention, index: Int, _ opened: OpenedDump) throws -> LayerAttention {
+            if !probabilities.allowUnnormalised && opened.source.origin == .stored {
+                try opened.analysing { try ProbabilityCheck.check(attention, index: index, command: "grid") }
+            }
+            return attention
+        }
+
         func validate() throws {
             if (layer == .all || head == .all) && (threshold != nil || image.overlay != nil) {
                 throw ValidationError("--threshold and --overlay make one picture: choose one layer and one head (or a fusion), not all")
@@ -44,8 +54,11 @@ extension AttnInspect {
             let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
             guard case .one(let n) = layer, case .fused(let f) = head else {
                 let token = grid.token
-                let (tiles, shape) = try opened.tiles(layers: layer, heads: head) { attention, fusion in
-                    try patchGrid.extract(from: try fusion.fuse(attention), token: token, prefix: prefix)
+                let (tiles, shape) = try opened.tiles(layers: layer, heads: head, check: { count, labels in
+                    try image.checkMontage(count: count, rows: patchGrid.rows, columns: patchGrid.columns,
+                                           tileColumns: head == .all && layer == .all ? opened.source.headCount : Composition.columns(for: count), labels: labels)
+                }) { attention, fusion, l in
+                    try patchGrid.extract(from: try fusion.fuse(try checked(attention, index: l, opened)), token: token, prefix: prefix)
                 }
                 let columns = head == .all && layer == .all ? opened.source.headCount : Composition.columns(for: tiles.count)
                 return try image.writeMontage(tiles, shape: shape, columns: columns, what: "token \(token) → \(patchGrid) grids", input: input.file)
@@ -53,7 +66,7 @@ extension AttnInspect {
             let l = try opened.layer(n)
             let fusion = try opened.fusion(f)
             let map = try opened.analysing {
-                try patchGrid.extract(from: try fusion.fuse(try opened.source.layer(l)), token: grid.token, prefix: prefix)
+                try patchGrid.extract(from: try fusion.fuse(try checked(try opened.source.layer(l), index: l, opened)), token: grid.token, prefix: prefix)
             }
             let what = "layer \(l), \(fusion), token \(grid.token) → \(patchGrid) grid"
             guard let threshold else {
@@ -70,7 +83,7 @@ extension AttnInspect {
 }
 
 extension AttnInspect.Grid: QuickCommand {
-    static let quickNames = InputOptions.quickNames + ImageOptions.quickNames + GridOptions.quickNames + [
+    static let quickNames = InputOptions.quickNames + ImageOptions.quickNames + GridOptions.quickNames + ProbabilityOptions.quickNames + [
         .option("layer", unconditional: true), .option("head", unconditional: true), .option("threshold"),
     ]
 
@@ -79,6 +92,7 @@ extension AttnInspect.Grid: QuickCommand {
         o.input = try .quick(&line)
         o.image = try .quick(&line)
         o.grid = try .quick(&line)
+        o.probabilities = try .quick(&line)
         o.layer = try line.value("layer") ?? .one(-1)
         o.head = try line.value("head") ?? .fused(.mean)
         o.threshold = try line.value("threshold")

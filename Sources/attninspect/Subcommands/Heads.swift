@@ -46,10 +46,12 @@ extension AttnInspect {
         @Option(parsing: .unconditional, help: "Tokens before the patches, left out of the mean attention distance (default: the file's prefix_tokens, else 1 on a grid and 0 in tokens).")
         var prefix: Int?
 
-        enum Scope: String, ExpressibleByArgument, CaseIterable { case layer, all }
+        enum Scope: String, ExpressibleByArgument, CaseIterable { case layer, all, none }
 
-        @Option(help: "Head similarity between the heads of each layer (layer), or between every pair of heads of the model (all).")
+        @Option(help: "Head similarity between the heads of each layer (layer), between every pair of heads of the model (all), or none (its cost grows as heads² × queries × keys).")
         var similarity: Scope = .layer
+
+        @OptionGroup var limit: WorkLimitOptions
 
         @Option(name: .customLong("similarity-out"), help: "Also write the similarity: .csv (layer_a, head_a, layer_b, head_b, js_divergence), .npy or a picture (.png, .ppm, .pgm).")
         var similarityOut: String?
@@ -73,6 +75,7 @@ extension AttnInspect {
             if let prefix, prefix < 0 { throw ValidationError("--prefix must be 0 or more, got \(prefix)") }
             if !(outlierZ.isFinite && outlierRatio.isFinite && outlierRatio >= 0) { throw ValidationError("--outlier-z and --outlier-ratio must be finite numbers") }
             if let similarityOut {
+                if similarity == .none { throw ValidationError("--similarity-out \(similarityOut) writes the head similarity, which --similarity none skips: choose layer or all") }
                 let lower = similarityOut.lowercased()
                 if lower.hasSuffix(".csv") { return }
                 try ImageOptions(output: similarityOut, colormap: .viridis, range: nil, zoom: nil).validate()
@@ -83,6 +86,13 @@ extension AttnInspect {
             let opened = try input.open()
             let source = opened.source
             let analysis = try configuredAnalysis(opened)
+            // Head similarity is the costly part: every pair of heads (of a layer, or of the model) over every row.
+            let maps = similarity == .all ? source.layerCount * source.headCount : source.headCount
+            let seconds = similarity == .none ? 0
+                : Double(similarity == .all ? 1 : source.layerCount) * JensenShannon.estimatedSeconds(maps: maps, queries: source.queryCount, keys: source.keyCount, workers: Workers.count)
+            try limit.check(seconds, file: input.file,
+                            work: "head similarity (--similarity \(similarity.rawValue)) between \(maps) heads\(similarity == .all ? "" : " in each of \(source.layerCount) layers") over \(source.queryCount) × \(source.keyCount) values",
+                            cheaper: similarity == .all ? "use --similarity layer or none" : "use --similarity none")
             var records: [HeadMeasures] = []
             var shares: [[Double]?] = []
             var perLayer: [[[Double?]]] = []
@@ -119,7 +129,7 @@ extension AttnInspect {
         func configuredAnalysis(_ opened: OpenedDump) throws -> HeadAnalysis {
             let source = opened.source
             let distance: TokenDistance
-            let declaredGrid = opened.file.attribute("patch_grid") != nil
+            let declaredGrid = try opened.declaredGrid() != nil
             if grid != nil || declaredGrid {
                 let p = try opened.prefix(prefix)
                 let g = try opened.patchGrid(grid, prefix: p)
@@ -159,23 +169,10 @@ extension AttnInspect {
             if let refusal = MemoryBudget.refusal("--similarity all, every layer of \(source.layerCount) × \(source.headCount) heads × \(source.queryCount) × \(source.keyCount) in memory", bytes: bytes) {
                 throw DumpError(file: input.file, refusal + "; use --similarity layer")
             }
-            let layers = try (0..<source.layerCount).map { try source.layer($0) }
-            let size = source.queryCount * source.keyCount
-            var maps: [[Float]] = []
-            for layer in layers { for h in 0..<layer.heads { maps.append(Array(layer.values[(h * size)..<((h + 1) * size)])) } }
-            let finite = maps.map { $0.allSatisfy { $0.isFinite } }
-            let n = maps.count
-            var out = [[Double?]](repeating: [Double?](repeating: nil, count: n), count: n)
-            for a in 0..<n where finite[a] {
-                out[a][a] = 0
-                for b in (a + 1)..<max(n, a + 1) where finite[b] {
-                    let js = maps[a].withUnsafeBufferPointer { p in maps[b].withUnsafeBufferPointer { r in
-                        JensenShannon.meanRowDivergence(p, r, queries: source.queryCount, keys: source.keyCount) } }
-                    out[a][b] = js
-                    out[b][a] = js
-                }
-            }
-            return out
+            var values: [Float] = []
+            values.reserveCapacity(source.layerCount * source.headCount * source.queryCount * source.keyCount)
+            for l in 0..<source.layerCount { values += try source.layer(l).values }
+            return JensenShannon.matrix(values, maps: source.layerCount * source.headCount, queries: source.queryCount, keys: source.keyCount)
         }
 
         static let keys = ["layer", "head", "entropy", "first_query_entropy", "mean_row_max", "attn_first", "attn_cls", "attn_sep", "attn_punct",
@@ -235,6 +232,8 @@ extension AttnInspect {
             if let all {
                 let heads: [JSONValue] = (0..<source.layerCount).flatMap { l in (0..<source.headCount).map { h in JSONValue.array([.integer(l), .integer(h)]) } }
                 similarityValue = .object([("scope", .string("all")), ("heads", .array(heads)), ("js_divergence", matrix(all))])
+            } else if similarity == .none {
+                similarityValue = .object([("scope", .string("none"))])
             } else {
                 similarityValue = .object([("scope", .string("layer")), ("matrices", .array(perLayer.enumerated().map { l, m in
                     .object([("layer", .integer(l)), ("js_divergence", matrix(m))]) }))])
@@ -331,7 +330,7 @@ enum OutlierReport {
 }
 
 extension AttnInspect.Heads: QuickCommand {
-    static let quickNames = InputOptions.quickNames + [
+    static let quickNames = InputOptions.quickNames + WorkLimitOptions.quickNames + [
         .flag("json"), .flag("csv"), .option("sink-tokens", unconditional: true), .flag("exclude-bos"), .flag("exclude-current-token"),
         .option("patch-size", unconditional: true), .option("grid"), .option("prefix", unconditional: true), .option("similarity"),
         .option("similarity-out"), .option("outlier-z", unconditional: true), .option("outlier-ratio", unconditional: true),
@@ -341,6 +340,7 @@ extension AttnInspect.Heads: QuickCommand {
     static func quick(_ line: inout QuickLine) throws -> Self {
         var o = Self()
         o.input = try .quick(&line)
+        o.limit = try .quick(&line)
         o.json = line.flag("json")
         o.csv = line.flag("csv")
         o.sinkTokens = try line.value("sink-tokens") ?? 4

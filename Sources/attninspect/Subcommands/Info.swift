@@ -14,16 +14,17 @@ extension AttnInspect {
 
         func run() throws {
             let dump = try DumpFile(path: input.file)
-            var out = "file: \(dump.path)\nformat: \(dump.format)\n"
+            var out = "file: \(PrintableText.escaped(dump.path))\nformat: \(dump.format)\n"
             var table = TensorTable()
             for t in dump.tensors { table.add(t) }
             out += "tensors:\n" + table.render(indent: "  ")
             if !dump.attributes.isEmpty {
                 out += "attributes:\n"
+                // Names and values come from the file: escaped one by one, so that none can break its line.
                 for a in dump.attributes {
                     let value: String
                     if case .strings(let s) = a.value, s.count == 1 { value = "\"\(s[0])\"" } else { value = a.value.description }
-                    out += "  \(a.owner == "/" ? "" : a.owner + " ")\(a.name) = \(value)\n"
+                    out += "  \(a.owner == "/" ? "" : PrintableText.escaped(a.owner) + " ")\(PrintableText.escaped(a.name)) = \(PrintableText.escaped(value))\n"
                 }
             }
             Console.print(out)
@@ -72,7 +73,7 @@ private struct TensorTable {
     var rows: [[String]] = []
 
     mutating func add(_ t: TensorInfo) {
-        rows.append([t.name, formatShape(t.shape), t.element.description, t.storage ?? ""])
+        rows.append([t.name, formatShape(t.shape), t.element.description, t.storage ?? ""].map { PrintableText.escaped($0) })
     }
 
     func render(indent: String) -> String {

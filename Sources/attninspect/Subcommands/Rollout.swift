@@ -55,6 +55,7 @@ extension AttnInspect {
         @OptionGroup var grid: GridOptions
 
         @OptionGroup var limit: WorkLimitOptions
+        @OptionGroup var probabilities: ProbabilityOptions
 
         func validate() throws {
             if gradientWeighted && (compat != .abnar || headFusionOption != nil || discardRatioOption != nil) {
@@ -80,9 +81,9 @@ extension AttnInspect {
             }
             if gradientWeighted { return try runGradientWeighted(opened, layers: start...end) }
             let normalisation: AttnAnalysis.Rollout.Normalisation = compat == .vitExplain ? .vitExplain : compat == .vitKeras ? .wholeMatrix : .rows
-            let rollout = AttnAnalysis.Rollout(fusion: try opened.fusion(headFusion), discardRatio: discardRatio, layers: start...end,
+            var rollout = AttnAnalysis.Rollout(fusion: try opened.fusion(headFusion), discardRatio: discardRatio, layers: start...end,
                                                normalisation: normalisation)
-            let prefix = try opened.prefix(grid.prefix)
+            rollout.allowsUnnormalised = probabilities.allowUnnormalised
             if let why = source.chainRefusal("rollout") { throw DumpError(file: input.file, why) }
             let chosen = try opened.view(view, overlay: image.overlay != nil, grid: grid)
             try checkCost(of: opened, layers: start...end, products: end - start, heads: source.headCount, view: chosen)
@@ -95,6 +96,7 @@ extension AttnInspect {
                 progress?.finish()
                 try image.write(r, what: what, input: input.file, labels: opened.source.tokens)
             case .grid:
+                let prefix = try opened.prefix(grid.prefix)
                 let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
                 // Only row --token of R is shown: computed alone, as a vector through the layers.
                 let progress = Progress.start("rollout", total: end - start + 1)
@@ -116,8 +118,7 @@ extension AttnInspect.Rollout {
         guard let gradients = try AttentionLayout.gradients(opened.file, named: gradientDataset, options: options, matching: source) else {
             throw DumpError(file: input.file, "--gradients: no attention gradients found: expected a dataset or member named \(AttentionLayout.gradientNames.joined(separator: ", ")) with the attention's shape, or name it with --gradient-dataset NAME")
         }
-        let rollout = GradientRollout(layers: layers)
-        let prefix = try opened.prefix(grid.prefix)
+        let rollout = GradientRollout(layers: layers, allowsUnnormalised: probabilities.allowUnnormalised)
         if let why = source.chainRefusal("rollout") { throw DumpError(file: input.file, why) }
         let chosen = try opened.view(view, overlay: image.overlay != nil, grid: grid)
         try checkCost(of: opened, layers: layers, products: layers.count, heads: 2 * source.headCount, view: chosen)
@@ -127,6 +128,7 @@ extension AttnInspect.Rollout {
             let r = try opened.analysing { try rollout.compute(attention: source, gradients: gradients) }
             try image.write(r, what: what, input: input.file, labels: source.tokens)
         case .grid:
+            let prefix = try opened.prefix(grid.prefix)
             let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
             let row = try opened.analysing { try rollout.computeRow(attention: source, gradients: gradients, token: grid.token) }
             let map = try opened.analysing { try patchGrid.extract(from: row, token: 0, prefix: prefix) }
@@ -159,7 +161,9 @@ enum MapView: String, ExpressibleByArgument, CaseIterable { case matrix, grid }
 extension OpenedDump {
     /// `requested`, else grid for a vision dump (or with an overlay) and matrix otherwise; the choice is said on stderr.
     func view(_ requested: MapView?, overlay: Bool, grid: GridOptions) throws -> MapView {
-        let vision = try overlay || looksLikeVision(gridRequested: grid.grid != nil, prefix: prefix(grid.prefix))
+        if let requested { return requested }
+        // A prefix that cannot be (one token) only rules out the grid view here; the grid view reports it.
+        let vision = try overlay || looksLikeVision(gridRequested: grid.grid != nil, prefix: (try? prefix(grid.prefix)) ?? 0)
         let chosen = requested ?? (vision ? .grid : .matrix)
         if requested == nil { Console.note("view: \(chosen.rawValue) (choose with --view matrix|grid)") }
         return chosen
@@ -184,7 +188,7 @@ struct GridOptions: ParsableArguments {
 }
 
 extension AttnInspect.Rollout: QuickCommand {
-    static let quickNames = InputOptions.quickNames + ImageOptions.quickNames + GridOptions.quickNames + WorkLimitOptions.quickNames + [
+    static let quickNames = InputOptions.quickNames + ImageOptions.quickNames + GridOptions.quickNames + WorkLimitOptions.quickNames + ProbabilityOptions.quickNames + [
         .option("view"), .option("head-fusion", unconditional: true), .option("discard-ratio", unconditional: true),
         .option("start-layer", unconditional: true), .option("compat"), .option("end-layer", unconditional: true),
         .flag("gradients"), .option("gradient-dataset"),
@@ -203,6 +207,7 @@ extension AttnInspect.Rollout: QuickCommand {
         o.gradients = line.flag("gradients")
         o.gradientDataset = try line.value("gradient-dataset")
         o.grid = try .quick(&line)
+        o.probabilities = try .quick(&line)
         o.limit = try .quick(&line)
         return o
     }

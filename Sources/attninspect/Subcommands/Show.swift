@@ -35,15 +35,18 @@ extension AttnInspect {
         @Option(parsing: .unconditional, help: "Map LO:HI to the ends of the scale (default: the map's min and max).")
         var range: ValueRange?
 
+        @OptionGroup var probabilities: ProbabilityOptions
+
         func run() throws {
             let opened = try input.open()
-            let prefix = try opened.prefix(grid.prefix)
             let fusion = try opened.fusion(head)
-            let chosen = view ?? (opened.looksLikeVision(gridRequested: grid.grid != nil, prefix: prefix) ? .grid : .matrix)
+            // A prefix that cannot be (one token) only rules out the grid view here; the grid view reports it.
+            let chosen = try view ?? (opened.looksLikeVision(gridRequested: grid.grid != nil, prefix: (try? opened.prefix(grid.prefix)) ?? 0) ? .grid : .matrix)
             var what: String
             var map: Matrix
             if rollout {
-                let all = AttnAnalysis.Rollout(fusion: fusion, layers: 0...(opened.source.layerCount - 1))
+                var all = AttnAnalysis.Rollout(fusion: fusion, layers: 0...(opened.source.layerCount - 1))
+                all.allowsUnnormalised = probabilities.allowUnnormalised
                 what = "rollout of layers 0...\(opened.source.layerCount - 1), \(fusion)"
                 if chosen == .grid {
                     map = try opened.analysing { try all.computeRow(opened.source, token: grid.token) }
@@ -57,6 +60,7 @@ extension AttnInspect {
                 if chosen == .grid { map = Matrix(rows: 1, columns: map.columns, values: try opened.analysing { try map.rowChecked(grid.token) }) }
             }
             if chosen == .grid {
+                let prefix = try opened.prefix(grid.prefix)
                 let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
                 map = try opened.analysing { try patchGrid.extract(from: map, token: 0, prefix: prefix) }
                 what += ", token \(grid.token) → \(patchGrid) grid"
@@ -65,7 +69,7 @@ extension AttnInspect {
                 throw DumpError(file: input.file, "cannot draw \(what): the map holds no finite values")
             }
             Console.note("\(what), range \(scale.low)...\(scale.high)")
-            Console.print(terminal.colourOn
+            Console.printPicture(terminal.colourOn
                 ? Terminal.picture(map, range: scale, colormap: colormap, width: terminal.columns)
                 : Terminal.plainPicture(map, range: scale, width: terminal.columns))
         }
@@ -81,7 +85,7 @@ extension Matrix {
 }
 
 extension AttnInspect.Show: QuickCommand {
-    static let quickNames = InputOptions.quickNames + GridOptions.quickNames + TerminalOptions.quickNames + [
+    static let quickNames = InputOptions.quickNames + GridOptions.quickNames + TerminalOptions.quickNames + ProbabilityOptions.quickNames + [
         .option("layer", unconditional: true), .option("head", unconditional: true), .flag("rollout"), .option("view"),
         .option("colormap"), .option("range", unconditional: true),
     ]
@@ -91,6 +95,7 @@ extension AttnInspect.Show: QuickCommand {
         o.input = try .quick(&line)
         o.grid = try .quick(&line)
         o.terminal = try .quick(&line)
+        o.probabilities = try .quick(&line)
         o.layer = try line.value("layer") ?? -1
         o.head = try line.value("head") ?? .mean
         o.rollout = line.flag("rollout")

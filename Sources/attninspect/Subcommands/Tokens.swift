@@ -33,6 +33,7 @@ extension AttnInspect {
         func run() throws {
             let opened = try input.open()
             guard let labels = opened.source.tokens else {
+                if let why = opened.file.unreadableTokenLabels() { throw DumpError(file: input.file, "has no usable token labels: \(why); tokens needs them") }
                 throw DumpError(file: input.file, "has no token labels (a `tokens` dataset or member with one label per query): tokens needs them")
             }
             guard query >= 0 && query < opened.source.queryCount else {
@@ -54,7 +55,7 @@ extension AttnInspect {
             }
             Console.note("layer \(l), \(fusion): attention from token \(query) \(Terminal.printable(labels[query])), range \(scale.low)...\(scale.high)")
             if terminal.colourOn {
-                Console.print(Terminal.tokens(shown, values: values, range: scale, colormap: colormap))
+                Console.printPicture(Terminal.tokens(shown, values: values, range: scale, colormap: colormap))
             } else {
                 Console.print(zip(shown, values).map { "\(Terminal.printable($0)) (\(formatFixed(Double($1), decimals: 4)))" }.joined(separator: " ") + "\n")
             }
