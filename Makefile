@@ -5,7 +5,7 @@ BIN ?= .build/release/attninspect
 # What install, man and completions build first; CI's install check sets BUILD_FIRST=build with the debug BIN.
 BUILD_FIRST ?= release
 
-.PHONY: deps build release demo test install man completions fuzz mutate sanitize-address sanitize-thread ci-hardening clean
+.PHONY: deps build release demo test hostile install man completions fuzz mutate sanitize-address sanitize-thread ci-hardening clean
 
 deps:
 	@scripts/install-deps.sh
@@ -45,6 +45,11 @@ demo: release
 test: deps
 	@scripts/install-deps.sh --test
 	ATTNINSPECT_REQUIRE_PYTHON=1 $(SWIFT) test
+
+# The hostile-dump regression set (TestData/hostile, signals, stdout failures, non-UTF-8 paths) against the release
+# binary, which is linked differently from the debug build `make test` runs it on.
+hostile: release
+	ATTNINSPECT_TEST_BINARY=$(abspath $(BIN)) $(SWIFT) test --filter 'HostileInputCLITests|NothingLostCLITests'
 
 # Installs the binary, the man page and bash/zsh/fish completions under $(DESTDIR)$(PREFIX)
 # (default /usr/local), all generated from the command definitions (swift-argument-parser).

@@ -193,7 +193,9 @@ final class HDF5Container: TensorContainer {
             }
         }
         if !isolated.isEmpty {
-            let results = HDF5Strings.readVariableIsolated(isolated.map { (attributes[$0.index].id, $0.fileType.id, $0.count) }, isDataset: false, file: file)
+            let results = withExtendedLifetime(isolated) {
+                HDF5Strings.readVariableIsolated(isolated.map { (attributes[$0.index].id, $0.fileType.id, $0.count) }, isDataset: false, file: file)
+            }
             for (item, result) in zip(isolated, results) {
                 switch result {
                 case .success(let strings): values[item.index] = .strings(strings)
@@ -293,8 +295,12 @@ enum HDF5Strings {
         }
         var buffer: UnsafeMutablePointer<CChar>?
         var length = 0, done = 0
-        let status = cattn_read_vlen_isolated(objects.map(\.object), memTypes.map(\.id), objects.map(\.count), objects.count, isDataset ? 1 : 0,
-                                              &buffer, &length, &done)
+        // The memory types stay open until the child has read with them (an optimised build would close them
+        // as soon as their ids were taken).
+        let status = withExtendedLifetime(memTypes) {
+            cattn_read_vlen_isolated(objects.map(\.object), memTypes.map(\.id), objects.map(\.count), objects.count, isDataset ? 1 : 0,
+                                     &buffer, &length, &done)
+        }
         defer { free(buffer) }
         if status == -3 {   // no child process: read here
             return objects.map { object in

@@ -187,7 +187,7 @@ final class HDF5Tensor: StoredTensor {
                 var written: hsize_t = 0
                 defer { chunkCount = written }
                 let total = zip(dims, chunk).reduce(1.0) { $0 * (Double($1.0) / Double(max($1.1, 1))).rounded(.up) }
-                if H5Dget_num_chunks(dataset.id, space.id, &written) < 0 {
+                if withExtendedLifetime(space, { H5Dget_num_chunks(dataset.id, space.id, &written) }) < 0 {
                     refusal = "cannot count its chunks (\(HDF5Library.errorReason() ?? "")): the file is corrupt"
                 } else if Double(written) < total {
                     notes.append("\(written) of \(formatCount(total)) chunks written")
@@ -461,7 +461,7 @@ final class HDF5Tensor: StoredTensor {
                 if let rawFile {
                     try GlobalHeapCheck.check(dataset: dataset.id, count: count, file: fileHandle.id, raw: rawFile, path: file, name: name)
                 }
-                switch HDF5Strings.readVariableIsolated([(dataset.id, type.id, count)], isDataset: true, file: file)[0] {
+                switch withExtendedLifetime(type, { HDF5Strings.readVariableIsolated([(dataset.id, type.id, count)], isDataset: true, file: file)[0] }) {
                 case .success(let strings): return strings
                 case .failure(.corruptHeap):
                     throw DumpError(file: file, dataset: name, "cannot read the strings: their global heap is corrupt (libhdf5 crashed or hung reading it)")
