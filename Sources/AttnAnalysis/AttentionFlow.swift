@@ -43,6 +43,14 @@ public struct AttentionFlow: Sendable {
         return Double(rows) * Double(n) * Double(layers) * Double(n) * Double(n) * perEdge / Double(Swift.max(1, workers))
     }
 
+    /// The memory flow holds: the graph (`layers` × n² in `Double`) and, per worker, its residual network (three
+    /// more such arrays); nil when that overflows.
+    public static func workingSetBytes(tokens n: Int, layers: Int, workers: Int) -> Int? {
+        guard let graph = MemoryBudget.bytes([layers, n, n], elementSize: 8) else { return nil }
+        let (total, overflow) = graph.multipliedReportingOverflow(by: 1 + 3 * Swift.max(1, workers))
+        return overflow ? nil : total
+    }
+
     /// Âₗ for each layer of `layers`, in `Double`: the heads' mean plus I, rows divided by their sums.
     static func graph(_ source: AttentionSource, layers: ClosedRange<Int>, workers: Int, checking: String? = nil) throws -> [[Double]] {
         if let why = source.chainRefusal("attention flow") { throw AnalysisError(why) }

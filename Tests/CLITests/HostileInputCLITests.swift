@@ -206,9 +206,11 @@ struct HostileInputCLITests {
         #expect(none.status == 0 && none.stdout.contains("\"similarity\": {\"scope\": \"none\"}"), "\(none.stderr)")
     }
 
-    @Test("a montage over --max-memory is refused before any tile is made")
+    @Test("a montage or a flow graph over --max-memory is refused before any work")
     func montageCost() throws {
         let scratch = try Scratch()
+        try refused(["flow", Fixtures.path("synthetic/base_f32.npy"), "--max-memory", "5K", "-o", scratch.file("f.npy")],
+                    "attention flow through 3 layers of 10 tokens (the graph, and a residual network per worker) needs")
         try refused(["heatmap", Fixtures.path("synthetic/base_f32.npy"), "--layer", "all", "--head", "all", "--max-memory", "16K", "-o", scratch.file("m.png")],
                     "a montage of 6 maps of 10×10 needs")
         #expect(scratch.contents.isEmpty)

@@ -51,6 +51,10 @@ extension AttnInspect {
             try limit.check(estimate, file: input.file,
                             work: "attention flow of \(rows == n ? "every one of \(n) tokens" : "one token") to \(n) input tokens through \(top + 1) layers is \(rows * n) maximum-flow problems on a graph of \(top + 1)·\(n)² edges",
                             cheaper: "use \(smaller)an earlier --layer")
+            let bytes = AttentionFlow.workingSetBytes(tokens: n, layers: top + 1, workers: Workers.count)
+            if let refusal = MemoryBudget.refusal("attention flow through \(top + 1) layers of \(n) tokens (the graph, and a residual network per worker)", bytes: bytes) {
+                throw DumpError(file: input.file, refusal + "; use an earlier --layer")
+            }
             let flow = AttentionFlow(layer: top, allowsUnnormalised: probabilities.allowUnnormalised)
             let what = "attention flow from layer \(top)"
             switch chosen {
