@@ -9,14 +9,22 @@ import Glibc
 public enum Descriptors {
     /// Everything readable from each descriptor until it reports end of file, read concurrently.
     /// nil when a read fails with anything but EINTR or EAGAIN.
-    public static func readAll(_ descriptors: [Int32]) -> [[UInt8]]? {
+    /// - Parameter seconds: give up (nil) when the descriptors are still open after this long.
+    public static func readAll(_ descriptors: [Int32], seconds: Double? = nil) -> [[UInt8]]? {
         var outputs = [[UInt8]](repeating: [], count: descriptors.count)
         var open = Set(descriptors.indices)
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        let deadline = seconds.map { now() + $0 }
         while !open.isEmpty {
             let order = open.sorted()
             var polled = order.map { pollfd(fd: descriptors[$0], events: Int16(POLLIN), revents: 0) }
-            let ready = poll(&polled, nfds_t(polled.count), -1)
+            var wait: Int32 = -1
+            if let deadline {
+                let left = deadline - now()
+                if left <= 0 { return nil }
+                wait = Int32(min(left * 1000, 60_000).rounded(.up))
+            }
+            let ready = poll(&polled, nfds_t(polled.count), wait)
             if ready < 0 {
                 if errno == EINTR { continue }
                 return nil
@@ -31,6 +39,12 @@ public enum Descriptors {
             }
         }
         return outputs
+    }
+
+    private static func now() -> Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
     }
 
     /// The whole file at `path` (for /proc files, whose size reads as 0); nil when it cannot be read.

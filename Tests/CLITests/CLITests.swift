@@ -24,6 +24,9 @@ struct Run {
         return Fixtures.root.deletingLastPathComponent().appendingPathComponent(".build/debug/attninspect")
     }()
 
+    /// How long one run may take (ATTNINSPECT_TEST_TIMEOUT, default 300 s: debug builds under the sanitizers are slow).
+    static let seconds: Double = ProcessInfo.processInfo.environment["ATTNINSPECT_TEST_TIMEOUT"].flatMap(Double.init) ?? 300
+
     init(_ arguments: [String], environment: [String: String] = [:], directory: String? = nil) throws {
         let process = Process()
         process.executableURL = Run.binary
@@ -36,12 +39,13 @@ struct Run {
         process.standardOutput = out
         process.standardError = err
         try process.run()
-        // Both pipes at once, with read(2) (see Descriptors).
-        let outputs = Descriptors.readAll([out.fileHandleForReading.fileDescriptor, err.fileHandleForReading.fileDescriptor])
+        // Both pipes at once, with read(2) (see Descriptors), for at most `Run.seconds`: a hang is a failure, not a
+        // test run that never ends.
+        let outputs = Descriptors.readAll([out.fileHandleForReading.fileDescriptor, err.fileHandleForReading.fileDescriptor], seconds: Run.seconds)
         // Unread pipes could keep the child writing forever: stop it before waiting.
-        if outputs == nil { process.terminate() }
+        if outputs == nil { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
-        guard let outputs else { throw RunError("cannot read the output of attninspect \(arguments.joined(separator: " "))") }
+        guard let outputs else { throw RunError("attninspect \(arguments.joined(separator: " ")) did not finish within \(Run.seconds) s (or its output could not be read)") }
         status = process.terminationStatus
         stdout = String(decoding: outputs[0], as: UTF8.self)
         stderr = String(decoding: outputs[1], as: UTF8.self)
