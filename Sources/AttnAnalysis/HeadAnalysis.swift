@@ -97,7 +97,7 @@ public struct HeadAnalysis: Sendable {
         }
         let special = specialTokens
         let pairs = q == k ? patternPairs(positions: q) : nil
-        let distances = q == k ? distanceMatrix(tokens: k) : nil
+        let distances = q == k ? distanceFunction(tokens: k) : nil
         return layer.values.withUnsafeBufferPointer { all in
             (0..<layer.heads).map { h in
                 let a = UnsafeBufferPointer(rebasing: all[(h * q * k)..<((h + 1) * q * k)])
@@ -108,7 +108,7 @@ public struct HeadAnalysis: Sendable {
 
     private func measure(_ a: UnsafeBufferPointer<Float>, queries q: Int, keys k: Int, layer: Int, head: Int,
                          special: (cls: [Int], sep: [Int], punct: [Int])?, pairs: (duplicate: [(Int, Int)], induction: [(Int, Int)])?,
-                         distances: [Double]?) -> HeadMeasures {
+                         distances: ((Int, Int) -> Double)?) -> HeadMeasures {
         var m = HeadMeasures(layer: layer, head: head)
         guard a.allSatisfy({ $0.isFinite }) else { return m }
         let rows = Double(q)
@@ -172,7 +172,7 @@ public struct HeadAnalysis: Sendable {
                 if n > 0 {
                     var sum = 0.0
                     for i in p..<q {
-                        for j in p..<k { sum += v(i, j) * distances[(i - p) * n + (j - p)] }
+                        for j in p..<k { sum += v(i, j) * distances(i - p, j - p) }
                     }
                     m.meanAttentionDistance = sum / Double(n)
                 }
@@ -192,24 +192,21 @@ public struct HeadAnalysis: Sendable {
         return m
     }
 
-    /// d(q, k) between the tokens after the prefix, `(n × n)` row-major with n = tokens − prefix.
-    func distanceMatrix(tokens: Int) -> [Double]? {
+    /// d(a, b) between tokens a and b after the prefix (0-based among the n = tokens − prefix), computed when asked
+    /// (a matrix of them would be n² doubles: 2 GiB at 16,384 tokens); nil when no token follows the prefix.
+    func distanceFunction(tokens: Int) -> ((Int, Int) -> Double)? {
         let p = distance.prefix, n = tokens - p
         guard n > 0 else { return nil }
-        var d = [Double](repeating: 0, count: n * n)
         switch distance {
         case .grid(_, let columns, _, let patchSize):
             let s = patchSize ?? 1
-            for a in 0..<n {
-                for b in 0..<n {
-                    let dr = Double(a / columns - b / columns), dc = Double(a % columns - b % columns)
-                    d[a * n + b] = s * (dr * dr + dc * dc).squareRoot()
-                }
+            return { a, b in
+                let dr = Double(a / columns - b / columns), dc = Double(a % columns - b % columns)
+                return s * (dr * dr + dc * dc).squareRoot()
             }
         case .sequence:
-            for a in 0..<n { for b in 0..<n { d[a * n + b] = Double(abs(a - b)) } }
+            return { a, b in Double(abs(a - b)) }
         }
-        return d
     }
 
     /// r[j]: the attention key j receives, averaged over the finite heads and the queries

@@ -30,47 +30,51 @@ public enum HeadFusion: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// Fuses the heads of one layer.
+    /// Fuses the heads of one layer. The mean is summed in `Double`, head after head, and rounded once, so the
+    /// mean of float16 or float32 heads is exact before its final rounding; the map is written straight into
+    /// `Float` (no `Double` copy of the whole map: a 16,384-token map is 1 GiB, not 3).
     /// - Returns: `[query, key]`.
     public func fuse(_ layer: LayerAttention) throws -> Matrix {
-        Matrix(rows: layer.queries, columns: layer.keys, values: try fusedValues(layer).map { Float($0) })
-    }
-
-    /// The fused map in `Double`, row-major `[query, key]`: the mean is summed in `Double`, so the
-    /// mean of float16 or float32 heads is exact before its final rounding.
-    func fusedValues(_ layer: LayerAttention) throws -> [Double] {
         let size = layer.queries * layer.keys
         let heads = layer.heads
         if case .head(let h) = self, h < 0 || h >= heads {
             throw AnalysisError("head \(h) is out of range: expected 0...\(heads - 1)")
         }
-        var out = [Double](repeating: 0, count: size)
+        var out = [Float](repeating: 0, count: size)
         layer.values.withUnsafeBufferPointer { v in
-            switch self {
-            case .mean:
-                for h in 0..<heads {
-                    let base = h * size
-                    for i in 0..<size { out[i] += Double(v[base + i]) }
+            out.withUnsafeMutableBufferPointer { o in
+                switch self {
+                case .mean:
+                    // A block of sums at a time, head after head (each head's block read in order).
+                    let count = Double(heads), block = 4096
+                    var sums = [Double](repeating: 0, count: Swift.min(block, size))
+                    for start in stride(from: 0, to: size, by: block) {
+                        let n = Swift.min(block, size - start)
+                        for j in 0..<n { sums[j] = 0 }
+                        for h in 0..<heads {
+                            let base = h * size + start
+                            for j in 0..<n { sums[j] += Double(v[base + j]) }
+                        }
+                        for j in 0..<n { o[start + j] = Float(sums[j] / count) }
+                    }
+                case .max:
+                    for i in 0..<size { o[i] = v[i] }
+                    for h in 1..<Swift.max(heads, 1) {
+                        let base = h * size
+                        for i in 0..<size { let x = v[base + i]; if x.isNaN || x > o[i] { o[i] = x } }
+                    }
+                case .min:
+                    for i in 0..<size { o[i] = v[i] }
+                    for h in 1..<Swift.max(heads, 1) {
+                        let base = h * size
+                        for i in 0..<size { let x = v[base + i]; if x.isNaN || x < o[i] { o[i] = x } }
+                    }
+                case .head(let h):
+                    for i in 0..<size { o[i] = v[h * size + i] }
                 }
-                let count = Double(heads)
-                for i in 0..<size { out[i] /= count }
-            case .max:
-                for i in 0..<size { out[i] = Double(v[i]) }
-                for h in 1..<Swift.max(heads, 1) {
-                    let base = h * size
-                    for i in 0..<size { let x = Double(v[base + i]); if x.isNaN || x > out[i] { out[i] = x } }
-                }
-            case .min:
-                for i in 0..<size { out[i] = Double(v[i]) }
-                for h in 1..<Swift.max(heads, 1) {
-                    let base = h * size
-                    for i in 0..<size { let x = Double(v[base + i]); if x.isNaN || x < out[i] { out[i] = x } }
-                }
-            case .head(let h):
-                for i in 0..<size { out[i] = Double(v[h * size + i]) }
             }
         }
-        return out
+        return Matrix(rows: layer.queries, columns: layer.keys, values: out)
     }
 }
 

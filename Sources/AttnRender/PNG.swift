@@ -25,35 +25,39 @@ public enum PNG {
         return out
     }
 
-    /// Scanlines, each prefixed by its filter type.
+    /// Scanlines, each prefixed by its filter type: for each row, the filter whose bytes, read as signed, have the
+    /// smallest sum of magnitudes (all five tried, in one flat buffer).
     static func filtered(_ image: Image) -> [UInt8] {
         let bpp = image.channels, stride = image.width * bpp
         var out = [UInt8](repeating: 0, count: (stride + 1) * image.height)
-        var candidate = [[UInt8]](repeating: [UInt8](repeating: 0, count: stride), count: 5)
+        var candidates = [UInt8](repeating: 0, count: 5 * stride)
         image.pixels.withUnsafeBufferPointer { px in
-            for y in 0..<image.height {
-                let row = y * stride, previous = row - stride
-                for x in 0..<stride {
-                    let a = x >= bpp ? Int(px[row + x - bpp]) : 0
-                    let b = y > 0 ? Int(px[previous + x]) : 0
-                    let c = (x >= bpp && y > 0) ? Int(px[previous + x - bpp]) : 0
-                    let v = Int(px[row + x])
-                    candidate[0][x] = UInt8(v)
-                    candidate[1][x] = UInt8(truncatingIfNeeded: v - a)
-                    candidate[2][x] = UInt8(truncatingIfNeeded: v - b)
-                    candidate[3][x] = UInt8(truncatingIfNeeded: v - (a + b) / 2)
-                    candidate[4][x] = UInt8(truncatingIfNeeded: v - paeth(a, b, c))
+            candidates.withUnsafeMutableBufferPointer { candidate in
+                out.withUnsafeMutableBufferPointer { o in
+                    for y in 0..<image.height {
+                        let row = y * stride, previous = row - stride
+                        for x in 0..<stride {
+                            let a = x >= bpp ? Int(px[row + x - bpp]) : 0
+                            let b = y > 0 ? Int(px[previous + x]) : 0
+                            let c = (x >= bpp && y > 0) ? Int(px[previous + x - bpp]) : 0
+                            let v = Int(px[row + x])
+                            candidate[x] = UInt8(v)
+                            candidate[stride + x] = UInt8(truncatingIfNeeded: v - a)
+                            candidate[2 * stride + x] = UInt8(truncatingIfNeeded: v - b)
+                            candidate[3 * stride + x] = UInt8(truncatingIfNeeded: v - (a + b) / 2)
+                            candidate[4 * stride + x] = UInt8(truncatingIfNeeded: v - paeth(a, b, c))
+                        }
+                        var best = 0, bestCost = Int.max
+                        for f in 0..<5 {
+                            var cost = 0
+                            for x in 0..<stride { cost += abs(Int(Int8(bitPattern: candidate[f * stride + x]))) }
+                            if cost < bestCost { best = f; bestCost = cost }
+                        }
+                        let at = y * (stride + 1)
+                        o[at] = UInt8(best)
+                        for x in 0..<stride { o[at + 1 + x] = candidate[best * stride + x] }
+                    }
                 }
-                // The filter whose bytes, read as signed, have the smallest sum of magnitudes.
-                var best = 0, bestCost = Int.max
-                for (f, bytes) in candidate.enumerated() {
-                    var cost = 0
-                    for byte in bytes { cost += abs(Int(Int8(bitPattern: byte))) }
-                    if cost < bestCost { best = f; bestCost = cost }
-                }
-                let at = y * (stride + 1)
-                out[at] = UInt8(best)
-                for x in 0..<stride { out[at + 1 + x] = candidate[best][x] }
             }
         }
         return out

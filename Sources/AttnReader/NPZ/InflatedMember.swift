@@ -2,8 +2,8 @@ internal import CAttnZlib
 import AttnCore
 
 /// A deflated zip member read as a stream: reads move forward through the inflated bytes, and memory stays
-/// bounded by the read buffers, whatever the member's size. A read behind the current position in the first 64 KiB
-/// (the header) restarts the stream; the first one further in (layers read last to first, or a Fortran-order array
+/// bounded by the read buffers, whatever the member's size. A read behind the current position that lies within the
+/// first 64 KiB (the header) restarts the stream; the first one further in (layers read last to first, or a Fortran-order array
 /// gathered layer by layer) inflates the whole member once into memory,
 /// when it fits the memory budget, and every later read is served from there; a member too large for that is
 /// refused with a hint instead of being inflated again from the start for every read. The corresponding C calls
@@ -24,7 +24,7 @@ final class InflatedMember: ByteSource {
     /// The whole member, inflated, once a read has gone backwards.
     private var whole: [UInt8]?
     private static let inputChunk = 256 << 10
-    /// A read behind the position but before this offset (the array's header) restarts the stream instead.
+    /// A read behind the position that ends before this offset (the array's header again) restarts the stream instead.
     private static let cheapRestart = 64 << 10
 
     init(file: ReadOnlyFile, member: String, compressedOffset: Int, compressedSize: Int, uncompressedSize: Int, crc: UInt32) throws {
@@ -64,7 +64,7 @@ final class InflatedMember: ByteSource {
         guard offset >= 0, buffer.count <= length - offset else {
             throw DumpError(file: file.path, dataset: member, "data is truncated: expected \(buffer.count) bytes at offset \(offset) of \(length)")
         }
-        if offset < position && offset < Self.cheapRestart && whole == nil {
+        if offset < position && offset + buffer.count <= Self.cheapRestart && whole == nil {
             restart()   // the header read again: inflating up to it again costs little
         } else if offset < position || whole != nil {
             let bytes = try inflatedWhole()

@@ -122,7 +122,7 @@ struct ImageOptions: ParsableArguments {
             throw DumpError(file: output, "--legend on a montage needs one scale for every tile: add --range shared or --range LO:HI")
         }
         let colour = pictureColormap
-        let factor = montageZoom(rows: rows, columns: cols)
+        let factor = montageZoom(rows: rows, columns: cols, labels: tiles.map(\.label), tileColumns: columns)
         try checkPixels([tiles.count, rows, factor, cols, factor], channels: colour == nil ? 1 : 3,
                         what: "\(tiles.count) tiles of \(rows)×\(cols) at zoom \(factor)")
         // Each tile's picture is made as it is drawn into the montage: only the montage is held.
@@ -138,8 +138,23 @@ struct ImageOptions: ParsableArguments {
         Console.note("wrote \(output): \(what), \(tiles.count) tiles of \(rows)×\(cols) at zoom \(factor), \(scaleNote)")
     }
 
-    /// The zoom of a montage's tiles of `rows` × `columns` cells.
-    private func montageZoom(rows: Int, columns: Int) -> Int { zoom ?? max(1, 64 / max(rows, columns, 1)) }
+    /// The zoom of a montage's tiles of `rows` × `columns` cells, labelled `labels`, `tileColumns` to a row: `--zoom`,
+    /// else enough for tiles about 64 pixels across, less when the montage would be over `montagePixels` (thousands of
+    /// small maps: 40,000 tiles of 2 × 2 at zoom 32 made a 645 MB picture that took half a minute to encode). Zoom 1
+    /// is never reduced: a montage of large maps is bounded by the pixel limit and --max-memory only.
+    private func montageZoom(rows: Int, columns: Int, labels: [String], tileColumns: Int) -> Int {
+        if let zoom { return zoom }
+        var factor = max(1, 64 / max(rows, columns, 1))
+        while factor > 1 {
+            let size = Composition.montageSize(labels: labels, tileWidth: columns * factor, tileHeight: rows * factor, columns: tileColumns)
+            if size.width.multipliedReportingOverflow(by: size.height).partialValue <= Self.montagePixels { break }
+            factor = max(1, factor * 3 / 4)
+        }
+        return factor
+    }
+
+    /// The most pixels a montage of small maps gets without `--zoom` (32 M: 96 MiB in colour, a few seconds to encode).
+    static let montagePixels = 1 << 25
 
     /// Refuses, before any tile is made, a montage of `count` maps of `rows` × `columns` whose memory (the maps as
     /// float32, and the picture with its labels and its encoding, or the .npy array and its encoding) is over the
@@ -150,17 +165,17 @@ struct ImageOptions: ParsableArguments {
         if output.lowercased().hasSuffix(".npy") {
             bytes = maps.flatMap { $0.multipliedReportingOverflow(by: 3).overflow ? nil : $0 * 3 }   // maps, the array, its encoding
         } else {
-            let factor = montageZoom(rows: rows, columns: columns), channels = pictureColormap == nil ? 1 : 3
+            let factor = montageZoom(rows: rows, columns: columns, labels: labels, tileColumns: tileColumns), channels = pictureColormap == nil ? 1 : 3
             let tileWidth = MemoryBudget.bytes([columns, factor], elementSize: 1), tileHeight = MemoryBudget.bytes([rows, factor], elementSize: 1)
             guard let maps, let tileWidth, let tileHeight, tileWidth <= 1 << 30, tileHeight <= 1 << 30 else {
                 throw DumpError(file: output, "\(count) tiles of \(rows)×\(columns) would be more pixels than any picture can hold; write .npy or choose fewer layers or heads")
             }
             let size = Composition.montageSize(labels: labels, tileWidth: tileWidth, tileHeight: tileHeight, columns: tileColumns)
             let pixels = MemoryBudget.bytes([size.width, size.height], elementSize: channels)
-            if let pixels, pixels > Self.maximumImageBytes || pixels < 0 {
+            if let pixels, pixels > Self.maximumImageBytes {
                 throw DumpError(file: output, "\(count) tiles of \(rows)×\(columns) at zoom \(factor) would be \(MemoryBudget.describe(pixels)) of pixels, over the \(MemoryBudget.describe(Self.maximumImageBytes)) limit; lower --zoom, choose fewer layers or heads, or write .npy")
             }
-            bytes = pixels.map { maps + 2 * $0 }   // the maps, the picture, its encoding
+            bytes = pixels.map { maps + 4 * $0 }   // the maps, the picture, and PNG's filtered rows, deflate buffer and file
         }
         if let refusal = MemoryBudget.refusal("a montage of \(count) maps of \(rows)×\(columns)", bytes: bytes) {
             throw DumpError(file: output, refusal + "; choose fewer layers or heads")
