@@ -213,6 +213,9 @@ struct HostileInputCLITests {
                     "attention flow through 3 layers of 10 tokens (the graph, and a residual network per worker) needs")
         try refused(["heatmap", Fixtures.path("synthetic/base_f32.npy"), "--layer", "all", "--head", "all", "--max-memory", "16K", "-o", scratch.file("m.png")],
                     "a montage of 6 maps of 10×10 needs")
+        // One picture too: the picture and PNG's buffers are counted.
+        try refused(["heatmap", Fixtures.path("synthetic/base_f32.npy"), "--zoom", "64", "--max-memory", "1M", "-o", scratch.file("z.png")],
+                    "drawing a 10×10 map at zoom 64 needs 4.7 MiB of memory, more than the 1.0 MiB allowed (set by --max-memory); lower --zoom or write .npy")
         #expect(scratch.contents.isEmpty)
     }
 

@@ -222,11 +222,15 @@ struct ImageOptions: ParsableArguments {
         return lower.hasSuffix(".ppm") || (lower.hasSuffix(".png") && colormap != .gray) ? colormap : nil
     }
 
-    /// Refuses a picture of `Π dimensions × channels` bytes over `maximumImageBytes`.
+    /// Refuses a picture of `Π dimensions × channels` bytes over `maximumImageBytes`, or whose making (the picture,
+    /// and PNG's filtered rows, deflate buffer and file: four times its pixels) is over --max-memory.
     private func checkPixels(_ dimensions: [Int], channels: Int, what: String) throws {
         let bytes = MemoryBudget.bytes(dimensions, elementSize: channels)
         if bytes == nil || bytes! > Self.maximumImageBytes {
             throw DumpError(file: output, "\(what) would be \(MemoryBudget.describe(bytes)) of pixels, over the \(MemoryBudget.describe(Self.maximumImageBytes)) limit; lower --zoom or write .npy")
+        }
+        if let refusal = MemoryBudget.refusal("drawing \(what)", bytes: bytes.map { 4 * $0 }) {
+            throw DumpError(file: output, refusal + "; lower --zoom or write .npy")
         }
     }
 
