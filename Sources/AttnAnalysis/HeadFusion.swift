@@ -147,16 +147,12 @@ final class HeadFusionWorkspace {
         for r in 0..<rows { owners[r].store(-1, ordering: .relaxed) }
         for slot in strays { slot.box?.reset() }
         let finding = probabilitiesFor == nil ? nil : ProbabilityCheck.Finding()
-        let keys = source.keyCount
         try fused.withUnsafeMutableBufferPointer { f in
             try extremes.withUnsafeMutableBufferPointer { e in
                 let shared = UncheckedSendable((f.baseAddress!, e.baseAddress))   // each row written by its owner only
                 try source.visitBlocks(layer: layer, heads: heads, workers: workers) { block, values in
-                    // The block is in cache: checking its rows here costs a pass over cached data, not over the file.
-                    if let finding, let violation = ProbabilityCheck.firstViolation(values, rows: block.rows, keys: keys, head: block.head) {
-                        finding.note(violation)
-                    }
-                    add(values, rows: block.rows, worker: block.worker, sums: shared.value.0, extremes: shared.value.1)
+                    add(values, rows: block.rows, head: block.head, worker: block.worker, sums: shared.value.0, extremes: shared.value.1,
+                        checking: finding)
                 }
             }
         }
@@ -181,10 +177,17 @@ final class HeadFusionWorkspace {
         return exchanged ? .first : owner == worker ? .owned : .stray
     }
 
-    /// Writes a block of `rows` handed to `worker`, runs of rows of one kind of claim at a time.
-    private func add(_ values: UnsafeBufferPointer<Float>, rows: Range<Int>, worker: Int,
-                     sums: UnsafeMutablePointer<Double>, extremes: UnsafeMutablePointer<Float>?) {
+    /// Writes a block of `rows` of head `head` handed to `worker`, runs of rows of one kind of claim at a time; with
+    /// `finding`, notes the first row that is not a distribution (`ProbabilityCheck`): in the same pass as the sums
+    /// for the mean and one head, in a pass of its own over the block (in cache) otherwise.
+    private func add(_ values: UnsafeBufferPointer<Float>, rows: Range<Int>, head: Int, worker: Int,
+                     sums: UnsafeMutablePointer<Double>, extremes: UnsafeMutablePointer<Float>?,
+                     checking finding: ProbabilityCheck.Finding?) {
         let k = source.keyCount
+        let summing = fusion == .mean || { if case .head = fusion { return true } else { return false } }()
+        if let finding, !summing, let violation = ProbabilityCheck.firstViolation(values, rows: rows, keys: k, head: head) {
+            finding.note(violation)
+        }
         var start = rows.lowerBound
         var kind = claim(start, by: worker)
         while start < rows.upperBound {
@@ -198,7 +201,17 @@ final class HeadFusionWorkspace {
             let slice = UnsafeBufferPointer(rebasing: values[((start - rows.lowerBound) * k)..<((end - rows.lowerBound) * k)])
             let offset = start * k
             switch (kind, fusion) {
+            case (.first, _) where summing && finding != nil, (.owned, _) where summing && finding != nil:
+                // The sums and the check in one pass over each row.
+                for r in start..<end {
+                    let row = UnsafeBufferPointer(rebasing: values[((r - rows.lowerBound) * k)..<((r - rows.lowerBound + 1) * k)])
+                    let (sum, minimum) = RowKernels.accumulateChecking(row, into: sums + r * k, first: kind == .first)
+                    if let violation = ProbabilityCheck.violation(sum: sum, minimum: minimum, head: head, row: r) { finding!.note(violation) }
+                }
             case (.stray, _):
+                if let finding, summing, let violation = ProbabilityCheck.firstViolation(slice, rows: start..<end, keys: k, head: head) {
+                    finding.note(violation)
+                }
                 let slot = strays[worker]
                 if slot.box == nil { slot.box = PartialBox(rows: self.rows, keys: k, fusion: fusion) }
                 slot.box!.add(slice, rows: start..<end)

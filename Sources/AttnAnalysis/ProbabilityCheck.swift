@@ -44,12 +44,16 @@ public enum ProbabilityCheck {
             var sum = 0.0
             var minimum: Float = 0
             cattn_row_sum_min(values.baseAddress! + i * keys, keys, &sum, &minimum)
-            guard sum.isFinite else { continue }   // NaN or infinite values: reported by the analysis itself
-            if abs(sum - 1) > tolerance || Double(minimum) < -tolerance {
-                return Violation(head: head, row: r, sum: sum, minimum: minimum)
-            }
+            if let v = violation(sum: sum, minimum: minimum, head: head, row: r) { return v }
         }
         return nil
+    }
+
+    /// The violation a row of `sum` and smallest value `minimum` makes, or nil. Rows holding NaN or infinite values
+    /// (a sum that is not finite) are left to the analysis's own NaN reporting.
+    static func violation(sum: Double, minimum: Float, head: Int, row: Int) -> Violation? {
+        guard sum.isFinite else { return nil }
+        return abs(sum - 1) > tolerance || Double(minimum) < -tolerance ? Violation(head: head, row: row, sum: sum, minimum: minimum) : nil
     }
 
     /// Throws for the first row of `layer` (layer number `index`) that is not a distribution.

@@ -205,7 +205,7 @@ static inline void accumulate_body(double *acc, const float *x, size_t n) {
 }
 
 // Eight independent lanes, so that the loop vectorises without reassociating any one sum.
-static inline void row_sum_min_body(const float *x, size_t n, double *sum, float *min) {
+static inline __attribute__((always_inline)) void row_sum_min_body(const float *x, size_t n, double *sum, float *min) {
     double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     float m[8] = {INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY};
     size_t j = 0;
@@ -219,6 +219,39 @@ static inline void row_sum_min_body(const float *x, size_t n, double *sum, float
     for (; j < n; j++) {
         s[0] += (double)x[j];
         m[0] = x[j] < m[0] ? x[j] : m[0];
+    }
+    *sum = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+    float low = m[0];
+    for (int k = 1; k < 8; k++) low = m[k] < low ? m[k] : low;
+    *min = low;
+}
+
+// acc[j] = 0 + x[j] (first) or acc[j] += x[j], with the row's sum and minimum as row_sum_min_body gives them.
+static inline __attribute__((always_inline)) void accumulate_row_checked_body(double *acc, const float *x, size_t n, int first,
+                                                                              double *sum, float *min) {
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float m[8] = {INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY, INFINITY};
+    size_t j = 0;
+    if (first) {
+        for (; j + 8 <= n; j += 8) {
+            for (int k = 0; k < 8; k++) {
+                float v = x[j + k];
+                acc[j + k] = 0.0 + (double)v;
+                s[k] += (double)v;
+                m[k] = v < m[k] ? v : m[k];
+            }
+        }
+        for (; j < n; j++) { acc[j] = 0.0 + (double)x[j]; s[0] += (double)x[j]; m[0] = x[j] < m[0] ? x[j] : m[0]; }
+    } else {
+        for (; j + 8 <= n; j += 8) {
+            for (int k = 0; k < 8; k++) {
+                float v = x[j + k];
+                acc[j + k] += (double)v;
+                s[k] += (double)v;
+                m[k] = v < m[k] ? v : m[k];
+            }
+        }
+        for (; j < n; j++) { acc[j] += (double)x[j]; s[0] += (double)x[j]; m[0] = x[j] < m[0] ? x[j] : m[0]; }
     }
     *sum = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
     float low = m[0];
@@ -562,6 +595,9 @@ AVX2 static void softmax_row_avx2(float *row, size_t visible, size_t n) {
 AVX2 static void accumulate_f64_avx2(double *acc, const float *x, size_t n) { accumulate_body(acc, x, n); }
 AVX2 static void maximum_f32_avx2(float *acc, const float *x, size_t n) { maximum_body(acc, x, n); }
 AVX2 static void row_sum_min_avx2(const float *x, size_t n, double *sum, float *min) { row_sum_min_body(x, n, sum, min); }
+AVX2 static void accumulate_row_checked_avx2(double *acc, const float *x, size_t n, int first, double *sum, float *min) {
+    accumulate_row_checked_body(acc, x, n, first, sum, min);
+}
 AVX2 static void minimum_f32_avx2(float *acc, const float *x, size_t n) { minimum_body(acc, x, n); }
 AVX2 static void decode_f32_avx2(const void *src, float *dst, size_t n, int swap) { decode_f32_body(src, dst, n, swap); }
 AVX2 static void decode_bf16_avx2(const void *src, float *dst, size_t n, int swap) { decode_bf16_body(src, dst, n, swap); }
@@ -763,6 +799,10 @@ void cattn_accumulate_f64(double *acc, const float *x, size_t n) {
 
 void cattn_row_sum_min(const float *row, size_t n, double *sum, float *min) {
     DISPATCH(row_sum_min_avx2(row, n, sum, min), row_sum_min_body(row, n, sum, min));
+}
+
+void cattn_accumulate_row_checked(double *acc, const float *x, size_t n, int first, double *sum, float *min) {
+    DISPATCH(accumulate_row_checked_avx2(acc, x, n, first, sum, min), accumulate_row_checked_body(acc, x, n, first, sum, min));
 }
 
 void cattn_maximum_f32(float *acc, const float *x, size_t n) {

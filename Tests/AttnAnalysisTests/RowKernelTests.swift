@@ -120,3 +120,35 @@ struct RowKernelTests {
     }
 }
 
+
+@Suite("Head fusion with the probability check in one pass")
+struct CheckedAccumulationTests {
+    @Test("accumulateChecking writes what the plain paths write (0 + x first, += after), with the row's sum and minimum",
+          arguments: [0, 1, 7, 8, 9, 16, 197, 257, 1025])
+    func sameAsPlain(n: Int) {
+        var random = RowKernelTests.Lcg(state: UInt64(n) + 99)
+        var row = (0..<n).map { _ in Float(random.next() * 2 - 0.5) }
+        if n > 3 { row[1] = -0.0; row[2] = 0 }
+        let start = (0..<n).map { _ in random.next() }
+        for first in [true, false] {
+            var checked = start, plain = start
+            let (sum, minimum) = row.withUnsafeBufferPointer { RowKernels.accumulateChecking($0, into: &checked, first: first) }
+            for j in 0..<n { plain[j] = first ? 0.0 + Double(row[j]) : plain[j] + Double(row[j]) }
+            #expect(checked.map(\.bitPattern) == plain.map(\.bitPattern), "first \(first)")
+            #expect(abs(sum - row.reduce(0.0) { $0 + Double($1) }) < 1e-12)
+            #expect(minimum == (row.min() ?? .infinity))
+        }
+    }
+
+    @Test("the first row that is not a distribution is named: by head, then row; rows with NaN are left to the NaN report")
+    func violations() {
+        #expect(ProbabilityCheck.violation(sum: 1.005, minimum: 0, head: 0, row: 0) == nil)
+        #expect(ProbabilityCheck.violation(sum: 1.02, minimum: 0, head: 1, row: 2)?.row == 2)
+        #expect(ProbabilityCheck.violation(sum: 1, minimum: -0.5, head: 0, row: 0) != nil)
+        #expect(ProbabilityCheck.violation(sum: .nan, minimum: 0, head: 0, row: 0) == nil)
+        let rows: [Float] = [0.5, 0.5, 0.25, 0.25, 0.7, 0.3, -1, 2]
+        let v = rows.withUnsafeBufferPointer { ProbabilityCheck.firstViolation($0, rows: 10..<14, keys: 2, head: 3) }
+        #expect(v == ProbabilityCheck.Violation(head: 3, row: 11, sum: 0.5, minimum: 0.25))
+        #expect(v?.message(layer: 4, command: "rollout").hasPrefix("layer 4, head 3, query 11: the row sums to 0.5, not 1 (within 0.01): rollout needs attention probabilities") == true)
+    }
+}

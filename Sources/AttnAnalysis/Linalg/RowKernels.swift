@@ -68,6 +68,15 @@ enum RowKernels {
         cattn_accumulate_f64(sums, values.baseAddress!, values.count)
     }
 
+    /// `sums[i] = 0 + values[i]` (`first`) or `sums[i] += values[i]`, and the row's sum and smallest value
+    /// (`ProbabilityCheck`), in one pass.
+    static func accumulateChecking(_ values: UnsafeBufferPointer<Float>, into sums: UnsafeMutablePointer<Double>, first: Bool) -> (sum: Double, minimum: Float) {
+        var sum = 0.0
+        var minimum: Float = 0
+        cattn_accumulate_row_checked(sums, values.baseAddress!, values.count, first ? 1 : 0, &sum, &minimum)
+        return (sum, minimum)
+    }
+
     /// `extremes[i] = max(extremes[i], values[i])`, NaN propagating.
     static func maximum(_ values: UnsafeBufferPointer<Float>, into extremes: UnsafeMutablePointer<Float>) {
         cattn_maximum_f32(extremes, values.baseAddress!, values.count)

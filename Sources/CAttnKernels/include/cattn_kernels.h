@@ -58,6 +58,10 @@ int64_t cattn_augment_row_dividing(double *f, size_t n, size_t diagonal, double 
 /// The sum of a row (in double) and its smallest value: a NaN makes the sum NaN (and is skipped by the minimum).
 void cattn_row_sum_min(const float *row, size_t n, double *sum, float *min);
 
+/// One row of head fusion with its check in the same pass: acc[i] = 0 + x[i] when `first` (a −0 stored as +0),
+/// else acc[i] += x[i]; and the row's sum and minimum, as `cattn_row_sum_min` gives them.
+void cattn_accumulate_row_checked(double *acc, const float *x, size_t n, int first, double *sum, float *min);
+
 /// acc[i] += x[i] (double accumulator).
 void cattn_accumulate_f64(double *acc, const float *x, size_t n);
 /// acc[i] = max(acc[i], x[i]) / min(acc[i], x[i]) (NaN in x propagates).
