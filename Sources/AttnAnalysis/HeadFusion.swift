@@ -32,7 +32,9 @@ public enum HeadFusion: Sendable, Equatable, CustomStringConvertible {
 
     /// Fuses the heads of one layer. The mean is summed in `Double`, head after head, and rounded once, so the
     /// mean of float16 or float32 heads is exact before its final rounding; the map is written straight into
-    /// `Float` (no `Double` copy of the whole map: a 16,384-token map is 1 GiB, not 3).
+    /// `Float` (no `Double` copy of the whole map: a 16,384-token map is 1 GiB, not 3). Max, min and one head copy
+    /// the values as they are (NaN payloads included: a signalling NaN is no longer quietened by a round trip
+    /// through `Double`).
     /// - Returns: `[query, key]`.
     public func fuse(_ layer: LayerAttention) throws -> Matrix {
         let size = layer.queries * layer.keys

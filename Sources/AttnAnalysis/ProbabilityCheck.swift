@@ -22,12 +22,14 @@ public enum ProbabilityCheck {
         /// Orders violations by head, then row: the first one is named.
         func precedes(_ other: Violation) -> Bool { (head, row) < (other.head, other.row) }
 
-        /// The message for this row of layer `layer`, for `command` (rollout, flow, grid).
+        /// The message for this row of layer `layer`, for `command` (rollout, flow, grid). Flow cannot take negative
+        /// capacities whatever it is told, so its message for a negative value offers no flag.
         public func message(layer: Int, command: String) -> String {
-            let what = Double(minimum) < -ProbabilityCheck.tolerance
-                ? "holds a negative value (\(minimum))"
-                : "sums to \(formatSum(sum)), not 1 (within \(ProbabilityCheck.tolerance))"
-            return "layer \(layer), head \(head), query \(row): the row \(what): \(command) needs attention probabilities, and these look like scores or logits (`attninspect verify` checks every row); add --allow-unnormalised to use them as they are"
+            let negative = Double(minimum) < -ProbabilityCheck.tolerance
+            let what = negative ? "holds a negative value (\(minimum))" : "sums to \(formatSum(sum)), not 1 (within \(ProbabilityCheck.tolerance))"
+            let way = negative && command == "flow" ? "attention flow's capacities cannot be negative"
+                : "add --allow-unnormalised to use them as they are"
+            return "layer \(layer), head \(head), query \(row): the row \(what): \(command) needs attention probabilities, and these look like scores or logits (`attninspect verify` checks every row); \(way)"
         }
 
         /// Four decimals, short: 1.5, 0.9871, 213.4.

@@ -7,15 +7,16 @@ public enum PrintableText {
     /// (U+061C, U+200E–U+200F, U+202A–U+202E, U+2066–U+2069) and the line and paragraph separators shown as
     /// `\u{1b}`; bytes of a path that are not UTF-8 (see `PathBytes`) are shown as `\xE9`. Everything else,
     /// non-ASCII letters included, is kept.
-    /// - Parameter keepingLineBreaks: keep `\n` (text of several lines, such as a table).
-    public static func escaped(_ text: String, keepingLineBreaks: Bool = false) -> String {
+    /// - Parameter kept: controls left as they are (`\n` in text of several lines, such as a table; CR and tab too
+    ///   in CSV, where they are data inside quoted fields).
+    public static func escaped(_ text: String, keeping kept: Set<Unicode.Scalar> = []) -> String {
         // The usual case, printable ASCII, is returned as it is without decoding scalars.
-        if text.utf8.allSatisfy({ ($0 >= 0x20 && $0 < 0x7F) || ($0 == 0x0A && keepingLineBreaks) }) { return text }
-        if !text.unicodeScalars.contains(where: { needsEscape($0) && !(keepingLineBreaks && $0 == "\n") }) { return text }
+        if text.utf8.allSatisfy({ ($0 >= 0x20 && $0 < 0x7F) || ($0 < 0x80 && kept.contains(Unicode.Scalar($0))) }) { return text }
+        if !text.unicodeScalars.contains(where: { needsEscape($0) && !kept.contains($0) }) { return text }
         var out = ""
         for scalar in text.unicodeScalars {
-            if keepingLineBreaks && scalar == "\n" {
-                out += "\n"
+            if kept.contains(scalar) {
+                out.unicodeScalars.append(scalar)
             } else if let byte = PathBytes.rawByte(scalar) {
                 out += "\\x" + hex(UInt32(byte)).uppercased()
             } else if needsEscape(scalar) {

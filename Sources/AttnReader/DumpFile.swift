@@ -75,13 +75,9 @@ public final class DumpFile {
     }
 
     /// The value of a root attribute (HDF5 `/`, safetensors `__metadata__`) by name: only the attributes asked for
-    /// are read (a file may carry thousands).
+    /// are read (a file may carry thousands). Attributes of datasets are shown by `info` but not used: what a file
+    /// says about its attention (`patch_grid`, `prefix_tokens`, `num_heads`, `causal`, `scale`) is said on its root.
     public func attribute(_ name: String) -> AttributeValue? {
-        container.rootAttribute(name)
-    }
-
-    /// The value of a root attribute (HDF5 `/`, safetensors `__metadata__`) by name.
-    public func rootAttribute(_ name: String) -> AttributeValue? {
         container.rootAttribute(name)
     }
 

@@ -42,6 +42,15 @@ static inline herr_t cattn_object_address(hid_t object, unsigned long *fileno, h
     return status;
 }
 
+/// The dataspace of a virtual dataset as its creation properties hold it (its first mapping's virtual space), without
+/// opening its source files as `H5Dget_space` does for an unlimited mapping; a scalar space when it has no mapping.
+/// The corresponding C calls are `H5Pget_virtual_count` and `H5Pget_virtual_vspace`.
+static inline hid_t cattn_virtual_space(hid_t dcpl) {
+    size_t count = 0;
+    if (H5Pget_virtual_count(dcpl, &count) < 0) return -1;
+    return count > 0 ? H5Pget_virtual_vspace(dcpl, 0) : H5Screate(H5S_SCALAR);
+}
+
 /// `HADDR_UNDEF`: the address of storage that was never allocated.
 static inline haddr_t cattn_haddr_undef(void) { return HADDR_UNDEF; }
 
@@ -54,10 +63,11 @@ static inline haddr_t cattn_haddr_undef(void) { return HADDR_UNDEF; }
 /// strings, each ended by NUL (a null string as an empty one). On return `*out` is a malloc'ed buffer of those
 /// records (the caller frees it, also on failure), `*length` its size, and `*done` the number of objects whose
 /// record is complete. Returns 0 when the child finished, -2 when it crashed or spun for 2 s of CPU time (object
-/// `*done` is the one that crashed it; the rest were not read), -1 when the child could not be waited for, was
-/// killed from outside or could not write, -3 when no child could be started (the caller may read directly).
+/// `*done` is the one that crashed it; the rest were not read), -4 when it sent more than `limit` bytes (it is
+/// stopped), -1 when the child could not be waited for, was killed from outside or could not write, -3 when no child
+/// could be started (the caller may read directly).
 static inline int cattn_read_vlen_isolated(const hid_t *objects, const hid_t *memtypes, const size_t *counts, size_t n, int is_dataset,
-                                           char **out, size_t *length, size_t *done) {
+                                           size_t limit, char **out, size_t *length, size_t *done) {
     *out = NULL; *length = 0; *done = 0;
     int fds[2];
     if (pipe(fds) != 0) return -3;
@@ -121,6 +131,7 @@ static inline int cattn_read_vlen_isolated(const hid_t *objects, const hid_t *me
     }
     close(fds[1]);
     size_t capacity = 256, used = 0;
+    int over = 0;
     char *buffer = malloc(capacity);
     for (;;) {
         if (buffer != NULL && used == capacity) {
@@ -132,6 +143,7 @@ static inline int cattn_read_vlen_isolated(const hid_t *objects, const hid_t *me
         if (got < 0 && errno == EINTR) continue;
         if (got <= 0) break;
         used += (size_t)got;
+        if (used > limit) { kill(child, SIGKILL); over = 1; break; }
     }
     close(fds[0]);
     int status = 0;
@@ -157,6 +169,7 @@ static inline int cattn_read_vlen_isolated(const hid_t *objects, const hid_t *me
     *out = buffer;
     *length = at;
     *done = complete;
+    if (over) return -4;
     if (WIFSIGNALED(status)) {
         int s = WTERMSIG(status);
         return (s == SIGSEGV || s == SIGBUS || s == SIGILL || s == SIGFPE || s == SIGABRT || s == SIGTRAP || s == SIGXCPU || s == SIGALRM) ? -2 : -1;

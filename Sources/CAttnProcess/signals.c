@@ -4,19 +4,20 @@
 #include <string.h>
 #include <unistd.h>
 
-// One temporary output at a time (outputs are written one after another, on the main thread).
+// One temporary output at a time (outputs are written one after another, on the main thread). The path is
+// written before the flag is set (release) and read after the flag is seen (acquire), so a handler running on
+// any thread sees the whole path.
 static char temporary[4096];
-static volatile sig_atomic_t has_temporary = 0;
-static sigset_t saved_mask;
+static int has_temporary = 0;
 
 static void on_signal(int sig) {
-    if (has_temporary) unlink(temporary);
+    if (__atomic_load_n(&has_temporary, __ATOMIC_ACQUIRE)) unlink(temporary);
     // End the process as the signal would have: default action, then the same signal again.
     signal(sig, SIG_DFL);
     sigset_t unblock;
     sigemptyset(&unblock);
     sigaddset(&unblock, sig);
-    sigprocmask(SIG_UNBLOCK, &unblock, NULL);
+    pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
     raise(sig);
     _exit(128 + sig);
 }
@@ -41,26 +42,13 @@ void cattn_remove_temporary_on_signals(void) {
     pthread_sigmask(SIG_UNBLOCK, &unblock, NULL);
 }
 
-static void block(void) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, &saved_mask);
-}
-
-void cattn_temporary_begin(void) { block(); }
-
-void cattn_temporary_created(const char *path) {
+int cattn_temporary_set(const char *path) {
     size_t n = strlen(path);
-    if (n < sizeof temporary) {
-        memcpy(temporary, path, n + 1);
-        has_temporary = 1;
-    }
-    pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
+    if (n >= sizeof temporary) return 0;
+    __atomic_store_n(&has_temporary, 0, __ATOMIC_RELEASE);
+    memcpy(temporary, path, n + 1);
+    __atomic_store_n(&has_temporary, 1, __ATOMIC_RELEASE);
+    return 1;
 }
 
-void cattn_temporary_failed(void) { pthread_sigmask(SIG_SETMASK, &saved_mask, NULL); }
-
-void cattn_temporary_done(void) { has_temporary = 0; }
+void cattn_temporary_clear(void) { __atomic_store_n(&has_temporary, 0, __ATOMIC_RELEASE); }

@@ -63,7 +63,24 @@ struct AttnInspect: ParsableCommand {
             Console.error("attninspect: \(error.message)")
             Glibc.exit(1)
         } catch {
-            exit(withError: error)
+            // swift-argument-parser's messages: help, --version and completion scripts on stdout (a failed write is an
+            // error here too), usage errors on stderr with any path in them escaped.
+            let code = exitCode(for: error)
+            let text = fullMessage(for: error)
+            if code == .success {
+                if !text.isEmpty { Console.printVerbatim(text + "\n") }
+            } else {
+                // The message itself (which may quote a path) on one line; the usage lines after it as they are.
+                let message = self.message(for: error)
+                if !message.isEmpty, let range = text.firstRange(of: message) {
+                    var shown = text
+                    shown.replaceSubrange(range, with: PrintableText.escaped(message))
+                    Console.error(shown, lines: true)
+                } else {
+                    Console.error(text, lines: true)
+                }
+            }
+            Glibc.exit(code.rawValue)
         }
     }
 }
@@ -85,9 +102,9 @@ func unknownDashArgument(_ arguments: [String]) -> String? {
 enum Console {
     /// One line on stderr: names and paths from files are shown escaped (`PrintableText`), so the message stays one
     /// line and nothing in it reaches the terminal as a control sequence.
-    static func error(_ message: String) {
+    static func error(_ message: String, lines: Bool = false) {
         Progress.clearLine()
-        write(PrintableText.escaped(message) + "\n", to: 2)
+        write(PrintableText.escaped(message, keeping: lines ? ["\n"] : []) + "\n", to: 2)
     }
 
     /// `--quiet`: no notes and no progress; errors still go to stderr.
@@ -115,11 +132,17 @@ enum Console {
     /// Data on stdout: text of lines, with anything from a file that a terminal would act on escaped
     /// (`PrintableText`; JSON and CSV escape or quote what they need before this).
     static func print(_ text: String) {
-        write(PrintableText.escaped(text, keepingLineBreaks: true), to: 1)
+        write(PrintableText.escaped(text, keeping: ["\n"]), to: 1)
     }
 
-    /// A picture for the terminal, whose colour escapes are its own (its labels are escaped where they are drawn).
-    static func printPicture(_ text: String) {
+    /// CSV on stdout: CR and tab inside quoted fields are data and kept; other controls are escaped as in `print`.
+    static func printCSV(_ text: String) {
+        write(PrintableText.escaped(text, keeping: ["\n", "\r", "\t"]), to: 1)
+    }
+
+    /// Text whose every byte is attninspect's own: a picture for the terminal with its colour escapes (its labels
+    /// are escaped where they are drawn), help, completion scripts.
+    static func printVerbatim(_ text: String) {
         write(text, to: 1)
     }
 

@@ -3,7 +3,8 @@
 
 Run from anywhere with Debian's python3-numpy and python3-h5py (HDF5 1.10.8, what attninspect links):
     /usr/bin/python3 TestData/hostile/make_hostile.py
-Fixed seed; every file is described in TestData/README.md (section hostile/), and HostileInputCLITests say what
+Fixed seed (HDF5 object headers may carry the time they were written, so a rerun can change bytes, never what the
+files mean); every file is described in TestData/README.md (section hostile/), and HostileInputCLITests say what
 each must produce. The numbers in the names of the sections are the items of the untrusted-dumps issue.
 
   1. external_tokens.h5      attentions (2,2,4,4) + tokens stored externally in /etc/passwd (h5py external=)
@@ -12,6 +13,13 @@ each must produce. The numbers in the names of the sections are the items of the
      external_fifo.h5        attentions stored externally in 'fifo' (the test makes a FIFO of that name)
      virtual.h5              a virtual dataset mapping virtual_source.h5's /attentions (a valid dump)
      virtual_source.h5       the dump it maps
+     virtual_unlimited.h5    a virtual dataset with an unlimited mapping of 'virtual_unlimited_source.h5' (which the
+                             test makes a FIFO): libhdf5 opens the source to find the extent, unless asked nothing but
+                             the mapping
+     slash_link.h5           an external link 'e' to slash_link_target.h5:/ and a dataset whose link name was patched
+                             from 'eXattentions' to 'e/attentions' (HDF5 never writes a '/' in a name): opened by that
+                             name, libhdf5 would follow 'e' into the other file
+     slash_link_target.h5    the file it reaches
   2. lzf.h5                  attentions compressed with LZF (filter 32000, h5py's own; not in libhdf5)
      unknown_filter.h5       attentions with filter 32001 (blosc's number), optional, never applied, no name stored
   3. escapes.h5              dataset and attribute names and values holding ESC [2J, OSC 52, C1 CSI, a newline,
@@ -92,6 +100,21 @@ layout = h5py.VirtualLayout(shape=small.shape, dtype="f4")
 layout[...] = h5py.VirtualSource("virtual_source.h5", "attentions", shape=small.shape)
 with h5py.File(p("virtual.h5"), "w", libver="latest") as f:
     f.create_virtual_dataset("attentions", layout)
+
+unlimited = h5py.VirtualLayout(shape=small.shape, maxshape=(None,) + small.shape[1:], dtype="f4")
+unlimited[0:h5py.h5s.UNLIMITED] = h5py.VirtualSource("virtual_unlimited_source.h5", "attentions", shape=small.shape,
+                                                     maxshape=(None,) + small.shape[1:])[0:h5py.h5s.UNLIMITED]
+with h5py.File(p("virtual_unlimited.h5"), "w", libver="latest") as f:
+    f.create_virtual_dataset("attentions", unlimited)
+with h5("slash_link_target.h5") as f:
+    f["attentions"] = np.full(small.shape, 0.25, np.float32)
+with h5("slash_link.h5") as f:
+    f["e"] = h5py.ExternalLink("slash_link_target.h5", "/")
+    f["eXattentions"] = small
+data = bytearray(open(p("slash_link.h5"), "rb").read())
+assert data.count(b"eXattentions") == 1
+data[data.index(b"eXattentions") + 1] = ord("/")
+open(p("slash_link.h5"), "wb").write(bytes(data))
 
 # 2. Filters libhdf5 does not have.
 with h5("lzf.h5") as f:
@@ -177,7 +200,7 @@ with h5("attrs_over_limit.h5") as f:
 stream = io.BytesIO()
 np.lib.format.write_array(stream, small)
 with zipfile.ZipFile(p("zip_ratio.npz"), "w", zipfile.ZIP_DEFLATED) as z:
-    z.writestr("attentions.npy", stream.getvalue())
+    z.writestr(zipfile.ZipInfo("attentions.npy", date_time=(2026, 12, 5, 0, 0, 0)), stream.getvalue(), zipfile.ZIP_DEFLATED)
 data = bytearray(open(p("zip_ratio.npz"), "rb").read())
 # The uncompressed size, in the local header (offset 22) and in the central directory's entry (offset 24 of it):
 # 4 GiB - 2 from about a hundred compressed bytes, far beyond deflate's 1032:1.

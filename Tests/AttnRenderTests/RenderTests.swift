@@ -148,7 +148,8 @@ struct PrintableTextTests {
         #expect(PrintableText.escaped("a\u{1b}]52;c;SGVsbG8=\u{07}b") == "a\\u{1b}]52;c;SGVsbG8=\\u{07}b")
         #expect(PrintableText.escaped("x\u{7f}\u{9b}31m\u{202e}y\u{2066}\u{2028}\n") == "x\\u{7f}\\u{9b}31m\\u{202e}y\\u{2066}\\u{2028}\\u{0a}")
         #expect(PrintableText.escaped("café ✓ ключ 東京 Q·Kᵀ") == "café ✓ ключ 東京 Q·Kᵀ")
-        #expect(PrintableText.escaped("line one\nline\u{1b}two\n", keepingLineBreaks: true) == "line one\nline\\u{1b}two\n")
+        #expect(PrintableText.escaped("line one\nline\u{1b}two\n", keeping: ["\n"]) == "line one\nline\\u{1b}two\n")
+        #expect(PrintableText.escaped("\"a\r\nb\tc\u{1b}\"\n", keeping: ["\n", "\r", "\t"]) == "\"a\r\nb\tc\\u{1b}\"\n")
     }
 
     @Test("a path's bytes survive the trip through a Swift string exactly, and show as \\xNN where they are not UTF-8",

@@ -72,6 +72,23 @@ struct HostileInputCLITests {
         #expect(info.stdout.contains("virtual, mapped from 'virtual_source.h5' dataset 'attentions'"), "\(info.stdout)")
     }
 
+    @Test("a virtual dataset with an unlimited mapping whose source is a FIFO: refused without opening the source (no hang)")
+    func virtualUnlimited() throws {
+        let scratch = try Scratch()
+        try FileManager.default.copyItem(atPath: Self.hostile("virtual_unlimited.h5"), toPath: scratch.file("v.h5"))
+        #expect(mkfifo(scratch.file("virtual_unlimited_source.h5"), 0o600) == 0)
+        try refused(["stats", "v.h5"], "dataset '/attentions': is a virtual dataset whose data is read from 'virtual_unlimited_source.h5' dataset 'attentions'", cwd: scratch.path)
+        let info = try Run(["info", "v.h5"], directory: scratch.path)
+        #expect(info.status == 0 && info.stdout.contains("virtual, mapped from 'virtual_unlimited_source.h5'"), "\(info.stdout) \(info.stderr)")
+    }
+
+    @Test("a link name holding '/' (which would reach through an external link into another file) is refused")
+    func slashInLinkName() throws {
+        for command in [["info"], ["stats"]] {
+            try refused(command + [Self.hostile("slash_link.h5")], "dataset '/': holds a link named 'e/attentions': a name with '/' (or '.') is not a link HDF5 writes")
+        }
+    }
+
     // MARK: 2. Filter plugins
 
     @Test("a filter libhdf5 lacks: named, refused, and no plugin folder is loaded (a library there would run its constructor)")
@@ -258,7 +275,9 @@ struct HostileInputCLITests {
             return
         }
         try refused(arguments, "the row holds a negative value")
-        try refused(arguments, "needs attention probabilities, and these look like scores or logits (`attninspect verify` checks every row); add --allow-unnormalised to use them as they are")
+        // Flow's capacities cannot be negative whatever it is told: no flag is offered.
+        try refused(arguments, "needs attention probabilities, and these look like scores or logits (`attninspect verify` checks every row); "
+                    + (command[0] == "flow" ? "attention flow's capacities cannot be negative" : "add --allow-unnormalised to use them as they are"))
         #expect(scratch.contents.isEmpty)
         if command[0] == "flow" {
             // Flow's capacities must be non-negative whatever the flag says.
@@ -284,6 +303,15 @@ struct HostileInputCLITests {
         #expect(try Run(["rollout", Fixtures.path("synthetic/base_f32.npy"), "--view", "matrix", "-o", again]).status == 0)
         #expect(try Run(["rollout", Fixtures.path("synthetic/base_f32.npy"), "--view", "matrix", "--end-layer", "1", "-o", again]).status == 0)
         #expect(try Run(["rollout", Fixtures.path("synthetic/base_f32.npy"), "--view", "matrix", "-o", target, "--force"]).status == 0)
+        // An array whose header is longer than the bytes looked at (numpy pads headers of any length) is not replaced.
+        let long = scratch.file("long.npy")
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (10, 10), }"
+        header += String(repeating: " ", count: 1024 - 10 - header.utf8.count - 1) + "\n"
+        var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xFF), UInt8(header.utf8.count >> 8)] + Array(header.utf8)
+        bytes += [UInt8](repeating: 0, count: 400)
+        try Data(bytes).write(to: URL(fileURLWithPath: long))
+        try refused(["rollout", Fixtures.path("synthetic/base_f32.npy"), "--view", "matrix", "-o", long],
+                    "exists and holds a NumPy array of a header longer than 512 bytes, which could be a dump")
     }
 
     // MARK: 14. Messages
@@ -326,6 +354,16 @@ struct HostileInputCLITests {
     @Test("Q·Kᵀ overflowing float32 is said as such, not as NaN in the file")
     func overflow() throws {
         try refused(["stats", Self.hostile("qk_overflow.npz")], "layer 0, head 0, query 0: Q·Kᵀ·scale overflows float32 (beyond ±3.4e38) although q and k are finite")
+    }
+
+    @Test("a path in a usage error is escaped, on the error's own line; help to /dev/full is an error")
+    func usageEscapes() throws {
+        let scratch = try Scratch()
+        let r = try Run(["heatmap", Fixtures.path("synthetic/base_f32.npy"), "-o", "a\nb\u{1b}[2J.xyz"])
+        #expect(r.status == 64 && r.stderr.hasPrefix("Error: cannot tell the format of 'a\\u{0a}b\\u{1b}[2J.xyz': give an output ending in"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 3)
+        let help = try bash("'\(Run.binary.path)' stats --help > /dev/full", in: scratch.path)
+        #expect(help.status == 1 && help.stderr == "attninspect: cannot write standard output: No space left on device\n", "\(help.stderr)")
     }
 
     @Test("usage: a file named -x.h5 is not read as flags (no help, exit 64); --dataset '' is refused")

@@ -90,6 +90,11 @@ final class HDF5Container: TensorContainer {
         for (buffer, isHard) in links {
             let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let childPath = path + "/" + name
+            // A link is opened by its name, which libhdf5 reads as a path: a name holding '/' (HDF5 never writes one)
+            // would reach through another link, an external one included, to another file.
+            guard !buffer.contains(CChar(UInt8(ascii: "/"))), name != "." else {
+                throw DumpError(file: file, dataset: path.isEmpty ? "/" : path, "holds a link named '\(name)': a name with '/' (or '.') is not a link HDF5 writes, and would lead elsewhere; the file is corrupt or crafted")
+            }
             // Only hard links are followed: a soft or external link is an alias (or a loop), not data.
             guard isHard else {
                 _ = HDF5Library.errorReason()
@@ -133,7 +138,27 @@ final class HDF5Container: TensorContainer {
     /// Every attribute of the file (root first, then groups and datasets in the order listed), read on first use.
     var attributes: [Attribute] {
         if let listedAttributes { return listedAttributes }
-        let all = HDF5Library.call { attributeOwners.flatMap { readAttributes(of: $0.object.id, owner: $0.path) } }
+        // A few hundred open at a time, over all objects: libhdf5 1.10 looks through every open attribute when it
+        // opens another (keeping them all open makes the reading quadratic), and each batch's variable-length
+        // strings are read in one child process (one per attribute took a fork each: 50 s for 6000).
+        let all: [Attribute] = HDF5Library.call {
+            var result: [Attribute] = []
+            var batch: [(owner: String, name: String, handle: HDF5Handle)] = []
+            func flush() {
+                result += zip(batch, readAttributeValues(batch.map(\.handle))).map { Attribute(owner: $0.owner, name: $0.name, value: $1) }
+                batch.removeAll()
+            }
+            for owner in attributeOwners {
+                for name in attributeNames(of: owner.object.id) {
+                    let aid = H5Aopen(owner.object.id, name, cattn_h5p_default())
+                    guard aid >= 0 else { _ = HDF5Library.errorReason(); continue }
+                    batch.append((owner.path, String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self), HDF5Handle(aid, .attribute)))
+                    if batch.count == 256 { flush() }
+                }
+            }
+            flush()
+            return result
+        }
         listedAttributes = all
         return all
     }
@@ -152,9 +177,8 @@ final class HDF5Container: TensorContainer {
         return value
     }
 
-    /// The attributes of one object, in one pass over its names (`H5Aiterate2`); variable-length strings are read
-    /// together in one child process (see `HDF5Strings.readVariableIsolated`).
-    private func readAttributes(of object: hid_t, owner: String) -> [Attribute] {
+    /// The names of an object's attributes (NUL-terminated C strings), in one pass (`H5Aiterate2`).
+    private func attributeNames(of object: hid_t) -> [[CChar]] {
         var names: [[CChar]] = []
         let status = withUnsafeMutablePointer(to: &names) { pointer in
             cattn_attribute_names(object, { context, name in
@@ -164,21 +188,7 @@ final class HDF5Container: TensorContainer {
             }, UnsafeMutableRawPointer(pointer))
         }
         if status < 0 { _ = HDF5Library.errorReason() }
-        // A few hundred open at a time: libhdf5 1.10 looks through every open attribute when it opens another, so
-        // keeping them all open would make the reading quadratic.
-        var result: [Attribute] = []
-        for start in stride(from: 0, to: names.count, by: 256) {
-            var handles: [HDF5Handle] = []
-            var shownNames: [String] = []
-            for name in names[start..<min(start + 256, names.count)] {
-                let aid = H5Aopen(object, name, cattn_h5p_default())
-                guard aid >= 0 else { _ = HDF5Library.errorReason(); continue }
-                handles.append(HDF5Handle(aid, .attribute))
-                shownNames.append(String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self))
-            }
-            result += zip(shownNames, readAttributeValues(handles)).map { Attribute(owner: owner, name: $0, value: $1) }
-        }
-        return result
+        return names
     }
 
     /// The values of open attributes: numbers and fixed-length strings read here, variable-length strings together
@@ -256,11 +266,12 @@ final class HDF5Container: TensorContainer {
 enum HDF5Strings {
     /// Why variable-length strings could not be read.
     enum AttributeProblem: Error, CustomStringConvertible {
-        case unreadable, corruptHeap
+        case unreadable, corruptHeap, tooLarge
         var description: String {
             switch self {
             case .unreadable: return "unreadable string"
             case .corruptHeap: return "unreadable string: its global heap is corrupt"
+            case .tooLarge: return "unread string: with the others read with it, more than \(HDF5Strings.textLimit >> 20) MiB of text"
             }
         }
     }
@@ -279,6 +290,9 @@ enum HDF5Strings {
         guard PathBytes.withCString(path, { stat($0, &info) }) == 0 else { return "path:" + path }
         return "\(info.st_dev):\(info.st_ino):\(info.st_size):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
     }
+
+    /// The most text one child process may send (a few strings can point at one large heap object each).
+    static let textLimit = 256 << 20
 
     /// The variable-length strings of datasets or attributes of `file` (`objects`: the object, its file type and its
     /// number of strings), read by libhdf5 in one child process (see `cattn_read_vlen_isolated`): libhdf5 1.10
@@ -299,7 +313,7 @@ enum HDF5Strings {
         // as soon as their ids were taken).
         let status = withExtendedLifetime(memTypes) {
             cattn_read_vlen_isolated(objects.map(\.object), memTypes.map(\.id), objects.map(\.count), objects.count, isDataset ? 1 : 0,
-                                     &buffer, &length, &done)
+                                     textLimit, &buffer, &length, &done)
         }
         defer { free(buffer) }
         if status == -3 {   // no child process: read here
@@ -333,6 +347,8 @@ enum HDF5Strings {
         if status == -2 {
             if !isDataset { filesWithCorruptHeaps.insert(identity(of: file)) }
             results += objects.dropFirst(results.count).map { _ in .failure(.corruptHeap) }
+        } else if status == -4 {
+            results += objects.dropFirst(results.count).map { _ in .failure(.tooLarge) }
         } else {
             _ = HDF5Library.errorReason()
             results += objects.dropFirst(results.count).map { _ in .failure(.unreadable) }

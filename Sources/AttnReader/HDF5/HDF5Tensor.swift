@@ -43,7 +43,12 @@ final class HDF5Tensor: StoredTensor {
         self.dataset = dataset
         self.fileHandle = fileHandle
         self.rawFile = rawFile
-        let space = HDF5Handle(try HDF5Library.check(H5Dget_space(dataset.id), file: file, dataset: path, "cannot read the dataspace"), .dataspace)
+        let plist = HDF5Handle(H5Dget_create_plist(dataset.id), .propertyList)
+        // The extent of a virtual dataset with an unlimited mapping is found by opening its sources (`H5Dget_space`
+        // does): it is taken from its own first mapping instead, so that no other file is ever opened.
+        let isVirtual = plist.id >= 0 && H5Pget_layout(plist.id) == H5D_VIRTUAL
+        let space = HDF5Handle(try HDF5Library.check(isVirtual ? cattn_virtual_space(plist.id) : H5Dget_space(dataset.id),
+                                                     file: file, dataset: path, "cannot read the dataspace"), .dataspace)
         let rank = Int(try HDF5Library.check(H5Sget_simple_extent_ndims(space.id), file: file, dataset: path, "cannot read the rank"))
         var dims = [hsize_t](repeating: 0, count: rank)
         var maxDims = [hsize_t](repeating: 0, count: rank)
@@ -86,7 +91,6 @@ final class HDF5Tensor: StoredTensor {
             }
         }
         rawElement = ieee?.type == .float16 ? ieee : nil
-        let plist = HDF5Handle(H5Dget_create_plist(dataset.id), .propertyList)
         var direct: [ChunkFilter]? = []   // the filters, while direct reading stays possible
         var contiguous = false
         var chunkShape: [Int]?
@@ -172,7 +176,7 @@ final class HDF5Tensor: StoredTensor {
         }
         // Contiguous storage, once allocated, holds every element: a different size means damaged extents.
         // (Unallocated or chunked storage may legitimately be smaller: unwritten elements read as the fill value.)
-        let stored = Int(clamping: H5Dget_storage_size(dataset.id))
+        let stored = isVirtual ? 0 : Int(clamping: H5Dget_storage_size(dataset.id))
         let claimed = MemoryBudget.bytes(dims.map { Int($0) }, elementSize: max(size, 1)) ?? Int.max
         if contiguous, refusal == nil, stored > 0, claimed > stored {
             throw DumpError(file: file, dataset: path, "claims shape (\(dims.map { String($0) }.joined(separator: ", "))), \(MemoryBudget.describe(claimed)), but stores \(MemoryBudget.describe(stored)): the file is corrupt")
@@ -467,6 +471,8 @@ final class HDF5Tensor: StoredTensor {
                     throw DumpError(file: file, dataset: name, "cannot read the strings: their global heap is corrupt (libhdf5 crashed or hung reading it)")
                 case .failure(.unreadable):
                     throw DumpError(file: file, dataset: name, "cannot read the strings" + (HDF5Library.errorReason().map { " (\($0))" } ?? ""))
+                case .failure(.tooLarge):
+                    throw DumpError(file: file, dataset: name, "its strings hold more than \(HDF5Strings.textLimit >> 20) MiB of text: not token labels attninspect reads")
                 }
             }
             guard let strings = HDF5Strings.read(type: type.id, count: count, space: space.id, read: { memType, buffer in

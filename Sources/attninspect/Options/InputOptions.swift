@@ -246,7 +246,7 @@ struct Recomputation {
         var fromFile: [String] = []
         if let causal {
             self.causal = causal
-        } else if let attribute = dump.rootAttribute("causal") {
+        } else if let attribute = dump.attribute("causal") {
             guard let value = attribute.booleanValue else {
                 throw DumpError(file: dump.path, "attribute causal should be true or false (or 1 or 0), found \(attribute); override it with --causal or --no-causal")
             }
@@ -257,7 +257,7 @@ struct Recomputation {
         }
         if let scale {
             self.scale = scale
-        } else if let attribute = dump.rootAttribute("scale") {
+        } else if let attribute = dump.attribute("scale") {
             guard let value = attribute.realValue, value.isFinite, value > 0 else {
                 throw DumpError(file: dump.path, "attribute scale should be one positive number, found \(attribute); override it with --scale")
             }

@@ -53,7 +53,7 @@ extension AttnInspect {
                                                                  ("max_abs_diff", .finite(r.maxAbsDiff)), ("js_divergence", .finite(r.jsDivergence))]) }
                 Console.print(JSONValue.document([("first", .string(first)), ("second", .string(second)), ("records", .array(items))]).serialized() + "\n")
             } else if csv {
-                Console.print(CSV.line(["layer", "head", "max_abs_diff", "js_divergence"])
+                Console.printCSV(CSV.line(["layer", "head", "max_abs_diff", "js_divergence"])
                               + records.map { CSV.line(["\($0.layer)", "\($0.head)", "\($0.maxAbsDiff)", "\($0.jsDivergence)"]) }.joined())
             } else {
                 var table = TextTable(header: ["layer", "head", "max_abs_diff", "js_divergence"])

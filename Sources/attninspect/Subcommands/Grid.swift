@@ -25,9 +25,10 @@ extension AttnInspect {
 
         @OptionGroup var probabilities: ProbabilityOptions
 
-        /// A layer read for the grid, checked to hold distributions unless --allow-unnormalised.
-        func checked(_ attention: LayerAttention, index: Int, _ opened: OpenedDump) throws -> LayerAttention {
-            if !probabilities.allowUnnormalised && opened.source.origin == .stored {
+        /// A layer read for the grid, checked to hold distributions unless --allow-unnormalised (once per layer: a
+        /// montage of every head asks for the same layer once per head).
+        func checked(_ attention: LayerAttention, index: Int, _ opened: OpenedDump, done: inout Set<Int>) throws -> LayerAttention {
+            if !probabilities.allowUnnormalised && opened.source.origin == .stored && done.insert(index).inserted {
                 try opened.analysing { try ProbabilityCheck.check(attention, index: index, command: "grid") }
             }
             return attention
@@ -54,11 +55,12 @@ extension AttnInspect {
             let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
             guard case .one(let n) = layer, case .fused(let f) = head else {
                 let token = grid.token
+                var checkedLayers: Set<Int> = []
                 let (tiles, shape) = try opened.tiles(layers: layer, heads: head, check: { count, labels in
                     try image.checkMontage(count: count, rows: patchGrid.rows, columns: patchGrid.columns,
                                            tileColumns: head == .all && layer == .all ? opened.source.headCount : Composition.columns(for: count), labels: labels)
                 }) { attention, fusion, l in
-                    try patchGrid.extract(from: try fusion.fuse(try checked(attention, index: l, opened)), token: token, prefix: prefix)
+                    try patchGrid.extract(from: try fusion.fuse(try checked(attention, index: l, opened, done: &checkedLayers)), token: token, prefix: prefix)
                 }
                 let columns = head == .all && layer == .all ? opened.source.headCount : Composition.columns(for: tiles.count)
                 return try image.writeMontage(tiles, shape: shape, columns: columns, what: "token \(token) → \(patchGrid) grids", input: input.file)
@@ -66,7 +68,8 @@ extension AttnInspect {
             let l = try opened.layer(n)
             let fusion = try opened.fusion(f)
             let map = try opened.analysing {
-                try patchGrid.extract(from: try fusion.fuse(try checked(try opened.source.layer(l), index: l, opened)), token: grid.token, prefix: prefix)
+                var checkedLayers: Set<Int> = []
+                return try patchGrid.extract(from: try fusion.fuse(try checked(try opened.source.layer(l), index: l, opened, done: &checkedLayers)), token: grid.token, prefix: prefix)
             }
             let what = "layer \(l), \(fusion), token \(grid.token) → \(patchGrid) grid"
             guard let threshold else {

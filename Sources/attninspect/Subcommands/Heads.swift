@@ -115,7 +115,7 @@ extension AttnInspect {
             } else if csv {
                 var out = CSV.line(Self.keys)
                 for r in records { out += CSV.line(Self.fields(r).map(Self.csvText)) }
-                Console.print(out)
+                Console.printCSV(out)
             } else {
                 Console.print(table(records, analysis: analysis, source: source, outliers: outliers))
             }

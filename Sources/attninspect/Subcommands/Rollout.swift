@@ -164,8 +164,8 @@ extension OpenedDump {
         if let requested { return requested }
         // A prefix that cannot be (one token) only rules out the grid view here; the grid view reports it.
         let vision = try overlay || looksLikeVision(gridRequested: grid.grid != nil, prefix: (try? prefix(grid.prefix)) ?? 0)
-        let chosen = requested ?? (vision ? .grid : .matrix)
-        if requested == nil { Console.note("view: \(chosen.rawValue) (choose with --view matrix|grid)") }
+        let chosen: MapView = vision ? .grid : .matrix
+        Console.note("view: \(chosen.rawValue) (choose with --view matrix|grid)")
         return chosen
     }
 }

@@ -69,7 +69,7 @@ extension AttnInspect {
                 throw DumpError(file: input.file, "cannot draw \(what): the map holds no finite values")
             }
             Console.note("\(what), range \(scale.low)...\(scale.high)")
-            Console.printPicture(terminal.colourOn
+            Console.printVerbatim(terminal.colourOn
                 ? Terminal.picture(map, range: scale, colormap: colormap, width: terminal.columns)
                 : Terminal.plainPicture(map, range: scale, width: terminal.columns))
         }

@@ -43,7 +43,7 @@ extension AttnInspect {
             let opened = result.opened, source = result.source, records = result.samples[0]
             let layers = Array(Set(records.map(\.layer))).sorted()
             var found: [HeadAnalysis.OutlierToken]?
-            let prefix = opened.file.attribute("prefix_tokens")?.integerValues?.first.map { Swift.min(Swift.max($0, 0), source.keyCount) } ?? 0
+            let prefix = try opened.declaredPrefix().map { Swift.min($0, source.keyCount) } ?? 0
             let analysis = HeadAnalysis(keyLabels: source.keyTokens, matchKeys: nil, distance: .sequence(prefix: prefix))
             if outliers {
                 let shares = try layers.map { HeadAnalysis.receivedShares(of: try source.layer($0)) }
@@ -60,7 +60,7 @@ extension AttnInspect {
             } else if csv {
                 var out = CSV.line(Self.keys)
                 for r in records { out += CSV.line(Self.fields(r).map(Self.csvText)) }
-                Console.print(out)
+                Console.printCSV(out)
             } else {
                 Console.print(Self.tables(records, source: source) + (found.map { "\n" + OutlierReport.table($0, z: analysis.outlierZ, ratio: analysis.outlierRatio) } ?? ""))
             }
@@ -81,7 +81,7 @@ extension AttnInspect {
                     ("source", .string(source.origin.label)), ("records", .array(summary.jsonRecords)),
                 ]).serialized() + "\n")
             } else if csv {
-                Console.print(summary.csv)
+                Console.printCSV(summary.csv)
             } else {
                 Console.print(result.samplesHeading + summary.table)
             }
@@ -150,7 +150,7 @@ extension AttnInspect {
                     out += CSV.line(["aggregate", "mean"] + head + row.means.map { Self.csvText(.real($0)) } + ["\(row.nan)", "\(row.inf)", "\(row.negative)"])
                     out += CSV.line(["aggregate", "std"] + head + row.stds.map { Self.csvText(.real($0)) } + ["", "", ""])
                 }
-                Console.print(out)
+                Console.printCSV(out)
             } else {
                 var text = ""
                 for r in results {

@@ -55,7 +55,7 @@ extension AttnInspect {
             }
             Console.note("layer \(l), \(fusion): attention from token \(query) \(Terminal.printable(labels[query])), range \(scale.low)...\(scale.high)")
             if terminal.colourOn {
-                Console.printPicture(Terminal.tokens(shown, values: values, range: scale, colormap: colormap))
+                Console.printVerbatim(Terminal.tokens(shown, values: values, range: scale, colormap: colormap))
             } else {
                 Console.print(zip(shown, values).map { "\(Terminal.printable($0)) (\(formatFixed(Double($1), decimals: 4)))" }.joined(separator: " ") + "\n")
             }

@@ -31,7 +31,7 @@ extension AttnInspect {
             plain.causal = nil
             var opened = try plain.open()
             if input.causal != nil, case .queryKey = opened.layout { opened = try input.open() }
-            let claimsCausal = input.causal ?? opened.file.rootAttribute("causal")?.booleanValue ?? false
+            let claimsCausal = input.causal ?? opened.file.attribute("causal")?.booleanValue ?? false
             let source = opened.source
             var checks = AttentionChecks()
             for l in 0..<source.layerCount { checks.add(try source.layer(l)) }
