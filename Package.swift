@@ -87,21 +87,28 @@ let package = Package(
         // File formats → an AttentionSource that yields one layer at a time.
         .target(name: "AttnReader", dependencies: ["AttnCore", "CAttnHDF5", "CAttnZlib", "CAttnDeflate", "CAttnKernels"],
                 linkerSettings: hdf5Linking),
-        // Head fusion, entropy, rollout, grids, statistics, Q/K recompute. Linalg/ is the only BLAS user.
-        .target(name: "AttnAnalysis", dependencies: ["AttnCore", "CAttnBLAS", "CAttnKernels"], linkerSettings: blasLinking),
+        // Matrix products (the only BLAS user) and the vectorised row kernels, for the sources and the analyses.
+        .target(name: "AttnLinalg", dependencies: ["AttnCore", "CAttnBLAS", "CAttnKernels"], linkerSettings: blasLinking),
+        // A file and the input options → an AttentionSource: stored, recomputed from Q/K, padding excluded, one
+        // sample of a batch. The one entry point (`OpenedDump.open`) the CLI and the tests call.
+        .target(name: "AttnSource", dependencies: ["AttnCore", "AttnReader", "AttnLinalg"]),
+        // Head fusion, entropy, rollout, flow, statistics, head measures: every number the tool prints.
+        .target(name: "AttnAnalysis", dependencies: ["AttnCore", "AttnLinalg", "CAttnKernels"]),
         // Colormaps, Netpbm, .npy writing, tables, JSON, CSV, atomic files.
         .target(name: "AttnRender", dependencies: ["AttnCore", "CAttnZlib", "CAttnProcess"]),
         .executableTarget(name: "attninspect", dependencies: [
-            "AttnCore", "AttnReader", "AttnAnalysis", "AttnRender", "CAttnProcess",
+            "AttnCore", "AttnReader", "AttnSource", "AttnAnalysis", "AttnRender", "CAttnProcess",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         // Test-only helpers: locating TestData, reading the expected-value JSON, tolerant comparisons.
         .target(name: "AttnTestSupport", dependencies: ["AttnCore", "CAttnZlib"], path: "Tests/AttnTestSupport"),
+        .testTarget(name: "AttnCoreTests", dependencies: ["AttnCore", "CAttnThreads"]),
+        .testTarget(name: "AttnSourceTests", dependencies: ["AttnSource", "AttnReader", "AttnCore", "AttnTestSupport"]),
         .testTarget(name: "AttnReaderTests", dependencies: ["AttnReader", "AttnCore", "AttnTestSupport"]),
-        .testTarget(name: "AttnAnalysisTests", dependencies: ["AttnAnalysis", "AttnCore", "AttnReader", "AttnTestSupport", "CAttnThreads"]),
+        .testTarget(name: "AttnAnalysisTests", dependencies: ["AttnAnalysis", "AttnLinalg", "AttnSource", "AttnCore", "AttnReader", "AttnTestSupport"]),
         .testTarget(name: "AttnRenderTests", dependencies: ["AttnRender", "AttnCore", "AttnReader", "AttnTestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["attninspect", "AttnReader", "AttnCore", "AttnTestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["attninspect", "AttnReader", "AttnSource", "AttnCore", "AttnTestSupport"]),
     ]
 )
 

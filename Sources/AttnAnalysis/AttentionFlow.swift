@@ -1,4 +1,5 @@
 import AttnCore
+import AttnLinalg
 
 /// Attention flow (Abnar & Zuidema 2020, samiraabnar/attention_flow): the attention of each layer,
 /// heads averaged, with the residual added and rows renormalised, Âₗ = rows-normalised(mean_h Aₗ + I),

@@ -1,4 +1,5 @@
 import AttnCore
+import AttnLinalg
 
 /// Gradient-weighted rollout (Chefer, Gur & Wolf 2021, "Generic Attention-model Explainability",
 /// hila-chefer/Transformer-MM-Explainability): with the attention Aₗ and the gradient of the

@@ -1,4 +1,5 @@
 import AttnCore
+import AttnLinalg
 import Synchronization
 
 /// How the heads of a layer become one map `[query, key]`: element-wise mean, max or min over

@@ -1,4 +1,5 @@
 import AttnCore
+import AttnLinalg
 
 /// Attention rollout (Abnar & Zuidema 2020): Âₗ = rows-normalised(Fₗ + I), R = Â_end ⋯ Â_start,
 /// where Fₗ is the fused attention of layer l.

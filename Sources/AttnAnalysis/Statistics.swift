@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import AttnCore
+import AttnLinalg
 
 /// Statistics of one head's map `[query, key]`. Sums are in `Double`.
 /// A value is NaN when it is undefined (no previous token, or a NaN/Inf in the map).

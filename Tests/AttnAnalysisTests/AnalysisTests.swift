@@ -4,13 +4,11 @@ import AttnCore
 import AttnTestSupport
 @testable import AttnReader
 @testable import AttnAnalysis
+import AttnSource
 
-func source(_ relative: String, _ options: ReadOptions = ReadOptions()) throws -> AttentionSource {
-    let dump = try DumpFile(path: Fixtures.path(relative))
-    switch try AttentionLayout.resolve(dump, options: options) {
-    case .attention(let a): return a
-    case .queryKey(let q): return RecomputedAttention(q)
-    }
+/// The attention of a fixture as the tool opens it (`OpenedDump.open`, the entry point the CLI calls).
+func source(_ relative: String, _ options: SourceOptions = SourceOptions()) throws -> AttentionSource {
+    try OpenedDump.open(Fixtures.path(relative), options: options, note: { _ in }).source
 }
 
 /// Statistics of every layer, read in row blocks on `workers` threads (the path the tool uses).
@@ -257,11 +255,8 @@ struct QueryKeyTests {
           arguments: [("scale_default", nil as Double?, false), ("causal", nil, true), ("scale_0.25", 0.25, false)])
     func recompute(key: String, scale: Double?, causal: Bool) throws {
         for file in ["synthetic/qk_LHSd.h5", "synthetic/qk_LShd.h5", "synthetic/both_attn_and_qk.h5"] {
-            let dump = try DumpFile(path: Fixtures.path(file))
-            guard case .queryKey(let qk) = try AttentionLayout.resolve(dump, options: ReadOptions(fromQK: true)) else {
-                Issue.record("\(file): no q and k"); continue
-            }
-            let s = RecomputedAttention(qk, scale: scale, causal: causal)
+            let s = try source(file, SourceOptions(fromQK: true, scale: scale, causal: causal))
+            #expect(s.origin == .recomputed(scale: scale ?? 0.5, causal: causal))
             let expected = Fixtures.expected["base"]["recompute_qk"][key]
             for l in 0..<3 {
                 let layer = try s.layer(l)
@@ -272,7 +267,7 @@ struct QueryKeyTests {
 
     @Test("per-layer float16 q and k (/layer_NN/q, /layer_NN/k) recompute to numpy's values")
     func perLayerFloat16() throws {
-        let s = try source("synthetic/per_layer_groups_f16.h5", ReadOptions(fromQK: true))
+        let s = try source("synthetic/per_layer_groups_f16.h5", SourceOptions(fromQK: true))
         #expect(s.origin != .stored)
         let expected = Fixtures.expected["base_f16"]["recompute_qk_f16"]["scale_default"]
         for l in 0..<3 {
@@ -282,20 +277,17 @@ struct QueryKeyTests {
 
     @Test("real MiniLM zen: recomputed attention differs from the stored float16 attention by the oracle's 6.9e-4")
     func realZen() throws {
-        let dump = try DumpFile(path: Fixtures.path("real/minilm6_zen_layers_f16.h5"))
-        guard case .queryKey(let qk) = try AttentionLayout.resolve(dump, options: ReadOptions(fromQK: true)) else {
-            Issue.record("no q and k"); return
-        }
+        let recomputed = try source("real/minilm6_zen_layers_f16.h5", SourceOptions(fromQK: true))
         let stored = try source("real/minilm6_zen_layers_f16.h5")
         let oracle = try Fixtures.json("real/minilm6_zen_layers_f16.oracle.json")
         var worst = 0.0
         for l in 0..<6 {
-            let a = try RecomputedAttention(qk).layer(l).values, b = try stored.layer(l).values
+            let a = try recomputed.layer(l).values, b = try stored.layer(l).values
             worst = max(worst, maxAbsDifference(a.map(Double.init), b.map(Double.init)))
         }
         #expect(abs(worst - oracle["recompute_from_qk"]["max_abs_diff_vs_stored"].double) < 1e-5)
         // Causal: entropies per head equal the oracle's causal recomputation.
-        let causal = try stats(RecomputedAttention(qk, causal: true))
+        let causal = try stats(try source("real/minilm6_zen_layers_f16.h5", SourceOptions(fromQK: true, causal: true)))
         for l in 0..<6 { for h in 0..<12 {
             #expect(abs(causal[l][h].entropy - oracle["causal_recompute"]["per_head_mean_row_entropy_nats"][l][h].double) < 1e-5)
         } }
@@ -303,12 +295,9 @@ struct QueryKeyTests {
 
     @Test("real ViT: entropy of attention recomputed from float16 q and k equals numpy's float64 recomputation")
     func realBoard() throws {
-        let dump = try DumpFile(path: Fixtures.path("real/vits14_board_small.h5"))
-        guard case .queryKey(let qk) = try AttentionLayout.resolve(dump, options: ReadOptions(fromQK: true)) else {
-            Issue.record("no q and k"); return
-        }
-        #expect(qk.headDim == 64)
-        let computed = try stats(RecomputedAttention(qk))
+        let recomputed = try source("real/vits14_board_small.h5", SourceOptions(fromQK: true))
+        #expect(recomputed.origin == .recomputed(scale: 1 / 8, causal: false))   // head dimension 64: 1/√64
+        let computed = try stats(recomputed)
         let e = try Fixtures.json("real/vits14_board_small.expected.json")["recompute_from_qk"]["entropy"]
         // Scores q·k/8 reach |289|: float32 products round them by up to ~3e-5, which bounds the entropy error.
         for l in 0..<3 { for h in 0..<6 { #expect(abs(computed[l][h].entropy - e[l][h].double) < 1e-4) } }

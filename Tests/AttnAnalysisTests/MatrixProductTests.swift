@@ -4,7 +4,7 @@ import Dispatch
 import Glibc
 #endif
 import AttnCore
-@testable import AttnAnalysis
+@testable import AttnLinalg
 
 /// Matrix products made by several workers at once, as the Q/K recompute (one head per worker) and
 /// rollout (rows split across workers) make them. Debian's serial OpenBLAS 0.3.21 sometimes returned

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import AttnLinalg
 @testable import AttnAnalysis
 
 /// The row-statistics kernels (portable, AVX2, AVX-512) against a float64 reference computed here with

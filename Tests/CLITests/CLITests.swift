@@ -774,6 +774,22 @@ struct DiffCLITests {
         let r = try Run(["diff", a, other])
         #expect(r.status == 1 && r.stderr.hasPrefix("attninspect: \(other): shape (6, 12, 28, 28)"), "\(r.stderr)")
     }
+
+    @Test("the input options apply to both files: --batch and --keep-padding choose what is read (no note then); a sample out of range is an error")
+    func inputOptions() throws {
+        let batch = Fixtures.path("synthetic/padding/padded_mask.npz")
+        let plain = try Run(["diff", batch, batch, "--csv"])
+        #expect(plain.status == 0)
+        #expect(plain.stderr.contains("batch axis of 2 samples, using sample 0 (choose with --batch B)"))
+        #expect(plain.stderr.contains("attention_mask keeps 6 of 8 tokens"))
+        let chosen = try Run(["diff", batch, batch, "--batch", "1", "--keep-padding", "--csv"])
+        #expect(chosen.status == 0 && chosen.stderr.isEmpty, "\(chosen.stderr)")
+        #expect(chosen.stdout.split(separator: "\n").count == 5)   // header + 2 layers × 2 heads
+        let outside = try Run(["diff", batch, batch, "--batch", "5"])
+        #expect(outside.status == 1 && outside.stderr.contains("--batch 5 is out of range"), "\(outside.stderr)")
+        let both = try Run(["diff", batch, batch, "--from-qk", "--dataset", "attentions"])
+        #expect(both.status == 64)
+    }
 }
 
 @Suite("Command line: verify")

@@ -244,26 +244,3 @@ struct ImageOptions: ParsableArguments {
         try AtomicFile.write(output.lowercased().hasSuffix(".png") ? try PNG.encode(image) : image.netpbm(), to: output, protecting: inputs)
     }
 }
-
-extension ImageOptions: QuickArguments {
-    static let quickNames: [QuickName] = [
-        .option("output", short: "o"), .option("colormap"), .option("range", unconditional: true), .flag("legend"),
-        .option("zoom", unconditional: true), .option("overlay"), .option("alpha", unconditional: true), .option("resample"), .option("fit"),
-    ]
-
-    static func quick(_ line: inout QuickLine) throws -> Self {
-        var o = Self()
-        guard let output: String = try line.value("output") else { throw QuickLine.Unreadable() }
-        o.output = output
-        o.colormap = try line.value("colormap") ?? .viridis
-        o.range = try line.value("range")
-        o.legend = line.flag("legend")
-        o.zoom = try line.value("zoom")
-        o.overlay = try line.value("overlay")
-        o.alpha = try line.value("alpha") ?? 0.5
-        o.resample = try line.value("resample") ?? .bilinear
-        o.fit = try line.value("fit") ?? .exact
-        try o.validate()
-        return o
-    }
-}

@@ -6,13 +6,3 @@ struct ProbabilityOptions: ParsableArguments {
     @Flag(name: .customLong("allow-unnormalised"), help: "Use stored attention whose rows are not distributions (negative values, rows not summing to 1) as it is, instead of refusing it.")
     var allowUnnormalised = false
 }
-
-extension ProbabilityOptions: QuickArguments {
-    static let quickNames: [QuickName] = [.flag("allow-unnormalised")]
-
-    static func quick(_ line: inout QuickLine) throws -> Self {
-        var o = Self()
-        o.allowUnnormalised = line.flag("allow-unnormalised")
-        return o
-    }
-}

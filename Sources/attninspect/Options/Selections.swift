@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttnCore
+import AttnSource
 import AttnAnalysis
 import AttnRender
 
@@ -34,6 +35,12 @@ enum RangeOption: ExpressibleByArgument, Equatable {
 }
 
 extension OpenedDump {
+    /// A head fusion, with a head index checked against the dump.
+    func fusion(_ fusion: HeadFusion) throws -> HeadFusion {
+        if case .head(let h) = fusion { _ = try head(h) }
+        return fusion
+    }
+
     /// The layers a selection names, checked.
     func layers(_ selection: LayerSelection) throws -> [Int] {
         switch selection {

@@ -36,15 +36,3 @@ struct TerminalOptions: ParsableArguments {
         return 80
     }
 }
-
-extension TerminalOptions: QuickArguments {
-    static let quickNames: [QuickName] = [.option("color"), .option("width")]
-
-    static func quick(_ line: inout QuickLine) throws -> Self {
-        var o = Self()
-        o.color = try line.value("color") ?? .auto
-        o.width = try line.value("width")
-        try o.validate()
-        return o
-    }
-}

@@ -24,14 +24,3 @@ struct WorkLimitOptions: ParsableArguments {
         seconds < 0.1 ? formatScientific(seconds) : formatFixed(seconds, decimals: seconds < 10 ? 1 : 0)
     }
 }
-
-extension WorkLimitOptions: QuickArguments {
-    static let quickNames: [QuickName] = [.option("max-seconds", unconditional: true)]
-
-    static func quick(_ line: inout QuickLine) throws -> Self {
-        var o = Self()
-        o.maxSeconds = try line.value("max-seconds") ?? 60
-        try o.validate()
-        return o
-    }
-}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttnCore
+import AttnSource
 import AttnReader
 import AttnAnalysis
 import AttnRender
@@ -12,13 +13,13 @@ extension AttnInspect {
             abstract: "Compare two dumps of the same shape (a model before and after fine-tuning): per head the largest |A − B| and the Jensen–Shannon divergence of the rows.",
             discussion: "js_divergence is the mean over query rows of JS(A_row, B_row) in nats (0 = identical, at most ln 2). With -o, the difference of the head-fused maps of --layer is drawn with the diverging coolwarm colormap on a range symmetric about 0.")
 
-        @Argument(help: "The first dump.") var first: String
+        /// The first dump, and the input options, which apply to both.
+        @OptionGroup var input: InputOptions
         @Argument(help: "The second dump (same layers, heads, queries and keys).") var second: String
+        var first: String { input.file }
 
         @Flag(help: "Print one JSON object.") var json = false
         @Flag(help: "Print CSV records with a header.") var csv = false
-        @Flag(name: [.customShort("q"), .long], help: "Print nothing on stderr but errors.") var quiet = false
-        @Flag(help: "Replace an existing output file even if it holds another kind of data.") var force = false
 
         @Option(name: [.short, .customLong("output")], help: "Also draw A − B of --layer, fused with --head (.png, .ppm, .svg, or .npy for the values).")
         var output: String?
@@ -37,7 +38,9 @@ extension AttnInspect {
         }
 
         func run() throws {
-            let a = try OpenedDump.open(first), b = try OpenedDump.open(second)
+            var other = input
+            other.file = second
+            let a = try input.open(), b = try other.open()
             let shapeA = (a.source.layerCount, a.source.headCount, a.source.queryCount, a.source.keyCount)
             let shapeB = (b.source.layerCount, b.source.headCount, b.source.queryCount, b.source.keyCount)
             guard shapeA == shapeB else {
@@ -74,25 +77,3 @@ extension AttnInspect {
     }
 }
 
-extension AttnInspect.Diff: GlobalOptions { var isQuiet: Bool { quiet }; var forcesOutput: Bool { force } }
-
-extension AttnInspect.Diff: QuickCommand {
-    static let quickNames: [QuickName] = [
-        .positional("first"), .positional("second"), .flag("json"), .flag("csv"), .flag("quiet", short: "q"), .flag("force"),
-        .option("output", short: "o"), .option("layer", unconditional: true), .option("head", unconditional: true),
-    ]
-
-    static func quick(_ line: inout QuickLine) throws -> Self {
-        var o = Self()
-        o.first = try line.positional()
-        o.second = try line.positional()
-        o.json = line.flag("json")
-        o.csv = line.flag("csv")
-        o.quiet = line.flag("quiet")
-        o.force = line.flag("force")
-        o.output = try line.value("output")
-        o.layer = try line.value("layer") ?? -1
-        o.head = try line.value("head") ?? .mean
-        return o
-    }
-}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttnCore
+import AttnSource
 import AttnAnalysis
 import AttnRender
 
@@ -70,24 +71,5 @@ extension ImageOptions {
         self.alpha = 0.5
         self.resample = .bilinear
         self.fit = .exact
-    }
-}
-
-extension AttnInspect.Entropy: QuickCommand {
-    static let quickNames = InputOptions.quickNames + [
-        .option("output", short: "o"), .option("colormap"), .option("range", unconditional: true), .flag("legend"),
-        .option("zoom", unconditional: true), .flag("normalized"),
-    ]
-
-    static func quick(_ line: inout QuickLine) throws -> Self {
-        var o = Self()
-        o.input = try .quick(&line)
-        o.output = try line.value("output")
-        o.colormap = try line.value("colormap") ?? .viridis
-        o.range = try line.value("range")
-        o.legend = line.flag("legend")
-        o.zoom = try line.value("zoom")
-        o.normalized = line.flag("normalized")
-        return o
     }
 }

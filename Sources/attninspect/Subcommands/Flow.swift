@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttnCore
+import AttnSource
 import AttnAnalysis
 import AttnRender
 
@@ -76,23 +77,5 @@ extension AttnInspect {
                 try image.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
             }
         }
-    }
-}
-
-extension AttnInspect.Flow: QuickCommand {
-    static let quickNames = InputOptions.quickNames + ImageOptions.quickNames + WorkLimitOptions.quickNames + GridOptions.quickNames + ProbabilityOptions.quickNames + [
-        .option("view"), .option("layer", unconditional: true),
-    ]
-
-    static func quick(_ line: inout QuickLine) throws -> Self {
-        var o = Self()
-        o.input = try .quick(&line)
-        o.image = try .quick(&line)
-        o.view = try line.value("view")
-        o.layer = try line.value("layer") ?? -1
-        o.limit = try .quick(&line)
-        o.probabilities = try .quick(&line)
-        o.grid = try .quick(&line)
-        return o
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttnCore
+import AttnSource
 import AttnAnalysis
 import AttnRender
 
@@ -82,23 +83,5 @@ extension AttnInspect {
                 try image.writeMask(mask, what: what + ", mask of the top \(threshold) of the attention mass", input: input.file)
             }
         }
-    }
-}
-
-extension AttnInspect.Grid: QuickCommand {
-    static let quickNames = InputOptions.quickNames + ImageOptions.quickNames + GridOptions.quickNames + ProbabilityOptions.quickNames + [
-        .option("layer", unconditional: true), .option("head", unconditional: true), .option("threshold"),
-    ]
-
-    static func quick(_ line: inout QuickLine) throws -> Self {
-        var o = Self()
-        o.input = try .quick(&line)
-        o.image = try .quick(&line)
-        o.grid = try .quick(&line)
-        o.probabilities = try .quick(&line)
-        o.layer = try line.value("layer") ?? .one(-1)
-        o.head = try line.value("head") ?? .fused(.mean)
-        o.threshold = try line.value("threshold")
-        return o
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttnCore
+import AttnSource
 import AttnAnalysis
 import AttnReader
 import AttnRender
@@ -296,16 +297,6 @@ extension AttnInspect {
     }
 }
 
-extension OpenedDump {
-    /// Token ids (`token_ids` or `input_ids`) of the positions analysed (only the kept ones when
-    /// padding is excluded); nil when the file has none.
-    func tokenIDs(sample: Int?) throws -> [Int64]? {
-        let selection = (source as? SelectedAttention)?.queries
-        guard let ids = try file.tokenIDs(positions: selection?.total ?? source.queryCount, sample: sample) else { return nil }
-        return selection.map { $0.kept.map { ids[$0] } } ?? ids
-    }
-}
-
 /// Outlier tokens as `heads` and `stats --outliers` print them.
 enum OutlierReport {
     static func json(_ outliers: [HeadAnalysis.OutlierToken]) -> JSONValue {
@@ -326,35 +317,5 @@ enum OutlierReport {
                       formatFixed(o.maxShare, decimals: 4), formatFixed(o.maxRatio, decimals: 1)])
         }
         return "outlier tokens (\(rule)):\n" + t.render()
-    }
-}
-
-extension AttnInspect.Heads: QuickCommand {
-    static let quickNames = InputOptions.quickNames + WorkLimitOptions.quickNames + [
-        .flag("json"), .flag("csv"), .option("sink-tokens", unconditional: true), .flag("exclude-bos"), .flag("exclude-current-token"),
-        .option("patch-size", unconditional: true), .option("grid"), .option("prefix", unconditional: true), .option("similarity"),
-        .option("similarity-out"), .option("outlier-z", unconditional: true), .option("outlier-ratio", unconditional: true),
-        .option("cls-token"), .option("sep-token"),
-    ]
-
-    static func quick(_ line: inout QuickLine) throws -> Self {
-        var o = Self()
-        o.input = try .quick(&line)
-        o.limit = try .quick(&line)
-        o.json = line.flag("json")
-        o.csv = line.flag("csv")
-        o.sinkTokens = try line.value("sink-tokens") ?? 4
-        o.excludeBOS = line.flag("exclude-bos")
-        o.excludeCurrentToken = line.flag("exclude-current-token")
-        o.patchSize = try line.value("patch-size")
-        o.grid = try line.value("grid")
-        o.prefix = try line.value("prefix")
-        o.similarity = try line.value("similarity") ?? .layer
-        o.similarityOut = try line.value("similarity-out")
-        o.outlierZ = try line.value("outlier-z") ?? 3.5
-        o.outlierRatio = try line.value("outlier-ratio") ?? 5.0
-        o.clsToken = try line.value("cls-token") ?? "[CLS]"
-        o.sepToken = try line.value("sep-token") ?? "[SEP]"
-        return o
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttnCore
+import AttnSource
 import AttnAnalysis
 import AttnRender
 
@@ -38,20 +39,5 @@ extension AttnInspect {
             let columns = columns(tiles.count)
             try image.writeMontage(tiles, shape: shape, columns: columns, what: "attention matrices", input: input.file)
         }
-    }
-}
-
-extension AttnInspect.Heatmap: QuickCommand {
-    static let quickNames = InputOptions.quickNames + ImageOptions.quickNames + [
-        .option("layer", unconditional: true), .option("head", unconditional: true),
-    ]
-
-    static func quick(_ line: inout QuickLine) throws -> Self {
-        var o = Self()
-        o.input = try .quick(&line)
-        o.image = try .quick(&line)
-        o.layer = try line.value("layer") ?? .one(-1)
-        o.head = try line.value("head") ?? .fused(.mean)
-        return o
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttnCore
+import AttnSource
 import AttnReader
 import AttnRender
 
@@ -91,14 +92,4 @@ func describeKept(_ kept: [Int]) -> String {
     guard let first = kept.first, let last = kept.last else { return "none" }
     if last - first + 1 == kept.count { return "\(first)...\(last)" }
     return kept.count <= 12 ? kept.map(String.init).joined(separator: ", ") : "\(kept.count) positions from \(first) to \(last)"
-}
-
-extension AttnInspect.Info: QuickCommand {
-    static let quickNames = InputOptions.quickNames
-
-    static func quick(_ line: inout QuickLine) throws -> Self {
-        var o = Self()
-        o.input = try .quick(&line)
-        return o
-    }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttnCore
+import AttnSource
 import AttnAnalysis
 import AttnReader
 
@@ -184,44 +185,5 @@ struct GridOptions: ParsableArguments {
     func validate() throws {
         if token < 0 { throw ValidationError("--token must be 0 or more, got \(token)") }
         if let prefix, prefix < 0 { throw ValidationError("--prefix must be 0 or more, got \(prefix)") }
-    }
-}
-
-extension AttnInspect.Rollout: QuickCommand {
-    static let quickNames = InputOptions.quickNames + ImageOptions.quickNames + GridOptions.quickNames + WorkLimitOptions.quickNames + ProbabilityOptions.quickNames + [
-        .option("view"), .option("head-fusion", unconditional: true), .option("discard-ratio", unconditional: true),
-        .option("start-layer", unconditional: true), .option("compat"), .option("end-layer", unconditional: true),
-        .flag("gradients"), .option("gradient-dataset"),
-    ]
-
-    static func quick(_ line: inout QuickLine) throws -> Self {
-        var o = Self()
-        o.input = try .quick(&line)
-        o.image = try .quick(&line)
-        o.view = try line.value("view")
-        o.headFusionOption = try line.value("head-fusion")
-        o.discardRatioOption = try line.value("discard-ratio")
-        o.startLayerOption = try line.value("start-layer")
-        o.compat = try line.value("compat") ?? .abnar
-        o.endLayer = try line.value("end-layer") ?? -1
-        o.gradients = line.flag("gradients")
-        o.gradientDataset = try line.value("gradient-dataset")
-        o.grid = try .quick(&line)
-        o.probabilities = try .quick(&line)
-        o.limit = try .quick(&line)
-        return o
-    }
-}
-
-extension GridOptions: QuickArguments {
-    static let quickNames: [QuickName] = [.option("token", unconditional: true), .option("prefix", unconditional: true), .option("grid")]
-
-    static func quick(_ line: inout QuickLine) throws -> Self {
-        var o = Self()
-        o.token = try line.value("token") ?? 0
-        o.prefix = try line.value("prefix")
-        o.grid = try line.value("grid")
-        try o.validate()
-        return o
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttnCore
+import AttnSource
 import AttnAnalysis
 import AttnRender
 
@@ -81,27 +82,5 @@ extension Matrix {
     func rowChecked(_ i: Int) throws -> [Float] {
         guard i >= 0 && i < rows else { throw AnalysisError("token \(i) is out of range: expected 0...\(rows - 1)") }
         return Array(row(i))
-    }
-}
-
-extension AttnInspect.Show: QuickCommand {
-    static let quickNames = InputOptions.quickNames + GridOptions.quickNames + TerminalOptions.quickNames + ProbabilityOptions.quickNames + [
-        .option("layer", unconditional: true), .option("head", unconditional: true), .flag("rollout"), .option("view"),
-        .option("colormap"), .option("range", unconditional: true),
-    ]
-
-    static func quick(_ line: inout QuickLine) throws -> Self {
-        var o = Self()
-        o.input = try .quick(&line)
-        o.grid = try .quick(&line)
-        o.terminal = try .quick(&line)
-        o.probabilities = try .quick(&line)
-        o.layer = try line.value("layer") ?? -1
-        o.head = try line.value("head") ?? .mean
-        o.rollout = line.flag("rollout")
-        o.view = try line.value("view")
-        o.colormap = try line.value("colormap") ?? .viridis
-        o.range = try line.value("range")
-        return o
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttnCore
+import AttnSource
 import AttnAnalysis
 import AttnRender
 
@@ -366,21 +367,4 @@ func formatScientific(_ value: Double) -> String {
     if m == "10.0" { m = "1.0"; exponent += 1 }
     let e = abs(exponent) < 10 ? "0\(abs(exponent))" : "\(abs(exponent))"
     return (value < 0 ? "-" : "") + m + "e" + (exponent < 0 ? "-" : "+") + e
-}
-
-extension AttnInspect.Stats: QuickCommand {
-    static let quickNames = InputOptions.quickNames + [
-        .option("layer", unconditional: true), .positional("more-files"), .flag("json"), .flag("outliers"), .flag("csv"),
-    ]
-
-    static func quick(_ line: inout QuickLine) throws -> Self {
-        var o = Self()
-        o.input = try .quick(&line)
-        o.layer = try line.value("layer")
-        o.moreFiles = line.remainingPositionals()
-        o.json = line.flag("json")
-        o.outliers = line.flag("outliers")
-        o.csv = line.flag("csv")
-        return o
-    }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttnCore
+import AttnSource
 import AttnAnalysis
 import AttnReader
 import AttnRender
@@ -60,24 +61,5 @@ extension AttnInspect {
                 Console.print(zip(shown, values).map { "\(Terminal.printable($0)) (\(formatFixed(Double($1), decimals: 4)))" }.joined(separator: " ") + "\n")
             }
         }
-    }
-}
-
-extension AttnInspect.Tokens: QuickCommand {
-    static let quickNames = InputOptions.quickNames + TerminalOptions.quickNames + [
-        .option("layer", unconditional: true), .option("head", unconditional: true), .option("query", unconditional: true),
-        .option("colormap"), .option("range", unconditional: true),
-    ]
-
-    static func quick(_ line: inout QuickLine) throws -> Self {
-        var o = Self()
-        o.input = try .quick(&line)
-        o.terminal = try .quick(&line)
-        o.layer = try line.value("layer") ?? -1
-        o.head = try line.value("head") ?? .mean
-        o.query = try line.value("query") ?? 0
-        o.colormap = try line.value("colormap") ?? .viridis
-        o.range = try line.value("range")
-        return o
     }
 }

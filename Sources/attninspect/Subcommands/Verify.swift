@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttnCore
+import AttnSource
 import AttnReader
 import AttnAnalysis
 import AttnRender
@@ -69,7 +70,7 @@ extension AttnInspect {
                case .queryKey(let qk) = recomputed {
                 // A malformed scale attribute is reported as a failed check, not as an error (--scale is refused here).
                 var recomputation: Recomputation?
-                do { recomputation = try Recomputation(in: opened.file, scale: nil, causal: claimsCausal) } catch {
+                do { recomputation = try Recomputation(in: opened.file, scale: nil, causal: claimsCausal, note: Console.noteOnce) } catch {
                     report(false, "q and k cannot be compared with the stored attention: \(error)")
                 }
                 if let recomputation {
@@ -89,17 +90,5 @@ extension AttnInspect {
             Console.print(lines.joined(separator: "\n") + "\n")
             if failed { throw ExitCode(1) }
         }
-    }
-}
-
-extension AttnInspect.Verify: QuickCommand {
-    static let quickNames = InputOptions.quickNames + [.option("tolerance"), .option("qk-tolerance")]
-
-    static func quick(_ line: inout QuickLine) throws -> Self {
-        var o = Self()
-        o.input = try .quick(&line)
-        o.tolerance = try line.value("tolerance") ?? 1e-2
-        o.qkTolerance = try line.value("qk-tolerance") ?? 2e-2
-        return o
     }
 }

@@ -6,10 +6,10 @@ import Glibc
 
 /// The one entry point for matrix products: OpenBLAS `cblas_sgemm`, with dimensions checked
 /// against OpenBLAS's 32-bit integers. The corresponding C call is `cblas_sgemm`.
-enum MatrixProduct {
+public enum MatrixProduct {
     /// `C = alpha · A · op(B)`, all row-major. `A` is `m×k`, `op(B)` is `k×n`
     /// (`B` is `n×k` when `transposeB`).
-    static func multiply(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into c: UnsafeMutablePointer<Float>,
+    public static func multiply(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into c: UnsafeMutablePointer<Float>,
                          m: Int, n: Int, k: Int, transposeB: Bool = false, alpha: Float = 1) {
         precondition(m >= 0 && n >= 0 && k >= 0)
         precondition(m <= Int32.max && n <= Int32.max && k <= Int32.max, "matrix too large for 32-bit BLAS: \(m)×\(k) · \(k)×\(n)")
@@ -47,7 +47,7 @@ enum MatrixProduct {
     private static let parallelWork = 1 << 22
 
     /// `A · B` for matrices.
-    static func multiply(_ a: Matrix, _ b: Matrix) -> Matrix {
+    public static func multiply(_ a: Matrix, _ b: Matrix) -> Matrix {
         var out = Matrix(rows: a.rows, columns: b.columns)
         multiply(a, b, into: &out)
         return out
@@ -55,7 +55,7 @@ enum MatrixProduct {
 
     /// `out = A · B`, reusing `out`'s storage when it has the right shape; large products are split across
     /// up to `workers` workers.
-    static func multiply(_ a: Matrix, _ b: Matrix, into out: inout Matrix, workers: Int = Workers.count) {
+    public static func multiply(_ a: Matrix, _ b: Matrix, into out: inout Matrix, workers: Int = Workers.count) {
         precondition(a.columns == b.rows, "matrix product: \(a.rows)×\(a.columns) · \(b.rows)×\(b.columns)")
         if out.rows != a.rows || out.columns != b.columns { out = Matrix(rows: a.rows, columns: b.columns) }
         a.values.withUnsafeBufferPointer { pa in

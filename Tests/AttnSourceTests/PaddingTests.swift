@@ -3,6 +3,7 @@ import Foundation
 import AttnCore
 import AttnTestSupport
 @testable import AttnReader
+import AttnSource
 
 @Suite("Padding and integer tensors")
 struct PaddingTests {

@@ -4,21 +4,21 @@ import AttnCore
 /// The vectorised loops over rows of attention (C, AVX2/FMA where the CPU has them). Every pointer
 /// these kernels need stays in this file. The corresponding C calls are `cattn_row_statistics`,
 /// `cattn_softmax_row`, `cattn_accumulate_f64`, `cattn_maximum_f32` and `cattn_minimum_f32`.
-enum RowKernels {
+public enum RowKernels {
     /// Sums and extremes of one row; NaN and ±Inf are counted and left out of everything else.
-    struct RowStatistics {
-        var sum: Double
+    public struct RowStatistics {
+        public var sum: Double
         /// −Σ p ln p over finite p > 0.
-        var entropy: Double
-        var min: Double
-        var max: Double
-        var finite: Int
-        var nan: Int
-        var inf: Int
-        var negative: Int
+        public var entropy: Double
+        public var min: Double
+        public var max: Double
+        public var finite: Int
+        public var nan: Int
+        public var inf: Int
+        public var negative: Int
     }
 
-    static func statistics(_ row: UnsafeBufferPointer<Float>) -> RowStatistics {
+    public static func statistics(_ row: UnsafeBufferPointer<Float>) -> RowStatistics {
         var out = cattn_row_stats()
         cattn_row_statistics(row.baseAddress!, row.count, &out)
         return RowStatistics(sum: out.sum, entropy: out.entropy, min: out.min, max: out.max, finite: Int(out.finite),
@@ -27,7 +27,7 @@ enum RowKernels {
 
     /// The same with the kernels of one level (0 portable, 1 AVX2, 2 AVX-512), whatever the process uses;
     /// nil when this CPU lacks that level. For tests that hold the levels against each other.
-    static func statistics(_ row: UnsafeBufferPointer<Float>, kernels level: Int) -> RowStatistics? {
+    public static func statistics(_ row: UnsafeBufferPointer<Float>, kernels level: Int) -> RowStatistics? {
         var out = cattn_row_stats()
         guard cattn_row_statistics_at(Int32(level), row.baseAddress, row.count, &out) != 0 else { return nil }
         return RowStatistics(sum: out.sum, entropy: out.entropy, min: out.min, max: out.max, finite: Int(out.finite),
@@ -35,7 +35,7 @@ enum RowKernels {
     }
 
     /// `softmax` with the kernels of one level, as `statistics(_:kernels:)`; false when this CPU lacks it.
-    static func softmax(_ row: UnsafeMutablePointer<Float>, visible: Int, count: Int, kernels level: Int) -> Bool {
+    public static func softmax(_ row: UnsafeMutablePointer<Float>, visible: Int, count: Int, kernels level: Int) -> Bool {
         cattn_softmax_row_at(Int32(level), row, visible, count) != 0
     }
 
@@ -43,20 +43,20 @@ enum RowKernels {
     static var supportedLevel: Int { Int(cattn_kernels_supported()) }
 
     /// `row[j] = exp(row[j] − max) / Σ` over the first `visible` entries (Σ in Double); the rest 0.
-    static func softmax(_ row: UnsafeMutablePointer<Float>, visible: Int, count: Int) {
+    public static func softmax(_ row: UnsafeMutablePointer<Float>, visible: Int, count: Int) {
         cattn_softmax_row(row, visible, count)
     }
 
     /// One row of rollout's augmented matrix: the row's sum of F + I and its count of NaN or infinite
     /// entries; when there are none and `out` is given, `out[j] = (F + I)[j] / sum`.
-    static func augmentRow(_ fused: UnsafePointer<Double>, count n: Int, diagonal: Int, into out: UnsafeMutablePointer<Float>?) -> (sum: Double, nonFinite: Int) {
+    public static func augmentRow(_ fused: UnsafePointer<Double>, count n: Int, diagonal: Int, into out: UnsafeMutablePointer<Float>?) -> (sum: Double, nonFinite: Int) {
         var sum = 0.0
         let bad = cattn_augment_row(fused, n, diagonal, out, &sum)
         return (sum, Int(bad))
     }
 
     /// `augmentRow` after `sums[j] /= divisor` in place (the same divisions a separate pass would make).
-    static func augmentRow(dividing sums: UnsafeMutablePointer<Double>, by divisor: Double, count n: Int, diagonal: Int,
+    public static func augmentRow(dividing sums: UnsafeMutablePointer<Double>, by divisor: Double, count n: Int, diagonal: Int,
                            into out: UnsafeMutablePointer<Float>?) -> (sum: Double, nonFinite: Int) {
         var sum = 0.0
         let bad = cattn_augment_row_dividing(sums, n, diagonal, divisor, out, &sum)
@@ -64,13 +64,13 @@ enum RowKernels {
     }
 
     /// `sums[i] += values[i]`.
-    static func accumulate(_ values: UnsafeBufferPointer<Float>, into sums: UnsafeMutablePointer<Double>) {
+    public static func accumulate(_ values: UnsafeBufferPointer<Float>, into sums: UnsafeMutablePointer<Double>) {
         cattn_accumulate_f64(sums, values.baseAddress!, values.count)
     }
 
     /// `sums[i] = 0 + values[i]` (`first`) or `sums[i] += values[i]`, and the row's sum and smallest value
     /// (`ProbabilityCheck`), in one pass.
-    static func accumulateChecking(_ values: UnsafeBufferPointer<Float>, into sums: UnsafeMutablePointer<Double>, first: Bool) -> (sum: Double, minimum: Float) {
+    public static func accumulateChecking(_ values: UnsafeBufferPointer<Float>, into sums: UnsafeMutablePointer<Double>, first: Bool) -> (sum: Double, minimum: Float) {
         var sum = 0.0
         var minimum: Float = 0
         cattn_accumulate_row_checked(sums, values.baseAddress!, values.count, first ? 1 : 0, &sum, &minimum)
@@ -78,12 +78,12 @@ enum RowKernels {
     }
 
     /// `extremes[i] = max(extremes[i], values[i])`, NaN propagating.
-    static func maximum(_ values: UnsafeBufferPointer<Float>, into extremes: UnsafeMutablePointer<Float>) {
+    public static func maximum(_ values: UnsafeBufferPointer<Float>, into extremes: UnsafeMutablePointer<Float>) {
         cattn_maximum_f32(extremes, values.baseAddress!, values.count)
     }
 
     /// `extremes[i] = min(extremes[i], values[i])`, NaN propagating.
-    static func minimum(_ values: UnsafeBufferPointer<Float>, into extremes: UnsafeMutablePointer<Float>) {
+    public static func minimum(_ values: UnsafeBufferPointer<Float>, into extremes: UnsafeMutablePointer<Float>) {
         cattn_minimum_f32(extremes, values.baseAddress!, values.count)
     }
 }

@@ -1,5 +1,3 @@
-import AttnCore
-
 /// The patch layout of a vision transformer: `rows × columns` patches, row-major after `prefix`
 /// tokens (CLS, registers).
 public struct PatchGrid: Sendable, Equatable, CustomStringConvertible {

@@ -1,4 +1,5 @@
 import AttnCore
+import AttnLinalg
 import Dispatch
 
 /// Attention recomputed from per-head queries and keys: softmax(Q Kᵀ · scale) over keys, the row

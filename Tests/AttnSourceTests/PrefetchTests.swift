@@ -1,7 +1,7 @@
 import Testing
 import Foundation
 import AttnCore
-@testable import AttnAnalysis
+@testable import AttnSource
 
 /// A Q/K source that counts its reads per layer.
 private final class CountingSource: QueryKeySource, @unchecked Sendable {
