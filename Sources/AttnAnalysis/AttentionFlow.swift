@@ -90,7 +90,7 @@ public struct AttentionFlow: Sendable {
         let workerCount = Swift.max(1, Swift.min(workers, problems))
         out.withUnsafeMutableBufferPointer { buffer in
             let result = UncheckedSendable(buffer)
-            try? Workers.run(workerCount) { _, stopped in
+            Workers.run(workerCount) { _, stopped in
                 let network = LayeredNetwork(capacities: graph, size: n)
                 while let problem = counter.take(), !stopped() {
                     result.value[problem] = network.maximumFlow(from: sources[problem / n], to: problem % n)

@@ -310,7 +310,7 @@ public enum JensenShannon {
             if !pairs.isEmpty { divergences.withUnsafeMutableBufferPointer { out in
                 let workers = min(Workers.count, pairs.count)
                 // Each worker writes its own pairs' entries; nothing here throws.
-                try? Workers.run(workers) { w, _ in
+                Workers.run(workers) { w, _ in
                     for p in stride(from: w, to: pairs.count, by: workers) {
                         out[p] = meanRowDivergence(maps[pairs[p].0], maps[pairs[p].1], queries: queries, keys: keys)
                     }

@@ -254,7 +254,7 @@ final class HeadFusionWorkspace {
                 let job = UncheckedSendable((self, buffer.baseAddress!, e.baseAddress, boxes))
                 let missing = UncheckedSendable(UnsafeMutablePointer<Int>.allocate(capacity: parts))
                 defer { missing.value.deallocate() }
-                try? Workers.run(parts) { part, _ in
+                Workers.run(parts) { part, _ in
                     let (workspace, fused, extremes, boxes) = job.value
                     missing.value[part] = workspace.combine(into: fused, extremes: extremes, strays: boxes,
                                                             rows: (q * part / parts)..<(q * (part + 1) / parts), count: count)

@@ -190,7 +190,7 @@ public struct Rollout: Sendable {
             out.values.withUnsafeMutableBufferPointer { o in
                 nonFinite.withUnsafeMutableBufferPointer { bad in
                     let (f, o, bad) = (UncheckedSendable(f), UncheckedSendable(o), UncheckedSendable(bad))
-                    try? Workers.run(parts) { part, _ in
+                    Workers.run(parts) { part, _ in
                         var count = 0
                         for i in (n * part / parts)..<(n * (part + 1) / parts) {
                             count += RowKernels.augmentRow(dividing: f.value.baseAddress! + i * n, by: divisor, count: n, diagonal: i,
@@ -233,7 +233,7 @@ public struct Rollout: Sendable {
                 nonFinite.withUnsafeMutableBufferPointer { bad in
                     out.values.withUnsafeMutableBufferPointer { o in
                         let (f, sums, bad, o) = (UncheckedSendable(f), UncheckedSendable(sums), UncheckedSendable(bad), UncheckedSendable(o))
-                        try? Workers.run(parts) { part, _ in
+                        Workers.run(parts) { part, _ in
                             for i in (n * part / parts)..<(n * (part + 1) / parts) {
                                 let row = i * n
                                 let (sum, count) = RowKernels.augmentRow(f.value.baseAddress! + row, count: n, diagonal: i,
@@ -254,7 +254,7 @@ public struct Rollout: Sendable {
         source.withUnsafeBufferPointer { f in
             out.values.withUnsafeMutableBufferPointer { o in
                 let (f, o, d) = (UncheckedSendable(f), UncheckedSendable(o), UncheckedSendable(divisors))
-                try? Workers.run(parts) { part, _ in
+                Workers.run(parts) { part, _ in
                     for i in (n * part / parts)..<(n * (part + 1) / parts) {
                         let row = i * n
                         switch mode {

@@ -38,23 +38,23 @@ public enum Workers {
         if count > 1 { WorkerPool.shared.start() }
     }
 
-    /// Runs `body(worker)` for every worker in `0..<workers`, concurrently; rethrows the first error.
-    /// After an error the others see `stopped` and should return early. A job given to `alongside` on this
-    /// thread is run first by one of the workers.
-    public static func run(_ workers: Int, _ body: (_ worker: Int, _ stopped: () -> Bool) throws -> Void) throws {
+    /// Runs `body(worker)` for every worker in `0..<workers`, concurrently; rethrows the first error (a body that
+    /// cannot throw makes a run that cannot either). After an error the others see `stopped` and should return
+    /// early. A job given to `alongside` on this thread is run first by one of the workers.
+    public static func run<E: Error>(_ workers: Int, _ body: (_ worker: Int, _ stopped: () -> Bool) throws(E) -> Void) throws(E) {
         let side = SideJob.take()
         if workers <= 1 {
             side?.runIfUnclaimed()
             try body(0) { false }
             return
         }
-        let failure = FirstError()
+        let failure = FirstError<E>()
         // The body runs on several threads; callers give each worker its own state (by index).
-        try withoutActuallyEscaping(body) { body in
+        withoutActuallyEscaping(body) { body in
             let shared = UncheckedSendable(body)
             let each: @Sendable (Int) -> Void = { worker in
                 side?.runIfUnclaimed()
-                do {
+                do throws(E) {
                     try shared.value(worker) { failure.happened }
                 } catch {
                     failure.record(error)
@@ -65,8 +65,8 @@ public enum Workers {
             if !WorkerPool.shared.run(workers, each) {
                 DispatchQueue.concurrentPerform(iterations: workers, execute: each)
             }
-            if let error = failure.error { throw error }
         }
+        if let error = failure.error { throw error }
     }
 
     /// Runs `body` on this thread and `job` once, both done when this returns: `job` on whichever worker of
@@ -89,12 +89,12 @@ public enum Workers {
     }
 
     /// The first error thrown by any worker.
-    private final class FirstError: Sendable {
-        private let first = Mutex<(any Error)?>(nil)
+    private final class FirstError<E: Error>: Sendable {
+        private let first = Mutex<E?>(nil)
         private let flag = Atomic<Bool>(false)
         var happened: Bool { flag.load(ordering: .relaxed) }
-        var error: (any Error)? { first.withLock { $0 } }
-        func record(_ error: any Error) {
+        var error: E? { first.withLock { $0 } }
+        func record(_ error: E) {
             flag.store(true, ordering: .relaxed)
             first.withLock { if $0 == nil { $0 = error } }
         }
@@ -169,7 +169,7 @@ extension AttentionSource {
         try layer.values.withUnsafeBufferPointer { all in
             let n = Swift.min(workers, heads.count)
             let counter = Workers.Counter(heads.count, workers: n)
-            try Workers.run(n) { worker, _ in
+            Workers.run(n) { worker, _ in
                 counter.forEach(worker: worker) { i in
                     let h = heads.lowerBound + i
                     try body(RowBlock(worker: worker, head: h, rows: 0..<layer.queries),

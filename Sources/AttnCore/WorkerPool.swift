@@ -28,11 +28,11 @@ final class WorkerPool: @unchecked Sendable {
     static let shared = WorkerPool(threads: Workers.count - 1)
 
     private let threadCount: Int
-    private var mutex = pthread_mutex_t()
+    private let mutex = Lock()
     /// Signalled when a job is posted.
-    private var posted = pthread_cond_t()
+    private let posted = Condition()
     /// Signalled when the last active pool thread of a job is done.
-    private var finished = pthread_cond_t()
+    private let finished = Condition()
     // Guarded by `mutex`:
     private var started = false
     /// Pool threads made (fewer than `threadCount` only if the system refused one).
@@ -71,16 +71,13 @@ final class WorkerPool: @unchecked Sendable {
 
     private init(threads: Int) {
         threadCount = max(0, threads)
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&posted, nil)
-        pthread_cond_init(&finished, nil)
     }
 
     /// Starts the pool threads now, so that they have settled on their cores before the first run.
     func start() {
-        pthread_mutex_lock(&mutex)
+        mutex.lock()
         if !started { startThreads() }
-        pthread_mutex_unlock(&mutex)
+        mutex.unlock()
     }
 
     /// Runs `body(worker)` for `worker` in `0..<workers`, each index on whichever thread takes it first (the
@@ -89,14 +86,14 @@ final class WorkerPool: @unchecked Sendable {
     func run(_ workers: Int, _ body: (Int) -> Void) -> Bool {
         guard workers >= 2, workers - 1 <= threadCount else { return false }
         return withoutActuallyEscaping(body) { body in
-            pthread_mutex_lock(&mutex)
+            mutex.lock()
             if busy {
-                pthread_mutex_unlock(&mutex)
+                mutex.unlock()
                 return false
             }
             if !started { startThreads() }
             guard workers - 1 <= available else {
-                pthread_mutex_unlock(&mutex)
+                mutex.unlock()
                 return false
             }
             busy = true
@@ -106,8 +103,8 @@ final class WorkerPool: @unchecked Sendable {
             callerCPU.store(Int(cattn_current_cpu()), ordering: .relaxed)
             generation &+= 1
             postedGeneration.store(generation, ordering: .releasing)
-            pthread_cond_broadcast(&posted)
-            pthread_mutex_unlock(&mutex)
+            posted.broadcast()
+            mutex.unlock()
             // A pool thread that shares this core waits for it: let it take the job (and move off) first.
             sched_yield()
 
@@ -120,11 +117,11 @@ final class WorkerPool: @unchecked Sendable {
             // Every index is taken: wait for the pool threads still running theirs. A pool thread joins under
             // the lock, so once the lock is held with none active, none can still take the job.
             Self.spin(until: { activeWorkers.load(ordering: .sequentiallyConsistent) == 0 })
-            pthread_mutex_lock(&mutex)
-            while activeWorkers.load(ordering: .sequentiallyConsistent) > 0 { pthread_cond_wait(&finished, &mutex) }
+            mutex.lock()
+            while activeWorkers.load(ordering: .sequentiallyConsistent) > 0 { finished.wait(mutex) }
             job = nil
             busy = false
-            pthread_mutex_unlock(&mutex)
+            mutex.unlock()
             return true
         }
     }
@@ -164,16 +161,16 @@ final class WorkerPool: @unchecked Sendable {
         var seen = 0
         while true {
             Self.spin(until: { postedGeneration.load(ordering: .acquiring) != seen })
-            pthread_mutex_lock(&mutex)
-            while generation == seen { pthread_cond_wait(&posted, &mutex) }
+            mutex.lock()
+            while generation == seen { posted.wait(mutex) }
             seen = generation
             guard var body = job else {
-                pthread_mutex_unlock(&mutex)
+                mutex.unlock()
                 continue
             }
             let workers = participants
             activeWorkers.add(1, ordering: .sequentiallyConsistent)
-            pthread_mutex_unlock(&mutex)
+            mutex.unlock()
             // Woken by the caller, the kernel often puts this thread on the caller's core, where the two then
             // take turns for milliseconds while another core idles: move off it.
             let cpu = Int(cattn_current_cpu())
@@ -186,9 +183,9 @@ final class WorkerPool: @unchecked Sendable {
             // The job's closure must not outlive the run: the caller's `withoutActuallyEscaping` checks
             // that no reference to it is left once the last pool thread is counted out.
             body = { _ in }
-            pthread_mutex_lock(&mutex)
-            if activeWorkers.subtract(1, ordering: .sequentiallyConsistent).newValue == 0 { pthread_cond_signal(&finished) }
-            pthread_mutex_unlock(&mutex)
+            mutex.lock()
+            if activeWorkers.subtract(1, ordering: .sequentiallyConsistent).newValue == 0 { finished.signal() }
+            mutex.unlock()
         }
     }
 }

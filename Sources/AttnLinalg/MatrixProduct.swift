@@ -65,7 +65,7 @@ public enum MatrixProduct {
                     let (m, n, k) = (a.rows, b.columns, a.columns)
                     let parts = m * n * k >= parallelWork ? Swift.max(1, Swift.min(workers, m)) : 1
                     let (a, b, c) = (UncheckedSendable(pa.baseAddress!), UncheckedSendable(pb.baseAddress!), UncheckedSendable(pc.baseAddress!))
-                    try? Workers.run(parts) { part, _ in
+                    Workers.run(parts) { part, _ in
                         let first = m * part / parts, last = m * (part + 1) / parts
                         multiply(a.value + first * k, b.value, into: c.value + first * n, m: last - first, n: n, k: k)
                     }

@@ -84,7 +84,7 @@ struct DirectRows {
         // inside a page read as zeros without a fault, so the size is checked too.
         let changed = { mapped != nil && (mapped!.faulted || (raw.currentSize().map { $0 < high } ?? false)) }
         do {
-            try Workers.run(workerCount) { worker, _ in
+            Workers.run(workerCount) { worker, _ in
                 let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: mapped == nil ? rowsPerBlock * k * size : 0,
                                                                    alignment: MemoryLayout<Float>.alignment)
                 defer { bytes.deallocate() }

@@ -36,12 +36,10 @@ final class ReadOnlyFile: @unchecked Sendable {
         }
         descriptor = fd
         size = Int(info.st_size)
-        pthread_mutex_init(&wholeLock, nil)
     }
 
     deinit {
         whole = nil   // unmapped before the descriptor is closed
-        pthread_mutex_destroy(&wholeLock)
         close(descriptor)
     }
 
@@ -70,10 +68,10 @@ final class ReadOnlyFile: @unchecked Sendable {
     func mapped(at offset: Int, count: Int) -> MappedBytes? {
         guard offset >= 0, count > 0, offset <= size, count <= size - offset else { return nil }
         if size <= Self.mappedWhole {
-            pthread_mutex_lock(&wholeLock)
+            wholeLock.lock()
             if whole == nil { whole = MappedBytes(descriptor: descriptor, offset: 0, count: size) }
             let mapping = whole
-            pthread_mutex_unlock(&wholeLock)
+            wholeLock.unlock()
             if let mapping { return MappedBytes(part: mapping, offset: offset, count: count) }
         }
         return MappedBytes(descriptor: descriptor, offset: offset, count: count)
@@ -86,7 +84,7 @@ final class ReadOnlyFile: @unchecked Sendable {
     static let mappedWhole = 64 << 20
     /// The whole file's mapping, once made (files up to `mappedWhole`), under `wholeLock`.
     private var whole: MappedBytes?
-    private var wholeLock = pthread_mutex_t()
+    private let wholeLock = Lock()
 
     /// The file's size now (`size` is the size when it was opened); nil when it cannot be told.
     func currentSize() -> Int? {

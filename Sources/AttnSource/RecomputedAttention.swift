@@ -49,28 +49,26 @@ public final class RecomputedAttention: AttentionSource {
         scores.prepare(count: workerCount, size: s * s)
         let buffers = scores
         let prefetch = UncheckedSendable(reader)   // read by one worker only (the one that takes item 0)
-        do {
-            try qk.queries.withUnsafeBufferPointer { q in
-                try qk.keys.withUnsafeBufferPointer { k in
-                    try Workers.run(workerCount) { worker, _ in
-                        let out = buffers[worker]
-                        counter.forEach(worker: worker) { item in
-                            if let next, item == 0 {
-                                prefetch.value.readInline(next)
-                                return
+        qk.queries.withUnsafeBufferPointer { q in
+            qk.keys.withUnsafeBufferPointer { k in
+                Workers.run(workerCount) { worker, _ in
+                    let out = buffers[worker]
+                    counter.forEach(worker: worker) { item in
+                        if let next, item == 0 {
+                            prefetch.value.readInline(next)
+                            return
+                        }
+                        let h = heads.lowerBound + item - reads
+                        Self.scores(head: h, of: qk, q: q, k: k, scale: scale, into: out.baseAddress!)
+                        // Softmax a few rows, hand them on while they are still in cache.
+                        for r0 in stride(from: 0, to: s, by: rowsPerBlock) {
+                            let rows = r0..<Swift.min(s, r0 + rowsPerBlock)
+                            for i in rows {
+                                RowKernels.softmax(out.baseAddress! + i * s, visible: causal ? i + 1 : s, count: s)
+                                // A row comes out NaN (all of it) when q or k is not finite or Q·Kᵀ overflowed.
+                                if out[i * s].isNaN { throw DumpError(file: source.file, Self.nonFiniteRow(layer: index, head: h, row: i, of: qk, q: q, k: k).message) }
                             }
-                            let h = heads.lowerBound + item - reads
-                            Self.scores(head: h, of: qk, q: q, k: k, scale: scale, into: out.baseAddress!)
-                            // Softmax a few rows, hand them on while they are still in cache.
-                            for r0 in stride(from: 0, to: s, by: rowsPerBlock) {
-                                let rows = r0..<Swift.min(s, r0 + rowsPerBlock)
-                                for i in rows {
-                                    RowKernels.softmax(out.baseAddress! + i * s, visible: causal ? i + 1 : s, count: s)
-                                    // A row comes out NaN (all of it) when q or k is not finite or Q·Kᵀ overflowed.
-                                    if out[i * s].isNaN { throw DumpError(file: source.file, Self.nonFiniteRow(layer: index, head: h, row: i, of: qk, q: q, k: k).message) }
-                                }
-                                try body(RowBlock(worker: worker, head: h, rows: rows), UnsafeBufferPointer(rebasing: out[(r0 * s)..<(rows.upperBound * s)]))
-                            }
+                            try body(RowBlock(worker: worker, head: h, rows: rows), UnsafeBufferPointer(rebasing: out[(r0 * s)..<(rows.upperBound * s)]))
                         }
                     }
                 }

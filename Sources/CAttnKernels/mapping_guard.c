@@ -32,7 +32,7 @@ typedef struct {
 static guard_slot slots[SLOTS];
 static struct sigaction previous;
 static uintptr_t page_size;
-static int installed;
+static atomic_int installed;
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 
 // What would have happened without this handler, for a SIGBUS that is not a guarded fault.
@@ -98,10 +98,13 @@ static void install(void) {
     if (sigaction(SIGBUS, &action, &previous) == 0) installed = 1;
 }
 
-int cattn_guard_register(const void *start, size_t length) {
-    if (start == NULL || length == 0) return -1;
+int cattn_guard_install(void) {
     pthread_once(&install_once, install);
-    if (!installed) return -1;
+    return installed ? 0 : -1;
+}
+
+int cattn_guard_register(const void *start, size_t length) {
+    if (start == NULL || length == 0 || !installed) return -1;
     for (int i = 0; i < SLOTS; i++) {
         int expected = 0;
         if (!atomic_compare_exchange_strong(&slots[i].used, &expected, 1)) continue;
@@ -126,6 +129,7 @@ int cattn_guard_release(int slot) {
     return faulted;
 }
 #else
+int cattn_guard_install(void) { return -1; }
 int cattn_guard_register(const void *start, size_t length) { (void)start; (void)length; return -1; }
 int cattn_guard_faulted(int slot) { (void)slot; return 0; }
 int cattn_guard_release(int slot) { (void)slot; return 0; }

@@ -22,6 +22,12 @@ struct AttnInspect: ParsableCommand {
         subcommands: [Info.self, Stats.self, Rollout.self, Flow.self, Heads.self, Heatmap.self, Grid.self, Entropy.self, Show.self, Tokens.self, Diff.self, Verify.self]
     )
 
+    /// The process-wide policy is set here, once, and nowhere in the libraries: SIGPIPE ignored; standard
+    /// descriptors that were closed reopened on /dev/null; SIGINT/SIGTERM/SIGHUP remove the temporary output
+    /// (CAttnProcess/signals.c); malloc tuning (CAttnProcess/memory.c); the SIGBUS guard of mapped reads
+    /// (`MappingGuard`); the worker threads started (`Workers.prepare`); and `--quiet`, `--force` and
+    /// `--max-memory` handed to the console, AtomicFile and MemoryBudget. One piece runs before `main`:
+    /// CAttnProcess/blas_threads.c's constructor keeps OpenBLAS from starting its own thread pool.
     static func main() {
         // A closed stdout (`| head`) must end the process quietly through EPIPE, not kill it.
         signal(SIGPIPE, SIG_IGN)
@@ -35,8 +41,10 @@ struct AttnInspect: ParsableCommand {
         // An interrupted run leaves no temporary output behind (SIGINT, SIGTERM, SIGHUP).
         cattn_remove_temporary_on_signals()
         // Layer buffers are allocated and freed once per layer: kept in malloc's heap, they are reused
-        // instead of being mapped, zero-filled and faulted in again for every layer.
-        ProcessMemory.keepFreedBuffers()
+        // instead of being mapped, zero-filled and faulted in again for every layer (CAttnProcess/memory.c).
+        cattn_keep_freed_memory()
+        // Contiguous layers are read through a mapping, guarded against SIGBUS (a file truncated meanwhile).
+        MappingGuard.install()
         do {
             // Arguments are bytes: a path that is not UTF-8 keeps its bytes (PathBytes) from here to `open`.
             let arguments = (1..<Int(CommandLine.argc)).map { i in
@@ -256,17 +264,5 @@ final class Progress: @unchecked Sendable {
         var t = timespec()
         clock_gettime(CLOCK_MONOTONIC, &t)
         return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
-    }
-}
-
-/// A pthread mutex (Foundation's NSLock is avoided to keep start-up light).
-final class Lock: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-    func locked<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
     }
 }

@@ -17,9 +17,9 @@ struct WorkerOrderTests {
                 let counter = Workers.Counter(200, workers: workers)
                 // Each worker notes the items it ran in its own slot (no lock to hide a race from TSan).
                 var ran = [[Int]](repeating: [], count: workers)
-                try ran.withUnsafeMutableBufferPointer { slots in
+                ran.withUnsafeMutableBufferPointer { slots in
                     let slots = UncheckedSendable(slots)
-                    try Workers.run(workers) { worker, _ in
+                    Workers.run(workers) { worker, _ in
                         counter.forEach(worker: worker) { item in
                             // Items 20 and 37 are slow, so that with several workers 90 fails first in time
                             // and items below 37 are still running when it does.
@@ -34,7 +34,7 @@ struct WorkerOrderTests {
             }
         }
         let clean = Workers.Counter(10, workers: 3)
-        try Workers.run(3) { worker, _ in clean.forEach(worker: worker) { _ in } }
+        Workers.run(3) { worker, _ in clean.forEach(worker: worker) { _ in } }
         try clean.check()
     }
 }

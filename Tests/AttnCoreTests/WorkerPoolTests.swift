@@ -14,9 +14,9 @@ struct WorkerPoolTests {
     /// Runs `workers` workers, each noting its index in its own slot; returns how often each index ran.
     private func indicesRun(_ workers: Int) throws -> [Int] {
         var runs = [Int](repeating: 0, count: workers)
-        try runs.withUnsafeMutableBufferPointer { slots in
+        runs.withUnsafeMutableBufferPointer { slots in
             let slots = UncheckedSendable(slots)
-            try Workers.run(workers) { worker, _ in slots.value[worker] += 1 }
+            Workers.run(workers) { worker, _ in slots.value[worker] += 1 }
         }
         return runs
     }
@@ -77,10 +77,10 @@ struct WorkerPoolTests {
             var bodyDone = false
             let counter = Workers.Counter(8, workers: 2)
             var perWorker = [0, 0]
-            try Workers.alongside({ jobRuns += 1 }) {
-                try perWorker.withUnsafeMutableBufferPointer { slots in
+            Workers.alongside({ jobRuns += 1 }) {
+                perWorker.withUnsafeMutableBufferPointer { slots in
                     let slots = UncheckedSendable(slots)
-                    try Workers.run(2) { worker, _ in
+                    Workers.run(2) { worker, _ in
                         counter.forEach(worker: worker) { _ in slots.value[worker] += 1 }
                     }
                 }

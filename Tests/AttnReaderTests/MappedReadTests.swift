@@ -8,6 +8,9 @@ import AttnTestSupport
 /// `pread` reads, and that a file cut short while mapped ends in an error naming it instead of SIGBUS.
 @Suite("Mapped reads", .serialized)
 struct MappedReadTests {
+    /// The executable installs the SIGBUS guard at start-up; without it nothing is mapped.
+    init() { MappingGuard.install() }
+
     /// The address ranges of `/proc/self/maps` that map `path`.
     func mappings(of path: String) throws -> [Range<UInt>] {
         let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path

@@ -68,19 +68,16 @@ void cattn_accumulate_f64(double *acc, const float *x, size_t n);
 void cattn_maximum_f32(float *acc, const float *x, size_t n);
 void cattn_minimum_f32(float *acc, const float *x, size_t n);
 
-/// Keeps freed memory in malloc's heap (no mmap per large allocation, no trimming): the layer buffers
-/// allocated and freed once per layer are then reused without being zero-filled and faulted in again.
-/// Also asks for the heap's first 32 MiB to be backed by transparent huge pages (`MADV_HUGEPAGE`).
-/// Called once at start-up; does nothing where glibc's mallopt is missing.
-void cattn_keep_freed_memory(void);
-
 /// A guard for read-only file mappings: a read of a page of [start, start + length) that raises SIGBUS (the
 /// file was truncated after it was mapped, or the page cannot be read) gets a page of zeros instead of
 /// killing the process, and the fault is noted. Returns a slot for `cattn_guard_faulted` and
-/// `cattn_guard_release`, or -1 when the guard is unavailable (not Linux, no SIGBUS handler, 64 ranges
-/// already guarded): the caller must then not map. SIGBUS outside every guarded range goes to the handler
-/// installed before the first call, or kills the process as usual.
+/// `cattn_guard_release`, or -1 when the guard is unavailable (not installed, not Linux, 64 ranges already
+/// guarded): the caller must then not map. SIGBUS outside every guarded range goes to the handler installed
+/// before `cattn_guard_install`, or kills the process as usual.
 int cattn_guard_register(const void *start, size_t length);
+/// Installs the SIGBUS handler of the guard, once (the executable's start-up calls it); 0 when it is installed.
+/// Until then nothing is guarded and `cattn_guard_register` returns -1.
+int cattn_guard_install(void);
 /// 1 when a read in the slot's range has faulted since it was registered.
 int cattn_guard_faulted(int slot);
 /// Frees the slot (call before unmapping); returns `cattn_guard_faulted` as it was.

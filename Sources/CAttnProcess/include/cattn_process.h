@@ -1,6 +1,8 @@
-// Process-wide signal policy that must be async-signal-safe, so it is written in C: the temporary output file
-// being written is removed when the process is interrupted (SIGINT, SIGTERM, SIGHUP), and the signal then ends the
-// process as it would have (the shell sees 130, 143 or 129).
+// Process-wide policy that the executable sets at start-up (Sources/attninspect/AttnInspect.swift lists it), in C:
+// - signals.c: the temporary output file being written is removed when the process is interrupted (SIGINT,
+//   SIGTERM, SIGHUP; async-signal-safe), and the signal then ends the process as it would have (130, 143, 129);
+// - memory.c: malloc keeps freed layer buffers, one arena, the heap's first 32 MiB advised for huge pages;
+// - blas_threads.c: OpenBLAS's own thread pool is not started (a constructor, before main).
 #ifndef CATTN_PROCESS_H
 #define CATTN_PROCESS_H
 
@@ -16,5 +18,11 @@ int cattn_temporary_set(const char *path);
 
 /// The temporary file is renamed, removed, or was never made: the handler forgets it.
 void cattn_temporary_clear(void);
+
+/// Keeps freed memory in malloc's heap (no mmap or trimming below 1 GiB, one arena): buffers allocated and freed
+/// once per layer are then reused without being zero-filled and faulted in again. Also asks for the heap's first
+/// 32 MiB to be backed by transparent huge pages (`MADV_HUGEPAGE`). Called once from `main`; does nothing where
+/// glibc's mallopt is missing. The corresponding C calls are `mallopt` and `madvise`.
+void cattn_keep_freed_memory(void);
 
 #endif

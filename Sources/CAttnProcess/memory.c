@@ -1,5 +1,5 @@
-// Process-wide malloc tuning (see cattn_kernels.h).
-#include "cattn_kernels.h"
+// Process-wide malloc tuning (see cattn_process.h).
+#include "cattn_process.h"
 
 #if defined(__GLIBC__)
 #include <malloc.h>
