@@ -10,7 +10,7 @@ func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMuta
 
 /// What every fuzz target does with one input: write the bytes to a scratch file with the format's
 /// extension, then open it as a dump, resolve the attention and read its first layers both ways (whole
-/// layer and row blocks). Any error must be a `DumpError` or `AnalysisError`; a crash, a hang or an
+/// layer and row blocks). Any error must be a `AttnError` or `AnalysisError`; a crash, a hang or an
 /// allocation beyond libFuzzer's limit is a finding.
 public enum FuzzHarness {
     nonisolated(unsafe) private static var paths: [String: String] = [:]
@@ -51,7 +51,7 @@ public enum FuzzHarness {
                     precondition(values.count % max(source.keyCount, 1) == 0)
                 }
             }
-        } catch is DumpError {
+        } catch is AttnError {
         } catch is AnalysisError {
         } catch {
             fatalError("unexpected error type: \(error)")

@@ -65,7 +65,7 @@ public struct AttentionFlow: Sendable {
             var a = workspace.fused
             let bad = a.reduce(0) { $0 + ($1.isFinite && $1 >= 0 ? 0 : 1) }
             guard bad == 0 else {
-                throw DumpError(file: source.file, "layer \(l) holds \(bad) NaN, infinite or negative values: attention flow needs non-negative capacities")
+                throw AttnError(.analysis, file: source.file, "layer \(l) holds \(bad) NaN, infinite or negative values: attention flow needs non-negative capacities")
             }
             for i in 0..<n {
                 a[i * n + i] += 1

@@ -72,7 +72,7 @@ public struct GradientRollout: Sendable {
             }
         }
         guard bad == 0 else {
-            throw DumpError(file: attention.file, "layer \(l): \(bad) products of attention and gradient are NaN or infinite: gradient-weighted rollout is undefined")
+            throw AttnError(.analysis, file: attention.file, "layer \(l): \(bad) products of attention and gradient are NaN or infinite: gradient-weighted rollout is undefined")
         }
         return Matrix(rows: a.queries, columns: a.keys, values: sums.map { Float($0 / Double(a.heads)) })
     }

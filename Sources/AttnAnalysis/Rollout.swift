@@ -143,7 +143,7 @@ public struct Rollout: Sendable {
             ?? (discardRatio > 0 ? workspace.fused.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
                                  : augment(workspace.fused, size: source.queryCount, into: &out, workers: workers))
         guard bad == 0 else {
-            throw DumpError(file: source.file, "layer \(l) holds \(bad) NaN or infinite values: rollout is undefined")
+            throw AttnError(.analysis, file: source.file, "layer \(l) holds \(bad) NaN or infinite values: rollout is undefined")
         }
         if discardRatio > 0 { augment(workspace.fused, size: source.queryCount, into: &out, workers: workers) }
     }

@@ -66,13 +66,13 @@ public enum AttentionLayout {
             return .queryKey(try StoredQueryKey(file: file, queries: queries, keys: keys, options: options, tokens: tokens))
         }
         if options.fromQK {
-            throw DumpError(file: file.path, "--from-qk: expected datasets named q and k (or query and key); found: \(listing(file.container.tensors))")
+            throw AttnError(file: file.path, "--from-qk: expected datasets named q and k (or query and key); found: \(listing(file.container.tensors))")
         }
         if let attention {
             return .attention(try StoredAttention(file: file, layers: attention, options: options, tokens: tokens))
         }
         if let named = file.container.tensors.first(where: { attentionNames.contains(lastComponent($0.name)) }) {
-            throw DumpError(file: file.path, dataset: named.label, unsupportedDtype(named.info.element))
+            throw AttnError(.unsupported, file: file.path, dataset: named.label, unsupportedDtype(named.info.element))
         }
         // No conventional name: the only floating tensor whose last two axes can be queries × keys.
         // (A file holding a single tensor may be rectangular: cross-attention or one computed map.)
@@ -83,22 +83,22 @@ public enum AttentionLayout {
             return .attention(try StoredAttention(file: file, layers: .single(candidates[0]), options: options, tokens: tokens))
         }
         if candidates.count > 1 {
-            throw DumpError(file: file.path, "several tensors could be the attention: \(listing(candidates)); choose one with --dataset NAME")
+            throw AttnError(file: file.path, "several tensors could be the attention: \(listing(candidates)); choose one with --dataset NAME")
         }
         if file.container.tensors.count == 1, let only = file.container.tensors.first {
             if case .floating = only.info.element {
-                throw DumpError(file: file.path, dataset: only.label, "expected 2 to 5 axes [layer, (batch,) head, query, key] with queries × keys last, found shape \(formatShape(only.shape))")
+                throw AttnError(file: file.path, dataset: only.label, "expected 2 to 5 axes [layer, (batch,) head, query, key] with queries × keys last, found shape \(formatShape(only.shape))")
             }
-            throw DumpError(file: file.path, dataset: only.label, unsupportedDtype(only.info.element))
+            throw AttnError(.unsupported, file: file.path, dataset: only.label, unsupportedDtype(only.info.element))
         }
-        throw DumpError(file: file.path, "no attention found: expected a dataset named \(attentionNames.joined(separator: ", ")), per-layer datasets such as /layer_00/attn, or q and k; found: \(listing(file.container.tensors))")
+        throw AttnError(file: file.path, "no attention found: expected a dataset named \(attentionNames.joined(separator: ", ")), per-layer datasets such as /layer_00/attn, or q and k; found: \(listing(file.container.tensors))")
     }
 
     /// The tensor named `wanted`, or the numbered per-layer group inside the group `wanted`.
     private static func named(_ wanted: String, in file: DumpFile, preferring names: [String]) throws -> LayerTensors {
         if let tensor = file.tensor(named: wanted) {
             guard case .floating = tensor.info.element else {
-                throw DumpError(file: file.path, dataset: tensor.label, unsupportedDtype(tensor.info.element))
+                throw AttnError(.unsupported, file: file.path, dataset: tensor.label, unsupportedDtype(tensor.info.element))
             }
             return .single(tensor)
         }
@@ -108,7 +108,7 @@ public enum AttentionLayout {
         if let group = try perLayerGroup(inside, names: names, file: file, anyName: true) {
             return .perLayer(group)
         }
-        throw DumpError(file: file.path, "no dataset or member named '\(wanted)'; found: \(listing(file.container.tensors))")
+        throw AttnError(file: file.path, "no dataset or member named '\(wanted)'; found: \(listing(file.container.tensors))")
     }
 
     private static func floatingTensors(of file: DumpFile) -> [StoredTensor] {
@@ -137,7 +137,7 @@ public enum AttentionLayout {
         let want = [attention.layerCount, attention.headCount, attention.queryCount, attention.keyCount]
         let found = [gradients.layerCount, gradients.headCount, gradients.queryCount, gradients.keyCount]
         guard want == found else {
-            throw DumpError(file: file.path, dataset: tensors.label, "the attention gradients must have the attention's [layer, head, query, key] shape \(formatShape(want)), found \(formatShape(found))")
+            throw AttnError(file: file.path, dataset: tensors.label, "the attention gradients must have the attention's [layer, head, query, key] shape \(formatShape(want)), found \(formatShape(found))")
         }
         return gradients
     }
@@ -177,7 +177,7 @@ public enum AttentionLayout {
         }
         let members = groups[ranked[0]]!.sorted { $0.0 < $1.0 }
         for (a, b) in zip(members, members.dropFirst()) where a.0 == b.0 {
-            throw DumpError(file: file.path, "datasets \(a.1.name) and \(b.1.name) both claim layer number \(a.0)")
+            throw AttnError(file: file.path, "datasets \(a.1.name) and \(b.1.name) both claim layer number \(a.0)")
         }
         return members.map(\.1)
     }
@@ -253,7 +253,7 @@ enum LayerTensors {
         case .single(let t): all = [t]
         case .perLayer(let ts): all = ts
         }
-        if let t = all.first(where: { $0.unreadable != nil }) { throw DumpError(file: file, dataset: t.label, t.unreadable!) }
+        if let t = all.first(where: { $0.unreadable != nil }), let why = t.unreadable { throw AttnError(why.kind, file: file, dataset: t.label, why.reason) }
     }
 
     /// Checks that every per-layer tensor has the first one's shape and a floating element type.
@@ -262,10 +262,10 @@ enum LayerTensors {
         let first = all[0]
         for t in all {
             guard t.shape == first.shape else {
-                throw DumpError(file: file, dataset: t.label, "expected the same shape as \(first.name) \(formatShape(first.shape)), found \(formatShape(t.shape))")
+                throw AttnError(file: file, dataset: t.label, "expected the same shape as \(first.name) \(formatShape(first.shape)), found \(formatShape(t.shape))")
             }
             guard case .floating = t.info.element else {
-                throw DumpError(file: file, dataset: t.label, unsupportedDtype(t.info.element))
+                throw AttnError(.unsupported, file: file, dataset: t.label, unsupportedDtype(t.info.element))
             }
         }
     }

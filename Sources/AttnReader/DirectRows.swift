@@ -128,8 +128,8 @@ struct DirectRows {
     /// False makes every contiguous read go through `pread` (for tests that compare the two paths).
     static let mapsFiles = Atomic<Bool>(true)
 
-    private func changedWhileRead() -> DumpError {
-        DumpError(file: file, dataset: dataset,
+    private func changedWhileRead() -> AttnError {
+        AttnError(file: file, dataset: dataset,
                   "file changed while it was read: part of it is gone or cannot be read (was it truncated or rewritten?)")
     }
 
@@ -252,8 +252,8 @@ struct DirectRows {
         }
     }
 
-    private func corrupt(_ origin: [Int], _ what: String) -> DumpError {
-        DumpError(file: file, dataset: dataset, "corrupt chunk at \(formatShape(origin)): \(what)")
+    private func corrupt(_ origin: [Int], _ what: String) -> AttnError {
+        AttnError(file: file, dataset: dataset, "corrupt chunk at \(formatShape(origin)): \(what)")
     }
 }
 
@@ -264,7 +264,7 @@ final class ChunkInflater {
 
     init(file: String, dataset: String?) throws {
         guard let d = libdeflate_alloc_decompressor() else {
-            throw DumpError(file: file, dataset: dataset, "cannot allocate a decompressor (out of memory)")
+            throw AttnError(file: file, dataset: dataset, "cannot allocate a decompressor (out of memory)")
         }
         decompressor = d
     }

@@ -45,13 +45,13 @@ public final class DumpFile {
         } else if try Self.hasHDF5Signature(file) || path.hasSuffix(".h5") || path.hasSuffix(".hdf5") {
             container = try HDF5Container(path: path)
         } else if path.lowercased().hasSuffix(".npy") {
-            throw DumpError(file: path, "not a valid .npy file: expected the magic bytes \\x93NUMPY at the start")
+            throw AttnError(file: path, "not a valid .npy file: expected the magic bytes \\x93NUMPY at the start")
         } else if path.lowercased().hasSuffix(".npz") {
-            throw DumpError(file: path, "not a valid .npz file: expected a zip archive (signature PK)")
+            throw AttnError(file: path, "not a valid .npz file: expected a zip archive (signature PK)")
         } else if file.size == 0 {
-            throw DumpError(file: path, "file is empty: expected an NPY, NPZ, HDF5 or safetensors dump")
+            throw AttnError(file: path, "file is empty: expected an NPY, NPZ, HDF5 or safetensors dump")
         } else {
-            throw DumpError(file: path, "not an NPY, NPZ, HDF5 or safetensors file (unrecognised signature); expected a dump written by numpy, h5py or safetensors")
+            throw AttnError(file: path, "not an NPY, NPZ, HDF5 or safetensors file (unrecognised signature); expected a dump written by numpy, h5py or safetensors")
         }
         return container
     }
@@ -89,7 +89,7 @@ public final class DumpFile {
         guard tensor.shape.count == 2, let positions = tensor.shape.last, positions > 0 else { return labels }
         let rows = labels.count / positions, row = rows == 1 ? 0 : (sample ?? 0)
         guard row < rows else {
-            throw DumpError(file: path, dataset: tensor.label ?? tensor.name, "holds the labels of \(rows) samples, but sample \(row) was asked for")
+            throw AttnError(file: path, dataset: tensor.label ?? tensor.name, "holds the labels of \(rows) samples, but sample \(row) was asked for")
         }
         return Array(labels[(row * positions)..<((row + 1) * positions)])
     }
@@ -120,11 +120,11 @@ public final class DumpFile {
         guard let tensor = tensor(lastNamedIn: ["token_ids", "input_ids"]) else { return nil }
         let values = try tensor.readIntegers()
         guard let last = tensor.shape.last, last == positions, positions > 0, values.count % positions == 0 else {
-            throw DumpError(file: path, dataset: tensor.label ?? tensor.name, "expected one token id per position (\(positions)), found shape \(formatShape(tensor.shape))")
+            throw AttnError(file: path, dataset: tensor.label ?? tensor.name, "expected one token id per position (\(positions)), found shape \(formatShape(tensor.shape))")
         }
         let rows = values.count / positions, row = rows == 1 ? 0 : (sample ?? 0)
         guard row < rows else {
-            throw DumpError(file: path, dataset: tensor.label ?? tensor.name, "has \(rows) samples, but sample \(row) was asked for")
+            throw AttnError(file: path, dataset: tensor.label ?? tensor.name, "has \(rows) samples, but sample \(row) was asked for")
         }
         return Array(values[(row * positions)..<((row + 1) * positions)])
     }

@@ -18,21 +18,21 @@ final class ReadOnlyFile: @unchecked Sendable {
         // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
         let fd = PathBytes.withCString(path) { open($0, O_RDONLY | O_CLOEXEC | O_NONBLOCK) }
         if fd < 0 {
-            throw DumpError(file: path, ReadOnlyFile.describe(errno: errno, action: "cannot open"))
+            throw AttnError(file: path, ReadOnlyFile.describe(errno: errno, action: "cannot open"))
         }
         var info = stat()
         if fstat(fd, &info) != 0 {
             let code = errno
             close(fd)
-            throw DumpError(file: path, ReadOnlyFile.describe(errno: code, action: "cannot stat"))
+            throw AttnError(file: path, ReadOnlyFile.describe(errno: code, action: "cannot stat"))
         }
         if (info.st_mode & S_IFMT) == S_IFDIR {
             close(fd)
-            throw DumpError(file: path, "is a directory, expected a dump file (.npy, .npz or .h5)")
+            throw AttnError(file: path, "is a directory, expected a dump file (.npy, .npz or .h5)")
         }
         if (info.st_mode & S_IFMT) != S_IFREG {
             close(fd)
-            throw DumpError(file: path, "is not a regular file (a pipe or device?): expected a dump file that can be read at any offset")
+            throw AttnError(file: path, "is not a regular file (a pipe or device?): expected a dump file that can be read at any offset")
         }
         descriptor = fd
         size = Int(info.st_size)
@@ -46,7 +46,7 @@ final class ReadOnlyFile: @unchecked Sendable {
     /// Reads exactly `buffer.count` bytes at `offset`, or throws naming what was expected.
     func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer, dataset: String? = nil) throws {
         guard offset >= 0, offset <= size, buffer.count <= size - offset else {
-            throw DumpError(file: path, dataset: dataset,
+            throw AttnError(file: path, dataset: dataset,
                             "file is truncated: expected \(buffer.count) bytes at offset \(offset), the file has \(size) bytes")
         }
         var done = 0
@@ -54,10 +54,10 @@ final class ReadOnlyFile: @unchecked Sendable {
             let n = pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
             if n < 0 {
                 if errno == EINTR { continue }
-                throw DumpError(file: path, dataset: dataset, ReadOnlyFile.describe(errno: errno, action: "read failed"))
+                throw AttnError(file: path, dataset: dataset, ReadOnlyFile.describe(errno: errno, action: "read failed"))
             }
             if n == 0 {
-                throw DumpError(file: path, dataset: dataset, "file is truncated: expected \(buffer.count) bytes at offset \(offset)")
+                throw AttnError(file: path, dataset: dataset, "file is truncated: expected \(buffer.count) bytes at offset \(offset)")
             }
             done += n
         }

@@ -40,7 +40,7 @@ public final class StoredAttention: AttentionSource {
             case 4: axes = ["layer", "head", "query", "key"]
             case 5: axes = ["layer", "batch", "head", "query", "key"]
             default:
-                throw DumpError(file: dump.path, dataset: first.label, "expected 2 to 5 axes [layer, (batch,) head, query, key], found \(shape.count) axes \(formatShape(shape))")
+                throw AttnError(file: dump.path, dataset: first.label, "expected 2 to 5 axes [layer, (batch,) head, query, key], found \(shape.count) axes \(formatShape(shape))")
             }
         case .perLayer:
             switch shape.count {
@@ -48,15 +48,15 @@ public final class StoredAttention: AttentionSource {
             case 3: axes = ["head", "query", "key"]
             case 4: axes = ["batch", "head", "query", "key"]
             default:
-                throw DumpError(file: dump.path, dataset: first.label, "expected 2 to 4 axes [(batch,) head, query, key] per layer, found \(shape.count) axes \(formatShape(shape))")
+                throw AttnError(file: dump.path, dataset: first.label, "expected 2 to 4 axes [(batch,) head, query, key] per layer, found \(shape.count) axes \(formatShape(shape))")
             }
             try layers.checkUniform(file: dump.path)
         }
         guard case .floating = first.info.element else {
-            throw DumpError(file: dump.path, dataset: first.label, unsupportedDtype(first.info.element))
+            throw AttnError(.unsupported, file: dump.path, dataset: first.label, unsupportedDtype(first.info.element))
         }
         if let zero = shape.firstIndex(of: 0) {
-            throw DumpError(file: dump.path, dataset: first.label, "axis \(axes[zero]) has length 0 in shape \(formatShape(shape))")
+            throw AttnError(file: dump.path, dataset: first.label, "axis \(axes[zero]) has length 0 in shape \(formatShape(shape))")
         }
         func size(_ axis: String) -> Int? { axes.firstIndex(of: axis).map { shape[$0] } }
         hasLayerAxis = size("layer") != nil
@@ -71,12 +71,12 @@ public final class StoredAttention: AttentionSource {
         let need = Self.layerMemory(heads: headCount, queries: queryCount, keys: keyCount)
         if options.checksLayerMemory { try layers.checkReadable(file: dump.path) }
         if options.checksLayerMemory, let refusal = MemoryBudget.refusal(need.what, bytes: need.bytes) {
-            throw DumpError(file: dump.path, dataset: first.label, refusal)
+            throw AttnError(.resource, file: dump.path, dataset: first.label, refusal)
         }
         batchSize = size("batch")
         batchIndex = try resolveBatch(batchSize: batchSize, requested: options.batch, file: dump.path, dataset: first.label)
         if let heads = options.heads, heads != headCount {
-            throw DumpError(file: dump.path, dataset: first.label, "--heads \(heads) does not match the \(headCount) heads of shape \(formatShape(shape))")
+            throw AttnError(file: dump.path, dataset: first.label, "--heads \(heads) does not match the \(headCount) heads of shape \(formatShape(shape))")
         }
         let expectedTokens = queryCount, usedBatch = batchIndex ?? 0
         self.tokens = tokens.flatMap { $0.count == expectedTokens ? $0 : nil }
@@ -127,13 +127,13 @@ public final class StoredAttention: AttentionSource {
 func resolveBatch(batchSize: Int?, requested: Int?, file: String, dataset: String?) throws -> Int? {
     guard let batchSize else {
         if let requested, requested != 0 {
-            throw DumpError(file: file, dataset: dataset, "--batch \(requested) is out of range: the data has no batch axis")
+            throw AttnError(file: file, dataset: dataset, "--batch \(requested) is out of range: the data has no batch axis")
         }
         return nil
     }
     let b = requested ?? 0
     guard b >= 0 && b < batchSize else {
-        throw DumpError(file: file, dataset: dataset, "--batch \(b) is out of range: expected 0...\(batchSize - 1) (batch axis of \(batchSize))")
+        throw AttnError(file: file, dataset: dataset, "--batch \(b) is out of range: expected 0...\(batchSize - 1) (batch axis of \(batchSize))")
     }
     return b
 }

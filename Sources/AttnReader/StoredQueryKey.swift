@@ -33,11 +33,11 @@ public final class StoredQueryKey: QueryKeySource {
         let q = queries.first, k = keys.first
         for t in [q, k] {
             guard case .floating = t.info.element else {
-                throw DumpError(file: dump.path, dataset: t.label, unsupportedDtype(t.info.element))
+                throw AttnError(.unsupported, file: dump.path, dataset: t.label, unsupportedDtype(t.info.element))
             }
         }
         guard q.shape == k.shape else {
-            throw DumpError(file: dump.path, "q \(q.name) \(formatShape(q.shape)) and k \(k.name) \(formatShape(k.shape)) have different shapes: expected the same [layer, head, position, dim]")
+            throw AttnError(file: dump.path, "q \(q.name) \(formatShape(q.shape)) and k \(k.name) \(formatShape(k.shape)) have different shapes: expected the same [layer, head, position, dim]")
         }
         let shape = q.shape
         let perLayer: Bool
@@ -45,13 +45,13 @@ public final class StoredQueryKey: QueryKeySource {
         case (.single, .single): perLayer = false
         case (.perLayer(let qs), .perLayer(let ks)):
             guard qs.count == ks.count else {
-                throw DumpError(file: dump.path, "found \(qs.count) per-layer q datasets but \(ks.count) k datasets: expected one of each per layer")
+                throw AttnError(file: dump.path, "found \(qs.count) per-layer q datasets but \(ks.count) k datasets: expected one of each per layer")
             }
             try queries.checkUniform(file: dump.path)
             try keys.checkUniform(file: dump.path)
             perLayer = true
         default:
-            throw DumpError(file: dump.path, "q is \(queries.label) but k is \(keys.label): expected both single tensors or both per-layer")
+            throw AttnError(file: dump.path, "q is \(queries.label) but k is \(keys.label): expected both single tensors or both per-layer")
         }
         let axes: [String]
         switch (perLayer, shape.count) {
@@ -63,10 +63,10 @@ public final class StoredQueryKey: QueryKeySource {
         case (true, 4): axes = ["batch", "head", "position", "dim"]
         default:
             let expected = perLayer ? "2 to 4 axes [(batch,) head, position, dim] per layer" : "3 to 5 axes [layer, (batch,) head, position, dim] or [layer, position, head·dim]"
-            throw DumpError(file: dump.path, dataset: q.label, "expected \(expected), found \(shape.count) axes \(formatShape(shape))")
+            throw AttnError(file: dump.path, dataset: q.label, "expected \(expected), found \(shape.count) axes \(formatShape(shape))")
         }
         if let zero = shape.firstIndex(of: 0) {
-            throw DumpError(file: dump.path, dataset: q.label, "axis \(axes[zero]) has length 0 in shape \(formatShape(shape))")
+            throw AttnError(file: dump.path, dataset: q.label, "axis \(axes[zero]) has length 0 in shape \(formatShape(shape))")
         }
         func size(_ axis: String) -> Int? { axes.firstIndex(of: axis).map { shape[$0] } }
         hasLayerAxis = size("layer") != nil
@@ -76,10 +76,10 @@ public final class StoredQueryKey: QueryKeySource {
         if let merged = size("head·dim") {
             let attributeHeads = dump.attribute("num_heads")?.integerValues?.first
             guard let heads = options.heads ?? attributeHeads else {
-                throw DumpError(file: dump.path, dataset: q.label, "shape \(formatShape(shape)) is [layer, position, head·dim]: give the number of heads with --heads N (no num_heads attribute found)")
+                throw AttnError(file: dump.path, dataset: q.label, "shape \(formatShape(shape)) is [layer, position, head·dim]: give the number of heads with --heads N (no num_heads attribute found)")
             }
             guard heads > 0, merged % heads == 0 else {
-                throw DumpError(file: dump.path, dataset: q.label, "\(heads) heads do not divide the last axis of length \(merged)")
+                throw AttnError(file: dump.path, dataset: q.label, "\(heads) heads do not divide the last axis of length \(merged)")
             }
             headCount = heads
             headDim = merged / heads
@@ -87,7 +87,7 @@ public final class StoredQueryKey: QueryKeySource {
             headCount = size("head")!
             headDim = size("dim")!
             if let heads = options.heads, heads != headCount {
-                throw DumpError(file: dump.path, dataset: q.label, "--heads \(heads) does not match the \(headCount) heads of shape \(formatShape(shape))")
+                throw AttnError(file: dump.path, dataset: q.label, "--heads \(heads) does not match the \(headCount) heads of shape \(formatShape(shape))")
             }
         }
         let need = Self.layerMemory(heads: headCount, positions: positionCount)
@@ -96,7 +96,7 @@ public final class StoredQueryKey: QueryKeySource {
             try keys.checkReadable(file: dump.path)
         }
         if options.checksLayerMemory, let refusal = MemoryBudget.refusal(need.what, bytes: need.bytes) {
-            throw DumpError(file: dump.path, dataset: q.label, refusal)
+            throw AttnError(.resource, file: dump.path, dataset: q.label, refusal)
         }
         let batchSize = size("batch")
         batchIndex = try resolveBatch(batchSize: batchSize, requested: options.batch, file: dump.path, dataset: q.label)

@@ -45,12 +45,12 @@ protocol StoredTensor: AnyObject {
     func reinterpreted(as type: ElementType) -> StoredTensor?
     /// Why the tensor's data is never read (it lives in another file, needs a filter that is not there, was never
     /// written), or nil: known when the file is opened, said before any work starts.
-    var unreadable: String? { get }
+    var unreadable: (kind: AttnError.Kind, reason: String)? { get }
 }
 
 extension StoredTensor {
     func reinterpreted(as type: ElementType) -> StoredTensor? { nil }
-    var unreadable: String? { nil }
+    var unreadable: (kind: AttnError.Kind, reason: String)? { nil }
 }
 
 extension StoredTensor {
@@ -96,10 +96,10 @@ extension StoredTensor {
     /// The number of elements in the block that `leading` addresses, checked against the shape.
     func blockCount(leading: [Int], file: String) throws -> Int {
         guard leading.count <= shape.count else {
-            throw DumpError(file: file, dataset: name, "internal: \(leading.count) leading indices for \(shape.count) axes")
+            throw AttnError(file: file, dataset: name, "internal: \(leading.count) leading indices for \(shape.count) axes")
         }
         for (axis, index) in leading.enumerated() where index < 0 || index >= shape[axis] {
-            throw DumpError(file: file, dataset: name, "index \(index) is out of range for axis \(axis) of length \(shape[axis])")
+            throw AttnError(file: file, dataset: name, "index \(index) is out of range for axis \(axis) of length \(shape[axis])")
         }
         return shape[leading.count...].reduce(1, *)
     }

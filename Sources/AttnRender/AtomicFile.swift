@@ -13,19 +13,19 @@ public enum AtomicFile {
     /// - Parameter inputs: files that must never be replaced (the dumps being read).
     public static func write(_ bytes: [UInt8], to requested: String, protecting inputs: [String] = []) throws {
         if let target = identity(of: requested), inputs.contains(where: { identity(of: $0) == target }) {
-            throw DumpError(file: requested, "is an input file: refusing to overwrite it; choose another output")
+            throw AttnError(.output, file: requested, "is an input file: refusing to overwrite it; choose another output")
         }
         if !replacesOtherKinds, let (old, head) = existingKind(of: requested) {
             let new = FileKind(of: bytes[..<min(bytes.count, 512)])
             if old != new {
-                throw DumpError(file: requested, "exists and holds \(old.rawValue), not \(new.rawValue) like the output: refusing to replace it; choose another output, or add --force")
+                throw AttnError(.output, file: requested, "exists and holds \(old.rawValue), not \(new.rawValue) like the output: refusing to replace it; choose another output, or add --force")
             }
             // An array attninspect would read as a dump is replaced only by an array of its own shape, type and order
             // (the same command run again), not by a map of another shape; one whose header cannot be read from its
             // first bytes (a long header) is not replaced either.
             if old == .npy, NPYSignature(head) == nil || NPYSignature(bytes[..<min(bytes.count, 512)]) != NPYSignature(head) {
                 let shown = { (s: NPYSignature?) in s.map { "shape \($0.shape) (\($0.descr)\($0.fortranOrder ? ", Fortran order" : ""))" } ?? "a header longer than 512 bytes" }
-                throw DumpError(file: requested, "exists and holds a NumPy array of \(shown(NPYSignature(head))), which could be a dump, not the output's \(shown(NPYSignature(bytes[..<min(bytes.count, 512)]))): refusing to replace it; choose another output, or add --force")
+                throw AttnError(.output, file: requested, "exists and holds a NumPy array of \(shown(NPYSignature(head))), which could be a dump, not the output's \(shown(NPYSignature(bytes[..<min(bytes.count, 512)]))): refusing to replace it; choose another output, or add --force")
             }
         }
         // An existing output keeps its permissions; a symbolic link is followed, so the file it
@@ -39,12 +39,12 @@ public enum AtomicFile {
                     let code = errno
                     var target = stat()
                     if PathBytes.withCString(requested, { stat($0, &target) }) == 0 && (target.st_mode & S_IFMT) != S_IFREG {
-                        throw DumpError(file: requested, "cannot write: it is a symbolic link to \(linkTarget(requested).map { "'\($0)', " } ?? "")which is not a regular file (a device, FIFO or socket); write to a file")
+                        throw AttnError(.output, file: requested, "cannot write: it is a symbolic link to \(linkTarget(requested).map { "'\($0)', " } ?? "")which is not a regular file (a device, FIFO or socket); write to a file")
                     }
                     if code == ENOENT {
-                        throw DumpError(file: requested, "cannot write: it is a symbolic link to a missing file or folder\(linkTarget(requested).map { " ('\($0)')" } ?? "")")
+                        throw AttnError(.output, file: requested, "cannot write: it is a symbolic link to a missing file or folder\(linkTarget(requested).map { " ('\($0)')" } ?? "")")
                     }
-                    throw DumpError(file: requested, "cannot write: cannot follow the symbolic link: \(describe(code))")
+                    throw AttnError(.output, file: requested, "cannot write: cannot follow the symbolic link: \(describe(code))")
                 }
                 path = PathBytes.decode(Array(UnsafeBufferPointer(start: UnsafeRawPointer(resolved).assumingMemoryBound(to: UInt8.self), count: strlen(resolved))))
                 free(resolved)
@@ -52,14 +52,14 @@ public enum AtomicFile {
             }
             switch existing.st_mode & S_IFMT {
             case S_IFREG: mode = existing.st_mode & 0o7777
-            case S_IFDIR: throw DumpError(file: requested, "cannot write: it is a directory; expected a file name")
-            default: throw DumpError(file: requested, "cannot write: it exists and is not a regular file (a device, FIFO or socket)")
+            case S_IFDIR: throw AttnError(.output, file: requested, "cannot write: it is a directory; expected a file name")
+            default: throw AttnError(.output, file: requested, "cannot write: it exists and is not a regular file (a device, FIFO or socket)")
             }
         }
         let slash = path.lastIndex(of: "/")
         let folder = slash.map { String(path[..<$0]) } ?? "."
         let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        guard !name.isEmpty else { throw DumpError(file: requested, "cannot write: expected a file name, found a folder path") }
+        guard !name.isEmpty else { throw AttnError(.output, file: requested, "cannot write: expected a file name, found a folder path") }
         // `.name.tmp-XXXXXX` beside the output; a name too long for that (NAME_MAX is 255 bytes) gets a short one. The
         // temporary file is removed if the process is interrupted while it exists (CAttnProcess): its name is given
         // to the signal handler before it is created (O_EXCL, a fresh random suffix on a clash).
@@ -75,7 +75,7 @@ public enum AtomicFile {
             if fd >= 0 || errno != EEXIST { break }
         }
         guard fd >= 0 else {
-            throw DumpError(file: requested, "cannot write: \(describe(errno))")
+            throw AttnError(.output, file: requested, "cannot write: \(describe(errno))")
         }
         // Blocks allocated up front: ext4 then has no delayed allocation to force when the rename below replaces
         // an existing file (auto_da_alloc), which took 0.45 ms of a 155 KiB output against 0.3 ms with this.
@@ -99,7 +99,7 @@ public enum AtomicFile {
         if failure == 0 && PathBytes.withCString(temporary, { from in PathBytes.withCString(path) { rename(from, $0) } }) != 0 { failure = errno }
         if failure != 0 {
             PathBytes.withCString(temporary) { _ = unlink($0) }
-            throw DumpError(file: requested, "cannot write: \(describe(failure))")
+            throw AttnError(.output, file: requested, "cannot write: \(describe(failure))")
         }
     }
 

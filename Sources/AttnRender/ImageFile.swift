@@ -15,26 +15,26 @@ public enum ImageFile {
         if data.count >= 2 && data[0] == UInt8(ascii: "P") && (data[1] == UInt8(ascii: "5") || data[1] == UInt8(ascii: "6")) {
             return try decodeNetpbm(data, path: path)
         }
-        throw DumpError(file: path, "not a PNG, binary PGM (P5) or binary PPM (P6) image")
+        throw AttnError(file: path, "not a PNG, binary PGM (P5) or binary PPM (P6) image")
     }
 
     private static func readAll(_ path: String) throws -> [UInt8] {
         let fd = PathBytes.withCString(path) { open($0, O_RDONLY | O_CLOEXEC | O_NONBLOCK) }
         guard fd >= 0 else {
-            throw DumpError(file: path, errno == ENOENT ? "no such file" : "cannot open: \(String(cString: strerror(errno)))")
+            throw AttnError(file: path, errno == ENOENT ? "no such file" : "cannot open: \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-            throw DumpError(file: path, "is not a regular file: expected an image (.png, .ppm, .pgm)")
+            throw AttnError(file: path, "is not a regular file: expected an image (.png, .ppm, .pgm)")
         }
-        guard info.st_size <= 1 << 30 else { throw DumpError(file: path, "is over 1 GiB: expected an image of the network's input size") }
+        guard info.st_size <= 1 << 30 else { throw AttnError(file: path, "is over 1 GiB: expected an image of the network's input size") }
         var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(done)) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw DumpError(file: path, "read failed: file is truncated or unreadable") }
+            guard n > 0 else { throw AttnError(file: path, "read failed: file is truncated or unreadable") }
             done += n
         }
         return bytes
@@ -54,19 +54,19 @@ public enum ImageFile {
                 i += 1
                 digits += 1
             }
-            guard digits > 0 else { throw DumpError(file: path, "corrupt Netpbm header: expected width, height and maximum value") }
+            guard digits > 0 else { throw AttnError(file: path, "corrupt Netpbm header: expected width, height and maximum value") }
             return value
         }
         let channels = data[1] == UInt8(ascii: "6") ? 3 : 1
         let width = try token(), height = try token(), maxValue = try token()
         i += 1  // the single whitespace before the pixels
         guard width > 0, height > 0, maxValue > 0, maxValue < 65536 else {
-            throw DumpError(file: path, "corrupt Netpbm header: \(width)×\(height), maximum value \(maxValue)")
+            throw AttnError(file: path, "corrupt Netpbm header: \(width)×\(height), maximum value \(maxValue)")
         }
         let sampleBytes = maxValue > 255 ? 2 : 1
         guard let count = MemoryBudget.bytes([width, height, channels], elementSize: 1), count <= 1 << 30,
               data.count - i >= count * sampleBytes else {
-            throw DumpError(file: path, "file is truncated or too large: a \(width)×\(height) image needs \(MemoryBudget.describe(MemoryBudget.bytes([width, height, channels], elementSize: sampleBytes))) of pixels (at most 1 GiB)")
+            throw AttnError(file: path, "file is truncated or too large: a \(width)×\(height) image needs \(MemoryBudget.describe(MemoryBudget.bytes([width, height, channels], elementSize: sampleBytes))) of pixels (at most 1 GiB)")
         }
         var gray = [UInt8](repeating: 0, count: count)
         for k in 0..<count {
@@ -85,7 +85,7 @@ public enum ImageFile {
     // MARK: PNG
 
     private static func decodePNG(_ data: [UInt8], path: String) throws -> Image {
-        func fail(_ message: String) -> DumpError { DumpError(file: path, "PNG: \(message)") }
+        func fail(_ message: String) -> AttnError { AttnError(file: path, "PNG: \(message)") }
         func be32(_ at: Int) -> Int { Int(data[at]) << 24 | Int(data[at + 1]) << 16 | Int(data[at + 2]) << 8 | Int(data[at + 3]) }
         var at = 8, width = 0, height = 0, depth = 0, colourType = -1
         var palette: [UInt8] = [], compressed: [UInt8] = [], ended = false

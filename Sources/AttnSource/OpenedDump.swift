@@ -61,7 +61,7 @@ public struct OpenedDump {
         switch layout {
         case .attention(let stored):
             if options.causal == true || options.scale != nil {
-                throw DumpError(file: path, "--causal and --scale apply to attention recomputed from q and k, but this file's attention is stored (\(stored.summary.datasets)); add --from-qk if the file has q and k")
+                throw AttnError(file: path, "--causal and --scale apply to attention recomputed from q and k, but this file's attention is stored (\(stored.summary.datasets)); add --from-qk if the file has q and k")
             }
             source = stored
         case .queryKey(let qk):
@@ -100,7 +100,7 @@ public struct OpenedDump {
         let count = source.layerCount
         let index = requested < 0 ? count + requested : requested
         guard index >= 0 && index < count else {
-            throw DumpError(file: file.path, "layer \(requested) is out of range: the dump has \(count) layers (0...\(count - 1), or -\(count)...-1 from the end)")
+            throw AttnError(.analysis, file: file.path, "layer \(requested) is out of range: the dump has \(count) layers (0...\(count - 1), or -\(count)...-1 from the end)")
         }
         return index
     }
@@ -108,7 +108,7 @@ public struct OpenedDump {
     /// A head index, checked against the dump.
     public func head(_ h: Int) throws -> Int {
         guard h >= 0 && h < source.headCount else {
-            throw DumpError(file: file.path, "head \(h) is out of range: the dump has \(source.headCount) heads (0...\(source.headCount - 1))")
+            throw AttnError(.analysis, file: file.path, "head \(h) is out of range: the dump has \(source.headCount) heads (0...\(source.headCount - 1))")
         }
         return h
     }
@@ -118,7 +118,7 @@ public struct OpenedDump {
         guard let attribute = file.attribute("patch_grid") else { return nil }
         guard let declared = attribute.integerValues, declared.count == 2, declared[0] > 0, declared[1] > 0,
               declared[0] <= 1 << 20, declared[1] <= 1 << 20 else {
-            throw DumpError(file: file.path, "attribute patch_grid should be [rows, columns], two positive integers, found \(attribute); give the grid with --grid ROWSxCOLS")
+            throw AttnError(file: file.path, "attribute patch_grid should be [rows, columns], two positive integers, found \(attribute); give the grid with --grid ROWSxCOLS")
         }
         return PatchGrid(rows: declared[0], columns: declared[1])
     }
@@ -127,7 +127,7 @@ public struct OpenedDump {
     public func declaredPrefix() throws -> Int? {
         guard let attribute = file.attribute("prefix_tokens") else { return nil }
         guard let values = attribute.integerValues, values.count == 1, values[0] >= 0 else {
-            throw DumpError(file: file.path, "attribute prefix_tokens should be one integer, 0 or more, found \(attribute); give it with --prefix N")
+            throw AttnError(file: file.path, "attribute prefix_tokens should be one integer, 0 or more, found \(attribute); give it with --prefix N")
         }
         return values[0]
     }
@@ -138,7 +138,7 @@ public struct OpenedDump {
         if let declared = try declaredGrid() { return declared }
         let patches = source.keyCount - prefix
         guard let square = PatchGrid.square(holding: patches) else {
-            throw DumpError(file: file.path, "\(patches) keys remain after \(prefix) prefix token(s), which is not a perfect square; give the grid with --grid HxW (and --prefix)")
+            throw AttnError(.analysis, file: file.path, "\(patches) keys remain after \(prefix) prefix token(s), which is not a perfect square; give the grid with --grid HxW (and --prefix)")
         }
         return square
     }
@@ -151,7 +151,7 @@ public struct OpenedDump {
         guard value >= 0 && value < source.keyCount else {
             let origin = requested != nil ? "--prefix is \(value)" : declared != nil ? "the file's prefix_tokens attribute is \(value)"
                 : "the default of 1 prefix token (CLS; the file declares no prefix_tokens)"
-            throw DumpError(file: file.path, "\(origin), but the attention has \(source.keyCount) key(s): expected 0...\(source.keyCount - 1) prefix tokens before the patches; give --prefix N")
+            throw AttnError(.analysis, file: file.path, "\(origin), but the attention has \(source.keyCount) key(s): expected 0...\(source.keyCount - 1) prefix tokens before the patches; give --prefix N")
         }
         return value
     }
@@ -169,7 +169,7 @@ public struct OpenedDump {
         do {
             return try body()
         } catch let error as AnalysisError {
-            throw DumpError(file: file.path, error.message)
+            throw AttnError(.analysis, file: file.path, error.message)
         }
     }
 }
@@ -192,7 +192,7 @@ public struct Recomputation {
             self.causal = causal
         } else if let attribute = dump.attribute("causal") {
             guard let value = attribute.booleanValue else {
-                throw DumpError(file: dump.path, "attribute causal should be true or false (or 1 or 0), found \(attribute); override it with --causal or --no-causal")
+                throw AttnError(file: dump.path, "attribute causal should be true or false (or 1 or 0), found \(attribute); override it with --causal or --no-causal")
             }
             self.causal = value
             if value { fromFile.append("causal") }
@@ -203,7 +203,7 @@ public struct Recomputation {
             self.scale = scale
         } else if let attribute = dump.attribute("scale") {
             guard let value = attribute.realValue, value.isFinite, value > 0 else {
-                throw DumpError(file: dump.path, "attribute scale should be one positive number, found \(attribute); override it with --scale")
+                throw AttnError(file: dump.path, "attribute scale should be one positive number, found \(attribute); override it with --scale")
             }
             self.scale = value
             fromFile.append("scale \(value)")

@@ -31,7 +31,7 @@ public final class RecomputedAttention: AttentionSource {
         do {
             return try Self.attention(from: qk, scale: scale, causal: causal, layer: index)
         } catch let error as AnalysisError {
-            throw DumpError(file: file, error.message)
+            throw AttnError(.analysis, file: file, error.message)
         }
     }
 
@@ -66,7 +66,7 @@ public final class RecomputedAttention: AttentionSource {
                             for i in rows {
                                 RowKernels.softmax(out.baseAddress! + i * s, visible: causal ? i + 1 : s, count: s)
                                 // A row comes out NaN (all of it) when q or k is not finite or Q·Kᵀ overflowed.
-                                if out[i * s].isNaN { throw DumpError(file: source.file, Self.nonFiniteRow(layer: index, head: h, row: i, of: qk, q: q, k: k).message) }
+                                if out[i * s].isNaN { throw AttnError(.analysis, file: source.file, Self.nonFiniteRow(layer: index, head: h, row: i, of: qk, q: q, k: k).message) }
                             }
                             try body(RowBlock(worker: worker, head: h, rows: rows), UnsafeBufferPointer(rebasing: out[(r0 * s)..<(rows.upperBound * s)]))
                         }

@@ -73,7 +73,7 @@ struct AttnInspect: ParsableCommand {
             // The worker threads start while the dump is opened, and are on their cores by the first layer.
             if !(command is Info) { Workers.prepare() }
             try command.run()
-        } catch let error as DumpError {
+        } catch let error as AttnError {
             Console.error("attninspect: \(error)")
             Glibc.exit(1)
         } catch let error as AnalysisError {
@@ -93,7 +93,7 @@ struct AttnInspect: ParsableCommand {
                     var shown = text
                     shown.replaceSubrange(range, with: PrintableText.escaped(message))
                     Console.error(shown, lines: true)
-                } else {
+                } else if !text.isEmpty {   // an ExitCode thrown after the messages were given has none
                     Console.error(text, lines: true)
                 }
             }

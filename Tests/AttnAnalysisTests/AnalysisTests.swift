@@ -181,7 +181,7 @@ struct MapTests {
 
     @Test("rollout refuses NaN and cross-attention")
     func rolloutRefuses() throws {
-        #expect(throws: DumpError.self) { try Rollout(layers: 0...2).compute(try source("synthetic/nan_inf.npy")) }
+        #expect(throws: AttnError.self) { try Rollout(layers: 0...2).compute(try source("synthetic/nan_inf.npy")) }
         let cross = ArraySource(layers: [[Float](repeating: 0.5, count: 6)], heads: 1, queries: 3, keys: 2)
         #expect(throws: AnalysisError.self) { try Rollout(layers: 0...0).compute(cross) }
     }

@@ -59,7 +59,7 @@ struct AttentionFlowTests {
     @Test("cross-attention, NaN and an out-of-range token are refused with a reason")
     func refusals() throws {
         #expect(throws: AnalysisError.self) { try AttentionFlow(layer: 0).compute(try source("synthetic/base_f32.npy"), tokens: [10]) }
-        let error = #expect(throws: DumpError.self) { try AttentionFlow(layer: 2).compute(try source("synthetic/nan_inf.npy")) }
+        let error = #expect(throws: AttnError.self) { try AttentionFlow(layer: 2).compute(try source("synthetic/nan_inf.npy")) }
         #expect(error?.message.contains("NaN") == true)
     }
 }

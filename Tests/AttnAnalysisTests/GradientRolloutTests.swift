@@ -47,7 +47,7 @@ struct GradientRolloutTests {
     func shapes() throws {
         let wrong = try DumpFile(path: Fixtures.path("synthetic/gradients/wrong_shape.npz"))
         guard case .attention(let attention) = try AttentionLayout.resolve(wrong, options: ReadOptions()) else { return }
-        let error = #expect(throws: DumpError.self) { try AttentionLayout.gradients(wrong, named: nil, options: ReadOptions(), matching: attention) }
+        let error = #expect(throws: AttnError.self) { try AttentionLayout.gradients(wrong, named: nil, options: ReadOptions(), matching: attention) }
         #expect(error?.message.contains("(3, 2, 10, 10), found (2, 2, 10, 10)") == true)
         let none = try DumpFile(path: Fixtures.path("synthetic/gradients/no_grads.npz"))
         #expect(try AttentionLayout.gradients(none, named: nil, options: ReadOptions(), matching: attention) == nil)

@@ -46,7 +46,7 @@ struct LayoutCaseTests {
           arguments: ["synthetic/layouts/crc_stored.npz", "synthetic/layouts/crc_deflated.npz"])
     func crcMismatch(file: String) throws {
         let a = try attention(file)
-        let error = try #require(throws: DumpError.self) { try allValues(a) }
+        let error = try #require(throws: AttnError.self) { try allValues(a) }
         #expect(error.dataset == "attentions")
         #expect(error.message.contains("CRC-32"))
     }
@@ -64,7 +64,7 @@ struct LayoutCaseTests {
                       ("synthetic/layouts/huge_qk.h5", "/q", "needs 8.0 TiB of memory")])
     func hugeLayers(file: String, dataset: String, message: String) throws {
         let dump = try DumpFile(path: Fixtures.path(file))
-        let error = try #require(throws: DumpError.self) { try AttentionLayout.resolve(dump, options: ReadOptions()) }
+        let error = try #require(throws: AttnError.self) { try AttentionLayout.resolve(dump, options: ReadOptions()) }
         #expect(error.dataset == dataset)
         #expect(error.message.contains(message), "\(error.message)")
     }
@@ -87,7 +87,7 @@ struct SafetensorsTests {
         let dump = try DumpFile(path: Fixtures.path(file), rawAs: .bfloat16)
         guard case .attention(let a) = try AttentionLayout.resolve(dump, options: ReadOptions()) else { Issue.record("not attention"); return }
         #expect(try allValues(a) == allValues(attention("synthetic/safetensors/base_bf16_values.npy")))
-        let error = try #require(throws: DumpError.self) { try attention(file) }
+        let error = try #require(throws: AttnError.self) { try attention(file) }
         #expect(error.message.contains("add --dtype bfloat16"))
     }
 
@@ -114,12 +114,12 @@ struct SafetensorsTests {
 
     @Test("the JSON header parser: escapes, surrogate pairs, nesting, numbers; corrupt text refused")
     func json() throws {
-        func fail(_ m: String) -> DumpError { DumpError(file: "t", m) }
+        func fail(_ m: String) -> AttnError { AttnError(file: "t", m) }
         let v = try HeaderJSON.parse(Array(#"{"a\u00e9\n": [1, -2.5e3, true, null], "\ud83d\ude00": {"x": "y"}}"#.utf8), fail: fail)
         #expect(v["aé\n"] == .array([.number(1), .number(-2500), .bool(true), .null]))
         #expect(v["😀"]?["x"] == .string("y"))
         for bad in [#"{"a": }"#, #"{"a": 1"#, #"{"a" 1}"#, #"{"a": 1} x"#, "[" + String(repeating: "[", count: 80) + "]"] {
-            #expect(throws: DumpError.self) { try HeaderJSON.parse(Array(bad.utf8), fail: fail) }
+            #expect(throws: AttnError.self) { try HeaderJSON.parse(Array(bad.utf8), fail: fail) }
         }
     }
 
@@ -127,7 +127,7 @@ struct SafetensorsTests {
           arguments: ["truncated", "offsets", "shape", "header_length", "not_json", "int64"])
     func bad(name: String) throws {
         let path = "synthetic/safetensors/bad/\(name).safetensors"
-        let error = try #require(throws: DumpError.self) {
+        let error = try #require(throws: AttnError.self) {
             let dump = try DumpFile(path: Fixtures.path(path))
             _ = try AttentionLayout.resolve(dump, options: ReadOptions())
         }

@@ -151,7 +151,7 @@ struct MappedReadTests {
                 lock.withLock { sum += s }
             }
             Issue.record("reading the cut layer did not fail")
-        } catch let error as DumpError {
+        } catch let error as AttnError {
             #expect(error.description.contains(path))
             #expect(error.description.contains("file changed while it was read"))
         }

@@ -18,7 +18,7 @@ func npyBytes(_ dict: String, major: UInt8 = 1, pad: Bool = true, data: [UInt8] 
 
 func parse(_ bytes: [UInt8]) throws -> NPYHeader {
     try NPYHeader.parse(file: "x.npy", dataset: nil, length: bytes.count) { offset, count in
-        guard offset + count <= bytes.count else { throw DumpError(file: "x.npy", "short read") }
+        guard offset + count <= bytes.count else { throw AttnError(file: "x.npy", "short read") }
         return Array(bytes[offset..<(offset + count)])
     }
 }
@@ -74,7 +74,7 @@ struct NPYHeaderTests {
         do {
             _ = try parse(npyBytes(dict, data: [0, 0, 0, 0, 0, 0, 0, 0]))
             Issue.record("accepted: \(dict)")
-        } catch let error as DumpError {
+        } catch let error as AttnError {
             #expect(error.description.contains(reason), "\(error)")
             #expect(error.file == "x.npy")
         }
@@ -84,14 +84,14 @@ struct NPYHeaderTests {
     func preambles() throws {
         var wrongMagic = npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", data: [0, 0, 0, 0])
         wrongMagic[1] = 0x4D
-        #expect(throws: DumpError.self) { try parse(wrongMagic) }
+        #expect(throws: AttnError.self) { try parse(wrongMagic) }
         var version4 = npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", data: [0, 0, 0, 0])
         version4[6] = 4
-        #expect(throws: DumpError.self) { try parse(version4) }
+        #expect(throws: AttnError.self) { try parse(version4) }
         let short = Array(npyBytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }").prefix(30))
-        #expect(throws: DumpError.self) { try parse(short) }
+        #expect(throws: AttnError.self) { try parse(short) }
         var huge: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 2, 0, 0, 0, 0, 0x7F]
         huge += [UInt8](repeating: 0x20, count: 64)
-        #expect(throws: DumpError.self) { try parse(huge) }
+        #expect(throws: AttnError.self) { try parse(huge) }
     }
 }

@@ -8,7 +8,7 @@ func attention(_ relative: String, _ options: ReadOptions = ReadOptions()) throw
     let dump = try DumpFile(path: Fixtures.path(relative))
     guard case .attention(let a) = try AttentionLayout.resolve(dump, options: options) else {
         Issue.record("\(relative): expected stored attention")
-        throw DumpError(file: relative, "not stored attention")
+        throw AttnError(file: relative, "not stored attention")
     }
     return a
 }
@@ -17,7 +17,7 @@ func queryKey(_ relative: String, _ options: ReadOptions = ReadOptions()) throws
     let dump = try DumpFile(path: Fixtures.path(relative))
     guard case .queryKey(let q) = try AttentionLayout.resolve(dump, options: options) else {
         Issue.record("\(relative): expected q and k")
-        throw DumpError(file: relative, "not q and k")
+        throw AttnError(file: relative, "not q and k")
     }
     return q
 }
@@ -77,8 +77,8 @@ struct ReaderTests {
         let b0 = try attention("synthetic/batch_LBHQK.npy")
         #expect(b0.summary.batch?.used == 0)
         #expect(try allValues(b0) != Self.base)
-        #expect(throws: DumpError.self) { try attention("synthetic/batch_LBHQK.npy", ReadOptions(batch: 3)) }
-        #expect(throws: DumpError.self) { try attention("synthetic/base_f32.npy", ReadOptions(batch: 1)) }
+        #expect(throws: AttnError.self) { try attention("synthetic/batch_LBHQK.npy", ReadOptions(batch: 3)) }
+        #expect(throws: AttnError.self) { try attention("synthetic/base_f32.npy", ReadOptions(batch: 1)) }
     }
 
     @Test("one layer (H,Q,K) and one map (Q,K)")
@@ -137,8 +137,8 @@ struct ReaderTests {
 
     @Test("--heads that does not divide H·d, or contradicts the head axis, is refused")
     func headsChecked() throws {
-        #expect(throws: DumpError.self) { try queryKey("synthetic/qk_LShd.h5", ReadOptions(heads: 3)) }
-        #expect(throws: DumpError.self) { try queryKey("synthetic/qk_LHSd.h5", ReadOptions(heads: 4)) }
+        #expect(throws: AttnError.self) { try queryKey("synthetic/qk_LShd.h5", ReadOptions(heads: 3)) }
+        #expect(throws: AttnError.self) { try queryKey("synthetic/qk_LHSd.h5", ReadOptions(heads: 4)) }
     }
 
     @Test("--dataset chooses a tensor or a group of per-layer datasets")
@@ -147,7 +147,7 @@ struct ReaderTests {
         #expect(a.layerCount == 3)
         let grouped = try attention("synthetic/layers_numbered.h5", ReadOptions(dataset: "/layers"))
         #expect(grouped.layerCount == 12)
-        #expect(throws: DumpError.self) { try attention("synthetic/single_f32.h5", ReadOptions(dataset: "/nope")) }
+        #expect(throws: AttnError.self) { try attention("synthetic/single_f32.h5", ReadOptions(dataset: "/nope")) }
     }
 
     @Test("a deflated NPZ member is read correctly out of order (the stream restarts)")
@@ -177,7 +177,7 @@ struct ReaderTests {
 
 @Suite("Bad input")
 struct BadInputTests {
-    @Test("every malformed file gives a DumpError naming the file and what was expected",
+    @Test("every malformed file gives a AttnError naming the file and what was expected",
           arguments: [
             ("synthetic/bad/truncated.npy", "truncated"),
             ("synthetic/bad/header_truncated.npy", "truncated .npy header"),
@@ -202,7 +202,7 @@ struct BadInputTests {
             let dump = try DumpFile(path: path)
             _ = try AttentionLayout.resolve(dump, options: ReadOptions())
             Issue.record("\(file): no error")
-        } catch let error as DumpError {
+        } catch let error as AttnError {
             #expect(error.file == path)
             #expect(error.description.contains(message), "\(error)")
             #expect(!error.description.contains("\n"))

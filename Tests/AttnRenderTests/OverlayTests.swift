@@ -31,14 +31,14 @@ struct OverlayTests {
 
     @Test("an interlaced PNG, a truncated PPM and a text file are refused with the file named")
     func badPictures() throws {
-        let interlaced = try #require(throws: DumpError.self) { try ImageFile.read(Fixtures.path("synthetic/images/interlaced.png")) }
+        let interlaced = try #require(throws: AttnError.self) { try ImageFile.read(Fixtures.path("synthetic/images/interlaced.png")) }
         #expect(interlaced.message.contains("interlaced"))
-        #expect(throws: DumpError.self) { try ImageFile.read(Fixtures.path("synthetic/images/make_images.py")) }
+        #expect(throws: AttnError.self) { try ImageFile.read(Fixtures.path("synthetic/images/make_images.py")) }
         let folder = NSTemporaryDirectory() + "attninspect-overlay-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try Data(Array("P6\n4 4\n255\n".utf8) + [1, 2, 3]).write(to: URL(fileURLWithPath: folder + "/t.ppm"))
-        let truncated = try #require(throws: DumpError.self) { try ImageFile.read(folder + "/t.ppm") }
+        let truncated = try #require(throws: AttnError.self) { try ImageFile.read(folder + "/t.ppm") }
         #expect(truncated.file == folder + "/t.ppm" && truncated.message.contains("truncated"))
     }
 

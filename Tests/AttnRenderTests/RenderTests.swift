@@ -86,9 +86,9 @@ struct OutputTests {
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try AtomicFile.write([1, 2, 3], to: folder + "/a.pgm")
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder) == ["a.pgm"])
-        #expect(throws: DumpError.self) { try AtomicFile.write([1], to: folder + "/missing/b.pgm") }
+        #expect(throws: AttnError.self) { try AtomicFile.write([1], to: folder + "/missing/b.pgm") }
         try FileManager.default.createDirectory(atPath: folder + "/dir.ppm", withIntermediateDirectories: false)
-        #expect(throws: DumpError.self) { try AtomicFile.write([1], to: folder + "/dir.ppm") }
+        #expect(throws: AttnError.self) { try AtomicFile.write([1], to: folder + "/dir.ppm") }
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder).sorted() == ["a.pgm", "dir.ppm"])
     }
 }

@@ -54,7 +54,7 @@ struct OpenedDumpTests {
 
     @Test("a malformed causal attribute is an error naming the file, what was found and the flag")
     func badAttribute() throws {
-        let error = try #require(throws: DumpError.self) { try open("synthetic/qk_attributes/qk_bad_causal.h5") }
+        let error = try #require(throws: AttnError.self) { try open("synthetic/qk_attributes/qk_bad_causal.h5") }
         #expect(error.message.contains("attribute causal should be true or false"))
         #expect(error.message.contains("--causal or --no-causal"))
     }
@@ -88,9 +88,26 @@ struct OpenedDumpTests {
         #expect(maxAbsDifference(try meanRowEntropy(opened.source).flatMap { $0 }, expected.flatMap { $0 }) < 1e-5)
     }
 
+    @Test("errors have kinds: malformed or lying input (a 4 TiB dataset never written), unsupported storage or filters",
+          arguments: [("synthetic/bad/truncated.npy", AttnError.Kind.input), ("hostile/external_attention.h5", .unsupported),
+                      ("hostile/virtual.h5", .unsupported), ("hostile/unknown_filter.h5", .unsupported), ("hostile/sparse_4tib.h5", .input)])
+    func kinds(file: String, kind: AttnError.Kind) throws {
+        let error = try #require(throws: AttnError.self) { try open("\(file)") }
+        #expect(error.kind == kind, "\(file): \(error)")
+    }
+
+    @Test("a layer or head out of range is an analysis error naming the valid range")
+    func outOfRange() throws {
+        let (opened, _) = try open("synthetic/base_f32.npy")
+        let layer = try #require(throws: AttnError.self) { try opened.layer(7) }
+        #expect(layer.kind == .analysis && layer.message.contains("0...2, or -3...-1 from the end"))
+        let head = try #require(throws: AttnError.self) { try opened.head(-1) }
+        #expect(head.kind == .analysis)
+    }
+
     @Test("--causal or --scale on stored attention is refused, with --from-qk suggested")
     func storedRefusesRecomputeOptions() throws {
-        let error = try #require(throws: DumpError.self) { try open("synthetic/base_f32.npy", SourceOptions(scale: 0.5)) }
+        let error = try #require(throws: AttnError.self) { try open("synthetic/base_f32.npy", SourceOptions(scale: 0.5)) }
         #expect(error.message.contains("add --from-qk"))
     }
 }

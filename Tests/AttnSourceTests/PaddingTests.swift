@@ -17,7 +17,7 @@ struct PaddingTests {
         #expect(try dump("padded_mask_bool.h5").tensor(named: "attention_mask")?.readIntegers() == masks)
         #expect(try dump("padded_mask_sample1.safetensors").tensor(named: "attention_mask")?.readIntegers() == Array(masks[8...]))
         #expect(try dump("padded_lengths.h5").tensor(named: "lengths")?.readIntegers() == [5])
-        #expect(throws: DumpError.self) { try dump("padded_mask.npz").tensor(named: "attentions")?.readIntegers() }
+        #expect(throws: AttnError.self) { try dump("padded_mask.npz").tensor(named: "attentions")?.readIntegers() }
     }
 
     @Test("the selection per sample: right padding, left padding, a scalar length")
@@ -26,7 +26,7 @@ struct PaddingTests {
         #expect(try Padding.selection(in: mask, positions: 8, batch: nil, length: nil)?.kept == [0, 1, 2, 3, 4, 5])
         #expect(try Padding.selection(in: mask, positions: 8, batch: 1, length: nil)?.kept == [2, 3, 4, 5, 6, 7])
         #expect(try Padding.selection(in: mask, positions: 8, batch: 1, length: 4)?.kept == [0, 1, 2, 3])
-        #expect(throws: DumpError.self) { try Padding.selection(in: mask, positions: 8, batch: 2, length: nil) }
+        #expect(throws: AttnError.self) { try Padding.selection(in: mask, positions: 8, batch: 2, length: nil) }
         #expect(try Padding.selection(in: try dump("padded_lengths.h5"), positions: 8, batch: nil, length: nil)?.kept == [0, 1, 2, 3, 4])
         #expect(try Padding.selection(in: try DumpFile(path: Fixtures.path("synthetic/base_f32.npy")), positions: 10, batch: nil, length: nil) == nil)
     }

@@ -796,6 +796,18 @@ struct DiffCLITests {
 struct VerifyCLITests {
     func verify(_ file: String, _ extra: [String] = []) throws -> Run { try Run(["verify", Fixtures.path(file)] + extra) }
 
+    @Test("exit status as cmp's: 1 when a check fails, 2 when the file cannot be checked (missing, not attention, corrupt), the reason on one stderr line")
+    func couldNotCheck() throws {
+        let failed = try verify("synthetic/nan_inf.npy")
+        #expect(failed.status == 1 && failed.stdout.contains("FAIL "))
+        for file in ["synthetic/missing.h5", "synthetic/bad/truncated.npy", "hostile/external_tokens.h5"] {
+            let r = try verify(file)
+            #expect(r.status == 2, "\(file): \(r.status) \(r.stderr)")
+            #expect(r.stdout.isEmpty && r.stderr.hasPrefix("attninspect: ") && r.stderr.split(separator: "\n").count == 1, "\(file): \(r.stderr)")
+        }
+        #expect(try verify("synthetic/base_f32.npy", ["--tolerance", "2"]).status == 64)
+    }
+
     @Test("the real text dump passes, including stored against recomputed from q and k (6.9e-4, as its oracle says)")
     func real() throws {
         let r = try verify("real/minilm6_zen_layers_f16.h5")

@@ -48,8 +48,8 @@ enum GlobalHeapCheck {
             _ = HDF5Library.errorReason()
             return   // not allocated (every string is the fill value) or not laid out as expected: nothing to follow
         }
-        func corrupt(_ what: String) -> DumpError {
-            DumpError(file: path, dataset: name, "\(what): the file is corrupt (its variable-length strings cannot be read safely)")
+        func corrupt(_ what: String) -> AttnError {
+            AttnError(file: path, dataset: name, "\(what): the file is corrupt (its variable-length strings cannot be read safely)")
         }
         let elements = try raw.bytes(at: Int(offset), count: count * elementSize, dataset: name)
         var collections: [Int: [Int: Int]] = [:]   // collection address → object index → object size
@@ -70,7 +70,7 @@ enum GlobalHeapCheck {
 
     /// The objects of the collection at `at`: index → size, each checked to lie inside the collection.
     private static func objects(at: Int, geometry: FileGeometry, raw: ReadOnlyFile, name: String,
-                                corrupt: (String) -> DumpError) throws -> [Int: Int] {
+                                corrupt: (String) -> AttnError) throws -> [Int: Int] {
         let headerSize = aligned(8 + geometry.lengthSize)   // libhdf5 pads the collection header to 8 bytes
         guard at <= raw.size - headerSize else { throw corrupt("a heap collection at \(at) lies beyond the end of the file (\(raw.size) bytes)") }
         let header = try raw.bytes(at: at, count: headerSize, dataset: name)

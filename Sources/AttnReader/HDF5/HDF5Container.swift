@@ -48,7 +48,7 @@ final class HDF5Container: TensorContainer {
             let id = PathBytes.withCString(path) { H5Fopen($0, cattn_h5f_acc_rdonly(), cattn_h5p_default()) }
             if id < 0 {
                 let reason = HDF5Library.errorReason() ?? "libhdf5 could not open it"
-                throw DumpError(file: path, "not a readable HDF5 file: \(reason)")
+                throw AttnError(file: path, "not a readable HDF5 file: \(reason)")
             }
             return HDF5Handle(id, .file)
         }
@@ -75,7 +75,7 @@ final class HDF5Container: TensorContainer {
         var info = H5G_info_t()
         _ = try HDF5Library.check(H5Gget_info(group, &info), file: file, dataset: path.isEmpty ? "/" : path, "cannot list the group")
         guard info.nlinks <= UInt64(Self.objectLimit), tensors.count + visitedGroups.count + Int(info.nlinks) <= Self.objectLimit else {
-            throw DumpError(file: file, dataset: path.isEmpty ? "/" : path, "holds \(info.nlinks) members, more than the \(Self.objectLimit) datasets and groups attninspect lists in one file")
+            throw AttnError(file: file, dataset: path.isEmpty ? "/" : path, "holds \(info.nlinks) members, more than the \(Self.objectLimit) datasets and groups attninspect lists in one file")
         }
         // The links' names (as bytes) and kinds, in one pass.
         var links: [(name: [CChar], isHard: Bool)] = []
@@ -93,7 +93,7 @@ final class HDF5Container: TensorContainer {
             // A link is opened by its name, which libhdf5 reads as a path: a name holding '/' (HDF5 never writes one)
             // would reach through another link, an external one included, to another file.
             guard !buffer.contains(CChar(UInt8(ascii: "/"))), name != "." else {
-                throw DumpError(file: file, dataset: path.isEmpty ? "/" : path, "holds a link named '\(name)': a name with '/' (or '.') is not a link HDF5 writes, and would lead elsewhere; the file is corrupt or crafted")
+                throw AttnError(file: file, dataset: path.isEmpty ? "/" : path, "holds a link named '\(name)': a name with '/' (or '.') is not a link HDF5 writes, and would lead elsewhere; the file is corrupt or crafted")
             }
             // Only hard links are followed: a soft or external link is an alias (or a loop), not data.
             guard isHard else {
@@ -130,7 +130,7 @@ final class HDF5Container: TensorContainer {
         attributeCount += Int(count)
         if attributeCount > Self.attributeLimit {
             let soFar = attributeCount == Int(count) ? "" : " (\(attributeCount) in the file so far)"
-            throw DumpError(file: file, dataset: path, "carries \(count) attributes\(soFar), more than the \(Self.attributeLimit) attninspect reads in one file: not an attention dump it will read")
+            throw AttnError(file: file, dataset: path, "carries \(count) attributes\(soFar), more than the \(Self.attributeLimit) attninspect reads in one file: not an attention dump it will read")
         }
         attributeOwners.append((path, object))
     }

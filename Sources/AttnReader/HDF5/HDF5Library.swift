@@ -58,7 +58,7 @@ enum HDF5Library {
     static func check<T: BinaryInteger>(_ value: T, file: String, dataset: String?, _ what: @autoclosure () -> String) throws -> T {
         if value < 0 {
             let reason = errorReason().map { " (\($0))" } ?? ""
-            throw DumpError(file: file, dataset: dataset, what() + reason)
+            throw AttnError(file: file, dataset: dataset, what() + reason)
         }
         return value
     }

@@ -19,7 +19,7 @@ final class HDF5Tensor: StoredTensor {
     private(set) var directStorage: DirectStorage?
     /// Why the data is not read, found when the dataset was opened (its data lives in another file, it needs a
     /// filter libhdf5 lacks, or it was never written): `info` lists the dataset, and every read throws this.
-    private var refusal: String?
+    private var refusal: (kind: AttnError.Kind, reason: String)?
 
     /// `other` with its 2-byte opaque or bitfield elements read as little-endian bfloat16.
     private init(bfloat16 other: HDF5Tensor) {
@@ -99,7 +99,7 @@ final class HDF5Tensor: StoredTensor {
             if let external = Self.externalFiles(plist: plist.id) {
                 direct = nil
                 notes.append("external raw storage in " + external)
-                refusal = "stores its data in another file (HDF5 external storage: \(external)); attninspect reads only the file it was given"
+                refusal = (.unsupported, "stores its data in another file (HDF5 external storage: \(external)); attninspect reads only the file it was given")
             }
             layout = H5Pget_layout(plist.id)
             switch layout {
@@ -110,7 +110,7 @@ final class HDF5Tensor: StoredTensor {
                 // A chunk larger than a fixed-size dataset is never written by h5py (it refuses) and makes
                 // libhdf5 1.10 read past its buffers: found by the mutation run (scripts/mutate_hdf5.py).
                 if Int(n) == rank, let axis = (0..<rank).first(where: { chunk[$0] > dims[$0] && maxDims[$0] == dims[$0] }) {
-                    throw DumpError(file: file, dataset: path, "chunk shape \(formatShape(chunk.map { Int(clamping: $0) })) exceeds the fixed shape \(formatShape(dims.map { Int(clamping: $0) })) on axis \(axis): the file is corrupt")
+                    throw AttnError(file: file, dataset: path, "chunk shape \(formatShape(chunk.map { Int(clamping: $0) })) exceeds the fixed shape \(formatShape(dims.map { Int(clamping: $0) })) on axis \(axis): the file is corrupt")
                 }
                 if Int(n) == rank { chunkShape = chunk.map { Int($0) } } else { direct = nil }
                 // Chunks never written hold the fill value, and edge chunks may be stored unfiltered:
@@ -125,7 +125,7 @@ final class HDF5Tensor: StoredTensor {
             case H5D_VIRTUAL:
                 let sources = Self.virtualSources(plist: plist.id)
                 notes.append("virtual, mapped from " + sources)
-                refusal = "is a virtual dataset whose data is read from \(sources); attninspect reads only the file it was given"
+                refusal = (.unsupported, "is a virtual dataset whose data is read from \(sources); attninspect reads only the file it was given")
                 direct = nil
             default: break
             }
@@ -158,7 +158,7 @@ final class HDF5Tensor: StoredTensor {
                     } else {
                         notes.append(described + ", not available")
                         if refusal == nil {
-                            refusal = "uses \(described), which attninspect does not read (it reads \(HDF5Filters.available)); rewrite it without that filter, e.g. h5repack -f NONE or -f GZIP=4"
+                            refusal = (.unsupported, "uses \(described), which attninspect does not read (it reads \(HDF5Filters.available)); rewrite it without that filter, e.g. h5repack -f NONE or -f GZIP=4")
                         }
                     }
                 }
@@ -167,19 +167,19 @@ final class HDF5Tensor: StoredTensor {
         _ = HDF5Library.errorReason()
         // A corrupt file may claim any extent: refuse one whose element count overflows before using it.
         guard dims.allSatisfy({ $0 <= hsize_t(Int.max) }), MemoryBudget.bytes(dims.map { Int($0) }, elementSize: max(size, 1)) != nil else {
-            throw DumpError(file: file, dataset: path, "claims shape (\(dims.map { String($0) }.joined(separator: ", "))), more bytes than any file can hold: the file is corrupt")
+            throw AttnError(file: file, dataset: path, "claims shape (\(dims.map { String($0) }.joined(separator: ", "))), more bytes than any file can hold: the file is corrupt")
         }
         // Current extents beyond the maximum ones, or more data than the file could hold even compressed
         // (deflate cannot shrink data over 1032:1), mean a damaged header: refused before any allocation.
         if let axis = (0..<rank).first(where: { maxDims[$0] != hsize_t.max && dims[$0] > maxDims[$0] }) {
-            throw DumpError(file: file, dataset: path, "extent \(dims[axis]) on axis \(axis) exceeds its maximum \(maxDims[axis]): the file is corrupt")
+            throw AttnError(file: file, dataset: path, "extent \(dims[axis]) on axis \(axis) exceeds its maximum \(maxDims[axis]): the file is corrupt")
         }
         // Contiguous storage, once allocated, holds every element: a different size means damaged extents.
         // (Unallocated or chunked storage may legitimately be smaller: unwritten elements read as the fill value.)
         let stored = isVirtual ? 0 : Int(clamping: H5Dget_storage_size(dataset.id))
         let claimed = MemoryBudget.bytes(dims.map { Int($0) }, elementSize: max(size, 1)) ?? Int.max
         if contiguous, refusal == nil, stored > 0, claimed > stored {
-            throw DumpError(file: file, dataset: path, "claims shape (\(dims.map { String($0) }.joined(separator: ", "))), \(MemoryBudget.describe(claimed)), but stores \(MemoryBudget.describe(stored)): the file is corrupt")
+            throw AttnError(file: file, dataset: path, "claims shape (\(dims.map { String($0) }.joined(separator: ", "))), \(MemoryBudget.describe(claimed)), but stores \(MemoryBudget.describe(stored)): the file is corrupt")
         }
         // Data never written reads as the fill value: a tiny file could claim terabytes of it, and an export
         // interrupted half-way would read as rows of zeros. Attention dumps are written whole, so a dataset
@@ -192,14 +192,14 @@ final class HDF5Tensor: StoredTensor {
                 defer { chunkCount = written }
                 let total = zip(dims, chunk).reduce(1.0) { $0 * (Double($1.0) / Double(max($1.1, 1))).rounded(.up) }
                 if withExtendedLifetime(space, { H5Dget_num_chunks(dataset.id, space.id, &written) }) < 0 {
-                    refusal = "cannot count its chunks (\(HDF5Library.errorReason() ?? "")): the file is corrupt"
+                    refusal = (.input, "cannot count its chunks (\(HDF5Library.errorReason() ?? "")): the file is corrupt")
                 } else if Double(written) < total {
                     notes.append("\(written) of \(formatCount(total)) chunks written")
-                    refusal = "claims shape \(shape) (\(MemoryBudget.describe(claimed))) in \(formatCount(total)) chunks, but only \(written) \(written == 1 ? "was" : "were") ever written (the rest would read as the fill value): the export was interrupted or the file is damaged"
+                    refusal = (.input, "claims shape \(shape) (\(MemoryBudget.describe(claimed))) in \(formatCount(total)) chunks, but only \(written) \(written == 1 ? "was" : "were") ever written (the rest would read as the fill value): the export was interrupted or the file is damaged")
                 }
             } else if (layout == H5D_CONTIGUOUS || layout == H5D_COMPACT) && stored == 0 {
                 notes.append("never written")
-                refusal = "claims shape \(shape) (\(MemoryBudget.describe(claimed))), but its data was never written (it would read as the fill value): the export was interrupted or the file is damaged"
+                refusal = (.input, "claims shape \(shape) (\(MemoryBudget.describe(claimed))), but its data was never written (it would read as the fill value): the export was interrupted or the file is damaged")
             }
         }
         info = TensorInfo(name: path, shape: dims.map { Int($0) }, element: element, storage: notes.joined(separator: ", "))
@@ -299,7 +299,7 @@ final class HDF5Tensor: StoredTensor {
                                                   file: path, dataset: name, "cannot locate the chunk at \(coordinates)")
                         if address == cattn_haddr_undef() { return nil }
                         guard address <= UInt64(Int.max), size <= UInt64(Int.max) else {
-                            throw DumpError(file: path, dataset: name, "chunk at \(coordinates) has an impossible address")
+                            throw AttnError(file: path, dataset: name, "chunk at \(coordinates) has an impossible address")
                         }
                         return ChunkLocation(offset: Int(address), size: Int(size), filterMask: mask)
                     }
@@ -308,7 +308,7 @@ final class HDF5Tensor: StoredTensor {
                                               file: path, dataset: name, "cannot locate the chunk at \(coordinates)")
                     if size == 0 { return nil }
                     guard size <= UInt64(ChunkLocation.largestStored(chunkBytes: chunkBytes)) else {
-                        throw DumpError(file: path, dataset: name, "chunk at \(coordinates) claims \(size) bytes, more than a \(chunkBytes)-byte chunk can take compressed: the file is corrupt")
+                        throw AttnError(file: path, dataset: name, "chunk at \(coordinates) claims \(size) bytes, more than a \(chunkBytes)-byte chunk can take compressed: the file is corrupt")
                     }
                     var bytes = [UInt8](repeating: 0, count: Int(size))
                     var readMask: UInt32 = 0
@@ -322,17 +322,17 @@ final class HDF5Tensor: StoredTensor {
         }
     }
 
-    var unreadable: String? { refusal }
+    var unreadable: (kind: AttnError.Kind, reason: String)? { refusal }
 
     /// Throws the reason this dataset's data is not read, if there is one.
     private func checkReadable() throws {
-        if let refusal { throw DumpError(file: file, dataset: name, refusal) }
+        if let refusal { throw AttnError(refusal.kind, file: file, dataset: name, refusal.reason) }
     }
 
     func readBlock(leading: [Int]) throws -> [Float] {
         try checkReadable()
         guard case .floating = info.element else {
-            throw DumpError(file: file, dataset: name, unsupportedDtype(info.element))
+            throw AttnError(.unsupported, file: file, dataset: name, unsupportedDtype(info.element))
         }
         let count = try blockCount(leading: leading, file: file)
         if count > 0, let storage = directStorage, let values = try readDirect(storage, leading: leading, count: count) {
@@ -428,24 +428,24 @@ final class HDF5Tensor: StoredTensor {
                 var out = [Int64](repeating: 0, count: count)
                 let status = out.withUnsafeMutableBytes { H5Dread(dataset.id, cattn_native_int64(), cattn_h5s_all(), cattn_h5s_all(), cattn_h5p_default(), $0.baseAddress) }
                 guard status >= 0 else {
-                    throw DumpError(file: file, dataset: name, "cannot read the integers" + (HDF5Library.errorReason().map { " (\($0))" } ?? ""))
+                    throw AttnError(file: file, dataset: name, "cannot read the integers" + (HDF5Library.errorReason().map { " (\($0))" } ?? ""))
                 }
                 return out
             case H5T_ENUM:
                 let base = HDF5Handle(try HDF5Library.check(H5Tget_super(type.id), file: file, dataset: name, "cannot read the enum's base type"), .datatype)
                 let size = H5Tget_size(base.id)
                 guard [1, 2, 4, 8].contains(size), H5Tget_size(type.id) == size else {
-                    throw DumpError(file: file, dataset: name, "expected integers or booleans, found an enum of \(size)-byte values")
+                    throw AttnError(file: file, dataset: name, "expected integers or booleans, found an enum of \(size)-byte values")
                 }
                 var raw = [UInt8](repeating: 0, count: count * size)
                 let status = raw.withUnsafeMutableBytes { H5Dread(dataset.id, type.id, cattn_h5s_all(), cattn_h5s_all(), cattn_h5p_default(), $0.baseAddress) }
                 guard status >= 0 else {
-                    throw DumpError(file: file, dataset: name, "cannot read the values" + (HDF5Library.errorReason().map { " (\($0))" } ?? ""))
+                    throw AttnError(file: file, dataset: name, "cannot read the values" + (HDF5Library.errorReason().map { " (\($0))" } ?? ""))
                 }
                 let order: ByteOrder = H5Tget_order(base.id) == H5T_ORDER_BE ? .big : .little
                 return IntegerDecoding.decode(raw, size: size, signed: H5Tget_sign(base.id) != H5T_SGN_NONE, order: order)
             default:
-                throw DumpError(file: file, dataset: name, "expected integers or booleans, found \(info.element)")
+                throw AttnError(file: file, dataset: name, "expected integers or booleans, found \(info.element)")
             }
         }
     }
@@ -453,7 +453,7 @@ final class HDF5Tensor: StoredTensor {
     func readStrings() throws -> [String] {
         try checkReadable()
         guard case .text = info.element else {
-            throw DumpError(file: file, dataset: name, "expected strings, found \(info.element)")
+            throw AttnError(file: file, dataset: name, "expected strings, found \(info.element)")
         }
         return try HDF5Library.call {
             let type = HDF5Handle(try HDF5Library.check(H5Dget_type(dataset.id), file: file, dataset: name, "cannot read the datatype"), .datatype)
@@ -468,17 +468,17 @@ final class HDF5Tensor: StoredTensor {
                 switch withExtendedLifetime(type, { HDF5Strings.readVariableIsolated([(dataset.id, type.id, count)], isDataset: true, file: file)[0] }) {
                 case .success(let strings): return strings
                 case .failure(.corruptHeap):
-                    throw DumpError(file: file, dataset: name, "cannot read the strings: their global heap is corrupt (libhdf5 crashed or hung reading it)")
+                    throw AttnError(file: file, dataset: name, "cannot read the strings: their global heap is corrupt (libhdf5 crashed or hung reading it)")
                 case .failure(.unreadable):
-                    throw DumpError(file: file, dataset: name, "cannot read the strings" + (HDF5Library.errorReason().map { " (\($0))" } ?? ""))
+                    throw AttnError(file: file, dataset: name, "cannot read the strings" + (HDF5Library.errorReason().map { " (\($0))" } ?? ""))
                 case .failure(.tooLarge):
-                    throw DumpError(file: file, dataset: name, "its strings hold more than \(HDF5Strings.textLimit >> 20) MiB of text: not token labels attninspect reads")
+                    throw AttnError(file: file, dataset: name, "its strings hold more than \(HDF5Strings.textLimit >> 20) MiB of text: not token labels attninspect reads")
                 }
             }
             guard let strings = HDF5Strings.read(type: type.id, count: count, space: space.id, read: { memType, buffer in
                 H5Dread(dataset.id, memType, cattn_h5s_all(), cattn_h5s_all(), cattn_h5p_default(), buffer)
             }) else {
-                throw DumpError(file: file, dataset: name, "cannot read the strings" + (HDF5Library.errorReason().map { " (\($0))" } ?? ""))
+                throw AttnError(file: file, dataset: name, "cannot read the strings" + (HDF5Library.errorReason().map { " (\($0))" } ?? ""))
             }
             return strings
         }

@@ -43,7 +43,7 @@ struct NPYHeader: Equatable {
     ///   - read: reads `count` bytes at an offset of the `.npy` stream (throws when truncated).
     static func parse(file: String, dataset: String?, length: Int,
                       read: (_ offset: Int, _ count: Int) throws -> [UInt8]) throws -> NPYHeader {
-        func fail(_ message: String) -> DumpError { DumpError(file: file, dataset: dataset, message) }
+        func fail(_ message: String) -> AttnError { AttnError(file: file, dataset: dataset, message) }
         guard length >= 10 else {
             throw fail("not a .npy array: expected at least 10 header bytes, found \(length)")
         }
@@ -117,7 +117,7 @@ struct NPYHeader: Equatable {
     }
 
     /// Parses a numpy type string such as `<f4`, `>f8`, `|V2`, `<U7`.
-    static func parseDescr(_ descr: String, fail: (String) -> DumpError) throws -> (Element, Int) {
+    static func parseDescr(_ descr: String, fail: (String) -> AttnError) throws -> (Element, Int) {
         let chars = Array(descr)
         guard chars.count >= 2 else { throw fail("corrupt .npy header: dtype '\(descr)'") }
         var index = 0

@@ -44,7 +44,7 @@ final class NPYTensor: StoredTensor {
 
     func readBlock(leading: [Int]) throws -> [Float] {
         guard case .floating(let type, let order) = header.element else {
-            throw DumpError(file: file, dataset: errorDataset, unsupportedDtype(info.element))
+            throw AttnError(.unsupported, file: file, dataset: errorDataset, unsupportedDtype(info.element))
         }
         let count = try blockCount(leading: leading, file: file)
         if count == 0 { return [] }
@@ -139,7 +139,7 @@ final class NPYTensor: StoredTensor {
 
     func readIntegers() throws -> [Int64] {
         guard case .integer(let size, let signed, let order, _) = header.element else {
-            throw DumpError(file: file, dataset: errorDataset, "expected integers or booleans, found \(info.element)")
+            throw AttnError(file: file, dataset: errorDataset, "expected integers or booleans, found \(info.element)")
         }
         var raw = [UInt8](repeating: 0, count: header.dataLength)
         try raw.withUnsafeMutableBytes { try source.read(at: header.dataOffset, into: $0) }
@@ -182,7 +182,7 @@ final class NPYTensor: StoredTensor {
                 return String(decoding: slice.prefix { $0 != 0 }, as: UTF8.self)
             }
         default:
-            throw DumpError(file: file, dataset: errorDataset, "expected strings (numpy '<U' or '|S'), found \(info.element)")
+            throw AttnError(file: file, dataset: errorDataset, "expected strings (numpy '<U' or '|S'), found \(info.element)")
         }
     }
 }

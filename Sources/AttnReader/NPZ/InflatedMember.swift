@@ -40,7 +40,7 @@ final class InflatedMember: ByteSource {
         guard cattn_inflate_init_raw(stream) == Z_OK else {
             stream.deallocate()
             input.deallocate()
-            throw DumpError(file: file.path, dataset: member, "zlib could not start inflating")
+            throw AttnError(file: file.path, dataset: member, "zlib could not start inflating")
         }
     }
 
@@ -62,7 +62,7 @@ final class InflatedMember: ByteSource {
 
     func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
         guard offset >= 0, buffer.count <= length - offset else {
-            throw DumpError(file: file.path, dataset: member, "data is truncated: expected \(buffer.count) bytes at offset \(offset) of \(length)")
+            throw AttnError(file: file.path, dataset: member, "data is truncated: expected \(buffer.count) bytes at offset \(offset) of \(length)")
         }
         if offset < position && offset + buffer.count <= Self.cheapRestart && whole == nil {
             restart()   // the header read again: inflating up to it again costs little
@@ -85,7 +85,7 @@ final class InflatedMember: ByteSource {
     private func inflatedWhole() throws -> [UInt8] {
         if let whole { return whole }
         if let refusal = MemoryBudget.refusal("inflating it whole (it is read out of order: layers last to first, or a Fortran-order array)", bytes: length) {
-            throw DumpError(file: file.path, dataset: member, "is compressed, and \(refusal); save it uncompressed (np.savez or np.save, read in place) or in C order")
+            throw AttnError(.resource, file: file.path, dataset: member, "is compressed, and \(refusal); save it uncompressed (np.savez or np.save, read in place) or in C order")
         }
         restart()
         var bytes = [UInt8](repeating: 0, count: length)
@@ -99,12 +99,12 @@ final class InflatedMember: ByteSource {
         var produced = 0
         while produced < out.count {
             if finished {
-                throw DumpError(file: file.path, dataset: member, "compressed data ends early: expected \(length) bytes, found \(position)")
+                throw AttnError(file: file.path, dataset: member, "compressed data ends early: expected \(length) bytes, found \(position)")
             }
             if stream.pointee.avail_in == 0 {
                 let n = min(Self.inputChunk, compressedSize - inputConsumed)
                 guard n > 0 else {
-                    throw DumpError(file: file.path, dataset: member, "compressed data is truncated: expected \(length) bytes, inflated \(position)")
+                    throw AttnError(file: file.path, dataset: member, "compressed data is truncated: expected \(length) bytes, inflated \(position)")
                 }
                 try file.read(at: compressedOffset + inputConsumed, into: UnsafeMutableRawBufferPointer(start: input, count: n), dataset: member)
                 inputConsumed += n
@@ -127,7 +127,7 @@ final class InflatedMember: ByteSource {
                 finished = true
             default:
                 let reason = stream.pointee.msg.map { String(cString: $0) } ?? "error \(status)"
-                throw DumpError(file: file.path, dataset: member, "corrupt compressed data (zlib: \(reason))")
+                throw AttnError(file: file.path, dataset: member, "corrupt compressed data (zlib: \(reason))")
             }
         }
     }

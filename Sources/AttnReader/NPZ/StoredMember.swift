@@ -42,7 +42,7 @@ struct MemberChecksum {
     /// Throws when the CRC of the whole member differs from the one the archive records.
     func verify(_ expected: UInt32, file: String, member: String) throws {
         guard value == expected else {
-            throw DumpError(file: file, dataset: member, "member is corrupt: its CRC-32 is \(hex(value)), expected \(hex(expected)) as the archive records")
+            throw AttnError(file: file, dataset: member, "member is corrupt: its CRC-32 is \(hex(value)), expected \(hex(expected)) as the archive records")
         }
     }
 }

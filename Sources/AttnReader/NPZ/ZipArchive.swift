@@ -23,7 +23,7 @@ struct ZipArchive {
 
     init(file: ReadOnlyFile) throws {
         let path = file.path
-        func fail(_ message: String) -> DumpError { DumpError(file: path, message) }
+        func fail(_ message: String) -> AttnError { AttnError(file: path, message) }
         // The end-of-central-directory record is in the last 22 + 65535 bytes.
         let tailLength = min(file.size, 22 + 65535)
         let tail = try file.bytes(at: file.size - tailLength, count: tailLength)
@@ -100,18 +100,18 @@ struct ZipArchive {
     /// The offset of an entry's data, after its local header.
     static func dataOffset(of entry: Entry, in file: ReadOnlyFile) throws -> Int {
         guard entry.localHeaderOffset >= 0, entry.localHeaderOffset <= file.size - 30 else {
-            throw DumpError(file: file.path, dataset: entry.name, "zip archive is truncated: member header at \(entry.localHeaderOffset) is outside the file")
+            throw AttnError(file: file.path, dataset: entry.name, "zip archive is truncated: member header at \(entry.localHeaderOffset) is outside the file")
         }
         var local = ByteCursor(try file.bytes(at: entry.localHeaderOffset, count: 30), file: file.path, context: "zip member header of '\(entry.name)'")
         guard try local.uint32("signature") == 0x0403_4B50 else {
-            throw DumpError(file: file.path, dataset: entry.name, "corrupt zip archive: bad member header signature")
+            throw AttnError(file: file.path, dataset: entry.name, "corrupt zip archive: bad member header signature")
         }
         try local.skip(22)
         let nameLength = Int(try local.uint16("name length"))
         let extraLength = Int(try local.uint16("extra length"))
         let offset = entry.localHeaderOffset + 30 + nameLength + extraLength
         guard entry.compressedSize >= 0, offset <= file.size, entry.compressedSize <= file.size - offset else {
-            throw DumpError(file: file.path, dataset: entry.name, "zip archive is truncated: member data (\(entry.compressedSize) bytes at \(offset)) runs past the end of the \(file.size)-byte file")
+            throw AttnError(file: file.path, dataset: entry.name, "zip archive is truncated: member data (\(entry.compressedSize) bytes at \(offset)) runs past the end of the \(file.size)-byte file")
         }
         return offset
     }

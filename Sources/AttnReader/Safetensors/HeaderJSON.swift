@@ -34,7 +34,7 @@ enum HeaderJSON: Equatable {
 
     /// Parses `bytes` (UTF-8) as one JSON value with nothing after it but whitespace.
     /// - Parameter fail: builds the error for a message ("expected ... at byte N").
-    static func parse(_ bytes: [UInt8], fail: @escaping (String) -> DumpError) throws -> HeaderJSON {
+    static func parse(_ bytes: [UInt8], fail: @escaping (String) -> AttnError) throws -> HeaderJSON {
         var parser = Parser(bytes: bytes, fail: fail)
         let value = try parser.value(depth: 0)
         parser.skipSpace()
@@ -44,10 +44,10 @@ enum HeaderJSON: Equatable {
 
     private struct Parser {
         let bytes: [UInt8]
-        let fail: (String) -> DumpError
+        let fail: (String) -> AttnError
         var at = 0
 
-        init(bytes: [UInt8], fail: @escaping (String) -> DumpError) {
+        init(bytes: [UInt8], fail: @escaping (String) -> AttnError) {
             self.bytes = bytes
             self.fail = fail
         }

@@ -22,7 +22,7 @@ final class SafetensorsContainer: TensorContainer {
     init(file: ReadOnlyFile) throws {
         self.file = file.path
         let path = file.path
-        func fail(_ message: String) -> DumpError { DumpError(file: path, message) }
+        func fail(_ message: String) -> AttnError { AttnError(file: path, message) }
         guard file.size >= 8 else { throw fail("file is truncated: expected an 8-byte header length") }
         let lengthBytes = try file.bytes(at: 0, count: 8)
         let length = lengthBytes.reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
@@ -42,7 +42,7 @@ final class SafetensorsContainer: TensorContainer {
                 }
                 continue
             }
-            func bad(_ message: String) -> DumpError { DumpError(file: path, dataset: name, message) }
+            func bad(_ message: String) -> AttnError { AttnError(file: path, dataset: name, message) }
             guard case .string(let dtype)? = entry["dtype"], case .array(let dims)? = entry["shape"], case .array(let offsets)? = entry["data_offsets"],
                   offsets.count == 2, let begin = offsets[0].integer, let end = offsets[1].integer else {
                 throw bad("corrupt header entry: expected dtype, shape and data_offsets [begin, end]")
@@ -111,7 +111,7 @@ final class ContiguousTensor: StoredTensor {
 
     func readIntegers() throws -> [Int64] {
         guard let integer else {
-            throw DumpError(file: file.path, dataset: info.name, "expected integers or booleans, found \(info.element)")
+            throw AttnError(file: file.path, dataset: info.name, "expected integers or booleans, found \(info.element)")
         }
         var raw = [UInt8](repeating: 0, count: shape.reduce(1, *) * integer.size)
         try raw.withUnsafeMutableBytes { try file.read(at: offset, into: $0, dataset: info.name) }
@@ -124,7 +124,7 @@ final class ContiguousTensor: StoredTensor {
 
     func readBlock(leading: [Int]) throws -> [Float] {
         guard let type else {
-            throw DumpError(file: file.path, dataset: info.name, "unsupported dtype \(info.element): expected F16, BF16, F32 or F64")
+            throw AttnError(.unsupported, file: file.path, dataset: info.name, "unsupported dtype \(info.element): expected F16, BF16, F32 or F64")
         }
         let count = try blockCount(leading: leading, file: file.path)
         var flat = 0
@@ -137,6 +137,6 @@ final class ContiguousTensor: StoredTensor {
     }
 
     func readStrings() throws -> [String] {
-        throw DumpError(file: file.path, dataset: info.name, "expected strings, found \(info.element): safetensors holds numbers only")
+        throw AttnError(file: file.path, dataset: info.name, "expected strings, found \(info.element): safetensors holds numbers only")
     }
 }

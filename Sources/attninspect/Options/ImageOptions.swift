@@ -73,13 +73,13 @@ struct ImageOptions: ParsableArguments {
             return
         }
         guard let range = scale(for: [map]) else {
-            throw DumpError(file: output, "cannot draw \(what): the map holds no finite values")
+            throw AttnError(.analysis, file: output, "cannot draw \(what): the map holds no finite values")
         }
         let bad = map.nonFiniteCount
         if bad > 0 { Console.note("\(what): \(bad) NaN or infinite values drawn at the low end of the scale") }
         if lower.hasSuffix(".svg") {
             guard map.rows * map.columns <= 1 << 20 else {
-                throw DumpError(file: output, "a \(map.rows)×\(map.columns) map is too large for SVG (over a million cells): write .png")
+                throw AttnError(.resource, file: output, "a \(map.rows)×\(map.columns) map is too large for SVG (over a million cells): write .png")
             }
             let rowLabels = labels.flatMap { $0.count == map.rows ? $0 : nil }
             let columnLabels = (keyLabels ?? (map.rows == map.columns ? labels : nil)).flatMap { $0.count == map.columns ? $0 : nil }
@@ -110,7 +110,7 @@ struct ImageOptions: ParsableArguments {
     func writeMontage(_ tiles: [(label: String, map: Matrix)], shape: [Int], columns: Int, what: String, input: String) throws {
         let rows = tiles[0].map.rows, cols = tiles[0].map.columns
         if output.lowercased().hasSuffix(".svg") {
-            throw DumpError(file: output, "a montage is a picture: write .png, .ppm or .pgm (SVG is for one matrix with token labels)")
+            throw AttnError(.output, file: output, "a montage is a picture: write .png, .ppm or .pgm (SVG is for one matrix with token labels)")
         }
         if output.lowercased().hasSuffix(".npy") {
             try AtomicFile.write(NPYWriter.encode(values: tiles.flatMap(\.map.values), shape: shape + [rows, cols]), to: output, protecting: [input])
@@ -119,7 +119,7 @@ struct ImageOptions: ParsableArguments {
         }
         let shared = range == nil ? nil : scale(for: tiles.map(\.map))
         if legend && shared == nil {
-            throw DumpError(file: output, "--legend on a montage needs one scale for every tile: add --range shared or --range LO:HI")
+            throw AttnError(.output, file: output, "--legend on a montage needs one scale for every tile: add --range shared or --range LO:HI")
         }
         let colour = pictureColormap
         let factor = montageZoom(rows: rows, columns: cols, labels: tiles.map(\.label), tileColumns: columns)
@@ -129,7 +129,7 @@ struct ImageOptions: ParsableArguments {
         let image = try Composition.montage(labels: tiles.map(\.label), tileWidth: cols * factor, tileHeight: rows * factor, channels: colour == nil ? 1 : 3,
                                             columns: columns, labelScale: rows * factor >= 128 ? 2 : 1) { i in
             guard let r = shared ?? ValueRange.of(tiles[i].map) else {
-                throw DumpError(file: output, "cannot draw \(tiles[i].label): the map holds no finite values")
+                throw AttnError(.analysis, file: output, "cannot draw \(tiles[i].label): the map holds no finite values")
             }
             return Image(map: tiles[i].map, range: r, colormap: colour).zoomed(by: factor)
         }
@@ -168,17 +168,17 @@ struct ImageOptions: ParsableArguments {
             let factor = montageZoom(rows: rows, columns: columns, labels: labels, tileColumns: tileColumns), channels = pictureColormap == nil ? 1 : 3
             let tileWidth = MemoryBudget.bytes([columns, factor], elementSize: 1), tileHeight = MemoryBudget.bytes([rows, factor], elementSize: 1)
             guard let maps, let tileWidth, let tileHeight, tileWidth <= 1 << 30, tileHeight <= 1 << 30 else {
-                throw DumpError(file: output, "\(count) tiles of \(rows)×\(columns) would be more pixels than any picture can hold; write .npy or choose fewer layers or heads")
+                throw AttnError(.resource, file: output, "\(count) tiles of \(rows)×\(columns) would be more pixels than any picture can hold; write .npy or choose fewer layers or heads")
             }
             let size = Composition.montageSize(labels: labels, tileWidth: tileWidth, tileHeight: tileHeight, columns: tileColumns)
             let pixels = MemoryBudget.bytes([size.width, size.height], elementSize: channels)
             if let pixels, pixels > Self.maximumImageBytes {
-                throw DumpError(file: output, "\(count) tiles of \(rows)×\(columns) at zoom \(factor) would be \(MemoryBudget.describe(pixels)) of pixels, over the \(MemoryBudget.describe(Self.maximumImageBytes)) limit; lower --zoom, choose fewer layers or heads, or write .npy")
+                throw AttnError(.resource, file: output, "\(count) tiles of \(rows)×\(columns) at zoom \(factor) would be \(MemoryBudget.describe(pixels)) of pixels, over the \(MemoryBudget.describe(Self.maximumImageBytes)) limit; lower --zoom, choose fewer layers or heads, or write .npy")
             }
             bytes = pixels.map { maps + 4 * $0 }   // the maps, the picture, and PNG's filtered rows, deflate buffer and file
         }
         if let refusal = MemoryBudget.refusal("a montage of \(count) maps of \(rows)×\(columns)", bytes: bytes) {
-            throw DumpError(file: output, refusal + "; choose fewer layers or heads")
+            throw AttnError(.resource, file: output, refusal + "; choose fewer layers or heads")
         }
     }
 
@@ -199,10 +199,10 @@ struct ImageOptions: ParsableArguments {
     private func writeOverlay(_ map: Matrix, over picturePath: String, what: String, inputs: [String], outline: Matrix?) throws {
         let picture = try ImageFile.read(picturePath)
         if fit == .exact, let problem = Overlay.misfit(rows: map.rows, columns: map.columns, width: picture.width, height: picture.height) {
-            throw DumpError(file: picturePath, problem)
+            throw AttnError(.analysis, file: picturePath, problem)
         }
         guard let range = scale(for: [map]) else {
-            throw DumpError(file: output, "cannot draw \(what): the map holds no finite values")
+            throw AttnError(.analysis, file: output, "cannot draw \(what): the map holds no finite values")
         }
         var image = Overlay.blend(map, over: picture, range: range, colormap: colormap, alpha: alpha, resample: resample)
         if let outline {
@@ -227,10 +227,10 @@ struct ImageOptions: ParsableArguments {
     private func checkPixels(_ dimensions: [Int], channels: Int, what: String) throws {
         let bytes = MemoryBudget.bytes(dimensions, elementSize: channels)
         if bytes == nil || bytes! > Self.maximumImageBytes {
-            throw DumpError(file: output, "\(what) would be \(MemoryBudget.describe(bytes)) of pixels, over the \(MemoryBudget.describe(Self.maximumImageBytes)) limit; lower --zoom or write .npy")
+            throw AttnError(.resource, file: output, "\(what) would be \(MemoryBudget.describe(bytes)) of pixels, over the \(MemoryBudget.describe(Self.maximumImageBytes)) limit; lower --zoom or write .npy")
         }
         if let refusal = MemoryBudget.refusal("drawing \(what)", bytes: bytes.map { 4 * $0 }) {
-            throw DumpError(file: output, refusal + "; lower --zoom or write .npy")
+            throw AttnError(.resource, file: output, refusal + "; lower --zoom or write .npy")
         }
     }
 

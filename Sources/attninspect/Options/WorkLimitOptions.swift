@@ -16,7 +16,7 @@ struct WorkLimitOptions: ParsableArguments {
     /// (ending before ", or raise --max-seconds").
     func check(_ seconds: Double, file: String, work: @autoclosure () -> String, cheaper: @autoclosure () throws -> String) throws {
         guard seconds > maxSeconds else { return }
-        throw DumpError(file: file, "\(work()), estimated at \(Self.describe(seconds)) s on \(Workers.count) threads, over --max-seconds \(Self.describe(maxSeconds)): \(try cheaper()), or raise --max-seconds")
+        throw AttnError(.resource, file: file, "\(work()), estimated at \(Self.describe(seconds)) s on \(Workers.count) threads, over --max-seconds \(Self.describe(maxSeconds)): \(try cheaper()), or raise --max-seconds")
     }
 
     /// Whole seconds; one decimal below 10 s; scientific below 0.1 s.

@@ -44,7 +44,7 @@ extension AttnInspect {
             let shapeA = (a.source.layerCount, a.source.headCount, a.source.queryCount, a.source.keyCount)
             let shapeB = (b.source.layerCount, b.source.headCount, b.source.queryCount, b.source.keyCount)
             guard shapeA == shapeB else {
-                throw DumpError(file: second, "shape \(shapeB) (layers, heads, queries, keys) differs from \(first)'s \(shapeA): diff needs the same shape")
+                throw AttnError(.analysis, file: second, "shape \(shapeB) (layers, heads, queries, keys) differs from \(first)'s \(shapeA): diff needs the same shape")
             }
             var records: [HeadDifference] = []
             for l in 0..<a.source.layerCount {

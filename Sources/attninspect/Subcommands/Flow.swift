@@ -43,7 +43,7 @@ extension AttnInspect {
             let opened = try input.open()
             let source = opened.source
             let top = try opened.layer(layer)
-            if let why = source.chainRefusal("attention flow") { throw DumpError(file: input.file, why) }
+            if let why = source.chainRefusal("attention flow") { throw AttnError(.analysis, file: input.file, why) }
             let chosen = try opened.view(view, overlay: image.overlay != nil, grid: grid)
             let n = source.queryCount
             let rows = chosen == .matrix ? n : 1
@@ -54,7 +54,7 @@ extension AttnInspect {
                             cheaper: "use \(smaller)an earlier --layer")
             let bytes = AttentionFlow.workingSetBytes(tokens: n, layers: top + 1, workers: Workers.count)
             if let refusal = MemoryBudget.refusal("attention flow through \(top + 1) layers of \(n) tokens (the graph, and a residual network per worker)", bytes: bytes) {
-                throw DumpError(file: input.file, refusal + "; use an earlier --layer")
+                throw AttnError(.resource, file: input.file, refusal + "; use an earlier --layer")
             }
             let flow = AttentionFlow(layer: top, allowsUnnormalised: probabilities.allowUnnormalised)
             let what = "attention flow from layer \(top)"
@@ -68,7 +68,7 @@ extension AttnInspect {
                 let prefix = try opened.prefix(grid.prefix)
                 let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
                 guard grid.token < n else {
-                    throw DumpError(file: input.file, "--token \(grid.token) is out of range: the dump has \(n) tokens (0...\(n - 1))")
+                    throw AttnError(.analysis, file: input.file, "--token \(grid.token) is out of range: the dump has \(n) tokens (0...\(n - 1))")
                 }
                 let progress = Progress.start("attention flow", total: n)
                 let values = try opened.analysing { try flow.compute(source, tokens: [grid.token], progress: progress?.step) }

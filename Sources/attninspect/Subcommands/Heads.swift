@@ -137,11 +137,11 @@ extension AttnInspect {
                 distance = .grid(rows: g.rows, columns: g.columns, prefix: p, patchSize: patchSize)
             } else {
                 if patchSize != nil {
-                    throw DumpError(file: input.file, "--patch-size needs a patch grid: the file declares no patch_grid, so give --grid ROWSxCOLS")
+                    throw AttnError(file: input.file, "--patch-size needs a patch grid: the file declares no patch_grid, so give --grid ROWSxCOLS")
                 }
                 let p = prefix ?? 0
                 guard p < source.keyCount else {
-                    throw DumpError(file: input.file, "--prefix \(p) is out of range: expected 0...\(source.keyCount - 1)")
+                    throw AttnError(.analysis, file: input.file, "--prefix \(p) is out of range: expected 0...\(source.keyCount - 1)")
                 }
                 distance = .sequence(prefix: p)
             }
@@ -168,7 +168,7 @@ extension AttnInspect {
         func similarityOfAllHeads(_ source: AttentionSource) throws -> [[Double?]] {
             let bytes = MemoryBudget.bytes([source.layerCount, source.headCount, source.queryCount, source.keyCount], elementSize: 4)
             if let refusal = MemoryBudget.refusal("--similarity all, every layer of \(source.layerCount) × \(source.headCount) heads × \(source.queryCount) × \(source.keyCount) in memory", bytes: bytes) {
-                throw DumpError(file: input.file, refusal + "; use --similarity layer")
+                throw AttnError(.resource, file: input.file, refusal + "; use --similarity layer")
             }
             var values: [Float] = []
             values.reserveCapacity(source.layerCount * source.headCount * source.queryCount * source.keyCount)

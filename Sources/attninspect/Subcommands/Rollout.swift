@@ -78,14 +78,14 @@ extension AttnInspect {
             let source = opened.source
             let start = try opened.layer(startLayer), end = try opened.layer(endLayer)
             guard start <= end else {
-                throw DumpError(file: input.file, "--start-layer \(startLayer) (layer \(start)) comes after --end-layer \(endLayer) (layer \(end))")
+                throw AttnError(.analysis, file: input.file, "--start-layer \(startLayer) (layer \(start)) comes after --end-layer \(endLayer) (layer \(end))")
             }
             if gradientWeighted { return try runGradientWeighted(opened, layers: start...end) }
             let normalisation: AttnAnalysis.Rollout.Normalisation = compat == .vitExplain ? .vitExplain : compat == .vitKeras ? .wholeMatrix : .rows
             var rollout = AttnAnalysis.Rollout(fusion: try opened.fusion(headFusion), discardRatio: discardRatio, layers: start...end,
                                                normalisation: normalisation)
             rollout.allowsUnnormalised = probabilities.allowUnnormalised
-            if let why = source.chainRefusal("rollout") { throw DumpError(file: input.file, why) }
+            if let why = source.chainRefusal("rollout") { throw AttnError(.analysis, file: input.file, why) }
             let chosen = try opened.view(view, overlay: image.overlay != nil, grid: grid)
             try checkCost(of: opened, layers: start...end, products: end - start, heads: source.headCount, view: chosen)
             let what = "rollout of layers \(start)...\(end), head fusion \(headFusion)" + (discardRatio > 0 ? ", discard \(discardRatio)" : "")
@@ -114,13 +114,13 @@ extension AttnInspect.Rollout {
     /// `--gradients`: Chefer et al.'s rule with the gradients stored beside the attention.
     func runGradientWeighted(_ opened: OpenedDump, layers: ClosedRange<Int>) throws {
         let source = opened.source
-        if let why = source.chainRefusal("gradient-weighted rollout") { throw DumpError(file: input.file, why) }
+        if let why = source.chainRefusal("gradient-weighted rollout") { throw AttnError(.analysis, file: input.file, why) }
         let options = ReadOptions(batch: input.batch, heads: input.heads)
         guard let gradients = try AttentionLayout.gradients(opened.file, named: gradientDataset, options: options, matching: source) else {
-            throw DumpError(file: input.file, "--gradients: no attention gradients found: expected a dataset or member named \(AttentionLayout.gradientNames.joined(separator: ", ")) with the attention's shape, or name it with --gradient-dataset NAME")
+            throw AttnError(file: input.file, "--gradients: no attention gradients found: expected a dataset or member named \(AttentionLayout.gradientNames.joined(separator: ", ")) with the attention's shape, or name it with --gradient-dataset NAME")
         }
         let rollout = GradientRollout(layers: layers, allowsUnnormalised: probabilities.allowUnnormalised)
-        if let why = source.chainRefusal("rollout") { throw DumpError(file: input.file, why) }
+        if let why = source.chainRefusal("rollout") { throw AttnError(.analysis, file: input.file, why) }
         let chosen = try opened.view(view, overlay: image.overlay != nil, grid: grid)
         try checkCost(of: opened, layers: layers, products: layers.count, heads: 2 * source.headCount, view: chosen)
         let what = "gradient-weighted rollout of layers \(layers.lowerBound)...\(layers.upperBound) (gradients from \(gradients.summary.datasets))"
@@ -145,7 +145,7 @@ extension AttnInspect.Rollout {
         let n = opened.source.queryCount, full = view == .matrix
         let what = "\(full ? "the full \(n) × \(n) rollout matrix" : "a rollout row") through \(layers.count) layers"
         if let refusal = MemoryBudget.refusal(what, bytes: AttnAnalysis.Rollout.workingSetBytes(tokens: n, heads: heads, fullMatrix: full)) {
-            throw DumpError(file: input.file, refusal)
+            throw AttnError(.resource, file: input.file, refusal)
         }
         let seconds = AttnAnalysis.Rollout.estimatedSeconds(tokens: n, layers: layers.count, heads: heads, products: products, fullMatrix: full, workers: Workers.count)
         let size = Double(n)

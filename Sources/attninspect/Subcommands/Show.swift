@@ -67,7 +67,7 @@ extension AttnInspect {
                 what += ", token \(grid.token) → \(patchGrid) grid"
             }
             guard let scale = range ?? ValueRange.of(map) else {
-                throw DumpError(file: input.file, "cannot draw \(what): the map holds no finite values")
+                throw AttnError(.analysis, file: input.file, "cannot draw \(what): the map holds no finite values")
             }
             Console.note("\(what), range \(scale.low)...\(scale.high)")
             Console.printVerbatim(terminal.colourOn

@@ -105,7 +105,7 @@ extension AttnInspect {
                 do {
                     results.append(try Self.statistics(of: options, layer: layer, batchAxisOptional: true))
                 } catch {
-                    let message = error is DumpError ? "\(error)" : "\(path): \(error)"
+                    let message = error is AttnError ? "\(error)" : "\(path): \(error)"
                     Console.error("attninspect: " + message)
                     failures.append((path, message))
                 }
@@ -218,7 +218,7 @@ extension AttnInspect {
             }
             let first = try input.open(sample: 0, allowAllSamples: true)
             guard let size = first.layout.summary.batch?.size ?? (batchAxisOptional ? 1 : nil) else {
-                throw DumpError(file: input.file, "--batch all: the data has no batch axis")
+                throw AttnError(file: input.file, "--batch all: the data has no batch axis")
             }
             let layers = try layer.map { [try first.layer($0)] } ?? Array(0..<first.source.layerCount)
             var perSample: [[HeadStatistics]] = []

@@ -34,11 +34,11 @@ extension AttnInspect {
         func run() throws {
             let opened = try input.open()
             guard let labels = opened.source.tokens else {
-                if let why = opened.file.unreadableTokenLabels() { throw DumpError(file: input.file, "has no usable token labels: \(why); tokens needs them") }
-                throw DumpError(file: input.file, "has no token labels (a `tokens` dataset or member with one label per query): tokens needs them")
+                if let why = opened.file.unreadableTokenLabels() { throw AttnError(file: input.file, "has no usable token labels: \(why); tokens needs them") }
+                throw AttnError(file: input.file, "has no token labels (a `tokens` dataset or member with one label per query): tokens needs them")
             }
             guard query >= 0 && query < opened.source.queryCount else {
-                throw DumpError(file: input.file, "query \(query) is out of range: expected 0...\(opened.source.queryCount - 1)")
+                throw AttnError(.analysis, file: input.file, "query \(query) is out of range: expected 0...\(opened.source.queryCount - 1)")
             }
             let l = try opened.layer(layer)
             let fusion = try opened.fusion(head)
@@ -52,7 +52,7 @@ extension AttnInspect {
             }
             let shown = keyLabels
             guard let scale = range ?? ValueRange.of(Matrix(rows: 1, columns: values.count, values: values)) else {
-                throw DumpError(file: input.file, "the row of token \(query) holds no finite values")
+                throw AttnError(.analysis, file: input.file, "the row of token \(query) holds no finite values")
             }
             Console.note("layer \(l), \(fusion): attention from token \(query) \(Terminal.printable(labels[query])), range \(scale.low)...\(scale.high)")
             if terminal.colourOn {

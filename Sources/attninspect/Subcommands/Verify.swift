@@ -11,7 +11,7 @@ extension AttnInspect {
         static let configuration = CommandConfiguration(
             commandName: "verify",
             abstract: "Check that the file holds attention: rows over keys sum to 1, no negative, NaN or infinite values, causal when claimed, and stored attention equal to the one recomputed from q and k when both are there.",
-            discussion: "Prints one line per check (PASS, FAIL or INFO). Exit status 0 when every check passes, 1 when one fails.")
+            discussion: "Prints one line per check (PASS, FAIL or INFO). Exit status, as cmp and diff have it: 0 when every check passes, 1 when one fails, 2 when the file could not be checked (it cannot be read as attention, or reading it failed); 64 for a usage error.")
 
         @OptionGroup var input: InputOptions
 
@@ -26,6 +26,16 @@ extension AttnInspect {
         }
 
         func run() throws {
+            do {
+                try check()
+            } catch let error as AttnError {
+                // Not checked, rather than failed: the file could not be read as attention.
+                Console.error("attninspect: \(error)")
+                throw ExitCode(2)
+            }
+        }
+
+        private func check() throws {
             // --causal (or the file's causal attribute) is a claim to check on stored attention, and a mask for
             // attention recomputed from q and k.
             var plain = input
