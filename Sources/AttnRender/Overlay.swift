@@ -11,6 +11,31 @@ public enum Resample: String, CaseIterable, Sendable {
 
 /// A patch-grid map coloured and alpha-blended over the picture the network saw.
 public enum Overlay {
+    /// The pixels of `mask` (enlarged to `width × height`, nearest) that are in the mask and have a
+    /// 4-neighbour outside it or lie on the picture's edge: the outline, `thickness` pixels wide.
+    public static func outline(_ mask: Matrix, width: Int, height: Int, thickness: Int = 2) -> [Bool] {
+        var inside = [Bool](repeating: false, count: width * height)
+        for y in 0..<height {
+            for x in 0..<width {
+                inside[y * width + x] = mask[Swift.min(mask.rows - 1, y * mask.rows / height), Swift.min(mask.columns - 1, x * mask.columns / width)] > 0
+            }
+        }
+        var edge = [Bool](repeating: false, count: width * height)
+        for y in 0..<height {
+            for x in 0..<width where inside[y * width + x] {
+                var near = false
+                for d in 1...Swift.max(1, thickness) where !near {
+                    for (dx, dy) in [(d, 0), (-d, 0), (0, d), (0, -d)] {
+                        let nx = x + dx, ny = y + dy
+                        if nx < 0 || ny < 0 || nx >= width || ny >= height || !inside[ny * width + nx] { near = true; break }
+                    }
+                }
+                edge[y * width + x] = near
+            }
+        }
+        return edge
+    }
+
     /// `map` enlarged to `width × height`.
     public static func upsample(_ map: Matrix, width: Int, height: Int, mode: Resample) -> Matrix {
         var out = Matrix(rows: height, columns: width)

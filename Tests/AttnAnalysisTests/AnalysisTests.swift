@@ -367,16 +367,6 @@ struct AttentionMaskTests {
         let mean = try grid.extract(from: try HeadFusion.mean.fuse(layer), token: 0, prefix: 1)
         #expect(try AttentionMask.keeping(mean, mass: Double(threshold)!).values.map(Double.init) == expected["mean"][threshold].doubles)
     }
-
-    @Test("outline: the ring of a filled square, one pixel wide; interior pixels are not on it")
-    func outline() {
-        let edge = AttentionMask.outline(Matrix(rows: 3, columns: 3, repeating: 1), width: 6, height: 6, thickness: 1)
-        for y in 0..<6 { for x in 0..<6 {
-            #expect(edge[y * 6 + x] == (x == 0 || y == 0 || x == 5 || y == 5), "(\(x), \(y))")
-        } }
-        let corner = AttentionMask.outline(Matrix(rows: 2, columns: 2, values: [1, 0, 0, 0]), width: 8, height: 8, thickness: 1)
-        #expect(corner.filter { $0 }.count == 12)   // the ring of the 4×4 block: 16 pixels less its 2×2 interior
-    }
 }
 
 @Suite("Review fixes")

@@ -6,6 +6,16 @@ import AttnTestSupport
 
 @Suite("Overlay")
 struct OverlayTests {
+    @Test("outline: the ring of a filled square, one pixel wide; interior pixels are not on it")
+    func outline() {
+        let edge = Overlay.outline(Matrix(rows: 3, columns: 3, repeating: 1), width: 6, height: 6, thickness: 1)
+        for y in 0..<6 { for x in 0..<6 {
+            #expect(edge[y * 6 + x] == (x == 0 || y == 0 || x == 5 || y == 5), "(\(x), \(y))")
+        } }
+        let corner = Overlay.outline(Matrix(rows: 2, columns: 2, values: [1, 0, 0, 0]), width: 8, height: 8, thickness: 1)
+        #expect(corner.filter { $0 }.count == 12)   // the ring of the 4×4 block: 16 pixels less its 2×2 interior
+    }
+
     @Test("reading pictures: palette (4-bit), RGBA, 16-bit grey, 1-bit, and a commented 16-bit PPM give Pillow's pixels",
           arguments: ["palette.png", "rgba.png", "gray16.png", "gray1.png", "comments.ppm"])
     func readPictures(name: String) throws {

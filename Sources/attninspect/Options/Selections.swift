@@ -25,11 +25,8 @@ enum HeadSelection: ExpressibleByArgument, Equatable {
 }
 
 /// `--range LO:HI`, or `--range shared`: one scale for every tile of a montage (their common min and max).
-enum RangeOption: ExpressibleByArgument, Equatable {
-    case fixed(ValueRange)
-    case shared
-
-    init?(argument: String) {
+extension MapWriter.Scale: ExpressibleByArgument {
+    public init?(argument: String) {
         if argument == "shared" { self = .shared } else if let r = ValueRange(argument: argument) { self = .fixed(r) } else { return nil }
     }
 }

@@ -32,9 +32,7 @@ extension AttnInspect {
 
         func validate() throws {
             if json && csv { throw ValidationError("--json and --csv are exclusive: choose one") }
-            if let output, !output.lowercased().hasSuffix(".npy") {
-                try ImageOptions(output: output, colormap: .coolwarm, range: nil, zoom: nil).validate()
-            }
+            if let output, let problem = MapWriter(output: output).problem { throw ValidationError(problem) }
         }
 
         func run() throws {
@@ -70,7 +68,7 @@ extension AttnInspect {
                 let y = try a.analysing { try fusion.fuse(try b.source.layer(l)) }
                 let difference = Matrix(rows: x.rows, columns: x.columns, values: zip(x.values, y.values).map { $0 - $1 })
                 let extent = max(difference.values.map(abs).max() ?? 0, Float.leastNormalMagnitude)
-                try ImageOptions(output: output, colormap: .coolwarm, range: ValueRange(low: -extent, high: extent), zoom: nil)
+                try MapWriter(output: output, colormap: .coolwarm, scale: .fixed(ValueRange(low: -extent, high: extent)), note: { Console.note($0) })
                     .write(difference, what: "layer \(l) \(fusion): A − B", input: first, otherInputs: [second], labels: a.source.tokens, columnLabels: a.source.keyTokens)
             }
         }

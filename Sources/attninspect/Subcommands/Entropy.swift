@@ -32,9 +32,12 @@ extension AttnInspect {
         var normalized = false
 
         func validate() throws {
-            if let output {
-                try ImageOptions(output: output, colormap: colormap, range: range, zoom: zoom).validate()
-            }
+            if let problem = writer?.problem { throw ValidationError(problem) }
+        }
+
+        /// The writer of `-o`, when there is one.
+        var writer: MapWriter? {
+            output.map { MapWriter(output: $0, colormap: colormap, scale: range.map(MapWriter.Scale.fixed), legend: legend, zoom: zoom, note: { Console.note($0) }) }
         }
 
         func run() throws {
@@ -49,27 +52,10 @@ extension AttnInspect {
                 table.append(["\(l)"] + row.map { formatFixed($0, decimals: 3) })
             }
             Console.print("\(normalized ? "normalised entropy (1 = uniform)" : "entropy (nats)"), layers × heads:\n" + table.render())
-            if let output {
+            if output != nil {
                 let map = Matrix(rows: source.layerCount, columns: source.headCount, values: values)
-                try ImageOptions(output: output, colormap: colormap, range: range, zoom: zoom, legend: legend)
-                    .write(map, what: "entropy, \(source.layerCount) layers × \(source.headCount) heads", input: input.file)
+                try writer?.write(map, what: "entropy, \(source.layerCount) layers × \(source.headCount) heads", input: input.file)
             }
         }
-    }
-}
-
-extension ImageOptions {
-    init(output: String, colormap: Colormap, range: ValueRange?, zoom: Int?, legend: Bool = false) {
-        self.init()
-        self.output = output
-        self.colormap = colormap
-        self.range = range.map(RangeOption.fixed)
-        self.zoom = zoom
-        self.legend = legend
-        // Options built by hand must all be set: their defaults apply only when parsed.
-        self.overlay = nil
-        self.alpha = 0.5
-        self.resample = .bilinear
-        self.fit = .exact
     }
 }

@@ -63,7 +63,7 @@ extension AttnInspect {
                 let progress = Progress.start("attention flow", total: n * n)
                 let values = try opened.analysing { try flow.compute(source, progress: progress?.step) }
                 progress?.finish()
-                try image.write(Matrix(rows: n, columns: n, values: values.map(Float.init)), what: what, input: input.file, labels: source.tokens)
+                try image.writer.write(Matrix(rows: n, columns: n, values: values.map(Float.init)), what: what, input: input.file, labels: source.tokens)
             case .grid:
                 let prefix = try opened.prefix(grid.prefix)
                 let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
@@ -74,7 +74,7 @@ extension AttnInspect {
                 let values = try opened.analysing { try flow.compute(source, tokens: [grid.token], progress: progress?.step) }
                 progress?.finish()
                 let map = try opened.analysing { try patchGrid.extract(from: Matrix(rows: 1, columns: n, values: values.map(Float.init)), token: 0, prefix: prefix) }
-                try image.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
+                try image.writer.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
             }
         }
     }

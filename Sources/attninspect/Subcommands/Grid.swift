@@ -58,13 +58,13 @@ extension AttnInspect {
                 let token = grid.token
                 var checkedLayers: Set<Int> = []
                 let (tiles, shape) = try opened.tiles(layers: layer, heads: head, check: { count, labels in
-                    try image.checkMontage(count: count, rows: patchGrid.rows, columns: patchGrid.columns,
+                    try image.writer.checkMontage(count: count, rows: patchGrid.rows, columns: patchGrid.columns,
                                            tileColumns: head == .all && layer == .all ? opened.source.headCount : Composition.columns(for: count), labels: labels)
                 }) { attention, fusion, l in
                     try patchGrid.extract(from: try fusion.fuse(try checked(attention, index: l, opened, done: &checkedLayers)), token: token, prefix: prefix)
                 }
                 let columns = head == .all && layer == .all ? opened.source.headCount : Composition.columns(for: tiles.count)
-                return try image.writeMontage(tiles, shape: shape, columns: columns, what: "token \(token) → \(patchGrid) grids", input: input.file)
+                return try image.writer.writeMontage(tiles, shape: shape, columns: columns, what: "token \(token) → \(patchGrid) grids", input: input.file)
             }
             let l = try opened.layer(n)
             let fusion = try opened.fusion(f)
@@ -74,13 +74,13 @@ extension AttnInspect {
             }
             let what = "layer \(l), \(fusion), token \(grid.token) → \(patchGrid) grid"
             guard let threshold else {
-                return try image.write(map, what: what, input: input.file, patchGrid: true)
+                return try image.writer.write(map, what: what, input: input.file, patchGrid: true)
             }
             let mask = try opened.analysing { try AttentionMask.keeping(map, mass: threshold) }
             if image.overlay != nil {
-                try image.write(map, what: what + ", outline of the \(threshold) mass mask", input: input.file, patchGrid: true, outline: mask)
+                try image.writer.write(map, what: what + ", outline of the \(threshold) mass mask", input: input.file, patchGrid: true, outline: mask)
             } else {
-                try image.writeMask(mask, what: what + ", mask of the top \(threshold) of the attention mass", input: input.file)
+                try image.writer.writeMask(mask, what: what + ", mask of the top \(threshold) of the attention mass", input: input.file)
             }
         }
     }

@@ -79,7 +79,7 @@ extension AttnInspect {
                 if similarity == .none { throw ValidationError("--similarity-out \(similarityOut) writes the head similarity, which --similarity none skips: choose layer or all") }
                 let lower = similarityOut.lowercased()
                 if lower.hasSuffix(".csv") { return }
-                try ImageOptions(output: similarityOut, colormap: .viridis, range: nil, zoom: nil).validate()
+                if let problem = MapWriter(output: similarityOut).problem { throw ValidationError(problem) }
             }
         }
 
@@ -291,7 +291,7 @@ extension AttnInspect {
                 return
             }
             let map = Matrix(rows: rows.count, columns: columns, values: rows.flatMap { $0.map { Float($0 ?? .nan) } })
-            try ImageOptions(output: path, colormap: .viridis, range: nil, zoom: nil, legend: false)
+            try MapWriter(output: path, note: { Console.note($0) })
                 .write(map, what: "Jensen–Shannon divergence between heads (\(all == nil ? "each layer's \(heads)×\(heads), stacked" : "every pair of heads"))", input: input.file)
         }
     }

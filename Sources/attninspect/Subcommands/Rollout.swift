@@ -95,7 +95,7 @@ extension AttnInspect {
                 let progress = Progress.start("rollout", total: end - start + 1)
                 let r = try opened.analysing { try rollout.compute(source, progress: progress?.step) }
                 progress?.finish()
-                try image.write(r, what: what, input: input.file, labels: opened.source.tokens)
+                try image.writer.write(r, what: what, input: input.file, labels: opened.source.tokens)
             case .grid:
                 let prefix = try opened.prefix(grid.prefix)
                 let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
@@ -104,7 +104,7 @@ extension AttnInspect {
                 let row = try opened.analysing { try rollout.computeRow(source, token: grid.token, progress: progress?.step) }
                 progress?.finish()
                 let map = try opened.analysing { try patchGrid.extract(from: row, token: 0, prefix: prefix) }
-                try image.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
+                try image.writer.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
             }
         }
     }
@@ -127,13 +127,13 @@ extension AttnInspect.Rollout {
         switch chosen {
         case .matrix:
             let r = try opened.analysing { try rollout.compute(attention: source, gradients: gradients) }
-            try image.write(r, what: what, input: input.file, labels: source.tokens)
+            try image.writer.write(r, what: what, input: input.file, labels: source.tokens)
         case .grid:
             let prefix = try opened.prefix(grid.prefix)
             let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
             let row = try opened.analysing { try rollout.computeRow(attention: source, gradients: gradients, token: grid.token) }
             let map = try opened.analysing { try patchGrid.extract(from: row, token: 0, prefix: prefix) }
-            try image.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
+            try image.writer.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
         }
     }
 }
