@@ -94,8 +94,9 @@ let package = Package(
         .target(name: "AttnSource", dependencies: ["AttnCore", "AttnReader", "AttnLinalg"]),
         // Head fusion, entropy, rollout, flow, statistics, head measures: every number the tool prints.
         .target(name: "AttnAnalysis", dependencies: ["AttnCore", "AttnLinalg", "CAttnKernels"]),
-        // Colormaps, Netpbm, .npy writing, tables, JSON, CSV, atomic files.
-        .target(name: "AttnRender", dependencies: ["AttnCore", "CAttnZlib", "CAttnProcess"]),
+        // Colormaps, pictures (PNG, Netpbm, SVG, montages, overlays: MapWriter), .npy writing, atomic files, and every
+        // report: tables, JSON and CSV written from the records' one description (RecordWriter).
+        .target(name: "AttnRender", dependencies: ["AttnCore", "AttnAnalysis", "CAttnZlib", "CAttnProcess"]),
         .executableTarget(name: "attninspect", dependencies: [
             "AttnCore", "AttnReader", "AttnSource", "AttnAnalysis", "AttnRender", "CAttnProcess",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

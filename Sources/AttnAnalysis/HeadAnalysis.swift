@@ -8,7 +8,7 @@ import AttnCore
 /// the ViT paper's mean attention distance, StreamingLLM's sink share. All sums in `Double` from the
 /// stored values; rows are never renormalised. `nil` is undefined (a non-finite head, cross-attention,
 /// labels missing).
-public struct HeadMeasures: Sendable, Equatable {
+public struct HeadMeasures: Sendable, Equatable, Record {
     public var layer: Int
     public var head: Int
     public var entropy: Double?
@@ -32,6 +32,15 @@ public struct HeadMeasures: Sendable, Equatable {
     init(layer: Int, head: Int) {
         self.layer = layer
         self.head = head
+    }
+
+    /// The JSON keys and CSV columns of `heads` (docs/heads.md).
+    public var fields: [(key: String, value: FieldValue)] {
+        [("layer", .index(layer)), ("head", .index(head)), ("entropy", .real(entropy)), ("first_query_entropy", .real(firstQueryEntropy)),
+         ("mean_row_max", .real(meanRowMax)), ("attn_first", .real(attnFirst)), ("attn_cls", .real(attnCLS)), ("attn_sep", .real(attnSEP)),
+         ("attn_punct", .real(attnPunct)), ("attn_self", .real(attnSelf)), ("attn_previous", .real(attnPrevious)), ("attn_next", .real(attnNext)),
+         ("previous_token", .real(previousToken)), ("duplicate_token", .real(duplicateToken)), ("induction", .real(induction)),
+         ("mean_attention_distance", .real(meanAttentionDistance)), ("sink_share", .real(sinkShare)), ("roles", .labels(roles))]
     }
 }
 
@@ -333,5 +342,58 @@ public enum JensenShannon {
     public static func estimatedSeconds(maps n: Int, queries: Int, keys: Int, workers: Int) -> Double {
         let pairs = Double(n) * Double(max(n - 1, 0)) / 2
         return pairs * Double(queries) * Double(keys) * 25e-9 / Double(max(workers, 1))
+    }
+}
+
+/// Which pairs of heads `heads` compares: within each layer, every pair of the model, or none.
+public enum SimilarityScope: String, CaseIterable, Sendable { case layer, all, none }
+
+/// What `HeadAnalysis.run` finds in a dump.
+public struct HeadsResult {
+    /// Per layer and head.
+    public var records: [HeadMeasures]
+    /// With `SimilarityScope.layer`: each layer's H × H Jensen–Shannon matrix (nil for a pair with a non-finite head).
+    public var perLayer: [[[Double?]]]
+    /// With `SimilarityScope.all`: the (L·H) × (L·H) matrix.
+    public var all: [[Double?]]?
+    /// Tokens receiving abnormal attention.
+    public var outliers: [HeadAnalysis.OutlierToken]
+}
+
+extension HeadAnalysis {
+    /// Every measure of every head of `source`, layer by layer, the head similarity of `scope` and the outlier tokens;
+    /// `step` is called after each layer.
+    public func run(_ source: AttentionSource, similarity scope: SimilarityScope, step: (() -> Void)? = nil) throws -> HeadsResult {
+        var records: [HeadMeasures] = []
+        var shares: [[Double]?] = []
+        var perLayer: [[[Double?]]] = []
+        for l in 0..<source.layerCount {
+            defer { step?() }
+            let layer = try source.layer(l)
+            do {
+                records += try measures(of: layer, index: l)
+            } catch let error as AnalysisError {
+                throw AttnError(.analysis, file: source.file, error.message)
+            }
+            shares.append(Self.receivedShares(of: layer))
+            if scope == .layer { perLayer.append(JensenShannon.betweenHeads(layer)) }
+        }
+        let all = scope == .all ? try JensenShannon.betweenAllHeads(source) : nil
+        return HeadsResult(records: records, perLayer: perLayer, all: all, outliers: outliers(shares: shares, keys: source.keyCount))
+    }
+}
+
+extension JensenShannon {
+    /// The (L·H) × (L·H) matrix between every pair of heads of the model, every layer in memory (refused over the
+    /// memory budget).
+    public static func betweenAllHeads(_ source: AttentionSource) throws -> [[Double?]] {
+        let bytes = MemoryBudget.bytes([source.layerCount, source.headCount, source.queryCount, source.keyCount], elementSize: 4)
+        if let refusal = MemoryBudget.refusal("--similarity all, every layer of \(source.layerCount) × \(source.headCount) heads × \(source.queryCount) × \(source.keyCount) in memory", bytes: bytes) {
+            throw AttnError(.resource, file: source.file, refusal + "; use --similarity layer")
+        }
+        var values: [Float] = []
+        values.reserveCapacity(source.layerCount * source.headCount * source.queryCount * source.keyCount)
+        for l in 0..<source.layerCount { values += try source.layer(l).values }
+        return matrix(values, maps: source.layerCount * source.headCount, queries: source.queryCount, keys: source.keyCount)
     }
 }

@@ -6,7 +6,7 @@ import AttnLinalg
 
 /// Statistics of one head's map `[query, key]`. Sums are in `Double`.
 /// A value is NaN when it is undefined (no previous token, or a NaN/Inf in the map).
-public struct HeadStatistics: Sendable, Equatable {
+public struct HeadStatistics: Sendable, Equatable, Record {
     public var layer: Int
     public var head: Int
     /// Mean over query rows of −Σⱼ aᵢⱼ ln aᵢⱼ, in nats (0·ln 0 = 0; rows are not renormalised).
@@ -137,5 +137,15 @@ extension HeadSums {
                   total: s.sum, entropy: s.entropy, worstRowSum: abs(s.sum - 1), first: Double(row[0]))
         if i < k { diagonal = Double(row[i]) }
         if i >= 1 && i - 1 < k { previous = Double(row[i - 1]) }
+    }
+}
+
+extension HeadStatistics {
+    /// The JSON keys and CSV columns of `stats` (README: JSON schema).
+    public var fields: [(key: String, value: FieldValue)] {
+        [("layer", .index(layer)), ("head", .index(head)), ("entropy", .real(entropy)), ("normalized_entropy", .real(normalizedEntropy)),
+         ("min", .real(min)), ("max", .real(max)), ("mean", .real(mean)), ("row_sum_max_dev", .real(rowSumMaxDeviation)),
+         ("first_token", .real(firstToken)), ("self", .real(selfAttention)), ("previous_token", .real(previousToken)),
+         ("nan_count", .count(nanCount)), ("inf_count", .count(infCount)), ("negative_count", .count(negativeCount))]
     }
 }

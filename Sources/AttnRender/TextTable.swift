@@ -50,3 +50,17 @@ public func formatFixed(_ value: Double, decimals: Int = 4) -> String {
     let sign = value < 0 && (whole != 0 || fraction != 0) ? "-" : ""
     return decimals == 0 ? "\(sign)\(whole)" : "\(sign)\(whole)." + String(repeating: "0", count: decimals - digits.count) + digits
 }
+
+/// `1.2e-04`-style text for small deviations.
+public func formatScientific(_ value: Double) -> String {
+    guard value.isFinite else { return value.isNaN ? "nan" : "inf" }
+    if value == 0 { return "0" }
+    var exponent = 0
+    var mantissa = abs(value)
+    while mantissa >= 10 { mantissa /= 10; exponent += 1 }
+    while mantissa < 1 { mantissa *= 10; exponent -= 1 }
+    var m = formatFixed(mantissa, decimals: 1)
+    if m == "10.0" { m = "1.0"; exponent += 1 }
+    let e = abs(exponent) < 10 ? "0\(abs(exponent))" : "\(abs(exponent))"
+    return (value < 0 ? "-" : "") + m + "e" + (exponent < 0 ? "-" : "+") + e
+}

@@ -80,3 +80,5 @@ extension OpenedDump {
         return (tiles, shape)
     }
 }
+
+extension SimilarityScope: ExpressibleByArgument {}

@@ -50,23 +50,18 @@ extension AttnInspect {
                 records += try a.analysing { try HeadDifference.ofLayer(x, y, layer: l) }
             }
             if json {
-                let items = records.map { r in JSONValue.object([("layer", .integer(r.layer)), ("head", .integer(r.head)),
-                                                                 ("max_abs_diff", .finite(r.maxAbsDiff)), ("js_divergence", .finite(r.jsDivergence))]) }
-                Console.print(JSONValue.document([("first", .string(first)), ("second", .string(second)), ("records", .array(items))]).serialized() + "\n")
+                Console.print(JSONValue.document([("first", .string(first)), ("second", .string(second)),
+                                                  ("records", .array(records.map(RecordWriter.json)))]).serialized() + "\n")
             } else if csv {
-                Console.printCSV(CSV.line(["layer", "head", "max_abs_diff", "js_divergence"])
-                              + records.map { CSV.line(["\($0.layer)", "\($0.head)", "\($0.maxAbsDiff)", "\($0.jsDivergence)"]) }.joined())
+                Console.printCSV(RecordWriter.csv(records))
             } else {
-                var table = TextTable(header: ["layer", "head", "max_abs_diff", "js_divergence"])
-                for r in records { table.append(["\(r.layer)", "\(r.head)", formatFixed(r.maxAbsDiff, decimals: 6), formatFixed(r.jsDivergence, decimals: 6)]) }
-                Console.print(table.render())
+                Console.print(RecordWriter.table(records, [.init("layer", "layer"), .init("head", "head"), .init("max_abs_diff", "max_abs_diff", .fixed(6)),
+                                                           .init("js_divergence", "js_divergence", .fixed(6))]))
             }
             if let output {
                 let l = try a.layer(layer)
                 let fusion = try a.fusion(head)
-                let x = try a.analysing { try fusion.fuse(try a.source.layer(l)) }
-                let y = try a.analysing { try fusion.fuse(try b.source.layer(l)) }
-                let difference = Matrix(rows: x.rows, columns: x.columns, values: zip(x.values, y.values).map { $0 - $1 })
+                let difference = try a.analysing { try HeadDifference.map(try a.source.layer(l), try b.source.layer(l), fusion: fusion) }
                 let extent = max(difference.values.map(abs).max() ?? 0, Float.leastNormalMagnitude)
                 try MapWriter(output: output, colormap: .coolwarm, scale: .fixed(ValueRange(low: -extent, high: extent)), note: { Console.note($0) })
                     .write(difference, what: "layer \(l) \(fusion): A − B", input: first, otherInputs: [second], labels: a.source.tokens, columnLabels: a.source.keyTokens)

@@ -47,10 +47,9 @@ extension AttnInspect {
         @Option(parsing: .unconditional, help: "Tokens before the patches, left out of the mean attention distance (default: the file's prefix_tokens, else 1 on a grid and 0 in tokens).")
         var prefix: Int?
 
-        enum Scope: String, ExpressibleByArgument, CaseIterable { case layer, all, none }
 
         @Option(help: "Head similarity between the heads of each layer (layer), between every pair of heads of the model (all), or none (its cost grows as heads² × queries × keys).")
-        var similarity: Scope = .layer
+        var similarity: SimilarityScope = .layer
 
         @OptionGroup var limit: WorkLimitOptions
 
@@ -94,33 +93,22 @@ extension AttnInspect {
             try limit.check(seconds, file: input.file,
                             work: "head similarity (--similarity \(similarity.rawValue)) between \(maps) heads\(similarity == .all ? "" : " in each of \(source.layerCount) layers") over \(source.queryCount) × \(source.keyCount) values",
                             cheaper: similarity == .all ? "use --similarity layer or none" : "use --similarity none")
-            var records: [HeadMeasures] = []
-            var shares: [[Double]?] = []
-            var perLayer: [[[Double?]]] = []
             let progress = Progress.start("heads, layers", total: source.layerCount)
-            for l in 0..<source.layerCount {
-                defer { progress?.advance() }
-                let layer = try source.layer(l)
-                records += try opened.analysing { try analysis.measures(of: layer, index: l) }
-                shares.append(HeadAnalysis.receivedShares(of: layer))
-                if similarity == .layer { perLayer.append(JensenShannon.betweenHeads(layer)) }
-            }
+            let result = try analysis.run(source, similarity: similarity, step: progress.map { p in { p.advance() } })
             progress?.finish()
-            let all = similarity == .all ? try similarityOfAllHeads(source) : nil
-            let outliers = analysis.outliers(shares: shares, keys: source.keyCount)
             // The file first: if it cannot be written, the run fails before printing anything.
-            if let similarityOut { try writeSimilarity(similarityOut, perLayer: perLayer, all: all, heads: source.headCount) }
+            if let similarityOut {
+                try HeadsReport.writeSimilarity(similarityOut, result, heads: source.headCount, input: input.file, note: { Console.note($0) })
+            }
             if json {
                 let match = analysis.matchKeys == nil ? nil : (try opened.tokenIDs(sample: input.batch) != nil ? "ids" : "strings")
-                Console.print(report(records, analysis: analysis, tokenMatch: match, source: source, perLayer: perLayer, all: all, outliers: outliers).serialized() + "\n")
+                Console.print(HeadsReport.json(result, analysis: analysis, similarity: similarity, tokenMatch: match, source: source).serialized() + "\n")
             } else if csv {
-                var out = CSV.line(Self.keys)
-                for r in records { out += CSV.line(Self.fields(r).map(Self.csvText)) }
-                Console.printCSV(out)
+                Console.printCSV(RecordWriter.csv(result.records))
             } else {
-                Console.print(table(records, analysis: analysis, source: source, outliers: outliers))
+                Console.print(HeadsReport.table(result, analysis: analysis, source: source))
             }
-            let bad = records.filter { $0.roles == nil }
+            let bad = result.records.filter { $0.roles == nil }
             if !bad.isEmpty {
                 Console.note("\(input.file): \(bad.count) head(s) hold NaN or infinite values: their measures are null and they are left out of the similarity and outlier statistics")
             }
@@ -163,159 +151,6 @@ extension AttnInspect {
             if let ids = try opened.tokenIDs(sample: input.batch) { return ids.map { String($0) } }
             return source.tokens
         }
-
-        /// The (L·H) × (L·H) Jensen–Shannon matrix between every pair of heads, all layers in memory.
-        func similarityOfAllHeads(_ source: AttentionSource) throws -> [[Double?]] {
-            let bytes = MemoryBudget.bytes([source.layerCount, source.headCount, source.queryCount, source.keyCount], elementSize: 4)
-            if let refusal = MemoryBudget.refusal("--similarity all, every layer of \(source.layerCount) × \(source.headCount) heads × \(source.queryCount) × \(source.keyCount) in memory", bytes: bytes) {
-                throw AttnError(.resource, file: input.file, refusal + "; use --similarity layer")
-            }
-            var values: [Float] = []
-            values.reserveCapacity(source.layerCount * source.headCount * source.queryCount * source.keyCount)
-            for l in 0..<source.layerCount { values += try source.layer(l).values }
-            return JensenShannon.matrix(values, maps: source.layerCount * source.headCount, queries: source.queryCount, keys: source.keyCount)
-        }
-
-        static let keys = ["layer", "head", "entropy", "first_query_entropy", "mean_row_max", "attn_first", "attn_cls", "attn_sep", "attn_punct",
-                           "attn_self", "attn_previous", "attn_next", "previous_token", "duplicate_token", "induction",
-                           "mean_attention_distance", "sink_share", "roles"]
-
-        enum Field { case int(Int), real(Double?), roles([String]?) }
-
-        static func fields(_ r: HeadMeasures) -> [Field] {
-            [.int(r.layer), .int(r.head), .real(r.entropy), .real(r.firstQueryEntropy), .real(r.meanRowMax), .real(r.attnFirst),
-             .real(r.attnCLS), .real(r.attnSEP), .real(r.attnPunct), .real(r.attnSelf), .real(r.attnPrevious), .real(r.attnNext),
-             .real(r.previousToken), .real(r.duplicateToken), .real(r.induction), .real(r.meanAttentionDistance), .real(r.sinkShare),
-             .roles(r.roles)]
-        }
-
-        static func csvText(_ f: Field) -> String {
-            switch f {
-            case .int(let i): return "\(i)"
-            case .real(let d): return d.map { "\($0)" } ?? ""
-            case .roles(let r): return r?.joined(separator: ";") ?? ""
-            }
-        }
-
-        static func jsonValue(_ f: Field) -> JSONValue {
-            switch f {
-            case .int(let i): return .integer(i)
-            case .real(let d): return d.map { JSONValue.finite($0) } ?? .null
-            case .roles(let r): return r.map { .array($0.map { .string($0) }) } ?? .null
-            }
-        }
-
-        static func optional(_ value: Double?) -> JSONValue { value.map { JSONValue.finite($0) } ?? .null }
-
-        func report(_ records: [HeadMeasures], analysis: HeadAnalysis, tokenMatch: String?, source: AttentionSource, perLayer: [[[Double?]]],
-                    all: [[Double?]]?, outliers: [HeadAnalysis.OutlierToken]) -> JSONValue {
-            let distance: JSONValue
-            switch analysis.distance {
-            case .grid(let rows, let columns, let p, let size):
-                distance = .object([("mode", .string("grid")), ("grid", .array([.integer(rows), .integer(columns)])), ("prefix", .integer(p)),
-                                    ("patch_size", size.map { .number($0) } ?? .null), ("unit", .string(size == nil ? "patches" : "pixels"))])
-            case .sequence(let p):
-                distance = .object([("mode", .string("sequence")), ("grid", .null), ("prefix", .integer(p)), ("patch_size", .null), ("unit", .string("tokens"))])
-            }
-            let match: JSONValue = tokenMatch.map { .string($0) } ?? .null
-            let special: JSONValue = analysis.specialTokens.map { s in
-                .object([("cls", .array(s.cls.map { .integer($0) })), ("sep", .array(s.sep.map { .integer($0) })), ("punct", .array(s.punct.map { .integer($0) }))])
-            } ?? .null
-            var pairs: JSONValue = .null
-            if source.queryCount == source.keyCount {
-                let p = analysis.patternPairs(positions: source.queryCount)
-                pairs = .object([("previous_token", .integer(max(source.queryCount - 1, 0))),
-                                 ("duplicate_token", p.map { .integer($0.duplicate.count) } ?? .null),
-                                 ("induction", p.map { .integer($0.induction.count) } ?? .null)])
-            }
-            let similarityValue: JSONValue
-            func matrix(_ m: [[Double?]]) -> JSONValue { .array(m.map { .array($0.map(Self.optional)) }) }
-            if let all {
-                let heads: [JSONValue] = (0..<source.layerCount).flatMap { l in (0..<source.headCount).map { h in JSONValue.array([.integer(l), .integer(h)]) } }
-                similarityValue = .object([("scope", .string("all")), ("heads", .array(heads)), ("js_divergence", matrix(all))])
-            } else if similarity == .none {
-                similarityValue = .object([("scope", .string("none"))])
-            } else {
-                similarityValue = .object([("scope", .string("layer")), ("matrices", .array(perLayer.enumerated().map { l, m in
-                    .object([("layer", .integer(l)), ("js_divergence", matrix(m))]) }))])
-            }
-            return .document([
-                ("file", .string(source.file)), ("layers", .integer(source.layerCount)), ("heads", .integer(source.headCount)),
-                ("queries", .integer(source.queryCount)), ("keys", .integer(source.keyCount)), ("source", .string(source.origin.label)),
-                ("parameters", .object([("sink_tokens", .integer(sinkTokens)), ("exclude_bos", .bool(excludeBOS)),
-                                        ("exclude_current_token", .bool(excludeCurrentToken)), ("token_match", match), ("distance", distance),
-                                        ("similarity", .string(similarity.rawValue)), ("outlier_z", .number(outlierZ)), ("outlier_ratio", .number(outlierRatio))])),
-                ("special_tokens", special), ("tl_pairs", pairs),
-                ("records", .array(records.map { r in .object(zip(Self.keys, Self.fields(r).map(Self.jsonValue)).map { ($0, $1) }) })),
-                ("similarity", similarityValue), ("outlier_tokens", OutlierReport.json(outliers)),
-            ])
-        }
-
-        func table(_ records: [HeadMeasures], analysis: HeadAnalysis, source: AttentionSource, outliers: [HeadAnalysis.OutlierToken]) -> String {
-            let unit: String
-            switch analysis.distance {
-            case .grid(_, _, _, let size): unit = size == nil ? "patches" : "px"
-            case .sequence: unit = "tokens"
-            }
-            func f(_ v: Double?) -> String { v.map { formatFixed($0, decimals: 3) } ?? "-" }
-            var text = ""
-            for l in 0..<source.layerCount {
-                var t = TextTable(header: ["head", "entropy", "prev", "next", "self", "first", "cls", "sep", "sink", "TL prev", "TL dup", "TL ind", "dist (\(unit))", "roles"])
-                for r in records where r.layer == l {
-                    t.append(["\(r.head)", f(r.entropy), f(r.attnPrevious), f(r.attnNext), f(r.attnSelf), f(r.attnFirst), f(r.attnCLS), f(r.attnSEP),
-                              f(r.sinkShare), f(r.previousToken), f(r.duplicateToken), f(r.induction), f(r.meanAttentionDistance),
-                              r.roles.map { $0.isEmpty ? "" : $0.joined(separator: ",") } ?? "-"])
-                }
-                text += "layer \(l): \(source.headCount) heads, \(source.queryCount) queries × \(source.keyCount) keys\n" + t.render() + "\n"
-            }
-            text += OutlierReport.table(outliers, z: outlierZ, ratio: outlierRatio)
-            return text
-        }
-
-        /// The similarity as long CSV rows, or as a matrix (.npy or a picture): the (L·H)² matrix with
-        /// `--similarity all`, else each layer's H × H matrix stacked (L·H rows × H columns).
-        func writeSimilarity(_ path: String, perLayer: [[[Double?]]], all: [[Double?]]?, heads: Int) throws {
-            let rows: [[Double?]] = all ?? perLayer.flatMap { $0 }
-            let columns = rows.first?.count ?? 0
-            if path.lowercased().hasSuffix(".csv") {
-                var out = CSV.line(["layer_a", "head_a", "layer_b", "head_b", "js_divergence"])
-                for (i, row) in rows.enumerated() {
-                    for (j, v) in row.enumerated() {
-                        let la = i / heads, ha = i % heads
-                        let (lb, hb) = all == nil ? (la, j) : (j / heads, j % heads)
-                        out += CSV.line(["\(la)", "\(ha)", "\(lb)", "\(hb)", v.map { "\($0)" } ?? ""])
-                    }
-                }
-                try AtomicFile.write(Array(out.utf8), to: path, protecting: [input.file])
-                Console.note("wrote \(path): Jensen–Shannon divergence between heads, \(rows.count * columns) pairs")
-                return
-            }
-            let map = Matrix(rows: rows.count, columns: columns, values: rows.flatMap { $0.map { Float($0 ?? .nan) } })
-            try MapWriter(output: path, note: { Console.note($0) })
-                .write(map, what: "Jensen–Shannon divergence between heads (\(all == nil ? "each layer's \(heads)×\(heads), stacked" : "every pair of heads"))", input: input.file)
-        }
     }
 }
 
-/// Outlier tokens as `heads` and `stats --outliers` print them.
-enum OutlierReport {
-    static func json(_ outliers: [HeadAnalysis.OutlierToken]) -> JSONValue {
-        .array(outliers.map { o in
-            .object([("position", .integer(o.position)), ("token", o.token.map { .string($0) } ?? .null), ("prefix", .bool(o.prefix)),
-                     ("layers", .array(o.layers.map { .integer($0) })), ("layer_count", .integer(o.layers.count)),
-                     ("max_share", .finite(o.maxShare)), ("mean_share", .finite(o.meanShare)), ("max_ratio", .finite(o.maxRatio)),
-                     ("shares", .array(o.shares.map { $0.map { JSONValue.finite($0) } ?? .null }))])
-        })
-    }
-
-    static func table(_ outliers: [HeadAnalysis.OutlierToken], z: Double, ratio: Double) -> String {
-        let rule = "modified z > \(z) and ≥ \(ratio)× the uniform share"
-        if outliers.isEmpty { return "outlier tokens: none (\(rule))\n" }
-        var t = TextTable(header: ["position", "token", "layers", "max share", "× uniform"])
-        for o in outliers {
-            t.append(["\(o.position)", o.token.map(Terminal.printable) ?? (o.prefix ? "(prefix)" : "-"), o.layers.map(String.init).joined(separator: ","),
-                      formatFixed(o.maxShare, decimals: 4), formatFixed(o.maxRatio, decimals: 1)])
-        }
-        return "outlier tokens (\(rule)):\n" + t.render()
-    }
-}

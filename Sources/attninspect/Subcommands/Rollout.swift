@@ -1,5 +1,6 @@
 import ArgumentParser
 import AttnCore
+import AttnRender
 import AttnSource
 import AttnAnalysis
 import AttnReader

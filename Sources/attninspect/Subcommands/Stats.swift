@@ -55,15 +55,13 @@ extension AttnInspect {
                 }
             }
             if json {
-                var fields = Self.json(records, source: source)
+                var fields = StatsReport.json(records, source: source)
                 if let found { fields.append(("outlier_tokens", OutlierReport.json(found))) }
                 Console.print(JSONValue.document(fields).serialized() + "\n")
             } else if csv {
-                var out = CSV.line(Self.keys)
-                for r in records { out += CSV.line(Self.fields(r).map(Self.csvText)) }
-                Console.printCSV(out)
+                Console.printCSV(RecordWriter.csv(records))
             } else {
-                Console.print(Self.tables(records, source: source) + (found.map { "\n" + OutlierReport.table($0, z: analysis.outlierZ, ratio: analysis.outlierRatio) } ?? ""))
+                Console.print(StatsReport.tables(records, source: source) + (found.map { "\n" + OutlierReport.table($0, z: analysis.outlierZ, ratio: analysis.outlierRatio) } ?? ""))
             }
             Self.noteNonFinite(records, file: input.file)
         }
@@ -72,19 +70,16 @@ extension AttnInspect {
         /// standard deviation over the samples (population, ddof = 0); counts are summed.
         func runOverSamples() throws {
             let result = try Self.statistics(of: input, layer: layer)
-            let summary = Aggregate(result.samples)
+            let summary = SampleAggregate(result.samples)
             let source = result.source
             if json {
-                Console.print(JSONValue.document([
-                    ("file", .string(source.file)), ("samples", .integer(result.samples.count)), ("layers", .integer(source.layerCount)),
-                    ("heads", .integer(source.headCount)), ("queries", .integer(source.queryCount)), ("keys", .integer(source.keyCount)),
-                ] + result.perSampleCountFields + [
-                    ("source", .string(source.origin.label)), ("records", .array(summary.jsonRecords)),
-                ]).serialized() + "\n")
+                let header = StatsReport.header(source)   // file, then the samples, then layers, heads, queries and keys
+                Console.print(JSONValue.document([header[0], ("samples", .integer(result.samples.count))] + header.dropFirst() + result.perSampleCountFields
+                    + [("source", .string(source.origin.label)), ("records", StatsReport.json(summary))]).serialized() + "\n")
             } else if csv {
-                Console.printCSV(summary.csv)
+                Console.printCSV(StatsReport.csv(summary))
             } else {
-                Console.print(result.samplesHeading + summary.table)
+                Console.print(result.samplesHeading + StatsReport.table(summary))
             }
             Self.noteNonFinite(result.samples.flatMap { $0 }, file: input.file)
         }
@@ -116,15 +111,15 @@ extension AttnInspect {
             for r in results where (r.source.layerCount, r.source.headCount) != shape! {
                 Console.note("\(r.source.file): \(r.source.layerCount) layers × \(r.source.headCount) heads, unlike \(included[0].source.file) (\(shape!.0) × \(shape!.1)): left out of the aggregate")
             }
-            let summary = included.isEmpty ? nil : Aggregate(included.flatMap { $0.samples })
+            let summary = included.isEmpty ? nil : SampleAggregate(included.flatMap { $0.samples })
             if json {
                 var object: [(String, JSONValue)] = [
                     ("files", .array(results.map { r in
-                        var fields = Self.json(r.samples.count == 1 ? r.samples[0] : [], source: r.source)
+                        var fields = StatsReport.json(r.samples.count == 1 ? r.samples[0] : [], source: r.source)
                         if r.samples.count > 1 {
                             fields.removeAll { $0.0 == "records" }
                             fields += [("samples", .integer(r.samples.count))] + r.perSampleCountFields
-                            fields += [("records", .array(Aggregate(r.samples).jsonRecords))]
+                            fields += [("records", StatsReport.json(SampleAggregate(r.samples)))]
                         }
                         return .object(fields)
                     })),
@@ -133,38 +128,26 @@ extension AttnInspect {
                 if let summary {
                     object.append(("aggregate", .object([
                         ("files", .array(included.map { .string($0.source.file) })),
-                        ("samples", .integer(summary.sampleCount)), ("records", .array(summary.jsonRecords)),
+                        ("samples", .integer(summary.sampleCount)), ("records", StatsReport.json(summary)),
                     ])))
                 }
                 Console.print(JSONValue.document(object).serialized() + "\n")
             } else if csv {
                 // One rectangular table: every file and sample, then the aggregate's mean and std rows.
-                var out = CSV.line(["file", "sample"] + Self.keys)
-                for r in results {
-                    for (b, sample) in r.samples.enumerated() {
-                        let label = r.samples.count == 1 && !input.allSamples ? "" : "\(b)"
-                        for s in sample { out += CSV.line([r.source.file, label] + Self.fields(s).map(Self.csvText)) }
-                    }
-                }
-                for row in summary?.rows ?? [] {
-                    let head = ["\(row.layer)", "\(row.head)"]
-                    out += CSV.line(["aggregate", "mean"] + head + row.means.map { Self.csvText(.real($0)) } + ["\(row.nan)", "\(row.inf)", "\(row.negative)"])
-                    out += CSV.line(["aggregate", "std"] + head + row.stds.map { Self.csvText(.real($0)) } + ["", "", ""])
-                }
-                Console.printCSV(out)
+                Console.printCSV(StatsReport.csv(files: results.map { ($0.source.file, $0.samples, $0.samples.count > 1 || input.allSamples) }, aggregate: summary))
             } else {
                 var text = ""
                 for r in results {
                     text += "== \(r.source.file)\n"
                     if r.samples.count == 1 {
-                        text += Self.tables(r.samples[0], source: r.source)
+                        text += StatsReport.tables(r.samples[0], source: r.source)
                     } else {
-                        text += r.samplesHeading + Aggregate(r.samples).table
+                        text += r.samplesHeading + StatsReport.table(SampleAggregate(r.samples))
                     }
                     text += "\n"
                 }
                 if let summary {
-                    text += "== aggregate over \(included.count) file(s), \(summary.sampleCount) sample(s): mean and standard deviation (± columns)\n" + summary.table
+                    text += "== aggregate over \(included.count) file(s), \(summary.sampleCount) sample(s): mean and standard deviation (± columns)\n" + StatsReport.table(summary)
                 }
                 Console.print(text)
             }
@@ -233,138 +216,8 @@ extension AttnInspect {
         }
 
         static func noteNonFinite(_ records: [HeadStatistics], file: String) {
-            let bad = records.filter { $0.nanCount + $0.infCount > 0 }
-            if !bad.isEmpty {
-                let nan = bad.reduce(0) { $0 + $1.nanCount }, inf = bad.reduce(0) { $0 + $1.infCount }
-                Console.note("\(file): \(nan) NaN and \(inf) infinite values in \(Set(bad.map { "\($0.layer)/\($0.head)" }).count) head(s); their entropy and row sums are reported as nan/null")
-            }
-        }
-
-        /// Per layer and head, the mean and standard deviation (population, ddof = 0) of every
-        /// statistic over several samples with the same heads; counts are summed.
-        struct Aggregate {
-            struct Row {
-                let layer: Int, head: Int
-                /// Per real-valued key, in `Aggregate.realKeys` order.
-                let means: [Double], stds: [Double]
-                let nan: Int, inf: Int, negative: Int
-                func mean(_ key: String) -> Double { means[Aggregate.realKeys.firstIndex(of: key)!] }
-                func std(_ key: String) -> Double { stds[Aggregate.realKeys.firstIndex(of: key)!] }
-            }
-
-            static let realKeys = ["entropy", "normalized_entropy", "min", "max", "mean", "row_sum_max_dev", "first_token", "self", "previous_token"]
-            let sampleCount: Int
-            let rows: [Row]
-
-            init(_ perSample: [[HeadStatistics]]) {
-                sampleCount = perSample.count
-                let paths: [KeyPath<HeadStatistics, Double>] = [\.entropy, \.normalizedEntropy, \.min, \.max, \.mean, \.rowSumMaxDeviation,
-                                                                \.firstToken, \.selfAttention, \.previousToken]
-                rows = perSample[0].indices.map { r in
-                    let samples = perSample.map { $0[r] }
-                    var means: [Double] = [], stds: [Double] = []
-                    for path in paths {
-                        let values = samples.map { $0[keyPath: path] }
-                        let mean = values.reduce(0, +) / Double(values.count)
-                        means.append(mean)
-                        stds.append((values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count)).squareRoot())
-                    }
-                    return Row(layer: samples[0].layer, head: samples[0].head, means: means, stds: stds,
-                               nan: samples.reduce(0) { $0 + $1.nanCount }, inf: samples.reduce(0) { $0 + $1.infCount },
-                               negative: samples.reduce(0) { $0 + $1.negativeCount })
-                }
-            }
-
-            var jsonRecords: [JSONValue] {
-                rows.map { row in
-                    var object: [(String, JSONValue)] = [("layer", .integer(row.layer)), ("head", .integer(row.head))]
-                    for (i, key) in Self.realKeys.enumerated() { object += [(key, .finite(row.means[i])), (key + "_std", .finite(row.stds[i]))] }
-                    return .object(object + [("nan_count", .integer(row.nan)), ("inf_count", .integer(row.inf)), ("negative_count", .integer(row.negative))])
-                }
-            }
-
-            var csv: String {
-                var out = CSV.line(["layer", "head"] + Self.realKeys.flatMap { [$0, $0 + "_std"] } + ["nan_count", "inf_count", "negative_count"])
-                for row in rows {
-                    out += CSV.line(["\(row.layer)", "\(row.head)"] + zip(row.means, row.stds).flatMap { [Stats.csvText(.real($0)), Stats.csvText(.real($1))] }
-                                    + ["\(row.nan)", "\(row.inf)", "\(row.negative)"])
-                }
-                return out
-            }
-
-            var table: String {
-                var table = TextTable(header: ["layer", "head", "entropy", "±", "norm_ent", "±", "first", "self", "prev", "nan", "inf", "neg"])
-                for row in rows {
-                    table.append(["\(row.layer)", "\(row.head)", formatFixed(row.mean("entropy")), formatFixed(row.std("entropy")),
-                                  formatFixed(row.mean("normalized_entropy")), formatFixed(row.std("normalized_entropy")), formatFixed(row.mean("first_token")),
-                                  formatFixed(row.mean("self")), formatFixed(row.mean("previous_token")), "\(row.nan)", "\(row.inf)", "\(row.negative)"])
-                }
-                return table.render()
-            }
-        }
-
-        static let keys = ["layer", "head", "entropy", "normalized_entropy", "min", "max", "mean", "row_sum_max_dev",
-                           "first_token", "self", "previous_token", "nan_count", "inf_count", "negative_count"]
-
-        enum Field { case int(Int), real(Double) }
-
-        static func fields(_ r: HeadStatistics) -> [Field] {
-            [.int(r.layer), .int(r.head), .real(r.entropy), .real(r.normalizedEntropy), .real(r.min), .real(r.max), .real(r.mean),
-             .real(r.rowSumMaxDeviation), .real(r.firstToken), .real(r.selfAttention), .real(r.previousToken),
-             .int(r.nanCount), .int(r.infCount), .int(r.negativeCount)]
-        }
-
-        static func csvText(_ f: Field) -> String {
-            switch f {
-            case .int(let i): return "\(i)"
-            case .real(let d): return d.isFinite ? "\(d)" : (d.isNaN ? "nan" : (d > 0 ? "inf" : "-inf"))
-            }
-        }
-
-        static func json(_ records: [HeadStatistics], source: AttentionSource) -> [(String, JSONValue)] {
-            let items: [JSONValue] = records.map { r in
-                .object(zip(keys, fields(r)).map { key, f in
-                    switch f {
-                    case .int(let i): return (key, .integer(i))
-                    case .real(let d): return (key, .finite(d))
-                    }
-                })
-            }
-            return [
-                ("file", .string(source.file)), ("layers", .integer(source.layerCount)), ("heads", .integer(source.headCount)),
-                ("queries", .integer(source.queryCount)), ("keys", .integer(source.keyCount)), ("source", .string(source.origin.label)),
-                ("records", .array(items)),
-            ]
-        }
-
-        /// One table per layer present in `records`, in layer order.
-        static func tables(_ records: [HeadStatistics], source: AttentionSource) -> String {
-            let byLayer = Dictionary(grouping: records, by: \.layer)
-            return byLayer.keys.sorted().map { table(for: byLayer[$0]!, layer: $0, source: source) }.joined(separator: "\n")
-        }
-
-        static func table(for stats: [HeadStatistics], layer: Int, source: AttentionSource) -> String {
-            var table = TextTable(header: ["head", "entropy", "norm_ent", "min", "max", "mean", "row_sum_dev", "first", "self", "prev", "nan", "inf", "neg"])
-            for s in stats {
-                table.append(["\(s.head)", formatFixed(s.entropy), formatFixed(s.normalizedEntropy), formatFixed(s.min), formatFixed(s.max),
-                              formatFixed(s.mean), formatScientific(s.rowSumMaxDeviation), formatFixed(s.firstToken), formatFixed(s.selfAttention),
-                              formatFixed(s.previousToken), "\(s.nanCount)", "\(s.infCount)", "\(s.negativeCount)"])
-            }
-            return "layer \(layer): \(source.headCount) heads, \(source.queryCount) queries × \(source.keyCount) keys (\(source.origin.label))\n" + table.render()
+            if let note = StatsReport.nonFiniteNote(records, file: file) { Console.note(note) }
         }
     }
 }
 
-/// `1.2e-04`-style text for small deviations.
-func formatScientific(_ value: Double) -> String {
-    guard value.isFinite else { return value.isNaN ? "nan" : "inf" }
-    if value == 0 { return "0" }
-    var exponent = 0
-    var mantissa = abs(value)
-    while mantissa >= 10 { mantissa /= 10; exponent += 1 }
-    while mantissa < 1 { mantissa *= 10; exponent -= 1 }
-    var m = formatFixed(mantissa, decimals: 1)
-    if m == "10.0" { m = "1.0"; exponent += 1 }
-    let e = abs(exponent) < 10 ? "0\(abs(exponent))" : "\(abs(exponent))"
-    return (value < 0 ? "-" : "") + m + "e" + (exponent < 0 ? "-" : "+") + e
-}

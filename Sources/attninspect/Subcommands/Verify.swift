@@ -88,8 +88,7 @@ extension AttnInspect {
                     if (other.layerCount, other.headCount, other.queryCount) == (source.layerCount, source.headCount, source.queryCount) {
                         var worst = 0.0
                         for l in 0..<source.layerCount {
-                            let x = try source.layer(l).values, y = try other.layer(l).values
-                            for (p, r) in zip(x, y) { worst = max(worst, abs(Double(p) - Double(r))) }
+                            worst = max(worst, HeadDifference.maxAbsDifference(try source.layer(l), try other.layer(l)))
                         }
                         report(worst <= qkTolerance, "stored attention equals softmax(q·kᵀ\(recomputation.scale.map { "·\($0)" } ?? "/√d")\(recomputation.causal ? ", causal" : "")) recomputed from q and k (max |Δ| = \(formatScientific(worst)), tolerance \(qkTolerance))")
                     } else {
