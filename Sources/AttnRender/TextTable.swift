@@ -3,6 +3,10 @@
 public struct TextTable {
     public var header: [String]
     public var rows: [[String]] = []
+    /// false: the header names the columns but is not printed (a listing).
+    public var showsHeader = true
+    /// false: every column left-aligned (names that may look like numbers).
+    public var alignsNumbers = true
 
     public init(header: [String]) { self.header = header }
 
@@ -11,17 +15,19 @@ public struct TextTable {
         rows.append(row)
     }
 
-    public func render() -> String {
-        var widths = header.map(\.count)
+    /// The table, each line after `indent`, trailing spaces trimmed.
+    public func render(indent: String = "") -> String {
+        let shown = showsHeader ? [header] + rows : rows
+        var widths = header.map { showsHeader ? $0.count : 0 }
         for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
-        let numeric = header.indices.map { i in rows.allSatisfy { Double($0[i]) != nil || $0[i] == "-" || $0[i] == "nan" } && !rows.isEmpty }
+        let numeric = header.indices.map { i in alignsNumbers && !rows.isEmpty && rows.allSatisfy { Double($0[i]) != nil || $0[i] == "-" || $0[i] == "nan" } }
         func line(_ cells: [String]) -> String {
-            cells.enumerated().map { i, cell in
+            indent + cells.enumerated().map { i, cell in
                 let pad = String(repeating: " ", count: widths[i] - cell.count)
                 return numeric[i] ? pad + cell : cell + pad
             }.joined(separator: "  ").trimmingTrailing()
         }
-        return ([line(header)] + rows.map(line)).joined(separator: "\n") + "\n"
+        return shown.map(line).joined(separator: "\n") + "\n"
     }
 }
 

@@ -7,11 +7,9 @@ extension Colormap: ExpressibleByArgument {}
 extension ValueRange: ExpressibleByArgument {}
 extension Resample: ExpressibleByArgument {}
 
-/// Where and how a map is written: the format follows the extension of the output.
-struct ImageOptions: ParsableArguments {
-    @Option(name: [.short, .customLong("output")], help: "The output: .png (colour, or grey with --colormap gray), .pgm (grey), .ppm (colour), .svg (a matrix with token labels) or .npy (raw float32 values).")
-    var output: String
-
+/// How a picture looks: its colormap, the range of its scale, a colour bar, the size of its cells (every command that
+/// draws one).
+struct PictureOptions: ParsableArguments {
     @Option(help: "The colormap of a .png or .ppm.")
     var colormap: Colormap = .viridis
 
@@ -23,6 +21,18 @@ struct ImageOptions: ParsableArguments {
 
     @Option(parsing: .unconditional, help: "Enlarge each cell to N×N pixels (default: enough to make the image at least 256 pixels across).")
     var zoom: Int?
+}
+
+/// Where and how a map is written: the format follows the extension of the output.
+struct ImageOptions: ParsableArguments {
+    @Option(name: [.short, .customLong("output")], help: "The output: .png (colour, or grey with --colormap gray), .pgm (grey), .ppm (colour), .svg (a matrix with token labels) or .npy (raw float32 values).")
+    var output: String
+
+    @OptionGroup var picture: PictureOptions
+    var colormap: Colormap { picture.colormap }
+    var range: MapWriter.Scale? { picture.range }
+    var legend: Bool { picture.legend }
+    var zoom: Int? { picture.zoom }
 
     @Option(help: "Blend the patch grid over this picture (.png, .ppm, .pgm: the exact input the network saw); the output has its size. For grid and rollout --view grid.")
     var overlay: String?

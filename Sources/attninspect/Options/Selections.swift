@@ -12,6 +12,14 @@ enum LayerSelection: ExpressibleByArgument, Equatable {
     init?(argument: String) {
         if argument == "all" { self = .all } else if let n = Int(argument) { self = .one(n) } else { return nil }
     }
+
+    /// As it is written on the command line (help shows it).
+    var defaultValueDescription: String {
+        switch self {
+        case .one(let n): return "\(n)"
+        case .all: return "all"
+        }
+    }
 }
 
 /// `--head H|mean|max|min` or `--head all` (one tile per head).
@@ -22,6 +30,32 @@ enum HeadSelection: ExpressibleByArgument, Equatable {
     init?(argument: String) {
         if argument == "all" { self = .all } else if let f = HeadFusion(argument: argument) { self = .fused(f) } else { return nil }
     }
+
+    /// As it is written on the command line (help shows it).
+    var defaultValueDescription: String {
+        switch self {
+        case .fused(let f): return "\(f)"
+        case .all: return "all"
+        }
+    }
+}
+
+/// `--layer N` and `--head H|mean|max|min`: one map (show, tokens).
+struct OneMapOptions: ParsableArguments {
+    @Option(parsing: .unconditional, help: "The layer (negative counts from the end; default -1, the last).")
+    var layer: Int = -1
+
+    @Option(parsing: .unconditional, help: "A head index, or mean, max or min over heads.")
+    var head: HeadFusion = .mean
+}
+
+/// `--layer N|all` and `--head H|mean|max|min|all`: one map, or a montage of tiles (heatmap, grid).
+struct MapSelectionOptions: ParsableArguments {
+    @Option(parsing: .unconditional, help: "The layer (negative counts from the end; default -1, the last), or all: one tile per layer.")
+    var layer: LayerSelection = .one(-1)
+
+    @Option(parsing: .unconditional, help: "A head index, mean, max or min over heads, or all: one tile per head.")
+    var head: HeadSelection = .fused(.mean)
 }
 
 /// `--range LO:HI`, or `--range shared`: one scale for every tile of a montage (their common min and max).

@@ -1,9 +1,12 @@
 import ArgumentParser
+import AttnCore
+import AttnRender
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Colour in the terminal: auto (when stdout is a terminal and NO_COLOR is not set), always or never.
+/// A picture in the terminal: colour on or off (auto: when stdout is a terminal and NO_COLOR is not set), the width
+/// to fit, the colormap and the range of its scale (show, tokens).
 struct TerminalOptions: ParsableArguments {
     enum ColorChoice: String, ExpressibleByArgument, CaseIterable { case auto, always, never }
 
@@ -12,6 +15,12 @@ struct TerminalOptions: ParsableArguments {
 
     @Option(help: "Fit the output to this many columns (default: the terminal's width, else $COLUMNS, else 80).")
     var width: Int?
+
+    @Option(help: "The colormap.")
+    var colormap: Colormap = .viridis
+
+    @Option(parsing: .unconditional, help: "Map LO:HI to the ends of the scale (default: the values' own min and max).")
+    var range: ValueRange?
 
     func validate() throws {
         if let width, width < 8 || width > 2000 { throw ValidationError("--width must be between 8 and 2000, got \(width)") }

@@ -16,17 +16,7 @@ extension AttnInspect {
         @Option(name: [.short, .customLong("output")], help: "Also write the table as an image (.png, .pgm, .ppm) or raw values (.npy): rows are layers, columns heads.")
         var output: String?
 
-        @Option(help: "The colormap of a .png or .ppm.")
-        var colormap: Colormap = .viridis
-
-        @Option(parsing: .unconditional, help: "Map LO:HI to the ends of the scale (default: min and max).")
-        var range: ValueRange?
-
-        @Flag(help: "Add a colour bar with the numbers of the range under the picture.")
-        var legend = false
-
-        @Option(parsing: .unconditional, help: "Enlarge each cell to N×N pixels.")
-        var zoom: Int?
+        @OptionGroup var picture: PictureOptions
 
         @Flag(help: "Divide by ln(keys): 1 is uniform attention.")
         var normalized = false
@@ -37,7 +27,7 @@ extension AttnInspect {
 
         /// The writer of `-o`, when there is one.
         var writer: MapWriter? {
-            output.map { MapWriter(output: $0, colormap: colormap, scale: range.map(MapWriter.Scale.fixed), legend: legend, zoom: zoom, note: { Console.note($0) }) }
+            output.map { MapWriter(output: $0, colormap: picture.colormap, scale: picture.range, legend: picture.legend, zoom: picture.zoom, note: { Console.note($0) }) }
         }
 
         func run() throws {

@@ -12,14 +12,11 @@ extension AttnInspect {
             abstract: "One query row (default CLS) of a layer's attention, without the prefix tokens, as a patch grid.")
 
         @OptionGroup var input: InputOptions
+        @OptionGroup var selection: MapSelectionOptions
+        var layer: LayerSelection { selection.layer }
+        var head: HeadSelection { selection.head }
         @OptionGroup var image: ImageOptions
         @OptionGroup var grid: GridOptions
-
-        @Option(parsing: .unconditional, help: "The layer (negative counts from the end; default -1, the last), or all: one tile per layer.")
-        var layer: LayerSelection = .one(-1)
-
-        @Option(parsing: .unconditional, help: "A head index, mean, max or min over heads, or all: one tile per head.")
-        var head: HeadSelection = .fused(.mean)
 
         @Option(help: "DINO's mask: keep the highest patches holding this share of the patch attention (e.g. 0.6); written black and white, or as a white outline with --overlay.")
         var threshold: Double?

@@ -12,13 +12,10 @@ extension AttnInspect {
             abstract: "The attention matrix (queries × keys) of one layer, fused over heads or one head.")
 
         @OptionGroup var input: InputOptions
+        @OptionGroup var selection: MapSelectionOptions
+        var layer: LayerSelection { selection.layer }
+        var head: HeadSelection { selection.head }
         @OptionGroup var image: ImageOptions
-
-        @Option(parsing: .unconditional, help: "The layer (negative counts from the end; default -1, the last), or all: one tile per layer.")
-        var layer: LayerSelection = .one(-1)
-
-        @Option(parsing: .unconditional, help: "A head index, mean, max or min over heads, or all: one tile per head.")
-        var head: HeadSelection = .fused(.mean)
 
         func validate() throws {
             if image.overlay != nil { throw ValidationError("--overlay goes with patch grids: use grid, or rollout --view grid") }

@@ -16,9 +16,11 @@ extension AttnInspect {
         func run() throws {
             let dump = try DumpFile(path: input.file)
             var out = "file: \(PrintableText.escaped(dump.path))\nformat: \(dump.format)\n"
-            var table = TensorTable()
-            for t in dump.tensors { table.add(t) }
-            out += "tensors:\n" + table.render(indent: "  ")
+            var table = TextTable(header: ["name", "shape", "dtype", "storage"])
+            table.showsHeader = false
+            table.alignsNumbers = false
+            for t in dump.tensors { table.append([t.name, formatShape(t.shape), t.element.description, t.storage ?? ""].map { PrintableText.escaped($0) }) }
+            out += "tensors:\n" + (table.rows.isEmpty ? "  (none)\n" : table.render(indent: "  "))
             if !dump.attributes.isEmpty {
                 out += "attributes:\n"
                 // Names and values come from the file: escaped one by one, so that none can break its line.
@@ -66,24 +68,6 @@ extension AttnInspect {
             }
             Console.print(view)
         }
-    }
-}
-
-/// The tensor listing of `info`.
-private struct TensorTable {
-    var rows: [[String]] = []
-
-    mutating func add(_ t: TensorInfo) {
-        rows.append([t.name, formatShape(t.shape), t.element.description, t.storage ?? ""].map { PrintableText.escaped($0) })
-    }
-
-    func render(indent: String) -> String {
-        guard !rows.isEmpty else { return indent + "(none)\n" }
-        var widths = [0, 0, 0, 0]
-        for r in rows { for i in 0..<4 { widths[i] = max(widths[i], r[i].count) } }
-        return rows.map { r in
-            indent + (0..<4).map { i in r[i] + String(repeating: " ", count: i == 3 ? 0 : widths[i] - r[i].count) }.joined(separator: "  ")
-        }.map { $0.trimmingTrailing() }.joined(separator: "\n") + "\n"
     }
 }
 

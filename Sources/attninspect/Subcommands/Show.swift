@@ -15,26 +15,19 @@ extension AttnInspect {
         enum View: String, ExpressibleByArgument, CaseIterable { case matrix, grid }
 
         @OptionGroup var input: InputOptions
+        @OptionGroup var selection: OneMapOptions
+        var layer: Int { selection.layer }
+        var head: HeadFusion { selection.head }
         @OptionGroup var grid: GridOptions
         @OptionGroup var terminal: TerminalOptions
-
-        @Option(parsing: .unconditional, help: "The layer (negative counts from the end; default -1, the last).")
-        var layer: Int = -1
-
-        @Option(parsing: .unconditional, help: "A head index, or mean, max or min over heads.")
-        var head: HeadFusion = .mean
+        var colormap: Colormap { terminal.colormap }
+        var range: ValueRange? { terminal.range }
 
         @Flag(help: "Show the attention rollout of all layers (head fusion --head) instead of one layer.")
         var rollout = false
 
         @Option(help: "matrix (queries × keys) or grid (row --token as the patch grid). Default: grid for vision dumps.")
         var view: View?
-
-        @Option(help: "The colormap.")
-        var colormap: Colormap = .viridis
-
-        @Option(parsing: .unconditional, help: "Map LO:HI to the ends of the scale (default: the map's min and max).")
-        var range: ValueRange?
 
         @OptionGroup var probabilities: ProbabilityOptions
 

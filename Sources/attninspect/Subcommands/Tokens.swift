@@ -14,22 +14,15 @@ extension AttnInspect {
             discussion: "24-bit colour in a terminal; otherwise (a pipe, NO_COLOR, --color never) one line of `token (value)`.")
 
         @OptionGroup var input: InputOptions
+        @OptionGroup var selection: OneMapOptions
+        var layer: Int { selection.layer }
+        var head: HeadFusion { selection.head }
         @OptionGroup var terminal: TerminalOptions
-
-        @Option(parsing: .unconditional, help: "The layer (negative counts from the end; default -1, the last).")
-        var layer: Int = -1
-
-        @Option(parsing: .unconditional, help: "A head index, or mean, max or min over heads.")
-        var head: HeadFusion = .mean
+        var colormap: Colormap { terminal.colormap }
+        var range: ValueRange? { terminal.range }
 
         @Option(parsing: .unconditional, help: "The token whose attention is shown (its row).")
         var query: Int = 0
-
-        @Option(help: "The colormap.")
-        var colormap: Colormap = .viridis
-
-        @Option(parsing: .unconditional, help: "Map LO:HI to the ends of the scale (default: the row's min and max).")
-        var range: ValueRange?
 
         func run() throws {
             let opened = try input.open()
