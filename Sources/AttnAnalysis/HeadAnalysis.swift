@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import AttnCore
+import AttnLinalg
 
 /// Published measures of each head (docs/heads.md): Clark et al. 2019's entropy and attention to
 /// token types and neighbours with their role thresholds, TransformerLens's head-detector scores,
@@ -122,17 +123,14 @@ public struct HeadAnalysis: Sendable {
         guard a.allSatisfy({ $0.isFinite }) else { return m }
         let rows = Double(q)
         func v(_ i: Int, _ j: Int) -> Double { Double(a[i * k + j]) }
+        // Each row's entropy and maximum by the row kernel `stats` uses: one implementation of −Σ p ln p (Double sums).
         var entropy = 0.0, rowMax = 0.0
         for i in 0..<q {
-            var h = 0.0, top = -Double.infinity
-            for j in 0..<k {
-                let p = v(i, j)
-                if p > 0 { h -= p * log(p) }
-                top = Swift.max(top, p)
-            }
+            let row = RowKernels.statistics(UnsafeBufferPointer(rebasing: a[(i * k)..<((i + 1) * k)]))
+            let h = row.entropy
             if i == 0 { m.firstQueryEntropy = h == 0 ? 0 : h }
             entropy += h
-            rowMax += top
+            rowMax += k > 0 ? row.max : -Double.infinity
         }
         m.entropy = entropy / rows
         if m.entropy == 0 { m.entropy = 0 }   // +0, not −0
