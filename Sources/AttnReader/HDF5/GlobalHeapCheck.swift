@@ -19,10 +19,9 @@ enum GlobalHeapCheck {
         let base: Int
 
         init?(file: hid_t) {
-            let plist = HDF5Handle(H5Fget_create_plist(file), .propertyList)
             var addressSize = 0, lengthSize = 0
             var userBlock: hsize_t = 0
-            guard plist.id >= 0, H5Pget_sizes(plist.id, &addressSize, &lengthSize) >= 0, H5Pget_userblock(plist.id, &userBlock) >= 0,
+            guard let plist = HDF5Handle(H5Fget_create_plist(file), .propertyList), H5Pget_sizes(plist.id, &addressSize, &lengthSize) >= 0, H5Pget_userblock(plist.id, &userBlock) >= 0,
                   [2, 4, 8].contains(addressSize), [2, 4, 8].contains(lengthSize), userBlock <= UInt64(Int.max) else {
                 _ = HDF5Library.errorReason()
                 return nil
@@ -35,8 +34,7 @@ enum GlobalHeapCheck {
 
     /// Throws when a string of `dataset` points outside its collection or a collection is malformed.
     static func check(dataset: hid_t, count: Int, file: hid_t, raw: ReadOnlyFile, path: String, name: String) throws {
-        let plist = HDF5Handle(H5Dget_create_plist(dataset), .propertyList)
-        guard plist.id >= 0, H5Pget_layout(plist.id) == H5D_CONTIGUOUS, let geometry = FileGeometry(file: file) else {
+        guard let plist = HDF5Handle(H5Dget_create_plist(dataset), .propertyList), H5Pget_layout(plist.id) == H5D_CONTIGUOUS, let geometry = FileGeometry(file: file) else {
             _ = HDF5Library.errorReason()
             return
         }

@@ -50,14 +50,17 @@ final class HDF5Container: TensorContainer {
                 let reason = HDF5Library.errorReason() ?? "libhdf5 could not open it"
                 throw AttnError(file: path, "not a readable HDF5 file: \(reason)")
             }
-            return HDF5Handle(id, .file)
+            return try HDF5Handle(checking: id, .file, file: path, dataset: nil, "not a readable HDF5 file")
         }
         try HDF5Library.call {
-            let plist = HDF5Handle(H5Fget_create_plist(handle.id), .propertyList)
             var userBlock: hsize_t = 0
-            if plist.id < 0 || H5Pget_userblock(plist.id, &userBlock) < 0 || userBlock != 0 { chunkAddressesAreOffsets = false }
+            if let plist = HDF5Handle(H5Fget_create_plist(handle.id), .propertyList) {
+                if H5Pget_userblock(plist.id, &userBlock) < 0 || userBlock != 0 { chunkAddressesAreOffsets = false }
+            } else {
+                chunkAddressesAreOffsets = false
+            }
             _ = HDF5Library.errorReason()
-            root = HDF5Handle(try HDF5Library.check(H5Gopen2(handle.id, "/", cattn_h5p_default()), file: path, dataset: "/", "cannot open the root group"), .group)
+            root = try HDF5Handle(checking: H5Gopen2(handle.id, "/", cattn_h5p_default()), .group, file: path, dataset: "/", "cannot open the root group")
             try noteAttributes(of: root, path: "/")
             try walk(group: handle.id, path: "")
         }
@@ -102,18 +105,17 @@ final class HDF5Container: TensorContainer {
                 continue
             }
             let object = H5Oopen(group, buffer, cattn_h5p_default())
-            guard object >= 0 else {
+            guard let owned = HDF5Handle(object, .object) else {
                 // A dangling soft or external link: list nothing for it.
                 _ = HDF5Library.errorReason()
                 continue
             }
-            let owned = HDF5Handle(object, .object)
             switch H5Iget_type(owned.id) {
             case H5I_GROUP:
                 try noteAttributes(of: owned, path: childPath)
                 try walk(group: owned.id, path: childPath)
             case H5I_DATASET:
-                let dataset = HDF5Handle(try HDF5Library.check(H5Dopen2(group, buffer, cattn_h5p_default()), file: file, dataset: childPath, "cannot open the dataset"), .dataset)
+                let dataset = try HDF5Handle(checking: H5Dopen2(group, buffer, cattn_h5p_default()), .dataset, file: file, dataset: childPath, "cannot open the dataset")
                 tensors.append(try HDF5Tensor(file: file, path: childPath, dataset: dataset, fileHandle: handle, rawFile: rawFile,
                                               directChunks: chunkAddressesAreOffsets))
                 try noteAttributes(of: dataset, path: childPath)
@@ -150,9 +152,11 @@ final class HDF5Container: TensorContainer {
             }
             for owner in attributeOwners {
                 for name in attributeNames(of: owner.object.id) {
-                    let aid = H5Aopen(owner.object.id, name, cattn_h5p_default())
-                    guard aid >= 0 else { _ = HDF5Library.errorReason(); continue }
-                    batch.append((owner.path, String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self), HDF5Handle(aid, .attribute)))
+                    guard let attribute = HDF5Handle(H5Aopen(owner.object.id, name, cattn_h5p_default()), .attribute) else {
+                        _ = HDF5Library.errorReason()
+                        continue
+                    }
+                    batch.append((owner.path, String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self), attribute))
                     if batch.count == 256 { flush() }
                 }
             }
@@ -168,9 +172,10 @@ final class HDF5Container: TensorContainer {
         if let known = rootLookups[name] { return known }
         let value: AttributeValue? = HDF5Library.call {
             guard H5Aexists(root.id, name) > 0 else { _ = HDF5Library.errorReason(); return nil }
-            let aid = H5Aopen(root.id, name, cattn_h5p_default())
-            guard aid >= 0 else { _ = HDF5Library.errorReason(); return .other("unreadable") }
-            let attribute = HDF5Handle(aid, .attribute)
+            guard let attribute = HDF5Handle(H5Aopen(root.id, name, cattn_h5p_default()), .attribute) else {
+                _ = HDF5Library.errorReason()
+                return .other("unreadable")
+            }
             return readAttributeValues([attribute])[0]
         }
         rootLookups[name] = value
@@ -219,9 +224,10 @@ final class HDF5Container: TensorContainer {
     private enum Read { case value(AttributeValue), variableStrings(count: Int, fileType: HDF5Handle) }
 
     private func readAttributeValue(_ attribute: hid_t) -> Read {
-        let type = HDF5Handle(H5Aget_type(attribute), .datatype)
-        let space = HDF5Handle(H5Aget_space(attribute), .dataspace)
-        guard type.id >= 0, space.id >= 0 else { _ = HDF5Library.errorReason(); return .value(.other("unreadable")) }
+        guard let type = HDF5Handle(H5Aget_type(attribute), .datatype), let space = HDF5Handle(H5Aget_space(attribute), .dataspace) else {
+            _ = HDF5Library.errorReason()
+            return .value(.other("unreadable"))
+        }
         let count = Int(max(0, H5Sget_simple_extent_npoints(space.id)))
         guard count <= 1 << 20 else { return .value(.other("\(count) values")) }
         switch H5Tget_class(type.id) {
@@ -249,9 +255,8 @@ final class HDF5Container: TensorContainer {
             return .value(.strings(strings))
         case H5T_ENUM:
             // h5py stores a numpy bool as an enum over int8 (FALSE = 0, TRUE = 1): read unconverted, decode the base integers.
-            let base = HDF5Handle(H5Tget_super(type.id), .datatype)
-            let size = base.id >= 0 ? H5Tget_size(base.id) : 0
-            guard [1, 2, 4, 8].contains(size), H5Tget_size(type.id) == size else { _ = HDF5Library.errorReason(); return .value(.other("enum")) }
+            guard let base = HDF5Handle(H5Tget_super(type.id), .datatype), case let size = H5Tget_size(base.id), [1, 2, 4, 8].contains(size),
+                  H5Tget_size(type.id) == size else { _ = HDF5Library.errorReason(); return .value(.other("enum")) }
             var raw = [UInt8](repeating: 0, count: count * size)
             guard H5Aread(attribute, type.id, &raw) >= 0 else { _ = HDF5Library.errorReason(); return .value(.other("unreadable enum")) }
             let order: ByteOrder = H5Tget_order(base.id) == H5T_ORDER_BE ? .big : .little
@@ -301,11 +306,15 @@ enum HDF5Strings {
     /// that later readings do not try again). Call inside `HDF5Library.call`.
     static func readVariableIsolated(_ objects: [(object: hid_t, fileType: hid_t, count: Int)], isDataset: Bool, file: String) -> [Result<[String], AttributeProblem>] {
         guard isDataset || !filesWithCorruptHeaps.contains(identity(of: file)) else { return objects.map { _ in .failure(.corruptHeap) } }
-        let memTypes = objects.map { object in
-            let memType = HDF5Handle(H5Tcopy(cattn_c_s1()), .datatype)
+        var memTypes: [HDF5Handle] = []
+        for object in objects {
+            guard let memType = HDF5Handle(H5Tcopy(cattn_c_s1()), .datatype) else {
+                _ = HDF5Library.errorReason()
+                return objects.map { _ in .failure(.unreadable) }
+            }
             H5Tset_size(memType.id, cattn_variable_size())
             H5Tset_cset(memType.id, H5Tget_cset(object.fileType))
-            return memType
+            memTypes.append(memType)
         }
         var buffer: UnsafeMutablePointer<CChar>?
         var length = 0, done = 0
@@ -318,7 +327,10 @@ enum HDF5Strings {
         defer { free(buffer) }
         if status == -3 {   // no child process: read here
             return objects.map { object in
-                let space = HDF5Handle(isDataset ? H5Dget_space(object.object) : H5Aget_space(object.object), .dataspace)
+                guard let space = HDF5Handle(isDataset ? H5Dget_space(object.object) : H5Aget_space(object.object), .dataspace) else {
+                    _ = HDF5Library.errorReason()
+                    return .failure(.unreadable)
+                }
                 let strings = read(type: object.fileType, count: object.count, space: space.id, read: { memType, buffer in
                     isDataset ? H5Dread(object.object, memType, cattn_h5s_all(), cattn_h5s_all(), cattn_h5p_default(), buffer) : H5Aread(object.object, memType, buffer)
                 })
@@ -360,7 +372,7 @@ enum HDF5Strings {
     static func read(type fileType: hid_t, count: Int, space: hid_t,
                      read: (hid_t, UnsafeMutableRawPointer) -> herr_t) -> [String]? {
         if H5Tis_variable_str(fileType) > 0 {
-            let memType = HDF5Handle(H5Tcopy(cattn_c_s1()), .datatype)
+            guard let memType = HDF5Handle(H5Tcopy(cattn_c_s1()), .datatype) else { return nil }
             H5Tset_size(memType.id, cattn_variable_size())
             H5Tset_cset(memType.id, H5Tget_cset(fileType))
             var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
@@ -372,7 +384,7 @@ enum HDF5Strings {
         }
         let size = H5Tget_size(fileType)
         guard size > 0 else { return nil }
-        let memType = HDF5Handle(H5Tcopy(fileType), .datatype)
+        guard let memType = HDF5Handle(H5Tcopy(fileType), .datatype) else { return nil }
         var bytes = [UInt8](repeating: 0, count: size * count)
         let status = bytes.withUnsafeMutableBytes { read(memType.id, $0.baseAddress!) }
         guard status >= 0 else { return nil }

@@ -65,13 +65,22 @@ enum HDF5Library {
 }
 
 /// An HDF5 identifier with one owner, closed in `deinit` by the matching `H5?close`.
+/// One libhdf5 identifier, owned: closed in `deinit`. Only valid ids become handles.
 final class HDF5Handle {
     enum Kind { case file, group, dataset, dataspace, datatype, attribute, propertyList, object }
     let id: hid_t
     let kind: Kind
 
-    init(_ id: hid_t, _ kind: Kind) {
+    /// nil for an invalid (negative) id: a failed libhdf5 call is never held as a handle.
+    init?(_ id: hid_t, _ kind: Kind) {
+        guard id >= 0 else { return nil }
         self.id = id
+        self.kind = kind
+    }
+
+    /// The handle of a call that must succeed: a negative id throws what failed, with libhdf5's reason.
+    init(checking id: hid_t, _ kind: Kind, file: String, dataset: String?, _ what: @autoclosure () -> String) throws {
+        self.id = try HDF5Library.check(id, file: file, dataset: dataset, what())
         self.kind = kind
     }
 

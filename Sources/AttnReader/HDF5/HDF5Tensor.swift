@@ -43,17 +43,18 @@ final class HDF5Tensor: StoredTensor {
         self.dataset = dataset
         self.fileHandle = fileHandle
         self.rawFile = rawFile
+        // nil when libhdf5 cannot give the creation properties: the dataset is then read without them (as contiguous).
         let plist = HDF5Handle(H5Dget_create_plist(dataset.id), .propertyList)
         // The extent of a virtual dataset with an unlimited mapping is found by opening its sources (`H5Dget_space`
         // does): it is taken from its own first mapping instead, so that no other file is ever opened.
-        let isVirtual = plist.id >= 0 && H5Pget_layout(plist.id) == H5D_VIRTUAL
-        let space = HDF5Handle(try HDF5Library.check(isVirtual ? cattn_virtual_space(plist.id) : H5Dget_space(dataset.id),
-                                                     file: file, dataset: path, "cannot read the dataspace"), .dataspace)
+        let isVirtual = plist.map { H5Pget_layout($0.id) == H5D_VIRTUAL } ?? false
+        let space = try HDF5Handle(checking: isVirtual ? cattn_virtual_space(plist!.id) : H5Dget_space(dataset.id), .dataspace,
+                                   file: file, dataset: path, "cannot read the dataspace")
         let rank = Int(try HDF5Library.check(H5Sget_simple_extent_ndims(space.id), file: file, dataset: path, "cannot read the rank"))
         var dims = [hsize_t](repeating: 0, count: rank)
         var maxDims = [hsize_t](repeating: 0, count: rank)
         if rank > 0 { _ = H5Sget_simple_extent_dims(space.id, &dims, &maxDims) }
-        let type = HDF5Handle(try HDF5Library.check(H5Dget_type(dataset.id), file: file, dataset: path, "cannot read the datatype"), .datatype)
+        let type = try HDF5Handle(checking: H5Dget_type(dataset.id), .datatype, file: file, dataset: path, "cannot read the datatype")
         let size = H5Tget_size(type.id)
         let element: TensorElement
         switch H5Tget_class(type.id) {
@@ -95,7 +96,7 @@ final class HDF5Tensor: StoredTensor {
         var contiguous = false
         var chunkShape: [Int]?
         var layout = H5D_LAYOUT_ERROR
-        if plist.id >= 0 {
+        if let plist {
             if let external = Self.externalFiles(plist: plist.id) {
                 direct = nil
                 notes.append("external raw storage in " + external)
@@ -203,7 +204,7 @@ final class HDF5Tensor: StoredTensor {
             }
         }
         info = TensorInfo(name: path, shape: dims.map { Int($0) }, element: element, storage: notes.joined(separator: ", "))
-        if refusal == nil, let rawFile, let ieee, let filters = direct, plist.id >= 0, !dims.contains(0) {
+        if refusal == nil, let rawFile, let ieee, let filters = direct, let plist, !dims.contains(0) {
             directStorage = Self.direct(dataset: dataset, name: path, file: rawFile, plist: plist.id, chunk: chunkShape,
                                         addressesAreOffsets: directChunks && chunkCount <= Self.chunksLocatedByCoordinate, filters: filters, type: ieee.type, order: ieee.order, count: info.shape.reduce(1, *))
         }
@@ -341,7 +342,7 @@ final class HDF5Tensor: StoredTensor {
         var out = [Float](repeating: 0, count: count)
         if count == 0 { return out }
         try HDF5Library.call {
-            let fileSpace = HDF5Handle(try HDF5Library.check(H5Dget_space(dataset.id), file: file, dataset: name, "cannot read the dataspace"), .dataspace)
+            let fileSpace = try HDF5Handle(checking: H5Dget_space(dataset.id), .dataspace, file: file, dataset: name, "cannot read the dataspace")
             var memSpaceID = cattn_h5s_all()
             var memSpace: HDF5Handle?
             if !shape.isEmpty {
@@ -355,13 +356,13 @@ final class HDF5Tensor: StoredTensor {
                                           file: file, dataset: name, "cannot select the block \(leading)")
                 // The memory space has the selection's own shape: libhdf5 then copies whole rows,
                 // where a flat 1-D space makes it walk the selection element by element.
-                let space = HDF5Handle(try HDF5Library.check(H5Screate_simple(Int32(counts.count), &counts, nil), file: file, dataset: name, "cannot create a dataspace"), .dataspace)
+                let space = try HDF5Handle(checking: H5Screate_simple(Int32(counts.count), &counts, nil), .dataspace, file: file, dataset: name, "cannot create a dataspace")
                 memSpace = space
                 memSpaceID = space.id
             }
             let status: herr_t
             if let raw = rawElement {
-                let fileType = HDF5Handle(try HDF5Library.check(H5Dget_type(dataset.id), file: file, dataset: name, "cannot read the datatype"), .datatype)
+                let fileType = try HDF5Handle(checking: H5Dget_type(dataset.id), .datatype, file: file, dataset: name, "cannot read the datatype")
                 var bytes = [UInt8](repeating: 0, count: count * raw.type.size)
                 status = bytes.withUnsafeMutableBytes {
                     H5Dread(dataset.id, fileType.id, memSpaceID, fileSpace.id, cattn_h5p_default(), $0.baseAddress!)
@@ -421,7 +422,7 @@ final class HDF5Tensor: StoredTensor {
     func readIntegers() throws -> [Int64] {
         try checkReadable()
         return try HDF5Library.call {
-            let type = HDF5Handle(try HDF5Library.check(H5Dget_type(dataset.id), file: file, dataset: name, "cannot read the datatype"), .datatype)
+            let type = try HDF5Handle(checking: H5Dget_type(dataset.id), .datatype, file: file, dataset: name, "cannot read the datatype")
             let count = info.shape.reduce(1, *)
             switch H5Tget_class(type.id) {
             case H5T_INTEGER:
@@ -432,7 +433,7 @@ final class HDF5Tensor: StoredTensor {
                 }
                 return out
             case H5T_ENUM:
-                let base = HDF5Handle(try HDF5Library.check(H5Tget_super(type.id), file: file, dataset: name, "cannot read the enum's base type"), .datatype)
+                let base = try HDF5Handle(checking: H5Tget_super(type.id), .datatype, file: file, dataset: name, "cannot read the enum's base type")
                 let size = H5Tget_size(base.id)
                 guard [1, 2, 4, 8].contains(size), H5Tget_size(type.id) == size else {
                     throw AttnError(file: file, dataset: name, "expected integers or booleans, found an enum of \(size)-byte values")
@@ -456,8 +457,8 @@ final class HDF5Tensor: StoredTensor {
             throw AttnError(file: file, dataset: name, "expected strings, found \(info.element)")
         }
         return try HDF5Library.call {
-            let type = HDF5Handle(try HDF5Library.check(H5Dget_type(dataset.id), file: file, dataset: name, "cannot read the datatype"), .datatype)
-            let space = HDF5Handle(try HDF5Library.check(H5Dget_space(dataset.id), file: file, dataset: name, "cannot read the dataspace"), .dataspace)
+            let type = try HDF5Handle(checking: H5Dget_type(dataset.id), .datatype, file: file, dataset: name, "cannot read the datatype")
+            let space = try HDF5Handle(checking: H5Dget_space(dataset.id), .dataspace, file: file, dataset: name, "cannot read the dataspace")
             let count = Int(H5Sget_simple_extent_npoints(space.id))
             if H5Tis_variable_str(type.id) > 0 {
                 // Checked first for a precise message, then read in a child process: other layouts and other
