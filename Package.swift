@@ -78,6 +78,9 @@ let package = Package(
         // AVX2/FMA/F16C versions chosen at run time, portable versions otherwise.
         .target(name: "CAttnKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
+        // Variable-length strings of HDF5 read in a child process: attninspect's one defence against libhdf5 1.10's
+        // unchecked global heaps (a corrupt one crashes or hangs the child, not the tool).
+        .target(name: "CAttnHDF5Strings", dependencies: ["CAttnHDF5"]),
         // Which CPU a thread runs on, and moving it off one (GNU calls Swift's Glibc module does not expose).
         .target(name: "CAttnThreads"),
         // The temporary output removed on SIGINT, SIGTERM and SIGHUP (async-signal-safe, so in C).
@@ -85,7 +88,7 @@ let package = Package(
         // Shapes, element types, errors, matrices, the worker threads. No C but CAttnThreads' two calls.
         .target(name: "AttnCore", dependencies: ["CAttnThreads"]),
         // File formats → an AttentionSource that yields one layer at a time.
-        .target(name: "AttnReader", dependencies: ["AttnCore", "CAttnHDF5", "CAttnZlib", "CAttnDeflate", "CAttnKernels"],
+        .target(name: "AttnReader", dependencies: ["AttnCore", "CAttnHDF5", "CAttnHDF5Strings", "CAttnZlib", "CAttnDeflate", "CAttnKernels"],
                 linkerSettings: hdf5Linking),
         // Matrix products (the only BLAS user) and the vectorised row kernels, for the sources and the analyses.
         .target(name: "AttnLinalg", dependencies: ["AttnCore", "CAttnBLAS", "CAttnKernels"], linkerSettings: blasLinking),

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 internal import CAttnHDF5
+internal import CAttnHDF5Strings
 import AttnCore
 
 /// An HDF5 file opened read-only through libhdf5: every dataset is listed, and datasets are read by hyperslab, one

@@ -461,11 +461,7 @@ final class HDF5Tensor: StoredTensor {
             let space = try HDF5Handle(checking: H5Dget_space(dataset.id), .dataspace, file: file, dataset: name, "cannot read the dataspace")
             let count = Int(H5Sget_simple_extent_npoints(space.id))
             if H5Tis_variable_str(type.id) > 0 {
-                // Checked first for a precise message, then read in a child process: other layouts and other
-                // corruptions of the heap can still crash libhdf5 or make it loop.
-                if let rawFile {
-                    try GlobalHeapCheck.check(dataset: dataset.id, count: count, file: fileHandle.id, raw: rawFile, path: file, name: name)
-                }
+                // Read in a child process: a corrupt global heap can crash libhdf5 or make it loop.
                 switch withExtendedLifetime(type, { HDF5Strings.readVariableIsolated([(dataset.id, type.id, count)], isDataset: true, file: file)[0] }) {
                 case .success(let strings): return strings
                 case .failure(.corruptHeap):
