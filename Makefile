@@ -95,7 +95,7 @@ mutate: release
 
 # The whole test suite under AddressSanitizer and ThreadSanitizer (the CLI tests run the instrumented
 # binary too). Leak checking is off: the only leaks reported are XCTest's and the Swift runtime's.
-# SANITIZE_FILTER narrows the run to matching suites (CI runs the reader and analysis suites).
+# SANITIZE_FILTER narrows the run to matching suites (CI runs the core, source, reader and analysis suites).
 # halt_on_error makes any report fail the run.
 SANITIZE_FILTER ?=
 sanitize-address: deps
@@ -111,8 +111,8 @@ ci-hardening: deps
 	$(MAKE) fuzz FUZZ_SECONDS=10
 	$(SWIFT) build --product attninspect
 	python3 scripts/mutate_hdf5.py .build/debug/attninspect --mutants 6
-	$(MAKE) sanitize-thread SANITIZE_FILTER='AttnReaderTests|AttnAnalysisTests'
-	$(MAKE) sanitize-address SANITIZE_FILTER='AttnReaderTests|AttnAnalysisTests'
+	$(MAKE) sanitize-thread SANITIZE_FILTER='AttnCoreTests|AttnSourceTests|AttnReaderTests|AttnAnalysisTests'
+	$(MAKE) sanitize-address SANITIZE_FILTER='AttnCoreTests|AttnSourceTests|AttnReaderTests|AttnAnalysisTests'
 	scripts/check_install.sh
 
 clean:

@@ -10,13 +10,15 @@ func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMuta
 
 /// What every fuzz target does with one input: write the bytes to a scratch file with the format's
 /// extension, then open it as a dump, resolve the attention and read its first layers both ways (whole
-/// layer and row blocks). Any error must be a `AttnError` or `AnalysisError`; a crash, a hang or an
+/// layer and row blocks). Any error must be an `AttnError` or `AnalysisError`; a crash, a hang or an
 /// allocation beyond libFuzzer's limit is a finding.
 public enum FuzzHarness {
     nonisolated(unsafe) private static var paths: [String: String] = [:]
 
     /// Runs libFuzzer's driver (`LLVMFuzzerRunDriver`, LLVM ≥ 11) on `target` with the process's arguments.
     public static func runDriver(_ target: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32 {
+        // As the executable does at start-up: contiguous layers are then read through mappings, as in the tool.
+        MappingGuard.install()
         var argc = CommandLine.argc
         var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
         return LLVMFuzzerRunDriver(&argc, &argv, target)

@@ -177,7 +177,7 @@ struct ReaderTests {
 
 @Suite("Bad input")
 struct BadInputTests {
-    @Test("every malformed file gives a AttnError naming the file and what was expected",
+    @Test("every malformed file gives an AttnError naming the file and what was expected",
           arguments: [
             ("synthetic/bad/truncated.npy", "truncated"),
             ("synthetic/bad/header_truncated.npy", "truncated .npy header"),
