@@ -25,8 +25,8 @@ func present(_ path: String) -> Bool {
 // across its own workers, so calls run on several threads at once. Debian's serial build is not safe for
 // that (two concurrent cblas_sgemm calls sometimes corrupt each other and both return wrong values;
 // measured with 0.3.21, see Tests/AttnAnalysisTests/MatrixProductTests.swift); it is still accepted, and
-// MatrixProduct then makes calls one at a time. The threaded build's pool of idle threads is not started
-// when its static archive is linked (Sources/CAttnKernels/blas_threads.c).
+// MatrixProduct then makes calls one at a time. (The threaded build starts its own pool of threads at load time;
+// keeping it from starting, with a constructor that ran first, changed no benchmark row: removed on 2026-12-05.)
 // Each archive is named by a file name that only it has: Debian's libhdf5_serial.a, and OpenBLAS's
 // versioned libopenblasp-r<version>.a (threaded) or libopenblas-r<version>.a (serial); a bare
 // libopenblas.a is an alias that may point to either build.
@@ -112,7 +112,7 @@ let package = Package(
         .testTarget(name: "AttnReaderTests", dependencies: ["AttnReader", "AttnCore", "AttnTestSupport"]),
         .testTarget(name: "AttnAnalysisTests", dependencies: ["AttnAnalysis", "AttnLinalg", "AttnSource", "AttnCore", "AttnReader", "AttnTestSupport"]),
         .testTarget(name: "AttnRenderTests", dependencies: ["AttnRender", "AttnCore", "AttnReader", "AttnTestSupport"]),
-        .testTarget(name: "CLITests", dependencies: ["attninspect", "AttnReader", "AttnSource", "AttnCore", "AttnTestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["attninspect", "AttnReader", "AttnSource", "AttnCore", "AttnTestSupport", "CAttnProcess"]),
     ]
 )
 

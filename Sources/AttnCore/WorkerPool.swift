@@ -11,14 +11,13 @@ internal import CAttnThreads
 /// worker of a 1 ms layer began, in about a third of the layers, only after the first had done all the
 /// work. The threads here are made once, at the first parallel run.
 ///
-/// Waking a thread that sleeps on a condition variable takes 0.1–0.4 ms on a virtual machine whose idle
-/// core the hypervisor has descheduled: as long as a layer's work. So a pool thread that has finished a
-/// job keeps watching for the next one for `spinTime` before it sleeps, and so does the caller waiting for
-/// the pool threads to finish; jobs that follow each other closely (layer after layer) then start at once.
 /// A woken thread is often put on its waker's core; if the caller and a pool thread then share one, they
 /// take turns for milliseconds (a small stats run's layers took 1.55 ms instead of 0.34, for several layers
 /// in a row, in about half the runs), so a pool thread that finds itself on the caller's core moves off it
-/// (`cattn_move_off_cpu`), and a watching thread yields its core at each round.
+/// (`cattn_move_off_cpu`). Measured on 2026-12-05 (each trick removed alone, paired runs): without the move
+/// the small benchmark dump's stats took 18% longer, its rollout 14%, its Q/K recompute 8%. Pool threads used
+/// to spin for 1 ms before sleeping, and the caller to yield after posting a job: neither changed any row of
+/// the README's Performance table by more than 2.6% (within the noise), so both went.
 ///
 /// One run at a time: a run asked for while another is going on (from a worker, or from another
 /// thread) gets `false` and the caller runs it another way. The lock and condition variables are
@@ -42,8 +41,6 @@ final class WorkerPool: @unchecked Sendable {
     private var job: ((Int) -> Void)?
     /// Workers of the current job, the caller included.
     private var participants = 0
-    /// `generation`, for watching without the lock (read again under it before use).
-    private let postedGeneration = Atomic<Int>(0)
     /// The next worker index of the current job to hand out: whoever is free takes it, the caller included,
     /// so a pool thread the system does not run soon (a busy machine) does not hold the job up.
     private let nextIndex = Atomic<Int>(0)
@@ -52,22 +49,6 @@ final class WorkerPool: @unchecked Sendable {
     /// The CPU the caller of the current job was on when it posted it.
     private let callerCPU = Atomic<Int>(-1)
 
-    /// How long a thread watches for what it waits for before it sleeps.
-    private static let spinTime = 1_000_000   // nanoseconds
-
-    /// Returns when `done()` is true or `spinTime` has passed. Each round yields the core (0.6 µs when no other
-    /// thread wants it): a thread this one waits for may be waiting for this core.
-    private static func spin(until done: () -> Bool) {
-        var start = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &start)
-        while true {
-            for _ in 0..<64 where done() { return }
-            sched_yield()
-            var now = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &now)
-            if (now.tv_sec - start.tv_sec) * 1_000_000_000 + (now.tv_nsec - start.tv_nsec) > spinTime { return }
-        }
-    }
 
     private init(threads: Int) {
         threadCount = max(0, threads)
@@ -102,11 +83,8 @@ final class WorkerPool: @unchecked Sendable {
             nextIndex.store(0, ordering: .sequentiallyConsistent)
             callerCPU.store(Int(cattn_current_cpu()), ordering: .relaxed)
             generation &+= 1
-            postedGeneration.store(generation, ordering: .releasing)
             posted.broadcast()
             mutex.unlock()
-            // A pool thread that shares this core waits for it: let it take the job (and move off) first.
-            sched_yield()
 
             while true {
                 let index = nextIndex.wrappingAdd(1, ordering: .sequentiallyConsistent).oldValue
@@ -116,7 +94,6 @@ final class WorkerPool: @unchecked Sendable {
 
             // Every index is taken: wait for the pool threads still running theirs. A pool thread joins under
             // the lock, so once the lock is held with none active, none can still take the job.
-            Self.spin(until: { activeWorkers.load(ordering: .sequentiallyConsistent) == 0 })
             mutex.lock()
             while activeWorkers.load(ordering: .sequentiallyConsistent) > 0 { finished.wait(mutex) }
             job = nil
@@ -160,7 +137,6 @@ final class WorkerPool: @unchecked Sendable {
     private func serve(as index: Int) -> Never {
         var seen = 0
         while true {
-            Self.spin(until: { postedGeneration.load(ordering: .acquiring) != seen })
             mutex.lock()
             while generation == seen { posted.wait(mutex) }
             seen = generation

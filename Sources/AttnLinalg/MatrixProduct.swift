@@ -26,7 +26,7 @@ public enum MatrixProduct {
     }
 
     /// Each call runs on the calling thread only (attninspect's own workers split the work; OpenBLAS's
-    /// pool is never started, see blas_threads.c), and calls from several workers may run at once only
+    /// pool is not used), and calls from several workers may run at once only
     /// with OpenBLAS's threaded build (`openblas_get_parallel() == 1`): with its serial build, concurrent
     /// calls corrupt each other now and then (OpenBLAS 0.3.21 as Debian builds it returned wrong products for
     /// a few in a thousand calls on two threads), and its OpenMP build is not known to be safe outside OpenMP.

@@ -55,16 +55,17 @@ public enum HeadsReport {
         case .grid(_, _, _, let size): unit = size == nil ? "patches" : "px"
         case .sequence: unit = "tokens"
         }
-        func f(_ v: Double?) -> String { v.map { formatFixed($0, decimals: 3) } ?? "-" }
+        let columns: [RecordWriter.Column] = [
+            .init("head", "head"), .init("entropy", "entropy", .fixed(3)), .init("prev", "attn_previous", .fixed(3)),
+            .init("next", "attn_next", .fixed(3)), .init("self", "attn_self", .fixed(3)), .init("first", "attn_first", .fixed(3)),
+            .init("cls", "attn_cls", .fixed(3)), .init("sep", "attn_sep", .fixed(3)), .init("sink", "sink_share", .fixed(3)),
+            .init("TL prev", "previous_token", .fixed(3)), .init("TL dup", "duplicate_token", .fixed(3)), .init("TL ind", "induction", .fixed(3)),
+            .init("dist (\(unit))", "mean_attention_distance", .fixed(3)), .init("roles", "roles", .labels),
+        ]
         var text = ""
         for l in 0..<source.layerCount {
-            var t = TextTable(header: ["head", "entropy", "prev", "next", "self", "first", "cls", "sep", "sink", "TL prev", "TL dup", "TL ind", "dist (\(unit))", "roles"])
-            for r in records where r.layer == l {
-                t.append(["\(r.head)", f(r.entropy), f(r.attnPrevious), f(r.attnNext), f(r.attnSelf), f(r.attnFirst), f(r.attnCLS), f(r.attnSEP),
-                          f(r.sinkShare), f(r.previousToken), f(r.duplicateToken), f(r.induction), f(r.meanAttentionDistance),
-                          r.roles.map { $0.isEmpty ? "" : $0.joined(separator: ",") } ?? "-"])
-            }
-            text += "layer \(l): \(source.headCount) heads, \(source.queryCount) queries × \(source.keyCount) keys\n" + t.render() + "\n"
+            text += "layer \(l): \(source.headCount) heads, \(source.queryCount) queries × \(source.keyCount) keys\n"
+                + RecordWriter.table(records.filter { $0.layer == l }, columns) + "\n"
         }
         text += OutlierReport.table(outliers, z: analysis.outlierZ, ratio: analysis.outlierRatio)
         return text

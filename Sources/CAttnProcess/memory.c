@@ -1,5 +1,8 @@
 // Process-wide malloc tuning (see cattn_process.h).
 #include "cattn_process.h"
+// A libc header first: it defines __GLIBC__, which the rest is conditioned on (without it the tuning compiled to
+// nothing, unnoticed: medium Q/K took 8% longer with 20 times the page faults).
+#include <stdlib.h>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -8,7 +11,7 @@
 #include <sys/mman.h>
 #endif
 
-void cattn_keep_freed_memory(void) {
+int cattn_keep_freed_memory(void) {
 #if defined(__GLIBC__)
     mallopt(M_MMAP_THRESHOLD, 1 << 30);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
@@ -30,5 +33,8 @@ void cattn_keep_freed_memory(void) {
         if (end > start) madvise((void *)start, end - start, MADV_HUGEPAGE);
         free(block);
     }
+    return 1;
+#else
+    return 0;
 #endif
 }

@@ -26,8 +26,7 @@ struct AttnInspect: ParsableCommand {
     /// descriptors that were closed reopened on /dev/null; SIGINT/SIGTERM/SIGHUP remove the temporary output
     /// (CAttnProcess/signals.c); malloc tuning (CAttnProcess/memory.c); the SIGBUS guard of mapped reads
     /// (`MappingGuard`); the worker threads started (`Workers.prepare`); and `--quiet`, `--force` and
-    /// `--max-memory` handed to the console, AtomicFile and MemoryBudget. One piece runs before `main`:
-    /// CAttnProcess/blas_threads.c's constructor keeps OpenBLAS from starting its own thread pool.
+    /// `--max-memory` handed to the console, AtomicFile and MemoryBudget.
     static func main() {
         // A closed stdout (`| head`) must end the process quietly through EPIPE, not kill it.
         signal(SIGPIPE, SIG_IGN)
@@ -42,7 +41,7 @@ struct AttnInspect: ParsableCommand {
         cattn_remove_temporary_on_signals()
         // Layer buffers are allocated and freed once per layer: kept in malloc's heap, they are reused
         // instead of being mapped, zero-filled and faulted in again for every layer (CAttnProcess/memory.c).
-        cattn_keep_freed_memory()
+        _ = cattn_keep_freed_memory()
         // Contiguous layers are read through a mapping, guarded against SIGBUS (a file truncated meanwhile).
         MappingGuard.install()
         do {

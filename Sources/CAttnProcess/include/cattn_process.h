@@ -1,8 +1,7 @@
 // Process-wide policy that the executable sets at start-up (Sources/attninspect/AttnInspect.swift lists it), in C:
 // - signals.c: the temporary output file being written is removed when the process is interrupted (SIGINT,
 //   SIGTERM, SIGHUP; async-signal-safe), and the signal then ends the process as it would have (130, 143, 129);
-// - memory.c: malloc keeps freed layer buffers, one arena, the heap's first 32 MiB advised for huge pages;
-// - blas_threads.c: OpenBLAS's own thread pool is not started (a constructor, before main).
+// - memory.c: malloc keeps freed layer buffers, one arena, the heap's first 32 MiB advised for huge pages.
 #ifndef CATTN_PROCESS_H
 #define CATTN_PROCESS_H
 
@@ -22,7 +21,8 @@ void cattn_temporary_clear(void);
 /// Keeps freed memory in malloc's heap (no mmap or trimming below 1 GiB, one arena): buffers allocated and freed
 /// once per layer are then reused without being zero-filled and faulted in again. Also asks for the heap's first
 /// 32 MiB to be backed by transparent huge pages (`MADV_HUGEPAGE`). Called once from `main`; does nothing where
-/// glibc's mallopt is missing. The corresponding C calls are `mallopt` and `madvise`.
-void cattn_keep_freed_memory(void);
+/// glibc's mallopt is missing. The corresponding C calls are `mallopt` and `madvise`. Returns 1 when the tuning was
+/// applied (glibc), 0 otherwise.
+int cattn_keep_freed_memory(void);
 
 #endif
