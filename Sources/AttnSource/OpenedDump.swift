@@ -49,6 +49,8 @@ public struct OpenedDump {
     public let source: AttentionSource
     /// The real tokens when padding is excluded.
     public var padding: TokenSelection?
+    /// The options it was opened with.
+    public var options = SourceOptions()
 
     /// Opens `path` and the attention in it. What was assumed or chosen (token labels not used, the sample of a
     /// batch, the file's recompute attributes, padding excluded) is said through `note`, once per message.
@@ -85,7 +87,24 @@ public struct OpenedDump {
         if let b = layout.summary.batch, options.batch == nil, b.size > 1 {
             note("\(path): batch axis of \(b.size) samples, using sample \(b.used) (choose with --batch B)")
         }
-        return OpenedDump(file: dump, layout: layout, source: source, padding: padding)
+        return OpenedDump(file: dump, layout: layout, source: source, padding: padding, options: options)
+    }
+
+    /// The file's q and k as a second source beside its stored attention, recomputed with the file's `scale` and
+    /// `causal` (the latter as `causal` says): what `verify` compares the stored attention with. nil when this dump
+    /// is not stored attention or the file has no q and k; throws when the file's scale attribute is malformed.
+    public func recomputedBeside(causal: Bool, note: (String) -> Void) throws -> (source: AttentionSource, recomputation: Recomputation)? {
+        guard case .attention = layout,
+              case .queryKey(let qk)? = try? AttentionLayout.resolve(file, options: ReadOptions(dataset: nil, batch: options.batch, heads: options.heads, fromQK: true))
+        else { return nil }
+        let recomputation = try Recomputation(in: file, scale: nil, causal: causal, note: note)
+        return (RecomputedAttention(qk, scale: recomputation.scale, causal: recomputation.causal), recomputation)
+    }
+
+    /// The attention gradients stored beside the attention (`--gradients`), named or found by name; nil when there
+    /// are none.
+    public func gradients(named name: String?) throws -> StoredAttention? {
+        try AttentionLayout.gradients(file, named: name, options: ReadOptions(batch: options.batch, heads: options.heads), matching: source)
     }
 
     /// Whether the dump looks like a vision transformer's: a grid requested or declared (`patch_grid`),

@@ -168,20 +168,11 @@ enum Console {
     private static func write(_ text: String, to descriptor: Int32) {
         var text = text
         text.withUTF8 { bytes in
-            var done = 0
-            while done < bytes.count {
-                let n = Glibc.write(descriptor, bytes.baseAddress! + done, bytes.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    if errno == EPIPE { Glibc.exit(0) }
-                    if descriptor == 1 {
-                        let reason = String(cString: strerror(errno))
-                        error("attninspect: cannot write standard output: \(reason)")
-                        Glibc.exit(1)
-                    }
-                    return
-                }
-                done += n
+            let failure = Descriptor.writeAll(descriptor, UnsafeRawBufferPointer(bytes))
+            if failure == EPIPE { Glibc.exit(0) }
+            if failure != 0 && descriptor == 1 {
+                error("attninspect: cannot write standard output: \(String(cString: strerror(failure)))")
+                Glibc.exit(1)
             }
         }
     }

@@ -40,6 +40,19 @@ enum HeadSelection: ExpressibleByArgument, Equatable {
     }
 }
 
+/// `--json` or `--csv`: the machine-readable forms of a report (stats, heads, diff); a table without either.
+struct ReportFormatOptions: ParsableArguments {
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    @Flag(help: "Print CSV records with a header.")
+    var csv = false
+
+    func validate() throws {
+        if json && csv { throw ValidationError("--json and --csv are exclusive: choose one") }
+    }
+}
+
 /// `--layer N` and `--head H|mean|max|min`: one map (show, tokens).
 struct OneMapOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "The layer (negative counts from the end; default -1, the last).")

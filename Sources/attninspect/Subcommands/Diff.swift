@@ -18,8 +18,9 @@ extension AttnInspect {
         @Argument(help: "The second dump (same layers, heads, queries and keys).") var second: String
         var first: String { input.file }
 
-        @Flag(help: "Print one JSON object.") var json = false
-        @Flag(help: "Print CSV records with a header.") var csv = false
+        @OptionGroup var format: ReportFormatOptions
+        var json: Bool { format.json }
+        var csv: Bool { format.csv }
 
         @Option(name: [.short, .customLong("output")], help: "Also draw A − B of --layer, fused with --head (.png, .ppm, .svg, or .npy for the values).")
         var output: String?
@@ -31,7 +32,6 @@ extension AttnInspect {
         var head: HeadFusion = .mean
 
         func validate() throws {
-            if json && csv { throw ValidationError("--json and --csv are exclusive: choose one") }
             if let output, let problem = MapWriter(output: output).problem { throw ValidationError(problem) }
         }
 

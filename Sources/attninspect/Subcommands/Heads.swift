@@ -23,11 +23,9 @@ extension AttnInspect {
 
         @OptionGroup var input: InputOptions
 
-        @Flag(help: "Print one JSON object.")
-        var json = false
-
-        @Flag(help: "Print CSV records with a header.")
-        var csv = false
+        @OptionGroup var format: ReportFormatOptions
+        var json: Bool { format.json }
+        var csv: Bool { format.csv }
 
         @Option(name: .customLong("sink-tokens"), parsing: .unconditional, help: "The first k tokens counted by the sink share (default 4, as StreamingLLM).")
         var sinkTokens = 4
@@ -46,7 +44,6 @@ extension AttnInspect {
 
         @Option(parsing: .unconditional, help: "Tokens before the patches, left out of the mean attention distance (default: the file's prefix_tokens, else 1 on a grid and 0 in tokens).")
         var prefix: Int?
-
 
         @Option(help: "Head similarity between the heads of each layer (layer), between every pair of heads of the model (all), or none (its cost grows as heads² × queries × keys).")
         var similarity: SimilarityScope = .layer
@@ -69,7 +66,6 @@ extension AttnInspect {
         var sepToken = "[SEP]"
 
         func validate() throws {
-            if json && csv { throw ValidationError("--json and --csv are exclusive: choose one") }
             if sinkTokens < 1 { throw ValidationError("--sink-tokens must be at least 1, got \(sinkTokens)") }
             if let patchSize, !(patchSize > 0 && patchSize.isFinite) { throw ValidationError("--patch-size must be positive, got \(patchSize)") }
             if let prefix, prefix < 0 { throw ValidationError("--prefix must be 0 or more, got \(prefix)") }

@@ -116,8 +116,7 @@ extension AttnInspect.Rollout {
     func runGradientWeighted(_ opened: OpenedDump, layers: ClosedRange<Int>) throws {
         let source = opened.source
         if let why = source.chainRefusal("gradient-weighted rollout") { throw AttnError(.analysis, file: input.file, why) }
-        let options = ReadOptions(batch: input.batch, heads: input.heads)
-        guard let gradients = try AttentionLayout.gradients(opened.file, named: gradientDataset, options: options, matching: source) else {
+        guard let gradients = try opened.gradients(named: gradientDataset) else {
             throw AttnError(file: input.file, "--gradients: no attention gradients found: expected a dataset or member named \(AttentionLayout.gradientNames.joined(separator: ", ")) with the attention's shape, or name it with --gradient-dataset NAME")
         }
         let rollout = GradientRollout(layers: layers, allowsUnnormalised: probabilities.allowUnnormalised)

@@ -19,17 +19,14 @@ extension AttnInspect {
         @Argument(help: "More dumps: statistics of each, then their mean and standard deviation per layer and head; a file that cannot be read is named and skipped (exit status 1).")
         var moreFiles: [String] = []
 
-        @Flag(help: "Print one JSON object.")
-        var json = false
+        @OptionGroup var format: ReportFormatOptions
+        var json: Bool { format.json }
+        var csv: Bool { format.csv }
 
         @Flag(help: "Also find outlier tokens (received attention share: modified z > 3.5 and at least 5× uniform; see heads): each layer is read once more, whole. Table and JSON only.")
         var outliers = false
 
-        @Flag(help: "Print CSV records with a header.")
-        var csv = false
-
         func validate() throws {
-            if json && csv { throw ValidationError("--json and --csv are exclusive: choose one") }
             if outliers && (csv || !moreFiles.isEmpty || input.allSamples) {
                 throw ValidationError("--outliers goes with one file and one sample, as a table or --json (see also heads)")
             }

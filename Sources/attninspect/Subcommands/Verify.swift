@@ -75,25 +75,22 @@ extension AttnInspect {
                     report(nil, checks.upperMax <= tolerance ? "looks causal: \(upper)" : "not causal: \(upper)")
                 }
             }
-            if case .attention = opened.layout, !input.fromQK,
-               let recomputed = try? AttentionLayout.resolve(opened.file, options: ReadOptions(dataset: nil, batch: input.batch, heads: input.heads, fromQK: true)),
-               case .queryKey(let qk) = recomputed {
-                // A malformed scale attribute is reported as a failed check, not as an error (--scale is refused here).
-                var recomputation: Recomputation?
-                do { recomputation = try Recomputation(in: opened.file, scale: nil, causal: claimsCausal, note: Console.noteOnce) } catch {
+            // A malformed scale attribute is reported as a failed check, not as an error (--scale is refused here).
+            var beside: (source: AttentionSource, recomputation: Recomputation)?
+            if !input.fromQK {
+                do { beside = try opened.recomputedBeside(causal: claimsCausal, note: Console.noteOnce) } catch {
                     report(false, "q and k cannot be compared with the stored attention: \(error)")
                 }
-                if let recomputation {
-                    let other = RecomputedAttention(qk, scale: recomputation.scale, causal: recomputation.causal)
-                    if (other.layerCount, other.headCount, other.queryCount) == (source.layerCount, source.headCount, source.queryCount) {
-                        var worst = 0.0
-                        for l in 0..<source.layerCount {
-                            worst = max(worst, HeadDifference.maxAbsDifference(try source.layer(l), try other.layer(l)))
-                        }
-                        report(worst <= qkTolerance, "stored attention equals softmax(q·kᵀ\(recomputation.scale.map { "·\($0)" } ?? "/√d")\(recomputation.causal ? ", causal" : "")) recomputed from q and k (max |Δ| = \(formatScientific(worst)), tolerance \(qkTolerance))")
-                    } else {
-                        report(false, "q and k do not match the stored attention's shape: they cannot be its source")
+            }
+            if let (other, recomputation) = beside {
+                if (other.layerCount, other.headCount, other.queryCount) == (source.layerCount, source.headCount, source.queryCount) {
+                    var worst = 0.0
+                    for l in 0..<source.layerCount {
+                        worst = max(worst, HeadDifference.maxAbsDifference(try source.layer(l), try other.layer(l)))
                     }
+                    report(worst <= qkTolerance, "stored attention equals softmax(q·kᵀ\(recomputation.scale.map { "·\($0)" } ?? "/√d")\(recomputation.causal ? ", causal" : "")) recomputed from q and k (max |Δ| = \(formatScientific(worst)), tolerance \(qkTolerance))")
+                } else {
+                    report(false, "q and k do not match the stored attention's shape: they cannot be its source")
                 }
             }
             Console.print(lines.joined(separator: "\n") + "\n")
