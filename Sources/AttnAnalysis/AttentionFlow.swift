@@ -67,11 +67,9 @@ public struct AttentionFlow: Sendable {
             guard bad == 0 else {
                 throw AttnError(.analysis, file: source.file, "layer \(l) holds \(bad) NaN, infinite or negative values: attention flow needs non-negative capacities")
             }
-            for i in 0..<n {
-                a[i * n + i] += 1
-                var sum = 0.0
-                for j in 0..<n { sum += a[i * n + j] }
-                for j in 0..<n { a[i * n + j] /= sum }
+            // Â = rownorm(F + I) by the row kernel rollout uses, here in Double.
+            a.withUnsafeMutableBufferPointer { rows in
+                for i in 0..<n { _ = RowKernels.augmentRowInPlace(rows.baseAddress! + i * n, count: n, diagonal: i) }
             }
             return a
         }

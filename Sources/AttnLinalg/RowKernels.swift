@@ -56,6 +56,13 @@ public enum RowKernels {
     }
 
     /// `augmentRow` after `sums[j] /= divisor` in place (the same divisions a separate pass would make).
+    /// One row of Â = rownorm(F + I) in place, in Double (attention flow): the same sum as `augmentRow`.
+    public static func augmentRowInPlace(_ fused: UnsafeMutablePointer<Double>, count n: Int, diagonal: Int) -> (sum: Double, nonFinite: Int) {
+        var sum = 0.0
+        let bad = cattn_augment_row_f64(fused, n, diagonal, &sum)
+        return (sum, Int(bad))
+    }
+
     public static func augmentRow(dividing sums: UnsafeMutablePointer<Double>, by divisor: Double, count n: Int, diagonal: Int,
                            into out: UnsafeMutablePointer<Float>?) -> (sum: Double, nonFinite: Int) {
         var sum = 0.0

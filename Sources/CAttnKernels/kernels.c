@@ -267,9 +267,10 @@ static inline void minimum_body(float *acc, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) acc[i] = (x[i] < acc[i] || x[i] != x[i]) ? x[i] : acc[i];
 }
 
-/// One row of rollout's augmented matrix (see cattn_augment_row): eight independent sums, so that the
-/// additions overlap and vectorise instead of waiting on one running sum; the divisions vectorise.
-static inline int64_t augment_row_body(const double *f, size_t n, size_t diagonal, float *out, double *sum) {
+/// One row of the augmented matrix Â = rownorm(F + I) of rollout and flow (see cattn_augment_row): eight independent
+/// sums, so that the additions overlap and vectorise instead of waiting on one running sum; the divisions
+/// vectorise. Written to `out` (float, rollout) and/or `out64` (double, flow; it may be `f` itself).
+static inline int64_t augment_row_body(const double *f, size_t n, size_t diagonal, float *out, double *out64, double *sum) {
     double partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t bad = 0;
     size_t j = 0;
@@ -285,9 +286,16 @@ static inline int64_t augment_row_body(const double *f, size_t n, size_t diagona
     }
     double s = ((partial[0] + partial[1]) + (partial[2] + partial[3])) + ((partial[4] + partial[5]) + (partial[6] + partial[7])) + 1.0;
     *sum = s;
-    if (bad == 0 && out) {
-        for (j = 0; j < n; j++) out[j] = (float)(f[j] / s);
-        out[diagonal] = (float)((f[diagonal] + 1.0) / s);
+    if (bad == 0) {
+        double d = (f[diagonal] + 1.0) / s;
+        if (out) {
+            for (j = 0; j < n; j++) out[j] = (float)(f[j] / s);
+            out[diagonal] = (float)d;
+        }
+        if (out64) {
+            for (j = 0; j < n; j++) out64[j] = f[j] / s;
+            out64[diagonal] = d;
+        }
     }
     return bad;
 }
@@ -602,12 +610,12 @@ AVX2 static void minimum_f32_avx2(float *acc, const float *x, size_t n) { minimu
 AVX2 static void decode_f32_avx2(const void *src, float *dst, size_t n, int swap) { decode_f32_body(src, dst, n, swap); }
 AVX2 static void decode_bf16_avx2(const void *src, float *dst, size_t n, int swap) { decode_bf16_body(src, dst, n, swap); }
 AVX2 static void decode_f64_avx2(const void *src, float *dst, size_t n, int swap) { decode_f64_body(src, dst, n, swap); }
-AVX2 static int64_t augment_row_avx2(const double *f, size_t n, size_t diagonal, float *out, double *sum) {
-    return augment_row_body(f, n, diagonal, out, sum);
+AVX2 static int64_t augment_row_avx2(const double *f, size_t n, size_t diagonal, float *out, double *out64, double *sum) {
+    return augment_row_body(f, n, diagonal, out, out64, sum);
 }
 AVX2 static int64_t augment_row_dividing_avx2(double *f, size_t n, size_t diagonal, double divisor, float *out, double *sum) {
     for (size_t j = 0; j < n; j++) f[j] /= divisor;
-    return augment_row_body(f, n, diagonal, out, sum);
+    return augment_row_body(f, n, diagonal, out, NULL, sum);
 }
 
 // ------------------------------------------------------------------------------ AVX-512 versions
@@ -815,13 +823,19 @@ void cattn_minimum_f32(float *acc, const float *x, size_t n) {
 
 int64_t cattn_augment_row(const double *f, size_t n, size_t diagonal, float *out, double *sum) {
     int64_t bad;
-    DISPATCH(bad = augment_row_avx2(f, n, diagonal, out, sum), bad = augment_row_body(f, n, diagonal, out, sum));
+    DISPATCH(bad = augment_row_avx2(f, n, diagonal, out, NULL, sum), bad = augment_row_body(f, n, diagonal, out, NULL, sum));
+    return bad;
+}
+
+int64_t cattn_augment_row_f64(double *f, size_t n, size_t diagonal, double *sum) {
+    int64_t bad;
+    DISPATCH(bad = augment_row_avx2(f, n, diagonal, NULL, f, sum), bad = augment_row_body(f, n, diagonal, NULL, f, sum));
     return bad;
 }
 
 static inline int64_t augment_row_dividing_portable(double *f, size_t n, size_t diagonal, double divisor, float *out, double *sum) {
     for (size_t j = 0; j < n; j++) f[j] /= divisor;
-    return augment_row_body(f, n, diagonal, out, sum);
+    return augment_row_body(f, n, diagonal, out, NULL, sum);
 }
 
 int64_t cattn_augment_row_dividing(double *f, size_t n, size_t diagonal, double divisor, float *out, double *sum) {

@@ -119,6 +119,32 @@ struct RowKernelTests {
             }
         }
     }
+
+    @Test("flow's Â in Double, in place: (f + I) / (Σ f + 1) as a float64 loop has it, and rollout's Float values rounded from it")
+    func augmentInPlace() {
+        var state: UInt64 = 11
+        func next() -> Double {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Double(state >> 11) / Double(1 << 53)
+        }
+        for n in [1, 7, 8, 9, 197] {
+            let f = (0..<n).map { _ in next() }
+            let diagonal = n / 2
+            let total = f.reduce(0, +) + 1
+            var row = f
+            let result = row.withUnsafeMutableBufferPointer { RowKernels.augmentRowInPlace($0.baseAddress!, count: n, diagonal: diagonal) }
+            // A sum of n + 1 positive terms in any order is within n·ε of the exact one (relative); a division adds ε.
+            let bound = Double(n + 2) * Double.ulpOfOne
+            #expect(result.nonFinite == 0 && abs(result.sum - total) <= bound * total)
+            for j in 0..<n {
+                let want = (f[j] + (j == diagonal ? 1 : 0)) / total
+                #expect(abs(row[j] - want) <= 2 * bound * want, "n \(n), j \(j)")
+            }
+            var rounded = [Float](repeating: 0, count: n)
+            _ = f.withUnsafeBufferPointer { p in rounded.withUnsafeMutableBufferPointer { RowKernels.augmentRow(p.baseAddress!, count: n, diagonal: diagonal, into: $0.baseAddress!) } }
+            #expect(rounded == row.map { Float($0) }, "n \(n)")
+        }
+    }
 }
 
 

@@ -51,6 +51,8 @@ int cattn_softmax_row_at(int level, float *row, size_t visible, size_t n);
 /// every f[j] is finite and `out` is not NULL, out[j] = f[j] / *sum with the 1 added at j = `diagonal`.
 /// Returns the number of NaN or infinite f[j] (then `out` is left alone).
 int64_t cattn_augment_row(const double *f, size_t n, size_t diagonal, float *out, double *sum);
+/// The same in place and in double (attention flow's capacities): f[j] becomes f[j] / *sum, 1 added at `diagonal`.
+int64_t cattn_augment_row_f64(double *f, size_t n, size_t diagonal, double *sum);
 /// The same after dividing f[j] by `divisor` in place (f then holds the mean of summed heads): one pass over
 /// a row that is in cache instead of a pass over the whole matrix first.
 int64_t cattn_augment_row_dividing(double *f, size_t n, size_t diagonal, double divisor, float *out, double *sum);
