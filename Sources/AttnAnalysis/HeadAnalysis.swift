@@ -350,6 +350,8 @@ public enum SimilarityScope: String, CaseIterable, Sendable { case layer, all, n
 public struct HeadsResult {
     /// Per layer and head.
     public var records: [HeadMeasures]
+    /// Which pairs of heads were compared.
+    public var scope: SimilarityScope
     /// With `SimilarityScope.layer`: each layer's H × H Jensen–Shannon matrix (nil for a pair with a non-finite head).
     public var perLayer: [[[Double?]]]
     /// With `SimilarityScope.all`: the (L·H) × (L·H) matrix.
@@ -377,7 +379,7 @@ extension HeadAnalysis {
             if scope == .layer { perLayer.append(JensenShannon.betweenHeads(layer)) }
         }
         let all = scope == .all ? try JensenShannon.betweenAllHeads(source) : nil
-        return HeadsResult(records: records, perLayer: perLayer, all: all, outliers: outliers(shares: shares, keys: source.keyCount))
+        return HeadsResult(records: records, scope: scope, perLayer: perLayer, all: all, outliers: outliers(shares: shares, keys: source.keyCount))
     }
 }
 

@@ -4,8 +4,8 @@ import AttnAnalysis
 /// `heads` as a table, JSON and CSV, and its similarity matrices as files (docs/heads.md; the records' keys are
 /// `HeadMeasures.fields`).
 public enum HeadsReport {
-    public static func json(_ result: HeadsResult, analysis: HeadAnalysis, similarity: SimilarityScope, tokenMatch: String?, source: AttentionSource) -> JSONValue {
-        let records = result.records, perLayer = result.perLayer, all = result.all, outliers = result.outliers
+    public static func json(_ result: HeadsResult, analysis: HeadAnalysis, tokenMatch: String?, source: AttentionSource) -> JSONValue {
+        let records = result.records, perLayer = result.perLayer, all = result.all, outliers = result.outliers, similarity = result.scope
         let distance: JSONValue
         switch analysis.distance {
         case .grid(let rows, let columns, let p, let size):
@@ -36,9 +36,8 @@ public enum HeadsReport {
             similarityValue = .object([("scope", .string("layer")), ("matrices", .array(perLayer.enumerated().map { l, m in
                 .object([("layer", .integer(l)), ("js_divergence", matrix(m))]) }))])
         }
-        return .document([
-            ("file", .string(source.file)), ("layers", .integer(source.layerCount)), ("heads", .integer(source.headCount)),
-            ("queries", .integer(source.queryCount)), ("keys", .integer(source.keyCount)), ("source", .string(source.origin.label)),
+        return .document(RecordWriter.header(source) + [
+            ("source", .string(source.origin.label)),
             ("parameters", .object([("sink_tokens", .integer(analysis.sinkTokens)), ("exclude_bos", .bool(analysis.excludeBOS)),
                                     ("exclude_current_token", .bool(analysis.excludeCurrentToken)), ("token_match", match), ("distance", distance),
                                     ("similarity", .string(similarity.rawValue)), ("outlier_z", .number(analysis.outlierZ)), ("outlier_ratio", .number(analysis.outlierRatio))])),

@@ -29,13 +29,30 @@ public enum StatsReport {
 
     /// The JSON document's fields for one sample's records.
     public static func json(_ records: [HeadStatistics], source: AttentionSource) -> [(String, JSONValue)] {
-        header(source) + [("source", .string(source.origin.label)), ("records", .array(records.map(RecordWriter.json)))]
+        RecordWriter.header(source) + [("source", .string(source.origin.label)), ("records", .array(records.map(RecordWriter.json)))]
     }
 
-    /// file, layers, heads, queries and keys of `source`.
-    public static func header(_ source: AttentionSource) -> [(String, JSONValue)] {
-        [("file", .string(source.file)), ("layers", .integer(source.layerCount)), ("heads", .integer(source.headCount)),
-         ("queries", .integer(source.queryCount)), ("keys", .integer(source.keyCount))]
+    /// The JSON document's fields for `--batch all`: sample 0's header with the number of samples after the file,
+    /// each sample's real queries and keys when there are several, and the aggregate's records.
+    public static func json(_ aggregate: SampleAggregate, source: AttentionSource, queries: [Int], keys: [Int]) -> [(String, JSONValue)] {
+        let header = RecordWriter.header(source)
+        return [header[0], ("samples", .integer(aggregate.sampleCount))] + header.dropFirst() + perSampleCounts(queries: queries, keys: keys)
+            + [("source", .string(source.origin.label)), ("records", json(aggregate))]
+    }
+
+    /// `queries_per_sample` and `keys_per_sample` (`queries` and `keys` are sample 0's), when there are several samples.
+    public static func perSampleCounts(queries: [Int], keys: [Int]) -> [(String, JSONValue)] {
+        guard queries.count > 1, keys.count == queries.count else { return [] }
+        return [("queries_per_sample", .array(queries.map { .integer($0) })), ("keys_per_sample", .array(keys.map { .integer($0) }))]
+    }
+
+    /// The line above the samples' table; it lists the samples' token counts when they differ.
+    public static func samplesHeading(samples: Int, queries: [Int], keys: [Int]) -> String {
+        var line = "\(samples) samples: mean and standard deviation over the samples (± columns)"
+        if Set(queries).count > 1 || Set(keys).count > 1 {
+            line += "; real tokens per sample: " + zip(queries, keys).map { $0 == $1 ? "\($0)" : "\($0)×\($1)" }.joined(separator: ", ")
+        }
+        return line + "\n"
     }
 
     public static func table(_ aggregate: SampleAggregate) -> String { RecordWriter.table(aggregate.rows, aggregateColumns) }

@@ -90,7 +90,7 @@ extension AttnInspect {
                             work: "head similarity (--similarity \(similarity.rawValue)) between \(maps) heads\(similarity == .all ? "" : " in each of \(source.layerCount) layers") over \(source.queryCount) × \(source.keyCount) values",
                             cheaper: similarity == .all ? "use --similarity layer or none" : "use --similarity none")
             let progress = Progress.start("heads, layers", total: source.layerCount)
-            let result = try analysis.run(source, similarity: similarity, step: progress.map { p in { p.advance() } })
+            let result = try analysis.run(source, similarity: similarity, step: progress?.step)
             progress?.finish()
             // The file first: if it cannot be written, the run fails before printing anything.
             if let similarityOut {
@@ -98,7 +98,7 @@ extension AttnInspect {
             }
             if json {
                 let match = analysis.matchKeys == nil ? nil : (try opened.tokenIDs(sample: input.batch) != nil ? "ids" : "strings")
-                Console.print(HeadsReport.json(result, analysis: analysis, similarity: similarity, tokenMatch: match, source: source).serialized() + "\n")
+                Console.print(HeadsReport.json(result, analysis: analysis, tokenMatch: match, source: source).serialized() + "\n")
             } else if csv {
                 Console.printCSV(RecordWriter.csv(result.records))
             } else {

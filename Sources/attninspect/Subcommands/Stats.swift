@@ -70,9 +70,8 @@ extension AttnInspect {
             let summary = SampleAggregate(result.samples)
             let source = result.source
             if json {
-                let header = StatsReport.header(source)   // file, then the samples, then layers, heads, queries and keys
-                Console.print(JSONValue.document([header[0], ("samples", .integer(result.samples.count))] + header.dropFirst() + result.perSampleCountFields
-                    + [("source", .string(source.origin.label)), ("records", StatsReport.json(summary))]).serialized() + "\n")
+                Console.print(JSONValue.document(StatsReport.json(summary, source: source, queries: result.queriesPerSample,
+                                                                  keys: result.keysPerSample)).serialized() + "\n")
             } else if csv {
                 Console.printCSV(StatsReport.csv(summary))
             } else {
@@ -115,7 +114,7 @@ extension AttnInspect {
                         var fields = StatsReport.json(r.samples.count == 1 ? r.samples[0] : [], source: r.source)
                         if r.samples.count > 1 {
                             fields.removeAll { $0.0 == "records" }
-                            fields += [("samples", .integer(r.samples.count))] + r.perSampleCountFields
+                            fields += [("samples", .integer(r.samples.count))] + StatsReport.perSampleCounts(queries: r.queriesPerSample, keys: r.keysPerSample)
                             fields += [("records", StatsReport.json(SampleAggregate(r.samples)))]
                         }
                         return .object(fields)
@@ -165,22 +164,8 @@ extension AttnInspect {
             var queriesPerSample: [Int] = []
             var keysPerSample: [Int] = []
 
-            /// With several samples, `queries_per_sample` and `keys_per_sample` for JSON (`queries` and `keys` are sample 0's).
-            var perSampleCountFields: [(String, JSONValue)] {
-                guard samples.count > 1, queriesPerSample.count == samples.count else { return [] }
-                return [("queries_per_sample", .array(queriesPerSample.map { .integer($0) })),
-                        ("keys_per_sample", .array(keysPerSample.map { .integer($0) }))]
-            }
-
-            /// The line above the samples' table; it lists the samples' token counts when they differ.
-            var samplesHeading: String {
-                var line = "\(samples.count) samples: mean and standard deviation over the samples (± columns)"
-                if Set(queriesPerSample).count > 1 || Set(keysPerSample).count > 1 {
-                    let counts = zip(queriesPerSample, keysPerSample).map { $0 == $1 ? "\($0)" : "\($0)×\($1)" }
-                    line += "; real tokens per sample: " + counts.joined(separator: ", ")
-                }
-                return line + "\n"
-            }
+            /// The line above the samples' table.
+            var samplesHeading: String { StatsReport.samplesHeading(samples: samples.count, queries: queriesPerSample, keys: keysPerSample) }
         }
 
         /// With `batchAxisOptional`, `--batch all` on a file without a batch axis reads its one sample.
