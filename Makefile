@@ -5,7 +5,7 @@ BIN ?= .build/release/attninspect
 # What install, man and completions build first; CI's install check sets BUILD_FIRST=build with the debug BIN.
 BUILD_FIRST ?= release
 
-.PHONY: deps build release demo test hostile attack-sweep install man completions fuzz mutate sanitize-address sanitize-thread ci-hardening clean
+.PHONY: deps build release demo test lint hostile attack-sweep install man completions fuzz mutate sanitize-address sanitize-thread ci-hardening clean
 
 deps:
 	@scripts/install-deps.sh
@@ -45,6 +45,14 @@ demo: release
 test: deps
 	@scripts/install-deps.sh --test
 	ATTNINSPECT_REQUIRE_PYTHON=1 $(SWIFT) test
+
+# The source layout: swift-format's lint with the checked-in .swift-format (4-space indent, lines of at most 120
+# characters), and a line-length check for what it cannot wrap (string literals). `swift format -i -r Sources Tests
+# Fuzz Package.swift` fixes all but those. Run by .ci/run after make test.
+LINT_PATHS = Sources Tests Fuzz Package.swift
+lint:
+	$(SWIFT) format lint --strict --recursive $(LINT_PATHS)
+	python3 scripts/line_length.py 120 $(LINT_PATHS)
 
 # The hostile-dump regression set (TestData/hostile, signals, stdout failures, non-UTF-8 paths) against the release
 # binary, which is linked differently from the debug build `make test` runs it on.

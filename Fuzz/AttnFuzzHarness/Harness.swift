@@ -1,12 +1,15 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import AttnCore
 import AttnReader
 
 @_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+) -> Int32
 
 /// What every fuzz target does with one input: write the bytes to a scratch file with the format's
 /// extension, then open it as a dump, resolve the attention and read its first layers both ways (whole
@@ -39,8 +42,12 @@ public enum FuzzHarness {
             let dump = try DumpFile(path: path)
             // What info shows: every name and attribute, escaped for the terminal (safetensors metadata is parsed
             // JSON: strings with escapes and surrogates reach here).
-            for tensor in dump.tensors { precondition(!PrintableText.escaped(tensor.name).unicodeScalars.contains { $0.value < 0x20 }) }
-            for attribute in dump.attributes { _ = PrintableText.escaped(attribute.name + " = " + attribute.value.description) }
+            for tensor in dump.tensors {
+                precondition(!PrintableText.escaped(tensor.name).unicodeScalars.contains { $0.value < 0x20 })
+            }
+            for attribute in dump.attributes {
+                _ = PrintableText.escaped(attribute.name + " = " + attribute.value.description)
+            }
             _ = dump.attribute("patch_grid")?.integerValues
             _ = dump.unreadableTokenLabels()
             _ = try dump.tokenLabels()

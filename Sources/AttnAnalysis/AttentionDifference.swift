@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import AttnCore
 
@@ -31,7 +31,12 @@ public struct HeadDifference: Sendable, Equatable, Record {
     /// Every head of layer `layer` of `a` against `b` (same shapes, checked by the caller).
     public static func ofLayer(_ a: LayerAttention, _ b: LayerAttention, layer: Int) throws -> [HeadDifference] {
         guard (a.heads, a.queries, a.keys) == (b.heads, b.queries, b.keys) else {
-            throw AnalysisError("layer \(layer): shapes differ, \(a.heads)×\(a.queries)×\(a.keys) against \(b.heads)×\(b.queries)×\(b.keys)")
+            throw AnalysisError(
+                """
+                layer \(layer): shapes differ, \(a.heads)×\(a.queries)×\(a.keys) against \
+                \(b.heads)×\(b.queries)×\(b.keys)
+                """
+            )
         }
         let q = a.queries, k = a.keys, size = q * k
         return a.values.withUnsafeBufferPointer { x in
@@ -39,8 +44,9 @@ public struct HeadDifference: Sendable, Equatable, Record {
                 (0..<a.heads).map { h in
                     let p = UnsafeBufferPointer(rebasing: x[(h * size)..<((h + 1) * size)])
                     let r = UnsafeBufferPointer(rebasing: y[(h * size)..<((h + 1) * size)])
-                    return HeadDifference(layer: layer, head: h, maxAbsDiff: maxAbsDifference(p, r),
-                                          jsDivergence: JensenShannon.meanRowDivergence(p, r, queries: q, keys: k))
+                    return HeadDifference(
+                        layer: layer, head: h, maxAbsDiff: maxAbsDifference(p, r),
+                        jsDivergence: JensenShannon.meanRowDivergence(p, r, queries: q, keys: k))
                 }
             }
         }
@@ -50,6 +56,9 @@ public struct HeadDifference: Sendable, Equatable, Record {
 extension HeadDifference {
     /// The JSON keys and CSV columns of `diff`.
     public var fields: [(key: String, value: FieldValue)] {
-        [("layer", .index(layer)), ("head", .index(head)), ("max_abs_diff", .real(maxAbsDiff)), ("js_divergence", .real(jsDivergence))]
+        [
+            ("layer", .index(layer)), ("head", .index(head)), ("max_abs_diff", .real(maxAbsDiff)),
+            ("js_divergence", .real(jsDivergence))
+        ]
     }
 }

@@ -30,18 +30,22 @@ public struct AttentionFlow: Sendable {
     /// token, each row divided by its sum. Reads layers 0…`layer` of `source` one at a time.
     /// - Returns: `[tokens.count, keys]`, row-major, in `Double`.
     /// `progress` is called from the workers after each maximum-flow problem (tokens × keys in all).
-    public func compute(_ source: AttentionSource, tokens: [Int]? = nil, workers: Int = Workers.count,
-                        progress: (@Sendable () -> Void)? = nil) throws -> [Double] {
+    public func compute(
+        _ source: AttentionSource, tokens: [Int]? = nil, workers: Int = Workers.count,
+        progress: (@Sendable () -> Void)? = nil
+    ) throws -> [Double] {
         let n = source.queryCount
-        let graph = try Self.graph(source, layers: 0...layer, workers: workers, checking: allowsUnnormalised ? nil : "flow")
+        let graph = try Self.graph(
+            source, layers: 0...layer, workers: workers, checking: allowsUnnormalised ? nil : "flow")
         return try Self.flows(graph, size: n, from: tokens ?? Array(0..<n), workers: workers, progress: progress)
     }
 
     /// A rough wall-clock estimate for `rows` × `tokens` maximum-flow problems through `layers`
     /// layers, from measurements on this project's benchmark machine (see README, Performance).
     public static func estimatedSeconds(tokens n: Int, rows: Int, layers: Int, workers: Int) -> Double {
-        let perEdge = 1.5e-8   // seconds per edge per problem, measured on the 257-token ViT dump (two phases)
-        return Double(rows) * Double(n) * Double(layers) * Double(n) * Double(n) * perEdge / Double(Swift.max(1, workers))
+        let perEdge = 1.5e-8  // seconds per edge per problem, measured on the 257-token ViT dump (two phases)
+        return Double(rows) * Double(n) * Double(layers) * Double(n) * Double(n) * perEdge
+            / Double(Swift.max(1, workers))
     }
 
     /// The memory flow holds: the graph (`layers` × n² in `Double`) and, per worker, its residual network (three
@@ -53,7 +57,9 @@ public struct AttentionFlow: Sendable {
     }
 
     /// Âₗ for each layer of `layers`, in `Double`: the heads' mean plus I, rows divided by their sums.
-    static func graph(_ source: AttentionSource, layers: ClosedRange<Int>, workers: Int, checking: String? = nil) throws -> [[Double]] {
+    static func graph(_ source: AttentionSource, layers: ClosedRange<Int>, workers: Int, checking: String? = nil) throws
+        -> [[Double]]
+    {
         if let why = source.chainRefusal("attention flow") { throw AnalysisError(why) }
         guard layers.lowerBound >= 0 && layers.upperBound < source.layerCount else {
             throw AnalysisError("layer \(layers.upperBound) is out of range: expected 0...\(source.layerCount - 1)")
@@ -65,7 +71,13 @@ public struct AttentionFlow: Sendable {
             var a = workspace.fused
             let bad = a.reduce(0) { $0 + ($1.isFinite && $1 >= 0 ? 0 : 1) }
             guard bad == 0 else {
-                throw AttnError(.analysis, file: source.file, "layer \(l) holds \(bad) NaN, infinite or negative values: attention flow needs non-negative capacities")
+                throw AttnError(
+                    .analysis, file: source.file,
+                    """
+                    layer \(l) holds \(bad) NaN, infinite or negative values: attention flow needs non-negative \
+                    capacities
+                    """
+                )
             }
             // Â = rownorm(F + I) by the row kernel rollout uses, here in Double.
             a.withUnsafeMutableBufferPointer { rows in
@@ -77,8 +89,10 @@ public struct AttentionFlow: Sendable {
 
     /// The normalised flows from each of `sources` (tokens at the top of `graph`) to every input token;
     /// the (source, sink) problems are shared among the workers.
-    static func flows(_ graph: [[Double]], size n: Int, from sources: [Int], workers: Int,
-                      progress: (@Sendable () -> Void)? = nil) throws -> [Double] {
+    static func flows(
+        _ graph: [[Double]], size n: Int, from sources: [Int], workers: Int,
+        progress: (@Sendable () -> Void)? = nil
+    ) throws -> [Double] {
         for s in sources where s < 0 || s >= n {
             throw AnalysisError("token \(s) is out of range: expected 0...\(n - 1)")
         }
@@ -158,7 +172,9 @@ final class LayeredNetwork {
 
     /// The arcs of node (t, a): the residual row and the index of its first target, or nil.
     @inline(__always)
-    private func arcs(_ t: Int, _ a: Int, backwardArcs: Bool) -> (residual: UnsafeMutablePointer<Double>, firstTarget: Int)? {
+    private func arcs(_ t: Int, _ a: Int, backwardArcs: Bool) -> (
+        residual: UnsafeMutablePointer<Double>, firstTarget: Int
+    )? {
         if backwardArcs {
             return t == top ? nil : (backward.baseAddress! + t * n * n + a * n, (t + 1) * n)
         }
@@ -216,7 +232,8 @@ final class LayeredNetwork {
             let isBackward = k >= n
             let b = isBackward ? k - n : k
             if let (residual, first) = arcs(t, a, backwardArcs: isBackward), !(t == 1 && !isBackward && b != sink),
-               residual[b] > eps, level[first + b] == want {
+                residual[b] > eps, level[first + b] == want
+            {
                 let pushed = augment(first + b, limit: Swift.min(limit - done, residual[b]))
                 if pushed > 0 {
                     // The arc loses residual, its reverse gains it.

@@ -12,7 +12,8 @@ public enum AttentionMask {
         }
         let values = map.values
         guard values.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
-            throw AnalysisError("the map holds negative, NaN or infinite values: a mass threshold needs non-negative attention")
+            throw AnalysisError(
+                "the map holds negative, NaN or infinite values: a mass threshold needs non-negative attention")
         }
         let total = values.reduce(0.0) { $0 + Double($1) }
         guard total > 0 else { throw AnalysisError("the map sums to 0: no attention mass to threshold") }

@@ -24,7 +24,8 @@ public struct GradientRollout: Sendable {
         for i in 0..<n { r.values[i * n + i] = 1 }
         var product = Matrix(rows: n, columns: n)
         for l in layers {
-            let weighted = try Self.weighted(layer: l, attention: attention, gradients: gradients, checked: !allowsUnnormalised)
+            let weighted = try Self.weighted(
+                layer: l, attention: attention, gradients: gradients, checked: !allowsUnnormalised)
             MatrixProduct.multiply(weighted, r, into: &product)
             for i in r.values.indices { r.values[i] += product.values[i] }
         }
@@ -42,7 +43,8 @@ public struct GradientRollout: Sendable {
         row.values[token] = 1
         var next = Matrix(rows: 1, columns: n)
         for l in layers.reversed() {
-            let weighted = try Self.weighted(layer: l, attention: attention, gradients: gradients, checked: !allowsUnnormalised)
+            let weighted = try Self.weighted(
+                layer: l, attention: attention, gradients: gradients, checked: !allowsUnnormalised)
             MatrixProduct.multiply(row, weighted, into: &next)
             for i in row.values.indices { row.values[i] += next.values[i] }
         }
@@ -58,9 +60,13 @@ public struct GradientRollout: Sendable {
     }
 
     /// Āₗ = mean over heads of max(0, ∇Aₗ ⊙ Aₗ), summed in `Double`.
-    static func weighted(layer l: Int, attention: AttentionSource, gradients: AttentionSource, checked: Bool) throws -> Matrix {
+    static func weighted(layer l: Int, attention: AttentionSource, gradients: AttentionSource, checked: Bool) throws
+        -> Matrix
+    {
         let a = try attention.layer(l), g = try gradients.layer(l)
-        if checked && attention.origin == .stored { try ProbabilityCheck.check(a, index: l, command: "gradient-weighted rollout") }
+        if checked && attention.origin == .stored {
+            try ProbabilityCheck.check(a, index: l, command: "gradient-weighted rollout")
+        }
         let size = a.queries * a.keys
         var sums = [Double](repeating: 0, count: size)
         var bad = 0
@@ -72,7 +78,13 @@ public struct GradientRollout: Sendable {
             }
         }
         guard bad == 0 else {
-            throw AttnError(.analysis, file: attention.file, "layer \(l): \(bad) products of attention and gradient are NaN or infinite: gradient-weighted rollout is undefined")
+            throw AttnError(
+                .analysis, file: attention.file,
+                """
+                layer \(l): \(bad) products of attention and gradient are NaN or infinite: gradient-weighted \
+                rollout is undefined
+                """
+            )
         }
         return Matrix(rows: a.queries, columns: a.keys, values: sums.map { Float($0 / Double(a.heads)) })
     }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import AttnCore
 import AttnLinalg
@@ -37,11 +37,18 @@ public struct HeadMeasures: Sendable, Equatable, Record {
 
     /// The JSON keys and CSV columns of `heads` (docs/heads.md).
     public var fields: [(key: String, value: FieldValue)] {
-        [("layer", .index(layer)), ("head", .index(head)), ("entropy", .real(entropy)), ("first_query_entropy", .real(firstQueryEntropy)),
-         ("mean_row_max", .real(meanRowMax)), ("attn_first", .real(attnFirst)), ("attn_cls", .real(attnCLS)), ("attn_sep", .real(attnSEP)),
-         ("attn_punct", .real(attnPunct)), ("attn_self", .real(attnSelf)), ("attn_previous", .real(attnPrevious)), ("attn_next", .real(attnNext)),
-         ("previous_token", .real(previousToken)), ("duplicate_token", .real(duplicateToken)), ("induction", .real(induction)),
-         ("mean_attention_distance", .real(meanAttentionDistance)), ("sink_share", .real(sinkShare)), ("roles", .labels(roles))]
+        [
+            ("layer", .index(layer)), ("head", .index(head)), ("entropy", .real(entropy)),
+            ("first_query_entropy", .real(firstQueryEntropy)),
+            ("mean_row_max", .real(meanRowMax)), ("attn_first", .real(attnFirst)), ("attn_cls", .real(attnCLS)),
+            ("attn_sep", .real(attnSEP)),
+            ("attn_punct", .real(attnPunct)), ("attn_self", .real(attnSelf)), ("attn_previous", .real(attnPrevious)),
+            ("attn_next", .real(attnNext)),
+            ("previous_token", .real(previousToken)), ("duplicate_token", .real(duplicateToken)),
+            ("induction", .real(induction)),
+            ("mean_attention_distance", .real(meanAttentionDistance)), ("sink_share", .real(sinkShare)),
+            ("roles", .labels(roles))
+        ]
     }
 }
 
@@ -103,7 +110,12 @@ public struct HeadAnalysis: Sendable {
     public func measures(of layer: LayerAttention, index l: Int) throws -> [HeadMeasures] {
         let q = layer.queries, k = layer.keys
         if case .grid(let rows, let columns, let prefix, _) = distance, q == k, k - prefix != rows * columns {
-            throw AnalysisError("the \(rows)×\(columns) patch grid needs \(rows * columns) patches after \(prefix) prefix token(s), but there are \(k) tokens (\(k - prefix) after the prefix): give --grid and --prefix")
+            throw AnalysisError(
+                """
+                the \(rows)×\(columns) patch grid needs \(rows * columns) patches after \(prefix) prefix \
+                token(s), but there are \(k) tokens (\(k - prefix) after the prefix): give --grid and --prefix
+                """
+            )
         }
         let special = specialTokens
         let pairs = q == k ? patternPairs(positions: q) : nil
@@ -111,14 +123,17 @@ public struct HeadAnalysis: Sendable {
         return layer.values.withUnsafeBufferPointer { all in
             (0..<layer.heads).map { h in
                 let a = UnsafeBufferPointer(rebasing: all[(h * q * k)..<((h + 1) * q * k)])
-                return measure(a, queries: q, keys: k, layer: l, head: h, special: special, pairs: pairs, distances: distances)
+                return measure(
+                    a, queries: q, keys: k, layer: l, head: h, special: special, pairs: pairs, distances: distances)
             }
         }
     }
 
-    private func measure(_ a: UnsafeBufferPointer<Float>, queries q: Int, keys k: Int, layer: Int, head: Int,
-                         special: (cls: [Int], sep: [Int], punct: [Int])?, pairs: (duplicate: [(Int, Int)], induction: [(Int, Int)])?,
-                         distances: ((Int, Int) -> Double)?) -> HeadMeasures {
+    private func measure(
+        _ a: UnsafeBufferPointer<Float>, queries q: Int, keys k: Int, layer: Int, head: Int,
+        special: (cls: [Int], sep: [Int], punct: [Int])?, pairs: (duplicate: [(Int, Int)], induction: [(Int, Int)])?,
+        distances: ((Int, Int) -> Double)?
+    ) -> HeadMeasures {
         var m = HeadMeasures(layer: layer, head: head)
         guard a.allSatisfy({ $0.isFinite }) else { return m }
         let rows = Double(q)
@@ -133,7 +148,7 @@ public struct HeadAnalysis: Sendable {
             rowMax += k > 0 ? row.max : -Double.infinity
         }
         m.entropy = entropy / rows
-        if m.entropy == 0 { m.entropy = 0 }   // +0, not −0
+        if m.entropy == 0 { m.entropy = 0 }  // +0, not −0
         m.meanRowMax = rowMax / rows
         func columnsShare(_ columns: [Int]) -> Double {
             var s = 0.0
@@ -188,8 +203,9 @@ public struct HeadAnalysis: Sendable {
         var roles: [String] = []
         let rules: [(String, Double?, Bool)] = [
             ("previous", m.attnPrevious, false), ("next", m.attnNext, false), ("self", m.attnSelf, false),
-            ("cls", m.attnCLS, false), ("sep", m.attnSEP, false), ("punct", m.attnPunct, false), ("sink", m.sinkShare, false),
-            ("broad", m.meanRowMax, true),
+            ("cls", m.attnCLS, false), ("sep", m.attnSEP, false), ("punct", m.attnPunct, false),
+            ("sink", m.sinkShare, false),
+            ("broad", m.meanRowMax, true)
         ]
         for (name, value, atMost) in rules {
             guard let value else { continue }
@@ -263,9 +279,10 @@ public struct HeadAnalysis: Sendable {
             let values = shares.map { $0?[j] }
             let known = values.compactMap { $0 }
             let top = known.max() ?? .nan
-            return OutlierToken(position: j, token: keyLabels.flatMap { $0.count == k ? $0[j] : nil }, prefix: j < distance.prefix,
-                                layers: layers, maxShare: top, meanShare: known.reduce(0, +) / Double(Swift.max(known.count, 1)),
-                                maxRatio: top * Double(k), shares: values)
+            return OutlierToken(
+                position: j, token: keyLabels.flatMap { $0.count == k ? $0[j] : nil }, prefix: j < distance.prefix,
+                layers: layers, maxShare: top, meanShare: known.reduce(0, +) / Double(Swift.max(known.count, 1)),
+                maxRatio: top * Double(k), shares: values)
         }
         return tokens.sorted { a, b in
             if a.layers.count != b.layers.count { return a.layers.count > b.layers.count }
@@ -285,7 +302,9 @@ public struct HeadAnalysis: Sendable {
 /// The mean over query rows of the Jensen–Shannon divergence between two maps' rows, in nats
 /// (0 · ln 0 = 0): `diff` between dumps, `heads` between heads.
 public enum JensenShannon {
-    public static func meanRowDivergence(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>, queries q: Int, keys k: Int) -> Double {
+    public static func meanRowDivergence(
+        _ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>, queries q: Int, keys k: Int
+    ) -> Double {
         var js = 0.0
         for i in 0..<q {
             for j in 0..<k {
@@ -314,15 +333,17 @@ public enum JensenShannon {
             var pairs: [(Int, Int)] = []
             for a in 0..<n where finite[a] { for b in (a + 1)..<max(n, a + 1) where finite[b] { pairs.append((a, b)) } }
             var divergences = [Double](repeating: 0, count: pairs.count)
-            if !pairs.isEmpty { divergences.withUnsafeMutableBufferPointer { out in
-                let workers = min(Workers.count, pairs.count)
-                // Each worker writes its own pairs' entries; nothing here throws.
-                Workers.run(workers) { w, _ in
-                    for p in stride(from: w, to: pairs.count, by: workers) {
-                        out[p] = meanRowDivergence(maps[pairs[p].0], maps[pairs[p].1], queries: queries, keys: keys)
+            if !pairs.isEmpty {
+                divergences.withUnsafeMutableBufferPointer { out in
+                    let workers = min(Workers.count, pairs.count)
+                    // Each worker writes its own pairs' entries; nothing here throws.
+                    Workers.run(workers) { w, _ in
+                        for p in stride(from: w, to: pairs.count, by: workers) {
+                            out[p] = meanRowDivergence(maps[pairs[p].0], maps[pairs[p].1], queries: queries, keys: keys)
+                        }
                     }
                 }
-            } }
+            }
             var result = [[Double?]](repeating: [Double?](repeating: nil, count: n), count: n)
             for a in 0..<n where finite[a] { result[a][a] = 0 }
             for (p, (a, b)) in pairs.enumerated() {
@@ -363,7 +384,9 @@ public struct HeadsResult {
 extension HeadAnalysis {
     /// Every measure of every head of `source`, layer by layer, the head similarity of `scope` and the outlier tokens;
     /// `step` is called after each layer.
-    public func run(_ source: AttentionSource, similarity scope: SimilarityScope, step: (() -> Void)? = nil) throws -> HeadsResult {
+    public func run(_ source: AttentionSource, similarity scope: SimilarityScope, step: (() -> Void)? = nil) throws
+        -> HeadsResult
+    {
         var records: [HeadMeasures] = []
         var shares: [[Double]?] = []
         var perLayer: [[[Double?]]] = []
@@ -379,7 +402,9 @@ extension HeadAnalysis {
             if scope == .layer { perLayer.append(JensenShannon.betweenHeads(layer)) }
         }
         let all = scope == .all ? try JensenShannon.betweenAllHeads(source) : nil
-        return HeadsResult(records: records, scope: scope, perLayer: perLayer, all: all, outliers: outliers(shares: shares, keys: source.keyCount))
+        return HeadsResult(
+            records: records, scope: scope, perLayer: perLayer, all: all,
+            outliers: outliers(shares: shares, keys: source.keyCount))
     }
 }
 
@@ -387,13 +412,21 @@ extension JensenShannon {
     /// The (L·H) × (L·H) matrix between every pair of heads of the model, every layer in memory (refused over the
     /// memory budget).
     public static func betweenAllHeads(_ source: AttentionSource) throws -> [[Double?]] {
-        let bytes = MemoryBudget.bytes([source.layerCount, source.headCount, source.queryCount, source.keyCount], elementSize: 4)
-        if let refusal = MemoryBudget.refusal("--similarity all, every layer of \(source.layerCount) × \(source.headCount) heads × \(source.queryCount) × \(source.keyCount) in memory", bytes: bytes) {
+        let bytes = MemoryBudget.bytes(
+            [source.layerCount, source.headCount, source.queryCount, source.keyCount], elementSize: 4)
+        if let refusal = MemoryBudget.refusal(
+            """
+            --similarity all, every layer of \(source.layerCount) × \(source.headCount) heads × \
+            \(source.queryCount) × \(source.keyCount) in memory
+            """,
+            bytes: bytes)
+        {
             throw AttnError(.resource, file: source.file, refusal + "; use --similarity layer")
         }
         var values: [Float] = []
         values.reserveCapacity(source.layerCount * source.headCount * source.queryCount * source.keyCount)
         for l in 0..<source.layerCount { values += try source.layer(l).values }
-        return matrix(values, maps: source.layerCount * source.headCount, queries: source.queryCount, keys: source.keyCount)
+        return matrix(
+            values, maps: source.layerCount * source.headCount, queries: source.queryCount, keys: source.keyCount)
     }
 }

@@ -122,7 +122,9 @@ final class HeadFusionWorkspace {
         self.workers = Swift.max(1, Swift.min(workers, heads))
         rows = source.queryCount
         fused = [Double](repeating: 0, count: source.queryCount * source.keyCount)
-        if fusion == .max || fusion == .min { extremes = [Float](repeating: 0, count: source.queryCount * source.keyCount) }
+        if fusion == .max || fusion == .min {
+            extremes = [Float](repeating: 0, count: source.queryCount * source.keyCount)
+        }
         owners = .allocate(capacity: rows)
         for r in 0..<rows { (owners + r).initialize(to: Atomic(-1)) }
         strays = (0..<self.workers).map { _ in StraySlot() }
@@ -152,9 +154,11 @@ final class HeadFusionWorkspace {
         let finding = probabilitiesFor == nil ? nil : ProbabilityCheck.Finding()
         try fused.withUnsafeMutableBufferPointer { f in
             try extremes.withUnsafeMutableBufferPointer { e in
-                let shared = UncheckedSendable((f.baseAddress!, e.baseAddress))   // each row written by its owner only
+                let shared = UncheckedSendable((f.baseAddress!, e.baseAddress))  // each row written by its owner only
                 try source.visitBlocks(layer: layer, heads: heads, workers: workers) { block, values in
-                    add(values, rows: block.rows, head: block.head, worker: block.worker, sums: shared.value.0, extremes: shared.value.1,
+                    add(
+                        values, rows: block.rows, head: block.head, worker: block.worker, sums: shared.value.0,
+                        extremes: shared.value.1,
                         checking: finding)
                 }
             }
@@ -183,12 +187,16 @@ final class HeadFusionWorkspace {
     /// Writes a block of `rows` of head `head` handed to `worker`, runs of rows of one kind of claim at a time; with
     /// `finding`, notes the first row that is not a distribution (`ProbabilityCheck`): in the same pass as the sums
     /// for the mean and one head, in a pass of its own over the block (in cache) otherwise.
-    private func add(_ values: UnsafeBufferPointer<Float>, rows: Range<Int>, head: Int, worker: Int,
-                     sums: UnsafeMutablePointer<Double>, extremes: UnsafeMutablePointer<Float>?,
-                     checking finding: ProbabilityCheck.Finding?) {
+    private func add(
+        _ values: UnsafeBufferPointer<Float>, rows: Range<Int>, head: Int, worker: Int,
+        sums: UnsafeMutablePointer<Double>, extremes: UnsafeMutablePointer<Float>?,
+        checking finding: ProbabilityCheck.Finding?
+    ) {
         let k = source.keyCount
         let summing = fusion == .mean || { if case .head = fusion { return true } else { return false } }()
-        if let finding, !summing, let violation = ProbabilityCheck.firstViolation(values, rows: rows, keys: k, head: head) {
+        if let finding, !summing,
+            let violation = ProbabilityCheck.firstViolation(values, rows: rows, keys: k, head: head)
+        {
             finding.note(violation)
         }
         var start = rows.lowerBound
@@ -201,18 +209,24 @@ final class HeadFusionWorkspace {
                 if c != kind { next = c; break }
                 end += 1
             }
-            let slice = UnsafeBufferPointer(rebasing: values[((start - rows.lowerBound) * k)..<((end - rows.lowerBound) * k)])
+            let slice = UnsafeBufferPointer(
+                rebasing: values[((start - rows.lowerBound) * k)..<((end - rows.lowerBound) * k)])
             let offset = start * k
             switch (kind, fusion) {
             case (.first, _) where summing && finding != nil, (.owned, _) where summing && finding != nil:
                 // The sums and the check in one pass over each row.
                 for r in start..<end {
-                    let row = UnsafeBufferPointer(rebasing: values[((r - rows.lowerBound) * k)..<((r - rows.lowerBound + 1) * k)])
+                    let row = UnsafeBufferPointer(
+                        rebasing: values[((r - rows.lowerBound) * k)..<((r - rows.lowerBound + 1) * k)])
                     let (sum, minimum) = RowKernels.accumulateChecking(row, into: sums + r * k, first: kind == .first)
-                    if let violation = ProbabilityCheck.violation(sum: sum, minimum: minimum, head: head, row: r) { finding!.note(violation) }
+                    if let violation = ProbabilityCheck.violation(sum: sum, minimum: minimum, head: head, row: r) {
+                        finding!.note(violation)
+                    }
                 }
             case (.stray, _):
-                if let finding, summing, let violation = ProbabilityCheck.firstViolation(slice, rows: start..<end, keys: k, head: head) {
+                if let finding, summing,
+                    let violation = ProbabilityCheck.firstViolation(slice, rows: start..<end, keys: k, head: head)
+                {
                     finding.note(violation)
                 }
                 let slot = strays[worker]
@@ -256,8 +270,9 @@ final class HeadFusionWorkspace {
                 defer { missing.value.deallocate() }
                 Workers.run(parts) { part, _ in
                     let (workspace, fused, extremes, boxes) = job.value
-                    missing.value[part] = workspace.combine(into: fused, extremes: extremes, strays: boxes,
-                                                            rows: (q * part / parts)..<(q * (part + 1) / parts), count: count)
+                    missing.value[part] = workspace.combine(
+                        into: fused, extremes: extremes, strays: boxes,
+                        rows: (q * part / parts)..<(q * (part + 1) / parts), count: count)
                 }
                 return (0..<parts).reduce(0) { $0 + missing.value[$1] }
             }
@@ -269,8 +284,10 @@ final class HeadFusionWorkspace {
 
     /// `fused[rows]` = each row's owner's result merged with the strays that hold the row (divided by `count`
     /// for a mean). Returns the number of rows no worker wrote.
-    private func combine(into o: UnsafeMutablePointer<Double>, extremes: UnsafePointer<Float>?, strays: [PartialBox],
-                         rows: Range<Int>, count: Double) -> Int {
+    private func combine(
+        into o: UnsafeMutablePointer<Double>, extremes: UnsafePointer<Float>?, strays: [PartialBox],
+        rows: Range<Int>, count: Double
+    ) -> Int {
         let k = source.keyCount
         var missing = 0
         for r in rows {
@@ -341,22 +358,35 @@ final class HeadFusionWorkspace {
                 let isNew = !touched[fresh]
                 var end = fresh + 1
                 while end < rows.upperBound && touched[end] != isNew { end += 1 }
-                let slice = UnsafeBufferPointer(rebasing: values[((fresh - rows.lowerBound) * k)..<((end - rows.lowerBound) * k)])
+                let slice = UnsafeBufferPointer(
+                    rebasing: values[((fresh - rows.lowerBound) * k)..<((end - rows.lowerBound) * k)])
                 let offset = fresh * k
                 switch fusion {
                 case .mean, .head:
                     sums.withUnsafeMutableBufferPointer { s in
                         let target = s.baseAddress! + offset
                         // 0.0 + : a -0.0 is stored as +0.0, as when it was added to a cleared buffer.
-                        if isNew { for i in 0..<slice.count { target[i] = 0.0 + Double(slice[i]) } } else { RowKernels.accumulate(slice, into: target) }
+                        if isNew {
+                            for i in 0..<slice.count { target[i] = 0.0 + Double(slice[i]) }
+                        } else {
+                            RowKernels.accumulate(slice, into: target)
+                        }
                     }
                 case .max:
                     extremes.withUnsafeMutableBufferPointer { e in
-                        if isNew { (e.baseAddress! + offset).update(from: slice.baseAddress!, count: slice.count) } else { RowKernels.maximum(slice, into: e.baseAddress! + offset) }
+                        if isNew {
+                            (e.baseAddress! + offset).update(from: slice.baseAddress!, count: slice.count)
+                        } else {
+                            RowKernels.maximum(slice, into: e.baseAddress! + offset)
+                        }
                     }
                 case .min:
                     extremes.withUnsafeMutableBufferPointer { e in
-                        if isNew { (e.baseAddress! + offset).update(from: slice.baseAddress!, count: slice.count) } else { RowKernels.minimum(slice, into: e.baseAddress! + offset) }
+                        if isNew {
+                            (e.baseAddress! + offset).update(from: slice.baseAddress!, count: slice.count)
+                        } else {
+                            RowKernels.minimum(slice, into: e.baseAddress! + offset)
+                        }
                     }
                 }
                 if isNew { for r in fresh..<end { touched[r] = true } }

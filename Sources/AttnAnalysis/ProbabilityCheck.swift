@@ -26,10 +26,19 @@ public enum ProbabilityCheck {
         /// capacities whatever it is told, so its message for a negative value offers no flag.
         public func message(layer: Int, command: String) -> String {
             let negative = Double(minimum) < -ProbabilityCheck.tolerance
-            let what = negative ? "holds a negative value (\(minimum))" : "sums to \(formatSum(sum)), not 1 (within \(ProbabilityCheck.tolerance))"
-            let way = negative && command == "flow" ? "attention flow's capacities cannot be negative"
+            let what =
+                negative
+                ? "holds a negative value (\(minimum))"
+                : "sums to \(formatSum(sum)), not 1 (within \(ProbabilityCheck.tolerance))"
+            let way =
+                negative && command == "flow"
+                ? "attention flow's capacities cannot be negative"
                 : "add --allow-unnormalised to use them as they are"
-            return "layer \(layer), head \(head), query \(row): the row \(what): \(command) needs attention probabilities, and these look like scores or logits (`attninspect verify` checks every row); \(way)"
+            return
+                """
+                layer \(layer), head \(head), query \(row): the row \(what): \(command) needs attention \
+                probabilities, and these look like scores or logits (`attninspect verify` checks every row); \(way)
+                """
         }
 
         /// Four decimals, short: 1.5, 0.9871, 213.4.
@@ -40,7 +49,9 @@ public enum ProbabilityCheck {
 
     /// The first row (by head, then row) among `rows` of head `head` whose values are not a distribution, or nil.
     /// - Parameter values: `rows.count × keys`, row-major.
-    public static func firstViolation(_ values: UnsafeBufferPointer<Float>, rows: Range<Int>, keys: Int, head: Int) -> Violation? {
+    public static func firstViolation(_ values: UnsafeBufferPointer<Float>, rows: Range<Int>, keys: Int, head: Int)
+        -> Violation?
+    {
         guard keys > 0 else { return nil }
         for (i, r) in rows.enumerated() {
             var sum = 0.0
@@ -55,7 +66,8 @@ public enum ProbabilityCheck {
     /// (a sum that is not finite) are left to the analysis's own NaN reporting.
     static func violation(sum: Double, minimum: Float, head: Int, row: Int) -> Violation? {
         guard sum.isFinite else { return nil }
-        return abs(sum - 1) > tolerance || Double(minimum) < -tolerance ? Violation(head: head, row: row, sum: sum, minimum: minimum) : nil
+        return abs(sum - 1) > tolerance || Double(minimum) < -tolerance
+            ? Violation(head: head, row: row, sum: sum, minimum: minimum) : nil
     }
 
     /// Throws for the first row of `layer` (layer number `index`) that is not a distribution.
@@ -63,7 +75,10 @@ public enum ProbabilityCheck {
         let size = layer.queries * layer.keys
         try layer.values.withUnsafeBufferPointer { all in
             for h in 0..<layer.heads {
-                if let v = firstViolation(UnsafeBufferPointer(rebasing: all[(h * size)..<((h + 1) * size)]), rows: 0..<layer.queries, keys: layer.keys, head: h) {
+                if let v = firstViolation(
+                    UnsafeBufferPointer(rebasing: all[(h * size)..<((h + 1) * size)]), rows: 0..<layer.queries,
+                    keys: layer.keys, head: h)
+                {
                     throw AnalysisError(v.message(layer: index, command: command))
                 }
             }
@@ -79,6 +94,10 @@ public enum ProbabilityCheck {
         }
 
         /// The first violation noted, and forgets it.
-        func take() -> Violation? { first.withLock { let v = $0; $0 = nil; return v } }
+        func take() -> Violation? {
+            first.withLock {
+                let v = $0; $0 = nil; return v
+            }
+        }
     }
 }

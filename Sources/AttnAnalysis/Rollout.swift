@@ -32,7 +32,10 @@ public struct Rollout: Sendable {
     /// (`ProbabilityCheck`).
     public var allowsUnnormalised = false
 
-    public init(fusion: HeadFusion = .mean, discardRatio: Double = 0, layers: ClosedRange<Int>, normalisation: Normalisation = .rows) {
+    public init(
+        fusion: HeadFusion = .mean, discardRatio: Double = 0, layers: ClosedRange<Int>,
+        normalisation: Normalisation = .rows
+    ) {
         self.fusion = fusion
         self.discardRatio = discardRatio
         self.layers = layers
@@ -46,7 +49,9 @@ public struct Rollout: Sendable {
     /// on `workers` threads; the products go through BLAS.
     /// - Returns: R, `[query, key]`.
     /// `progress` is called after each layer.
-    public func compute(_ source: AttentionSource, workers: Int = Workers.count, progress: (() -> Void)? = nil) throws -> Matrix {
+    public func compute(_ source: AttentionSource, workers: Int = Workers.count, progress: (() -> Void)? = nil) throws
+        -> Matrix
+    {
         try check(source)
         let n = source.queryCount
         // With two workers or more, a layer can be finished (its workers' partial sums combined, Âₗ made and
@@ -54,7 +59,9 @@ public struct Rollout: Sendable {
         // reading is bound by memory, the product by arithmetic. Two workspaces take turns, so that layer l's
         // partial sums stay while layer l + 1's are read.
         let pipelined = workers >= 2 && layers.count >= 2
-        let workspaces = try (0..<(pipelined ? 2 : 1)).map { _ in try HeadFusionWorkspace(fusion, source: source, workers: workers, checking: checked) }
+        let workspaces = try (0..<(pipelined ? 2 : 1)).map { _ in
+            try HeadFusionWorkspace(fusion, source: source, workers: workers, checking: checked)
+        }
         var result = Matrix(rows: n, columns: n)
         var product = Matrix(rows: n, columns: n)
         var layerMatrix = Matrix(rows: n, columns: n)
@@ -65,8 +72,9 @@ public struct Rollout: Sendable {
         let dividesInAugment = fusion == .mean && discardRatio == 0 && normalisation == .rows
         func finish(_ l: Int, _ workspace: HeadFusionWorkspace, workers: Int) throws {
             try workspace.combine(workers: workers, dividing: !dividesInAugment)
-            try augmentFused(l, of: source, workspace: workspace, into: &layerMatrix, workers: workers,
-                             dividing: dividesInAugment ? Double(source.headCount) : nil)
+            try augmentFused(
+                l, of: source, workspace: workspace, into: &layerMatrix, workers: workers,
+                dividing: dividesInAugment ? Double(source.headCount) : nil)
             if first {
                 result.values.withUnsafeMutableBufferPointer { r in _ = r.update(fromContentsOf: layerMatrix.values) }
                 first = false
@@ -100,7 +108,9 @@ public struct Rollout: Sendable {
                 // An error in the earlier layer is the one reported, as it would be without the overlap.
                 var failure: Error?
                 do {
-                    try Workers.alongside({ do { try finish(last.layer, last.workspace, workers: 1) } catch { failure = error } }) {
+                    try Workers.alongside({
+                        do { try finish(last.layer, last.workspace, workers: 1) } catch { failure = error }
+                    }) {
                         try workspace.read(layer: l)
                     }
                 } catch {
@@ -128,7 +138,9 @@ public struct Rollout: Sendable {
     }
 
     /// Âₗ of layer `l` into `out`: the heads fused by `workspace`, checked for NaN and Inf, augmented.
-    private func augmentedLayer(_ l: Int, of source: AttentionSource, fusing workspace: HeadFusionWorkspace, into out: inout Matrix) throws {
+    private func augmentedLayer(
+        _ l: Int, of source: AttentionSource, fusing workspace: HeadFusionWorkspace, into out: inout Matrix
+    ) throws {
         try workspace.fuse(layer: l)
         try augmentFused(l, of: source, workspace: workspace, into: &out, workers: Workers.count)
     }
@@ -136,14 +148,19 @@ public struct Rollout: Sendable {
     /// Âₗ of layer `l` into `out` from the heads `workspace` has fused, checked for NaN and Inf; rows split
     /// across up to `workers` workers. With `dividing`, `workspace` holds summed heads, divided by it here
     /// (no discard, rows normalised).
-    private func augmentFused(_ l: Int, of source: AttentionSource, workspace: HeadFusionWorkspace, into out: inout Matrix, workers: Int,
-                              dividing divisor: Double? = nil) throws {
+    private func augmentFused(
+        _ l: Int, of source: AttentionSource, workspace: HeadFusionWorkspace, into out: inout Matrix, workers: Int,
+        dividing divisor: Double? = nil
+    ) throws {
         // Without a discard the check rides on augment's pass over the rows; a discard sorts the values first.
-        let bad = divisor.map { augmentDividing(workspace, by: $0, size: source.queryCount, into: &out, workers: workers) }
-            ?? (discardRatio > 0 ? workspace.fused.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
-                                 : augment(workspace.fused, size: source.queryCount, into: &out, workers: workers))
+        let bad =
+            divisor.map { augmentDividing(workspace, by: $0, size: source.queryCount, into: &out, workers: workers) }
+            ?? (discardRatio > 0
+                ? workspace.fused.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+                : augment(workspace.fused, size: source.queryCount, into: &out, workers: workers))
         guard bad == 0 else {
-            throw AttnError(.analysis, file: source.file, "layer \(l) holds \(bad) NaN or infinite values: rollout is undefined")
+            throw AttnError(
+                .analysis, file: source.file, "layer \(l) holds \(bad) NaN or infinite values: rollout is undefined")
         }
         if discardRatio > 0 { augment(workspace.fused, size: source.queryCount, into: &out, workers: workers) }
     }
@@ -151,7 +168,9 @@ public struct Rollout: Sendable {
     /// Row `token` of R alone: eᵀ Â_end ⋯ Â_start, the layers read from the last to the first, each
     /// a vector–matrix product, O(L·S²) instead of the full product's O(L·S³).
     /// - Returns: `[1, key]`.
-    public func computeRow(_ source: AttentionSource, token: Int, workers: Int = Workers.count, progress: (() -> Void)? = nil) throws -> Matrix {
+    public func computeRow(
+        _ source: AttentionSource, token: Int, workers: Int = Workers.count, progress: (() -> Void)? = nil
+    ) throws -> Matrix {
         try check(source)
         let n = source.queryCount
         guard token >= 0 && token < n else {
@@ -182,7 +201,9 @@ public struct Rollout: Sendable {
     /// Row-normalised Âₗ of the summed heads in `workspace`, each row divided by `divisor` in place first (so
     /// that `workspace.fused` becomes the mean, as `combine` would have made it) and augmented while in cache.
     /// - Returns: the number of NaN or infinite fused values (then `out` is meaningless).
-    private func augmentDividing(_ workspace: HeadFusionWorkspace, by divisor: Double, size n: Int, into out: inout Matrix, workers: Int) -> Int {
+    private func augmentDividing(
+        _ workspace: HeadFusionWorkspace, by divisor: Double, size n: Int, into out: inout Matrix, workers: Int
+    ) -> Int {
         precondition(out.rows == n && out.columns == n && normalisation == .rows && discardRatio == 0)
         let parts = n * n >= 1 << 16 ? Swift.max(1, workers) : 1
         var nonFinite = [Int](repeating: 0, count: parts)
@@ -193,8 +214,11 @@ public struct Rollout: Sendable {
                     Workers.run(parts) { part, _ in
                         var count = 0
                         for i in (n * part / parts)..<(n * (part + 1) / parts) {
-                            count += RowKernels.augmentRow(dividing: f.value.baseAddress! + i * n, by: divisor, count: n, diagonal: i,
-                                                           into: o.value.baseAddress! + i * n).nonFinite
+                            count +=
+                                RowKernels.augmentRow(
+                                    dividing: f.value.baseAddress! + i * n, by: divisor, count: n, diagonal: i,
+                                    into: o.value.baseAddress! + i * n
+                                ).nonFinite
                         }
                         bad.value[part] = count
                     }
@@ -232,12 +256,15 @@ public struct Rollout: Sendable {
             rowSums.withUnsafeMutableBufferPointer { sums in
                 nonFinite.withUnsafeMutableBufferPointer { bad in
                     out.values.withUnsafeMutableBufferPointer { o in
-                        let (f, sums, bad, o) = (UncheckedSendable(f), UncheckedSendable(sums), UncheckedSendable(bad), UncheckedSendable(o))
+                        let (f, sums, bad, o) = (
+                            UncheckedSendable(f), UncheckedSendable(sums), UncheckedSendable(bad), UncheckedSendable(o)
+                        )
                         Workers.run(parts) { part, _ in
                             for i in (n * part / parts)..<(n * (part + 1) / parts) {
                                 let row = i * n
-                                let (sum, count) = RowKernels.augmentRow(f.value.baseAddress! + row, count: n, diagonal: i,
-                                                                         into: mode == .rows ? o.value.baseAddress! + row : nil)
+                                let (sum, count) = RowKernels.augmentRow(
+                                    f.value.baseAddress! + row, count: n, diagonal: i,
+                                    into: mode == .rows ? o.value.baseAddress! + row : nil)
                                 sums.value[i] = sum
                                 bad.value[i] = count
                             }
@@ -259,7 +286,7 @@ public struct Rollout: Sendable {
                         let row = i * n
                         switch mode {
                         case .rows:
-                            break   // written in pass 1
+                            break  // written in pass 1
                         case .vitExplain:
                             for j in 0..<n {
                                 let a = j == i ? f.value[row + j] + 1 : f.value[row + j]
@@ -285,11 +312,14 @@ extension Rollout {
     /// heads across workers, a partial result per worker, in `Double` (a full matrix has two workspaces, see
     /// `compute`); and the token × token float matrices: three for the full product (the layer, the running
     /// product, the next product), one for a single row.
-    public static func workingSetBytes(tokens n: Int, heads: Int, fullMatrix: Bool, workers: Int = Workers.count) -> Int? {
+    public static func workingSetBytes(tokens n: Int, heads: Int, fullMatrix: Bool, workers: Int = Workers.count)
+        -> Int?
+    {
         let (square, overflow) = n.multipliedReportingOverflow(by: n)
         guard !overflow else { return nil }
         let workspaces = fullMatrix && workers >= 2 ? 2 : 1
-        let perSquare = heads * 8 + workspaces * (1 + Swift.max(1, Swift.min(workers, heads))) * 8 + (fullMatrix ? 3 : 1) * 4
+        let perSquare =
+            heads * 8 + workspaces * (1 + Swift.max(1, Swift.min(workers, heads))) * 8 + (fullMatrix ? 3 : 1) * 4
         let (bytes, tooMany) = square.multipliedReportingOverflow(by: perSquare)
         return tooMany ? nil : bytes
     }
@@ -298,7 +328,9 @@ extension Rollout {
     /// thread) and, for the full matrix, the n × n products (2n³ flop each, at about 30 GFLOP/s per thread:
     /// OpenBLAS's sgemm measured 53–88 GFLOP/s on this project's 2-core benchmark machine for n = 2048–3072).
     /// A row is a vector–matrix product per layer, 2n² flop.
-    public static func estimatedSeconds(tokens n: Int, layers: Int, heads: Int, products: Int, fullMatrix: Bool, workers: Int) -> Double {
+    public static func estimatedSeconds(
+        tokens n: Int, layers: Int, heads: Int, products: Int, fullMatrix: Bool, workers: Int
+    ) -> Double {
         let n = Double(n), threads = Double(Swift.max(1, workers))
         let reading = Double(layers) * Double(heads) * n * n * 1e-9 / threads
         let flops = Double(products) * 2 * n * n * (fullMatrix ? n : 1)

@@ -13,7 +13,8 @@ public struct SampleAggregate: Sendable {
 
         /// Each real field as its mean and `<key>_std`, between the indices and the counts.
         public var fields: [(key: String, value: FieldValue)] {
-            indices.map { ($0.key, FieldValue.index($0.value)) } + reals.flatMap { [($0.key, FieldValue.real($0.mean)), ($0.key + "_std", .real($0.std))] }
+            indices.map { ($0.key, FieldValue.index($0.value)) }
+                + reals.flatMap { [($0.key, FieldValue.real($0.mean)), ($0.key + "_std", .real($0.std))] }
                 + counts.map { ($0.key, FieldValue.count($0.sum)) }
         }
 
@@ -35,15 +36,23 @@ public struct SampleAggregate: Sendable {
                 switch field.value {
                 case .index(let i): indices.append((field.key, i))
                 case .count:
-                    counts.append((field.key, samples.reduce(0) { total, sample in
-                        if case .count(let n) = sample[f].value { return total + n } else { return total }
-                    }))
+                    counts.append(
+                        (
+                            field.key,
+                            samples.reduce(0) { total, sample in
+                                if case .count(let n) = sample[f].value { return total + n } else { return total }
+                            }
+                        ))
                 case .real:
                     let values = samples.map { sample -> Double in
                         if case .real(let v) = sample[f].value { return v ?? .nan } else { return .nan }
                     }
                     let mean = values.reduce(0, +) / Double(values.count)
-                    reals.append((field.key, mean, (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count)).squareRoot()))
+                    reals.append(
+                        (
+                            field.key, mean,
+                            (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count)).squareRoot()
+                        ))
                 case .labels: break
                 }
             }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import AttnCore
 import AttnLinalg
@@ -34,7 +34,9 @@ public struct HeadStatistics: Sendable, Equatable, Record {
         var sums = HeadSums()
         let size = attention.queries * attention.keys
         attention.values.withUnsafeBufferPointer { v in
-            sums.add(rows: 0..<attention.queries, keys: attention.keys, values: UnsafeBufferPointer(rebasing: v[(head * size)..<((head + 1) * size)]))
+            sums.add(
+                rows: 0..<attention.queries, keys: attention.keys,
+                values: UnsafeBufferPointer(rebasing: v[(head * size)..<((head + 1) * size)]))
         }
         self.init(sums, layer: layer, head: head, queries: attention.queries, keys: attention.keys)
     }
@@ -61,7 +63,9 @@ public struct HeadStatistics: Sendable, Equatable, Record {
     /// Statistics of every head of layer `layer` of `source`, read block by block on `workers` threads.
     /// Each row's sums are kept apart and added in row order afterwards, so the result is the same
     /// bit for bit whatever the thread count, the scheduling or the reader's block sizes.
-    public static func ofLayer(_ source: AttentionSource, layer: Int, workers: Int = Workers.count) throws -> [HeadStatistics] {
+    public static func ofLayer(_ source: AttentionSource, layer: Int, workers: Int = Workers.count) throws
+        -> [HeadStatistics]
+    {
         let heads = source.headCount, keys = source.keyCount, queries = source.queryCount
         let rows = RowSumsTable(count: heads * queries)
         try source.visitBlocks(layer: layer, heads: 0..<heads, workers: workers) { block, values in
@@ -71,7 +75,9 @@ public struct HeadStatistics: Sendable, Equatable, Record {
             }
         }
         return (0..<heads).map { h in
-            HeadStatistics(rows.total(of: (h * queries)..<((h + 1) * queries)), layer: layer, head: h, queries: queries, keys: keys)
+            HeadStatistics(
+                rows.total(of: (h * queries)..<((h + 1) * queries)), layer: layer, head: h, queries: queries, keys: keys
+            )
         }
     }
 }
@@ -133,8 +139,9 @@ extension HeadSums {
     init(row: UnsafeBufferPointer<Float>, index i: Int) {
         let k = row.count
         let s = RowKernels.statistics(row)
-        self.init(nan: s.nan, inf: s.inf, negative: s.negative, finite: s.finite, low: s.min, high: s.max,
-                  total: s.sum, entropy: s.entropy, worstRowSum: abs(s.sum - 1), first: Double(row[0]))
+        self.init(
+            nan: s.nan, inf: s.inf, negative: s.negative, finite: s.finite, low: s.min, high: s.max,
+            total: s.sum, entropy: s.entropy, worstRowSum: abs(s.sum - 1), first: Double(row[0]))
         if i < k { diagonal = Double(row[i]) }
         if i >= 1 && i - 1 < k { previous = Double(row[i - 1]) }
     }
@@ -143,9 +150,14 @@ extension HeadSums {
 extension HeadStatistics {
     /// The JSON keys and CSV columns of `stats` (README: JSON schema).
     public var fields: [(key: String, value: FieldValue)] {
-        [("layer", .index(layer)), ("head", .index(head)), ("entropy", .real(entropy)), ("normalized_entropy", .real(normalizedEntropy)),
-         ("min", .real(min)), ("max", .real(max)), ("mean", .real(mean)), ("row_sum_max_dev", .real(rowSumMaxDeviation)),
-         ("first_token", .real(firstToken)), ("self", .real(selfAttention)), ("previous_token", .real(previousToken)),
-         ("nan_count", .count(nanCount)), ("inf_count", .count(infCount)), ("negative_count", .count(negativeCount))]
+        [
+            ("layer", .index(layer)), ("head", .index(head)), ("entropy", .real(entropy)),
+            ("normalized_entropy", .real(normalizedEntropy)),
+            ("min", .real(min)), ("max", .real(max)), ("mean", .real(mean)),
+            ("row_sum_max_dev", .real(rowSumMaxDeviation)),
+            ("first_token", .real(firstToken)), ("self", .real(selfAttention)),
+            ("previous_token", .real(previousToken)),
+            ("nan_count", .count(nanCount)), ("inf_count", .count(infCount)), ("negative_count", .count(negativeCount))
+        ]
     }
 }

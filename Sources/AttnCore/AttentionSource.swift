@@ -7,7 +7,9 @@ public struct LayerAttention: Sendable {
     public var values: [Float]
 
     public init(heads: Int, queries: Int, keys: Int, values: [Float]) {
-        precondition(values.count == heads * queries * keys, "LayerAttention: \(values.count) values for \(heads)×\(queries)×\(keys)")
+        precondition(
+            values.count == heads * queries * keys,
+            "LayerAttention: \(values.count) values for \(heads)×\(queries)×\(keys)")
         self.heads = heads
         self.queries = queries
         self.keys = keys
@@ -63,7 +65,12 @@ extension AttentionSource {
     /// Why an analysis that chains layers (rollout, flow) cannot run on this attention, if it cannot.
     public func chainRefusal(_ analysis: String) -> String? {
         guard queryCount != keyCount else { return nil }
-        return "\(analysis) chains the layers (each layer's keys must be the previous layer's tokens), so it needs self-attention with queries = keys; this attention has \(queryCount) queries × \(keyCount) keys (cross-attention?)"
+        return
+            """
+            \(analysis) chains the layers (each layer's keys must be the previous layer's tokens), so it needs \
+            self-attention with queries = keys; this attention has \(queryCount) queries × \(keyCount) keys \
+            (cross-attention?)
+            """
     }
 }
 

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A pthread mutex at a fixed address (allocated once, never moved: a `pthread_mutex_t` stored in a Swift property

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// How much memory one step may claim, so that an oversized layer or image is refused with an
@@ -23,8 +23,10 @@ public enum MemoryBudget {
     /// Parses `512M`, `4G`, `1.5GiB`, `2T` or a number of bytes (binary units).
     public static func parseSize(_ text: String) -> Int? {
         let trimmed = String(text.filter { $0 != " " }).uppercased()
-        let units: [(String, Double)] = [("TIB", 0x1p40), ("GIB", 0x1p30), ("MIB", 0x1p20), ("KIB", 0x1p10), ("TB", 0x1p40), ("GB", 0x1p30),
-                                         ("MB", 0x1p20), ("KB", 0x1p10), ("T", 0x1p40), ("G", 0x1p30), ("M", 0x1p20), ("K", 0x1p10), ("B", 1)]
+        let units: [(String, Double)] = [
+            ("TIB", 0x1p40), ("GIB", 0x1p30), ("MIB", 0x1p20), ("KIB", 0x1p10), ("TB", 0x1p40), ("GB", 0x1p30),
+            ("MB", 0x1p20), ("KB", 0x1p10), ("T", 0x1p40), ("G", 0x1p30), ("M", 0x1p20), ("K", 0x1p10), ("B", 1)
+        ]
         var number = Substring(trimmed), factor = 1.0
         for (suffix, f) in units where trimmed.hasSuffix(suffix) {
             number = trimmed.dropLast(suffix.count)
@@ -60,7 +62,9 @@ public enum MemoryBudget {
     /// (one layer, or a step such as a rollout that holds several token × token matrices).
     public static func refusal(_ what: String, bytes: Int?) -> String? {
         if let bytes, bytes <= layerLimitBytes { return nil }
-        let origin = limitOverride == nil ? "half of this machine's memory; --max-memory SIZE raises it" : "set by --max-memory"
-        return "\(what) needs \(describe(bytes)) of memory, more than the \(describe(layerLimitBytes)) allowed (\(origin))"
+        let origin =
+            limitOverride == nil ? "half of this machine's memory; --max-memory SIZE raises it" : "set by --max-memory"
+        return
+            "\(what) needs \(describe(bytes)) of memory, more than the \(describe(layerLimitBytes)) allowed (\(origin))"
     }
 }

@@ -12,7 +12,8 @@ public struct PatchGrid: Sendable, Equatable, CustomStringConvertible {
     /// Parses `HxW` (also `H×W`).
     public init?(argument: String) {
         let parts = argument.split(whereSeparator: { $0 == "x" || $0 == "X" || $0 == "×" })
-        guard parts.count == 2, let r = Int(parts[0]), let c = Int(parts[1]), r > 0, c > 0, r <= 1 << 20, c <= 1 << 20 else { return nil }
+        guard parts.count == 2, let r = Int(parts[0]), let c = Int(parts[1]), r > 0, c > 0, r <= 1 << 20, c <= 1 << 20
+        else { return nil }
         self.init(rows: r, columns: c)
     }
 
@@ -39,7 +40,12 @@ public struct PatchGrid: Sendable, Equatable, CustomStringConvertible {
         let patches = map.columns - prefix
         let (cells, overflow) = rows.multipliedReportingOverflow(by: columns)
         guard !overflow, cells == patches else {
-            throw AnalysisError("grid \(self) holds \(overflow ? "more than 2⁶³" : "\(cells)") patches, but \(patches) keys remain after \(prefix) prefix token(s); give --grid HxW with H·W = \(patches), or --prefix")
+            throw AnalysisError(
+                """
+                grid \(self) holds \(overflow ? "more than 2⁶³" : "\(cells)") patches, but \(patches) keys remain \
+                after \(prefix) prefix token(s); give --grid HxW with H·W = \(patches), or --prefix
+                """
+            )
         }
         let row = map.row(token)
         return Matrix(rows: rows, columns: columns, values: Array(row[prefix...]))

@@ -11,7 +11,9 @@ public enum PrintableText {
     ///   in CSV, where they are data inside quoted fields).
     public static func escaped(_ text: String, keeping kept: Set<Unicode.Scalar> = []) -> String {
         // The usual case, printable ASCII, is returned as it is without decoding scalars.
-        if text.utf8.allSatisfy({ ($0 >= 0x20 && $0 < 0x7F) || ($0 < 0x80 && kept.contains(Unicode.Scalar($0))) }) { return text }
+        if text.utf8.allSatisfy({ ($0 >= 0x20 && $0 < 0x7F) || ($0 < 0x80 && kept.contains(Unicode.Scalar($0))) }) {
+            return text
+        }
         if !text.unicodeScalars.contains(where: { needsEscape($0) && !kept.contains($0) }) { return text }
         var out = ""
         for scalar in text.unicodeScalars {
@@ -59,16 +61,24 @@ public enum PathBytes {
     /// A byte string (a C string from `argv`) as a Swift string: valid UTF-8 as itself, every other byte as its
     /// stand-in scalar.
     public static func decode(_ bytes: [UInt8]) -> String {
-        if let valid = String(validating: bytes, as: UTF8.self), !valid.unicodeScalars.contains(where: { rawByte($0) != nil }) {
+        if let valid = String(validating: bytes, as: UTF8.self),
+            !valid.unicodeScalars.contains(where: { rawByte($0) != nil })
+        {
             return valid
         }
         var scalars = String.UnicodeScalarView()
         var i = 0
         while i < bytes.count {
             let lead = bytes[i]
-            let length = lead < 0x80 ? 1 : lead >= 0xC2 && lead <= 0xDF ? 2 : lead >= 0xE0 && lead <= 0xEF ? 3 : lead >= 0xF0 && lead <= 0xF4 ? 4 : 0
-            if length > 0, i + length <= bytes.count, let s = String(validating: bytes[i..<(i + length)], as: UTF8.self),
-               s.unicodeScalars.count == 1, let scalar = s.unicodeScalars.first, rawByte(scalar) == nil {
+            let length =
+                lead < 0x80
+                ? 1
+                : lead >= 0xC2 && lead <= 0xDF
+                    ? 2 : lead >= 0xE0 && lead <= 0xEF ? 3 : lead >= 0xF0 && lead <= 0xF4 ? 4 : 0
+            if length > 0, i + length <= bytes.count,
+                let s = String(validating: bytes[i..<(i + length)], as: UTF8.self),
+                s.unicodeScalars.count == 1, let scalar = s.unicodeScalars.first, rawByte(scalar) == nil
+            {
                 scalars.append(scalar)
                 i += length
             } else {

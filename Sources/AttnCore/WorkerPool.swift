@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Synchronization
 internal import CAttnThreads
@@ -49,7 +49,6 @@ final class WorkerPool: @unchecked Sendable {
     /// The CPU the caller of the current job was on when it posted it.
     private let callerCPU = Atomic<Int>(-1)
 
-
     private init(threads: Int) {
         threadCount = max(0, threads)
     }
@@ -62,7 +61,8 @@ final class WorkerPool: @unchecked Sendable {
     }
 
     /// Runs `body(worker)` for `worker` in `0..<workers`, each index on whichever thread takes it first (the
-    /// caller or a pool thread; the caller may run several), and returns when all are done. false, without running anything, when `workers` is
+    /// caller or a pool thread; the caller may run several), and returns when all are done. false, without running
+    /// anything, when `workers` is
     /// more than the pool holds or another run is going on.
     func run(_ workers: Int, _ body: (Int) -> Void) -> Bool {
         guard workers >= 2, workers - 1 <= threadCount else { return false }
@@ -113,10 +113,14 @@ final class WorkerPool: @unchecked Sendable {
         for index in stride(from: 1, through: threadCount, by: 1) {
             let context = Unmanaged.passRetained(Start(pool: self, index: index)).toOpaque()
             var thread = pthread_t()
-            guard pthread_create(&thread, &attributes, { context in
-                let start = Unmanaged<Start>.fromOpaque(context!).takeRetainedValue()
-                start.pool.serve(as: start.index)
-            }, context) == 0 else {
+            guard
+                pthread_create(
+                    &thread, &attributes,
+                    { context in
+                        let start = Unmanaged<Start>.fromOpaque(context!).takeRetainedValue()
+                        start.pool.serve(as: start.index)
+                    }, context) == 0
+            else {
                 Unmanaged<Start>.fromOpaque(context).release()
                 return
             }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Dispatch
 import Synchronization
@@ -41,7 +41,9 @@ public enum Workers {
     /// Runs `body(worker)` for every worker in `0..<workers`, concurrently; rethrows the first error (a body that
     /// cannot throw makes a run that cannot either). After an error the others see `stopped` and should return
     /// early. A job given to `alongside` on this thread is run first by one of the workers.
-    public static func run<E: Error>(_ workers: Int, _ body: (_ worker: Int, _ stopped: () -> Bool) throws(E) -> Void) throws(E) {
+    public static func run<E: Error>(_ workers: Int, _ body: (_ worker: Int, _ stopped: () -> Bool) throws(E) -> Void)
+        throws(E)
+    {
         let side = SideJob.take()
         if workers <= 1 {
             side?.runIfUnclaimed()
@@ -172,8 +174,9 @@ extension AttentionSource {
             Workers.run(n) { worker, _ in
                 counter.forEach(worker: worker) { i in
                     let h = heads.lowerBound + i
-                    try body(RowBlock(worker: worker, head: h, rows: 0..<layer.queries),
-                             UnsafeBufferPointer(rebasing: all[(h * size)..<((h + 1) * size)]))
+                    try body(
+                        RowBlock(worker: worker, head: h, rows: 0..<layer.queries),
+                        UnsafeBufferPointer(rebasing: all[(h * size)..<((h + 1) * size)]))
                 }
             }
             try counter.check()

@@ -1,7 +1,7 @@
 internal import CAttnBLAS
 import AttnCore
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The one entry point for matrix products: OpenBLAS `cblas_sgemm`, with dimensions checked
@@ -9,10 +9,14 @@ import Glibc
 public enum MatrixProduct {
     /// `C = alpha · A · op(B)`, all row-major. `A` is `m×k`, `op(B)` is `k×n`
     /// (`B` is `n×k` when `transposeB`).
-    public static func multiply(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into c: UnsafeMutablePointer<Float>,
-                         m: Int, n: Int, k: Int, transposeB: Bool = false, alpha: Float = 1) {
+    public static func multiply(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into c: UnsafeMutablePointer<Float>,
+        m: Int, n: Int, k: Int, transposeB: Bool = false, alpha: Float = 1
+    ) {
         precondition(m >= 0 && n >= 0 && k >= 0)
-        precondition(m <= Int32.max && n <= Int32.max && k <= Int32.max, "matrix too large for 32-bit BLAS: \(m)×\(k) · \(k)×\(n)")
+        precondition(
+            m <= Int32.max && n <= Int32.max && k <= Int32.max,
+            "matrix too large for 32-bit BLAS: \(m)×\(k) · \(k)×\(n)")
         if m == 0 || n == 0 { return }
         if k == 0 {
             c.update(repeating: 0, count: m * n)
@@ -20,8 +24,9 @@ public enum MatrixProduct {
         }
         let serialise = callsMustNotOverlap
         if serialise { pthread_mutex_lock(callLock) }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(k), b, Int32(transposeB ? k : n), 0, c, Int32(n))
+        cblas_sgemm(
+            CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(k), b, Int32(transposeB ? k : n), 0, c, Int32(n))
         if serialise { pthread_mutex_unlock(callLock) }
     }
 
@@ -64,7 +69,10 @@ public enum MatrixProduct {
                     // Rows of the result split across the workers, one single-threaded product each.
                     let (m, n, k) = (a.rows, b.columns, a.columns)
                     let parts = m * n * k >= parallelWork ? Swift.max(1, Swift.min(workers, m)) : 1
-                    let (a, b, c) = (UncheckedSendable(pa.baseAddress!), UncheckedSendable(pb.baseAddress!), UncheckedSendable(pc.baseAddress!))
+                    let (a, b, c) = (
+                        UncheckedSendable(pa.baseAddress!), UncheckedSendable(pb.baseAddress!),
+                        UncheckedSendable(pc.baseAddress!)
+                    )
                     Workers.run(parts) { part, _ in
                         let first = m * part / parts, last = m * (part + 1) / parts
                         multiply(a.value + first * k, b.value, into: c.value + first * n, m: last - first, n: n, k: k)

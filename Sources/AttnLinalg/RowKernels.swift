@@ -21,8 +21,9 @@ public enum RowKernels {
     public static func statistics(_ row: UnsafeBufferPointer<Float>) -> RowStatistics {
         var out = cattn_row_stats()
         cattn_row_statistics(row.baseAddress!, row.count, &out)
-        return RowStatistics(sum: out.sum, entropy: out.entropy, min: out.min, max: out.max, finite: Int(out.finite),
-                             nan: Int(out.nan), inf: Int(out.inf), negative: Int(out.negative))
+        return RowStatistics(
+            sum: out.sum, entropy: out.entropy, min: out.min, max: out.max, finite: Int(out.finite),
+            nan: Int(out.nan), inf: Int(out.inf), negative: Int(out.negative))
     }
 
     /// The same with the kernels of one level (0 portable, 1 AVX2, 2 AVX-512), whatever the process uses;
@@ -30,12 +31,14 @@ public enum RowKernels {
     public static func statistics(_ row: UnsafeBufferPointer<Float>, kernels level: Int) -> RowStatistics? {
         var out = cattn_row_stats()
         guard cattn_row_statistics_at(Int32(level), row.baseAddress, row.count, &out) != 0 else { return nil }
-        return RowStatistics(sum: out.sum, entropy: out.entropy, min: out.min, max: out.max, finite: Int(out.finite),
-                             nan: Int(out.nan), inf: Int(out.inf), negative: Int(out.negative))
+        return RowStatistics(
+            sum: out.sum, entropy: out.entropy, min: out.min, max: out.max, finite: Int(out.finite),
+            nan: Int(out.nan), inf: Int(out.inf), negative: Int(out.negative))
     }
 
     /// `softmax` with the kernels of one level, as `statistics(_:kernels:)`; false when this CPU lacks it.
-    public static func softmax(_ row: UnsafeMutablePointer<Float>, visible: Int, count: Int, kernels level: Int) -> Bool {
+    public static func softmax(_ row: UnsafeMutablePointer<Float>, visible: Int, count: Int, kernels level: Int) -> Bool
+    {
         cattn_softmax_row_at(Int32(level), row, visible, count) != 0
     }
 
@@ -49,7 +52,9 @@ public enum RowKernels {
 
     /// One row of rollout's augmented matrix: the row's sum of F + I and its count of NaN or infinite
     /// entries; when there are none and `out` is given, `out[j] = (F + I)[j] / sum`.
-    public static func augmentRow(_ fused: UnsafePointer<Double>, count n: Int, diagonal: Int, into out: UnsafeMutablePointer<Float>?) -> (sum: Double, nonFinite: Int) {
+    public static func augmentRow(
+        _ fused: UnsafePointer<Double>, count n: Int, diagonal: Int, into out: UnsafeMutablePointer<Float>?
+    ) -> (sum: Double, nonFinite: Int) {
         var sum = 0.0
         let bad = cattn_augment_row(fused, n, diagonal, out, &sum)
         return (sum, Int(bad))
@@ -57,14 +62,18 @@ public enum RowKernels {
 
     /// `augmentRow` after `sums[j] /= divisor` in place (the same divisions a separate pass would make).
     /// One row of Â = rownorm(F + I) in place, in Double (attention flow): the same sum as `augmentRow`.
-    public static func augmentRowInPlace(_ fused: UnsafeMutablePointer<Double>, count n: Int, diagonal: Int) -> (sum: Double, nonFinite: Int) {
+    public static func augmentRowInPlace(_ fused: UnsafeMutablePointer<Double>, count n: Int, diagonal: Int) -> (
+        sum: Double, nonFinite: Int
+    ) {
         var sum = 0.0
         let bad = cattn_augment_row_f64(fused, n, diagonal, &sum)
         return (sum, Int(bad))
     }
 
-    public static func augmentRow(dividing sums: UnsafeMutablePointer<Double>, by divisor: Double, count n: Int, diagonal: Int,
-                           into out: UnsafeMutablePointer<Float>?) -> (sum: Double, nonFinite: Int) {
+    public static func augmentRow(
+        dividing sums: UnsafeMutablePointer<Double>, by divisor: Double, count n: Int, diagonal: Int,
+        into out: UnsafeMutablePointer<Float>?
+    ) -> (sum: Double, nonFinite: Int) {
         var sum = 0.0
         let bad = cattn_augment_row_dividing(sums, n, diagonal, divisor, out, &sum)
         return (sum, Int(bad))
@@ -77,7 +86,9 @@ public enum RowKernels {
 
     /// `sums[i] = 0 + values[i]` (`first`) or `sums[i] += values[i]`, and the row's sum and smallest value
     /// (`ProbabilityCheck`), in one pass.
-    public static func accumulateChecking(_ values: UnsafeBufferPointer<Float>, into sums: UnsafeMutablePointer<Double>, first: Bool) -> (sum: Double, minimum: Float) {
+    public static func accumulateChecking(
+        _ values: UnsafeBufferPointer<Float>, into sums: UnsafeMutablePointer<Double>, first: Bool
+    ) -> (sum: Double, minimum: Float) {
         var sum = 0.0
         var minimum: Float = 0
         cattn_accumulate_row_checked(sums, values.baseAddress!, values.count, first ? 1 : 0, &sum, &minimum)

@@ -14,7 +14,10 @@ public struct ReadOptions: Sendable {
     /// False for `info`, which reads no layer and says what one needs instead.
     public var checksLayerMemory: Bool
 
-    public init(dataset: String? = nil, batch: Int? = nil, heads: Int? = nil, fromQK: Bool = false, checksLayerMemory: Bool = true) {
+    public init(
+        dataset: String? = nil, batch: Int? = nil, heads: Int? = nil, fromQK: Bool = false,
+        checksLayerMemory: Bool = true
+    ) {
         self.dataset = dataset
         self.batch = batch
         self.heads = heads
@@ -56,17 +59,27 @@ public enum AttentionLayout {
         let tokens = try file.tokenLabels(sample: options.batch)
 
         if let wanted = options.dataset {
-            return .attention(try StoredAttention(file: file, layers: try named(wanted, in: file, preferring: attentionNames), options: options, tokens: tokens))
+            return .attention(
+                try StoredAttention(
+                    file: file, layers: try named(wanted, in: file, preferring: attentionNames), options: options,
+                    tokens: tokens))
         }
 
         let attention = try findTensors(floating, names: attentionNames, file: file)
         let queries = try findTensors(floating, names: queryNames, file: file)
         let keys = try findTensors(floating, names: keyNames, file: file)
         if options.fromQK || attention == nil, let queries, let keys {
-            return .queryKey(try StoredQueryKey(file: file, queries: queries, keys: keys, options: options, tokens: tokens))
+            return .queryKey(
+                try StoredQueryKey(file: file, queries: queries, keys: keys, options: options, tokens: tokens))
         }
         if options.fromQK {
-            throw AttnError(file: file.path, "--from-qk: expected datasets named q and k (or query and key); found: \(listing(file.container.tensors))")
+            throw AttnError(
+                file: file.path,
+                """
+                --from-qk: expected datasets named q and k (or query and key); found: \
+                \(listing(file.container.tensors))
+                """
+            )
         }
         if let attention {
             return .attention(try StoredAttention(file: file, layers: attention, options: options, tokens: tokens))
@@ -77,28 +90,46 @@ public enum AttentionLayout {
         // No conventional name: the only floating tensor whose last two axes can be queries × keys.
         // (A file holding a single tensor may be rectangular: cross-attention or one computed map.)
         let ranked = floating.filter { $0.shape.count >= 2 && $0.shape.count <= 5 }
-        let candidates = file.container.tensors.count == 1 ? ranked
+        let candidates =
+            file.container.tensors.count == 1
+            ? ranked
             : ranked.filter { $0.shape[$0.shape.count - 1] == $0.shape[$0.shape.count - 2] }
         if candidates.count == 1 {
-            return .attention(try StoredAttention(file: file, layers: .single(candidates[0]), options: options, tokens: tokens))
+            return .attention(
+                try StoredAttention(file: file, layers: .single(candidates[0]), options: options, tokens: tokens))
         }
         if candidates.count > 1 {
-            throw AttnError(file: file.path, "several tensors could be the attention: \(listing(candidates)); choose one with --dataset NAME")
+            throw AttnError(
+                file: file.path,
+                "several tensors could be the attention: \(listing(candidates)); choose one with --dataset NAME")
         }
         if file.container.tensors.count == 1, let only = file.container.tensors.first {
             if case .floating = only.info.element {
-                throw AttnError(file: file.path, dataset: only.label, "expected 2 to 5 axes [layer, (batch,) head, query, key] with queries × keys last, found shape \(formatShape(only.shape))")
+                throw AttnError(
+                    file: file.path, dataset: only.label,
+                    """
+                    expected 2 to 5 axes [layer, (batch,) head, query, key] with queries × keys last, found shape \
+                    \(formatShape(only.shape))
+                    """
+                )
             }
             throw AttnError(.unsupported, file: file.path, dataset: only.label, unsupportedDtype(only.info.element))
         }
-        throw AttnError(file: file.path, "no attention found: expected a dataset named \(attentionNames.joined(separator: ", ")), per-layer datasets such as /layer_00/attn, or q and k; found: \(listing(file.container.tensors))")
+        throw AttnError(
+            file: file.path,
+            """
+            no attention found: expected a dataset named \(attentionNames.joined(separator: ", ")), per-layer \
+            datasets such as /layer_00/attn, or q and k; found: \(listing(file.container.tensors))
+            """
+        )
     }
 
     /// The tensor named `wanted`, or the numbered per-layer group inside the group `wanted`.
     private static func named(_ wanted: String, in file: DumpFile, preferring names: [String]) throws -> LayerTensors {
         if let tensor = file.tensor(named: wanted) {
             guard case .floating = tensor.info.element else {
-                throw AttnError(.unsupported, file: file.path, dataset: tensor.label, unsupportedDtype(tensor.info.element))
+                throw AttnError(
+                    .unsupported, file: file.path, dataset: tensor.label, unsupportedDtype(tensor.info.element))
             }
             return .single(tensor)
         }
@@ -108,7 +139,8 @@ public enum AttentionLayout {
         if let group = try perLayerGroup(inside, names: names, file: file, anyName: true) {
             return .perLayer(group)
         }
-        throw AttnError(file: file.path, "no dataset or member named '\(wanted)'; found: \(listing(file.container.tensors))")
+        throw AttnError(
+            file: file.path, "no dataset or member named '\(wanted)'; found: \(listing(file.container.tensors))")
     }
 
     private static func floatingTensors(of file: DumpFile) -> [StoredTensor] {
@@ -116,12 +148,16 @@ public enum AttentionLayout {
     }
 
     /// Names that mean "gradients of the loss with respect to the attention probabilities".
-    public static let gradientNames = ["attn_grad", "attn_grads", "attention_grad", "attention_grads", "attention_gradients", "grads", "grad"]
+    public static let gradientNames = [
+        "attn_grad", "attn_grads", "attention_grad", "attention_grads", "attention_gradients", "grads", "grad"
+    ]
 
     /// The attention gradients stored beside `attention` (tensors named `attn_grad`, `grads`, ... or
     /// `wanted`), read with the same options; they must have its layers, heads, queries and keys.
     /// - Returns: nil when the file holds none and none was named.
-    public static func gradients(_ file: DumpFile, named wanted: String?, options: ReadOptions, matching attention: AttentionSource) throws -> StoredAttention? {
+    public static func gradients(
+        _ file: DumpFile, named wanted: String?, options: ReadOptions, matching attention: AttentionSource
+    ) throws -> StoredAttention? {
         let tensors: LayerTensors
         if let wanted {
             tensors = try named(wanted, in: file, preferring: gradientNames)
@@ -137,7 +173,13 @@ public enum AttentionLayout {
         let want = [attention.layerCount, attention.headCount, attention.queryCount, attention.keyCount]
         let found = [gradients.layerCount, gradients.headCount, gradients.queryCount, gradients.keyCount]
         guard want == found else {
-            throw AttnError(file: file.path, dataset: tensors.label, "the attention gradients must have the attention's [layer, head, query, key] shape \(formatShape(want)), found \(formatShape(found))")
+            throw AttnError(
+                file: file.path, dataset: tensors.label,
+                """
+                the attention gradients must have the attention's [layer, head, query, key] shape \
+                \(formatShape(want)), found \(formatShape(found))
+                """
+            )
         }
         return gradients
     }
@@ -146,7 +188,8 @@ public enum AttentionLayout {
     /// A tensor whose own name is one of `names` is single unless it belongs to a per-layer group
     /// (two or more datasets that differ only in one number): `/vit_b16/attentions` is single,
     /// `/layer_00/attn` … `/layer_11/attn` are per layer.
-    private static func findTensors(_ tensors: [StoredTensor], names: [String], file: DumpFile) throws -> LayerTensors? {
+    private static func findTensors(_ tensors: [StoredTensor], names: [String], file: DumpFile) throws -> LayerTensors?
+    {
         let group = try perLayerGroup(tensors, names: names, file: file, anyName: false)
         let grouped = Set((group ?? []).map(\.name))
         for name in names {
@@ -159,7 +202,9 @@ public enum AttentionLayout {
 
     /// Tensors whose paths carry a layer number (`/layer_00/attn`, `/layers/3/attention`, `/attn_5`,
     /// `/blocks.3.attn`), two or more that differ only in that number, ordered by it numerically.
-    private static func perLayerGroup(_ tensors: [StoredTensor], names: [String], file: DumpFile, anyName: Bool) throws -> [StoredTensor]? {
+    private static func perLayerGroup(_ tensors: [StoredTensor], names: [String], file: DumpFile, anyName: Bool) throws
+        -> [StoredTensor]?
+    {
         var groups: [String: [(Int, StoredTensor)]] = [:]
         var order: [String] = []
         for t in tensors {
@@ -253,7 +298,9 @@ enum LayerTensors {
         case .single(let t): all = [t]
         case .perLayer(let ts): all = ts
         }
-        if let t = all.first(where: { $0.unreadable != nil }), let why = t.unreadable { throw AttnError(why.kind, file: file, dataset: t.label, why.reason) }
+        if let t = all.first(where: { $0.unreadable != nil }), let why = t.unreadable {
+            throw AttnError(why.kind, file: file, dataset: t.label, why.reason)
+        }
     }
 
     /// Checks that every per-layer tensor has the first one's shape and a floating element type.
@@ -262,7 +309,13 @@ enum LayerTensors {
         let first = all[0]
         for t in all {
             guard t.shape == first.shape else {
-                throw AttnError(file: file, dataset: t.label, "expected the same shape as \(first.name) \(formatShape(first.shape)), found \(formatShape(t.shape))")
+                throw AttnError(
+                    file: file, dataset: t.label,
+                    """
+                    expected the same shape as \(first.name) \(formatShape(first.shape)), found \
+                    \(formatShape(t.shape))
+                    """
+                )
             }
             guard case .floating = t.info.element else {
                 throw AttnError(.unsupported, file: file, dataset: t.label, unsupportedDtype(t.info.element))

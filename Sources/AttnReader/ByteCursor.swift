@@ -19,7 +19,9 @@ struct ByteCursor {
 
     private func need(_ n: Int, _ what: String) throws {
         guard n >= 0, n <= remaining else {
-            throw AttnError(file: file, "\(context) is truncated: expected \(n) bytes of \(what) at offset \(position), \(remaining) left")
+            throw AttnError(
+                file: file,
+                "\(context) is truncated: expected \(n) bytes of \(what) at offset \(position), \(remaining) left")
         }
     }
 

@@ -22,7 +22,9 @@ final class FileRegion: ByteSource {
 
     func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
         guard offset >= 0, buffer.count <= length - offset else {
-            throw AttnError(file: file.path, dataset: dataset, "data is truncated: expected \(buffer.count) bytes at offset \(offset) of \(length)")
+            throw AttnError(
+                file: file.path, dataset: dataset,
+                "data is truncated: expected \(buffer.count) bytes at offset \(offset) of \(length)")
         }
         try file.read(at: base + offset, into: buffer, dataset: dataset)
     }

@@ -28,7 +28,10 @@ struct DirectRows {
     private static let chunkGroupLimit = 256 << 20
 
     /// nil when the chunks are too large to hold a group per worker.
-    init?(storage: DirectStorage, shape: [Int], headAxis: Int?, file: String, dataset: String?, leading: @escaping (Int) -> [Int]) {
+    init?(
+        storage: DirectStorage, shape: [Int], headAxis: Int?, file: String, dataset: String?,
+        leading: @escaping (Int) -> [Int]
+    ) {
         self.storage = storage
         self.shape = shape
         self.headAxis = headAxis
@@ -37,9 +40,11 @@ struct DirectRows {
         self.dataset = dataset
         if case .chunked(_, let chunk, let type, _, _, _) = storage {
             let group = headAxis.map { chunk[$0] } ?? 1
-            let bytes = MemoryBudget.bytes([group, chunk[chunk.count - 2], shape[shape.count - 1]], elementSize: type.size)
+            let bytes = MemoryBudget.bytes(
+                [group, chunk[chunk.count - 2], shape[shape.count - 1]], elementSize: type.size)
             guard chunk.count == shape.count, let bytes, bytes <= Self.chunkGroupLimit,
-                  let chunkBytes = MemoryBudget.bytes(chunk, elementSize: type.size), chunkBytes <= Self.chunkGroupLimit else { return nil }
+                let chunkBytes = MemoryBudget.bytes(chunk, elementSize: type.size), chunkBytes <= Self.chunkGroupLimit
+            else { return nil }
         }
     }
 
@@ -48,8 +53,9 @@ struct DirectRows {
         case .contiguous(let raw, let offset, let type, let order):
             try visitContiguous(raw, offset: offset, type: type, order: order, heads: heads, workers: workers, body)
         case .chunked(let raw, let chunk, let type, let order, let filters, let locate):
-            try visitChunked(raw, chunk: chunk, type: type, order: order, filters: filters, locate: locate,
-                             heads: heads, workers: workers, body)
+            try visitChunked(
+                raw, chunk: chunk, type: type, order: order, filters: filters, locate: locate,
+                heads: heads, workers: workers, body)
         }
     }
 
@@ -60,8 +66,10 @@ struct DirectRows {
         return flat * queries * keys
     }
 
-    private func visitContiguous(_ raw: ReadOnlyFile, offset: Int, type: ElementType, order: ByteOrder,
-                                 heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
+    private func visitContiguous(
+        _ raw: ReadOnlyFile, offset: Int, type: ElementType, order: ByteOrder,
+        heads: Range<Int>, workers: Int, _ body: RowBlockVisitor
+    ) throws {
         let q = queries, k = keys, size = type.size
         // At least four blocks per worker where the rows allow, so that the workers finish together.
         let rowsPerBlock = max(1, min(q, Self.blockBytes / (4 * k), (q + 4 * workers - 1) / (4 * workers)))
@@ -74,19 +82,25 @@ struct DirectRows {
         // most `mapLimit` bytes, and read block by block otherwise.
         let bases = heads.map { offset + flatIndex(leading($0)) * size }
         let low = bases.min() ?? offset, high = (bases.max() ?? offset) + q * k * size
-        let mapped = Self.mapsFiles.load(ordering: .relaxed) && high - low <= Self.mapLimit ? raw.mapped(at: low, count: high - low) : nil
+        let mapped =
+            Self.mapsFiles.load(ordering: .relaxed) && high - low <= Self.mapLimit
+            ? raw.mapped(at: low, count: high - low) : nil
         // Native float32 in the mapping is handed on where it lies; anything else is decoded into `values`.
-        let inPlace = mapped.map { m in
-            type == .float32 && order == .native
-                && bases.allSatisfy { (Int(bitPattern: m.bytes.baseAddress) + $0 - low) % MemoryLayout<Float>.alignment == 0 }
-        } ?? false
+        let inPlace =
+            mapped.map { m in
+                type == .float32 && order == .native
+                    && bases.allSatisfy {
+                        (Int(bitPattern: m.bytes.baseAddress) + $0 - low) % MemoryLayout<Float>.alignment == 0
+                    }
+            } ?? false
         // A mapped page lost to a truncation reads as zeros and is noted; bytes past the end of a file cut
         // inside a page read as zeros without a fault, so the size is checked too.
         let changed = { mapped != nil && (mapped!.faulted || (raw.currentSize().map { $0 < high } ?? false)) }
         do {
             Workers.run(workerCount) { worker, _ in
-                let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: mapped == nil ? rowsPerBlock * k * size : 0,
-                                                                   alignment: MemoryLayout<Float>.alignment)
+                let bytes = UnsafeMutableRawBufferPointer.allocate(
+                    byteCount: mapped == nil ? rowsPerBlock * k * size : 0,
+                    alignment: MemoryLayout<Float>.alignment)
                 defer { bytes.deallocate() }
                 var values = [Float](repeating: 0, count: inPlace ? 0 : rowsPerBlock * k)
                 counter.forEach(worker: worker) { b in
@@ -103,11 +117,14 @@ struct DirectRows {
                         }
                         let block = RowBlock(worker: worker, head: h, rows: r0..<(r0 + n))
                         if inPlace {
-                            try body(block, UnsafeBufferPointer(start: source.assumingMemoryBound(to: Float.self), count: count))
+                            try body(
+                                block,
+                                UnsafeBufferPointer(start: source.assumingMemoryBound(to: Float.self), count: count))
                         } else {
                             try values.withUnsafeMutableBufferPointer { v in
-                                ElementDecoding.decode(UnsafeRawBufferPointer(start: source, count: count * size),
-                                                       type: type, order: order, count: count, into: v)
+                                ElementDecoding.decode(
+                                    UnsafeRawBufferPointer(start: source, count: count * size),
+                                    type: type, order: order, count: count, into: v)
                                 try body(block, UnsafeBufferPointer(rebasing: v[0..<count]))
                             }
                         }
@@ -129,20 +146,27 @@ struct DirectRows {
     static let mapsFiles = Atomic<Bool>(true)
 
     private func changedWhileRead() -> AttnError {
-        AttnError(file: file, dataset: dataset,
-                  "file changed while it was read: part of it is gone or cannot be read (was it truncated or rewritten?)")
+        AttnError(
+            file: file, dataset: dataset,
+            "file changed while it was read: part of it is gone or cannot be read (was it truncated or rewritten?)")
     }
 
-    private func visitChunked(_ raw: ReadOnlyFile, chunk: [Int], type: ElementType, order: ByteOrder, filters: [ChunkFilter],
-                              locate: @escaping ([Int]) throws -> ChunkLocation?,
-                              heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
+    private func visitChunked(
+        _ raw: ReadOnlyFile, chunk: [Int], type: ElementType, order: ByteOrder, filters: [ChunkFilter],
+        locate: @escaping ([Int]) throws -> ChunkLocation?,
+        heads: Range<Int>, workers: Int, _ body: RowBlockVisitor
+    ) throws {
         let q = queries, k = keys, size = type.size, rank = shape.count
         let rowsPerChunk = chunk[rank - 2], keysPerChunk = chunk[rank - 1]
         let headsPerChunk = headAxis.map { chunk[$0] } ?? 1
         // Heads that share chunks go to the same worker, so each chunk is inflated once.
         var groups: [[Int]] = []
         for h in heads {
-            if let last = groups.last?.last, last / headsPerChunk == h / headsPerChunk { groups[groups.count - 1].append(h) } else { groups.append([h]) }
+            if let last = groups.last?.last, last / headsPerChunk == h / headsPerChunk {
+                groups[groups.count - 1].append(h)
+            } else {
+                groups.append([h])
+            }
         }
         var chunkStrides = [Int](repeating: 1, count: rank)
         for a in stride(from: rank - 2, through: 0, by: -1) { chunkStrides[a] = chunkStrides[a + 1] * chunk[a + 1] }
@@ -163,8 +187,9 @@ struct DirectRows {
                         let width = min(keysPerChunk, k - k0)
                         let first = leading(group[0]) + [q0, k0]
                         let origin = first.enumerated().map { axis, c in c - c % chunk[axis] }
-                        try loadChunk(at: origin, from: raw, locate: locate, filters: filters, type: type, inflater: inflater,
-                                      into: &chunkBytes, scratch: &scratch, compressed: &compressed)
+                        try loadChunk(
+                            at: origin, from: raw, locate: locate, filters: filters, type: type, inflater: inflater,
+                            into: &chunkBytes, scratch: &scratch, compressed: &compressed)
                         // Scatter the rows of each head of the group into groupBytes[head, row, key].
                         for (slot, h) in group.enumerated() {
                             let at = leading(h) + [q0, k0]
@@ -175,7 +200,8 @@ struct DirectRows {
                                     for r in 0..<rows {
                                         let from = (local + r * chunkStrides[rank - 2]) * size
                                         let to = ((slot * rowsPerChunk + r) * k + k0) * size
-                                        dst.baseAddress!.advanced(by: to).copyMemory(from: src.baseAddress!.advanced(by: from), byteCount: width * size)
+                                        dst.baseAddress!.advanced(by: to).copyMemory(
+                                            from: src.baseAddress!.advanced(by: from), byteCount: width * size)
                                     }
                                 }
                             }
@@ -185,12 +211,15 @@ struct DirectRows {
                         let count = rows * k
                         groupBytes.withUnsafeBytes { src in
                             values.withUnsafeMutableBufferPointer { v in
-                                ElementDecoding.decode(UnsafeRawBufferPointer(rebasing: src[(slot * rowsPerChunk * k * size)...]),
-                                                       type: type, order: order, count: count, into: v)
+                                ElementDecoding.decode(
+                                    UnsafeRawBufferPointer(rebasing: src[(slot * rowsPerChunk * k * size)...]),
+                                    type: type, order: order, count: count, into: v)
                             }
                         }
                         try values.withUnsafeBufferPointer { v in
-                            try body(RowBlock(worker: worker, head: h, rows: q0..<(q0 + rows)), UnsafeBufferPointer(rebasing: v[0..<count]))
+                            try body(
+                                RowBlock(worker: worker, head: h, rows: q0..<(q0 + rows)),
+                                UnsafeBufferPointer(rebasing: v[0..<count]))
                         }
                     }
                 }
@@ -201,23 +230,30 @@ struct DirectRows {
 
     /// Reads the chunk whose first element is at `origin` and undoes its filters into `chunkBytes`.
     /// A chunk never written holds zeros (h5py's default fill value).
-    private func loadChunk(at origin: [Int], from raw: ReadOnlyFile, locate: ([Int]) throws -> ChunkLocation?, filters: [ChunkFilter],
-                           type: ElementType, inflater: ChunkInflater, into chunkBytes: inout [UInt8], scratch: inout [UInt8], compressed: inout [UInt8]) throws {
+    private func loadChunk(
+        at origin: [Int], from raw: ReadOnlyFile, locate: ([Int]) throws -> ChunkLocation?, filters: [ChunkFilter],
+        type: ElementType, inflater: ChunkInflater, into chunkBytes: inout [UInt8], scratch: inout [UInt8],
+        compressed: inout [UInt8]
+    ) throws {
         guard let location = try locate(origin) else {
             chunkBytes.withUnsafeMutableBytes { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) }
             return
         }
         let expected = chunkBytes.count
         guard location.size <= ChunkLocation.largestStored(chunkBytes: expected) else {
-            throw corrupt(origin, "stored as \(location.size) bytes, more than a \(expected)-byte chunk can take compressed")
+            throw corrupt(
+                origin, "stored as \(location.size) bytes, more than a \(expected)-byte chunk can take compressed")
         }
-        let applied = filters.enumerated().filter { index, _ in location.filterMask & (1 << UInt32(index)) == 0 }.map(\.element)
+        let applied = filters.enumerated().filter { index, _ in location.filterMask & (1 << UInt32(index)) == 0 }.map(
+            \.element)
         if compressed.count < location.size { compressed = [UInt8](repeating: 0, count: location.size) }
         try compressed.withUnsafeMutableBytes { c in
             if let bytes = location.bytes {
                 bytes.withUnsafeBytes { c.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<location.size])) }
             } else {
-                try raw.read(at: location.offset, into: UnsafeMutableRawBufferPointer(rebasing: c[0..<location.size]), dataset: dataset)
+                try raw.read(
+                    at: location.offset, into: UnsafeMutableRawBufferPointer(rebasing: c[0..<location.size]),
+                    dataset: dataset)
             }
         }
         // Undo the filters last to first; `current` says which buffer holds the bytes so far.
@@ -234,7 +270,13 @@ struct DirectRows {
                 length = expected
             case .shuffle:
                 guard length == expected else { throw corrupt(origin, "\(length) bytes, expected \(expected)") }
-                if current == 0 { chunkBytes.withUnsafeMutableBytes { d in compressed.withUnsafeBytes { s in d.copyMemory(from: UnsafeRawBufferPointer(rebasing: s[0..<expected])) } } }
+                if current == 0 {
+                    chunkBytes.withUnsafeMutableBytes { d in
+                        compressed.withUnsafeBytes { s in
+                            d.copyMemory(from: UnsafeRawBufferPointer(rebasing: s[0..<expected]))
+                        }
+                    }
+                }
                 // Shuffled: byte b of element e sits at b·n + e.
                 let n = expected / type.size, width = type.size
                 chunkBytes.withUnsafeBytes { s in
@@ -248,7 +290,10 @@ struct DirectRows {
         }
         if current == 0 {
             guard length == expected else { throw corrupt(origin, "\(length) bytes stored, expected \(expected)") }
-            chunkBytes.withUnsafeMutableBytes { d in compressed.withUnsafeBytes { s in d.copyMemory(from: UnsafeRawBufferPointer(rebasing: s[0..<expected])) } }
+            chunkBytes.withUnsafeMutableBytes { d in
+                compressed.withUnsafeBytes { s in d.copyMemory(from: UnsafeRawBufferPointer(rebasing: s[0..<expected]))
+                }
+            }
         }
     }
 

@@ -51,7 +51,13 @@ public final class DumpFile {
         } else if file.size == 0 {
             throw AttnError(file: path, "file is empty: expected an NPY, NPZ, HDF5 or safetensors dump")
         } else {
-            throw AttnError(file: path, "not an NPY, NPZ, HDF5 or safetensors file (unrecognised signature); expected a dump written by numpy, h5py or safetensors")
+            throw AttnError(
+                file: path,
+                """
+                not an NPY, NPZ, HDF5 or safetensors file (unrecognised signature); expected a dump written by \
+                numpy, h5py or safetensors
+                """
+            )
         }
         return container
     }
@@ -89,7 +95,9 @@ public final class DumpFile {
         guard tensor.shape.count == 2, let positions = tensor.shape.last, positions > 0 else { return labels }
         let rows = labels.count / positions, row = rows == 1 ? 0 : (sample ?? 0)
         guard row < rows else {
-            throw AttnError(file: path, dataset: tensor.label ?? tensor.name, "holds the labels of \(rows) samples, but sample \(row) was asked for")
+            throw AttnError(
+                file: path, dataset: tensor.label ?? tensor.name,
+                "holds the labels of \(rows) samples, but sample \(row) was asked for")
         }
         return Array(labels[(row * positions)..<((row + 1) * positions)])
     }
@@ -98,16 +106,26 @@ public final class DumpFile {
     /// is not text: nil when it has none, or text ones.
     public func unreadableTokenLabels(named names: [String] = ["tokens"]) -> String? {
         guard tensor(lastNamedIn: names, accepting: { $0.info.element == .text }) == nil,
-              let other = tensor(lastNamedIn: names) else { return nil }
+            let other = tensor(lastNamedIn: names)
+        else { return nil }
         let dataset = other.label.map { "'\($0)' " } ?? ""
         if other.info.element == .unsupported("object") {
-            return "its token labels \(dataset)are an object array (pickled Python objects, which attninspect never unpickles); save them as strings, e.g. np.array(tokens, dtype=str)"
+            return
+                """
+                its token labels \(dataset)are an object array (pickled Python objects, which attninspect never \
+                unpickles); save them as strings, e.g. np.array(tokens, dtype=str)
+                """
         }
-        return "its token labels \(dataset)have dtype \(other.info.element), not strings; save them as strings, e.g. np.array(tokens, dtype=str)"
+        return
+            """
+            its token labels \(dataset)have dtype \(other.info.element), not strings; save them as strings, e.g. \
+            np.array(tokens, dtype=str)
+            """
     }
 
     /// The first tensor whose last path component is one of `names` (in their order) and that `accepts`.
-    func tensor(lastNamedIn names: [String], accepting accepts: (StoredTensor) -> Bool = { _ in true }) -> StoredTensor? {
+    func tensor(lastNamedIn names: [String], accepting accepts: (StoredTensor) -> Bool = { _ in true }) -> StoredTensor?
+    {
         for name in names {
             if let t = container.tensors.first(where: { lastComponent($0.name) == name && accepts($0) }) { return t }
         }
@@ -120,11 +138,15 @@ public final class DumpFile {
         guard let tensor = tensor(lastNamedIn: ["token_ids", "input_ids"]) else { return nil }
         let values = try tensor.readIntegers()
         guard let last = tensor.shape.last, last == positions, positions > 0, values.count % positions == 0 else {
-            throw AttnError(file: path, dataset: tensor.label ?? tensor.name, "expected one token id per position (\(positions)), found shape \(formatShape(tensor.shape))")
+            throw AttnError(
+                file: path, dataset: tensor.label ?? tensor.name,
+                "expected one token id per position (\(positions)), found shape \(formatShape(tensor.shape))")
         }
         let rows = values.count / positions, row = rows == 1 ? 0 : (sample ?? 0)
         guard row < rows else {
-            throw AttnError(file: path, dataset: tensor.label ?? tensor.name, "has \(rows) samples, but sample \(row) was asked for")
+            throw AttnError(
+                file: path, dataset: tensor.label ?? tensor.name, "has \(rows) samples, but sample \(row) was asked for"
+            )
         }
         return Array(values[(row * positions)..<((row + 1) * positions)])
     }

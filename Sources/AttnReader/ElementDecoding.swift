@@ -6,8 +6,10 @@ import AttnCore
 /// (vectorised with F16C/AVX2 where the CPU has them).
 enum ElementDecoding {
     /// Decodes `count` elements of `type` in `order` from `raw` into `out[outOffset...]`.
-    static func decode(_ raw: UnsafeRawBufferPointer, type: ElementType, order: ByteOrder,
-                       count: Int, into out: UnsafeMutableBufferPointer<Float>, at outOffset: Int = 0) {
+    static func decode(
+        _ raw: UnsafeRawBufferPointer, type: ElementType, order: ByteOrder,
+        count: Int, into out: UnsafeMutableBufferPointer<Float>, at outOffset: Int = 0
+    ) {
         precondition(raw.count >= count * type.size && out.count >= outOffset + count)
         guard count > 0 else { return }
         let swap: Int32 = order != ByteOrder.native ? 1 : 0
@@ -32,7 +34,7 @@ enum IntegerDecoding {
                 bits = bits << 8 | byte
             }
             if signed && size < 8 && bits & (1 << UInt64(size * 8 - 1)) != 0 {
-                bits |= ~((1 << UInt64(size * 8)) - 1)   // sign extension
+                bits |= ~((1 << UInt64(size * 8)) - 1)  // sign extension
             }
             return Int64(bitPattern: bits)
         }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 internal import CAttnKernels
 
@@ -37,7 +37,8 @@ final class MappedBytes: @unchecked Sendable {
         let start = offset - offset % page
         let length = count + (offset - start)
         guard let address = mmap(nil, length, PROT_READ, MAP_SHARED, descriptor, off_t(start)),
-              address != MAP_FAILED else { return nil }
+            address != MAP_FAILED
+        else { return nil }
         let slot = cattn_guard_register(address, length)
         guard slot >= 0 else {
             munmap(address, length)
@@ -50,7 +51,8 @@ final class MappedBytes: @unchecked Sendable {
         self.bytes = UnsafeRawBufferPointer(start: address + (offset - start), count: count)
     }
 
-    /// True when a read of these bytes has faulted (the file shrank, or a page could not be read): what was read is then wrong.
+    /// True when a read of these bytes has faulted (the file shrank, or a page could not be read): what was read is
+    /// then wrong.
     var faulted: Bool { cattn_guard_faulted(slot) != 0 }
 
     deinit {

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 import AttnCore
 
@@ -32,32 +32,38 @@ final class ReadOnlyFile: @unchecked Sendable {
         }
         if (info.st_mode & S_IFMT) != S_IFREG {
             close(fd)
-            throw AttnError(file: path, "is not a regular file (a pipe or device?): expected a dump file that can be read at any offset")
+            throw AttnError(
+                file: path,
+                "is not a regular file (a pipe or device?): expected a dump file that can be read at any offset")
         }
         descriptor = fd
         size = Int(info.st_size)
     }
 
     deinit {
-        whole = nil   // unmapped before the descriptor is closed
+        whole = nil  // unmapped before the descriptor is closed
         close(descriptor)
     }
 
     /// Reads exactly `buffer.count` bytes at `offset`, or throws naming what was expected.
     func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer, dataset: String? = nil) throws {
         guard offset >= 0, offset <= size, buffer.count <= size - offset else {
-            throw AttnError(file: path, dataset: dataset,
-                            "file is truncated: expected \(buffer.count) bytes at offset \(offset), the file has \(size) bytes")
+            throw AttnError(
+                file: path, dataset: dataset,
+                "file is truncated: expected \(buffer.count) bytes at offset \(offset), the file has \(size) bytes")
         }
         var done = 0
         while done < buffer.count {
             let n = pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
             if n < 0 {
                 if errno == EINTR { continue }
-                throw AttnError(file: path, dataset: dataset, ReadOnlyFile.describe(errno: errno, action: "read failed"))
+                throw AttnError(
+                    file: path, dataset: dataset, ReadOnlyFile.describe(errno: errno, action: "read failed"))
             }
             if n == 0 {
-                throw AttnError(file: path, dataset: dataset, "file is truncated: expected \(buffer.count) bytes at offset \(offset)")
+                throw AttnError(
+                    file: path, dataset: dataset,
+                    "file is truncated: expected \(buffer.count) bytes at offset \(offset)")
             }
             done += n
         }

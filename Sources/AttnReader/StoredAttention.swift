@@ -15,10 +15,15 @@ public final class StoredAttention: AttentionSource {
     public let keyTokens: [String]?
     public let summary: LayoutSummary
     /// What one layer's work holds in memory (a layer and as much again for its analysis), and how many bytes.
-    public var layerMemory: (what: String, bytes: Int?) { Self.layerMemory(heads: headCount, queries: queryCount, keys: keyCount) }
+    public var layerMemory: (what: String, bytes: Int?) {
+        Self.layerMemory(heads: headCount, queries: queryCount, keys: keyCount)
+    }
 
     private static func layerMemory(heads: Int, queries: Int, keys: Int) -> (what: String, bytes: Int?) {
-        ("one layer of \(heads) heads × \(queries) queries × \(keys) keys", MemoryBudget.bytes([heads, queries, keys], elementSize: 2 * 4))
+        (
+            "one layer of \(heads) heads × \(queries) queries × \(keys) keys",
+            MemoryBudget.bytes([heads, queries, keys], elementSize: 2 * 4)
+        )
     }
     private let tensors: LayerTensors
     private let batchIndex: Int?
@@ -40,7 +45,13 @@ public final class StoredAttention: AttentionSource {
             case 4: axes = ["layer", "head", "query", "key"]
             case 5: axes = ["layer", "batch", "head", "query", "key"]
             default:
-                throw AttnError(file: dump.path, dataset: first.label, "expected 2 to 5 axes [layer, (batch,) head, query, key], found \(shape.count) axes \(formatShape(shape))")
+                throw AttnError(
+                    file: dump.path, dataset: first.label,
+                    """
+                    expected 2 to 5 axes [layer, (batch,) head, query, key], found \(shape.count) axes \
+                    \(formatShape(shape))
+                    """
+                )
             }
         case .perLayer:
             switch shape.count {
@@ -48,7 +59,13 @@ public final class StoredAttention: AttentionSource {
             case 3: axes = ["head", "query", "key"]
             case 4: axes = ["batch", "head", "query", "key"]
             default:
-                throw AttnError(file: dump.path, dataset: first.label, "expected 2 to 4 axes [(batch,) head, query, key] per layer, found \(shape.count) axes \(formatShape(shape))")
+                throw AttnError(
+                    file: dump.path, dataset: first.label,
+                    """
+                    expected 2 to 4 axes [(batch,) head, query, key] per layer, found \(shape.count) axes \
+                    \(formatShape(shape))
+                    """
+                )
             }
             try layers.checkUniform(file: dump.path)
         }
@@ -56,7 +73,8 @@ public final class StoredAttention: AttentionSource {
             throw AttnError(.unsupported, file: dump.path, dataset: first.label, unsupportedDtype(first.info.element))
         }
         if let zero = shape.firstIndex(of: 0) {
-            throw AttnError(file: dump.path, dataset: first.label, "axis \(axes[zero]) has length 0 in shape \(formatShape(shape))")
+            throw AttnError(
+                file: dump.path, dataset: first.label, "axis \(axes[zero]) has length 0 in shape \(formatShape(shape))")
         }
         func size(_ axis: String) -> Int? { axes.firstIndex(of: axis).map { shape[$0] } }
         hasLayerAxis = size("layer") != nil
@@ -74,9 +92,12 @@ public final class StoredAttention: AttentionSource {
             throw AttnError(.resource, file: dump.path, dataset: first.label, refusal)
         }
         batchSize = size("batch")
-        batchIndex = try resolveBatch(batchSize: batchSize, requested: options.batch, file: dump.path, dataset: first.label)
+        batchIndex = try resolveBatch(
+            batchSize: batchSize, requested: options.batch, file: dump.path, dataset: first.label)
         if let heads = options.heads, heads != headCount {
-            throw AttnError(file: dump.path, dataset: first.label, "--heads \(heads) does not match the \(headCount) heads of shape \(formatShape(shape))")
+            throw AttnError(
+                file: dump.path, dataset: first.label,
+                "--heads \(heads) does not match the \(headCount) heads of shape \(formatShape(shape))")
         }
         let expectedTokens = queryCount, usedBatch = batchIndex ?? 0
         self.tokens = tokens.flatMap { $0.count == expectedTokens ? $0 : nil }
@@ -84,10 +105,13 @@ public final class StoredAttention: AttentionSource {
             keyTokens = self.tokens
         } else {
             let expectedKeys = keyCount
-            keyTokens = try dump.tokenLabels(named: DumpFile.keyTokenNames, sample: options.batch).flatMap { $0.count == expectedKeys ? $0 : nil }
+            keyTokens = try dump.tokenLabels(named: DumpFile.keyTokenNames, sample: options.batch).flatMap {
+                $0.count == expectedKeys ? $0 : nil
+            }
         }
-        summary = LayoutSummary(datasets: layers.label, axes: "[" + axes.joined(separator: ", ") + "]",
-                                batch: batchSize.map { ($0, usedBatch) }, layerNumbers: layers.layerNumbers)
+        summary = LayoutSummary(
+            datasets: layers.label, axes: "[" + axes.joined(separator: ", ") + "]",
+            batch: batchSize.map { ($0, usedBatch) }, layerNumbers: layers.layerNumbers)
     }
 
     public func layer(_ index: Int) throws -> LayerAttention {
@@ -118,8 +142,10 @@ public final class StoredAttention: AttentionSource {
         guard let storage = tensor.directStorage else { return nil }
         if let batchIndex { prefix.append(batchIndex) }
         let withHead = hasHeadAxis
-        return DirectRows(storage: storage, shape: tensor.shape, headAxis: withHead ? prefix.count : nil,
-                          file: file, dataset: tensor.label) { h in withHead ? prefix + [h] : prefix }
+        return DirectRows(
+            storage: storage, shape: tensor.shape, headAxis: withHead ? prefix.count : nil,
+            file: file, dataset: tensor.label
+        ) { h in withHead ? prefix + [h] : prefix }
     }
 }
 
@@ -127,13 +153,16 @@ public final class StoredAttention: AttentionSource {
 func resolveBatch(batchSize: Int?, requested: Int?, file: String, dataset: String?) throws -> Int? {
     guard let batchSize else {
         if let requested, requested != 0 {
-            throw AttnError(file: file, dataset: dataset, "--batch \(requested) is out of range: the data has no batch axis")
+            throw AttnError(
+                file: file, dataset: dataset, "--batch \(requested) is out of range: the data has no batch axis")
         }
         return nil
     }
     let b = requested ?? 0
     guard b >= 0 && b < batchSize else {
-        throw AttnError(file: file, dataset: dataset, "--batch \(b) is out of range: expected 0...\(batchSize - 1) (batch axis of \(batchSize))")
+        throw AttnError(
+            file: file, dataset: dataset,
+            "--batch \(b) is out of range: expected 0...\(batchSize - 1) (batch axis of \(batchSize))")
     }
     return b
 }

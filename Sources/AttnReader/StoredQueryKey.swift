@@ -16,8 +16,10 @@ public final class StoredQueryKey: QueryKeySource {
     public var layerMemory: (what: String, bytes: Int?) { Self.layerMemory(heads: headCount, positions: positionCount) }
 
     private static func layerMemory(heads: Int, positions: Int) -> (what: String, bytes: Int?) {
-        ("attention recomputed from q and k for one layer (\(heads) heads × \(positions) × \(positions))",
-         MemoryBudget.bytes([heads, positions, positions], elementSize: 2 * 4))
+        (
+            "attention recomputed from q and k for one layer (\(heads) heads × \(positions) × \(positions))",
+            MemoryBudget.bytes([heads, positions, positions], elementSize: 2 * 4)
+        )
     }
     private let queries: LayerTensors
     private let keys: LayerTensors
@@ -26,7 +28,8 @@ public final class StoredQueryKey: QueryKeySource {
     /// True for `(…, S, H·d)`: heads are interleaved along the last axis.
     private let mergedHeads: Bool
 
-    init(file dump: DumpFile, queries: LayerTensors, keys: LayerTensors, options: ReadOptions, tokens: [String]?) throws {
+    init(file dump: DumpFile, queries: LayerTensors, keys: LayerTensors, options: ReadOptions, tokens: [String]?) throws
+    {
         file = dump.path
         self.queries = queries
         self.keys = keys
@@ -37,7 +40,13 @@ public final class StoredQueryKey: QueryKeySource {
             }
         }
         guard q.shape == k.shape else {
-            throw AttnError(file: dump.path, "q \(q.name) \(formatShape(q.shape)) and k \(k.name) \(formatShape(k.shape)) have different shapes: expected the same [layer, head, position, dim]")
+            throw AttnError(
+                file: dump.path,
+                """
+                q \(q.name) \(formatShape(q.shape)) and k \(k.name) \(formatShape(k.shape)) have different \
+                shapes: expected the same [layer, head, position, dim]
+                """
+            )
         }
         let shape = q.shape
         let perLayer: Bool
@@ -45,13 +54,17 @@ public final class StoredQueryKey: QueryKeySource {
         case (.single, .single): perLayer = false
         case (.perLayer(let qs), .perLayer(let ks)):
             guard qs.count == ks.count else {
-                throw AttnError(file: dump.path, "found \(qs.count) per-layer q datasets but \(ks.count) k datasets: expected one of each per layer")
+                throw AttnError(
+                    file: dump.path,
+                    "found \(qs.count) per-layer q datasets but \(ks.count) k datasets: expected one of each per layer")
             }
             try queries.checkUniform(file: dump.path)
             try keys.checkUniform(file: dump.path)
             perLayer = true
         default:
-            throw AttnError(file: dump.path, "q is \(queries.label) but k is \(keys.label): expected both single tensors or both per-layer")
+            throw AttnError(
+                file: dump.path,
+                "q is \(queries.label) but k is \(keys.label): expected both single tensors or both per-layer")
         }
         let axes: [String]
         switch (perLayer, shape.count) {
@@ -62,11 +75,17 @@ public final class StoredQueryKey: QueryKeySource {
         case (true, 3): axes = ["head", "position", "dim"]
         case (true, 4): axes = ["batch", "head", "position", "dim"]
         default:
-            let expected = perLayer ? "2 to 4 axes [(batch,) head, position, dim] per layer" : "3 to 5 axes [layer, (batch,) head, position, dim] or [layer, position, head·dim]"
-            throw AttnError(file: dump.path, dataset: q.label, "expected \(expected), found \(shape.count) axes \(formatShape(shape))")
+            let expected =
+                perLayer
+                ? "2 to 4 axes [(batch,) head, position, dim] per layer"
+                : "3 to 5 axes [layer, (batch,) head, position, dim] or [layer, position, head·dim]"
+            throw AttnError(
+                file: dump.path, dataset: q.label,
+                "expected \(expected), found \(shape.count) axes \(formatShape(shape))")
         }
         if let zero = shape.firstIndex(of: 0) {
-            throw AttnError(file: dump.path, dataset: q.label, "axis \(axes[zero]) has length 0 in shape \(formatShape(shape))")
+            throw AttnError(
+                file: dump.path, dataset: q.label, "axis \(axes[zero]) has length 0 in shape \(formatShape(shape))")
         }
         func size(_ axis: String) -> Int? { axes.firstIndex(of: axis).map { shape[$0] } }
         hasLayerAxis = size("layer") != nil
@@ -76,10 +95,17 @@ public final class StoredQueryKey: QueryKeySource {
         if let merged = size("head·dim") {
             let attributeHeads = dump.attribute("num_heads")?.integerValues?.first
             guard let heads = options.heads ?? attributeHeads else {
-                throw AttnError(file: dump.path, dataset: q.label, "shape \(formatShape(shape)) is [layer, position, head·dim]: give the number of heads with --heads N (no num_heads attribute found)")
+                throw AttnError(
+                    file: dump.path, dataset: q.label,
+                    """
+                    shape \(formatShape(shape)) is [layer, position, head·dim]: give the number of heads with \
+                    --heads N (no num_heads attribute found)
+                    """
+                )
             }
             guard heads > 0, merged % heads == 0 else {
-                throw AttnError(file: dump.path, dataset: q.label, "\(heads) heads do not divide the last axis of length \(merged)")
+                throw AttnError(
+                    file: dump.path, dataset: q.label, "\(heads) heads do not divide the last axis of length \(merged)")
             }
             headCount = heads
             headDim = merged / heads
@@ -87,7 +113,9 @@ public final class StoredQueryKey: QueryKeySource {
             headCount = size("head")!
             headDim = size("dim")!
             if let heads = options.heads, heads != headCount {
-                throw AttnError(file: dump.path, dataset: q.label, "--heads \(heads) does not match the \(headCount) heads of shape \(formatShape(shape))")
+                throw AttnError(
+                    file: dump.path, dataset: q.label,
+                    "--heads \(heads) does not match the \(headCount) heads of shape \(formatShape(shape))")
             }
         }
         let need = Self.layerMemory(heads: headCount, positions: positionCount)
@@ -102,8 +130,9 @@ public final class StoredQueryKey: QueryKeySource {
         batchIndex = try resolveBatch(batchSize: batchSize, requested: options.batch, file: dump.path, dataset: q.label)
         let expectedTokens = positionCount, usedBatch = batchIndex ?? 0
         self.tokens = tokens.flatMap { $0.count == expectedTokens ? $0 : nil }
-        summary = LayoutSummary(datasets: "\(queries.label) and \(keys.label)", axes: "[" + axes.joined(separator: ", ") + "]",
-                                batch: batchSize.map { ($0, usedBatch) }, layerNumbers: queries.layerNumbers)
+        summary = LayoutSummary(
+            datasets: "\(queries.label) and \(keys.label)", axes: "[" + axes.joined(separator: ", ") + "]",
+            batch: batchSize.map { ($0, usedBatch) }, layerNumbers: queries.layerNumbers)
     }
 
     public func layer(_ index: Int) throws -> LayerQueryKey {

@@ -68,8 +68,9 @@ enum DirectStorage {
     /// HDF5 chunks of shape `chunk`, each passed through `filters` (in pipeline order) when written.
     /// `locate` gives a chunk's byte range in `file` and its filter mask (bit i set: filter i was
     /// skipped) from its first element's coordinates, or nil when the chunk was never written.
-    case chunked(file: ReadOnlyFile, chunk: [Int], type: ElementType, order: ByteOrder, filters: [ChunkFilter],
-                 locate: ([Int]) throws -> ChunkLocation?)
+    case chunked(
+        file: ReadOnlyFile, chunk: [Int], type: ElementType, order: ByteOrder, filters: [ChunkFilter],
+        locate: ([Int]) throws -> ChunkLocation?)
 }
 
 /// The HDF5 filters attninspect undoes itself.
@@ -96,10 +97,12 @@ extension StoredTensor {
     /// The number of elements in the block that `leading` addresses, checked against the shape.
     func blockCount(leading: [Int], file: String) throws -> Int {
         guard leading.count <= shape.count else {
-            throw AttnError(file: file, dataset: name, "internal: \(leading.count) leading indices for \(shape.count) axes")
+            throw AttnError(
+                file: file, dataset: name, "internal: \(leading.count) leading indices for \(shape.count) axes")
         }
         for (axis, index) in leading.enumerated() where index < 0 || index >= shape[axis] {
-            throw AttnError(file: file, dataset: name, "index \(index) is out of range for axis \(axis) of length \(shape[axis])")
+            throw AttnError(
+                file: file, dataset: name, "index \(index) is out of range for axis \(axis) of length \(shape[axis])")
         }
         return shape[leading.count...].reduce(1, *)
     }
@@ -115,7 +118,9 @@ public enum AttributeValue: Sendable, Equatable, CustomStringConvertible {
     case other(String)
 
     public var description: String {
-        func list<T>(_ v: [T]) -> String { v.count == 1 ? "\(v[0])" : "[" + v.map { "\($0)" }.joined(separator: ", ") + "]" }
+        func list<T>(_ v: [T]) -> String {
+            v.count == 1 ? "\(v[0])" : "[" + v.map { "\($0)" }.joined(separator: ", ") + "]"
+        }
         switch self {
         case .integers(let v): return list(v)
         case .unsigned(let v): return list(v)

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import AttnCore
 import CAttnProcess
@@ -13,19 +13,38 @@ public enum AtomicFile {
     /// - Parameter inputs: files that must never be replaced (the dumps being read).
     public static func write(_ bytes: [UInt8], to requested: String, protecting inputs: [String] = []) throws {
         if let target = identity(of: requested), inputs.contains(where: { identity(of: $0) == target }) {
-            throw AttnError(.output, file: requested, "is an input file: refusing to overwrite it; choose another output")
+            throw AttnError(
+                .output, file: requested, "is an input file: refusing to overwrite it; choose another output")
         }
         if !replacesOtherKinds, let (old, head) = existingKind(of: requested) {
             let new = FileKind(of: bytes[..<min(bytes.count, 512)])
             if old != new {
-                throw AttnError(.output, file: requested, "exists and holds \(old.rawValue), not \(new.rawValue) like the output: refusing to replace it; choose another output, or add --force")
+                throw AttnError(
+                    .output, file: requested,
+                    """
+                    exists and holds \(old.rawValue), not \(new.rawValue) like the output: refusing to replace \
+                    it; choose another output, or add --force
+                    """
+                )
             }
             // An array attninspect would read as a dump is replaced only by an array of its own shape, type and order
             // (the same command run again), not by a map of another shape; one whose header cannot be read from its
             // first bytes (a long header) is not replaced either.
-            if old == .npy, NPYSignature(head) == nil || NPYSignature(bytes[..<min(bytes.count, 512)]) != NPYSignature(head) {
-                let shown = { (s: NPYSignature?) in s.map { "shape \($0.shape) (\($0.descr)\($0.fortranOrder ? ", Fortran order" : ""))" } ?? "a header longer than 512 bytes" }
-                throw AttnError(.output, file: requested, "exists and holds a NumPy array of \(shown(NPYSignature(head))), which could be a dump, not the output's \(shown(NPYSignature(bytes[..<min(bytes.count, 512)]))): refusing to replace it; choose another output, or add --force")
+            if old == .npy,
+                NPYSignature(head) == nil || NPYSignature(bytes[..<min(bytes.count, 512)]) != NPYSignature(head)
+            {
+                let shown = { (s: NPYSignature?) in
+                    s.map { "shape \($0.shape) (\($0.descr)\($0.fortranOrder ? ", Fortran order" : ""))" }
+                        ?? "a header longer than 512 bytes"
+                }
+                throw AttnError(
+                    .output, file: requested,
+                    """
+                    exists and holds a NumPy array of \(shown(NPYSignature(head))), which could be a dump, not \
+                    the output's \(shown(NPYSignature(bytes[..<min(bytes.count, 512)]))): refusing to replace it; \
+                    choose another output, or add --force
+                    """
+                )
             }
         }
         // An existing output keeps its permissions; a symbolic link is followed, so the file it
@@ -38,28 +57,54 @@ public enum AtomicFile {
                 guard let resolved = PathBytes.withCString(requested, { realpath($0, nil) }) else {
                     let code = errno
                     var target = stat()
-                    if PathBytes.withCString(requested, { stat($0, &target) }) == 0 && (target.st_mode & S_IFMT) != S_IFREG {
-                        throw AttnError(.output, file: requested, "cannot write: it is a symbolic link to \(linkTarget(requested).map { "'\($0)', " } ?? "")which is not a regular file (a device, FIFO or socket); write to a file")
+                    if PathBytes.withCString(requested, { stat($0, &target) }) == 0
+                        && (target.st_mode & S_IFMT) != S_IFREG
+                    {
+                        throw AttnError(
+                            .output, file: requested,
+                            """
+                            cannot write: it is a symbolic link to \
+                            \(linkTarget(requested).map { "'\($0)', " } ?? "")which is not a regular file (a \
+                            device, FIFO or socket); write to a file
+                            """
+                        )
                     }
                     if code == ENOENT {
-                        throw AttnError(.output, file: requested, "cannot write: it is a symbolic link to a missing file or folder\(linkTarget(requested).map { " ('\($0)')" } ?? "")")
+                        throw AttnError(
+                            .output, file: requested,
+                            """
+                            cannot write: it is a symbolic link to a missing file or \
+                            folder\(linkTarget(requested).map { " ('\($0)')" } ?? "")
+                            """
+                        )
                     }
-                    throw AttnError(.output, file: requested, "cannot write: cannot follow the symbolic link: \(describe(code))")
+                    throw AttnError(
+                        .output, file: requested, "cannot write: cannot follow the symbolic link: \(describe(code))")
                 }
-                path = PathBytes.decode(Array(UnsafeBufferPointer(start: UnsafeRawPointer(resolved).assumingMemoryBound(to: UInt8.self), count: strlen(resolved))))
+                path = PathBytes.decode(
+                    Array(
+                        UnsafeBufferPointer(
+                            start: UnsafeRawPointer(resolved).assumingMemoryBound(to: UInt8.self),
+                            count: strlen(resolved))))
                 free(resolved)
                 if PathBytes.withCString(path, { stat($0, &existing) }) != 0 { existing.st_mode = S_IFREG | mode }
             }
             switch existing.st_mode & S_IFMT {
             case S_IFREG: mode = existing.st_mode & 0o7777
-            case S_IFDIR: throw AttnError(.output, file: requested, "cannot write: it is a directory; expected a file name")
-            default: throw AttnError(.output, file: requested, "cannot write: it exists and is not a regular file (a device, FIFO or socket)")
+            case S_IFDIR:
+                throw AttnError(.output, file: requested, "cannot write: it is a directory; expected a file name")
+            default:
+                throw AttnError(
+                    .output, file: requested,
+                    "cannot write: it exists and is not a regular file (a device, FIFO or socket)")
             }
         }
         let slash = path.lastIndex(of: "/")
         let folder = slash.map { String(path[..<$0]) } ?? "."
         let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        guard !name.isEmpty else { throw AttnError(.output, file: requested, "cannot write: expected a file name, found a folder path") }
+        guard !name.isEmpty else {
+            throw AttnError(.output, file: requested, "cannot write: expected a file name, found a folder path")
+        }
         // `.name.tmp-XXXXXX` beside the output; a name too long for that (NAME_MAX is 255 bytes) gets a short one. The
         // temporary file is removed if the process is interrupted while it exists (CAttnProcess): its name is given
         // to the signal handler before it is created (O_EXCL, a fresh random suffix on a clash).
@@ -69,7 +114,8 @@ public enum AtomicFile {
         var fd: Int32 = -1
         defer { cattn_temporary_clear() }
         for _ in 0..<100 {
-            temporary = "\(folder.isEmpty ? "/" : folder)/\(hidden)" + String((0..<6).map { _ in letters.randomElement()! })
+            temporary =
+                "\(folder.isEmpty ? "/" : folder)/\(hidden)" + String((0..<6).map { _ in letters.randomElement()! })
             _ = PathBytes.withCString(temporary) { cattn_temporary_set($0) }
             fd = PathBytes.withCString(temporary) { open($0, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600) }
             if fd >= 0 || errno != EEXIST { break }
@@ -84,7 +130,11 @@ public enum AtomicFile {
         var failure = bytes.withUnsafeBytes { Descriptor.writeAll(fd, $0) }
         if failure == 0 && fchmod(fd, mode) != 0 { failure = errno }
         if close(fd) != 0 && failure == 0 { failure = errno }
-        if failure == 0 && PathBytes.withCString(temporary, { from in PathBytes.withCString(path) { rename(from, $0) } }) != 0 { failure = errno }
+        if failure == 0
+            && PathBytes.withCString(temporary, { from in PathBytes.withCString(path) { rename(from, $0) } }) != 0
+        {
+            failure = errno
+        }
         if failure != 0 {
             PathBytes.withCString(temporary) { _ = unlink($0) }
             throw AttnError(.output, file: requested, "cannot write: \(describe(failure))")
@@ -136,7 +186,9 @@ enum FileKind: String {
         if starts([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]) { self = .npy; return }
         if starts([0x89, 0x48, 0x44, 0x46]) { self = .hdf5; return }
         if starts([0x50, 0x4B, 0x03, 0x04]) { self = .zip; return }
-        if b.count >= 2, b[0] == UInt8(ascii: "P"), (UInt8(ascii: "1")...UInt8(ascii: "6")).contains(b[1]) { self = .netpbm; return }
+        if b.count >= 2, b[0] == UInt8(ascii: "P"), (UInt8(ascii: "1")...UInt8(ascii: "6")).contains(b[1]) {
+            self = .netpbm; return
+        }
         let text = String(decoding: b, as: UTF8.self)
         let isText = !b.contains(0) && !text.contains("\u{FFFD}")
         if isText && (text.hasPrefix("<?xml") || text.hasPrefix("<svg")) { self = .svg; return }
@@ -172,21 +224,29 @@ struct NPYSignature: Equatable {
         let major = bytes[6]
         let start = major == 1 ? 10 : 12
         guard bytes.count >= start else { return nil }
-        let length = major == 1 ? Int(bytes[8]) | Int(bytes[9]) << 8 : Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
+        let length =
+            major == 1
+            ? Int(bytes[8]) | Int(bytes[9]) << 8
+            : Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
         guard length > 0, start + length <= bytes.count else { return nil }
-        let text = Array(String(decoding: bytes[start..<(start + length)], as: UTF8.self).filter { $0 != " " && $0 != "\n" })
+        let text = Array(
+            String(decoding: bytes[start..<(start + length)], as: UTF8.self).filter { $0 != " " && $0 != "\n" })
         // The characters after `key` up to and including `end`.
         func value(after key: String, until end: Character) -> [Character]? {
             let k = Array(key)
-            guard k.count <= text.count, let at = (0...(text.count - k.count)).first(where: { Array(text[$0..<($0 + k.count)]) == k }) else { return nil }
+            guard k.count <= text.count,
+                let at = (0...(text.count - k.count)).first(where: { Array(text[$0..<($0 + k.count)]) == k })
+            else { return nil }
             let rest = text[(at + k.count)...]
             guard let stop = rest.firstIndex(of: end) else { return nil }
             return Array(rest[...stop])
         }
         guard var shape = value(after: "'shape':", until: ")"), let descr = value(after: "'descr':", until: ","),
-              let order = value(after: "'fortran_order':", until: ",") else { return nil }
+            let order = value(after: "'fortran_order':", until: ",")
+        else { return nil }
         fortranOrder = String(order.dropLast()) == "True"
-        if shape.count >= 2 && shape[shape.count - 2] == "," { shape.remove(at: shape.count - 2) }   // (5,) and (5) alike
+        // (5,) and (5) alike
+        if shape.count >= 2 && shape[shape.count - 2] == "," { shape.remove(at: shape.count - 2) }
         self.shape = String(shape)
         self.descr = String(descr.dropLast().filter { $0 != "'" && $0 != "\"" })
     }

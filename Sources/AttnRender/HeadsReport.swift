@@ -4,47 +4,84 @@ import AttnAnalysis
 /// `heads` as a table, JSON and CSV, and its similarity matrices as files (docs/heads.md; the records' keys are
 /// `HeadMeasures.fields`).
 public enum HeadsReport {
-    public static func json(_ result: HeadsResult, analysis: HeadAnalysis, tokenMatch: String?, source: AttentionSource) -> JSONValue {
-        let records = result.records, perLayer = result.perLayer, all = result.all, outliers = result.outliers, similarity = result.scope
+    public static func json(_ result: HeadsResult, analysis: HeadAnalysis, tokenMatch: String?, source: AttentionSource)
+        -> JSONValue
+    {
+        let records = result.records, perLayer = result.perLayer, all = result.all, outliers = result.outliers,
+            similarity = result.scope
         let distance: JSONValue
         switch analysis.distance {
         case .grid(let rows, let columns, let p, let size):
-            distance = .object([("mode", .string("grid")), ("grid", .array([.integer(rows), .integer(columns)])), ("prefix", .integer(p)),
-                                ("patch_size", size.map { .number($0) } ?? .null), ("unit", .string(size == nil ? "patches" : "pixels"))])
+            distance = .object([
+                ("mode", .string("grid")), ("grid", .array([.integer(rows), .integer(columns)])),
+                ("prefix", .integer(p)),
+                ("patch_size", size.map { .number($0) } ?? .null), ("unit", .string(size == nil ? "patches" : "pixels"))
+            ])
         case .sequence(let p):
-            distance = .object([("mode", .string("sequence")), ("grid", .null), ("prefix", .integer(p)), ("patch_size", .null), ("unit", .string("tokens"))])
+            distance = .object([
+                ("mode", .string("sequence")), ("grid", .null), ("prefix", .integer(p)), ("patch_size", .null),
+                ("unit", .string("tokens"))
+            ])
         }
         let match: JSONValue = tokenMatch.map { .string($0) } ?? .null
-        let special: JSONValue = analysis.specialTokens.map { s in
-            .object([("cls", .array(s.cls.map { .integer($0) })), ("sep", .array(s.sep.map { .integer($0) })), ("punct", .array(s.punct.map { .integer($0) }))])
-        } ?? .null
+        let special: JSONValue =
+            analysis.specialTokens.map { s in
+                .object([
+                    ("cls", .array(s.cls.map { .integer($0) })), ("sep", .array(s.sep.map { .integer($0) })),
+                    ("punct", .array(s.punct.map { .integer($0) }))
+                ])
+            } ?? .null
         var pairs: JSONValue = .null
         if source.queryCount == source.keyCount {
             let p = analysis.patternPairs(positions: source.queryCount)
-            pairs = .object([("previous_token", .integer(max(source.queryCount - 1, 0))),
-                             ("duplicate_token", p.map { .integer($0.duplicate.count) } ?? .null),
-                             ("induction", p.map { .integer($0.induction.count) } ?? .null)])
+            pairs = .object([
+                ("previous_token", .integer(max(source.queryCount - 1, 0))),
+                ("duplicate_token", p.map { .integer($0.duplicate.count) } ?? .null),
+                ("induction", p.map { .integer($0.induction.count) } ?? .null)
+            ])
         }
         let similarityValue: JSONValue
-        func matrix(_ m: [[Double?]]) -> JSONValue { .array(m.map { .array($0.map { $0.map { JSONValue.finite($0) } ?? .null }) }) }
+        func matrix(_ m: [[Double?]]) -> JSONValue {
+            .array(m.map { .array($0.map { $0.map { JSONValue.finite($0) } ?? .null }) })
+        }
         if let all {
-            let heads: [JSONValue] = (0..<source.layerCount).flatMap { l in (0..<source.headCount).map { h in JSONValue.array([.integer(l), .integer(h)]) } }
-            similarityValue = .object([("scope", .string("all")), ("heads", .array(heads)), ("js_divergence", matrix(all))])
+            let heads: [JSONValue] = (0..<source.layerCount).flatMap { l in
+                (0..<source.headCount).map { h in JSONValue.array([.integer(l), .integer(h)]) }
+            }
+            similarityValue = .object([
+                ("scope", .string("all")), ("heads", .array(heads)), ("js_divergence", matrix(all))
+            ])
         } else if similarity == .none {
             similarityValue = .object([("scope", .string("none"))])
         } else {
-            similarityValue = .object([("scope", .string("layer")), ("matrices", .array(perLayer.enumerated().map { l, m in
-                .object([("layer", .integer(l)), ("js_divergence", matrix(m))]) }))])
+            similarityValue = .object([
+                ("scope", .string("layer")),
+                (
+                    "matrices",
+                    .array(
+                        perLayer.enumerated().map { l, m in
+                            .object([("layer", .integer(l)), ("js_divergence", matrix(m))])
+                        })
+                )
+            ])
         }
-        return .document(RecordWriter.header(source) + [
-            ("source", .string(source.origin.label)),
-            ("parameters", .object([("sink_tokens", .integer(analysis.sinkTokens)), ("exclude_bos", .bool(analysis.excludeBOS)),
-                                    ("exclude_current_token", .bool(analysis.excludeCurrentToken)), ("token_match", match), ("distance", distance),
-                                    ("similarity", .string(similarity.rawValue)), ("outlier_z", .number(analysis.outlierZ)), ("outlier_ratio", .number(analysis.outlierRatio))])),
-            ("special_tokens", special), ("tl_pairs", pairs),
-            ("records", .array(records.map(RecordWriter.json))),
-            ("similarity", similarityValue), ("outlier_tokens", OutlierReport.json(outliers)),
-        ])
+        return .document(
+            RecordWriter.header(source) + [
+                ("source", .string(source.origin.label)),
+                (
+                    "parameters",
+                    .object([
+                        ("sink_tokens", .integer(analysis.sinkTokens)), ("exclude_bos", .bool(analysis.excludeBOS)),
+                        ("exclude_current_token", .bool(analysis.excludeCurrentToken)), ("token_match", match),
+                        ("distance", distance),
+                        ("similarity", .string(similarity.rawValue)), ("outlier_z", .number(analysis.outlierZ)),
+                        ("outlier_ratio", .number(analysis.outlierRatio))
+                    ])
+                ),
+                ("special_tokens", special), ("tl_pairs", pairs),
+                ("records", .array(records.map(RecordWriter.json))),
+                ("similarity", similarityValue), ("outlier_tokens", OutlierReport.json(outliers))
+            ])
     }
 
     public static func table(_ result: HeadsResult, analysis: HeadAnalysis, source: AttentionSource) -> String {
@@ -56,14 +93,18 @@ public enum HeadsReport {
         }
         let columns: [RecordWriter.Column] = [
             .init("head", "head"), .init("entropy", "entropy", .fixed(3)), .init("prev", "attn_previous", .fixed(3)),
-            .init("next", "attn_next", .fixed(3)), .init("self", "attn_self", .fixed(3)), .init("first", "attn_first", .fixed(3)),
-            .init("cls", "attn_cls", .fixed(3)), .init("sep", "attn_sep", .fixed(3)), .init("sink", "sink_share", .fixed(3)),
-            .init("TL prev", "previous_token", .fixed(3)), .init("TL dup", "duplicate_token", .fixed(3)), .init("TL ind", "induction", .fixed(3)),
-            .init("dist (\(unit))", "mean_attention_distance", .fixed(3)), .init("roles", "roles", .labels),
+            .init("next", "attn_next", .fixed(3)), .init("self", "attn_self", .fixed(3)),
+            .init("first", "attn_first", .fixed(3)),
+            .init("cls", "attn_cls", .fixed(3)), .init("sep", "attn_sep", .fixed(3)),
+            .init("sink", "sink_share", .fixed(3)),
+            .init("TL prev", "previous_token", .fixed(3)), .init("TL dup", "duplicate_token", .fixed(3)),
+            .init("TL ind", "induction", .fixed(3)),
+            .init("dist (\(unit))", "mean_attention_distance", .fixed(3)), .init("roles", "roles", .labels)
         ]
         var text = ""
         for l in 0..<source.layerCount {
-            text += "layer \(l): \(source.headCount) heads, \(source.queryCount) queries × \(source.keyCount) keys\n"
+            text +=
+                "layer \(l): \(source.headCount) heads, \(source.queryCount) queries × \(source.keyCount) keys\n"
                 + RecordWriter.table(records.filter { $0.layer == l }, columns) + "\n"
         }
         text += OutlierReport.table(outliers, z: analysis.outlierZ, ratio: analysis.outlierRatio)
@@ -72,7 +113,9 @@ public enum HeadsReport {
 
     /// The similarity as long CSV rows, or as a matrix (.npy or a picture): the (L·H)² matrix with
     /// `--similarity all`, else each layer's H × H matrix stacked (L·H rows × H columns).
-    public static func writeSimilarity(_ path: String, _ result: HeadsResult, heads: Int, input: String, note: @escaping (String) -> Void) throws {
+    public static func writeSimilarity(
+        _ path: String, _ result: HeadsResult, heads: Int, input: String, note: @escaping (String) -> Void
+    ) throws {
         let perLayer = result.perLayer, all = result.all
         let rows: [[Double?]] = all ?? perLayer.flatMap { $0 }
         let columns = rows.first?.count ?? 0
@@ -91,6 +134,13 @@ public enum HeadsReport {
         }
         let map = Matrix(rows: rows.count, columns: columns, values: rows.flatMap { $0.map { Float($0 ?? .nan) } })
         try MapWriter(output: path, note: { note($0) })
-            .write(map, what: "Jensen–Shannon divergence between heads (\(all == nil ? "each layer's \(heads)×\(heads), stacked" : "every pair of heads"))", input: input)
+            .write(
+                map,
+                what:
+                    """
+                    Jensen–Shannon divergence between heads \
+                    (\(all == nil ? "each layer's \(heads)×\(heads), stacked" : "every pair of heads"))
+                    """,
+                input: input)
     }
 }

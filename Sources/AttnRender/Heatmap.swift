@@ -13,7 +13,8 @@ public struct ValueRange: Sendable, Equatable, CustomStringConvertible {
     /// Parses `LO:HI` with LO < HI.
     public init?(argument: String) {
         let parts = argument.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 2, let lo = Float(parts[0]), let hi = Float(parts[1]), lo.isFinite, hi.isFinite, lo < hi else { return nil }
+        guard parts.count == 2, let lo = Float(parts[0]), let hi = Float(parts[1]), lo.isFinite, hi.isFinite, lo < hi
+        else { return nil }
         self.init(low: lo, high: hi)
     }
 

@@ -1,6 +1,6 @@
 internal import CAttnZlib
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import AttnCore
 
@@ -12,7 +12,9 @@ public enum ImageFile {
     public static func read(_ path: String) throws -> Image {
         let data = try readAll(path)
         if data.count >= 8 && Array(data[0..<8]) == PNG.signature { return try decodePNG(data, path: path) }
-        if data.count >= 2 && data[0] == UInt8(ascii: "P") && (data[1] == UInt8(ascii: "5") || data[1] == UInt8(ascii: "6")) {
+        if data.count >= 2 && data[0] == UInt8(ascii: "P")
+            && (data[1] == UInt8(ascii: "5") || data[1] == UInt8(ascii: "6"))
+        {
             return try decodeNetpbm(data, path: path)
         }
         throw AttnError(file: path, "not a PNG, binary PGM (P5) or binary PPM (P6) image")
@@ -21,14 +23,17 @@ public enum ImageFile {
     private static func readAll(_ path: String) throws -> [UInt8] {
         let fd = PathBytes.withCString(path) { open($0, O_RDONLY | O_CLOEXEC | O_NONBLOCK) }
         guard fd >= 0 else {
-            throw AttnError(file: path, errno == ENOENT ? "no such file" : "cannot open: \(String(cString: strerror(errno)))")
+            throw AttnError(
+                file: path, errno == ENOENT ? "no such file" : "cannot open: \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
             throw AttnError(file: path, "is not a regular file: expected an image (.png, .ppm, .pgm)")
         }
-        guard info.st_size <= 1 << 30 else { throw AttnError(file: path, "is over 1 GiB: expected an image of the network's input size") }
+        guard info.st_size <= 1 << 30 else {
+            throw AttnError(file: path, "is over 1 GiB: expected an image of the network's input size")
+        }
         var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
         var done = 0
         while done < bytes.count {
@@ -46,7 +51,13 @@ public enum ImageFile {
         var i = 2
         func token() throws -> Int {
             while i < data.count {
-                if data[i] == UInt8(ascii: "#") { while i < data.count && data[i] != 0x0A { i += 1 } } else if [0x20, 0x09, 0x0A, 0x0D].contains(data[i]) { i += 1 } else { break }
+                if data[i] == UInt8(ascii: "#") {
+                    while i < data.count && data[i] != 0x0A { i += 1 }
+                } else if [0x20, 0x09, 0x0A, 0x0D].contains(data[i]) {
+                    i += 1
+                } else {
+                    break
+                }
             }
             var value = 0, digits = 0
             while i < data.count, data[i] >= 0x30, data[i] <= 0x39, digits < 10 {
@@ -54,7 +65,9 @@ public enum ImageFile {
                 i += 1
                 digits += 1
             }
-            guard digits > 0 else { throw AttnError(file: path, "corrupt Netpbm header: expected width, height and maximum value") }
+            guard digits > 0 else {
+                throw AttnError(file: path, "corrupt Netpbm header: expected width, height and maximum value")
+            }
             return value
         }
         let channels = data[1] == UInt8(ascii: "6") ? 3 : 1
@@ -65,8 +78,16 @@ public enum ImageFile {
         }
         let sampleBytes = maxValue > 255 ? 2 : 1
         guard let count = MemoryBudget.bytes([width, height, channels], elementSize: 1), count <= 1 << 30,
-              data.count - i >= count * sampleBytes else {
-            throw AttnError(file: path, "file is truncated or too large: a \(width)×\(height) image needs \(MemoryBudget.describe(MemoryBudget.bytes([width, height, channels], elementSize: sampleBytes))) of pixels (at most 1 GiB)")
+            data.count - i >= count * sampleBytes
+        else {
+            throw AttnError(
+                file: path,
+                """
+                file is truncated or too large: a \(width)×\(height) image needs \
+                \(MemoryBudget.describe(MemoryBudget.bytes([width, height, channels], elementSize: sampleBytes))) \
+                of pixels (at most 1 GiB)
+                """
+            )
         }
         var gray = [UInt8](repeating: 0, count: count)
         for k in 0..<count {
@@ -79,14 +100,17 @@ public enum ImageFile {
     /// The same picture with three channels.
     public static func rgb(_ image: Image) -> Image {
         guard image.channels == 1 else { return image }
-        return Image(width: image.width, height: image.height, channels: 3, pixels: image.pixels.flatMap { [$0, $0, $0] })
+        return Image(
+            width: image.width, height: image.height, channels: 3, pixels: image.pixels.flatMap { [$0, $0, $0] })
     }
 
     // MARK: PNG
 
     private static func decodePNG(_ data: [UInt8], path: String) throws -> Image {
         func fail(_ message: String) -> AttnError { AttnError(file: path, "PNG: \(message)") }
-        func be32(_ at: Int) -> Int { Int(data[at]) << 24 | Int(data[at + 1]) << 16 | Int(data[at + 2]) << 8 | Int(data[at + 3]) }
+        func be32(_ at: Int) -> Int {
+            Int(data[at]) << 24 | Int(data[at + 1]) << 16 | Int(data[at + 2]) << 8 | Int(data[at + 3])
+        }
         var at = 8, width = 0, height = 0, depth = 0, colourType = -1
         var palette: [UInt8] = [], compressed: [UInt8] = [], ended = false
         while at + 12 <= data.count {
@@ -94,8 +118,13 @@ public enum ImageFile {
             guard length <= data.count - at - 12 else { throw fail("file is truncated in a chunk of \(length) bytes") }
             let type = String(decoding: data[(at + 4)..<(at + 8)], as: UTF8.self)
             let body = data[(at + 8)..<(at + 8 + length)]
-            let crc = data[(at + 4)..<(at + 8 + length)].withContiguousStorageIfAvailable { crc32(0, $0.baseAddress, UInt32($0.count)) } ?? 0
-            guard UInt32(crc) == UInt32(be32(at + 8 + length)) else { throw fail("chunk \(type) has a bad CRC: the file is corrupt") }
+            let crc =
+                data[(at + 4)..<(at + 8 + length)].withContiguousStorageIfAvailable {
+                    crc32(0, $0.baseAddress, UInt32($0.count))
+                } ?? 0
+            guard UInt32(crc) == UInt32(be32(at + 8 + length)) else {
+                throw fail("chunk \(type) has a bad CRC: the file is corrupt")
+            }
             switch type {
             case "IHDR":
                 guard length == 13 else { throw fail("IHDR of \(length) bytes, expected 13") }
@@ -113,7 +142,9 @@ public enum ImageFile {
             if ended { break }
             at += 12 + length
         }
-        guard ended, width > 0, height > 0 else { throw fail("missing IHDR, IDAT or IEND: the file is truncated or not a PNG") }
+        guard ended, width > 0, height > 0 else {
+            throw fail("missing IHDR, IDAT or IEND: the file is truncated or not a PNG")
+        }
         let samples: Int
         switch colourType {
         case 0: samples = 1
@@ -123,7 +154,9 @@ public enum ImageFile {
         case 6: samples = 4
         default: throw fail("unknown colour type \(colourType)")
         }
-        guard [1, 2, 4, 8, 16].contains(depth), colourType == 0 || colourType == 3 || depth >= 8, colourType != 3 || depth <= 8 else {
+        guard [1, 2, 4, 8, 16].contains(depth), colourType == 0 || colourType == 3 || depth >= 8,
+            colourType != 3 || depth <= 8
+        else {
             throw fail("bit depth \(depth) is not valid for colour type \(colourType)")
         }
         guard let pixelCount = MemoryBudget.bytes([width, height], elementSize: 1), pixelCount <= 1 << 26 else {
@@ -137,7 +170,9 @@ public enum ImageFile {
         let status = raw.withUnsafeMutableBufferPointer { o in
             compressed.withUnsafeBufferPointer { uncompress(o.baseAddress!, &length, $0.baseAddress, UInt($0.count)) }
         }
-        guard status == Z_OK, Int(length) == raw.count else { throw fail("the image data does not inflate to \(raw.count) bytes (zlib \(status))") }
+        guard status == Z_OK, Int(length) == raw.count else {
+            throw fail("the image data does not inflate to \(raw.count) bytes (zlib \(status))")
+        }
         // Undo the filters in place, row by row.
         var line = [UInt8](repeating: 0, count: stride), previous = [UInt8](repeating: 0, count: stride)
         var out = [UInt8](repeating: 0, count: width * height * 3)
@@ -145,7 +180,8 @@ public enum ImageFile {
             let filter = raw[y * (stride + 1)]
             for x in 0..<stride {
                 let v = Int(raw[y * (stride + 1) + 1 + x])
-                let a = x >= bpp ? Int(line[x - bpp]) : 0, b = Int(previous[x]), c = x >= bpp ? Int(previous[x - bpp]) : 0
+                let a = x >= bpp ? Int(line[x - bpp]) : 0, b = Int(previous[x]),
+                    c = x >= bpp ? Int(previous[x - bpp]) : 0
                 let predictor: Int
                 switch filter {
                 case 0: predictor = 0
@@ -158,10 +194,11 @@ public enum ImageFile {
                 line[x] = UInt8((v + predictor) & 0xFF)
             }
             for x in 0..<width {
-                func sample(_ s: Int) -> Int {   // sample s of pixel x as 0...255
+                func sample(_ s: Int) -> Int {  // sample s of pixel x as 0...255
                     let bit = (x * samples + s) * depth
                     switch depth {
-                    case 16: return ((Int(line[bit / 8]) << 8 | Int(line[bit / 8 + 1])) * 255 + 32767) / 65535   // rounded as for 16-bit PGM/PPM
+                    case 16:  // rounded as for 16-bit PGM/PPM
+                        return ((Int(line[bit / 8]) << 8 | Int(line[bit / 8 + 1])) * 255 + 32767) / 65535
                     case 8: return Int(line[bit / 8])
                     default:
                         let v = Int(line[bit / 8] >> (8 - depth - bit % 8)) & ((1 << depth) - 1)
@@ -175,8 +212,12 @@ public enum ImageFile {
                     (out[o], out[o + 1], out[o + 2]) = (g, g, g)
                 case 3:
                     let index = sample(0)
-                    guard 3 * index + 2 < palette.count else { throw fail("palette index \(index) is outside the \(palette.count / 3)-entry palette") }
-                    (out[o], out[o + 1], out[o + 2]) = (palette[3 * index], palette[3 * index + 1], palette[3 * index + 2])
+                    guard 3 * index + 2 < palette.count else {
+                        throw fail("palette index \(index) is outside the \(palette.count / 3)-entry palette")
+                    }
+                    (out[o], out[o + 1], out[o + 2]) = (
+                        palette[3 * index], palette[3 * index + 1], palette[3 * index + 2]
+                    )
                 default:
                     (out[o], out[o + 1], out[o + 2]) = (UInt8(sample(0)), UInt8(sample(1)), UInt8(sample(2)))
                 }

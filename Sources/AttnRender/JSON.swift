@@ -106,7 +106,9 @@ public enum CSV {
     }
 
     static func field(_ f: String) -> String {
-        guard f.unicodeScalars.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return f }
+        guard f.unicodeScalars.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else {
+            return f
+        }
         var out = String.UnicodeScalarView()
         out.append("\"")
         for scalar in f.unicodeScalars {

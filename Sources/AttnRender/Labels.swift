@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import AttnCore
 
@@ -26,7 +26,7 @@ public enum BitmapFont {
         "L": [0b10000, 0b10000, 0b10000, 0b10000, 0b10000, 0b10000, 0b11111],
         "H": [0b10001, 0b10001, 0b10001, 0b11111, 0b10001, 0b10001, 0b10001],
         "x": [0b00000, 0b00000, 0b10001, 0b01010, 0b00100, 0b01010, 0b10001],
-        " ": [0, 0, 0, 0, 0, 0, 0],
+        " ": [0, 0, 0, 0, 0, 0, 0]
     ]
 
     /// Pixel width of `text` at `scale` (one blank column between glyphs).
@@ -47,7 +47,9 @@ public enum BitmapFont {
                         for dx in 0..<scale {
                             let px = left + c * scale + dx, py = y + r * scale + dy
                             guard px >= 0, py >= 0, px < image.width, py < image.height else { continue }
-                            for ch in 0..<image.channels { image.pixels[(py * image.width + px) * image.channels + ch] = colour[ch] }
+                            for ch in 0..<image.channels {
+                                image.pixels[(py * image.width + px) * image.channels + ch] = colour[ch]
+                            }
                         }
                     }
                 }
@@ -71,7 +73,7 @@ public enum BitmapFont {
         }
         var exponent = Int(Glibc.log10(magnitude).rounded(.down))
         var mantissa = formatFixed(Double(value) / Glibc.pow(10, Double(exponent)), decimals: digits - 1)
-        if let m = Double(mantissa), abs(m) >= 10 {   // 9.9996e-4 rounds to 10.00: write 1.00e-03
+        if let m = Double(mantissa), abs(m) >= 10 {  // 9.9996e-4 rounds to 10.00: write 1.00e-03
             exponent += 1
             mantissa = formatFixed(Double(value) / Glibc.pow(10, Double(exponent)), decimals: digits - 1)
         }
@@ -88,15 +90,21 @@ public enum BitmapFont {
 public enum Composition {
     /// Tiles (all the same size and channels) in `columns` columns, each with its label above it,
     /// on a white background.
-    public static func montage(_ tiles: [(label: String, image: Image)], columns: Int, gap: Int = 4, labelScale: Int = 1) -> Image {
+    public static func montage(
+        _ tiles: [(label: String, image: Image)], columns: Int, gap: Int = 4, labelScale: Int = 1
+    ) -> Image {
         precondition(!tiles.isEmpty)
         let first = tiles[0].image
-        return montage(labels: tiles.map(\.label), tileWidth: first.width, tileHeight: first.height, channels: first.channels,
-                       columns: columns, gap: gap, labelScale: labelScale) { tiles[$0].image }
+        return montage(
+            labels: tiles.map(\.label), tileWidth: first.width, tileHeight: first.height, channels: first.channels,
+            columns: columns, gap: gap, labelScale: labelScale
+        ) { tiles[$0].image }
     }
 
     /// The width and height of a montage of tiles of `tileWidth` × `tileHeight` labelled `labels`.
-    public static func montageSize(labels: [String], tileWidth: Int, tileHeight: Int, columns: Int, gap: Int = 4, labelScale: Int = 1) -> (width: Int, height: Int) {
+    public static func montageSize(
+        labels: [String], tileWidth: Int, tileHeight: Int, columns: Int, gap: Int = 4, labelScale: Int = 1
+    ) -> (width: Int, height: Int) {
         let labelHeight = BitmapFont.glyphHeight * labelScale + 2 * labelScale
         // Each column is as wide as its widest label, so labels never run into the next tile's.
         let w = max(tileWidth, labels.map { BitmapFont.width($0, scale: labelScale) }.max() ?? 0)
@@ -106,21 +114,30 @@ public enum Composition {
 
     /// The montage of `labels.count` tiles, each made by `tile(i)` when it is drawn, so that only the montage
     /// itself is held, never every tile's picture at once.
-    public static func montage(labels: [String], tileWidth: Int, tileHeight h: Int, channels: Int, columns: Int, gap: Int = 4, labelScale: Int = 1,
-                               tile: (Int) throws -> Image) rethrows -> Image {
+    public static func montage(
+        labels: [String], tileWidth: Int, tileHeight h: Int, channels: Int, columns: Int, gap: Int = 4,
+        labelScale: Int = 1,
+        tile: (Int) throws -> Image
+    ) rethrows -> Image {
         precondition(!labels.isEmpty && columns > 0)
         let labelHeight = BitmapFont.glyphHeight * labelScale + 2 * labelScale
         let w = max(tileWidth, labels.map { BitmapFont.width($0, scale: labelScale) }.max() ?? 0)
-        let (width, height) = montageSize(labels: labels, tileWidth: tileWidth, tileHeight: h, columns: columns, gap: gap, labelScale: labelScale)
-        var out = Image(width: width, height: height, channels: channels, pixels: [UInt8](repeating: 255, count: width * height * channels))
+        let (width, height) = montageSize(
+            labels: labels, tileWidth: tileWidth, tileHeight: h, columns: columns, gap: gap, labelScale: labelScale)
+        var out = Image(
+            width: width, height: height, channels: channels,
+            pixels: [UInt8](repeating: 255, count: width * height * channels))
         for (i, label) in labels.enumerated() {
             let image = try tile(i)
             precondition(image.width == tileWidth && image.height == h && image.channels == channels)
             let left = gap + (i % columns) * (w + gap), top = gap + (i / columns) * (h + labelHeight + gap)
-            BitmapFont.draw(label, at: left, top + labelScale, scale: labelScale, colour: [UInt8](repeating: 0, count: channels), into: &out)
+            BitmapFont.draw(
+                label, at: left, top + labelScale, scale: labelScale, colour: [UInt8](repeating: 0, count: channels),
+                into: &out)
             for y in 0..<h {
                 let from = y * tileWidth * channels, to = ((top + labelHeight + y) * width + left) * channels
-                out.pixels.replaceSubrange(to..<(to + tileWidth * channels), with: image.pixels[from..<(from + tileWidth * channels)])
+                out.pixels.replaceSubrange(
+                    to..<(to + tileWidth * channels), with: image.pixels[from..<(from + tileWidth * channels)])
             }
         }
         return out
@@ -141,16 +158,21 @@ public enum Composition {
         let textHeight = 2 * (BitmapFont.glyphHeight + 3) * scale
         let width = Swift.max(image.width, barWidth + 2 * margin)
         let height = image.height + margin + barHeight + textHeight + margin
-        var out = Image(width: width, height: height, channels: channels, pixels: [UInt8](repeating: 255, count: width * height * channels))
+        var out = Image(
+            width: width, height: height, channels: channels,
+            pixels: [UInt8](repeating: 255, count: width * height * channels))
         for y in 0..<image.height {
             let from = y * image.width * channels, to = y * width * channels
-            out.pixels.replaceSubrange(to..<(to + image.width * channels), with: image.pixels[from..<(from + image.width * channels)])
+            out.pixels.replaceSubrange(
+                to..<(to + image.width * channels), with: image.pixels[from..<(from + image.width * channels)])
         }
         let top = image.height + margin
         for x in 0..<barWidth {
             let t = Float(x) / Float(Swift.max(barWidth - 1, 1))
             let colour: [UInt8]
-            if let colormap { let (r, g, b) = colormap.color(t); colour = channels == 3 ? [r, g, b] : [r] } else {
+            if let colormap {
+                let (r, g, b) = colormap.color(t); colour = channels == 3 ? [r, g, b] : [r]
+            } else {
                 let v = Colormap.byte(t)
                 colour = [UInt8](repeating: v, count: channels)
             }
@@ -165,11 +187,16 @@ public enum Composition {
         let highX = margin + barWidth - BitmapFont.width(high, scale: scale)
         if highX > margin + BitmapFont.width(low, scale: scale) + 4 * scale {
             BitmapFont.draw(high, at: highX, textTop, scale: scale, colour: black, into: &out)
-        } else {   // too narrow for both on one line: the high end goes on a second line
-            BitmapFont.draw(high, at: max(margin, highX), textTop + (BitmapFont.glyphHeight + 2) * scale, scale: scale, colour: black, into: &out)
+        } else {  // too narrow for both on one line: the high end goes on a second line
+            BitmapFont.draw(
+                high, at: max(margin, highX), textTop + (BitmapFont.glyphHeight + 2) * scale, scale: scale,
+                colour: black, into: &out)
         }
         let middleX = margin + barWidth / 2 - BitmapFont.width(middle, scale: scale) / 2
-        if middleX > margin + BitmapFont.width(low, scale: scale) + 4 && middleX + BitmapFont.width(middle, scale: scale) + 4 < margin + barWidth - BitmapFont.width(high, scale: scale) {
+        if middleX > margin + BitmapFont.width(low, scale: scale) + 4
+            && middleX + BitmapFont.width(middle, scale: scale) + 4 < margin + barWidth
+                - BitmapFont.width(high, scale: scale)
+        {
             BitmapFont.draw(middle, at: middleX, textTop, scale: scale, colour: black, into: &out)
         }
         return out

@@ -39,8 +39,10 @@ public struct MapWriter {
     /// Says what was written (a note on stderr in the tool).
     public var note: (String) -> Void
 
-    public init(output: String, colormap: Colormap = .viridis, scale: Scale? = nil, legend: Bool = false, zoom: Int? = nil,
-                overlay: Blend? = nil, note: @escaping (String) -> Void = { _ in }) {
+    public init(
+        output: String, colormap: Colormap = .viridis, scale: Scale? = nil, legend: Bool = false, zoom: Int? = nil,
+        overlay: Blend? = nil, note: @escaping (String) -> Void = { _ in }
+    ) {
         self.output = output
         self.colormap = colormap
         self.scale = scale
@@ -58,11 +60,17 @@ public struct MapWriter {
     /// What is wrong with these settings, found before anything is read (a usage error), or nil.
     public var problem: String? {
         guard Self.formats.contains(where: { output.lowercased().hasSuffix($0) }) else {
-            return "cannot tell the format of '\(output)': give an output ending in .png, .pgm (grey), .ppm (colour), .svg (with token labels) or .npy (raw values)"
+            return
+                """
+                cannot tell the format of '\(output)': give an output ending in .png, .pgm (grey), .ppm (colour), \
+                .svg (with token labels) or .npy (raw values)
+                """
         }
         if let zoom, zoom < 1 || zoom > 64 { return "--zoom must be between 1 and 64, got \(zoom)" }
         if let overlay {
-            if !(overlay.alpha >= 0 && overlay.alpha <= 1) { return "--alpha must be between 0 and 1, got \(overlay.alpha)" }
+            if !(overlay.alpha >= 0 && overlay.alpha <= 1) {
+                return "--alpha must be between 0 and 1, got \(overlay.alpha)"
+            }
             guard output.lowercased().hasSuffix(".png") || output.lowercased().hasSuffix(".ppm") else {
                 return "--overlay makes a colour picture: give an output ending in .png or .ppm"
             }
@@ -74,8 +82,11 @@ public struct MapWriter {
     /// Writes `map` atomically in the format of the output's extension and says what was written;
     /// a patch grid goes over the `--overlay` picture when one is given. `labels` name the rows (queries)
     /// and `columnLabels` the columns (keys; by default `labels` when their count fits).
-    public func write(_ map: Matrix, what: String, input: String, otherInputs: [String] = [], patchGrid: Bool = false, outline: Matrix? = nil,
-               labels: [String]? = nil, columnLabels keyLabels: [String]? = nil) throws {
+    public func write(
+        _ map: Matrix, what: String, input: String, otherInputs: [String] = [], patchGrid: Bool = false,
+        outline: Matrix? = nil,
+        labels: [String]? = nil, columnLabels keyLabels: [String]? = nil
+    ) throws {
         let inputs = [input] + otherInputs
         if let overlay = overlay?.picture {
             precondition(patchGrid, "--overlay is refused by validate() for maps that are not patch grids")
@@ -94,21 +105,44 @@ public struct MapWriter {
         if bad > 0 { note("\(what): \(bad) NaN or infinite values drawn at the low end of the scale") }
         if lower.hasSuffix(".svg") {
             guard map.rows * map.columns <= 1 << 20 else {
-                throw AttnError(.resource, file: output, "a \(map.rows)×\(map.columns) map is too large for SVG (over a million cells): write .png")
+                throw AttnError(
+                    .resource, file: output,
+                    "a \(map.rows)×\(map.columns) map is too large for SVG (over a million cells): write .png")
             }
             let rowLabels = labels.flatMap { $0.count == map.rows ? $0 : nil }
-            let columnLabels = (keyLabels ?? (map.rows == map.columns ? labels : nil)).flatMap { $0.count == map.columns ? $0 : nil }
-            try AtomicFile.write(Array(SVG.matrix(map, range: range, colormap: colormap, rowLabels: rowLabels, columnLabels: columnLabels, title: what).utf8),
-                                 to: output, protecting: inputs)
-            note("wrote \(output): \(what), \(map.rows)×\(map.columns) cells\(rowLabels == nil ? "" : " labelled with the tokens"), range \(range.low)...\(range.high)")
+            let columnLabels = (keyLabels ?? (map.rows == map.columns ? labels : nil)).flatMap {
+                $0.count == map.columns ? $0 : nil
+            }
+            try AtomicFile.write(
+                Array(
+                    SVG.matrix(
+                        map, range: range, colormap: colormap, rowLabels: rowLabels, columnLabels: columnLabels,
+                        title: what
+                    ).utf8),
+                to: output, protecting: inputs)
+            note(
+                """
+                wrote \(output): \(what), \(map.rows)×\(map.columns) \
+                cells\(rowLabels == nil ? "" : " labelled with the tokens"), range \(range.low)...\(range.high)
+                """
+            )
             return
         }
         let factor = zoom ?? max(1, 256 / max(map.rows, map.columns, 1))
         let colour = pictureColormap
-        try checkPixels([map.rows, factor, map.columns, factor], channels: colour == nil ? 1 : 3,
-                        what: "a \(map.rows)×\(map.columns) map at zoom \(factor)")
-        try save(withLegend(Image(map: map, range: range, colormap: colour).zoomed(by: factor), range: range, colormap: colour), protecting: inputs)
-        note("wrote \(output): \(what), \(map.rows)×\(map.columns) cells at zoom \(factor), range \(range.low)...\(range.high)")
+        try checkPixels(
+            [map.rows, factor, map.columns, factor], channels: colour == nil ? 1 : 3,
+            what: "a \(map.rows)×\(map.columns) map at zoom \(factor)")
+        try save(
+            withLegend(
+                Image(map: map, range: range, colormap: colour).zoomed(by: factor), range: range, colormap: colour),
+            protecting: inputs)
+        note(
+            """
+            wrote \(output): \(what), \(map.rows)×\(map.columns) cells at zoom \(factor), range \
+            \(range.low)...\(range.high)
+            """
+        )
     }
 
     /// The scale of a picture made of `maps`: `--range LO:HI`, or their common min and max (one map, or
@@ -117,39 +151,61 @@ public struct MapWriter {
         if case .fixed(let r) = scale { return r }
         let ranges = maps.compactMap(ValueRange.of)
         guard let first = ranges.first else { return nil }
-        return ranges.dropFirst().reduce(first) { ValueRange(low: Swift.min($0.low, $1.low), high: Swift.max($0.high, $1.high)) }
+        return ranges.dropFirst().reduce(first) {
+            ValueRange(low: Swift.min($0.low, $1.low), high: Swift.max($0.high, $1.high))
+        }
     }
 
     /// Several maps of one shape as one picture, a labelled tile each (`columns` per row), or as one
     /// `.npy` of shape `shape + [rows, columns]`. Each tile has its own scale unless `--range` gives one.
-    public func writeMontage(_ tiles: [(label: String, map: Matrix)], shape: [Int], columns: Int, what: String, input: String) throws {
+    public func writeMontage(
+        _ tiles: [(label: String, map: Matrix)], shape: [Int], columns: Int, what: String, input: String
+    ) throws {
         let rows = tiles[0].map.rows, cols = tiles[0].map.columns
         if output.lowercased().hasSuffix(".svg") {
-            throw AttnError(.output, file: output, "a montage is a picture: write .png, .ppm or .pgm (SVG is for one matrix with token labels)")
+            throw AttnError(
+                .output, file: output,
+                "a montage is a picture: write .png, .ppm or .pgm (SVG is for one matrix with token labels)")
         }
         if output.lowercased().hasSuffix(".npy") {
-            try AtomicFile.write(NPYWriter.encode(values: tiles.flatMap(\.map.values), shape: shape + [rows, cols]), to: output, protecting: [input])
-            note("wrote \(output): \(what), \(tiles.count) maps of \(rows)×\(cols), float32 array \(shape + [rows, cols])")
+            try AtomicFile.write(
+                NPYWriter.encode(values: tiles.flatMap(\.map.values), shape: shape + [rows, cols]), to: output,
+                protecting: [input])
+            note(
+                """
+                wrote \(output): \(what), \(tiles.count) maps of \(rows)×\(cols), float32 array \
+                \(shape + [rows, cols])
+                """
+            )
             return
         }
         let shared = scale == nil ? nil : self.scale(for: tiles.map(\.map))
         if legend && shared == nil {
-            throw AttnError(.output, file: output, "--legend on a montage needs one scale for every tile: add --range shared or --range LO:HI")
+            throw AttnError(
+                .output, file: output,
+                "--legend on a montage needs one scale for every tile: add --range shared or --range LO:HI")
         }
         let colour = pictureColormap
         let factor = montageZoom(rows: rows, columns: cols, labels: tiles.map(\.label), tileColumns: columns)
-        try checkPixels([tiles.count, rows, factor, cols, factor], channels: colour == nil ? 1 : 3,
-                        what: "\(tiles.count) tiles of \(rows)×\(cols) at zoom \(factor)")
+        try checkPixels(
+            [tiles.count, rows, factor, cols, factor], channels: colour == nil ? 1 : 3,
+            what: "\(tiles.count) tiles of \(rows)×\(cols) at zoom \(factor)")
         // Each tile's picture is made as it is drawn into the montage: only the montage is held.
-        let image = try Composition.montage(labels: tiles.map(\.label), tileWidth: cols * factor, tileHeight: rows * factor, channels: colour == nil ? 1 : 3,
-                                            columns: columns, labelScale: rows * factor >= 128 ? 2 : 1) { i in
+        let image = try Composition.montage(
+            labels: tiles.map(\.label), tileWidth: cols * factor, tileHeight: rows * factor,
+            channels: colour == nil ? 1 : 3,
+            columns: columns, labelScale: rows * factor >= 128 ? 2 : 1
+        ) { i in
             guard let r = shared ?? ValueRange.of(tiles[i].map) else {
-                throw AttnError(.analysis, file: output, "cannot draw \(tiles[i].label): the map holds no finite values")
+                throw AttnError(
+                    .analysis, file: output, "cannot draw \(tiles[i].label): the map holds no finite values")
             }
             return Image(map: tiles[i].map, range: r, colormap: colour).zoomed(by: factor)
         }
         try save(shared.map { withLegend(image, range: $0, colormap: colour) } ?? image, protecting: [input])
-        let scaleNote = shared.map { "one range \($0.low)...\($0.high)" } ?? "each tile its own min–max range (--range shared for one)"
+        let scaleNote =
+            shared.map { "one range \($0.low)...\($0.high)" }
+            ?? "each tile its own min–max range (--range shared for one)"
         note("wrote \(output): \(what), \(tiles.count) tiles of \(rows)×\(cols) at zoom \(factor), \(scaleNote)")
     }
 
@@ -161,7 +217,8 @@ public struct MapWriter {
         if let zoom { return zoom }
         var factor = max(1, 64 / max(rows, columns, 1))
         while factor > 1 {
-            let size = Composition.montageSize(labels: labels, tileWidth: columns * factor, tileHeight: rows * factor, columns: tileColumns)
+            let size = Composition.montageSize(
+                labels: labels, tileWidth: columns * factor, tileHeight: rows * factor, columns: tileColumns)
             if size.width.multipliedReportingOverflow(by: size.height).partialValue <= Self.montagePixels { break }
             factor = max(1, factor * 3 / 4)
         }
@@ -178,19 +235,38 @@ public struct MapWriter {
         let maps = MemoryBudget.bytes([count, rows, columns], elementSize: 4)
         var bytes: Int?
         if output.lowercased().hasSuffix(".npy") {
-            bytes = maps.flatMap { $0.multipliedReportingOverflow(by: 3).overflow ? nil : $0 * 3 }   // maps, the array, its encoding
+            // maps, the array, its encoding
+            bytes = maps.flatMap { $0.multipliedReportingOverflow(by: 3).overflow ? nil : $0 * 3 }
         } else {
-            let factor = montageZoom(rows: rows, columns: columns, labels: labels, tileColumns: tileColumns), channels = pictureColormap == nil ? 1 : 3
-            let tileWidth = MemoryBudget.bytes([columns, factor], elementSize: 1), tileHeight = MemoryBudget.bytes([rows, factor], elementSize: 1)
+            let factor = montageZoom(rows: rows, columns: columns, labels: labels, tileColumns: tileColumns),
+                channels = pictureColormap == nil ? 1 : 3
+            let tileWidth = MemoryBudget.bytes([columns, factor], elementSize: 1),
+                tileHeight = MemoryBudget.bytes([rows, factor], elementSize: 1)
             guard let maps, let tileWidth, let tileHeight, tileWidth <= 1 << 30, tileHeight <= 1 << 30 else {
-                throw AttnError(.resource, file: output, "\(count) tiles of \(rows)×\(columns) would be more pixels than any picture can hold; write .npy or choose fewer layers or heads")
+                throw AttnError(
+                    .resource, file: output,
+                    """
+                    \(count) tiles of \(rows)×\(columns) would be more pixels than any picture can hold; write \
+                    .npy or choose fewer layers or heads
+                    """
+                )
             }
-            let size = Composition.montageSize(labels: labels, tileWidth: tileWidth, tileHeight: tileHeight, columns: tileColumns)
+            let size = Composition.montageSize(
+                labels: labels, tileWidth: tileWidth, tileHeight: tileHeight, columns: tileColumns)
             let pixels = MemoryBudget.bytes([size.width, size.height], elementSize: channels)
             if let pixels, pixels > Self.maximumImageBytes {
-                throw AttnError(.resource, file: output, "\(count) tiles of \(rows)×\(columns) at zoom \(factor) would be \(MemoryBudget.describe(pixels)) of pixels, over the \(MemoryBudget.describe(Self.maximumImageBytes)) limit; lower --zoom, choose fewer layers or heads, or write .npy")
+                throw AttnError(
+                    .resource, file: output,
+                    """
+                    \(count) tiles of \(rows)×\(columns) at zoom \(factor) would be \
+                    \(MemoryBudget.describe(pixels)) of pixels, over the \
+                    \(MemoryBudget.describe(Self.maximumImageBytes)) limit; lower --zoom, choose fewer layers or \
+                    heads, or write .npy
+                    """
+                )
             }
-            bytes = pixels.map { maps + 4 * $0 }   // the maps, the picture, and PNG's filtered rows, deflate buffer and file
+            // the maps, the picture, and PNG's filtered rows, deflate buffer and file
+            bytes = pixels.map { maps + 4 * $0 }
         }
         if let refusal = MemoryBudget.refusal("a montage of \(count) maps of \(rows)×\(columns)", bytes: bytes) {
             throw AttnError(.resource, file: output, refusal + "; choose fewer layers or heads")
@@ -204,31 +280,47 @@ public struct MapWriter {
             try AtomicFile.write(NPYWriter.encode(mask), to: output, protecting: [input])
         } else {
             let factor = zoom ?? max(1, 256 / max(mask.rows, mask.columns, 1))
-            try checkPixels([mask.rows, factor, mask.columns, factor], channels: 3, what: "a \(mask.rows)×\(mask.columns) mask at zoom \(factor)")
+            try checkPixels(
+                [mask.rows, factor, mask.columns, factor], channels: 3,
+                what: "a \(mask.rows)×\(mask.columns) mask at zoom \(factor)")
             let image = Image(map: mask, range: ValueRange(low: 0, high: 1), colormap: nil).zoomed(by: factor)
             try save(output.lowercased().hasSuffix(".ppm") ? ImageFile.rgb(image) : image, protecting: [input])
         }
         note("wrote \(output): \(what), \(kept) of \(mask.values.count) patches kept")
     }
 
-    private func writeOverlay(_ map: Matrix, over picturePath: String, what: String, inputs: [String], outline: Matrix?) throws {
+    private func writeOverlay(_ map: Matrix, over picturePath: String, what: String, inputs: [String], outline: Matrix?)
+        throws
+    {
         let picture = try ImageFile.read(picturePath)
-        if self.overlay?.fit != .stretch, let problem = Overlay.misfit(rows: map.rows, columns: map.columns, width: picture.width, height: picture.height) {
+        if self.overlay?.fit != .stretch,
+            let problem = Overlay.misfit(
+                rows: map.rows, columns: map.columns, width: picture.width, height: picture.height)
+        {
             throw AttnError(.analysis, file: picturePath, problem)
         }
         guard let range = scale(for: [map]) else {
             throw AttnError(.analysis, file: output, "cannot draw \(what): the map holds no finite values")
         }
-        var image = Overlay.blend(map, over: picture, range: range, colormap: colormap, alpha: self.overlay?.alpha ?? 0.5, resample: self.overlay?.resample ?? .bilinear)
+        var image = Overlay.blend(
+            map, over: picture, range: range, colormap: colormap, alpha: self.overlay?.alpha ?? 0.5,
+            resample: self.overlay?.resample ?? .bilinear)
         if let outline {
-            for (i, edge) in Overlay.outline(outline, width: image.width, height: image.height).enumerated() where edge {
+            for (i, edge) in Overlay.outline(outline, width: image.width, height: image.height).enumerated() where edge
+            {
                 image.pixels[3 * i] = 255
                 image.pixels[3 * i + 1] = 255
                 image.pixels[3 * i + 2] = 255
             }
         }
         try save(withLegend(image, range: range, colormap: colormap), protecting: inputs + [picturePath])
-        note("wrote \(output): \(what) over \(picturePath) (\(picture.width)×\(picture.height), \((self.overlay?.resample ?? .bilinear).rawValue), alpha \(self.overlay?.alpha ?? 0.5)), range \(range.low)...\(range.high)")
+        note(
+            """
+            wrote \(output): \(what) over \(picturePath) (\(picture.width)×\(picture.height), \
+            \((self.overlay?.resample ?? .bilinear).rawValue), alpha \(self.overlay?.alpha ?? 0.5)), range \
+            \(range.low)...\(range.high)
+            """
+        )
     }
 
     /// The colormap of a picture: nil (grey) for .pgm and for .png with the gray colormap, else `--colormap`.
@@ -242,7 +334,13 @@ public struct MapWriter {
     private func checkPixels(_ dimensions: [Int], channels: Int, what: String) throws {
         let bytes = MemoryBudget.bytes(dimensions, elementSize: channels)
         if bytes == nil || bytes! > Self.maximumImageBytes {
-            throw AttnError(.resource, file: output, "\(what) would be \(MemoryBudget.describe(bytes)) of pixels, over the \(MemoryBudget.describe(Self.maximumImageBytes)) limit; lower --zoom or write .npy")
+            throw AttnError(
+                .resource, file: output,
+                """
+                \(what) would be \(MemoryBudget.describe(bytes)) of pixels, over the \
+                \(MemoryBudget.describe(Self.maximumImageBytes)) limit; lower --zoom or write .npy
+                """
+            )
         }
         if let refusal = MemoryBudget.refusal("drawing \(what)", bytes: bytes.map { 4 * $0 }) {
             throw AttnError(.resource, file: output, refusal + "; lower --zoom or write .npy")
@@ -251,11 +349,15 @@ public struct MapWriter {
 
     /// `image` with the colour bar of `range` under it when `--legend` is given.
     private func withLegend(_ image: Image, range: ValueRange, colormap: Colormap?) -> Image {
-        legend ? Composition.legend(below: image, range: range, colormap: colormap, scale: image.width >= 400 ? 2 : 1) : image
+        legend
+            ? Composition.legend(below: image, range: range, colormap: colormap, scale: image.width >= 400 ? 2 : 1)
+            : image
     }
 
     /// Writes `image` atomically as PNG or Netpbm, by the output's extension.
     private func save(_ image: Image, protecting inputs: [String]) throws {
-        try AtomicFile.write(output.lowercased().hasSuffix(".png") ? try PNG.encode(image) : image.netpbm(), to: output, protecting: inputs)
+        try AtomicFile.write(
+            output.lowercased().hasSuffix(".png") ? try PNG.encode(image) : image.netpbm(), to: output,
+            protecting: inputs)
     }
 }

@@ -17,7 +17,10 @@ public enum Overlay {
         var inside = [Bool](repeating: false, count: width * height)
         for y in 0..<height {
             for x in 0..<width {
-                inside[y * width + x] = mask[Swift.min(mask.rows - 1, y * mask.rows / height), Swift.min(mask.columns - 1, x * mask.columns / width)] > 0
+                inside[y * width + x] =
+                    mask[
+                        Swift.min(mask.rows - 1, y * mask.rows / height),
+                        Swift.min(mask.columns - 1, x * mask.columns / width)] > 0
             }
         }
         var edge = [Bool](repeating: false, count: width * height)
@@ -27,7 +30,9 @@ public enum Overlay {
                 for d in 1...Swift.max(1, thickness) where !near {
                     for (dx, dy) in [(d, 0), (-d, 0), (0, d), (0, -d)] {
                         let nx = x + dx, ny = y + dy
-                        if nx < 0 || ny < 0 || nx >= width || ny >= height || !inside[ny * width + nx] { near = true; break }
+                        if nx < 0 || ny < 0 || nx >= width || ny >= height || !inside[ny * width + nx] {
+                            near = true; break
+                        }
                     }
                 }
                 edge[y * width + x] = near
@@ -65,8 +70,10 @@ public enum Overlay {
     }
 
     /// `round((1 − alpha) · picture + alpha · colour(map))` per channel, at the picture's size.
-    public static func blend(_ map: Matrix, over picture: Image, range: ValueRange, colormap: Colormap, alpha: Double,
-                             resample: Resample) -> Image {
+    public static func blend(
+        _ map: Matrix, over picture: Image, range: ValueRange, colormap: Colormap, alpha: Double,
+        resample: Resample
+    ) -> Image {
         let base = ImageFile.rgb(picture)
         let large = upsample(map, width: base.width, height: base.height, mode: resample)
         var pixels = base.pixels
@@ -86,6 +93,11 @@ public enum Overlay {
         let grid = Double(columns) / Double(rows), picture = Double(width) / Double(height)
         guard abs(grid / picture - 1) > 0.02 else { return nil }
         func ratio(_ r: Double) -> String { formatFixed(r, decimals: 2) }
-        return "the \(rows)×\(columns) patch grid (aspect \(ratio(grid))) does not fit the \(width)×\(height) picture (aspect \(ratio(picture))): give the exact input the network saw (after resizing, cropping and padding), or --fit stretch to stretch the grid over it"
+        return
+            """
+            the \(rows)×\(columns) patch grid (aspect \(ratio(grid))) does not fit the \(width)×\(height) picture \
+            (aspect \(ratio(picture))): give the exact input the network saw (after resizing, cropping and \
+            padding), or --fit stretch to stretch the grid over it
+            """
     }
 }

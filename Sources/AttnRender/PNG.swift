@@ -12,7 +12,8 @@ public enum PNG {
     public static func encode(_ image: Image) throws -> [UInt8] {
         precondition(image.channels == 1 || image.channels == 3, "PNG: 1 or 3 channels")
         guard image.width > 0, image.height > 0, image.width <= Int(Int32.max), image.height <= Int(Int32.max) else {
-            throw AnalysisError("PNG: an image must be 1 to 2³¹−1 pixels on each side, got \(image.width)×\(image.height)")
+            throw AnalysisError(
+                "PNG: an image must be 1 to 2³¹−1 pixels on each side, got \(image.width)×\(image.height)")
         }
         var header: [UInt8] = []
         append32(UInt32(image.width), to: &header)
@@ -74,7 +75,8 @@ public enum PNG {
         var capacity = compressBound(UInt(bytes.count))
         var out = [UInt8](repeating: 0, count: Int(capacity))
         let status = out.withUnsafeMutableBufferPointer { o in
-            bytes.withUnsafeBufferPointer { i in compress2(o.baseAddress!, &capacity, i.baseAddress!, UInt(i.count), 6) }
+            bytes.withUnsafeBufferPointer { i in compress2(o.baseAddress!, &capacity, i.baseAddress!, UInt(i.count), 6)
+            }
         }
         guard status == Z_OK else { throw AnalysisError("PNG: zlib could not compress the image (error \(status))") }
         return Array(out.prefix(Int(capacity)))

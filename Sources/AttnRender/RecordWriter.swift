@@ -37,8 +37,11 @@ public enum RecordWriter {
 
     /// The fields every report of a dump starts with: file, layers, heads, queries and keys.
     public static func header(_ source: AttentionSource) -> [(String, JSONValue)] {
-        [("file", .string(source.file)), ("layers", .integer(source.layerCount)), ("heads", .integer(source.headCount)),
-         ("queries", .integer(source.queryCount)), ("keys", .integer(source.keyCount))]
+        [
+            ("file", .string(source.file)), ("layers", .integer(source.layerCount)),
+            ("heads", .integer(source.headCount)),
+            ("queries", .integer(source.queryCount)), ("keys", .integer(source.keyCount))
+        ]
     }
 
     /// A column of a table for people: its header, the field it shows, and how.

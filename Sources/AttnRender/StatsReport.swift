@@ -6,56 +6,77 @@ import AttnAnalysis
 public enum StatsReport {
     /// The per-layer table's columns.
     public static let columns: [RecordWriter.Column] = [
-        .init("head", "head"), .init("entropy", "entropy"), .init("norm_ent", "normalized_entropy"), .init("min", "min"), .init("max", "max"),
-        .init("mean", "mean"), .init("row_sum_dev", "row_sum_max_dev", .scientific), .init("first", "first_token"), .init("self", "self"),
-        .init("prev", "previous_token"), .init("nan", "nan_count"), .init("inf", "inf_count"), .init("neg", "negative_count"),
+        .init("head", "head"), .init("entropy", "entropy"), .init("norm_ent", "normalized_entropy"),
+        .init("min", "min"), .init("max", "max"),
+        .init("mean", "mean"), .init("row_sum_dev", "row_sum_max_dev", .scientific), .init("first", "first_token"),
+        .init("self", "self"),
+        .init("prev", "previous_token"), .init("nan", "nan_count"), .init("inf", "inf_count"),
+        .init("neg", "negative_count")
     ]
 
     /// The aggregate's table: the means, ± the standard deviation of the entropies.
     public static let aggregateColumns: [RecordWriter.Column] = [
         .init("layer", "layer"), .init("head", "head"), .init("entropy", "entropy"), .init("±", "entropy_std"),
-        .init("norm_ent", "normalized_entropy"), .init("±", "normalized_entropy_std"), .init("first", "first_token"), .init("self", "self"),
-        .init("prev", "previous_token"), .init("nan", "nan_count"), .init("inf", "inf_count"), .init("neg", "negative_count"),
+        .init("norm_ent", "normalized_entropy"), .init("±", "normalized_entropy_std"), .init("first", "first_token"),
+        .init("self", "self"),
+        .init("prev", "previous_token"), .init("nan", "nan_count"), .init("inf", "inf_count"),
+        .init("neg", "negative_count")
     ]
 
     /// One table per layer present in `records`, in layer order.
     public static func tables(_ records: [HeadStatistics], source: AttentionSource) -> String {
         let byLayer = Dictionary(grouping: records, by: \.layer)
         return byLayer.keys.sorted().map { layer in
-            "layer \(layer): \(source.headCount) heads, \(source.queryCount) queries × \(source.keyCount) keys (\(source.origin.label))\n"
+            """
+            layer \(layer): \(source.headCount) heads, \(source.queryCount) queries × \(source.keyCount) keys \
+            (\(source.origin.label))\n
+            """
                 + RecordWriter.table(byLayer[layer]!, columns)
         }.joined(separator: "\n")
     }
 
     /// The JSON document's fields for one sample's records.
     public static func json(_ records: [HeadStatistics], source: AttentionSource) -> [(String, JSONValue)] {
-        RecordWriter.header(source) + [("source", .string(source.origin.label)), ("records", .array(records.map(RecordWriter.json)))]
+        RecordWriter.header(source) + [
+            ("source", .string(source.origin.label)), ("records", .array(records.map(RecordWriter.json)))
+        ]
     }
 
     /// The JSON document's fields for `--batch all`: sample 0's header with the number of samples after the file,
     /// each sample's real queries and keys when there are several, and the aggregate's records.
-    public static func json(_ aggregate: SampleAggregate, source: AttentionSource, queries: [Int], keys: [Int]) -> [(String, JSONValue)] {
+    public static func json(_ aggregate: SampleAggregate, source: AttentionSource, queries: [Int], keys: [Int]) -> [(
+        String, JSONValue
+    )] {
         let header = RecordWriter.header(source)
-        return [header[0], ("samples", .integer(aggregate.sampleCount))] + header.dropFirst() + perSampleCounts(queries: queries, keys: keys)
+        return [header[0], ("samples", .integer(aggregate.sampleCount))] + header.dropFirst()
+            + perSampleCounts(queries: queries, keys: keys)
             + [("source", .string(source.origin.label)), ("records", json(aggregate))]
     }
 
-    /// `queries_per_sample` and `keys_per_sample` (`queries` and `keys` are sample 0's), when there are several samples.
+    /// `queries_per_sample` and `keys_per_sample` (`queries` and `keys` are sample 0's), when there are several
+    /// samples.
     public static func perSampleCounts(queries: [Int], keys: [Int]) -> [(String, JSONValue)] {
         guard queries.count > 1, keys.count == queries.count else { return [] }
-        return [("queries_per_sample", .array(queries.map { .integer($0) })), ("keys_per_sample", .array(keys.map { .integer($0) }))]
+        return [
+            ("queries_per_sample", .array(queries.map { .integer($0) })),
+            ("keys_per_sample", .array(keys.map { .integer($0) }))
+        ]
     }
 
     /// The line above the samples' table; it lists the samples' token counts when they differ.
     public static func samplesHeading(samples: Int, queries: [Int], keys: [Int]) -> String {
         var line = "\(samples) samples: mean and standard deviation over the samples (± columns)"
         if Set(queries).count > 1 || Set(keys).count > 1 {
-            line += "; real tokens per sample: " + zip(queries, keys).map { $0 == $1 ? "\($0)" : "\($0)×\($1)" }.joined(separator: ", ")
+            line +=
+                "; real tokens per sample: "
+                + zip(queries, keys).map { $0 == $1 ? "\($0)" : "\($0)×\($1)" }.joined(separator: ", ")
         }
         return line + "\n"
     }
 
-    public static func table(_ aggregate: SampleAggregate) -> String { RecordWriter.table(aggregate.rows, aggregateColumns) }
+    public static func table(_ aggregate: SampleAggregate) -> String {
+        RecordWriter.table(aggregate.rows, aggregateColumns)
+    }
 
     public static func csv(_ aggregate: SampleAggregate) -> String { RecordWriter.csv(aggregate.rows) }
 
@@ -63,8 +84,12 @@ public enum StatsReport {
 
     /// Several files as one rectangular CSV: every file and sample (`sample` empty for a file read as one sample), then
     /// the aggregate's mean and std rows.
-    public static func csv(files: [(file: String, samples: [[HeadStatistics]], sampleLabels: Bool)], aggregate: SampleAggregate?) -> String {
-        guard let first = files.first(where: { !$0.samples.isEmpty && !$0.samples[0].isEmpty })?.samples[0][0] else { return "" }
+    public static func csv(
+        files: [(file: String, samples: [[HeadStatistics]], sampleLabels: Bool)], aggregate: SampleAggregate?
+    ) -> String {
+        guard let first = files.first(where: { !$0.samples.isEmpty && !$0.samples[0].isEmpty })?.samples[0][0] else {
+            return ""
+        }
         var out = CSV.line(["file", "sample"] + first.fields.map(\.key))
         for f in files {
             for (b, sample) in f.samples.enumerated() {
@@ -74,8 +99,11 @@ public enum StatsReport {
         for row in aggregate?.rows ?? [] {
             let head = row.indices.map { "\($0.value)" }
             let counts = row.counts.map { "\($0.sum)" }
-            out += CSV.line(["aggregate", "mean"] + head + row.reals.map { RecordWriter.csvText(.real($0.mean)) } + counts)
-            out += CSV.line(["aggregate", "std"] + head + row.reals.map { RecordWriter.csvText(.real($0.std)) } + counts.map { _ in "" })
+            out += CSV.line(
+                ["aggregate", "mean"] + head + row.reals.map { RecordWriter.csvText(.real($0.mean)) } + counts)
+            out += CSV.line(
+                ["aggregate", "std"] + head + row.reals.map { RecordWriter.csvText(.real($0.std)) }
+                    + counts.map { _ in "" })
         }
         return out
     }
@@ -85,6 +113,10 @@ public enum StatsReport {
         let bad = records.filter { $0.nanCount + $0.infCount > 0 }
         guard !bad.isEmpty else { return nil }
         let nan = bad.reduce(0) { $0 + $1.nanCount }, inf = bad.reduce(0) { $0 + $1.infCount }
-        return "\(file): \(nan) NaN and \(inf) infinite values in \(Set(bad.map { "\($0.layer)/\($0.head)" }).count) head(s); their entropy and row sums are reported as nan/null"
+        return
+            """
+            \(file): \(nan) NaN and \(inf) infinite values in \(Set(bad.map { "\($0.layer)/\($0.head)" }).count) \
+            head(s); their entropy and row sums are reported as nan/null
+            """
     }
 }

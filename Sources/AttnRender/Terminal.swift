@@ -51,20 +51,26 @@ public enum Terminal {
             let rows = Swift.max(1, Int((Double(map.rows) / factor).rounded()))
             var out = Matrix(rows: rows, columns: width)
             for y in 0..<rows {
-                let y0 = Int(Double(y) * factor), y1 = Swift.max(y0 + 1, Swift.min(map.rows, Int(Double(y + 1) * factor)))
+                let y0 = Int(Double(y) * factor),
+                    y1 = Swift.max(y0 + 1, Swift.min(map.rows, Int(Double(y + 1) * factor)))
                 for x in 0..<width {
-                    let x0 = Int(Double(x) * factor), x1 = Swift.max(x0 + 1, Swift.min(map.columns, Int(Double(x + 1) * factor)))
+                    let x0 = Int(Double(x) * factor),
+                        x1 = Swift.max(x0 + 1, Swift.min(map.columns, Int(Double(x + 1) * factor)))
                     var sum = 0.0, n = 0
-                    for yy in y0..<Swift.min(y1, map.rows) { for xx in x0..<Swift.min(x1, map.columns) { sum += Double(map[yy, xx]); n += 1 } }
+                    for yy in y0..<Swift.min(y1, map.rows) {
+                        for xx in x0..<Swift.min(x1, map.columns) { sum += Double(map[yy, xx]); n += 1 }
+                    }
                     out.values[y * width + x] = Float(sum / Double(Swift.max(n, 1)))
                 }
             }
             return out
         }
         let repeatX = Swift.max(1, Swift.min(repeatUpTo, width / Swift.max(map.columns, 1)))
-        let repeatY = repeatX   // half-block cells are square: as many rows as columns per cell
+        let repeatY = repeatX  // half-block cells are square: as many rows as columns per cell
         var out = Matrix(rows: map.rows * repeatY, columns: map.columns * repeatX)
-        for y in 0..<out.rows { for x in 0..<out.columns { out.values[y * out.columns + x] = map[y / repeatY, x / repeatX] } }
+        for y in 0..<out.rows {
+            for x in 0..<out.columns { out.values[y * out.columns + x] = map[y / repeatY, x / repeatX] }
+        }
         return out
     }
 
@@ -75,7 +81,8 @@ public enum Terminal {
         for (i, label) in labels.enumerated() {
             let (r, g, b) = colormap.color(range.normalise(values[i]))
             let light = 0.299 * Double(r) + 0.587 * Double(g) + 0.114 * Double(b) > 140
-            out += "\u{1B}[48;2;\(r);\(g);\(b)m\u{1B}[38;2;\(light ? "0;0;0" : "255;255;255")m\(printable(label))\u{1B}[0m"
+            out +=
+                "\u{1B}[48;2;\(r);\(g);\(b)m\u{1B}[38;2;\(light ? "0;0;0" : "255;255;255")m\(printable(label))\u{1B}[0m"
             if i + 1 < labels.count { out += " " }
         }
         return out + "\n"

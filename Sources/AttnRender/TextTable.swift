@@ -20,12 +20,15 @@ public struct TextTable {
         let shown = showsHeader ? [header] + rows : rows
         var widths = header.map { showsHeader ? $0.count : 0 }
         for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
-        let numeric = header.indices.map { i in alignsNumbers && !rows.isEmpty && rows.allSatisfy { Double($0[i]) != nil || $0[i] == "-" || $0[i] == "nan" } }
+        let numeric = header.indices.map { i in
+            alignsNumbers && !rows.isEmpty && rows.allSatisfy { Double($0[i]) != nil || $0[i] == "-" || $0[i] == "nan" }
+        }
         func line(_ cells: [String]) -> String {
-            indent + cells.enumerated().map { i, cell in
-                let pad = String(repeating: " ", count: widths[i] - cell.count)
-                return numeric[i] ? pad + cell : cell + pad
-            }.joined(separator: "  ").trimmingTrailing()
+            indent
+                + cells.enumerated().map { i, cell in
+                    let pad = String(repeating: " ", count: widths[i] - cell.count)
+                    return numeric[i] ? pad + cell : cell + pad
+                }.joined(separator: "  ").trimmingTrailing()
         }
         return shown.map(line).joined(separator: "\n") + "\n"
     }
@@ -54,7 +57,8 @@ public func formatFixed(_ value: Double, decimals: Int = 4) -> String {
     if fraction >= Int(scale) { whole += 1; fraction -= Int(scale) }
     let digits = String(fraction)
     let sign = value < 0 && (whole != 0 || fraction != 0) ? "-" : ""
-    return decimals == 0 ? "\(sign)\(whole)" : "\(sign)\(whole)." + String(repeating: "0", count: decimals - digits.count) + digits
+    return decimals == 0
+        ? "\(sign)\(whole)" : "\(sign)\(whole)." + String(repeating: "0", count: decimals - digits.count) + digits
 }
 
 /// `1.2e-04`-style text for small deviations.

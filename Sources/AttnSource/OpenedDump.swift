@@ -22,8 +22,11 @@ public struct SourceOptions: Sendable {
     /// False: attention whose one layer exceeds the memory budget is opened too (`info` reads no layer).
     public var checksLayerMemory: Bool
 
-    public init(dataset: String? = nil, batch: Int? = nil, heads: Int? = nil, rawAs: ElementType? = nil, fromQK: Bool = false,
-                scale: Double? = nil, causal: Bool? = nil, padding: PaddingChoice = .exclude(length: nil), checksLayerMemory: Bool = true) {
+    public init(
+        dataset: String? = nil, batch: Int? = nil, heads: Int? = nil, rawAs: ElementType? = nil, fromQK: Bool = false,
+        scale: Double? = nil, causal: Bool? = nil, padding: PaddingChoice = .exclude(length: nil),
+        checksLayerMemory: Bool = true
+    ) {
         self.dataset = dataset
         self.batch = batch
         self.heads = heads
@@ -54,16 +57,27 @@ public struct OpenedDump {
 
     /// Opens `path` and the attention in it. What was assumed or chosen (token labels not used, the sample of a
     /// batch, the file's recompute attributes, padding excluded) is said through `note`, once per message.
-    public static func open(_ path: String, options: SourceOptions = SourceOptions(), note: (String) -> Void) throws -> OpenedDump {
+    public static func open(_ path: String, options: SourceOptions = SourceOptions(), note: (String) -> Void) throws
+        -> OpenedDump
+    {
         let dump = try DumpFile(path: path, rawAs: options.rawAs)
-        let layout = try AttentionLayout.resolve(dump, options: ReadOptions(dataset: options.dataset, batch: options.batch, heads: options.heads,
-                                                                             fromQK: options.fromQK, checksLayerMemory: options.checksLayerMemory))
+        let layout = try AttentionLayout.resolve(
+            dump,
+            options: ReadOptions(
+                dataset: options.dataset, batch: options.batch, heads: options.heads,
+                fromQK: options.fromQK, checksLayerMemory: options.checksLayerMemory))
         var source: AttentionSource
         var recomputation = Recomputation(scale: options.scale, causal: options.causal ?? false)
         switch layout {
         case .attention(let stored):
             if options.causal == true || options.scale != nil {
-                throw AttnError(file: path, "--causal and --scale apply to attention recomputed from q and k, but this file's attention is stored (\(stored.summary.datasets)); add --from-qk if the file has q and k")
+                throw AttnError(
+                    file: path,
+                    """
+                    --causal and --scale apply to attention recomputed from q and k, but this file's attention is \
+                    stored (\(stored.summary.datasets)); add --from-qk if the file has q and k
+                    """
+                )
             }
             source = stored
         case .queryKey(let qk):
@@ -72,15 +86,24 @@ public struct OpenedDump {
         }
         var padding: TokenSelection?
         if case .exclude(let length) = options.padding,
-           let selection = try Padding.selection(in: dump, positions: source.keyCount, batch: options.batch, length: length), !selection.keepsAll {
+            let selection = try Padding.selection(
+                in: dump, positions: source.keyCount, batch: options.batch, length: length), !selection.keepsAll
+        {
             let selfAttention = source.queryCount == source.keyCount
             switch layout {
             case .attention(let stored):
                 source = SelectedAttention(stored, queries: selfAttention ? selection : nil, keys: selection)
             case .queryKey(let qk):
-                source = RecomputedAttention(SelectedQueryKey(qk, selection: selection), scale: recomputation.scale, causal: recomputation.causal)
+                source = RecomputedAttention(
+                    SelectedQueryKey(qk, selection: selection), scale: recomputation.scale, causal: recomputation.causal
+                )
             }
-            note("\(path): \(selection.origin) keeps \(selection.kept.count) of \(selection.total) \(selfAttention ? "tokens" : "keys"); padding is excluded (--keep-padding to include it)")
+            note(
+                """
+                \(path): \(selection.origin) keeps \(selection.kept.count) of \(selection.total) \
+                \(selfAttention ? "tokens" : "keys"); padding is excluded (--keep-padding to include it)
+                """
+            )
             padding = selection
         }
         if let why = dump.unreadableTokenLabels() { note("\(path): no token labels used: \(why)") }
@@ -93,9 +116,12 @@ public struct OpenedDump {
     /// The file's q and k as a second source beside its stored attention, recomputed with the file's `scale` and
     /// `causal` (the latter as `causal` says): what `verify` compares the stored attention with. nil when this dump
     /// is not stored attention or the file has no q and k; throws when the file's scale attribute is malformed.
-    public func recomputedBeside(causal: Bool, note: (String) -> Void) throws -> (source: AttentionSource, recomputation: Recomputation)? {
+    public func recomputedBeside(causal: Bool, note: (String) -> Void) throws -> (
+        source: AttentionSource, recomputation: Recomputation
+    )? {
         guard case .attention = layout,
-              case .queryKey(let qk)? = try? AttentionLayout.resolve(file, options: ReadOptions(dataset: nil, batch: options.batch, heads: options.heads, fromQK: true))
+            case .queryKey(let qk)? = try? AttentionLayout.resolve(
+                file, options: ReadOptions(dataset: nil, batch: options.batch, heads: options.heads, fromQK: true))
         else { return nil }
         let recomputation = try Recomputation(in: file, scale: nil, causal: causal, note: note)
         return (RecomputedAttention(qk, scale: recomputation.scale, causal: recomputation.causal), recomputation)
@@ -104,7 +130,8 @@ public struct OpenedDump {
     /// The attention gradients stored beside the attention (`--gradients`), named or found by name; nil when there
     /// are none.
     public func gradients(named name: String?) throws -> StoredAttention? {
-        try AttentionLayout.gradients(file, named: name, options: ReadOptions(batch: options.batch, heads: options.heads), matching: source)
+        try AttentionLayout.gradients(
+            file, named: name, options: ReadOptions(batch: options.batch, heads: options.heads), matching: source)
     }
 
     /// Whether the dump looks like a vision transformer's: a grid requested or declared (`patch_grid`),
@@ -119,7 +146,13 @@ public struct OpenedDump {
         let count = source.layerCount
         let index = requested < 0 ? count + requested : requested
         guard index >= 0 && index < count else {
-            throw AttnError(.analysis, file: file.path, "layer \(requested) is out of range: the dump has \(count) layers (0...\(count - 1), or -\(count)...-1 from the end)")
+            throw AttnError(
+                .analysis, file: file.path,
+                """
+                layer \(requested) is out of range: the dump has \(count) layers (0...\(count - 1), or \
+                -\(count)...-1 from the end)
+                """
+            )
         }
         return index
     }
@@ -127,7 +160,9 @@ public struct OpenedDump {
     /// A head index, checked against the dump.
     public func head(_ h: Int) throws -> Int {
         guard h >= 0 && h < source.headCount else {
-            throw AttnError(.analysis, file: file.path, "head \(h) is out of range: the dump has \(source.headCount) heads (0...\(source.headCount - 1))")
+            throw AttnError(
+                .analysis, file: file.path,
+                "head \(h) is out of range: the dump has \(source.headCount) heads (0...\(source.headCount - 1))")
         }
         return h
     }
@@ -136,8 +171,15 @@ public struct OpenedDump {
     public func declaredGrid() throws -> PatchGrid? {
         guard let attribute = file.attribute("patch_grid") else { return nil }
         guard let declared = attribute.integerValues, declared.count == 2, declared[0] > 0, declared[1] > 0,
-              declared[0] <= 1 << 20, declared[1] <= 1 << 20 else {
-            throw AttnError(file: file.path, "attribute patch_grid should be [rows, columns], two positive integers, found \(attribute); give the grid with --grid ROWSxCOLS")
+            declared[0] <= 1 << 20, declared[1] <= 1 << 20
+        else {
+            throw AttnError(
+                file: file.path,
+                """
+                attribute patch_grid should be [rows, columns], two positive integers, found \(attribute); give \
+                the grid with --grid ROWSxCOLS
+                """
+            )
         }
         return PatchGrid(rows: declared[0], columns: declared[1])
     }
@@ -146,7 +188,9 @@ public struct OpenedDump {
     public func declaredPrefix() throws -> Int? {
         guard let attribute = file.attribute("prefix_tokens") else { return nil }
         guard let values = attribute.integerValues, values.count == 1, values[0] >= 0 else {
-            throw AttnError(file: file.path, "attribute prefix_tokens should be one integer, 0 or more, found \(attribute); give it with --prefix N")
+            throw AttnError(
+                file: file.path,
+                "attribute prefix_tokens should be one integer, 0 or more, found \(attribute); give it with --prefix N")
         }
         return values[0]
     }
@@ -157,7 +201,13 @@ public struct OpenedDump {
         if let declared = try declaredGrid() { return declared }
         let patches = source.keyCount - prefix
         guard let square = PatchGrid.square(holding: patches) else {
-            throw AttnError(.analysis, file: file.path, "\(patches) keys remain after \(prefix) prefix token(s), which is not a perfect square; give the grid with --grid HxW (and --prefix)")
+            throw AttnError(
+                .analysis, file: file.path,
+                """
+                \(patches) keys remain after \(prefix) prefix token(s), which is not a perfect square; give the \
+                grid with --grid HxW (and --prefix)
+                """
+            )
         }
         return square
     }
@@ -168,9 +218,19 @@ public struct OpenedDump {
         let declared = try declaredPrefix()
         let value = requested ?? declared ?? 1
         guard value >= 0 && value < source.keyCount else {
-            let origin = requested != nil ? "--prefix is \(value)" : declared != nil ? "the file's prefix_tokens attribute is \(value)"
-                : "the default of 1 prefix token (CLS; the file declares no prefix_tokens)"
-            throw AttnError(.analysis, file: file.path, "\(origin), but the attention has \(source.keyCount) key(s): expected 0...\(source.keyCount - 1) prefix tokens before the patches; give --prefix N")
+            let origin =
+                requested != nil
+                ? "--prefix is \(value)"
+                : declared != nil
+                    ? "the file's prefix_tokens attribute is \(value)"
+                    : "the default of 1 prefix token (CLS; the file declares no prefix_tokens)"
+            throw AttnError(
+                .analysis, file: file.path,
+                """
+                \(origin), but the attention has \(source.keyCount) key(s): expected 0...\(source.keyCount - 1) \
+                prefix tokens before the patches; give --prefix N
+                """
+            )
         }
         return value
     }
@@ -179,7 +239,9 @@ public struct OpenedDump {
     /// padding is excluded); nil when the file has none.
     public func tokenIDs(sample: Int?) throws -> [Int64]? {
         let selection = (source as? SelectedAttention)?.queries
-        guard let ids = try file.tokenIDs(positions: selection?.total ?? source.queryCount, sample: sample) else { return nil }
+        guard let ids = try file.tokenIDs(positions: selection?.total ?? source.queryCount, sample: sample) else {
+            return nil
+        }
         return selection.map { $0.kept.map { ids[$0] } } ?? ids
     }
 
@@ -211,7 +273,13 @@ public struct Recomputation {
             self.causal = causal
         } else if let attribute = dump.attribute("causal") {
             guard let value = attribute.booleanValue else {
-                throw AttnError(file: dump.path, "attribute causal should be true or false (or 1 or 0), found \(attribute); override it with --causal or --no-causal")
+                throw AttnError(
+                    file: dump.path,
+                    """
+                    attribute causal should be true or false (or 1 or 0), found \(attribute); override it with \
+                    --causal or --no-causal
+                    """
+                )
             }
             self.causal = value
             if value { fromFile.append("causal") }
@@ -222,7 +290,9 @@ public struct Recomputation {
             self.scale = scale
         } else if let attribute = dump.attribute("scale") {
             guard let value = attribute.realValue, value.isFinite, value > 0 else {
-                throw AttnError(file: dump.path, "attribute scale should be one positive number, found \(attribute); override it with --scale")
+                throw AttnError(
+                    file: dump.path,
+                    "attribute scale should be one positive number, found \(attribute); override it with --scale")
             }
             self.scale = value
             fromFile.append("scale \(value)")
@@ -230,8 +300,15 @@ public struct Recomputation {
             self.scale = nil
         }
         if !fromFile.isEmpty {
-            let overrides = (fromFile.contains("causal") ? ["--no-causal"] : []) + (scale == nil && self.scale != nil ? ["--scale"] : [])
-            note("\(dump.path): recomputing attention from q and k with the file's \(fromFile.joined(separator: " and ")) (override with \(overrides.joined(separator: " or ")))")
+            let overrides =
+                (fromFile.contains("causal") ? ["--no-causal"] : [])
+                + (scale == nil && self.scale != nil ? ["--scale"] : [])
+            note(
+                """
+                \(dump.path): recomputing attention from q and k with the file's \
+                \(fromFile.joined(separator: " and ")) (override with \(overrides.joined(separator: " or ")))
+                """
+            )
         }
     }
 }

@@ -45,10 +45,10 @@ public final class RecomputedAttention: AttentionSource {
         let reads = next == nil ? 0 : 1
         let workerCount = Swift.min(workers, heads.count + reads)
         let counter = Workers.Counter(heads.count + reads, workers: workerCount)
-        let rowsPerBlock = Swift.max(1, (32 << 10) / Swift.max(s, 1))   // about 128 KiB of Float
+        let rowsPerBlock = Swift.max(1, (32 << 10) / Swift.max(s, 1))  // about 128 KiB of Float
         scores.prepare(count: workerCount, size: s * s)
         let buffers = scores
-        let prefetch = UncheckedSendable(reader)   // read by one worker only (the one that takes item 0)
+        let prefetch = UncheckedSendable(reader)  // read by one worker only (the one that takes item 0)
         qk.queries.withUnsafeBufferPointer { q in
             qk.keys.withUnsafeBufferPointer { k in
                 Workers.run(workerCount) { worker, _ in
@@ -66,9 +66,15 @@ public final class RecomputedAttention: AttentionSource {
                             for i in rows {
                                 RowKernels.softmax(out.baseAddress! + i * s, visible: causal ? i + 1 : s, count: s)
                                 // A row comes out NaN (all of it) when q or k is not finite or Q·Kᵀ overflowed.
-                                if out[i * s].isNaN { throw AttnError(.analysis, file: source.file, Self.nonFiniteRow(layer: index, head: h, row: i, of: qk, q: q, k: k).message) }
+                                if out[i * s].isNaN {
+                                    throw AttnError(
+                                        .analysis, file: source.file,
+                                        Self.nonFiniteRow(layer: index, head: h, row: i, of: qk, q: q, k: k).message)
+                                }
                             }
-                            try body(RowBlock(worker: worker, head: h, rows: rows), UnsafeBufferPointer(rebasing: out[(r0 * s)..<(rows.upperBound * s)]))
+                            try body(
+                                RowBlock(worker: worker, head: h, rows: rows),
+                                UnsafeBufferPointer(rebasing: out[(r0 * s)..<(rows.upperBound * s)]))
                         }
                     }
                 }
@@ -80,7 +86,9 @@ public final class RecomputedAttention: AttentionSource {
     /// softmax(Q Kᵀ · scale) for every head of one layer.
     /// - Returns: `[head, query, key]`.
     /// - Parameter layer: the layer's number, for the error when a row cannot be computed.
-    public static func attention(from qk: LayerQueryKey, scale: Double, causal: Bool, layer: Int = 0) throws -> LayerAttention {
+    public static func attention(from qk: LayerQueryKey, scale: Double, causal: Bool, layer: Int = 0) throws
+        -> LayerAttention
+    {
         let s = qk.positions, h = qk.heads
         var out = [Float](repeating: 0, count: h * s * s)
         try qk.queries.withUnsafeBufferPointer { q in
@@ -101,30 +109,44 @@ public final class RecomputedAttention: AttentionSource {
 
     /// Why row `row` of a head's softmax came out NaN: q or k holds a NaN or infinite value, or Q·Kᵀ·scale
     /// overflowed float32 although both are finite.
-    static func nonFiniteRow(layer: Int, head: Int, row: Int, of qk: LayerQueryKey, q: UnsafeBufferPointer<Float>,
-                             k: UnsafeBufferPointer<Float>) -> AnalysisError {
+    static func nonFiniteRow(
+        layer: Int, head: Int, row: Int, of qk: LayerQueryKey, q: UnsafeBufferPointer<Float>,
+        k: UnsafeBufferPointer<Float>
+    ) -> AnalysisError {
         let s = qk.positions, d = qk.dim, base = head * s * d
         let where_ = "layer \(layer), head \(head)"
         if (0..<d).contains(where: { !q[base + row * d + $0].isFinite }) {
-            return AnalysisError("\(where_): q holds NaN or infinite values at position \(row): attention cannot be recomputed from it")
+            return AnalysisError(
+                "\(where_): q holds NaN or infinite values at position \(row): attention cannot be recomputed from it")
         }
         if let p = (0..<s).first(where: { j in (0..<d).contains { !k[base + j * d + $0].isFinite } }) {
-            return AnalysisError("\(where_): k holds NaN or infinite values at position \(p): attention cannot be recomputed from it")
+            return AnalysisError(
+                "\(where_): k holds NaN or infinite values at position \(p): attention cannot be recomputed from it")
         }
-        return AnalysisError("\(where_), query \(row): Q·Kᵀ·scale overflows float32 (beyond ±3.4e38) although q and k are finite: they are far larger than a model's (dumped before a normalisation, or with the wrong scale?)")
+        return AnalysisError(
+            """
+            \(where_), query \(row): Q·Kᵀ·scale overflows float32 (beyond ±3.4e38) although q and k are finite: \
+            they are far larger than a model's (dumped before a normalisation, or with the wrong scale?)
+            """
+        )
     }
 
     /// One head's scores Q Kᵀ · scale `[query, key]` into `scores` (S × S floats).
-    private static func scores(head: Int, of qk: LayerQueryKey, q: UnsafeBufferPointer<Float>, k: UnsafeBufferPointer<Float>,
-                               scale: Double, into scores: UnsafeMutablePointer<Float>) {
+    private static func scores(
+        head: Int, of qk: LayerQueryKey, q: UnsafeBufferPointer<Float>, k: UnsafeBufferPointer<Float>,
+        scale: Double, into scores: UnsafeMutablePointer<Float>
+    ) {
         let s = qk.positions, d = qk.dim
-        MatrixProduct.multiply(q.baseAddress! + head * s * d, k.baseAddress! + head * s * d, into: scores,
-                               m: s, n: s, k: d, transposeB: true, alpha: Float(scale))
+        MatrixProduct.multiply(
+            q.baseAddress! + head * s * d, k.baseAddress! + head * s * d, into: scores,
+            m: s, n: s, k: d, transposeB: true, alpha: Float(scale))
     }
 
     /// One head's attention `[query, key]` into `scores` (S × S floats).
-    private static func attention(head: Int, of qk: LayerQueryKey, q: UnsafeBufferPointer<Float>, k: UnsafeBufferPointer<Float>,
-                                  scale: Double, causal: Bool, into scores: UnsafeMutablePointer<Float>) {
+    private static func attention(
+        head: Int, of qk: LayerQueryKey, q: UnsafeBufferPointer<Float>, k: UnsafeBufferPointer<Float>,
+        scale: Double, causal: Bool, into scores: UnsafeMutablePointer<Float>
+    ) {
         let s = qk.positions
         Self.scores(head: head, of: qk, q: q, k: k, scale: scale, into: scores)
         for i in 0..<s {
@@ -179,7 +201,7 @@ final class QueryKeyPrefetch: @unchecked Sendable {
         let (qk, next) = try layerReadingInline(index)
         if let next {
             let box = ResultBox(), done = DispatchGroup()
-            let reader = UncheckedSendable(source)   // read by this thread only until `done`
+            let reader = UncheckedSendable(source)  // read by this thread only until `done`
             done.enter()
             DispatchQueue.global().async {
                 box.result = Result { try reader.value.layer(next) }

@@ -17,7 +17,8 @@ public final class SelectedAttention: AttentionSource {
     public var keyTokens: [String]? { keys.map { $0.labels(base.keyTokens) } ?? base.keyTokens }
 
     public init(_ base: AttentionSource, queries: TokenSelection?, keys: TokenSelection?) {
-        precondition(queries.map { $0.total == base.queryCount } ?? true && keys.map { $0.total == base.keyCount } ?? true)
+        precondition(
+            queries.map { $0.total == base.queryCount } ?? true && keys.map { $0.total == base.keyCount } ?? true)
         self.base = base
         self.queries = queries
         self.keys = keys
@@ -106,6 +107,7 @@ public final class SelectedQueryKey: QueryKeySource {
             }
             return out
         }
-        return LayerQueryKey(heads: full.heads, positions: kept.count, dim: d, queries: pick(full.queries), keys: pick(full.keys))
+        return LayerQueryKey(
+            heads: full.heads, positions: kept.count, dim: d, queries: pick(full.queries), keys: pick(full.keys))
     }
 }

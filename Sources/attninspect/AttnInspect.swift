@@ -5,7 +5,7 @@ import AttnRender
 import AttnReader
 import CAttnProcess
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @main
@@ -14,12 +14,15 @@ struct AttnInspect: ParsableCommand {
         commandName: "attninspect",
         abstract: "Post-hoc analysis of transformer attention dumped to NPY, NPZ, HDF5 or safetensors.",
         discussion: """
-        Attention is addressed as [layer, head, query, key]. Layers are 0-based; a negative layer \
-        counts from the end (-1 = last). Exit status: 0 success, 1 error in the input or the \
-        analysis, 64 usage error.
-        """,
+            Attention is addressed as [layer, head, query, key]. Layers are 0-based; a negative layer \
+            counts from the end (-1 = last). Exit status: 0 success, 1 error in the input or the \
+            analysis, 64 usage error.
+            """,
         version: "0.1.0",
-        subcommands: [Info.self, Stats.self, Rollout.self, Flow.self, Heads.self, Heatmap.self, Grid.self, Entropy.self, Show.self, Tokens.self, Diff.self, Verify.self]
+        subcommands: [
+            Info.self, Stats.self, Rollout.self, Flow.self, Heads.self, Heatmap.self, Grid.self, Entropy.self,
+            Show.self, Tokens.self, Diff.self, Verify.self
+        ]
     )
 
     /// The process-wide policy is set here, once, and nowhere in the libraries: SIGPIPE ignored; standard
@@ -47,19 +50,30 @@ struct AttnInspect: ParsableCommand {
         do {
             // Arguments are bytes: a path that is not UTF-8 keeps its bytes (PathBytes) from here to `open`.
             let arguments = (1..<Int(CommandLine.argc)).map { i in
-                PathBytes.decode(Array(UnsafeBufferPointer(start: UnsafeRawPointer(CommandLine.unsafeArgv[i]!).assumingMemoryBound(to: UInt8.self),
-                                                           count: strlen(CommandLine.unsafeArgv[i]!))))
+                PathBytes.decode(
+                    Array(
+                        UnsafeBufferPointer(
+                            start: UnsafeRawPointer(CommandLine.unsafeArgv[i]!).assumingMemoryBound(to: UInt8.self),
+                            count: strlen(CommandLine.unsafeArgv[i]!))))
             }
             if let odd = unknownDashArgument(arguments) {
                 // swift-argument-parser reads `-x.h5` as the short flags x . h 5, and `-h` among them prints the help.
-                throw ValidationError("unknown option '\(PrintableText.escaped(odd))': to name a file that starts with '-', write ./\(PrintableText.escaped(odd)) (or put -- before it)")
+                throw ValidationError(
+                    """
+                    unknown option '\(PrintableText.escaped(odd))': to name a file that starts with '-', write \
+                    ./\(PrintableText.escaped(odd)) (or put -- before it)
+                    """
+                )
             }
             // swift-argument-parser is the only parser. A command line that names a subcommand is parsed by that
-            // subcommand's type directly, which skips building the root command's arguments (1.2-1.5 ms of a 15 ms small
+            // subcommand's type directly, which skips building the root command's arguments (1.2-1.5 ms of a 15 ms
+            // small
             // rollout); anything it refuses (help, errors) is parsed again from the root, whose messages name the tool.
             var command: ParsableCommand
-            if let name = arguments.first, let sub = configuration.subcommands.first(where: { $0.configuration.commandName == name }),
-               let parsed = try? sub.parseAsRoot(Array(arguments.dropFirst())), type(of: parsed) == sub {
+            if let name = arguments.first,
+                let sub = configuration.subcommands.first(where: { $0.configuration.commandName == name }),
+                let parsed = try? sub.parseAsRoot(Array(arguments.dropFirst())), type(of: parsed) == sub
+            {
                 command = parsed
             } else {
                 command = try parseAsRoot(arguments)
@@ -92,7 +106,7 @@ struct AttnInspect: ParsableCommand {
                     var shown = text
                     shown.replaceSubrange(range, with: PrintableText.escaped(message))
                     Console.error(shown, lines: true)
-                } else if !text.isEmpty {   // an ExitCode thrown after the messages were given has none
+                } else if !text.isEmpty {  // an ExitCode thrown after the messages were given has none
                     Console.error(text, lines: true)
                 }
             }

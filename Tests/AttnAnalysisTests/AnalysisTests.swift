@@ -18,15 +18,20 @@ func stats(_ s: AttentionSource, workers: Int = 3) throws -> [[HeadStatistics]] 
 
 /// The statistics' names in expected.json, with the property each one is.
 nonisolated(unsafe) let statisticKeys: [(String, KeyPath<HeadStatistics, Double>)] = [
-    ("entropy", \.entropy), ("normalized_entropy", \.normalizedEntropy), ("min", \.min), ("max", \.max), ("mean", \.mean),
-    ("row_sum_max_dev", \.rowSumMaxDeviation), ("first_token", \.firstToken), ("self", \.selfAttention), ("previous_token", \.previousToken),
+    ("entropy", \.entropy), ("normalized_entropy", \.normalizedEntropy), ("min", \.min), ("max", \.max),
+    ("mean", \.mean),
+    ("row_sum_max_dev", \.rowSumMaxDeviation), ("first_token", \.firstToken), ("self", \.selfAttention),
+    ("previous_token", \.previousToken)
 ]
 
 @Suite("Statistics")
 struct StatisticsTests {
-    @Test("per-head statistics equal numpy's float64 values",
-          arguments: [("synthetic/base_f32.npy", "base"), ("synthetic/single_f16_gzip.h5", "base_f16"),
-                      ("synthetic/dump_savez_compressed.npz", "base"), ("synthetic/per_layer_groups_f16.h5", "base_f16")])
+    @Test(
+        "per-head statistics equal numpy's float64 values",
+        arguments: [
+            ("synthetic/base_f32.npy", "base"), ("synthetic/single_f16_gzip.h5", "base_f16"),
+            ("synthetic/dump_savez_compressed.npz", "base"), ("synthetic/per_layer_groups_f16.h5", "base_f16")
+        ])
     func matchesNumpy(file: String, key: String) throws {
         let computed = try stats(try source(file))
         let expected = Fixtures.expected[key]["stats"]
@@ -63,14 +68,15 @@ struct StatisticsTests {
         #expect(abs(s.normalizedEntropy - 1) < 1e-7)
         let oneHot = LayerAttention(heads: 1, queries: 3, keys: 3, values: [1, 0, 0, 0, 0.5, 0.5, 0.25, 0.25, 0.5])
         let t = HeadStatistics(of: oneHot, layer: 0, head: 0)
-        let entropy: Double = 2.5 * log(2.0) / 3     // rows: 0, ln 2, 1.5 ln 2
+        let entropy: Double = 2.5 * log(2.0) / 3  // rows: 0, ln 2, 1.5 ln 2
         #expect(abs(t.entropy - entropy) < 1e-12)
         #expect(abs(t.firstToken - 1.25 / 3) < 1e-15)
-        #expect(abs(t.selfAttention - 2.0 / 3) < 1e-15)   // (1 + 0.5 + 0.5) / 3
-        #expect(t.previousToken == 0.125)                 // (a[1,0] + a[2,1]) / 2
+        #expect(abs(t.selfAttention - 2.0 / 3) < 1e-15)  // (1 + 0.5 + 0.5) / 3
+        #expect(t.previousToken == 0.125)  // (a[1,0] + a[2,1]) / 2
         #expect(t.rowSumMaxDeviation == 0)
         // Cross-attention (2 queries × 3 keys): query i and key i are different tokens.
-        let cross = HeadStatistics(of: LayerAttention(heads: 1, queries: 2, keys: 3, values: [1, 0, 0, 0, 0.5, 0.5]), layer: 0, head: 0)
+        let cross = HeadStatistics(
+            of: LayerAttention(heads: 1, queries: 2, keys: 3, values: [1, 0, 0, 0, 0.5, 0.5]), layer: 0, head: 0)
         #expect(abs(cross.entropy - log(2) / 2) < 1e-12 && cross.firstToken == 0.5)
         #expect(cross.selfAttention.isNaN && cross.previousToken.isNaN)
     }
@@ -89,19 +95,23 @@ struct StatisticsTests {
         }
     }
 
-    @Test("real MiniLM dumps: per-head entropy, min, max, mean and row-sum deviation equal the oracle",
-          arguments: ["real/minilm6_pride_LHSS_f32", "real/minilm6_zen_layers_f16"])
+    @Test(
+        "real MiniLM dumps: per-head entropy, min, max, mean and row-sum deviation equal the oracle",
+        arguments: ["real/minilm6_pride_LHSS_f32", "real/minilm6_zen_layers_f16"])
     func realOracle(stem: String) throws {
         let file = stem + (stem.contains("pride") ? ".npy" : ".h5")
         let computed = try stats(try source(file))
         let oracle = try Fixtures.json(stem + ".oracle.json")["per_head"]
         let pairs: [(String, KeyPath<HeadStatistics, Double>, Double)] = [
-            ("mean_row_entropy_nats", \.entropy, 1e-6), ("min", \.min, 1e-12), ("max", \.max, 1e-12), ("mean", \.mean, 1e-8),
-            ("row_sum_max_abs_dev", \.rowSumMaxDeviation, 1e-7),
+            ("mean_row_entropy_nats", \.entropy, 1e-6), ("min", \.min, 1e-12), ("max", \.max, 1e-12),
+            ("mean", \.mean, 1e-8),
+            ("row_sum_max_abs_dev", \.rowSumMaxDeviation, 1e-7)
         ]
         for (name, path, tolerance) in pairs {
             var worst = 0.0
-            for l in 0..<6 { for h in 0..<12 { worst = max(worst, abs(computed[l][h][keyPath: path] - oracle[name][l][h].double)) } }
+            for l in 0..<6 {
+                for h in 0..<12 { worst = max(worst, abs(computed[l][h][keyPath: path] - oracle[name][l][h].double)) }
+            }
             #expect(worst <= tolerance, "\(stem) \(name): \(worst)")
         }
     }
@@ -111,9 +121,12 @@ struct StatisticsTests {
         let computed = try stats(try source("real/vits14_board_small.h5"))
         let expected = try Fixtures.json("real/vits14_board_small.expected.json")["stats"]
         for (name, path) in statisticKeys {
-            for l in 0..<3 { for h in 0..<6 {
-                #expect(abs(computed[l][h][keyPath: path] - expected[name][l][h].double) < 1e-6, "\(name)[\(l)][\(h)]")
-            } }
+            for l in 0..<3 {
+                for h in 0..<6 {
+                    #expect(
+                        abs(computed[l][h][keyPath: path] - expected[name][l][h].double) < 1e-6, "\(name)[\(l)][\(h)]")
+                }
+            }
         }
     }
 }
@@ -137,22 +150,30 @@ struct MapTests {
         #expect(try HeadFusion.head(1).fuse(layer).values == Array(layer.values[100..<200]))
     }
 
-    @Test("rollout cases equal numpy's float64 rollout",
-          arguments: ["mean_r0", "max_r0", "min_r0", "mean_r0.5", "max_r0.9", "mean_r0_start1_end2", "mean_r0_start0_end0"])
+    @Test(
+        "rollout cases equal numpy's float64 rollout",
+        arguments: [
+            "mean_r0", "max_r0", "min_r0", "mean_r0.5", "max_r0.9", "mean_r0_start1_end2", "mean_r0_start0_end0"
+        ])
     func rollout(name: String) throws {
         let e = Fixtures.expected["base"]["rollout"][name]
         let s = try source("synthetic/base_f32.npy")
-        let r = Rollout(fusion: try #require(HeadFusion(argument: e["fusion"].string!)), discardRatio: e["discard_ratio"].double,
-                        layers: e["start_layer"].int...e["end_layer"].int)
+        let r = Rollout(
+            fusion: try #require(HeadFusion(argument: e["fusion"].string!)), discardRatio: e["discard_ratio"].double,
+            layers: e["start_layer"].int...e["end_layer"].int)
         #expect(maxAbsDifference(try r.compute(s), e["matrix"].doubles2D) < 2e-6)
     }
 
-    @Test("one row of the rollout, computed as a vector through the layers, equals that row of numpy's R",
-          arguments: ["mean_r0", "max_r0", "min_r0", "mean_r0.5", "max_r0.9", "mean_r0_start1_end2", "mean_r0_start0_end0"], [0, 3, 9])
+    @Test(
+        "one row of the rollout, computed as a vector through the layers, equals that row of numpy's R",
+        arguments: [
+            "mean_r0", "max_r0", "min_r0", "mean_r0.5", "max_r0.9", "mean_r0_start1_end2", "mean_r0_start0_end0"
+        ], [0, 3, 9])
     func rolloutRow(name: String, token: Int) throws {
         let e = Fixtures.expected["base"]["rollout"][name]
-        let r = Rollout(fusion: try #require(HeadFusion(argument: e["fusion"].string!)), discardRatio: e["discard_ratio"].double,
-                        layers: e["start_layer"].int...e["end_layer"].int)
+        let r = Rollout(
+            fusion: try #require(HeadFusion(argument: e["fusion"].string!)), discardRatio: e["discard_ratio"].double,
+            layers: e["start_layer"].int...e["end_layer"].int)
         let row = try r.computeRow(try source("synthetic/base_f32.npy"), token: token)
         #expect(row.rows == 1 && row.columns == 10)
         #expect(maxAbsDifference(row.values.map(Double.init), e["matrix"].doubles2D[token]) < 2e-6)
@@ -164,17 +185,19 @@ struct MapTests {
         let n = 4
         let identity = ArraySource(layers: [[Float]](repeating: Matrix.identity(n).values, count: 3), heads: 1, size: n)
         #expect(try Rollout(layers: 0...2).compute(identity) == Matrix.identity(n))
-        // Uniform A: Â = (U + I) normalised = (1/n + δ)/2; every product of row-stochastic matrices stays row-stochastic.
+        // Uniform A: Â = (U + I) normalised = (1/n + δ)/2; every product of row-stochastic matrices stays
+        // row-stochastic.
         let uniform = ArraySource(layers: [[Float](repeating: 0.25, count: 16)], heads: 1, size: n)
         let r = try Rollout(layers: 0...0).compute(uniform)
-        #expect(abs(r[0, 0] - 0.625) < 1e-7)   // (0.25 + 1) / 2
-        #expect(abs(r[0, 1] - 0.125) < 1e-7)   // 0.25 / 2
+        #expect(abs(r[0, 0] - 0.625) < 1e-7)  // (0.25 + 1) / 2
+        #expect(abs(r[0, 1] - 0.125) < 1e-7)  // 0.25 / 2
     }
 
     @Test("discard: the k smallest by a stable sort, ties to the lower flat index, (0,0) protected")
     func discardTies() throws {
         // F = [[0.1, 0.1], [0.1, 0.7]]: k = ⌊0.5·4⌋ = 2 → flat indices 0 and 1 are the two smallest (ties by
-        // index); 0 is protected, so only (0,1) is zeroed. Then rows of F + I: [1.1, 0] → [1, 0]; [0.1, 1.7] → [1/18, 17/18].
+        // index); 0 is protected, so only (0,1) is zeroed. Then rows of F + I: [1.1, 0] → [1, 0]; [0.1, 1.7] → [1/18,
+        // 17/18].
         let a = Rollout(discardRatio: 0.5, layers: 0...0).augmented([0.1, 0.1, 0.1, 0.7], size: 2)
         #expect(a.values == [1, 0, Float(0.1 / 1.8), Float(1.7 / 1.8)])
     }
@@ -191,43 +214,54 @@ struct MapTests {
         let s = try source("synthetic/single_f32.h5")
         let grid = PatchGrid(rows: 3, columns: 3)
         let layerMap = try grid.extract(from: try HeadFusion.mean.fuse(try s.layer(2)), token: 0, prefix: 1)
-        #expect(maxAbsDifference(layerMap, Fixtures.expected["base"]["grid"]["layer2_mean_token0_prefix1"].doubles2D) < 1e-7)
+        #expect(
+            maxAbsDifference(layerMap, Fixtures.expected["base"]["grid"]["layer2_mean_token0_prefix1"].doubles2D) < 1e-7
+        )
         let r = try Rollout(layers: 0...2).compute(s)
         let rolloutMap = try grid.extract(from: r, token: 0, prefix: 1)
-        #expect(maxAbsDifference(rolloutMap, Fixtures.expected["base"]["grid"]["rollout_mean_r0_token0_prefix1"].doubles2D) < 2e-6)
+        #expect(
+            maxAbsDifference(rolloutMap, Fixtures.expected["base"]["grid"]["rollout_mean_r0_token0_prefix1"].doubles2D)
+                < 2e-6)
     }
 
     @Test("a grid that does not fit, a token or prefix out of range: errors that say how to fix it")
     func gridErrors() throws {
         let m = Matrix(rows: 10, columns: 10)
         #expect(throws: AnalysisError.self) { try PatchGrid(rows: 2, columns: 4).extract(from: m, token: 0, prefix: 1) }
-        #expect(throws: AnalysisError.self) { try PatchGrid(rows: 3, columns: 3).extract(from: m, token: 10, prefix: 1) }
+        #expect(throws: AnalysisError.self) {
+            try PatchGrid(rows: 3, columns: 3).extract(from: m, token: 10, prefix: 1)
+        }
         #expect(PatchGrid.square(holding: 256) == PatchGrid(rows: 16, columns: 16))
         #expect(PatchGrid.square(holding: 27) == nil)
         #expect(PatchGrid(argument: "16x12") == PatchGrid(rows: 16, columns: 12))
         #expect(PatchGrid(argument: "16") == nil)
     }
 
-    @Test("real MiniLM: head means and Abnar rollout equal the oracle",
-          arguments: ["real/minilm6_pride_LHSS_f32", "real/minilm6_zen_layers_f16"])
+    @Test(
+        "real MiniLM: head means and Abnar rollout equal the oracle",
+        arguments: ["real/minilm6_pride_LHSS_f32", "real/minilm6_zen_layers_f16"])
     func realRollout(stem: String) throws {
         let s = try source(stem + (stem.contains("pride") ? ".npy" : ".h5"))
         let oracle = try Fixtures.json(stem + ".oracle.json")
         for l in 0..<6 {
-            #expect(maxAbsDifference(try HeadFusion.mean.fuse(try s.layer(l)), oracle["head_mean"]["matrices"][l].doubles2D) < 1e-7)
+            #expect(
+                maxAbsDifference(try HeadFusion.mean.fuse(try s.layer(l)), oracle["head_mean"]["matrices"][l].doubles2D)
+                    < 1e-7)
         }
         let r = try Rollout(layers: 0...5).compute(s)
         #expect(maxAbsDifference(r, oracle["rollout_abnar"]["matrix"].doubles2D) < 2e-6)
     }
 
-    @Test("real MiniLM: discard 0.9 rollout equals vit-explain with the row normalisation done right (keepdim)",
-          arguments: ["mean", "max", "min"])
+    @Test(
+        "real MiniLM: discard 0.9 rollout equals vit-explain with the row normalisation done right (keepdim)",
+        arguments: ["mean", "max", "min"])
     func realDiscard(fusion: String) throws {
         for stem in ["real/minilm6_pride_LHSS_f32", "real/minilm6_zen_layers_f16"] {
             let s = try source(stem + (stem.contains("pride") ? ".npy" : ".h5"))
             let oracle = try Fixtures.json(stem + ".oracle.json")["rollout_vit_explain_keepdim"][fusion]
             let r = try Rollout(fusion: HeadFusion(argument: fusion)!, discardRatio: 0.9, layers: 0...5).compute(s)
-            // Stable tie order as in the oracle; float32 products give ~1e-7, the oracle's reverse-tie sensitivity is ≤ 1.4e-6.
+            // Stable tie order as in the oracle; float32 products give ~1e-7, the oracle's reverse-tie sensitivity is ≤
+            // 1.4e-6.
             let tolerance = 2e-6 + oracle["sensitivity"]["reverse_ties"]["max_abs_diff_matrix"].double
             #expect(maxAbsDifference(r, oracle["matrix"].doubles2D) < tolerance, "\(stem) \(fusion)")
         }
@@ -241,7 +275,9 @@ struct MapTests {
         let cls = try grid.extract(from: try HeadFusion.mean.fuse(try s.layer(2)), token: 0, prefix: 1)
         #expect(maxAbsDifference(cls, e["cls_grid_last_layer_head_mean"]["grid"].doubles2D) < 1e-8)
         let r = try Rollout(layers: 0...2).compute(s)
-        #expect(maxAbsDifference(try grid.extract(from: r, token: 0, prefix: 1), e["rollout_abnar"]["cls_row_grid"].doubles2D) < 1e-6)
+        #expect(
+            maxAbsDifference(
+                try grid.extract(from: r, token: 0, prefix: 1), e["rollout_abnar"]["cls_row_grid"].doubles2D) < 1e-6)
         #expect(abs(r.values.reduce(0.0) { $0 + Double($1) } - e["rollout_abnar"]["summary"]["sum"].double) < 1e-4)
         // The microcontroller: the last-layer CLS grid peaks at patches (7–8, 7–8).
         let peak = cls.values.indices.max { cls.values[$0] < cls.values[$1] }!
@@ -251,8 +287,9 @@ struct MapTests {
 
 @Suite("Attention from Q and K")
 struct QueryKeyTests {
-    @Test("softmax(Q Kᵀ/√d), causal and a custom scale equal numpy's",
-          arguments: [("scale_default", nil as Double?, false), ("causal", nil, true), ("scale_0.25", 0.25, false)])
+    @Test(
+        "softmax(Q Kᵀ/√d), causal and a custom scale equal numpy's",
+        arguments: [("scale_default", nil as Double?, false), ("causal", nil, true), ("scale_0.25", 0.25, false)])
     func recompute(key: String, scale: Double?, causal: Bool) throws {
         for file in ["synthetic/qk_LHSd.h5", "synthetic/qk_LShd.h5", "synthetic/both_attn_and_qk.h5"] {
             let s = try source(file, SourceOptions(fromQK: true, scale: scale, causal: causal))
@@ -260,7 +297,9 @@ struct QueryKeyTests {
             let expected = Fixtures.expected["base"]["recompute_qk"][key]
             for l in 0..<3 {
                 let layer = try s.layer(l)
-                #expect(maxAbsDifference(layer.values.map(Double.init), expected[l].doubles3D.flatMap { $0.flatMap { $0 } }) < 1e-6, "\(file) \(key) layer \(l)")
+                #expect(
+                    maxAbsDifference(layer.values.map(Double.init), expected[l].doubles3D.flatMap { $0.flatMap { $0 } })
+                        < 1e-6, "\(file) \(key) layer \(l)")
             }
         }
     }
@@ -271,7 +310,9 @@ struct QueryKeyTests {
         #expect(s.origin != .stored)
         let expected = Fixtures.expected["base_f16"]["recompute_qk_f16"]["scale_default"]
         for l in 0..<3 {
-            #expect(maxAbsDifference(try s.layer(l).values.map(Double.init), expected[l].doubles3D.flatMap { $0.flatMap { $0 } }) < 1e-6)
+            #expect(
+                maxAbsDifference(
+                    try s.layer(l).values.map(Double.init), expected[l].doubles3D.flatMap { $0.flatMap { $0 } }) < 1e-6)
         }
     }
 
@@ -288,15 +329,20 @@ struct QueryKeyTests {
         #expect(abs(worst - oracle["recompute_from_qk"]["max_abs_diff_vs_stored"].double) < 1e-5)
         // Causal: entropies per head equal the oracle's causal recomputation.
         let causal = try stats(try source("real/minilm6_zen_layers_f16.h5", SourceOptions(fromQK: true, causal: true)))
-        for l in 0..<6 { for h in 0..<12 {
-            #expect(abs(causal[l][h].entropy - oracle["causal_recompute"]["per_head_mean_row_entropy_nats"][l][h].double) < 1e-5)
-        } }
+        for l in 0..<6 {
+            for h in 0..<12 {
+                #expect(
+                    abs(
+                        causal[l][h].entropy - oracle["causal_recompute"]["per_head_mean_row_entropy_nats"][l][h].double
+                    ) < 1e-5)
+            }
+        }
     }
 
     @Test("real ViT: entropy of attention recomputed from float16 q and k equals numpy's float64 recomputation")
     func realBoard() throws {
         let recomputed = try source("real/vits14_board_small.h5", SourceOptions(fromQK: true))
-        #expect(recomputed.origin == .recomputed(scale: 1 / 8, causal: false))   // head dimension 64: 1/√64
+        #expect(recomputed.origin == .recomputed(scale: 1 / 8, causal: false))  // head dimension 64: 1/√64
         let computed = try stats(recomputed)
         let e = try Fixtures.json("real/vits14_board_small.expected.json")["recompute_from_qk"]["entropy"]
         // Scores q·k/8 reach |289|: float32 products round them by up to ~3e-5, which bounds the entropy error.
@@ -340,7 +386,8 @@ final class ArraySource: AttentionSource {
 
 @Suite("DINO masks")
 struct AttentionMaskTests {
-    @Test("hand-worked: 0.125, 0.25, 0.375, 0.25 at 60% keeps 0.375 and the later 0.25 (stable order), 62.5% of the mass")
+    @Test(
+        "hand-worked: 0.125, 0.25, 0.375, 0.25 at 60% keeps 0.375 and the later 0.25 (stable order), 62.5% of the mass")
     func handWorked() throws {
         // Ascending, stable: 0.125 (i0), 0.25 (i1), 0.25 (i3), 0.375 (i2); running sums 0.125, 0.375, 0.625, 1.
         // Kept where the running sum exceeds 1 − 0.6 = 0.4: i3 and i2.
@@ -348,12 +395,17 @@ struct AttentionMaskTests {
         #expect(mask.values == [0, 0, 1, 1])
         let all = try AttentionMask.keeping(Matrix(rows: 2, columns: 2, values: [0.125, 0.25, 0.375, 0.25]), mass: 1)
         #expect(all.values == [1, 1, 1, 1])
-        #expect(throws: AnalysisError.self) { try AttentionMask.keeping(Matrix(rows: 1, columns: 2, values: [0.5, -0.1]), mass: 0.5) }
-        #expect(throws: AnalysisError.self) { try AttentionMask.keeping(Matrix(rows: 1, columns: 2, values: [0.5, 0.5]), mass: 0) }
+        #expect(throws: AnalysisError.self) {
+            try AttentionMask.keeping(Matrix(rows: 1, columns: 2, values: [0.5, -0.1]), mass: 0.5)
+        }
+        #expect(throws: AnalysisError.self) {
+            try AttentionMask.keeping(Matrix(rows: 1, columns: 2, values: [0.5, 0.5]), mass: 0)
+        }
     }
 
-    @Test("real ViT: every head's and the head mean's masks at 0.6 and 0.9 equal DINO's rule computed with numpy",
-          arguments: ["0.6", "0.9"])
+    @Test(
+        "real ViT: every head's and the head mean's masks at 0.6 and 0.9 equal DINO's rule computed with numpy",
+        arguments: ["0.6", "0.9"])
     func realMasks(threshold: String) throws {
         let expected = try Fixtures.json("real/vits14_board_small.dino_masks.json")
         let s = try source("real/vits14_board_small.h5")
@@ -365,27 +417,48 @@ struct AttentionMaskTests {
             #expect(mask.values.map(Double.init) == expected["heads"][threshold][h].doubles, "head \(h)")
         }
         let mean = try grid.extract(from: try HeadFusion.mean.fuse(layer), token: 0, prefix: 1)
-        #expect(try AttentionMask.keeping(mean, mass: Double(threshold)!).values.map(Double.init) == expected["mean"][threshold].doubles)
+        #expect(
+            try AttentionMask.keeping(mean, mass: Double(threshold)!).values.map(Double.init)
+                == expected["mean"][threshold].doubles)
     }
 }
 
 @Suite("Review fixes")
 struct ReviewFixTests {
-    @Test("softmax rows meeting a NaN or +inf score are refused, naming the value that caused them, not a made-up distribution")
+    @Test(
+        """
+        softmax rows meeting a NaN or +inf score are refused, naming the value that caused them, not a made-up \
+        distribution
+        """
+    )
     func nanScores() {
         var k = [Float](repeating: 0.5, count: 12 * 4), q = [Float](repeating: 0.25, count: 12 * 4)
         k[3 * 4] = .nan
         q[5 * 4 + 1] = .infinity
         func message(_ q: [Float], _ k: [Float]) -> String {
             do {
-                _ = try RecomputedAttention.attention(from: LayerQueryKey(heads: 1, positions: 12, dim: 4, queries: q, keys: k), scale: 0.5, causal: false, layer: 2)
+                _ = try RecomputedAttention.attention(
+                    from: LayerQueryKey(heads: 1, positions: 12, dim: 4, queries: q, keys: k), scale: 0.5,
+                    causal: false, layer: 2)
                 return "no error"
             } catch { return "\(error)" }
         }
         // Row 0 meets k's NaN at key 3 first; with k finite, row 5 meets q's infinity.
-        #expect(message(q, k) == "layer 2, head 0: k holds NaN or infinite values at position 3: attention cannot be recomputed from it")
+        #expect(
+            message(q, k)
+                == """
+                layer 2, head 0: k holds NaN or infinite values at position 3: attention cannot be recomputed \
+                from it
+                """
+        )
         k[3 * 4] = 0.5
-        #expect(message(q, k) == "layer 2, head 0: q holds NaN or infinite values at position 5: attention cannot be recomputed from it")
+        #expect(
+            message(q, k)
+                == """
+                layer 2, head 0: q holds NaN or infinite values at position 5: attention cannot be recomputed \
+                from it
+                """
+        )
         // Finite q and k whose products overflow float32 (1e20 · 1e20 · 4 · 0.5 = 2e40).
         let big = [Float](repeating: 1e20, count: 12 * 4)
         #expect(message(big, big).hasPrefix("layer 2, head 0, query 0: Q·Kᵀ·scale overflows float32"))
@@ -394,8 +467,8 @@ struct ReviewFixTests {
     @Test("max and min fusion keep a NaN of any head (not only head 0)")
     func fusionNaN() throws {
         var values = [Float](repeating: 1.0 / 3, count: 2 * 9)
-        values[9 + 0] = .nan   // head 1, (0, 0)
-        values[4] = .nan       // head 0, (1, 1)
+        values[9 + 0] = .nan  // head 1, (0, 0)
+        values[4] = .nan  // head 0, (1, 1)
         let layer = LayerAttention(heads: 2, queries: 3, keys: 3, values: values)
         for fusion in [HeadFusion.max, .min] {
             let fused = try fusion.fuse(layer)

@@ -12,7 +12,8 @@ private func augmentedLayers(_ s: AttentionSource, through top: Int) throws -> [
         let layer = try s.layer(l)
         return (0..<n).map { i in
             var row = (0..<n).map { j in
-                (0..<layer.heads).map { h in Double(layer.values[(h * n + i) * n + j]) }.reduce(0, +) / Double(layer.heads) + (i == j ? 1 : 0)
+                (0..<layer.heads).map { h in Double(layer.values[(h * n + i) * n + j]) }.reduce(0, +)
+                    / Double(layer.heads) + (i == j ? 1 : 0)
             }
             let sum = row.reduce(0, +)
             row = row.map { $0 / sum }
@@ -58,16 +59,24 @@ struct AttentionFlowTests {
 
     @Test("cross-attention, NaN and an out-of-range token are refused with a reason")
     func refusals() throws {
-        #expect(throws: AnalysisError.self) { try AttentionFlow(layer: 0).compute(try source("synthetic/base_f32.npy"), tokens: [10]) }
-        let error = #expect(throws: AttnError.self) { try AttentionFlow(layer: 2).compute(try source("synthetic/nan_inf.npy")) }
+        #expect(throws: AnalysisError.self) {
+            try AttentionFlow(layer: 0).compute(try source("synthetic/base_f32.npy"), tokens: [10])
+        }
+        let error = #expect(throws: AttnError.self) {
+            try AttentionFlow(layer: 2).compute(try source("synthetic/nan_inf.npy"))
+        }
         #expect(error?.message.contains("NaN") == true)
     }
 }
 
 @Suite("Attention flow against networkx")
 struct AttentionFlowReferenceTests {
-    @Test("every layer of every case equals networkx's Edmonds–Karp through the reference's pipeline (≤ 1e-6; zeros exact)",
-          arguments: ["random_L3H2S6", "sparse_L2H2S5", "minilm6_pride"])
+    @Test(
+        """
+        every layer of every case equals networkx's Edmonds–Karp through the reference's pipeline (≤ 1e-6; zeros \
+        exact)
+        """,
+        arguments: ["random_L3H2S6", "sparse_L2H2S5", "minilm6_pride"])
     func matchesNetworkx(name: String) throws {
         let expected = try Fixtures.json("synthetic/flow/expected.json")["cases"][name]
         let file = name == "minilm6_pride" ? "real/minilm6_pride_LHSS_f32.npy" : "synthetic/flow/\(name).npy"
@@ -81,7 +90,9 @@ struct AttentionFlowReferenceTests {
             for i in 0..<n {
                 for j in 0..<n {
                     worst = max(worst, abs(flow[i * n + j] - want[i][j]))
-                    if want[i][j] == 0 { #expect(flow[i * n + j] == 0, "\(name) layer \(layer) [\(i), \(j)] should be exactly 0") }
+                    if want[i][j] == 0 {
+                        #expect(flow[i * n + j] == 0, "\(name) layer \(layer) [\(i), \(j)] should be exactly 0")
+                    }
                 }
             }
             #expect(worst <= 1e-6, "\(name) layer \(layer): max |Δ| = \(worst)")

@@ -13,7 +13,7 @@ private final class SplittingSource: AttentionSource, @unchecked Sendable {
     let plan: [[(rows: Range<Int>, worker: Int)]] = [
         [(0..<3, 0), (3..<7, 1)],
         [(0..<5, 1), (5..<7, 0)],
-        [(2..<4, 0), (0..<2, 1), (4..<7, 1)],
+        [(2..<4, 0), (0..<2, 1), (4..<7, 1)]
     ]
 
     init() {
@@ -31,8 +31,9 @@ private final class SplittingSource: AttentionSource, @unchecked Sendable {
             for (rows, worker) in plan[h] {
                 let start = (h * queryCount + rows.lowerBound) * keyCount
                 try values.withUnsafeBufferPointer { v in
-                    try body(RowBlock(worker: worker % workers, head: h, rows: rows),
-                             UnsafeBufferPointer(rebasing: v[start..<(start + rows.count * keyCount)]))
+                    try body(
+                        RowBlock(worker: worker % workers, head: h, rows: rows),
+                        UnsafeBufferPointer(rebasing: v[start..<(start + rows.count * keyCount)]))
                 }
             }
         }
@@ -68,12 +69,13 @@ struct FusionSplitTests {
         }
     }
 
-    @Test("mean, max, min and one head equal the whole-layer values, layer after layer, on 1, 2 and 3 workers",
-          arguments: [HeadFusion.mean, .max, .min, .head(1)], [1, 2, 3])
+    @Test(
+        "mean, max, min and one head equal the whole-layer values, layer after layer, on 1, 2 and 3 workers",
+        arguments: [HeadFusion.mean, .max, .min, .head(1)], [1, 2, 3])
     func split(fusion: HeadFusion, workers: Int) throws {
         let source = SplittingSource()
         let workspace = try HeadFusionWorkspace(fusion, source: source, workers: workers)
-        for layer in [0, 1, 0] {   // reused buffers: a layer must not leak into the next
+        for layer in [0, 1, 0] {  // reused buffers: a layer must not leak into the next
             try workspace.fuse(layer: layer)
             let expected = reference(source.layers[layer], fusion: fusion)
             for (got, want) in zip(workspace.fused, expected) {
@@ -82,7 +84,9 @@ struct FusionSplitTests {
         }
     }
 
-    @Test("a -0.0 in every head fuses to +0.0 under mean and one head, as numpy's sum from a cleared buffer gives", arguments: [HeadFusion.mean, .head(2)])
+    @Test(
+        "a -0.0 in every head fuses to +0.0 under mean and one head, as numpy's sum from a cleared buffer gives",
+        arguments: [HeadFusion.mean, .head(2)])
     func negativeZero(fusion: HeadFusion) throws {
         let source = SplittingSource()
         let size = 7 * 5
@@ -90,7 +94,9 @@ struct FusionSplitTests {
         let workspace = try HeadFusionWorkspace(fusion, source: source, workers: 2)
         try workspace.fuse(layer: 0)
         for i in [0, 17, 34] {
-            #expect(workspace.fused[i] == 0 && workspace.fused[i].sign == .plus, "\(fusion) element \(i): \(workspace.fused[i])")
+            #expect(
+                workspace.fused[i] == 0 && workspace.fused[i].sign == .plus,
+                "\(fusion) element \(i): \(workspace.fused[i])")
         }
     }
 }

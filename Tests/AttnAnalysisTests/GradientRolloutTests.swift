@@ -13,12 +13,14 @@ struct GradientRolloutTests {
         guard case .attention(let attention) = try AttentionLayout.resolve(dump, options: ReadOptions()) else {
             throw AnalysisError("expected stored attention")
         }
-        let gradients = try #require(try AttentionLayout.gradients(dump, named: nil, options: ReadOptions(), matching: attention))
+        let gradients = try #require(
+            try AttentionLayout.gradients(dump, named: nil, options: ReadOptions(), matching: attention))
         return (attention, gradients)
     }
 
-    @Test("R = (I + Ā_end)⋯(I + Ā_start) equals numpy's float64 Chefer rule, one tensor or one dataset per layer",
-          arguments: ["synthetic/gradients/attn_grad.npz", "synthetic/gradients/per_layer_grads.h5"])
+    @Test(
+        "R = (I + Ā_end)⋯(I + Ā_start) equals numpy's float64 Chefer rule, one tensor or one dataset per layer",
+        arguments: ["synthetic/gradients/attn_grad.npz", "synthetic/gradients/per_layer_grads.h5"])
     func matchesNumpy(file: String) throws {
         let expected = try Fixtures.json("synthetic/gradients/expected.json")
         let (attention, gradients) = try sources(file)
@@ -46,8 +48,12 @@ struct GradientRolloutTests {
     @Test("gradients of another shape are refused naming both shapes; a file without them has none")
     func shapes() throws {
         let wrong = try DumpFile(path: Fixtures.path("synthetic/gradients/wrong_shape.npz"))
-        guard case .attention(let attention) = try AttentionLayout.resolve(wrong, options: ReadOptions()) else { return }
-        let error = #expect(throws: AttnError.self) { try AttentionLayout.gradients(wrong, named: nil, options: ReadOptions(), matching: attention) }
+        guard case .attention(let attention) = try AttentionLayout.resolve(wrong, options: ReadOptions()) else {
+            return
+        }
+        let error = #expect(throws: AttnError.self) {
+            try AttentionLayout.gradients(wrong, named: nil, options: ReadOptions(), matching: attention)
+        }
         #expect(error?.message.contains("(3, 2, 10, 10), found (2, 2, 10, 10)") == true)
         let none = try DumpFile(path: Fixtures.path("synthetic/gradients/no_grads.npz"))
         #expect(try AttentionLayout.gradients(none, named: nil, options: ReadOptions(), matching: attention) == nil)

@@ -1,7 +1,7 @@
 import Testing
 import Dispatch
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import AttnCore
 @testable import AttnLinalg
@@ -26,7 +26,7 @@ struct MatrixProductTests {
         init(m: Int, n: Int, k: Int, transposeB: Bool, seed: UInt64) {
             self.m = m; self.n = n; self.k = k; self.transposeB = transposeB
             var state = seed
-            func next() -> Float {   // a 64-bit LCG, top 24 bits: values in [-0.5, 0.5)
+            func next() -> Float {  // a 64-bit LCG, top 24 bits: values in [-0.5, 0.5)
                 state = state &* 6364136223846793005 &+ 1442695040888963407
                 return Float(state >> 40) / Float(1 << 24) - 0.5
             }
@@ -62,9 +62,12 @@ struct MatrixProductTests {
 
     @Test("four threads making products of the shapes that failed at once: each equals the same product made alone")
     func concurrent() throws {
-        let cases = [Case(m: 50, n: 50, k: 10, transposeB: true, seed: 1), Case(m: 12, n: 12, k: 10, transposeB: true, seed: 2),
-                     Case(m: 100, n: 100, k: 10, transposeB: true, seed: 3), Case(m: 160, n: 160, k: 64, transposeB: false, seed: 4),
-                     Case(m: 129, n: 129, k: 64, transposeB: true, seed: 5)]
+        let cases = [
+            Case(m: 50, n: 50, k: 10, transposeB: true, seed: 1), Case(m: 12, n: 12, k: 10, transposeB: true, seed: 2),
+            Case(m: 100, n: 100, k: 10, transposeB: true, seed: 3),
+            Case(m: 160, n: 160, k: 64, transposeB: false, seed: 4),
+            Case(m: 129, n: 129, k: 64, transposeB: true, seed: 5)
+        ]
         // Each product made alone equals the float64 one to float32 accuracy; the products made concurrently
         // must equal it bit for bit (one call runs on one thread, in the same order whatever else runs).
         let alone = cases.map { product($0) }
@@ -79,14 +82,21 @@ struct MatrixProductTests {
                 var out = [Float](repeating: 0, count: c.m * c.n)
                 for _ in 0..<rounds {
                     product(c, into: &out)
-                    if memcmp(out, alone[index], out.count * MemoryLayout<Float>.size) != 0 { slots.value[index * threads + t] += 1 }
+                    if memcmp(out, alone[index], out.count * MemoryLayout<Float>.size) != 0 {
+                        slots.value[index * threads + t] += 1
+                    }
                 }
             }
         }
         for index in cases.indices {
             let c = cases[index], counts = Array(wrong[(index * threads)..<((index + 1) * threads)])
-            #expect(counts.allSatisfy { $0 == 0 },
-                    "\(c.m)×\(c.k)·\(c.k)×\(c.n): wrong products per thread \(counts) of \(rounds); calls overlap: \(!MatrixProduct.callsMustNotOverlap)")
+            #expect(
+                counts.allSatisfy { $0 == 0 },
+                """
+                \(c.m)×\(c.k)·\(c.k)×\(c.n): wrong products per thread \(counts) of \(rounds); calls overlap: \
+                \(!MatrixProduct.callsMustNotOverlap)
+                """
+            )
         }
     }
 
@@ -94,9 +104,13 @@ struct MatrixProductTests {
     func threadedBuildLinked() {
         var found = glob_t()
         defer { globfree(&found) }
-        guard glob("/usr/lib/*/openblas-pthread/libopenblasp-r*.a", 0, nil, &found) == 0, found.gl_pathc > 0 else { return }
+        guard glob("/usr/lib/*/openblas-pthread/libopenblasp-r*.a", 0, nil, &found) == 0, found.gl_pathc > 0 else {
+            return
+        }
         // Package.swift prefers it; a .build made before it was installed links the serial build (rm -rf .build).
-        #expect(!MatrixProduct.callsMustNotOverlap, "the serial OpenBLAS is linked although the threaded archive is installed")
+        #expect(
+            !MatrixProduct.callsMustNotOverlap,
+            "the serial OpenBLAS is linked although the threaded archive is installed")
     }
 
     private func product(_ c: Case) -> [Float] {
@@ -109,8 +123,9 @@ struct MatrixProductTests {
         c.a.withUnsafeBufferPointer { a in
             c.b.withUnsafeBufferPointer { b in
                 out.withUnsafeMutableBufferPointer { o in
-                    MatrixProduct.multiply(a.baseAddress!, b.baseAddress!, into: o.baseAddress!, m: c.m, n: c.n, k: c.k,
-                                           transposeB: c.transposeB)
+                    MatrixProduct.multiply(
+                        a.baseAddress!, b.baseAddress!, into: o.baseAddress!, m: c.m, n: c.n, k: c.k,
+                        transposeB: c.transposeB)
                 }
             }
         }

@@ -34,8 +34,10 @@ struct RolloutPipelineTests {
         for name in ["mean_r0", "max_r0.9", "mean_r0_start1_end2", "mean_r0_start0_end0"] {
             let e = Fixtures.expected["base"]["rollout"][name]
             let s = try source("synthetic/base_f32.npy")
-            let r = Rollout(fusion: try #require(HeadFusion(argument: e["fusion"].string!)), discardRatio: e["discard_ratio"].double,
-                            layers: e["start_layer"].int...e["end_layer"].int)
+            let r = Rollout(
+                fusion: try #require(HeadFusion(argument: e["fusion"].string!)),
+                discardRatio: e["discard_ratio"].double,
+                layers: e["start_layer"].int...e["end_layer"].int)
             var steps = 0
             let matrix = try r.compute(s, workers: workers) { steps += 1 }
             #expect(maxAbsDifference(matrix, e["matrix"].doubles2D) < 2e-6, "\(name), \(workers) workers")
@@ -43,8 +45,9 @@ struct RolloutPipelineTests {
         }
     }
 
-    @Test("a NaN in layer k is reported although layer k + 1, read at the same time, is unreadable (steps of both ways)",
-          arguments: [1, 2], [1, 2, 3])
+    @Test(
+        "a NaN in layer k is reported although layer k + 1, read at the same time, is unreadable (steps of both ways)",
+        arguments: [1, 2], [1, 2, 3])
     func earlierErrorFirst(_ workers: Int, nanLayer: Int) {
         let good = [Float](repeating: 1.0 / 3, count: 18)
         var nan = good

@@ -17,8 +17,10 @@ struct RowKernelTests {
         }
     }
 
-    static let specials: [Float] = [.nan, .infinity, -.infinity, -0.0, -1e-3, .leastNormalMagnitude / 16, 0, .leastNormalMagnitude,
-                                    .leastNonzeroMagnitude, 1]
+    static let specials: [Float] = [
+        .nan, .infinity, -.infinity, -0.0, -1e-3, .leastNormalMagnitude / 16, 0, .leastNormalMagnitude,
+        .leastNonzeroMagnitude, 1
+    ]
 
     @Test("every level matches the float64 reference: counts, min and max exactly, sums to 1e-12, entropy to 1e-8")
     func levels() throws {
@@ -31,9 +33,12 @@ struct RowKernelTests {
             var row = (0..<n).map { _ in Float(exp(6 * random.next() - 3)) }
             let total = row.reduce(0, +)
             if total > 0 { row = row.map { $0 / total } }
-            if n % 50 == 7 { row = [Float](repeating: 0, count: n) }   // rows of zeros (masked rows)
+            if n % 50 == 7 { row = [Float](repeating: 0, count: n) }  // rows of zeros (masked rows)
             if trial >= lengths.count && n > 0 {
-                for _ in 0..<(1 + trial % 3) { row[Int(random.next() * Double(n))] = Self.specials[Int(random.next() * Double(Self.specials.count))] }
+                for _ in 0..<(1 + trial % 3) {
+                    row[Int(random.next() * Double(n))] =
+                        Self.specials[Int(random.next() * Double(Self.specials.count))]
+                }
             }
             var sum = 0.0, entropy = 0.0, lo = Double.infinity, hi = -Double.infinity
             var finite = 0, nan = 0, inf = 0, negative = 0
@@ -47,9 +52,13 @@ struct RowKernelTests {
                 if p >= .leastNormalMagnitude { entropy -= Double(p) * log(Double(p)) }
             }
             for level in 0...2 {
-                guard let s = row.withUnsafeBufferPointer({ RowKernels.statistics($0, kernels: level) }) else { continue }
+                guard let s = row.withUnsafeBufferPointer({ RowKernels.statistics($0, kernels: level) }) else {
+                    continue
+                }
                 checked[level] += 1
-                #expect(s.finite == finite && s.nan == nan && s.inf == inf && s.negative == negative, "level \(level), n \(n)")
+                #expect(
+                    s.finite == finite && s.nan == nan && s.inf == inf && s.negative == negative,
+                    "level \(level), n \(n)")
                 #expect(s.min == lo && s.max == hi, "level \(level), n \(n): \(s.min) \(s.max) vs \(lo) \(hi)")
                 #expect(abs(s.sum - sum) <= 1e-12 * max(1, abs(sum)), "level \(level), n \(n)")
                 #expect(abs(s.entropy - entropy) < 1e-8, "level \(level), n \(n): \(s.entropy) vs \(entropy)")
@@ -61,7 +70,8 @@ struct RowKernelTests {
         #expect(RowKernels.supportedLevel < 2 || checked[2] == 2 * lengths.count)
     }
 
-    @Test("softmax at every level matches exp in float64 to 5e-7 of each value; NaN makes the row NaN; masked keys are 0")
+    @Test(
+        "softmax at every level matches exp in float64 to 5e-7 of each value; NaN makes the row NaN; masked keys are 0")
     func softmax() throws {
         var random = Lcg(state: 777)
         var checked = [0, 0, 0]
@@ -69,21 +79,29 @@ struct RowKernelTests {
             let n = trial < 1000 ? 1 + trial % 300 : 1024 + trial % 7
             let visible = trial % 5 == 0 && n > 3 ? n - 3 : n
             // Logits of a few units, some rows with a far-off group (underflowing to 0), some with a NaN.
-            var logits = (0..<n).map { _ in Float(8 * random.next() - 4) - (trial % 13 == 0 && random.next() < 0.5 ? 200 : 0) }
+            var logits = (0..<n).map { _ in
+                Float(8 * random.next() - 4) - (trial % 13 == 0 && random.next() < 0.5 ? 200 : 0)
+            }
             if trial % 17 == 0 { logits[Int(random.next() * Double(visible))] = .nan }
             let peak = logits[..<visible].map(Double.init).max()!
             let total = logits[..<visible].reduce(0.0) { $0 + exp(Double($1) - peak) }
             let hasNaN = logits[..<visible].contains { $0.isNaN }
             for level in 0...2 {
                 var row = logits
-                guard row.withUnsafeMutableBufferPointer({ RowKernels.softmax($0.baseAddress!, visible: visible, count: n, kernels: level) }) else { continue }
+                guard
+                    row.withUnsafeMutableBufferPointer({
+                        RowKernels.softmax($0.baseAddress!, visible: visible, count: n, kernels: level)
+                    })
+                else { continue }
                 checked[level] += 1
                 for j in 0..<n {
                     if j >= visible { #expect(row[j] == 0); continue }
                     if hasNaN { #expect(row[j].isNaN, "level \(level), trial \(trial)"); continue }
                     let expected = exp(Double(logits[j]) - peak) / total
                     // Values below float's normal range are held to an absolute bound instead.
-                    #expect(abs(Double(row[j]) - expected) <= 5e-7 * expected + 1e-38, "level \(level), trial \(trial), j \(j): \(row[j]) vs \(expected)")
+                    #expect(
+                        abs(Double(row[j]) - expected) <= 5e-7 * expected + 1e-38,
+                        "level \(level), trial \(trial), j \(j): \(row[j]) vs \(expected)")
                 }
             }
         }
@@ -107,20 +125,31 @@ struct RowKernelTests {
                 var divided = sums.map { $0 / 12 }
                 var expected = [Float](repeating: -1, count: n), got = [Float](repeating: -1, count: n)
                 let want = divided.withUnsafeMutableBufferPointer { f in
-                    expected.withUnsafeMutableBufferPointer { RowKernels.augmentRow(f.baseAddress!, count: n, diagonal: diagonal, into: $0.baseAddress!) }
+                    expected.withUnsafeMutableBufferPointer {
+                        RowKernels.augmentRow(f.baseAddress!, count: n, diagonal: diagonal, into: $0.baseAddress!)
+                    }
                 }
                 let have = sums.withUnsafeMutableBufferPointer { f in
-                    got.withUnsafeMutableBufferPointer { RowKernels.augmentRow(dividing: f.baseAddress!, by: 12, count: n, diagonal: diagonal, into: $0.baseAddress!) }
+                    got.withUnsafeMutableBufferPointer {
+                        RowKernels.augmentRow(
+                            dividing: f.baseAddress!, by: 12, count: n, diagonal: diagonal, into: $0.baseAddress!)
+                    }
                 }
                 #expect(have.nonFinite == want.nonFinite && have.nonFinite == (poison ? 1 : 0))
                 #expect(have.sum.bitPattern == want.sum.bitPattern || (have.sum.isNaN && want.sum.isNaN), "n \(n)")
                 #expect(got.map(\.bitPattern) == expected.map(\.bitPattern), "n \(n)")
-                #expect(sums.map(\.bitPattern) == divided.map(\.bitPattern) || poison, "the sums become the means in place")
+                #expect(
+                    sums.map(\.bitPattern) == divided.map(\.bitPattern) || poison, "the sums become the means in place")
             }
         }
     }
 
-    @Test("flow's Â in Double, in place: (f + I) / (Σ f + 1) as a float64 loop has it, and rollout's Float values rounded from it")
+    @Test(
+        """
+        flow's Â in Double, in place: (f + I) / (Σ f + 1) as a float64 loop has it, and rollout's Float values \
+        rounded from it
+        """
+    )
     func augmentInPlace() {
         var state: UInt64 = 11
         func next() -> Double {
@@ -132,7 +161,9 @@ struct RowKernelTests {
             let diagonal = n / 2
             let total = f.reduce(0, +) + 1
             var row = f
-            let result = row.withUnsafeMutableBufferPointer { RowKernels.augmentRowInPlace($0.baseAddress!, count: n, diagonal: diagonal) }
+            let result = row.withUnsafeMutableBufferPointer {
+                RowKernels.augmentRowInPlace($0.baseAddress!, count: n, diagonal: diagonal)
+            }
             // A sum of n + 1 positive terms in any order is within n·ε of the exact one (relative); a division adds ε.
             let bound = Double(n + 2) * Double.ulpOfOne
             #expect(result.nonFinite == 0 && abs(result.sum - total) <= bound * total)
@@ -141,17 +172,21 @@ struct RowKernelTests {
                 #expect(abs(row[j] - want) <= 2 * bound * want, "n \(n), j \(j)")
             }
             var rounded = [Float](repeating: 0, count: n)
-            _ = f.withUnsafeBufferPointer { p in rounded.withUnsafeMutableBufferPointer { RowKernels.augmentRow(p.baseAddress!, count: n, diagonal: diagonal, into: $0.baseAddress!) } }
+            _ = f.withUnsafeBufferPointer { p in
+                rounded.withUnsafeMutableBufferPointer {
+                    RowKernels.augmentRow(p.baseAddress!, count: n, diagonal: diagonal, into: $0.baseAddress!)
+                }
+            }
             #expect(rounded == row.map { Float($0) }, "n \(n)")
         }
     }
 }
 
-
 @Suite("Head fusion with the probability check in one pass")
 struct CheckedAccumulationTests {
-    @Test("accumulateChecking writes what the plain paths write (0 + x first, += after), with the row's sum and minimum",
-          arguments: [0, 1, 7, 8, 9, 16, 197, 257, 1025])
+    @Test(
+        "accumulateChecking writes what the plain paths write (0 + x first, += after), with the row's sum and minimum",
+        arguments: [0, 1, 7, 8, 9, 16, 197, 257, 1025])
     func sameAsPlain(n: Int) {
         var random = RowKernelTests.Lcg(state: UInt64(n) + 99)
         var row = (0..<n).map { _ in Float(random.next() * 2 - 0.5) }
@@ -159,7 +194,9 @@ struct CheckedAccumulationTests {
         let start = (0..<n).map { _ in random.next() }
         for first in [true, false] {
             var checked = start, plain = start
-            let (sum, minimum) = row.withUnsafeBufferPointer { RowKernels.accumulateChecking($0, into: &checked, first: first) }
+            let (sum, minimum) = row.withUnsafeBufferPointer {
+                RowKernels.accumulateChecking($0, into: &checked, first: first)
+            }
             for j in 0..<n { plain[j] = first ? 0.0 + Double(row[j]) : plain[j] + Double(row[j]) }
             #expect(checked.map(\.bitPattern) == plain.map(\.bitPattern), "first \(first)")
             #expect(abs(sum - row.reduce(0.0) { $0 + Double($1) }) < 1e-12)
@@ -167,7 +204,9 @@ struct CheckedAccumulationTests {
         }
     }
 
-    @Test("the first row that is not a distribution is named: by head, then row; rows with NaN are left to the NaN report")
+    @Test(
+        "the first row that is not a distribution is named: by head, then row; rows with NaN are left to the NaN report"
+    )
     func violations() {
         #expect(ProbabilityCheck.violation(sum: 1.005, minimum: 0, head: 0, row: 0) == nil)
         #expect(ProbabilityCheck.violation(sum: 1.02, minimum: 0, head: 1, row: 2)?.row == 2)
@@ -176,6 +215,12 @@ struct CheckedAccumulationTests {
         let rows: [Float] = [0.5, 0.5, 0.25, 0.25, 0.7, 0.3, -1, 2]
         let v = rows.withUnsafeBufferPointer { ProbabilityCheck.firstViolation($0, rows: 10..<14, keys: 2, head: 3) }
         #expect(v == ProbabilityCheck.Violation(head: 3, row: 11, sum: 0.5, minimum: 0.25))
-        #expect(v?.message(layer: 4, command: "rollout").hasPrefix("layer 4, head 3, query 11: the row sums to 0.5, not 1 (within 0.01): rollout needs attention probabilities") == true)
+        #expect(
+            v?.message(layer: 4, command: "rollout").hasPrefix(
+                """
+                layer 4, head 3, query 11: the row sums to 0.5, not 1 (within 0.01): rollout needs attention \
+                probabilities
+                """
+            ) == true)
     }
 }

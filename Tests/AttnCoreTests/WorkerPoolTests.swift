@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Foundation
 import Testing
@@ -91,7 +91,12 @@ struct WorkerPoolTests {
         }
     }
 
-    @Test("alongside: with no parallel run in the body the job runs after it; with an error it still runs, and the error is rethrown")
+    @Test(
+        """
+        alongside: with no parallel run in the body the job runs after it; with an error it still runs, and the \
+        error is rethrown
+        """
+    )
     func sideJobWithoutRun() {
         var order: [String] = []
         Workers.alongside({ order.append("job") }) { order.append("body") }
@@ -130,4 +135,3 @@ struct WorkerPoolTests {
         #expect(cattn_move_off_cpu(-1) == -1 && cattn_move_off_cpu(1 << 20) == -1)
     }
 }
-

@@ -18,16 +18,23 @@ struct MappedReadTests {
         let bytes = try #require(Descriptors.readFile("/proc/self/maps"))
         let text = String(decoding: bytes, as: UTF8.self)
         return text.split(separator: "\n").compactMap { line in
-            guard line.hasSuffix(" " + target), let dash = line.firstIndex(of: "-"), let space = line.firstIndex(of: " "),
-                  let low = UInt(line[..<dash], radix: 16), let high = UInt(line[line.index(after: dash)..<space], radix: 16) else { return nil }
+            guard line.hasSuffix(" " + target), let dash = line.firstIndex(of: "-"),
+                let space = line.firstIndex(of: " "),
+                let low = UInt(line[..<dash], radix: 16),
+                let high = UInt(line[line.index(after: dash)..<space], radix: 16)
+            else { return nil }
             return low..<high
         }
     }
 
     /// Every block of every head of `layer`, keyed by head and first row, with mapping on or off; how many blocks
     /// were handed on while the file was mapped, and how many from inside that mapping (native float32 in place).
-    func blocks(_ path: String, layer: Int, mapped: Bool) throws -> (values: [String: [UInt32]], whileMapped: Int, inPlace: Int) {
-        guard case .attention(let stored) = try AttentionLayout.resolve(try DumpFile(path: path), options: ReadOptions()) else {
+    func blocks(_ path: String, layer: Int, mapped: Bool) throws -> (
+        values: [String: [UInt32]], whileMapped: Int, inPlace: Int
+    ) {
+        guard
+            case .attention(let stored) = try AttentionLayout.resolve(try DumpFile(path: path), options: ReadOptions())
+        else {
             Issue.record("\(path) is not stored attention")
             return ([:], 0, 0)
         }
@@ -51,12 +58,18 @@ struct MappedReadTests {
         return (seen, whileMapped, inPlace)
     }
 
-    @Test("mapped blocks are bit for bit the blocks read with pread (NPY, HDF5, safetensors; f16, bf16, f32, f64, big-endian, a batch axis, a user block)",
-          arguments: ["real/minilm6_pride_LHSS_f32.npy", "real/minilm6_zen_layers_f16.h5",
-                      "synthetic/base_f32.npy", "synthetic/base_f16.npy", "synthetic/base_f32_be.npy", "synthetic/base_f64.npy",
-                      "synthetic/single_f32.h5", "synthetic/layouts/big_endian.h5", "synthetic/layouts/userblock.h5",
-                      "synthetic/exporters/hf_text_batch.h5", "synthetic/single_f64_batch.h5",
-                      "synthetic/safetensors/base_f32.safetensors", "synthetic/safetensors/base_bf16.safetensors"])
+    @Test(
+        """
+        mapped blocks are bit for bit the blocks read with pread (NPY, HDF5, safetensors; f16, bf16, f32, f64, \
+        big-endian, a batch axis, a user block)
+        """,
+        arguments: [
+            "real/minilm6_pride_LHSS_f32.npy", "real/minilm6_zen_layers_f16.h5",
+            "synthetic/base_f32.npy", "synthetic/base_f16.npy", "synthetic/base_f32_be.npy", "synthetic/base_f64.npy",
+            "synthetic/single_f32.h5", "synthetic/layouts/big_endian.h5", "synthetic/layouts/userblock.h5",
+            "synthetic/exporters/hf_text_batch.h5", "synthetic/single_f64_batch.h5",
+            "synthetic/safetensors/base_f32.safetensors", "synthetic/safetensors/base_bf16.safetensors"
+        ])
     func sameAsPread(_ name: String) throws {
         let path = Fixtures.path(name)
         guard FileManager.default.fileExists(atPath: path) else {
@@ -73,8 +86,10 @@ struct MappedReadTests {
         #expect(mapped.whileMapped == mapped.values.count)
         #expect(read.inPlace == 0)
         // Native float32 is handed on where it lies in the mapping, every block of it; other types are decoded.
-        let nativeF32 = ["minilm6_pride_LHSS_f32.npy", "base_f32.npy", "single_f32.h5", "userblock.h5", "hf_text_batch.h5",
-                         "base_f32.safetensors"].contains { name.hasSuffix($0) }
+        let nativeF32 = [
+            "minilm6_pride_LHSS_f32.npy", "base_f32.npy", "single_f32.h5", "userblock.h5", "hf_text_batch.h5",
+            "base_f32.safetensors"
+        ].contains { name.hasSuffix($0) }
         #expect(mapped.inPlace == (nativeF32 ? mapped.values.count : 0))
     }
 
@@ -90,8 +105,8 @@ struct MappedReadTests {
         let mapped = try #require(file.mapped(at: 100, count: 8 * page - 100))
         #expect(mapped.bytes[0] == 7 && !mapped.faulted)
         #expect(truncate(path, off_t(3 * page)) == 0)
-        #expect(mapped.bytes[3 * page - 101] == 7 && !mapped.faulted)   // the last byte still in the file
-        #expect(mapped.bytes[5 * page] == 0)                              // a page now past the end
+        #expect(mapped.bytes[3 * page - 101] == 7 && !mapped.faulted)  // the last byte still in the file
+        #expect(mapped.bytes[5 * page] == 0)  // a page now past the end
         #expect(mapped.faulted)
         #expect(mapped.bytes[5 * page + 1] == 0 && mapped.bytes[6 * page] == 0)
         #expect(file.currentSize() == 3 * page)
@@ -103,7 +118,8 @@ struct MappedReadTests {
         var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': (2, 4, 256, 256), }"
         while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
         header += "\n"
-        var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xff), UInt8(header.utf8.count >> 8)])
+        var data = Data(
+            [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xff), UInt8(header.utf8.count >> 8)])
         data.append(contentsOf: Array(header.utf8))
         let dataOffset = data.count
         let count = shape.reduce(1, *)
@@ -112,17 +128,19 @@ struct MappedReadTests {
             let one = withUnsafeBytes(of: &value) { Array($0) }
             for _ in 0..<count { data.append(contentsOf: one) }
         } else {
-            let one: [UInt8] = [0x00, 0x1c]   // float16 1/256 = 2^-8: exponent 7, little-endian 0x1c00
+            let one: [UInt8] = [0x00, 0x1c]  // float16 1/256 = 2^-8: exponent 7, little-endian 0x1c00
             for _ in 0..<count { data.append(contentsOf: one) }
         }
         try data.write(to: URL(fileURLWithPath: path))
         return dataOffset
     }
 
-    @Test("a dump truncated after it was opened: one error naming the file, for a cut past a page and inside one",
-          arguments: ["<f4", "<f2"], [true, false])
+    @Test(
+        "a dump truncated after it was opened: one error naming the file, for a cut past a page and inside one",
+        arguments: ["<f4", "<f2"], [true, false])
     func truncatedWhileMapped(descr: String, pageCut: Bool) throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("attninspect-mapped-\(getpid())-\(descr.utf8.last!)-\(pageCut)")
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "attninspect-mapped-\(getpid())-\(descr.utf8.last!)-\(pageCut)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = folder.appendingPathComponent("dump.npy").path
@@ -140,7 +158,8 @@ struct MappedReadTests {
             lock.withLock { sum += s }
         }
         #expect(sum == 4 * 256)
-        // Layer 1 cut: past a page boundary (its later pages fault) or 100 bytes before its end (inside a page, no fault).
+        // Layer 1 cut: past a page boundary (its later pages fault) or 100 bytes before its end (inside a page, no
+        // fault).
         let layerBytes = 4 * 256 * 256 * (descr == "<f4" ? 4 : 2)
         let end = dataOffset + 2 * layerBytes
         #expect(truncate(path, off_t(pageCut ? dataOffset + layerBytes + layerBytes / 3 : end - 100)) == 0)

@@ -42,27 +42,34 @@ struct ReaderTests {
                 let h0 = layer.values[i], h1 = layer.values[100 + i]
                 let expectedMean = e["mean"][l][i / 10][i % 10].double
                 #expect(abs((Double(h0) + Double(h1)) / 2 - expectedMean) < 1e-7)
-                // expected.json prints float64 values that agree with float32 ones to ~1e-16; float32 spacing here is ≥ 1e-10.
+                // expected.json prints float64 values that agree with float32 ones to ~1e-16; float32 spacing here is ≥
+                // 1e-10.
                 #expect(abs(Double(max(h0, h1)) - e["max"][l][i / 10][i % 10].double) < 1e-12)
                 #expect(abs(Double(min(h0, h1)) - e["min"][l][i / 10][i % 10].double) < 1e-12)
             }
         }
     }
 
-    @Test("float32 and float64 encodings read the same values as base_f32.npy",
-          arguments: ["synthetic/base_f64.npy", "synthetic/base_f32_be.npy", "synthetic/base_f64_be.npy",
-                      "synthetic/base_f32_fortran.npy", "synthetic/base_v2.npy", "synthetic/base_v3.npy",
-                      "synthetic/dump_savez.npz", "synthetic/dump_savez_compressed.npz",
-                      "synthetic/single_f32.h5", "synthetic/single_f64_batch.h5", "synthetic/both_attn_and_qk.h5"])
+    @Test(
+        "float32 and float64 encodings read the same values as base_f32.npy",
+        arguments: [
+            "synthetic/base_f64.npy", "synthetic/base_f32_be.npy", "synthetic/base_f64_be.npy",
+            "synthetic/base_f32_fortran.npy", "synthetic/base_v2.npy", "synthetic/base_v3.npy",
+            "synthetic/dump_savez.npz", "synthetic/dump_savez_compressed.npz",
+            "synthetic/single_f32.h5", "synthetic/single_f64_batch.h5", "synthetic/both_attn_and_qk.h5"
+        ])
     func sameValues(file: String) throws {
         let a = try attention(file)
         #expect((a.layerCount, a.headCount, a.queryCount, a.keyCount) == (3, 2, 10, 10))
         #expect(try allValues(a) == Self.base)
     }
 
-    @Test("float16 encodings read the base values rounded to float16, subnormals included",
-          arguments: ["synthetic/base_f16.npy", "synthetic/base_f16_be.npy", "synthetic/base_f16_fortran_be.npy",
-                      "synthetic/single_f16_gzip.h5", "synthetic/per_layer_groups_f16.h5"])
+    @Test(
+        "float16 encodings read the base values rounded to float16, subnormals included",
+        arguments: [
+            "synthetic/base_f16.npy", "synthetic/base_f16_be.npy", "synthetic/base_f16_fortran_be.npy",
+            "synthetic/single_f16_gzip.h5", "synthetic/per_layer_groups_f16.h5"
+        ])
     func float16Values(file: String) throws {
         let a = try attention(file)
         let rounded = Self.base.map { Float(Float16($0)) }
@@ -91,9 +98,12 @@ struct ReaderTests {
         #expect(try map.layer(0).values == Array(Self.base[200..<300]))
     }
 
-    @Test("per-layer datasets are ordered by their number, not lexicographically",
-          arguments: [("synthetic/layers_numbered.h5", "synthetic/layers12_reference.npy", 12),
-                      ("synthetic/attn_flat.h5", "synthetic/attn11_reference.npy", 11)])
+    @Test(
+        "per-layer datasets are ordered by their number, not lexicographically",
+        arguments: [
+            ("synthetic/layers_numbered.h5", "synthetic/layers12_reference.npy", 12),
+            ("synthetic/attn_flat.h5", "synthetic/attn11_reference.npy", 11)
+        ])
     func perLayerOrder(file: String, reference: String, layers: Int) throws {
         let a = try attention(file)
         let r = try attention(reference)
@@ -102,8 +112,12 @@ struct ReaderTests {
         #expect(try allValues(a) == allValues(r))
     }
 
-    @Test("token labels: numpy unicode, HDF5 variable- and fixed-length strings",
-          arguments: ["synthetic/dump_savez.npz", "synthetic/dump_savez_compressed.npz", "synthetic/single_f32.h5", "synthetic/single_f16_gzip.h5"])
+    @Test(
+        "token labels: numpy unicode, HDF5 variable- and fixed-length strings",
+        arguments: [
+            "synthetic/dump_savez.npz", "synthetic/dump_savez_compressed.npz", "synthetic/single_f32.h5",
+            "synthetic/single_f16_gzip.h5"
+        ])
     func tokens(file: String) throws {
         let tokens = try #require(try attention(file).tokens)
         #expect(tokens.count == 10)
@@ -120,10 +134,13 @@ struct ReaderTests {
         #expect(!model[0].isEmpty)
     }
 
-    @Test("Q and K in every layout read the same per-head values",
-          arguments: [("synthetic/qk_LShd.h5", ReadOptions()), ("synthetic/qk_LBHSd.h5", ReadOptions()),
-                      ("synthetic/qk_only.npz", ReadOptions()), ("synthetic/dump_savez.npz", ReadOptions(fromQK: true)),
-                      ("synthetic/qk_LShd.h5", ReadOptions(heads: 2))])
+    @Test(
+        "Q and K in every layout read the same per-head values",
+        arguments: [
+            ("synthetic/qk_LShd.h5", ReadOptions()), ("synthetic/qk_LBHSd.h5", ReadOptions()),
+            ("synthetic/qk_only.npz", ReadOptions()), ("synthetic/dump_savez.npz", ReadOptions(fromQK: true)),
+            ("synthetic/qk_LShd.h5", ReadOptions(heads: 2))
+        ])
     func queryKeyLayouts(file: String, options: ReadOptions) throws {
         let reference = try queryKey("synthetic/qk_LHSd.h5")
         let q = try queryKey(file, options)
@@ -177,8 +194,9 @@ struct ReaderTests {
 
 @Suite("Bad input")
 struct BadInputTests {
-    @Test("every malformed file gives an AttnError naming the file and what was expected",
-          arguments: [
+    @Test(
+        "every malformed file gives an AttnError naming the file and what was expected",
+        arguments: [
             ("synthetic/bad/truncated.npy", "truncated"),
             ("synthetic/bad/header_truncated.npy", "truncated .npy header"),
             ("synthetic/bad/corrupt_header.npy", "expected exactly the keys descr, fortran_order, shape"),
@@ -194,8 +212,8 @@ struct BadInputTests {
             ("synthetic/bad/qk_mismatch.h5", "different shapes"),
             ("synthetic/bad/two_candidates.npz", "choose one with --dataset"),
             ("synthetic/bad/truncated.h5", "truncated"),
-            ("synthetic/does_not_exist.npy", "no such file"),
-          ])
+            ("synthetic/does_not_exist.npy", "no such file")
+        ])
     func malformed(file: String, message: String) throws {
         let path = Fixtures.path(file)
         do {

@@ -9,14 +9,18 @@ struct PNGTests {
     /// Deterministic pseudo-random bytes (a 64-bit LCG).
     static func noise(_ count: Int, seed: UInt64) -> [UInt8] {
         var s = seed
-        return (0..<count).map { _ in s = s &* 6364136223846793005 &+ 1442695040888963407; return UInt8(s >> 56) }
+        return (0..<count).map { _ in
+            s = s &* 6364136223846793005 &+ 1442695040888963407; return UInt8(s >> 56)
+        }
     }
 
-    @Test("greyscale and RGB images decode to exactly their pixels, every chunk's CRC correct",
-          arguments: [(1, 1, 1), (3, 2, 1), (2, 3, 3), (17, 5, 3), (64, 33, 1), (300, 7, 3)])
+    @Test(
+        "greyscale and RGB images decode to exactly their pixels, every chunk's CRC correct",
+        arguments: [(1, 1, 1), (3, 2, 1), (2, 3, 3), (17, 5, 3), (64, 33, 1), (300, 7, 3)])
     func roundTrip(width: Int, height: Int, channels: Int) throws {
-        let image = Image(width: width, height: height, channels: channels,
-                          pixels: Self.noise(width * height * channels, seed: UInt64(width * 1000 + height)))
+        let image = Image(
+            width: width, height: height, channels: channels,
+            pixels: Self.noise(width * height * channels, seed: UInt64(width * 1000 + height)))
         let decoded = try DecodedPNG(try PNG.encode(image))
         #expect((decoded.width, decoded.height, decoded.channels) == (width, height, channels))
         #expect(decoded.pixels == image.pixels)
@@ -46,9 +50,9 @@ struct PNGTests {
 
     @Test("Paeth predictor: the specification's tie order a, b, c")
     func paeth() {
-        #expect(PNG.paeth(10, 20, 10) == 20)   // p = 20: pa = 10, pb = 0
-        #expect(PNG.paeth(20, 10, 10) == 20)   // p = 20: pa = 0
+        #expect(PNG.paeth(10, 20, 10) == 20)  // p = 20: pa = 10, pb = 0
+        #expect(PNG.paeth(20, 10, 10) == 20)  // p = 20: pa = 0
         #expect(PNG.paeth(5, 5, 5) == 5)
-        #expect(PNG.paeth(0, 255, 255) == 0)   // p = 0: pa = 0
+        #expect(PNG.paeth(0, 255, 255) == 0)  // p = 0: pa = 0
     }
 }

@@ -22,16 +22,20 @@ struct ImageTests {
         #expect(image.netpbm() == Array("P6\n2 1\n255\n".utf8) + [68, 1, 84, 253, 231, 37])
     }
 
-    @Test("colormap reference entries (matplotlib's tables, bytes = round(255·c))",
-          arguments: [(Colormap.viridis, [68, 1, 84], [33, 145, 140], [253, 231, 37]),
-                      (.magma, [0, 0, 4], [183, 55, 121], [252, 253, 191]),
-                      (.inferno, [0, 0, 4], [188, 55, 84], [252, 255, 164]),
-                      (.jet, [0, 0, 128], [125, 255, 122], [128, 0, 0]),
-                      (.gray, [0, 0, 0], [128, 128, 128], [255, 255, 255]),
-                      // plasma #0d0887 … #f0f921; turbo #30123b … #7a0403 (Google's table); coolwarm (Moreland) blue to red via grey
-                      (.plasma, [13, 8, 135], [204, 71, 120], [240, 249, 33]),
-                      (.turbo, [48, 18, 59], [164, 252, 60], [122, 4, 3]),
-                      (.coolwarm, [59, 76, 192], [221, 220, 220], [180, 4, 38])])
+    @Test(
+        "colormap reference entries (matplotlib's tables, bytes = round(255·c))",
+        arguments: [
+            (Colormap.viridis, [68, 1, 84], [33, 145, 140], [253, 231, 37]),
+            (.magma, [0, 0, 4], [183, 55, 121], [252, 253, 191]),
+            (.inferno, [0, 0, 4], [188, 55, 84], [252, 255, 164]),
+            (.jet, [0, 0, 128], [125, 255, 122], [128, 0, 0]),
+            (.gray, [0, 0, 0], [128, 128, 128], [255, 255, 255]),
+            // plasma #0d0887 … #f0f921; turbo #30123b … #7a0403 (Google's table); coolwarm (Moreland) blue to red via
+            // grey
+            (.plasma, [13, 8, 135], [204, 71, 120], [240, 249, 33]),
+            (.turbo, [48, 18, 59], [164, 252, 60], [122, 4, 3]),
+            (.coolwarm, [59, 76, 192], [221, 220, 220], [180, 4, 38])
+        ])
     func colormapEntries(map: Colormap, first: [Int], middle: [Int], last: [Int]) {
         func bytes(_ t: Float) -> [Int] { let c = map.color(t); return [Int(c.0), Int(c.1), Int(c.2)] }
         #expect(bytes(0) == first)
@@ -76,7 +80,9 @@ struct OutputTests {
         try AtomicFile.write(bytes, to: path)
         let dump = try DumpFile(path: path)
         #expect(dump.tensors[0].shape == [3, 4])
-        guard case .attention(let a) = try AttentionLayout.resolve(dump, options: ReadOptions()) else { Issue.record("no attention"); return }
+        guard case .attention(let a) = try AttentionLayout.resolve(dump, options: ReadOptions()) else {
+            Issue.record("no attention"); return
+        }
         #expect(try a.layer(0).values == map.values)
     }
 
@@ -97,7 +103,10 @@ struct OutputTests {
 struct TextOutputTests {
     @Test("JSON escapes strings and writes NaN as null")
     func json() {
-        let value = JSONValue.object([("a", .string("q\"\\\n\u{1}é")), ("b", .finite(.nan)), ("c", .array([.integer(1), .number(0.5), .bool(true)]))])
+        let value = JSONValue.object([
+            ("a", .string("q\"\\\n\u{1}é")), ("b", .finite(.nan)),
+            ("c", .array([.integer(1), .number(0.5), .bool(true)]))
+        ])
         #expect(value.serialized() == #"{"a": "q\"\\\n\u0001é", "b": null, "c": [1, 0.5, true]}"#)
         // Strings with nothing to escape (the usual keys and labels) are written whole, non-ASCII included.
         let plain = JSONValue.object([("ключ", .string("plain é ✓ ~")), ("n", .number(-2.5e-10))])
@@ -108,7 +117,8 @@ struct TextOutputTests {
         #expect(JSONValue.quote("tab\there") == #""tab\there""#)
     }
 
-    @Test("CSV quotes by Unicode scalar: a quote or comma followed by a combining mark, and CR LF, are quoted (RFC 4180)")
+    @Test(
+        "CSV quotes by Unicode scalar: a quote or comma followed by a combining mark, and CR LF, are quoted (RFC 4180)")
     func csvScalars() {
         // "\u{301}" combines with the character before it: one Character, two scalars.
         #expect(CSV.line(["x\"\u{301}y"]) == "\"x\"\"\u{301}y\"\n")

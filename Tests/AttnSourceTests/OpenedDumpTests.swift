@@ -1,6 +1,6 @@
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import AttnCore
 import AttnTestSupport
@@ -33,7 +33,12 @@ private func open(_ relative: String, _ options: SourceOptions = SourceOptions()
 
 @Suite("OpenedDump.open: a file and the input options become the source every analysis reads")
 struct OpenedDumpTests {
-    @Test("q and k with causal and scale attributes: recomputed with them, a note names them and the flags that override them; entropies equal numpy's")
+    @Test(
+        """
+        q and k with causal and scale attributes: recomputed with them, a note names them and the flags that \
+        override them; entropies equal numpy's
+        """
+    )
     func fileAttributes() throws {
         let (opened, notes) = try open("synthetic/qk_attributes/qk_causal_scale.h5")
         #expect(opened.source.origin == .recomputed(scale: 0.3, causal: true))
@@ -47,7 +52,11 @@ struct OpenedDumpTests {
     func optionsWin() throws {
         let (opened, notes) = try open("synthetic/qk_attributes/qk_causal_scale.h5", SourceOptions(causal: false))
         #expect(opened.source.origin == .recomputed(scale: 0.3, causal: false))
-        #expect(notes == [Fixtures.path("synthetic/qk_attributes/qk_causal_scale.h5") + ": recomputing attention from q and k with the file's scale 0.3 (override with --scale)"])
+        #expect(
+            notes == [
+                Fixtures.path("synthetic/qk_attributes/qk_causal_scale.h5")
+                    + ": recomputing attention from q and k with the file's scale 0.3 (override with --scale)"
+            ])
         let expected = try Fixtures.json("synthetic/qk_attributes/expected.json")["plain_scale"].doubles2D
         #expect(maxAbsDifference(try meanRowEntropy(opened.source).flatMap { $0 }, expected.flatMap { $0 }) < 1e-5)
     }
@@ -59,14 +68,19 @@ struct OpenedDumpTests {
         #expect(error.message.contains("--causal or --no-causal"))
     }
 
-    @Test("padding excluded: sample 1 of a masked batch keeps its 6 real tokens, said in a note; keeping it keeps all 8")
+    @Test(
+        "padding excluded: sample 1 of a masked batch keeps its 6 real tokens, said in a note; keeping it keeps all 8")
     func padding() throws {
         let (opened, notes) = try open("synthetic/padding/padded_mask.npz", SourceOptions(batch: 1))
-        let kept = try Fixtures.json("synthetic/padding/expected.json")["padded_mask"]["sample1"]["kept"].array.map(\.int)
+        let kept = try Fixtures.json("synthetic/padding/expected.json")["padded_mask"]["sample1"]["kept"].array.map(
+            \.int)
         #expect(opened.padding?.kept == kept)
         #expect((opened.source.queryCount, opened.source.keyCount) == (6, 6))
-        #expect(notes.contains { $0.contains("keeps 6 of 8 tokens; padding is excluded (--keep-padding to include it)") })
-        let expected = try Fixtures.json("synthetic/padding/expected.json")["padded_mask"]["sample1"]["stats"]["entropy"].doubles2D
+        #expect(
+            notes.contains { $0.contains("keeps 6 of 8 tokens; padding is excluded (--keep-padding to include it)") })
+        let expected = try Fixtures.json("synthetic/padding/expected.json")["padded_mask"]["sample1"]["stats"][
+            "entropy"
+        ].doubles2D
         #expect(maxAbsDifference(try meanRowEntropy(opened.source).flatMap { $0 }, expected.flatMap { $0 }) < 1e-5)
 
         let (whole, quiet) = try open("synthetic/padding/padded_mask.npz", SourceOptions(batch: 1, padding: .keep))
@@ -77,7 +91,11 @@ struct OpenedDumpTests {
     @Test("a batch read without --batch: sample 0, and a note naming the option")
     func batchNote() throws {
         let (_, notes) = try open("synthetic/padding/padded_mask.npz", SourceOptions(padding: .keep))
-        #expect(notes == [Fixtures.path("synthetic/padding/padded_mask.npz") + ": batch axis of 2 samples, using sample 0 (choose with --batch B)"])
+        #expect(
+            notes == [
+                Fixtures.path("synthetic/padding/padded_mask.npz")
+                    + ": batch axis of 2 samples, using sample 0 (choose with --batch B)"
+            ])
     }
 
     @Test("padded q and k: the softmax runs over the real keys only, as the model's mask made it")
@@ -88,9 +106,13 @@ struct OpenedDumpTests {
         #expect(maxAbsDifference(try meanRowEntropy(opened.source).flatMap { $0 }, expected.flatMap { $0 }) < 1e-5)
     }
 
-    @Test("errors have kinds: malformed or lying input (a 4 TiB dataset never written), unsupported storage or filters",
-          arguments: [("synthetic/bad/truncated.npy", AttnError.Kind.input), ("hostile/external_attention.h5", .unsupported),
-                      ("hostile/virtual.h5", .unsupported), ("hostile/unknown_filter.h5", .unsupported), ("hostile/sparse_4tib.h5", .input)])
+    @Test(
+        "errors have kinds: malformed or lying input (a 4 TiB dataset never written), unsupported storage or filters",
+        arguments: [
+            ("synthetic/bad/truncated.npy", AttnError.Kind.input), ("hostile/external_attention.h5", .unsupported),
+            ("hostile/virtual.h5", .unsupported), ("hostile/unknown_filter.h5", .unsupported),
+            ("hostile/sparse_4tib.h5", .input)
+        ])
     func kinds(file: String, kind: AttnError.Kind) throws {
         let error = try #require(throws: AttnError.self) { try open("\(file)") }
         #expect(error.kind == kind, "\(file): \(error)")
@@ -107,7 +129,9 @@ struct OpenedDumpTests {
 
     @Test("--causal or --scale on stored attention is refused, with --from-qk suggested")
     func storedRefusesRecomputeOptions() throws {
-        let error = try #require(throws: AttnError.self) { try open("synthetic/base_f32.npy", SourceOptions(scale: 0.5)) }
+        let error = try #require(throws: AttnError.self) {
+            try open("synthetic/base_f32.npy", SourceOptions(scale: 0.5))
+        }
         #expect(error.message.contains("add --from-qk"))
     }
 }

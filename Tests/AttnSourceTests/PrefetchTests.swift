@@ -42,14 +42,21 @@ struct PrefetchTests {
         #expect(single.reads == [0, 0, 1, 0, 0])
     }
 
-    @Test("visits in order read each layer once, the next by a worker, with the same values; an unreadable layer is reported for itself")
+    @Test(
+        """
+        visits in order read each layer once, the next by a worker, with the same values; an unreadable layer is \
+        reported for itself
+        """
+    )
     func readByWorkers() throws {
         let source = CountingSource()
         let attention = RecomputedAttention(source)
         let reference = RecomputedAttention(CountingSource())
         for l in 0..<5 {
             if l == 3 {
-                #expect(throws: AnalysisError.self) { try attention.visitBlocks(layer: l, heads: 0..<1, workers: 2) { _, _ in } }
+                #expect(throws: AnalysisError.self) {
+                    try attention.visitBlocks(layer: l, heads: 0..<1, workers: 2) { _, _ in }
+                }
                 continue
             }
             // One head and one read: two items, so each worker has one; only the head's worker calls the body.
@@ -63,4 +70,3 @@ struct PrefetchTests {
         #expect(source.reads == [1, 1, 1, 1, 1])
     }
 }
-

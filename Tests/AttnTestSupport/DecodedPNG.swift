@@ -37,7 +37,11 @@ public struct DecodedPNG {
                 width = Int(body[0..<4].reduce(0) { $0 << 8 | UInt32($1) })
                 height = Int(body[4..<8].reduce(0) { $0 << 8 | UInt32($1) })
                 guard body[8] == 8, body[10] == 0, body[11] == 0, body[12] == 0 else { throw Failure.header }
-                switch body[9] { case 0: channels = 1; case 2: channels = 3; default: throw Failure.header }
+                switch body[9] {
+                case 0: channels = 1;
+                case 2: channels = 3;
+                default: throw Failure.header
+                }
             } else if type == "IDAT" {
                 idat += body
             }
@@ -46,7 +50,9 @@ public struct DecodedPNG {
         let stride = width * channels
         var raw = [UInt8](repeating: 0, count: (stride + 1) * height)
         var length = UInt(raw.count)
-        let status = raw.withUnsafeMutableBufferPointer { o in idat.withUnsafeBufferPointer { uncompress(o.baseAddress!, &length, $0.baseAddress!, UInt($0.count)) } }
+        let status = raw.withUnsafeMutableBufferPointer { o in
+            idat.withUnsafeBufferPointer { uncompress(o.baseAddress!, &length, $0.baseAddress!, UInt($0.count)) }
+        }
         guard status == Z_OK, Int(length) == raw.count else { throw Failure.inflate(status) }
         pixels = [UInt8](repeating: 0, count: stride * height)
         for y in 0..<height {
@@ -73,4 +79,3 @@ public struct DecodedPNG {
         }
     }
 }
-

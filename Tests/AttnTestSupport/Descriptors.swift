@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Reading pipes and /proc files to their end with poll(2) and read(2), retried when a signal interrupts

@@ -25,7 +25,8 @@ struct Run {
     }()
 
     /// How long one run may take (ATTNINSPECT_TEST_TIMEOUT, default 300 s: debug builds under the sanitizers are slow).
-    static let seconds: Double = ProcessInfo.processInfo.environment["ATTNINSPECT_TEST_TIMEOUT"].flatMap(Double.init) ?? 300
+    static let seconds: Double =
+        ProcessInfo.processInfo.environment["ATTNINSPECT_TEST_TIMEOUT"].flatMap(Double.init) ?? 300
 
     init(_ arguments: [String], environment: [String: String] = [:], directory: String? = nil) throws {
         let process = Process()
@@ -41,11 +42,19 @@ struct Run {
         try process.run()
         // Both pipes at once, with read(2) (see Descriptors), for at most `Run.seconds`: a hang is a failure, not a
         // test run that never ends.
-        let outputs = Descriptors.readAll([out.fileHandleForReading.fileDescriptor, err.fileHandleForReading.fileDescriptor], seconds: Run.seconds)
+        let outputs = Descriptors.readAll(
+            [out.fileHandleForReading.fileDescriptor, err.fileHandleForReading.fileDescriptor], seconds: Run.seconds)
         // Unread pipes could keep the child writing forever: stop it before waiting.
         if outputs == nil { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
-        guard let outputs else { throw RunError("attninspect \(arguments.joined(separator: " ")) did not finish within \(Run.seconds) s (or its output could not be read)") }
+        guard let outputs else {
+            throw RunError(
+                """
+                attninspect \(arguments.joined(separator: " ")) did not finish within \(Run.seconds) s (or its \
+                output could not be read)
+                """
+            )
+        }
         status = process.terminationStatus
         stdout = String(decoding: outputs[0], as: UTF8.self)
         stderr = String(decoding: outputs[1], as: UTF8.self)
@@ -71,7 +80,11 @@ func readNetpbm(_ path: String) throws -> (magic: String, width: Int, height: In
     var fields: [String] = [], current = "", index = 0
     while fields.count < 4 && index < data.count {
         let c = data[index]; index += 1
-        if c == 0x20 || c == 0x0A { if !current.isEmpty { fields.append(current); current = "" } } else { current.append(Character(UnicodeScalar(c))) }
+        if c == 0x20 || c == 0x0A {
+            if !current.isEmpty { fields.append(current); current = "" }
+        } else {
+            current.append(Character(UnicodeScalar(c)))
+        }
     }
     return (fields[0], Int(fields[1])!, Int(fields[2])!, Array(data[index...]))
 }
@@ -86,7 +99,9 @@ func readFloat32NPY(_ path: String) throws -> (shape: [Int], values: [Float]) {
     let shape = shapeText.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
     let body = Array(data[(10 + headerLength)...])
     let values = stride(from: 0, to: body.count, by: 4).map { i in
-        Float(bitPattern: UInt32(body[i]) | UInt32(body[i + 1]) << 8 | UInt32(body[i + 2]) << 16 | UInt32(body[i + 3]) << 24)
+        Float(
+            bitPattern: UInt32(body[i]) | UInt32(body[i + 1]) << 8 | UInt32(body[i + 2]) << 16 | UInt32(body[i + 3])
+                << 24)
     }
     return (shape, values)
 }
@@ -120,8 +135,14 @@ struct CLITests {
     func infoFromQK() throws {
         let r = try Run(["info", zen, "--from-qk"])
         #expect(r.status == 0)
-        #expect(r.stdout.contains("source: recomputed from /layer_#/q (6 datasets, one per layer) and /layer_#/k (6 datasets, one per layer)\n"))
-        #expect(r.stdout.contains("softmax(Q·Kᵀ · 0.17677669529663687)"))   // 1/√32
+        #expect(
+            r.stdout.contains(
+                """
+                source: recomputed from /layer_#/q (6 datasets, one per layer) and /layer_#/k (6 datasets, one \
+                per layer)\n
+                """
+            ))
+        #expect(r.stdout.contains("softmax(Q·Kᵀ · 0.17677669529663687)"))  // 1/√32
         let stored = try Run(["info", zen])
         #expect(stored.stdout.contains("source: stored attention in /layer_#/attn (6 datasets, one per layer)\n"))
     }
@@ -139,7 +160,10 @@ struct CLITests {
             let l = record["layer"] as! Int, h = record["head"] as! Int
             #expect(abs((record["entropy"] as! Double) - oracle[l][h].double) < 1e-6)
         }
-        for key in ["normalized_entropy", "min", "max", "mean", "row_sum_max_dev", "first_token", "self", "previous_token", "nan_count", "inf_count", "negative_count"] {
+        for key in [
+            "normalized_entropy", "min", "max", "mean", "row_sum_max_dev", "first_token", "self", "previous_token",
+            "nan_count", "inf_count", "negative_count"
+        ] {
             #expect(records[0][key] != nil, "missing \(key)")
         }
     }
@@ -182,14 +206,17 @@ struct CLITests {
         // The grid values equal the fixture script's rollout grid (as .npy, same command).
         let npy = scratch.file("map.npy")
         #expect(try Run(["rollout", board, "-o", npy]).status == 0)
-        let expected = try Fixtures.json("real/vits14_board_small.expected.json")["rollout_abnar"]["cls_row_grid"].doubles2D
+        let expected = try Fixtures.json("real/vits14_board_small.expected.json")["rollout_abnar"]["cls_row_grid"]
+            .doubles2D
         #expect(maxAbsDifference(try readFloat32NPY(npy).values.map(Double.init), expected.flatMap { $0 }) < 1e-6)
     }
 
     @Test("heatmap, grid and entropy images have the sizes asked for")
     func images() throws {
         let scratch = try Scratch()
-        #expect(try Run(["heatmap", zen, "--layer", "0", "--head", "3", "-o", scratch.file("h.pgm"), "--zoom", "2"]).status == 0)
+        #expect(
+            try Run(["heatmap", zen, "--layer", "0", "--head", "3", "-o", scratch.file("h.pgm"), "--zoom", "2"]).status
+                == 0)
         let h = try readNetpbm(scratch.file("h.pgm"))
         #expect(h.magic == "P5" && h.width == 52 && h.height == 52)
         #expect(try Run(["grid", board, "--head", "max", "-o", scratch.file("g.pgm"), "--zoom", "1"]).status == 0)
@@ -206,24 +233,37 @@ struct CLITests {
     func gridValues() throws {
         let scratch = try Scratch()
         #expect(try Run(["grid", board, "-o", scratch.file("g.npy")]).status == 0)
-        let expected = try Fixtures.json("real/vits14_board_small.expected.json")["cls_grid_last_layer_head_mean"]["grid"].doubles2D
-        #expect(maxAbsDifference(try readFloat32NPY(scratch.file("g.npy")).values.map(Double.init), expected.flatMap { $0 }) < 1e-8)
+        let expected = try Fixtures.json("real/vits14_board_small.expected.json")["cls_grid_last_layer_head_mean"][
+            "grid"
+        ].doubles2D
+        #expect(
+            maxAbsDifference(try readFloat32NPY(scratch.file("g.npy")).values.map(Double.init), expected.flatMap { $0 })
+                < 1e-8)
     }
 
     @Test("--range fixes the scale: a value at HI is white")
     func rangeOption() throws {
         let scratch = try Scratch()
-        #expect(try Run(["grid", Fixtures.path("synthetic/single_f32.h5"), "--range", "0:0.001", "-o", scratch.file("g.pgm"), "--zoom", "1"]).status == 0)
+        #expect(
+            try Run([
+                "grid", Fixtures.path("synthetic/single_f32.h5"), "--range", "0:0.001", "-o", scratch.file("g.pgm"),
+                "--zoom", "1"
+            ]).status == 0)
         let g = try readNetpbm(scratch.file("g.pgm"))
         #expect(g.width == 3 && g.pixels.allSatisfy { $0 == 255 })
     }
 
-    @Test("bad input files: one line on stderr naming the file, exit 1, no output file",
-          arguments: ["synthetic/bad/truncated.npy", "synthetic/bad/header_truncated.npy", "synthetic/bad/corrupt_header.npy",
-                      "synthetic/bad/bad_magic.npy", "synthetic/bad/int32.npy", "synthetic/bad/complex64.npy", "synthetic/bad/object.npy",
-                      "synthetic/bad/rank1.npy", "synthetic/bad/rank6.npy", "synthetic/bad/truncated.npz", "synthetic/bad/not_a_dump.txt",
-                      "synthetic/bad/no_attention.h5", "synthetic/bad/qk_mismatch.h5", "synthetic/bad/two_candidates.npz",
-                      "synthetic/bad/truncated.h5", "synthetic/missing.h5"])
+    @Test(
+        "bad input files: one line on stderr naming the file, exit 1, no output file",
+        arguments: [
+            "synthetic/bad/truncated.npy", "synthetic/bad/header_truncated.npy", "synthetic/bad/corrupt_header.npy",
+            "synthetic/bad/bad_magic.npy", "synthetic/bad/int32.npy", "synthetic/bad/complex64.npy",
+            "synthetic/bad/object.npy",
+            "synthetic/bad/rank1.npy", "synthetic/bad/rank6.npy", "synthetic/bad/truncated.npz",
+            "synthetic/bad/not_a_dump.txt",
+            "synthetic/bad/no_attention.h5", "synthetic/bad/qk_mismatch.h5", "synthetic/bad/two_candidates.npz",
+            "synthetic/bad/truncated.h5", "synthetic/missing.h5"
+        ])
     func badFiles(file: String) throws {
         let scratch = try Scratch()
         let path = Fixtures.path(file)
@@ -238,8 +278,9 @@ struct CLITests {
         #expect(scratch.contents.isEmpty)
     }
 
-    @Test("out-of-range requests and misfits: exit 1 with a message that names the file",
-          arguments: [
+    @Test(
+        "out-of-range requests and misfits: exit 1 with a message that names the file",
+        arguments: [
             (["heatmap", "real/minilm6_zen_layers_f16.h5", "--layer", "6"], "layer 6 is out of range"),
             (["heatmap", "real/minilm6_zen_layers_f16.h5", "--layer", "-7"], "layer -7 is out of range"),
             (["heatmap", "real/minilm6_zen_layers_f16.h5", "--head", "12"], "head 12 is out of range"),
@@ -250,8 +291,8 @@ struct CLITests {
             (["rollout", "synthetic/base_f32.npy", "--start-layer", "2", "--end-layer", "1"], "comes after"),
             (["rollout", "synthetic/nan_inf.npy"], "NaN or infinite"),
             (["heatmap", "synthetic/base_f32.npy", "--causal"], "--causal and --scale apply to attention recomputed"),
-            (["heatmap", "synthetic/base_f32.npy", "--from-qk"], "expected datasets named q and k"),
-          ])
+            (["heatmap", "synthetic/base_f32.npy", "--from-qk"], "expected datasets named q and k")
+        ])
     func outOfRange(arguments: [String], message: String) throws {
         let scratch = try Scratch()
         var args = arguments
@@ -266,8 +307,11 @@ struct CLITests {
     @Test("usage errors exit 64: unknown output format, exclusive flags, a bad discard ratio")
     func usage() throws {
         let scratch = try Scratch()
-        for args in [["rollout", pride, "-o", scratch.file("x.jpg")], ["stats", pride, "--json", "--csv"],
-                     ["rollout", pride, "--discard-ratio", "1", "-o", scratch.file("x.ppm")], ["heatmap", pride, "--head", "avg", "-o", scratch.file("x.ppm")]] {
+        for args in [
+            ["rollout", pride, "-o", scratch.file("x.jpg")], ["stats", pride, "--json", "--csv"],
+            ["rollout", pride, "--discard-ratio", "1", "-o", scratch.file("x.ppm")],
+            ["heatmap", pride, "--head", "avg", "-o", scratch.file("x.ppm")]
+        ] {
             let r = try Run(args)
             #expect(r.status == 64, "\(args): \(r.stderr)")
             #expect(!r.stderr.isEmpty)
@@ -338,18 +382,25 @@ struct CLIEdgeCaseTests {
     @Test("negative numbers are option values, not options: --range -0.5:1, --layer -1, --scale")
     func negativeValues() throws {
         let scratch = try Scratch()
-        let r = try Run(["heatmap", Fixtures.path("synthetic/base_f32.npy"), "--layer", "-1", "--range", "-1:1", "--zoom", "1", "-o", scratch.file("h.pgm")])
+        let r = try Run([
+            "heatmap", Fixtures.path("synthetic/base_f32.npy"), "--layer", "-1", "--range", "-1:1", "--zoom", "1", "-o",
+            scratch.file("h.pgm")
+        ])
         #expect(r.status == 0, "\(r.stderr)")
         // Values in [0, 1] on a -1...1 scale land in the upper half of the grey levels.
         let h = try readNetpbm(scratch.file("h.pgm"))
         #expect(h.width == 10 && h.pixels.allSatisfy { $0 >= 127 })
-        let bad = try Run(["heatmap", Fixtures.path("synthetic/qk_LHSd.h5"), "--scale", "-2", "-o", scratch.file("x.pgm")])
+        let bad = try Run([
+            "heatmap", Fixtures.path("synthetic/qk_LHSd.h5"), "--scale", "-2", "-o", scratch.file("x.pgm")
+        ])
         #expect(bad.status == 64 && bad.stderr.contains("--scale must be a positive number"))
     }
 
     @Test("--from-qk with --dataset is a usage error")
     func fromQKWithDataset() throws {
-        let r = try Run(["stats", Fixtures.path("synthetic/both_attn_and_qk.h5"), "--from-qk", "--dataset", "attentions"])
+        let r = try Run([
+            "stats", Fixtures.path("synthetic/both_attn_and_qk.h5"), "--from-qk", "--dataset", "attentions"
+        ])
         #expect(r.status == 64 && r.stderr.contains("--from-qk"))
     }
 
@@ -361,7 +412,8 @@ struct CLIEdgeCaseTests {
         var header = Array("{'descr': '<f4', 'fortran_order': False, 'shape': (\(n), \(n)), }".utf8)
         while (10 + header.count + 1) % 64 != 0 { header.append(0x20) }
         header.append(0x0A)
-        var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.count & 0xFF), UInt8(header.count >> 8)] + header
+        var bytes: [UInt8] =
+            [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.count & 0xFF), UInt8(header.count >> 8)] + header
         bytes += [UInt8](repeating: 0, count: n * n * 4)
         let map = scratch.file("map.npy")
         try Data(bytes).write(to: URL(fileURLWithPath: map))
@@ -381,7 +433,8 @@ struct CLIEdgeCaseTests {
     func symlinkOutput() throws {
         let scratch = try Scratch()
         let target = scratch.file("target.pgm"), link = scratch.file("link.pgm")
-        try Data("P5\n1 1\n255\n\u{0}".utf8).write(to: URL(fileURLWithPath: target))   // an older picture of the same kind
+        // an older picture of the same kind
+        try Data("P5\n1 1\n255\n\u{0}".utf8).write(to: URL(fileURLWithPath: target))
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: target)
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
         let r = try Run(["heatmap", Fixtures.path("synthetic/base_f32.npy"), "--zoom", "1", "-o", link])
@@ -407,7 +460,7 @@ struct CLIEdgeCaseTests {
         process.executableURL = Run.binary
         process.arguments = ["stats", Fixtures.path("real/minilm6_pride_LHSS_f32.npy"), "--csv"]
         let out = Pipe(), err = Pipe()
-        try out.fileHandleForReading.close()   // every write to stdout now fails with EPIPE
+        try out.fileHandleForReading.close()  // every write to stdout now fails with EPIPE
         process.standardOutput = out
         process.standardError = err
         try process.run()
@@ -417,11 +470,13 @@ struct CLIEdgeCaseTests {
         #expect(Descriptors.readAll([err.fileHandleForReading.fileDescriptor])?.first == [])
     }
 
-    @Test("corrupt npz members fail the CRC-32 check: exit 1, member named",
-          arguments: ["synthetic/layouts/crc_stored.npz", "synthetic/layouts/crc_deflated.npz"])
+    @Test(
+        "corrupt npz members fail the CRC-32 check: exit 1, member named",
+        arguments: ["synthetic/layouts/crc_stored.npz", "synthetic/layouts/crc_deflated.npz"])
     func crc(file: String) throws {
         let r = try Run(["stats", Fixtures.path(file)])
-        #expect(r.status == 1 && r.stderr.contains("dataset 'attentions': member is corrupt: its CRC-32"), "\(r.stderr)")
+        #expect(
+            r.status == 1 && r.stderr.contains("dataset 'attentions': member is corrupt: its CRC-32"), "\(r.stderr)")
     }
 }
 
@@ -430,14 +485,20 @@ struct KernelVariantTests {
     /// ATTNINSPECT_PORTABLE_KERNELS=1 forces the C kernels' portable versions (what a CPU without
     /// AVX2/FMA/F16C runs), ATTNINSPECT_NO_AVX512=1 the AVX2 ones on a CPU with AVX-512;
     /// ATTNINSPECT_THREADS sets the number of workers.
-    @Test("stats equal the MiniLM oracle with the portable kernels and with 1 or 3 workers",
-          arguments: [["ATTNINSPECT_PORTABLE_KERNELS": "1"], ["ATTNINSPECT_NO_AVX512": "1"], ["ATTNINSPECT_THREADS": "1"], ["ATTNINSPECT_THREADS": "3", "ATTNINSPECT_PORTABLE_KERNELS": "1"]])
+    @Test(
+        "stats equal the MiniLM oracle with the portable kernels and with 1 or 3 workers",
+        arguments: [
+            ["ATTNINSPECT_PORTABLE_KERNELS": "1"], ["ATTNINSPECT_NO_AVX512": "1"], ["ATTNINSPECT_THREADS": "1"],
+            ["ATTNINSPECT_THREADS": "3", "ATTNINSPECT_PORTABLE_KERNELS": "1"]
+        ])
     func stats(environment: [String: String]) throws {
         for stem in ["real/minilm6_pride_LHSS_f32", "real/minilm6_zen_layers_f16"] {
             let file = Fixtures.path(stem + (stem.contains("pride") ? ".npy" : ".h5"))
             let r = try Run(["stats", file, "--json"], environment: environment)
             #expect(r.status == 0, "\(r.stderr)")
-            let records = try #require((try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["records"] as? [[String: Any]])
+            let records = try #require(
+                (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["records"]
+                    as? [[String: Any]])
             let oracle = try Fixtures.json(stem + ".oracle.json")["per_head"]
             #expect(records.count == 72)
             for record in records {
@@ -452,24 +513,36 @@ struct KernelVariantTests {
     func rolloutAndRecompute() throws {
         let scratch = try Scratch()
         let env = ["ATTNINSPECT_PORTABLE_KERNELS": "1"]
-        let r = try Run(["rollout", Fixtures.path("real/minilm6_pride_LHSS_f32.npy"), "-o", scratch.file("r.npy")], environment: env)
+        let r = try Run(
+            ["rollout", Fixtures.path("real/minilm6_pride_LHSS_f32.npy"), "-o", scratch.file("r.npy")], environment: env
+        )
         #expect(r.status == 0, "\(r.stderr)")
         let expected = try Fixtures.json("real/minilm6_pride_LHSS_f32.oracle.json")["rollout_abnar"]["matrix"].doubles2D
-        #expect(maxAbsDifference(try readFloat32NPY(scratch.file("r.npy")).values.map(Double.init), expected.flatMap { $0 }) < 1e-6)
-        let q = try Run(["stats", Fixtures.path("real/minilm6_zen_layers_f16.h5"), "--from-qk", "--json"], environment: env)
+        #expect(
+            maxAbsDifference(try readFloat32NPY(scratch.file("r.npy")).values.map(Double.init), expected.flatMap { $0 })
+                < 1e-6)
+        let q = try Run(
+            ["stats", Fixtures.path("real/minilm6_zen_layers_f16.h5"), "--from-qk", "--json"], environment: env)
         let fast = try Run(["stats", Fixtures.path("real/minilm6_zen_layers_f16.h5"), "--from-qk", "--json"])
         #expect(q.status == 0 && fast.status == 0)
-        let a = try #require((try JSONSerialization.jsonObject(with: Data(q.stdout.utf8)) as? [String: Any])?["records"] as? [[String: Any]])
-        let b = try #require((try JSONSerialization.jsonObject(with: Data(fast.stdout.utf8)) as? [String: Any])?["records"] as? [[String: Any]])
+        let a = try #require(
+            (try JSONSerialization.jsonObject(with: Data(q.stdout.utf8)) as? [String: Any])?["records"]
+                as? [[String: Any]])
+        let b = try #require(
+            (try JSONSerialization.jsonObject(with: Data(fast.stdout.utf8)) as? [String: Any])?["records"]
+                as? [[String: Any]])
         for (x, y) in zip(a, b) { #expect(abs((x["entropy"] as! Double) - (y["entropy"] as! Double)) < 1e-6) }
     }
 }
 
 @Suite("Command line: PNG output")
 struct PNGOutputTests {
-    @Test("-o x.png writes the same pixels as .ppm (colour) and, with --colormap gray, as .pgm (greyscale PNG)",
-          arguments: [["rollout", "real/vits14_board_small.h5"], ["heatmap", "real/minilm6_pride_LHSS_f32.npy", "--layer", "2"],
-                      ["grid", "real/vits14_board_small.h5", "--head", "3"], ["entropy", "real/minilm6_zen_layers_f16.h5"]])
+    @Test(
+        "-o x.png writes the same pixels as .ppm (colour) and, with --colormap gray, as .pgm (greyscale PNG)",
+        arguments: [
+            ["rollout", "real/vits14_board_small.h5"], ["heatmap", "real/minilm6_pride_LHSS_f32.npy", "--layer", "2"],
+            ["grid", "real/vits14_board_small.h5", "--head", "3"], ["entropy", "real/minilm6_zen_layers_f16.h5"]
+        ])
     func samePixels(arguments: [String]) throws {
         let scratch = try Scratch()
         var args = arguments
@@ -495,24 +568,39 @@ struct OverlayCLITests {
     func ends() throws {
         let scratch = try Scratch()
         for command in ["grid", "rollout"] {
-            #expect(try Run([command, board, "--overlay", picture, "--alpha", "0", "-o", scratch.file("a0.png")]).status == 0)
+            #expect(
+                try Run([command, board, "--overlay", picture, "--alpha", "0", "-o", scratch.file("a0.png")]).status
+                    == 0)
             let plain = try DecodedPNG([UInt8](try Data(contentsOf: URL(fileURLWithPath: scratch.file("a0.png")))))
             #expect((plain.width, plain.height) == (224, 224))
             #expect(plain.pixels == (try readNetpbm(picture)).pixels)
-            #expect(try Run([command, board, "--overlay", picture, "--alpha", "1", "--resample", "nearest", "-o", scratch.file("a1.ppm")]).status == 0)
+            #expect(
+                try Run([
+                    command, board, "--overlay", picture, "--alpha", "1", "--resample", "nearest", "-o",
+                    scratch.file("a1.ppm")
+                ]).status == 0)
             #expect(try Run([command, board, "--zoom", "14", "-o", scratch.file("zoomed.ppm")]).status == 0)
-            #expect(try readNetpbm(scratch.file("a1.ppm")).pixels == (try readNetpbm(scratch.file("zoomed.ppm"))).pixels)
+            #expect(
+                try readNetpbm(scratch.file("a1.ppm")).pixels == (try readNetpbm(scratch.file("zoomed.ppm"))).pixels)
         }
     }
 
-    @Test("a grid that does not fit the picture: exit 1 naming the picture and --fit stretch; stretched it has the picture's size")
+    @Test(
+        """
+        a grid that does not fit the picture: exit 1 naming the picture and --fit stretch; stretched it has the \
+        picture's size
+        """
+    )
     func misfit() throws {
         let scratch = try Scratch()
         let cropped = Fixtures.path("synthetic/images/board_148.ppm")
         let r = try Run(["grid", board, "--overlay", cropped, "-o", scratch.file("x.png")])
-        #expect(r.status == 1 && r.stderr.hasPrefix("attninspect: \(cropped): the 16×16 patch grid") && r.stderr.contains("--fit stretch"), "\(r.stderr)")
+        #expect(
+            r.status == 1 && r.stderr.hasPrefix("attninspect: \(cropped): the 16×16 patch grid")
+                && r.stderr.contains("--fit stretch"), "\(r.stderr)")
         #expect(scratch.contents.isEmpty)
-        #expect(try Run(["grid", board, "--overlay", cropped, "--fit", "stretch", "-o", scratch.file("x.png")]).status == 0)
+        #expect(
+            try Run(["grid", board, "--overlay", cropped, "--fit", "stretch", "-o", scratch.file("x.png")]).status == 0)
         let stretched = try DecodedPNG([UInt8](try Data(contentsOf: URL(fileURLWithPath: scratch.file("x.png")))))
         #expect((stretched.width, stretched.height) == (224, 148))
     }
@@ -520,12 +608,14 @@ struct OverlayCLITests {
     @Test("usage errors: --overlay with heatmap, rollout --view matrix, a .npy or .pgm output, --zoom, --alpha 2")
     func usage() throws {
         let scratch = try Scratch()
-        for args in [["heatmap", board, "--overlay", picture, "-o", scratch.file("x.png")],
-                     ["rollout", board, "--view", "matrix", "--overlay", picture, "-o", scratch.file("x.png")],
-                     ["grid", board, "--overlay", picture, "-o", scratch.file("x.npy")],
-                     ["grid", board, "--overlay", picture, "-o", scratch.file("x.pgm")],
-                     ["grid", board, "--overlay", picture, "--zoom", "2", "-o", scratch.file("x.png")],
-                     ["grid", board, "--overlay", picture, "--alpha", "2", "-o", scratch.file("x.png")]] {
+        for args in [
+            ["heatmap", board, "--overlay", picture, "-o", scratch.file("x.png")],
+            ["rollout", board, "--view", "matrix", "--overlay", picture, "-o", scratch.file("x.png")],
+            ["grid", board, "--overlay", picture, "-o", scratch.file("x.npy")],
+            ["grid", board, "--overlay", picture, "-o", scratch.file("x.pgm")],
+            ["grid", board, "--overlay", picture, "--zoom", "2", "-o", scratch.file("x.png")],
+            ["grid", board, "--overlay", picture, "--alpha", "2", "-o", scratch.file("x.png")]
+        ] {
             let r = try Run(args)
             #expect(r.status == 64, "\(args): \(r.stderr)")
         }
@@ -539,22 +629,33 @@ struct OverlayCLITests {
 struct MaskCLITests {
     let board = Fixtures.path("real/vits14_board_small.h5")
 
-    @Test("grid --threshold 0.6: the mask as 0/1 values equals numpy's DINO mask; as PNG, black and white; over a picture, a white outline")
+    @Test(
+        """
+        grid --threshold 0.6: the mask as 0/1 values equals numpy's DINO mask; as PNG, black and white; over a \
+        picture, a white outline
+        """
+    )
     func mask() throws {
         let scratch = try Scratch()
         let r = try Run(["grid", board, "--threshold", "0.6", "-o", scratch.file("m.npy")])
         #expect(r.status == 0 && r.stderr.contains("72 of 256 patches kept"), "\(r.stderr)")
         let (shape, values) = try readFloat32NPY(scratch.file("m.npy"))
         #expect(shape == [16, 16])
-        #expect(values.map(Double.init) == (try Fixtures.json("real/vits14_board_small.dino_masks.json"))["mean"]["0.6"].doubles)
+        #expect(
+            values.map(Double.init)
+                == (try Fixtures.json("real/vits14_board_small.dino_masks.json"))["mean"]["0.6"].doubles)
         #expect(try Run(["grid", board, "--threshold", "0.6", "--zoom", "1", "-o", scratch.file("m.png")]).status == 0)
         let png = try DecodedPNG([UInt8](try Data(contentsOf: URL(fileURLWithPath: scratch.file("m.png")))))
         #expect(png.channels == 1 && png.pixels == values.map { $0 > 0 ? 255 : 0 })
         let picture = Fixtures.path("real/vits14_board_input.ppm")
-        #expect(try Run(["grid", board, "--threshold", "0.6", "--overlay", picture, "--alpha", "0", "-o", scratch.file("o.ppm")]).status == 0)
+        #expect(
+            try Run([
+                "grid", board, "--threshold", "0.6", "--overlay", picture, "--alpha", "0", "-o", scratch.file("o.ppm")
+            ]).status == 0)
         let outlined = try readNetpbm(scratch.file("o.ppm")), original = try readNetpbm(picture)
         var changed = 0, white = 0
-        for i in 0..<(224 * 224) where outlined.pixels[(3 * i)..<(3 * i + 3)] != original.pixels[(3 * i)..<(3 * i + 3)] {
+        for i in 0..<(224 * 224) where outlined.pixels[(3 * i)..<(3 * i + 3)] != original.pixels[(3 * i)..<(3 * i + 3)]
+        {
             changed += 1
             if outlined.pixels[(3 * i)..<(3 * i + 3)].allSatisfy({ $0 == 255 }) { white += 1 }
         }
@@ -611,7 +712,9 @@ struct MontageCLITests {
         let all = try readFloat32NPY(scratch.file("all.npy"))
         #expect(all.shape == [3, 6, 16, 16])
         #expect(try Run(["grid", board, "--layer", "1", "--head", "5", "-o", scratch.file("one.npy")]).status == 0)
-        #expect(Array(all.values[((1 * 6 + 5) * 256)..<((1 * 6 + 6) * 256)]) == (try readFloat32NPY(scratch.file("one.npy"))).values)
+        #expect(
+            Array(all.values[((1 * 6 + 5) * 256)..<((1 * 6 + 6) * 256)])
+                == (try readFloat32NPY(scratch.file("one.npy"))).values)
     }
 
     @Test("--legend on a montage needs one scale; with --range shared it is drawn")
@@ -620,7 +723,9 @@ struct MontageCLITests {
         let refused = try Run(["heatmap", board, "--head", "all", "--legend", "-o", scratch.file("x.png")])
         #expect(refused.status == 1 && refused.stderr.contains("--range shared"))
         #expect(scratch.contents.isEmpty)
-        let r = try Run(["heatmap", board, "--head", "all", "--legend", "--range", "shared", "-o", scratch.file("x.png")])
+        let r = try Run([
+            "heatmap", board, "--head", "all", "--legend", "--range", "shared", "-o", scratch.file("x.png")
+        ])
         #expect(r.status == 0 && r.stderr.contains("one range"), "\(r.stderr)")
         let plain = try Run(["heatmap", board, "--head", "all", "--range", "shared", "-o", scratch.file("y.png")])
         #expect(plain.status == 0)
@@ -649,12 +754,15 @@ struct TokenViewCLITests {
 
     @Test("tokens with --color always: 24-bit backgrounds; NO_COLOR does not override always")
     func colourTokens() throws {
-        let r = try Run(["tokens", zen, "--layer", "2", "--query", "3", "--color", "always"], environment: ["NO_COLOR": "1"])
-        #expect(r.status == 0 && r.stdout.contains("\u{1B}[48;2;253;231;37m\u{1B}[38;2;0;0;0m[CLS]"), "\(r.stdout)")   // the row's maximum
+        let r = try Run(
+            ["tokens", zen, "--layer", "2", "--query", "3", "--color", "always"], environment: ["NO_COLOR": "1"])
+        // the row's maximum
+        #expect(r.status == 0 && r.stdout.contains("\u{1B}[48;2;253;231;37m\u{1B}[38;2;0;0;0m[CLS]"), "\(r.stdout)")
         #expect(r.stdout.components(separatedBy: "\u{1B}[48;2;").count - 1 == 26)
     }
 
-    @Test("show: the ViT grid as 16 lines of half blocks at width 40 (cells repeated twice), or as a ramp without colour")
+    @Test(
+        "show: the ViT grid as 16 lines of half blocks at width 40 (cells repeated twice), or as a ramp without colour")
     func show() throws {
         let board = Fixtures.path("real/vits14_board_small.h5")
         let colour = try Run(["show", board, "--color", "always", "--width", "40"])
@@ -662,8 +770,9 @@ struct TokenViewCLITests {
         let lines = colour.stdout.split(separator: "\n")
         #expect(lines.count == 16 && lines.allSatisfy { $0.filter { $0 == "\u{2580}" }.count == 32 })
         let plain = try Run(["show", board, "--width", "40"])
-        #expect(plain.status == 0 && !plain.stdout.contains("\u{1B}") && plain.stdout.split(separator: "\n").count == 16)
-        #expect(plain.stdout.contains("@@"))   // the maximum cell
+        #expect(
+            plain.status == 0 && !plain.stdout.contains("\u{1B}") && plain.stdout.split(separator: "\n").count == 16)
+        #expect(plain.stdout.contains("@@"))  // the maximum cell
         #expect(try Run(["show", zen, "--color", "never", "--width", "80"]).stdout.split(separator: "\n").count == 26)
     }
 
@@ -687,15 +796,21 @@ struct SafetensorsCLITests {
         let b = try Run(["stats", Fixtures.path("synthetic/base_f32.npy"), "--csv"])
         #expect(a.status == 0 && a.stdout == b.stdout)
         let info = try Run(["info", Fixtures.path("synthetic/safetensors/base_bf16.safetensors")])
-        #expect(info.stdout.contains("format: safetensors") && info.stdout.contains("attentions  (3, 2, 10, 10)  bfloat16  BF16, bytes 0..<1200"))
+        #expect(
+            info.stdout.contains("format: safetensors")
+                && info.stdout.contains("attentions  (3, 2, 10, 10)  bfloat16  BF16, bytes 0..<1200"))
         #expect(info.stdout.contains("patch_grid = [3, 3]"))
     }
 
-    @Test("corrupt safetensors files: exit 1, one line naming the file", arguments: ["truncated", "offsets", "shape", "header_length", "not_json", "int64"])
+    @Test(
+        "corrupt safetensors files: exit 1, one line naming the file",
+        arguments: ["truncated", "offsets", "shape", "header_length", "not_json", "int64"])
     func bad(name: String) throws {
         let path = Fixtures.path("synthetic/safetensors/bad/\(name).safetensors")
         let r = try Run(["stats", path])
-        #expect(r.status == 1 && r.stderr.hasPrefix("attninspect: \(path): ") && r.stderr.filter { $0 == "\n" }.count == 1, "\(r.stderr)")
+        #expect(
+            r.status == 1 && r.stderr.hasPrefix("attninspect: \(path): ") && r.stderr.filter { $0 == "\n" }.count == 1,
+            "\(r.stderr)")
     }
 }
 
@@ -703,19 +818,30 @@ struct SafetensorsCLITests {
 struct CompatCLITests {
     let pride = Fixtures.path("real/minilm6_pride_LHSS_f32.npy")
 
-    @Test("vit-explain as written (row-j division, discard 0.9, its default max fusion and our mean and min) equals the shared oracle",
-          arguments: [("max", [String]()), ("mean", ["--head-fusion", "mean"]), ("min", ["--head-fusion", "min"])])
+    @Test(
+        """
+        vit-explain as written (row-j division, discard 0.9, its default max fusion and our mean and min) equals \
+        the shared oracle
+        """,
+        arguments: [("max", [String]()), ("mean", ["--head-fusion", "mean"]), ("min", ["--head-fusion", "min"])])
     func vitExplain(fusion: String, extra: [String]) throws {
         let scratch = try Scratch()
         let r = try Run(["rollout", pride, "--compat", "vit-explain", "-o", scratch.file("r.npy")] + extra)
         #expect(r.status == 0 && r.stderr.contains("discard 0.9, as vit-explain"), "\(r.stderr)")
         let oracle = try Fixtures.json("real/minilm6_pride_LHSS_f32.oracle.json")["rollout_vit_explain"][fusion]
         let tolerance = max(1e-6, oracle["sensitivity"]["reverse_ties"]["max_abs_diff_matrix"].double)
-        #expect(maxAbsDifference(try readFloat32NPY(scratch.file("r.npy")).values.map(Double.init), oracle["matrix"].doubles2D.flatMap { $0 }) < tolerance)
+        #expect(
+            maxAbsDifference(
+                try readFloat32NPY(scratch.file("r.npy")).values.map(Double.init),
+                oracle["matrix"].doubles2D.flatMap { $0 }) < tolerance)
     }
 
-    @Test("vit-keras (whole-matrix normalisation) and chefer (rows, from layer 1) equal numpy transcriptions of their code",
-          arguments: [("vit-keras", "vit_keras"), ("chefer", "chefer_start1")])
+    @Test(
+        """
+        vit-keras (whole-matrix normalisation) and chefer (rows, from layer 1) equal numpy transcriptions of \
+        their code
+        """,
+        arguments: [("vit-keras", "vit_keras"), ("chefer", "chefer_start1")])
     func others(compat: String, key: String) throws {
         let scratch = try Scratch()
         #expect(try Run(["rollout", pride, "--compat", compat, "-o", scratch.file("r.npy")]).status == 0)
@@ -729,7 +855,9 @@ struct CompatCLITests {
     @Test("--compat vit-keras with a discard ratio is a usage error")
     func kerasDiscard() throws {
         let scratch = try Scratch()
-        #expect(try Run(["rollout", pride, "--compat", "vit-keras", "--discard-ratio", "0.5", "-o", scratch.file("r.npy")]).status == 64)
+        #expect(
+            try Run(["rollout", pride, "--compat", "vit-keras", "--discard-ratio", "0.5", "-o", scratch.file("r.npy")])
+                .status == 64)
     }
 }
 
@@ -751,7 +879,10 @@ struct DiffCLITests {
             #expect(abs((record["max_abs_diff"] as! Double) - e["max_abs_diff"][l][h].double) < 1e-7)
             #expect(abs((record["js_divergence"] as! Double) - e["js_divergence"][l][h].double) < 1e-7)
         }
-        #expect(maxAbsDifference(try readFloat32NPY(scratch.file("d.npy")).values.map(Double.init), e["diff_last_mean"].doubles2D.flatMap { $0 }) < 1e-7)
+        #expect(
+            maxAbsDifference(
+                try readFloat32NPY(scratch.file("d.npy")).values.map(Double.init),
+                e["diff_last_mean"].doubles2D.flatMap { $0 }) < 1e-7)
     }
 
     @Test("-o naming either input is refused and the input is untouched")
@@ -775,7 +906,12 @@ struct DiffCLITests {
         #expect(r.status == 1 && r.stderr.hasPrefix("attninspect: \(other): shape (6, 12, 28, 28)"), "\(r.stderr)")
     }
 
-    @Test("the input options apply to both files: --batch and --keep-padding choose what is read (no note then); a sample out of range is an error")
+    @Test(
+        """
+        the input options apply to both files: --batch and --keep-padding choose what is read (no note then); a \
+        sample out of range is an error
+        """
+    )
     func inputOptions() throws {
         let batch = Fixtures.path("synthetic/padding/padded_mask.npz")
         let plain = try Run(["diff", batch, batch, "--csv"])
@@ -784,7 +920,7 @@ struct DiffCLITests {
         #expect(plain.stderr.contains("attention_mask keeps 6 of 8 tokens"))
         let chosen = try Run(["diff", batch, batch, "--batch", "1", "--keep-padding", "--csv"])
         #expect(chosen.status == 0 && chosen.stderr.isEmpty, "\(chosen.stderr)")
-        #expect(chosen.stdout.split(separator: "\n").count == 5)   // header + 2 layers × 2 heads
+        #expect(chosen.stdout.split(separator: "\n").count == 5)  // header + 2 layers × 2 heads
         let outside = try Run(["diff", batch, batch, "--batch", "5"])
         #expect(outside.status == 1 && outside.stderr.contains("--batch 5 is out of range"), "\(outside.stderr)")
         let both = try Run(["diff", batch, batch, "--from-qk", "--dataset", "attentions"])
@@ -794,16 +930,25 @@ struct DiffCLITests {
 
 @Suite("Command line: verify")
 struct VerifyCLITests {
-    func verify(_ file: String, _ extra: [String] = []) throws -> Run { try Run(["verify", Fixtures.path(file)] + extra) }
+    func verify(_ file: String, _ extra: [String] = []) throws -> Run {
+        try Run(["verify", Fixtures.path(file)] + extra)
+    }
 
-    @Test("exit status as cmp's: 1 when a check fails, 2 when the file cannot be checked (missing, not attention, corrupt), the reason on one stderr line")
+    @Test(
+        """
+        exit status as cmp's: 1 when a check fails, 2 when the file cannot be checked (missing, not attention, \
+        corrupt), the reason on one stderr line
+        """
+    )
     func couldNotCheck() throws {
         let failed = try verify("synthetic/nan_inf.npy")
         #expect(failed.status == 1 && failed.stdout.contains("FAIL "))
         for file in ["synthetic/missing.h5", "synthetic/bad/truncated.npy", "hostile/external_tokens.h5"] {
             let r = try verify(file)
             #expect(r.status == 2, "\(file): \(r.status) \(r.stderr)")
-            #expect(r.stdout.isEmpty && r.stderr.hasPrefix("attninspect: ") && r.stderr.split(separator: "\n").count == 1, "\(file): \(r.stderr)")
+            #expect(
+                r.stdout.isEmpty && r.stderr.hasPrefix("attninspect: ") && r.stderr.split(separator: "\n").count == 1,
+                "\(file): \(r.stderr)")
         }
         #expect(try verify("synthetic/base_f32.npy", ["--tolerance", "2"]).status == 64)
     }
@@ -812,14 +957,18 @@ struct VerifyCLITests {
     func real() throws {
         let r = try verify("real/minilm6_zen_layers_f16.h5")
         #expect(r.status == 0, "\(r.stdout)")
-        #expect(r.stdout.contains("PASS stored attention equals softmax(q·kᵀ/√d) recomputed from q and k (max |Δ| = 6.9e-04"))
+        #expect(
+            r.stdout.contains(
+                "PASS stored attention equals softmax(q·kᵀ/√d) recomputed from q and k (max |Δ| = 6.9e-04"))
         #expect(!r.stdout.contains("FAIL") && !r.stdout.contains("3-D tensor"))
     }
 
     @Test("a transposed dump fails, named as transposed")
     func transposed() throws {
         let r = try verify("synthetic/verify/transposed.npy")
-        #expect(r.status == 1 && r.stdout.contains("FAIL rows sum to 1 along the query axis") && r.stdout.contains("looks transposed"))
+        #expect(
+            r.status == 1 && r.stdout.contains("FAIL rows sum to 1 along the query axis")
+                && r.stdout.contains("looks transposed"))
     }
 
     @Test("causal: a lower-triangular dump passes --causal; a full one fails it")
@@ -835,7 +984,9 @@ struct VerifyCLITests {
     @Test("logits and NaN/Inf fail with what is wrong")
     func broken() throws {
         let logits = try verify("synthetic/verify/logits.npy")
-        #expect(logits.status == 1 && logits.stdout.contains("FAIL no negative values") && logits.stdout.contains("FAIL rows do not sum to 1"))
+        #expect(
+            logits.status == 1 && logits.stdout.contains("FAIL no negative values")
+                && logits.stdout.contains("FAIL rows do not sum to 1"))
         let nan = try verify("synthetic/nan_inf.npy")
         #expect(nan.status == 1 && nan.stdout.contains("FAIL no NaN or infinite values (3 NaN, 2 infinite)"))
     }
@@ -843,19 +994,33 @@ struct VerifyCLITests {
 
 @Suite("Command line: review fixes")
 struct ReviewFixCLITests {
-    @Test("NaN or +inf in q·kᵀ: refused with both kernels, naming the tensor and position, not reported as NaN in the file", arguments: ["0", "1"])
+    @Test(
+        """
+        NaN or +inf in q·kᵀ: refused with both kernels, naming the tensor and position, not reported as NaN in \
+        the file
+        """,
+        arguments: ["0", "1"])
     func nanQK(portable: String) throws {
         let path = Fixtures.path("synthetic/layouts/qk_nan.npz")
         let r = try Run(["stats", path, "--json"], environment: ["ATTNINSPECT_PORTABLE_KERNELS": portable])
         #expect(r.status == 1 && r.stdout.isEmpty)
-        #expect(r.stderr == "attninspect: \(path): layer 0, head 0: k holds NaN or infinite values at position 3: attention cannot be recomputed from it\n", "\(r.stderr)")
+        #expect(
+            r.stderr
+                == """
+                attninspect: \(path): layer 0, head 0: k holds NaN or infinite values at position 3: attention \
+                cannot be recomputed from it\n
+                """,
+            "\(r.stderr)")
     }
 
     @Test("a prefix beyond the keys is an error naming where it came from")
     func prefix() throws {
         let scratch = try Scratch()
-        let r = try Run(["grid", Fixtures.path("synthetic/base_f32.npy"), "--prefix", "10", "-o", scratch.file("g.png")])
-        #expect(r.status == 1 && r.stderr.contains("--prefix is 10, but the attention has 10 key(s): expected 0...9"), "\(r.stderr)")
+        let r = try Run(["grid", Fixtures.path("synthetic/base_f32.npy"), "--prefix", "10", "-o", scratch.file("g.png")]
+        )
+        #expect(
+            r.status == 1 && r.stderr.contains("--prefix is 10, but the attention has 10 key(s): expected 0...9"),
+            "\(r.stderr)")
     }
 
     @Test("a mask cannot be written as SVG, or with --legend/--range without --overlay")
@@ -905,14 +1070,18 @@ struct BatchAllCLITests {
         let e = Fixtures.expected
         for record in records {
             let l = record["layer"] as! Int, h = record["head"] as! Int
-            let values = [e["base"]["stats"]["entropy"][l][h].double] + (0..<3).map { e["batch_LBHQK"]["batch\($0)_stats_entropy"][l][h].double }
+            let values =
+                [e["base"]["stats"]["entropy"][l][h].double]
+                + (0..<3).map { e["batch_LBHQK"]["batch\($0)_stats_entropy"][l][h].double }
             let mean = values.reduce(0, +) / 4
             let std = (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 4).squareRoot()
             #expect(abs((record["entropy"] as! Double) - mean) < 1e-6)
             #expect(abs((record["entropy_std"] as! Double) - std) < 1e-6)
         }
         // The first file's own records are those of `stats base.npy` alone.
-        let alone = try #require(try JSONSerialization.jsonObject(with: Data(try Run(["stats", base, "--json"]).stdout.utf8)) as? [String: Any])
+        let alone = try #require(
+            try JSONSerialization.jsonObject(with: Data(try Run(["stats", base, "--json"]).stdout.utf8))
+                as? [String: Any])
         var aloneFields = alone
         #expect(aloneFields.removeValue(forKey: "schema") as? String == "attninspect/1")
         #expect(NSDictionary(dictionary: files[0]).isEqual(to: aloneFields))
@@ -921,14 +1090,17 @@ struct BatchAllCLITests {
     @Test("stats keeps going past files it cannot read, names each on stderr and exits 1; CSV is one table")
     func badFilesAmongGood() throws {
         let good = Fixtures.path("synthetic/base_f32.npy"), f16 = Fixtures.path("synthetic/base_f16.npy")
-        let missing = Fixtures.path("synthetic/does_not_exist.npy"), truncated = Fixtures.path("synthetic/bad/truncated.h5")
+        let missing = Fixtures.path("synthetic/does_not_exist.npy"),
+            truncated = Fixtures.path("synthetic/bad/truncated.h5")
         let r = try Run(["stats", good, missing, truncated, f16, "--csv"])
         #expect(r.status == 1)
         let errors = r.stderr.split(separator: "\n")
         #expect(errors.count == 3, "\(r.stderr)")
         #expect(errors[0].hasPrefix("attninspect: \(missing): ") && errors[1].hasPrefix("attninspect: \(truncated): "))
         #expect(errors[2].contains("2 of 4 files could not be read"))
-        let lines = r.stdout.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        let lines = r.stdout.split(separator: "\n").map {
+            $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        }
         #expect(lines[0].prefix(4) == ["file", "sample", "layer", "head"])
         #expect(lines.dropFirst().allSatisfy { $0.count == lines[0].count })
         #expect(lines.filter { $0[0] == good }.count == 6 && lines.filter { $0[0] == f16 }.count == 6)
@@ -947,6 +1119,9 @@ struct BatchAllCLITests {
     func misuse() throws {
         let scratch = try Scratch()
         #expect(try Run(["stats", Fixtures.path("synthetic/base_f32.npy"), "--batch", "all"]).status == 1)
-        #expect(try Run(["heatmap", Fixtures.path("synthetic/batch_LBHQK.npy"), "--batch", "all", "-o", scratch.file("x.png")]).status == 64)
+        #expect(
+            try Run([
+                "heatmap", Fixtures.path("synthetic/batch_LBHQK.npy"), "--batch", "all", "-o", scratch.file("x.png")
+            ]).status == 64)
     }
 }

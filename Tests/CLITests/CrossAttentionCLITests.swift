@@ -32,7 +32,9 @@ struct CrossAttentionCLITests {
         #expect(try Run(["heatmap", text, "-o", scratch.file("m.npy")]).status == 0)
         let m = try readFloat32NPY(scratch.file("m.npy"))
         #expect(m.shape == [5, 8])
-        #expect(maxAbsDifference(m.values.map(Double.init), try expected()["cross_text"]["layer1_mean"].doubles2D.flatMap { $0 }) < 1e-7)
+        #expect(
+            maxAbsDifference(
+                m.values.map(Double.init), try expected()["cross_text"]["layer1_mean"].doubles2D.flatMap { $0 }) < 1e-7)
         #expect(try Run(["heatmap", text, "-o", scratch.file("m.svg")]).status == 0)
         let svg = try String(contentsOfFile: scratch.file("m.svg"), encoding: .utf8)
         #expect(svg.contains(">chat</text>") && svg.contains(">asleep</text>") && svg.contains(">mats</text>"))
@@ -42,7 +44,9 @@ struct CrossAttentionCLITests {
     func labels() throws {
         let r = try Run(["tokens", text, "--query", "2"])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stdout.hasPrefix("[CLS] (") && r.stdout.contains("asleep (") && !r.stdout.contains("dort ("), "\(r.stdout)")
+        #expect(
+            r.stdout.hasPrefix("[CLS] (") && r.stdout.contains("asleep (") && !r.stdout.contains("dort ("),
+            "\(r.stdout)")
         let info = try Run(["info", text])
         #expect(info.stdout.contains("key tokens (8): \"[CLS]\" \"the\""), "\(info.stdout)")
     }
@@ -54,15 +58,22 @@ struct CrossAttentionCLITests {
         #expect(r.status == 0, "\(r.stderr)")
         let g = try readFloat32NPY(scratch.file("g.npy"))
         #expect(g.shape == [3, 4])
-        #expect(maxAbsDifference(g.values.map(Double.init), try expected()["cross_vision"]["grid_layer1_query2"].doubles2D.flatMap { $0 }) < 1e-7)
+        #expect(
+            maxAbsDifference(
+                g.values.map(Double.init), try expected()["cross_vision"]["grid_layer1_query2"].doubles2D.flatMap { $0 }
+            ) < 1e-7)
     }
 
-    @Test("rollout, gradient rollout and flow refuse cross-attention and say why; nothing is written",
-          arguments: [["rollout"], ["rollout", "--gradients"], ["flow"]])
+    @Test(
+        "rollout, gradient rollout and flow refuse cross-attention and say why; nothing is written",
+        arguments: [["rollout"], ["rollout", "--gradients"], ["flow"]])
     func chained(command: [String]) throws {
         let scratch = try Scratch()
         let r = try Run(command + [text, "-o", scratch.file("x.npy")])
-        #expect(r.status == 1 && r.stderr.contains("needs self-attention with queries = keys; this attention has 5 queries × 8 keys"), "\(r.stderr)")
+        #expect(
+            r.status == 1
+                && r.stderr.contains("needs self-attention with queries = keys; this attention has 5 queries × 8 keys"),
+            "\(r.stderr)")
         #expect(r.stderr.filter { $0 == "\n" }.count == 1)
         #expect(!FileManager.default.fileExists(atPath: scratch.file("x.npy")))
     }

@@ -13,7 +13,9 @@ struct ExporterCLITests {
     func expected() throws -> (tolerance: Double, dumps: [String: JSON]) {
         let json = try Fixtures.json("\(Self.folder)/expected.json")
         let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("\(Self.folder)/expected.json")))
-        let names = try #require((try JSONSerialization.jsonObject(with: data) as? [String: Any])?["dumps"] as? [String: Any]).keys
+        let names = try #require(
+            (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["dumps"] as? [String: Any]
+        ).keys
         return (json["tolerance"].double, Dictionary(uniqueKeysWithValues: names.map { ($0, json["dumps"][$0]) }))
     }
 
@@ -23,7 +25,8 @@ struct ExporterCLITests {
         #expect(r.status == 0, "\(file) \(arguments): \(r.stderr)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let shape = ["layers", "heads", "queries", "keys"].map { object[$0] as? Int ?? -1 }
-        var entropy = [[Double]](repeating: [Double](repeating: .nan, count: shape[1]), count: max(shape[0], 0)), std = entropy
+        var entropy = [[Double]](repeating: [Double](repeating: .nan, count: shape[1]), count: max(shape[0], 0)),
+            std = entropy
         for record in try #require(object["records"] as? [[String: Any]]) {
             let l = record["layer"] as! Int, h = record["head"] as! Int
             entropy[l][h] = record["entropy"] as! Double
@@ -33,7 +36,8 @@ struct ExporterCLITests {
     }
 
     func close(_ a: [[Double]], _ b: [[Double]], _ tolerance: Double) -> Bool {
-        a.count == b.count && zip(a, b).allSatisfy { $0.count == $1.count && zip($0, $1).allSatisfy { abs($0 - $1) <= tolerance } }
+        a.count == b.count
+            && zip(a, b).allSatisfy { $0.count == $1.count && zip($0, $1).allSatisfy { abs($0 - $1) <= tolerance } }
     }
 
     /// Labels of an `info` line such as `tokens (3): "a" "b" "c"`.
@@ -43,7 +47,12 @@ struct ExporterCLITests {
         return try JSONSerialization.jsonObject(with: Data(list.utf8)) as? [String]
     }
 
-    @Test("every exported dump: shape, per-sample entropies against numpy, tokens and key tokens per sample, --batch all, q/k twins")
+    @Test(
+        """
+        every exported dump: shape, per-sample entropies against numpy, tokens and key tokens per sample, --batch \
+        all, q/k twins
+        """
+    )
     func committedDumps() throws {
         let (tolerance, dumps) = try expected()
         #expect(dumps.count == 9 && tolerance <= 1e-5)
@@ -55,30 +64,44 @@ struct ExporterCLITests {
             for (index, sample) in samples.enumerated() {
                 let pick = batched ? ["--batch", "\(index)"] : []
                 let s = try stats(file, arguments + pick)
-                #expect(s.shape == [entry["layers"].int, entry["heads"].int, sample["queries"].int, sample["keys"].int], "\(name) \(pick): \(s.shape)")
-                #expect(close(s.entropy, sample["entropy"].doubles2D, tolerance), "\(name) \(pick): \(s.entropy) vs numpy \(sample["entropy"].doubles2D)")
+                #expect(
+                    s.shape == [entry["layers"].int, entry["heads"].int, sample["queries"].int, sample["keys"].int],
+                    "\(name) \(pick): \(s.shape)")
+                #expect(
+                    close(s.entropy, sample["entropy"].doubles2D, tolerance),
+                    "\(name) \(pick): \(s.entropy) vs numpy \(sample["entropy"].doubles2D)")
                 let info = try Run(["info", file] + arguments + pick)
                 #expect(info.status == 0, "\(info.stderr)")
                 if !sample["tokens"].isNull {
-                    #expect(try labels(info.stdout, line: "tokens (") == sample["tokens"].strings, "\(name) \(pick): \(info.stdout)")
+                    #expect(
+                        try labels(info.stdout, line: "tokens (") == sample["tokens"].strings,
+                        "\(name) \(pick): \(info.stdout)")
                 }
                 if !sample["key_tokens"].isNull {
-                    #expect(try labels(info.stdout, line: "key tokens (") == sample["key_tokens"].strings, "\(name) \(pick): \(info.stdout)")
+                    #expect(
+                        try labels(info.stdout, line: "key tokens (") == sample["key_tokens"].strings,
+                        "\(name) \(pick): \(info.stdout)")
                 }
             }
             if batched {
                 let all = try stats(file, arguments + ["--batch", "all"])
-                #expect(close(all.entropy, entry["batch"]["entropy_mean"].doubles2D, tolerance), "\(name) --batch all mean")
+                #expect(
+                    close(all.entropy, entry["batch"]["entropy_mean"].doubles2D, tolerance), "\(name) --batch all mean")
                 #expect(close(all.std, entry["batch"]["entropy_std"].doubles2D, tolerance), "\(name) --batch all std")
-                // Each sample's own real tokens (a padded batch keeps different numbers), as the exporter's numpy side counted them.
+                // Each sample's own real tokens (a padded batch keeps different numbers), as the exporter's numpy side
+                // counted them.
                 let r = try Run(["stats", file] + arguments + ["--batch", "all", "--json"])
                 let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
-                #expect(object?["queries_per_sample"] as? [Int] == samples.map { $0["queries"].int }, "\(name): \(r.stdout.prefix(300))")
+                #expect(
+                    object?["queries_per_sample"] as? [Int] == samples.map { $0["queries"].int },
+                    "\(name): \(r.stdout.prefix(300))")
                 #expect(object?["keys_per_sample"] as? [Int] == samples.map { $0["keys"].int }, "\(name)")
             }
             if !entry["from_qk_args"].isNull {
                 let twin = try stats(file, entry["from_qk_args"].strings)
-                #expect(close(twin.entropy, entry["entropy"].doubles2D, tolerance), "\(name) \(entry["from_qk_args"].strings)")
+                #expect(
+                    close(twin.entropy, entry["entropy"].doubles2D, tolerance),
+                    "\(name) \(entry["from_qk_args"].strings)")
             }
         }
     }
@@ -97,7 +120,8 @@ struct ExporterCLITests {
     /// A Python 3 with numpy and h5py: $ATTNINSPECT_PYTHON, else Debian's /usr/bin/python3, else python3 on PATH.
     static let python: String? = {
         let environment = ProcessInfo.processInfo.environment
-        let candidates = [environment["ATTNINSPECT_PYTHON"], "/usr/bin/python3"].compactMap { $0 }
+        let candidates =
+            [environment["ATTNINSPECT_PYTHON"], "/usr/bin/python3"].compactMap { $0 }
             + (environment["PATH"] ?? "").split(separator: ":").map { "\($0)/python3" }
         return candidates.first { candidate in
             guard FileManager.default.isExecutableFile(atPath: candidate) else { return false }
@@ -115,10 +139,15 @@ struct ExporterCLITests {
     /// `make test` sets ATTNINSPECT_REQUIRE_PYTHON=1 (after installing python3-h5py), so CI cannot skip the live run.
     static let pythonRequired = ProcessInfo.processInfo.environment["ATTNINSPECT_REQUIRE_PYTHON"] == "1"
 
-    @Test("live: exporters/selftest.py writes fresh dumps from arrays and fake framework objects, and this binary reads them all",
-          .enabled(if: python != nil || pythonRequired, "no Python with numpy and h5py (set ATTNINSPECT_PYTHON)"))
+    @Test(
+        """
+        live: exporters/selftest.py writes fresh dumps from arrays and fake framework objects, and this binary \
+        reads them all
+        """,
+        .enabled(if: python != nil || pythonRequired, "no Python with numpy and h5py (set ATTNINSPECT_PYTHON)"))
     func liveSelfTest() throws {
-        let python = try #require(Self.python, "ATTNINSPECT_REQUIRE_PYTHON=1 but no Python 3 with numpy and h5py was found")
+        let python = try #require(
+            Self.python, "ATTNINSPECT_REQUIRE_PYTHON=1 but no Python 3 with numpy and h5py was found")
         let scratch = try Scratch()
         let script = Fixtures.root.deletingLastPathComponent().appendingPathComponent("exporters/selftest.py").path
         let process = Process()
@@ -128,7 +157,8 @@ struct ExporterCLITests {
         process.standardOutput = out
         process.standardError = out
         try process.run()
-        let output = String(decoding: Descriptors.readAll([out.fileHandleForReading.fileDescriptor])?.first ?? [], as: UTF8.self)
+        let output = String(
+            decoding: Descriptors.readAll([out.fileHandleForReading.fileDescriptor])?.first ?? [], as: UTF8.self)
         process.waitUntilExit()
         #expect(process.terminationStatus == 0, "\(output)")
         #expect(output.contains("all checks passed (attninspect included)"), "\(output)")

@@ -17,7 +17,11 @@ struct FlowCLITests {
         #expect(f.shape == [26, 26])
         for i in 0..<26 { #expect(abs(f.values[(i * 26)..<((i + 1) * 26)].reduce(0, +) - 1) < 1e-5) }
         // Row 3 alone as a 2×13 "grid" of the 26 tokens, no prefix: the same numbers.
-        #expect(try Run(["flow", zen, "--view", "grid", "--token", "3", "--prefix", "0", "--grid", "2x13", "-o", scratch.file("g.npy")]).status == 0)
+        #expect(
+            try Run([
+                "flow", zen, "--view", "grid", "--token", "3", "--prefix", "0", "--grid", "2x13", "-o",
+                scratch.file("g.npy")
+            ]).status == 0)
         let g = try readFloat32NPY(scratch.file("g.npy"))
         #expect(g.values == Array(f.values[(3 * 26)..<(4 * 26)]))
     }
@@ -27,7 +31,9 @@ struct FlowCLITests {
         let scratch = try Scratch()
         let refused = try Run(["flow", board, "--view", "matrix", "--max-seconds", "1", "-o", scratch.file("m.npy")])
         #expect(refused.status == 1)
-        #expect(refused.stderr.contains("66049 maximum-flow problems") && refused.stderr.contains("--max-seconds"), "\(refused.stderr)")
+        #expect(
+            refused.stderr.contains("66049 maximum-flow problems") && refused.stderr.contains("--max-seconds"),
+            "\(refused.stderr)")
         #expect(!FileManager.default.fileExists(atPath: scratch.file("m.npy")))
         let grid = try Run(["flow", board, "--layer", "0", "-o", scratch.file("g.npy")])
         #expect(grid.status == 0 && grid.stderr.contains("view: grid"), "\(grid.stderr)")

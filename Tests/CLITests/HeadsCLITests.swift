@@ -26,34 +26,53 @@ struct HeadsCLITests {
     /// does (1e-9). The entropies come from the row kernel `stats` shares, whose ln p takes the mantissa's logarithm
     /// in float (Cephes logf, within 1 ulp = 2⁻²³ relative, of a value |ln m| ≤ ln √2): at most 0.35 × 1.2e-7 ≈ 4.1e-8
     /// per ln p, so at most that for −Σ p ln p with Σ p = 1, and for a mean of rows: 5e-8 absolute.
-    func same(_ got: Any?, _ want: JSON, _ what: String, tolerance: Double = 1e-9, absolute: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) {
+    func same(
+        _ got: Any?, _ want: JSON, _ what: String, tolerance: Double = 1e-9, absolute: Bool = false,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) {
         if want.value == nil || want.value is NSNull {
-            #expect(got == nil || got is NSNull, "\(what): expected null, got \(String(describing: got))", sourceLocation: sourceLocation)
+            #expect(
+                got == nil || got is NSNull, "\(what): expected null, got \(String(describing: got))",
+                sourceLocation: sourceLocation)
         } else if let list = want.value as? [Any] {
             let strings = list.compactMap { $0 as? String }
             if strings.count == list.count {
                 #expect((got as? [String]) == strings, "\(what)", sourceLocation: sourceLocation)
             } else {
                 let items = got as? [Any] ?? []
-                #expect(items.count == list.count, "\(what): \(items.count) items for \(list.count)", sourceLocation: sourceLocation)
-                for (i, item) in items.enumerated() where i < list.count { same(item, want[i], "\(what)[\(i)]", tolerance: tolerance, absolute: absolute, sourceLocation: sourceLocation) }
+                #expect(
+                    items.count == list.count, "\(what): \(items.count) items for \(list.count)",
+                    sourceLocation: sourceLocation)
+                for (i, item) in items.enumerated() where i < list.count {
+                    same(
+                        item, want[i], "\(what)[\(i)]", tolerance: tolerance, absolute: absolute,
+                        sourceLocation: sourceLocation)
+                }
             }
         } else if let text = want.value as? String {
             #expect(got as? String == text, "\(what)", sourceLocation: sourceLocation)
         } else if let n = got as? Double {
             let w = want.double
-            #expect(abs(n - w) <= tolerance * (absolute ? 1 : max(1, abs(w))), "\(what): \(n) against \(w)", sourceLocation: sourceLocation)
+            #expect(
+                abs(n - w) <= tolerance * (absolute ? 1 : max(1, abs(w))), "\(what): \(n) against \(w)",
+                sourceLocation: sourceLocation)
         } else {
-            Issue.record("\(what): got \(String(describing: got)) for \(String(describing: want.value))", sourceLocation: sourceLocation)
+            Issue.record(
+                "\(what): got \(String(describing: got)) for \(String(describing: want.value))",
+                sourceLocation: sourceLocation)
         }
     }
 
-    static let recordKeys = ["entropy", "first_query_entropy", "mean_row_max", "attn_first", "attn_cls", "attn_sep", "attn_punct", "attn_self",
-                             "attn_previous", "attn_next", "previous_token", "duplicate_token", "induction", "mean_attention_distance",
-                             "sink_share", "roles"]
+    static let recordKeys = [
+        "entropy", "first_query_entropy", "mean_row_max", "attn_first", "attn_cls", "attn_sep", "attn_punct",
+        "attn_self",
+        "attn_previous", "attn_next", "previous_token", "duplicate_token", "induction", "mean_attention_distance",
+        "sink_share", "roles"
+    ]
 
-    @Test("every record, the special tokens, the pattern sizes, the per-layer similarity and the outlier tokens",
-          arguments: ["text", "text_strings", "text_nan", "vit", "minilm6_zen", "vits14_board"])
+    @Test(
+        "every record, the special tokens, the pattern sizes, the per-layer similarity and the outlier tokens",
+        arguments: ["text", "text_strings", "text_nan", "vit", "minilm6_zen", "vits14_board"])
     func cases(name: String) throws {
         let e = expected["cases"][name]
         let object = try run([path(e["file"].value as! String)])
@@ -61,7 +80,9 @@ struct HeadsCLITests {
         #expect(records.count == e["records"].array.count)
         for (i, want) in e["records"].array.enumerated() {
             for key in Self.recordKeys {
-                same(records[i][key], want[key], "\(name) record \(i) \(key)", tolerance: key.hasSuffix("entropy") ? 5e-8 : 1e-9, absolute: key.hasSuffix("entropy"))
+                same(
+                    records[i][key], want[key], "\(name) record \(i) \(key)",
+                    tolerance: key.hasSuffix("entropy") ? 5e-8 : 1e-9, absolute: key.hasSuffix("entropy"))
             }
         }
         let parameters = object["parameters"] as! [String: Any]
@@ -76,44 +97,64 @@ struct HeadsCLITests {
             same((object["tl_pairs"] as? [String: Any])?[key], e["tl_pairs"][key], "\(name) tl_pairs \(key)")
         }
         let matrices = (object["similarity"] as! [String: Any])["matrices"] as! [[String: Any]]
-        for (l, m) in matrices.enumerated() { same(m["js_divergence"], e["similarity_layer"][l], "\(name) similarity layer \(l)") }
+        for (l, m) in matrices.enumerated() {
+            same(m["js_divergence"], e["similarity_layer"][l], "\(name) similarity layer \(l)")
+        }
         let outliers = object["outlier_tokens"] as! [[String: Any]]
         #expect(outliers.count == e["outlier_tokens"].array.count, "\(name) outliers")
         for (i, o) in outliers.enumerated() where i < e["outlier_tokens"].array.count {
             let want = e["outlier_tokens"][i]
-            #expect(o["position"] as? Int == want["position"].value as? Int && o["prefix"] as? Bool == want["prefix"].value as? Bool)
-            for key in ["layers", "layer_count", "max_share", "mean_share", "max_ratio", "shares", "token"] { same(o[key], want[key], "\(name) outlier \(i) \(key)") }
+            #expect(
+                o["position"] as? Int == want["position"].value as? Int
+                    && o["prefix"] as? Bool == want["prefix"].value as? Bool)
+            for key in ["layers", "layer_count", "max_share", "mean_share", "max_ratio", "shares", "token"] {
+                same(o[key], want[key], "\(name) outlier \(i) \(key)")
+            }
         }
     }
 
-    @Test("options: TransformerLens exclusions, --sink-tokens, --patch-size, --similarity all",
-          arguments: ["text", "vit", "vits14_board"])
+    @Test(
+        "options: TransformerLens exclusions, --sink-tokens, --patch-size, --similarity all",
+        arguments: ["text", "vit", "vits14_board"])
     func variants(name: String) throws {
         let e = expected["cases"][name]
         let file = path(e["file"].value as! String)
         let shape = e["shape"].array.map { Int($0.double) }
-        let variants: [(String, [String])] = [("exclude_bos", ["--exclude-bos"]), ("exclude_current_token", ["--exclude-current-token"]),
-                                              ("exclude_bos_and_current_token", ["--exclude-bos", "--exclude-current-token"])]
+        let variants: [(String, [String])] = [
+            ("exclude_bos", ["--exclude-bos"]), ("exclude_current_token", ["--exclude-current-token"]),
+            ("exclude_bos_and_current_token", ["--exclude-bos", "--exclude-current-token"])
+        ]
         for (key, flags) in variants {
             let object = try run([file] + flags)
             for l in 0..<shape[0] {
                 for h in 0..<shape[1] {
                     for score in ["previous_token", "duplicate_token", "induction"] {
-                        same(record(object, l, h)[score], e["variants"][key][score][l][h], "\(name) \(key) \(score)[\(l)][\(h)]")
+                        same(
+                            record(object, l, h)[score], e["variants"][key][score][l][h],
+                            "\(name) \(key) \(score)[\(l)][\(h)]")
                     }
                 }
             }
         }
         for k in [1, 2] {
             let object = try run([file, "--sink-tokens", "\(k)"])
-            for l in 0..<shape[0] { for h in 0..<shape[1] { same(record(object, l, h)["sink_share"], e["variants"]["sink_share_k\(k)"][l][h], "\(name) sink k\(k)") } }
+            for l in 0..<shape[0] {
+                for h in 0..<shape[1] {
+                    same(
+                        record(object, l, h)["sink_share"], e["variants"]["sink_share_k\(k)"][l][h],
+                        "\(name) sink k\(k)")
+                }
+            }
         }
         if let size = [("vit", 16), ("vits14_board", 14)].first(where: { $0.0 == name })?.1 {
             let object = try run([file, "--patch-size", "\(size)"])
-            #expect(((object["parameters"] as! [String: Any])["distance"] as! [String: Any])["unit"] as? String == "pixels")
+            #expect(
+                ((object["parameters"] as! [String: Any])["distance"] as! [String: Any])["unit"] as? String == "pixels")
             for l in 0..<shape[0] {
                 for h in 0..<shape[1] {
-                    same(record(object, l, h)["mean_attention_distance"], e["variants"]["mean_attention_distance_patch_size_\(size)"][l][h], "\(name) MAD px")
+                    same(
+                        record(object, l, h)["mean_attention_distance"],
+                        e["variants"]["mean_attention_distance_patch_size_\(size)"][l][h], "\(name) MAD px")
                 }
             }
         }
@@ -126,7 +167,9 @@ struct HeadsCLITests {
         let hand = expected["hand_worked"]
         func check(_ name: String, flags: [String] = [], head: Int = 0, expect pairs: [(String, String)]) throws {
             let object = try run([path(hand[name]["file"].value as! String)] + flags)
-            for (key, wantKey) in pairs { same(record(object, 0, head)[key], hand[name]["expected"][wantKey], "\(name) \(wantKey)") }
+            for (key, wantKey) in pairs {
+                same(record(object, 0, head)[key], hand[name]["expected"][wantKey], "\(name) \(wantKey)")
+            }
         }
         for name in ["prev3", "next3", "uniform4", "repeat3"] {
             let keys = (hand[name]["expected"].value as! [String: Any]).keys.filter { Self.recordKeys.contains($0) }
@@ -135,22 +178,45 @@ struct HeadsCLITests {
         try check("prev3", flags: ["--exclude-bos"], expect: [("previous_token", "previous_token_exclude_bos")])
         try check("prev3", flags: ["--sink-tokens", "1"], expect: [("sink_share", "sink_share_k1")])
         try check("uniform4", flags: ["--sink-tokens", "1"], expect: [("sink_share", "sink_share_k1")])
-        try check("repeat3", flags: ["--exclude-current-token"], expect: [("induction", "induction_exclude_current_token")])
-        try check("induction6", head: 0, expect: [("induction", "head0_induction"), ("duplicate_token", "head0_duplicate_token"), ("previous_token", "head0_previous_token")])
-        try check("induction6", flags: ["--exclude-bos"], head: 0, expect: [("induction", "head0_induction_exclude_bos"), ("previous_token", "head0_previous_token_exclude_bos")])
-        try check("induction6", head: 1, expect: [("duplicate_token", "head1_duplicate_token"), ("induction", "head1_induction")])
-        try check("induction6", flags: ["--exclude-bos"], head: 1, expect: [("duplicate_token", "head1_duplicate_token_exclude_bos")])
+        try check(
+            "repeat3", flags: ["--exclude-current-token"], expect: [("induction", "induction_exclude_current_token")])
+        try check(
+            "induction6", head: 0,
+            expect: [
+                ("induction", "head0_induction"), ("duplicate_token", "head0_duplicate_token"),
+                ("previous_token", "head0_previous_token")
+            ])
+        try check(
+            "induction6", flags: ["--exclude-bos"], head: 0,
+            expect: [
+                ("induction", "head0_induction_exclude_bos"), ("previous_token", "head0_previous_token_exclude_bos")
+            ])
+        try check(
+            "induction6", head: 1,
+            expect: [("duplicate_token", "head1_duplicate_token"), ("induction", "head1_induction")])
+        try check(
+            "induction6", flags: ["--exclude-bos"], head: 1,
+            expect: [("duplicate_token", "head1_duplicate_token_exclude_bos")])
         try check("grid23", expect: [("mean_attention_distance", "mean_attention_distance")])
-        try check("grid23", flags: ["--patch-size", "16"], expect: [("mean_attention_distance", "mean_attention_distance_patch_size_16")])
+        try check(
+            "grid23", flags: ["--patch-size", "16"],
+            expect: [("mean_attention_distance", "mean_attention_distance_patch_size_16")])
         let js = try run([path(hand["js3"]["file"].value as! String)])
-        same(((js["similarity"] as! [String: Any])["matrices"] as! [[String: Any]])[0]["js_divergence"], hand["js3"]["expected"]["matrix"], "js3")
+        same(
+            ((js["similarity"] as! [String: Any])["matrices"] as! [[String: Any]])[0]["js_divergence"],
+            hand["js3"]["expected"]["matrix"], "js3")
         let outlier = try run([path(hand["outlier10"]["file"].value as! String)])
         let found = outlier["outlier_tokens"] as! [[String: Any]]
         #expect(found.count == 1 && found.first?["position"] as? Int == 3)
         same(found.first?["max_ratio"], hand["outlier10"]["expected"]["outlier_tokens"][0]["max_ratio"], "outlier10")
     }
 
-    @Test("stats --outliers finds the same tokens as heads (real ViT: CLS, patches 173 and 150); --layer keeps that layer's")
+    @Test(
+        """
+        stats --outliers finds the same tokens as heads (real ViT: CLS, patches 173 and 150); --layer keeps that \
+        layer's
+        """
+    )
     func statsOutliers() throws {
         let board = Fixtures.path("real/vits14_board_small.h5")
         let want = expected["cases"]["vits14_board"]["outlier_tokens"]
@@ -163,7 +229,9 @@ struct HeadsCLITests {
         let one = try Run(["stats", board, "--outliers", "--layer", "1", "--json"])
         let layer1 = try #require(try JSONSerialization.jsonObject(with: Data(one.stdout.utf8)) as? [String: Any])
         let tokens = try #require(layer1["outlier_tokens"] as? [[String: Any]])
-        #expect(tokens.count == 1 && tokens[0]["position"] as? Int == 0 && tokens[0]["layers"] as? [Int] == [1] && tokens[0]["prefix"] as? Bool == true)
+        #expect(
+            tokens.count == 1 && tokens[0]["position"] as? Int == 0 && tokens[0]["layers"] as? [Int] == [1]
+                && tokens[0]["prefix"] as? Bool == true)
         #expect(try Run(["stats", board, "--outliers", "--csv"]).status == 64)
     }
 
@@ -173,7 +241,12 @@ struct HeadsCLITests {
         let r = try Run(["heads", path("text.npz"), "--csv", "--similarity-out", scratch.file("s.csv")])
         #expect(r.status == 0, "\(r.stderr)")
         let lines = r.stdout.split(separator: "\n")
-        #expect(lines[0] == "layer,head,entropy,first_query_entropy,mean_row_max,attn_first,attn_cls,attn_sep,attn_punct,attn_self,attn_previous,attn_next,previous_token,duplicate_token,induction,mean_attention_distance,sink_share,roles")
+        #expect(
+            lines[0]
+                == "layer,head,entropy,first_query_entropy,mean_row_max,attn_first,attn_cls,attn_sep,attn_punct,"
+                + "attn_self,attn_previous,attn_next,previous_token,duplicate_token,induction,mean_attention_distance,"
+                + "sink_share,roles"
+        )
         #expect(lines.count == 7 && lines[1].hasSuffix(",previous"))
         let similarity = try String(contentsOfFile: scratch.file("s.csv"), encoding: .utf8).split(separator: "\n")
         #expect(similarity.count == 1 + 2 * 3 * 3 && similarity[0] == "layer_a,head_a,layer_b,head_b,js_divergence")

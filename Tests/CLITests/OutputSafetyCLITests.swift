@@ -7,19 +7,30 @@ import AttnTestSupport
 struct OutputSafetyCLITests {
     let dump = Fixtures.path("synthetic/base_f32.npy")
 
-    @Test("a dump, a text file or a PNG in the way of another kind of output is refused and untouched; --force replaces it")
+    @Test(
+        """
+        a dump, a text file or a PNG in the way of another kind of output is refused and untouched; --force \
+        replaces it
+        """
+    )
     func otherKinds() throws {
         let scratch = try Scratch()
-        let cases: [(String, String)] = [("synthetic/single_f32.h5", "x.png"), ("synthetic/base_f32.npy", "y.png"),
-                                         ("synthetic/bad/not_a_dump.txt", "z.npy"), ("synthetic/images/gray1.png", "w.svg")]
+        let cases: [(String, String)] = [
+            ("synthetic/single_f32.h5", "x.png"), ("synthetic/base_f32.npy", "y.png"),
+            ("synthetic/bad/not_a_dump.txt", "z.npy"), ("synthetic/images/gray1.png", "w.svg")
+        ]
         for (fixture, name) in cases {
             let source = Fixtures.path(fixture)
-            guard FileManager.default.fileExists(atPath: source) else { Issue.record("missing fixture \(fixture)"); continue }
+            guard FileManager.default.fileExists(atPath: source) else {
+                Issue.record("missing fixture \(fixture)"); continue
+            }
             let target = scratch.file(name)
             try FileManager.default.copyItem(atPath: source, toPath: target)
             let before = try Data(contentsOf: URL(fileURLWithPath: target))
             let refused = try Run(["heatmap", dump, "-o", target])
-            #expect(refused.status == 1 && refused.stderr.contains("refusing to replace it") && refused.stderr.contains("--force"), "\(name): \(refused.stderr)")
+            #expect(
+                refused.status == 1 && refused.stderr.contains("refusing to replace it")
+                    && refused.stderr.contains("--force"), "\(name): \(refused.stderr)")
             #expect(try Data(contentsOf: URL(fileURLWithPath: target)) == before, "\(name) was changed")
             #expect(try Run(["heatmap", dump, "-o", target, "--force"]).status == 0, "\(name) with --force")
         }

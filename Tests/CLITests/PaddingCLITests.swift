@@ -9,16 +9,22 @@ struct PaddingCLITests {
     func expected() throws -> JSON { try Fixtures.json("synthetic/padding/expected.json") }
 
     /// `stats --json` records, checked against numpy's statistics of the real tokens' sub-matrix.
-    func checkStats(_ arguments: [String], against e: JSON, tokens: Int, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func checkStats(
+        _ arguments: [String], against e: JSON, tokens: Int, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         let r = try Run(["stats"] + arguments + ["--json"])
         #expect(r.status == 0, "\(r.stderr)", sourceLocation: sourceLocation)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         #expect(object["queries"] as? Int == tokens && object["keys"] as? Int == tokens, sourceLocation: sourceLocation)
         for record in try #require(object["records"] as? [[String: Any]]) {
             let l = record["layer"] as! Int, h = record["head"] as! Int
-            for (key, name) in [("entropy", "entropy"), ("normalized_entropy", "normalized_entropy"), ("first_token", "first_token"),
-                                ("self", "self"), ("row_sum_max_dev", "row_sum_max_dev")] {
-                #expect(abs((record[key] as! Double) - e[name][l][h].double) < 2e-7, "\(arguments) \(key)[\(l)][\(h)]", sourceLocation: sourceLocation)
+            for (key, name) in [
+                ("entropy", "entropy"), ("normalized_entropy", "normalized_entropy"), ("first_token", "first_token"),
+                ("self", "self"), ("row_sum_max_dev", "row_sum_max_dev")
+            ] {
+                #expect(
+                    abs((record[key] as! Double) - e[name][l][h].double) < 2e-7, "\(arguments) \(key)[\(l)][\(h)]",
+                    sourceLocation: sourceLocation)
             }
         }
     }
@@ -31,7 +37,9 @@ struct PaddingCLITests {
             try checkStats([path(file), "--batch", "1"], against: e["sample1"]["stats"], tokens: 6)
         }
         let info = try Run(["info", path("padded_mask.npz"), "--batch", "1"])
-        #expect(info.stdout.contains("padding: attention_mask keeps 6 of 8 positions (2...7)") && info.stdout.contains("queries: 6, keys: 6"), "\(info.stdout)")
+        #expect(
+            info.stdout.contains("padding: attention_mask keeps 6 of 8 positions (2...7)")
+                && info.stdout.contains("queries: 6, keys: 6"), "\(info.stdout)")
         // safetensors: sample 1 alone, its mask an I64 tensor of shape (1, 8).
         try checkStats([path("padded_mask_sample1.safetensors")], against: e["sample1"]["stats"], tokens: 6)
     }
@@ -40,7 +48,8 @@ struct PaddingCLITests {
     func lengths() throws {
         let e = try expected()
         try checkStats([path("padded_lengths.h5")], against: e["padded_lengths"]["stats"], tokens: 5)
-        try checkStats([path("padded_lengths.h5"), "--length", "3"], against: e["padded_lengths_length3"]["stats"], tokens: 3)
+        try checkStats(
+            [path("padded_lengths.h5"), "--length", "3"], against: e["padded_lengths_length3"]["stats"], tokens: 3)
         let all = try Run(["stats", path("padded_lengths.h5"), "--keep-padding", "--json"])
         #expect(all.status == 0 && all.stdout.contains("\"queries\": 8") && !all.stderr.contains("padding is excluded"))
     }
@@ -56,14 +65,19 @@ struct PaddingCLITests {
         let r = try Run(["rollout", path("padded_mask.npz"), "--batch", "1", "-o", scratch.file("r.npy")])
         #expect(r.status == 0 && r.stderr.contains("attention_mask keeps 6 of 8 tokens"), "\(r.stderr)")
         let want = try expected()["padded_mask"]["sample1"]["rollout"].doubles2D
-        #expect(maxAbsDifference(try readFloat32NPY(scratch.file("r.npy")).values.map(Double.init), want.flatMap { $0 }) < 1e-6)
+        #expect(
+            maxAbsDifference(try readFloat32NPY(scratch.file("r.npy")).values.map(Double.init), want.flatMap { $0 })
+                < 1e-6)
         let t = try Run(["tokens", path("padded_mask.npz"), "--query", "1"])
         #expect(t.status == 0 && t.stdout.contains("[SEP] (") && !t.stdout.contains("[PAD]"), "\(t.stdout)")
     }
 
-    @Test("a mask of the wrong length, a mask with no token, a length beyond the sequence: one line each, exit 1",
-          arguments: [("bad_mask_length.npz", "expected a mask of 8 positions"), ("bad_mask_empty.npz", "keeps no token"),
-                      ("bad_lengths.npz", "length 9 of sample 0 is out of range: expected 1...8")])
+    @Test(
+        "a mask of the wrong length, a mask with no token, a length beyond the sequence: one line each, exit 1",
+        arguments: [
+            ("bad_mask_length.npz", "expected a mask of 8 positions"), ("bad_mask_empty.npz", "keeps no token"),
+            ("bad_lengths.npz", "length 9 of sample 0 is out of range: expected 1...8")
+        ])
     func bad(file: String, message: String) throws {
         let r = try Run(["stats", path(file)])
         #expect(r.status == 1 && r.stderr.contains(message) && r.stderr.filter { $0 == "\n" }.count == 1, "\(r.stderr)")

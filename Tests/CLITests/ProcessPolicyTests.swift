@@ -8,7 +8,7 @@ struct ProcessPolicyTests {
     @Test("the malloc tuning is compiled in on glibc (a header order once compiled it out)")
     func mallocTuningCompiledIn() {
         #if canImport(Glibc)
-        #expect(cattn_keep_freed_memory() == 1)
+            #expect(cattn_keep_freed_memory() == 1)
         #endif
     }
 }

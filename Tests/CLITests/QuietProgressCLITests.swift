@@ -13,20 +13,28 @@ struct QuietProgressCLITests {
         let quiet = try Run(["stats", padded, "--quiet"])
         #expect(quiet.status == 0 && quiet.stderr.isEmpty && quiet.stdout == loud.stdout, "\(quiet.stderr)")
         let scratch = try Scratch()
-        let written = try Run(["rollout", Fixtures.path("real/vits14_board_small.h5"), "-q", "-o", scratch.file("r.png")])
-        #expect(written.status == 0 && written.stderr.isEmpty && FileManager.default.fileExists(atPath: scratch.file("r.png")))
+        let written = try Run([
+            "rollout", Fixtures.path("real/vits14_board_small.h5"), "-q", "-o", scratch.file("r.png")
+        ])
+        #expect(
+            written.status == 0 && written.stderr.isEmpty
+                && FileManager.default.fileExists(atPath: scratch.file("r.png")))
         let failed = try Run(["stats", Fixtures.path("synthetic/does_not_exist.npy"), "--quiet"])
         #expect(failed.status == 1 && failed.stderr.contains("no such file"))
         #expect(try Run(["diff", padded, padded, "-q"]).stderr.isEmpty)
     }
 
-    @Test("progress goes to stderr as one rewritten line, cleared at the end; never when stderr is a pipe or with --quiet")
+    @Test(
+        "progress goes to stderr as one rewritten line, cleared at the end; never when stderr is a pipe or with --quiet"
+    )
     func progress() throws {
         let board = Fixtures.path("real/vits14_board_small.h5")
         let scratch = try Scratch()
         let shown = try Run(["flow", board, "-o", scratch.file("f.npy")], environment: ["ATTNINSPECT_PROGRESS": "1"])
-        #expect(shown.status == 0 && shown.stderr.contains("\r\u{1B}[Kattninspect: attention flow: 257/257 (100%)"), "\(shown.stderr)")
-        #expect(shown.stderr.contains("\r\u{1B}[Kattninspect: wrote "))   // the line is cleared before the next note
+        #expect(
+            shown.status == 0 && shown.stderr.contains("\r\u{1B}[Kattninspect: attention flow: 257/257 (100%)"),
+            "\(shown.stderr)")
+        #expect(shown.stderr.contains("\r\u{1B}[Kattninspect: wrote "))  // the line is cleared before the next note
         let piped = try Run(["stats", board])
         #expect(!piped.stderr.contains("\r"))
         let quiet = try Run(["stats", board, "-q"], environment: ["ATTNINSPECT_PROGRESS": "1"])

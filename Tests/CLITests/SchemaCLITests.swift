@@ -28,11 +28,18 @@ struct SchemaCLITests {
     @Test("stats, stats --batch all, stats on several files")
     func stats() throws {
         let base = Fixtures.path("synthetic/base_f32.npy")
-        #expect(keys(try json(["stats", base])) == ["schema", "file", "layers", "heads", "queries", "keys", "source", "records", "layer", "head",
-            "entropy", "normalized_entropy", "min", "max", "mean", "row_sum_max_dev", "first_token", "self", "previous_token",
-            "nan_count", "inf_count", "negative_count"])
-        #expect(keys(try json(["stats", Fixtures.path("synthetic/batch_LBHQK.npy"), "--batch", "all"])).prefix(11) ==
-            ["schema", "file", "samples", "layers", "heads", "queries", "keys", "queries_per_sample", "keys_per_sample", "source", "records"])
+        #expect(
+            keys(try json(["stats", base])) == [
+                "schema", "file", "layers", "heads", "queries", "keys", "source", "records", "layer", "head",
+                "entropy", "normalized_entropy", "min", "max", "mean", "row_sum_max_dev", "first_token", "self",
+                "previous_token",
+                "nan_count", "inf_count", "negative_count"
+            ])
+        #expect(
+            keys(try json(["stats", Fixtures.path("synthetic/batch_LBHQK.npy"), "--batch", "all"])).prefix(11) == [
+                "schema", "file", "samples", "layers", "heads", "queries", "keys", "queries_per_sample",
+                "keys_per_sample", "source", "records"
+            ])
         #expect(keys(try json(["stats", base, base])).prefix(4) == ["schema", "files", "file", "layers"])
         #expect(try json(["stats", base, base]).contains("\"failed\": [], \"aggregate\": {\"files\": "))
     }
@@ -40,14 +47,25 @@ struct SchemaCLITests {
     @Test("heads and diff")
     func headsAndDiff() throws {
         let text = Fixtures.path("synthetic/heads/text.npz")
-        #expect(keys(try json(["heads", text])) == ["schema", "file", "layers", "heads", "queries", "keys", "source", "parameters", "sink_tokens",
-            "exclude_bos", "exclude_current_token", "token_match", "distance", "mode", "grid", "prefix", "patch_size", "unit", "similarity",
-            "outlier_z", "outlier_ratio", "special_tokens", "cls", "sep", "punct", "tl_pairs", "previous_token", "duplicate_token",
-            "induction", "records", "layer", "head", "entropy", "first_query_entropy", "mean_row_max", "attn_first", "attn_cls", "attn_sep",
-            "attn_punct", "attn_self", "attn_previous", "attn_next", "mean_attention_distance", "sink_share", "roles", "scope", "matrices",
-            "js_divergence", "outlier_tokens", "position", "token", "layer_count", "max_share", "mean_share", "max_ratio", "shares"])
+        #expect(
+            keys(try json(["heads", text])) == [
+                "schema", "file", "layers", "heads", "queries", "keys", "source", "parameters", "sink_tokens",
+                "exclude_bos", "exclude_current_token", "token_match", "distance", "mode", "grid", "prefix",
+                "patch_size", "unit", "similarity",
+                "outlier_z", "outlier_ratio", "special_tokens", "cls", "sep", "punct", "tl_pairs", "previous_token",
+                "duplicate_token",
+                "induction", "records", "layer", "head", "entropy", "first_query_entropy", "mean_row_max", "attn_first",
+                "attn_cls", "attn_sep",
+                "attn_punct", "attn_self", "attn_previous", "attn_next", "mean_attention_distance", "sink_share",
+                "roles", "scope", "matrices",
+                "js_divergence", "outlier_tokens", "position", "token", "layer_count", "max_share", "mean_share",
+                "max_ratio", "shares"
+            ])
         // (Keys already seen earlier, such as an outlier token's "prefix" and "layers", are not repeated in this list.)
         let a = Fixtures.path("synthetic/base_f32.npy"), b = Fixtures.path("synthetic/base_f16.npy")
-        #expect(keys(try json(["diff", a, b])) == ["schema", "first", "second", "records", "layer", "head", "max_abs_diff", "js_divergence"])
+        #expect(
+            keys(try json(["diff", a, b])) == [
+                "schema", "first", "second", "records", "layer", "head", "max_abs_diff", "js_divergence"
+            ])
     }
 }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 internal import CAttnHDF5
 internal import CAttnHDF5Strings
@@ -36,7 +36,8 @@ final class HDF5Container: TensorContainer {
 
     /// The most attributes a file may carry in all. Real dumps have a handful (a config dict stored as attributes,
     /// a few hundred); thousands of them are a file made to be slow, refused before any is read. (libhdf5 1.10 finds
-    /// an attribute by name by looking through the object's list, so `info`, which reads them all, takes time that grows
+    /// an attribute by name by looking through the object's list, so `info`, which reads them all, takes time that
+    /// grows
     /// with the square of their number: about 0.25 s at this limit.)
     static let attributeLimit = 4096
     /// The most datasets and groups a file may hold: every one is opened and listed.
@@ -61,7 +62,9 @@ final class HDF5Container: TensorContainer {
                 chunkAddressesAreOffsets = false
             }
             _ = HDF5Library.errorReason()
-            root = try HDF5Handle(checking: H5Gopen2(handle.id, "/", cattn_h5p_default()), .group, file: path, dataset: "/", "cannot open the root group")
+            root = try HDF5Handle(
+                checking: H5Gopen2(handle.id, "/", cattn_h5p_default()), .group, file: path, dataset: "/",
+                "cannot open the root group")
             try noteAttributes(of: root, path: "/")
             try walk(group: handle.id, path: "")
         }
@@ -77,18 +80,30 @@ final class HDF5Container: TensorContainer {
             _ = HDF5Library.errorReason()
         }
         var info = H5G_info_t()
-        _ = try HDF5Library.check(H5Gget_info(group, &info), file: file, dataset: path.isEmpty ? "/" : path, "cannot list the group")
-        guard info.nlinks <= UInt64(Self.objectLimit), tensors.count + visitedGroups.count + Int(info.nlinks) <= Self.objectLimit else {
-            throw AttnError(file: file, dataset: path.isEmpty ? "/" : path, "holds \(info.nlinks) members, more than the \(Self.objectLimit) datasets and groups attninspect lists in one file")
+        _ = try HDF5Library.check(
+            H5Gget_info(group, &info), file: file, dataset: path.isEmpty ? "/" : path, "cannot list the group")
+        guard info.nlinks <= UInt64(Self.objectLimit),
+            tensors.count + visitedGroups.count + Int(info.nlinks) <= Self.objectLimit
+        else {
+            throw AttnError(
+                file: file, dataset: path.isEmpty ? "/" : path,
+                """
+                holds \(info.nlinks) members, more than the \(Self.objectLimit) datasets and groups attninspect \
+                lists in one file
+                """
+            )
         }
         // The links' names (as bytes) and kinds, in one pass.
         var links: [(name: [CChar], isHard: Bool)] = []
         let status = withUnsafeMutablePointer(to: &links) { pointer in
-            cattn_link_names(group, { context, name, isHard in
-                guard let context, let name else { return 1 }
-                context.assumingMemoryBound(to: [([CChar], Bool)].self).pointee.append((Array(UnsafeBufferPointer(start: name, count: strlen(name) + 1)), isHard != 0))
-                return 0
-            }, UnsafeMutableRawPointer(pointer))
+            cattn_link_names(
+                group,
+                { context, name, isHard in
+                    guard let context, let name else { return 1 }
+                    context.assumingMemoryBound(to: [([CChar], Bool)].self).pointee.append(
+                        (Array(UnsafeBufferPointer(start: name, count: strlen(name) + 1)), isHard != 0))
+                    return 0
+                }, UnsafeMutableRawPointer(pointer))
         }
         _ = try HDF5Library.check(status, file: file, dataset: path.isEmpty ? "/" : path, "cannot list the group")
         for (buffer, isHard) in links {
@@ -97,7 +112,13 @@ final class HDF5Container: TensorContainer {
             // A link is opened by its name, which libhdf5 reads as a path: a name holding '/' (HDF5 never writes one)
             // would reach through another link, an external one included, to another file.
             guard !buffer.contains(CChar(UInt8(ascii: "/"))), name != "." else {
-                throw AttnError(file: file, dataset: path.isEmpty ? "/" : path, "holds a link named '\(name)': a name with '/' (or '.') is not a link HDF5 writes, and would lead elsewhere; the file is corrupt or crafted")
+                throw AttnError(
+                    file: file, dataset: path.isEmpty ? "/" : path,
+                    """
+                    holds a link named '\(name)': a name with '/' (or '.') is not a link HDF5 writes, and would \
+                    lead elsewhere; the file is corrupt or crafted
+                    """
+                )
             }
             // Only hard links are followed: a soft or external link is an alias (or a loop), not data.
             guard isHard else {
@@ -116,9 +137,13 @@ final class HDF5Container: TensorContainer {
                 try noteAttributes(of: owned, path: childPath)
                 try walk(group: owned.id, path: childPath)
             case H5I_DATASET:
-                let dataset = try HDF5Handle(checking: H5Dopen2(group, buffer, cattn_h5p_default()), .dataset, file: file, dataset: childPath, "cannot open the dataset")
-                tensors.append(try HDF5Tensor(file: file, path: childPath, dataset: dataset, fileHandle: handle, rawFile: rawFile,
-                                              directChunks: chunkAddressesAreOffsets))
+                let dataset = try HDF5Handle(
+                    checking: H5Dopen2(group, buffer, cattn_h5p_default()), .dataset, file: file, dataset: childPath,
+                    "cannot open the dataset")
+                tensors.append(
+                    try HDF5Tensor(
+                        file: file, path: childPath, dataset: dataset, fileHandle: handle, rawFile: rawFile,
+                        directChunks: chunkAddressesAreOffsets))
                 try noteAttributes(of: dataset, path: childPath)
             default:
                 continue
@@ -133,7 +158,13 @@ final class HDF5Container: TensorContainer {
         attributeCount += Int(count)
         if attributeCount > Self.attributeLimit {
             let soFar = attributeCount == Int(count) ? "" : " (\(attributeCount) in the file so far)"
-            throw AttnError(file: file, dataset: path, "carries \(count) attributes\(soFar), more than the \(Self.attributeLimit) attninspect reads in one file: not an attention dump it will read")
+            throw AttnError(
+                file: file, dataset: path,
+                """
+                carries \(count) attributes\(soFar), more than the \(Self.attributeLimit) attninspect reads in \
+                one file: not an attention dump it will read
+                """
+            )
         }
         attributeOwners.append((path, object))
     }
@@ -148,16 +179,23 @@ final class HDF5Container: TensorContainer {
             var result: [Attribute] = []
             var batch: [(owner: String, name: String, handle: HDF5Handle)] = []
             func flush() {
-                result += zip(batch, readAttributeValues(batch.map(\.handle))).map { Attribute(owner: $0.owner, name: $0.name, value: $1) }
+                result += zip(batch, readAttributeValues(batch.map(\.handle))).map {
+                    Attribute(owner: $0.owner, name: $0.name, value: $1)
+                }
                 batch.removeAll()
             }
             for owner in attributeOwners {
                 for name in attributeNames(of: owner.object.id) {
-                    guard let attribute = HDF5Handle(H5Aopen(owner.object.id, name, cattn_h5p_default()), .attribute) else {
+                    guard let attribute = HDF5Handle(H5Aopen(owner.object.id, name, cattn_h5p_default()), .attribute)
+                    else {
                         _ = HDF5Library.errorReason()
                         continue
                     }
-                    batch.append((owner.path, String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self), attribute))
+                    batch.append(
+                        (
+                            owner.path, String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self),
+                            attribute
+                        ))
                     if batch.count == 256 { flush() }
                 }
             }
@@ -187,11 +225,14 @@ final class HDF5Container: TensorContainer {
     private func attributeNames(of object: hid_t) -> [[CChar]] {
         var names: [[CChar]] = []
         let status = withUnsafeMutablePointer(to: &names) { pointer in
-            cattn_attribute_names(object, { context, name in
-                guard let context, let name else { return 1 }
-                context.assumingMemoryBound(to: [[CChar]].self).pointee.append(Array(UnsafeBufferPointer(start: name, count: strlen(name) + 1)))
-                return 0
-            }, UnsafeMutableRawPointer(pointer))
+            cattn_attribute_names(
+                object,
+                { context, name in
+                    guard let context, let name else { return 1 }
+                    context.assumingMemoryBound(to: [[CChar]].self).pointee.append(
+                        Array(UnsafeBufferPointer(start: name, count: strlen(name) + 1)))
+                    return 0
+                }, UnsafeMutableRawPointer(pointer))
         }
         if status < 0 { _ = HDF5Library.errorReason() }
         return names
@@ -210,7 +251,8 @@ final class HDF5Container: TensorContainer {
         }
         if !isolated.isEmpty {
             let results = withExtendedLifetime(isolated) {
-                HDF5Strings.readVariableIsolated(isolated.map { (attributes[$0.index].id, $0.fileType.id, $0.count) }, isDataset: false, file: file)
+                HDF5Strings.readVariableIsolated(
+                    isolated.map { (attributes[$0.index].id, $0.fileType.id, $0.count) }, isDataset: false, file: file)
             }
             for (item, result) in zip(isolated, results) {
                 switch result {
@@ -225,7 +267,9 @@ final class HDF5Container: TensorContainer {
     private enum Read { case value(AttributeValue), variableStrings(count: Int, fileType: HDF5Handle) }
 
     private func readAttributeValue(_ attribute: hid_t) -> Read {
-        guard let type = HDF5Handle(H5Aget_type(attribute), .datatype), let space = HDF5Handle(H5Aget_space(attribute), .dataspace) else {
+        guard let type = HDF5Handle(H5Aget_type(attribute), .datatype),
+            let space = HDF5Handle(H5Aget_space(attribute), .dataspace)
+        else {
             _ = HDF5Library.errorReason()
             return .value(.other("unreadable"))
         }
@@ -236,32 +280,50 @@ final class HDF5Container: TensorContainer {
             // Unsigned 64-bit values above Int64.max are read as unsigned, not clamped.
             if H5Tget_sign(type.id) == H5T_SGN_NONE && H5Tget_size(type.id) == 8 {
                 var values = [UInt64](repeating: 0, count: count)
-                guard H5Aread(attribute, cattn_native_uint64(), &values) >= 0 else { _ = HDF5Library.errorReason(); return .value(.other("unreadable integer")) }
+                guard H5Aread(attribute, cattn_native_uint64(), &values) >= 0 else {
+                    _ = HDF5Library.errorReason(); return .value(.other("unreadable integer"))
+                }
                 if values.allSatisfy({ $0 <= UInt64(Int64.max) }) { return .value(.integers(values.map { Int64($0) })) }
                 return .value(.unsigned(values))
             }
             var values = [Int64](repeating: 0, count: count)
-            guard H5Aread(attribute, cattn_native_int64(), &values) >= 0 else { _ = HDF5Library.errorReason(); return .value(.other("unreadable integer")) }
+            guard H5Aread(attribute, cattn_native_int64(), &values) >= 0 else {
+                _ = HDF5Library.errorReason(); return .value(.other("unreadable integer"))
+            }
             return .value(.integers(values))
         case H5T_FLOAT:
             var values = [Double](repeating: 0, count: count)
-            guard H5Aread(attribute, cattn_native_double(), &values) >= 0 else { _ = HDF5Library.errorReason(); return .value(.other("unreadable float")) }
+            guard H5Aread(attribute, cattn_native_double(), &values) >= 0 else {
+                _ = HDF5Library.errorReason(); return .value(.other("unreadable float"))
+            }
             return .value(.reals(values))
         case H5T_STRING where H5Tis_variable_str(type.id) > 0:
             return .variableStrings(count: count, fileType: type)
         case H5T_STRING:
-            guard let strings = HDF5Strings.read(type: type.id, count: count, space: space.id, read: { memType, buffer in
-                H5Aread(attribute, memType, buffer)
-            }) else { _ = HDF5Library.errorReason(); return .value(.other("unreadable string")) }
+            guard
+                let strings = HDF5Strings.read(
+                    type: type.id, count: count, space: space.id,
+                    read: { memType, buffer in
+                        H5Aread(attribute, memType, buffer)
+                    })
+            else { _ = HDF5Library.errorReason(); return .value(.other("unreadable string")) }
             return .value(.strings(strings))
         case H5T_ENUM:
-            // h5py stores a numpy bool as an enum over int8 (FALSE = 0, TRUE = 1): read unconverted, decode the base integers.
-            guard let base = HDF5Handle(H5Tget_super(type.id), .datatype), case let size = H5Tget_size(base.id), [1, 2, 4, 8].contains(size),
-                  H5Tget_size(type.id) == size else { _ = HDF5Library.errorReason(); return .value(.other("enum")) }
+            // h5py stores a numpy bool as an enum over int8 (FALSE = 0, TRUE = 1): read unconverted, decode the base
+            // integers.
+            guard let base = HDF5Handle(H5Tget_super(type.id), .datatype), case let size = H5Tget_size(base.id),
+                [1, 2, 4, 8].contains(size),
+                H5Tget_size(type.id) == size
+            else { _ = HDF5Library.errorReason(); return .value(.other("enum")) }
             var raw = [UInt8](repeating: 0, count: count * size)
-            guard H5Aread(attribute, type.id, &raw) >= 0 else { _ = HDF5Library.errorReason(); return .value(.other("unreadable enum")) }
+            guard H5Aread(attribute, type.id, &raw) >= 0 else {
+                _ = HDF5Library.errorReason(); return .value(.other("unreadable enum"))
+            }
             let order: ByteOrder = H5Tget_order(base.id) == H5T_ORDER_BE ? .big : .little
-            return .value(.integers(IntegerDecoding.decode(raw, size: size, signed: H5Tget_sign(base.id) != H5T_SGN_NONE, order: order)))
+            return .value(
+                .integers(
+                    IntegerDecoding.decode(raw, size: size, signed: H5Tget_sign(base.id) != H5T_SGN_NONE, order: order))
+            )
         default:
             return .value(.other("HDF5 type class \(H5Tget_class(type.id).rawValue)"))
         }
@@ -277,7 +339,9 @@ enum HDF5Strings {
             switch self {
             case .unreadable: return "unreadable string"
             case .corruptHeap: return "unreadable string: its global heap is corrupt"
-            case .tooLarge: return "unread string: with the others read with it, more than \(HDF5Strings.textLimit >> 20) MiB of text"
+            case .tooLarge:
+                return
+                    "unread string: with the others read with it, more than \(HDF5Strings.textLimit >> 20) MiB of text"
             }
         }
     }
@@ -305,8 +369,12 @@ enum HDF5Strings {
     /// crashes or loops forever on some corrupted global heaps. When the child dies, the object it died on is
     /// reported as having a corrupt heap and the rest are not tried (for attributes, the file is remembered so
     /// that later readings do not try again). Call inside `HDF5Library.call`.
-    static func readVariableIsolated(_ objects: [(object: hid_t, fileType: hid_t, count: Int)], isDataset: Bool, file: String) -> [Result<[String], AttributeProblem>] {
-        guard isDataset || !filesWithCorruptHeaps.contains(identity(of: file)) else { return objects.map { _ in .failure(.corruptHeap) } }
+    static func readVariableIsolated(
+        _ objects: [(object: hid_t, fileType: hid_t, count: Int)], isDataset: Bool, file: String
+    ) -> [Result<[String], AttributeProblem>] {
+        guard isDataset || !filesWithCorruptHeaps.contains(identity(of: file)) else {
+            return objects.map { _ in .failure(.corruptHeap) }
+        }
         var memTypes: [HDF5Handle] = []
         for object in objects {
             guard let memType = HDF5Handle(H5Tcopy(cattn_c_s1()), .datatype) else {
@@ -322,26 +390,36 @@ enum HDF5Strings {
         // The memory types stay open until the child has read with them (an optimised build would close them
         // as soon as their ids were taken).
         let status = withExtendedLifetime(memTypes) {
-            cattn_read_vlen_isolated(objects.map(\.object), memTypes.map(\.id), objects.map(\.count), objects.count, isDataset ? 1 : 0,
-                                     textLimit, &buffer, &length, &done)
+            cattn_read_vlen_isolated(
+                objects.map(\.object), memTypes.map(\.id), objects.map(\.count), objects.count, isDataset ? 1 : 0,
+                textLimit, &buffer, &length, &done)
         }
         defer { free(buffer) }
-        if status == -3 {   // no child process: read here
+        if status == -3 {  // no child process: read here
             return objects.map { object in
-                guard let space = HDF5Handle(isDataset ? H5Dget_space(object.object) : H5Aget_space(object.object), .dataspace) else {
+                guard
+                    let space = HDF5Handle(
+                        isDataset ? H5Dget_space(object.object) : H5Aget_space(object.object), .dataspace)
+                else {
                     _ = HDF5Library.errorReason()
                     return .failure(.unreadable)
                 }
-                let strings = read(type: object.fileType, count: object.count, space: space.id, read: { memType, buffer in
-                    isDataset ? H5Dread(object.object, memType, cattn_h5s_all(), cattn_h5s_all(), cattn_h5p_default(), buffer) : H5Aread(object.object, memType, buffer)
-                })
+                let strings = read(
+                    type: object.fileType, count: object.count, space: space.id,
+                    read: { memType, buffer in
+                        isDataset
+                            ? H5Dread(
+                                object.object, memType, cattn_h5s_all(), cattn_h5s_all(), cattn_h5p_default(), buffer)
+                            : H5Aread(object.object, memType, buffer)
+                    })
                 return strings.map { .success($0) } ?? .failure(.unreadable)
             }
         }
         // The complete records: a status byte, then (when 0) the object's strings, each ended by NUL.
         var results: [Result<[String], AttributeProblem>] = []
         if let buffer {
-            let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(buffer).assumingMemoryBound(to: UInt8.self), count: length)
+            let bytes = UnsafeBufferPointer(
+                start: UnsafeRawPointer(buffer).assumingMemoryBound(to: UInt8.self), count: length)
             var at = 0
             for object in objects.prefix(done) {
                 let flag = bytes[at]
@@ -370,8 +448,10 @@ enum HDF5Strings {
     }
 
     /// - Parameter read: performs `H5Dread`/`H5Aread` with the given memory type into the buffer.
-    static func read(type fileType: hid_t, count: Int, space: hid_t,
-                     read: (hid_t, UnsafeMutableRawPointer) -> herr_t) -> [String]? {
+    static func read(
+        type fileType: hid_t, count: Int, space: hid_t,
+        read: (hid_t, UnsafeMutableRawPointer) -> herr_t
+    ) -> [String]? {
         if H5Tis_variable_str(fileType) > 0 {
             guard let memType = HDF5Handle(H5Tcopy(cattn_c_s1()), .datatype) else { return nil }
             H5Tset_size(memType.id, cattn_variable_size())
@@ -380,7 +460,9 @@ enum HDF5Strings {
             let status = pointers.withUnsafeMutableBytes { read(memType.id, $0.baseAddress!) }
             guard status >= 0 else { return nil }
             let strings = pointers.map { $0.map { String(cString: $0) } ?? "" }
-            pointers.withUnsafeMutableBytes { _ = H5Dvlen_reclaim(memType.id, space, cattn_h5p_default(), $0.baseAddress!) }
+            pointers.withUnsafeMutableBytes {
+                _ = H5Dvlen_reclaim(memType.id, space, cattn_h5p_default(), $0.baseAddress!)
+            }
             return strings
         }
         let size = H5Tget_size(fileType)

@@ -1,6 +1,6 @@
 internal import CAttnHDF5
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import AttnCore
 
@@ -41,21 +41,25 @@ enum HDF5Library {
     static func errorReason() -> String? {
         var state: [String] = []
         withUnsafeMutablePointer(to: &state) { pointer in
-            _ = H5Ewalk2(cattn_h5e_default(), H5E_WALK_DOWNWARD, { _, description, context in
-                guard let description, let context else { return 0 }
-                let messages = context.assumingMemoryBound(to: [String].self)
-                if let desc = description.pointee.desc {
-                    messages.pointee.append(String(cString: desc))
-                }
-                return 0
-            }, UnsafeMutableRawPointer(pointer))
+            _ = H5Ewalk2(
+                cattn_h5e_default(), H5E_WALK_DOWNWARD,
+                { _, description, context in
+                    guard let description, let context else { return 0 }
+                    let messages = context.assumingMemoryBound(to: [String].self)
+                    if let desc = description.pointee.desc {
+                        messages.pointee.append(String(cString: desc))
+                    }
+                    return 0
+                }, UnsafeMutableRawPointer(pointer))
         }
         H5Eclear2(cattn_h5e_default())
         return state.last(where: { !$0.isEmpty })
     }
 
     /// Throws an error for a failed call (a negative return value) with HDF5's own reason appended.
-    static func check<T: BinaryInteger>(_ value: T, file: String, dataset: String?, _ what: @autoclosure () -> String) throws -> T {
+    static func check<T: BinaryInteger>(_ value: T, file: String, dataset: String?, _ what: @autoclosure () -> String)
+        throws -> T
+    {
         if value < 0 {
             let reason = errorReason().map { " (\($0))" } ?? ""
             throw AttnError(file: file, dataset: dataset, what() + reason)

@@ -32,8 +32,9 @@ struct NPYHeader: Equatable {
 
     /// The same header with the elements read as `element` (same item size).
     func with(element: Element) -> NPYHeader {
-        NPYHeader(major: major, minor: minor, descr: descr, element: element, itemSize: itemSize, fortranOrder: fortranOrder,
-                  shape: shape, dataOffset: dataOffset, dataLength: dataLength)
+        NPYHeader(
+            major: major, minor: minor, descr: descr, element: element, itemSize: itemSize, fortranOrder: fortranOrder,
+            shape: shape, dataOffset: dataOffset, dataLength: dataLength)
     }
     /// Larger headers are refused: numpy itself writes a few hundred bytes.
     static let maximumHeaderLength = 1 << 20
@@ -41,8 +42,10 @@ struct NPYHeader: Equatable {
     /// Parses the header from the first bytes of a `.npy` stream.
     /// - Parameters:
     ///   - read: reads `count` bytes at an offset of the `.npy` stream (throws when truncated).
-    static func parse(file: String, dataset: String?, length: Int,
-                      read: (_ offset: Int, _ count: Int) throws -> [UInt8]) throws -> NPYHeader {
+    static func parse(
+        file: String, dataset: String?, length: Int,
+        read: (_ offset: Int, _ count: Int) throws -> [UInt8]
+    ) throws -> NPYHeader {
         func fail(_ message: String) -> AttnError { AttnError(file: file, dataset: dataset, message) }
         guard length >= 10 else {
             throw fail("not a .npy array: expected at least 10 header bytes, found \(length)")
@@ -59,24 +62,32 @@ struct NPYHeader: Equatable {
             headerLength = Int(preamble[8]) | Int(preamble[9]) << 8
             headerStart = 10
         case 2, 3:
-            guard preamble.count >= 12 else { throw fail("truncated .npy header: expected 12 preamble bytes for version \(major).\(minor)") }
+            guard preamble.count >= 12 else {
+                throw fail("truncated .npy header: expected 12 preamble bytes for version \(major).\(minor)")
+            }
             headerLength = Int(preamble[8]) | Int(preamble[9]) << 8 | Int(preamble[10]) << 16 | Int(preamble[11]) << 24
             headerStart = 12
         default:
             throw fail("unsupported .npy format version \(major).\(minor): expected 1.0, 2.0 or 3.0")
         }
-        guard minor == 0 else { throw fail("unsupported .npy format version \(major).\(minor): expected 1.0, 2.0 or 3.0") }
+        guard minor == 0 else {
+            throw fail("unsupported .npy format version \(major).\(minor): expected 1.0, 2.0 or 3.0")
+        }
         guard headerLength <= maximumHeaderLength else {
-            throw fail("corrupt .npy header: header length \(headerLength) exceeds the \(maximumHeaderLength)-byte limit")
+            throw fail(
+                "corrupt .npy header: header length \(headerLength) exceeds the \(maximumHeaderLength)-byte limit")
         }
         guard headerStart + headerLength <= length else {
-            throw fail("truncated .npy header: expected \(headerLength) header bytes, the data holds \(length - headerStart)")
+            throw fail(
+                "truncated .npy header: expected \(headerLength) header bytes, the data holds \(length - headerStart)")
         }
         let headerBytes = try read(headerStart, headerLength)
         // Versions 1.0 and 2.0 are latin-1, 3.0 is UTF-8; the keys and values we accept are ASCII.
         let text: String
         if major == 3 {
-            guard let s = String(validating: headerBytes, as: UTF8.self) else { throw fail("corrupt .npy header: expected UTF-8 text (format 3.0)") }
+            guard let s = String(validating: headerBytes, as: UTF8.self) else {
+                throw fail("corrupt .npy header: expected UTF-8 text (format 3.0)")
+            }
             text = s
         } else {
             text = String(decoding: headerBytes.map { $0 < 0x80 ? $0 : UInt8(ascii: "?") }, as: UTF8.self)
@@ -90,15 +101,28 @@ struct NPYHeader: Equatable {
         }
         let keys = Set(dict.keys)
         guard keys == ["descr", "fortran_order", "shape"] else {
-            throw fail("corrupt .npy header: expected exactly the keys descr, fortran_order, shape; found \(dict.keys.sorted().joined(separator: ", "))")
+            throw fail(
+                """
+                corrupt .npy header: expected exactly the keys descr, fortran_order, shape; found \
+                \(dict.keys.sorted().joined(separator: ", "))
+                """
+            )
         }
         guard case .string(let descr)? = dict["descr"] else {
-            if case .list? = dict["descr"] { throw fail("unsupported dtype: a structured dtype; expected float16, bfloat16, float32 or float64") }
+            if case .list? = dict["descr"] {
+                throw fail("unsupported dtype: a structured dtype; expected float16, bfloat16, float32 or float64")
+            }
             throw fail("corrupt .npy header: 'descr' is not a string")
         }
-        guard case .bool(let fortran)? = dict["fortran_order"] else { throw fail("corrupt .npy header: 'fortran_order' is not True or False") }
-        guard case .tuple(let dims)? = dict["shape"] else { throw fail("corrupt .npy header: 'shape' is not a tuple of integers") }
-        guard dims.allSatisfy({ $0 >= 0 }) else { throw fail("corrupt .npy header: negative dimension in shape \(dims)") }
+        guard case .bool(let fortran)? = dict["fortran_order"] else {
+            throw fail("corrupt .npy header: 'fortran_order' is not True or False")
+        }
+        guard case .tuple(let dims)? = dict["shape"] else {
+            throw fail("corrupt .npy header: 'shape' is not a tuple of integers")
+        }
+        guard dims.allSatisfy({ $0 >= 0 }) else {
+            throw fail("corrupt .npy header: negative dimension in shape \(dims)")
+        }
         let (element, itemSize) = try parseDescr(descr, fail: fail)
         var count = 1
         for d in dims {
@@ -110,10 +134,16 @@ struct NPYHeader: Equatable {
         guard !overflow else { throw fail("corrupt .npy header: shape \(dims) overflows") }
         let dataOffset = headerStart + headerLength
         guard bytes <= length - dataOffset else {
-            throw fail("file is truncated: shape \(formatShape(dims)) of \(descr) needs \(bytes) data bytes, found \(length - dataOffset)")
+            throw fail(
+                """
+                file is truncated: shape \(formatShape(dims)) of \(descr) needs \(bytes) data bytes, found \
+                \(length - dataOffset)
+                """
+            )
         }
-        return NPYHeader(major: major, minor: minor, descr: descr, element: element, itemSize: itemSize,
-                         fortranOrder: fortran, shape: dims, dataOffset: dataOffset, dataLength: bytes)
+        return NPYHeader(
+            major: major, minor: minor, descr: descr, element: element, itemSize: itemSize,
+            fortranOrder: fortran, shape: dims, dataOffset: dataOffset, dataLength: bytes)
     }
 
     /// Parses a numpy type string such as `<f4`, `>f8`, `|V2`, `<U7`.
@@ -141,8 +171,10 @@ struct NPYHeader: Equatable {
         case ("f", 8): return (.floating(.float64, order), 8)
         case ("U", _): return (.unicode(characters: size, order), size * 4)
         case ("S", _): return (.bytes(size), size)
-        case ("i", 1), ("i", 2), ("i", 4), ("i", 8): return (.integer(size: size, signed: true, order, name: "int\(size * 8)"), size)
-        case ("u", 1), ("u", 2), ("u", 4), ("u", 8): return (.integer(size: size, signed: false, order, name: "uint\(size * 8)"), size)
+        case ("i", 1), ("i", 2), ("i", 4), ("i", 8):
+            return (.integer(size: size, signed: true, order, name: "int\(size * 8)"), size)
+        case ("u", 1), ("u", 2), ("u", 4), ("u", 8):
+            return (.integer(size: size, signed: false, order, name: "uint\(size * 8)"), size)
         case ("b", 1): return (.integer(size: 1, signed: false, order, name: "bool"), size)
         case ("i", _): return (.unsupported("int\(size * 8)"), size)
         case ("u", _): return (.unsupported("uint\(size * 8)"), size)
@@ -249,7 +281,9 @@ struct PythonLiteralParser {
     }
 
     private mutating func parseString() throws -> String {
-        guard let quote = peek(), quote == "'" || quote == "\"" else { throw Failure(message: "expected a quoted string at character \(index)") }
+        guard let quote = peek(), quote == "'" || quote == "\"" else {
+            throw Failure(message: "expected a quoted string at character \(index)")
+        }
         index += 1
         var s = ""
         while let c = peek(), c != quote {

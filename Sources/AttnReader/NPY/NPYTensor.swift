@@ -90,12 +90,16 @@ final class NPYTensor: StoredTensor {
             let n = min(perChunk, count - t)
             let span = ((n - 1) * step + 1) * itemSize
             let offset = header.dataOffset + (start + t * step) * itemSize
-            try raw.withUnsafeMutableBytes { try source.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<span])) }
+            try raw.withUnsafeMutableBytes {
+                try source.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<span]))
+            }
             fortranBlock.withUnsafeMutableBufferPointer { outBuf in
                 for e in 0..<n {
                     let base = e * step * itemSize
                     for b in 0..<itemSize { element[b] = raw[base + b] }
-                    element.withUnsafeBytes { ElementDecoding.decode($0, type: type, order: order, count: 1, into: outBuf, at: t + e) }
+                    element.withUnsafeBytes {
+                        ElementDecoding.decode($0, type: type, order: order, count: 1, into: outBuf, at: t + e)
+                    }
                 }
             }
             t += n
@@ -125,13 +129,16 @@ final class NPYTensor: StoredTensor {
     /// A raw 2-byte void array (`|V2`, how numpy saves ml_dtypes' bfloat16) read as bfloat16.
     func reinterpreted(as type: ElementType) -> StoredTensor? {
         guard type == .bfloat16, header.itemSize == 2, header.descr.contains("V") else { return nil }
-        return NPYTensor(name: info.name, header: header.with(element: .floating(.bfloat16, .little)), source: source,
-                         file: file, errorDataset: errorDataset)
+        return NPYTensor(
+            name: info.name, header: header.with(element: .floating(.bfloat16, .little)), source: source,
+            file: file, errorDataset: errorDataset)
     }
 
     var directStorage: DirectStorage? {
         // A lone .npy file; NPZ members go through their CRC-checking source instead.
-        guard let region = source as? FileRegion, !header.fortranOrder, case .floating(let type, let order) = header.element else {
+        guard let region = source as? FileRegion, !header.fortranOrder,
+            case .floating(let type, let order) = header.element
+        else {
             return nil
         }
         return .contiguous(file: region.file, offset: region.base + header.dataOffset, type: type, order: order)
@@ -169,7 +176,8 @@ final class NPYTensor: StoredTensor {
                 var scalars = String.UnicodeScalarView()
                 for c in 0..<n {
                     let o = (i * n + c) * 4
-                    var v = UInt32(raw[o]) | UInt32(raw[o + 1]) << 8 | UInt32(raw[o + 2]) << 16 | UInt32(raw[o + 3]) << 24
+                    var v =
+                        UInt32(raw[o]) | UInt32(raw[o + 1]) << 8 | UInt32(raw[o + 2]) << 16 | UInt32(raw[o + 3]) << 24
                     if order == .big { v = v.byteSwapped }
                     if v == 0 { break }
                     scalars.append(Unicode.Scalar(v) ?? "\u{FFFD}")
@@ -182,7 +190,8 @@ final class NPYTensor: StoredTensor {
                 return String(decoding: slice.prefix { $0 != 0 }, as: UTF8.self)
             }
         default:
-            throw AttnError(file: file, dataset: errorDataset, "expected strings (numpy '<U' or '|S'), found \(info.element)")
+            throw AttnError(
+                file: file, dataset: errorDataset, "expected strings (numpy '<U' or '|S'), found \(info.element)")
         }
     }
 }

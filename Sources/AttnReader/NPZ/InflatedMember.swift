@@ -3,7 +3,8 @@ import AttnCore
 
 /// A deflated zip member read as a stream: reads move forward through the inflated bytes, and memory stays
 /// bounded by the read buffers, whatever the member's size. A read behind the current position that lies within the
-/// first 64 KiB (the header) restarts the stream; the first one further in (layers read last to first, or a Fortran-order array
+/// first 64 KiB (the header) restarts the stream; the first one further in (layers read last to first, or a
+/// Fortran-order array
 /// gathered layer by layer) inflates the whole member once into memory,
 /// when it fits the memory budget, and every later read is served from there; a member too large for that is
 /// refused with a hint instead of being inflated again from the start for every read. The corresponding C calls
@@ -16,8 +17,8 @@ final class InflatedMember: ByteSource {
     private let compressedSize: Int
     private let stream: UnsafeMutablePointer<z_stream>
     private let input: UnsafeMutablePointer<UInt8>
-    private var inputConsumed = 0   // compressed bytes handed to zlib so far
-    private var position = 0        // uncompressed bytes produced so far
+    private var inputConsumed = 0  // compressed bytes handed to zlib so far
+    private var position = 0  // uncompressed bytes produced so far
     private var finished = false
     private var checksum = MemberChecksum()
     private let expectedCRC: UInt32
@@ -27,7 +28,10 @@ final class InflatedMember: ByteSource {
     /// A read behind the position that ends before this offset (the array's header again) restarts the stream instead.
     private static let cheapRestart = 64 << 10
 
-    init(file: ReadOnlyFile, member: String, compressedOffset: Int, compressedSize: Int, uncompressedSize: Int, crc: UInt32) throws {
+    init(
+        file: ReadOnlyFile, member: String, compressedOffset: Int, compressedSize: Int, uncompressedSize: Int,
+        crc: UInt32
+    ) throws {
         self.file = file
         self.member = member
         self.compressedOffset = compressedOffset
@@ -62,20 +66,26 @@ final class InflatedMember: ByteSource {
 
     func read(at offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws {
         guard offset >= 0, buffer.count <= length - offset else {
-            throw AttnError(file: file.path, dataset: member, "data is truncated: expected \(buffer.count) bytes at offset \(offset) of \(length)")
+            throw AttnError(
+                file: file.path, dataset: member,
+                "data is truncated: expected \(buffer.count) bytes at offset \(offset) of \(length)")
         }
         if offset < position && offset + buffer.count <= Self.cheapRestart && whole == nil {
-            restart()   // the header read again: inflating up to it again costs little
+            restart()  // the header read again: inflating up to it again costs little
         } else if offset < position || whole != nil {
             let bytes = try inflatedWhole()
-            bytes.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + buffer.count)])) }
+            bytes.withUnsafeBytes {
+                buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + buffer.count)]))
+            }
             return
         }
         if offset > position {
             var scratch = [UInt8](repeating: 0, count: min(1 << 20, offset - position))
             while position < offset {
                 let n = min(scratch.count, offset - position)
-                try scratch.withUnsafeMutableBytes { try produce(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<n])) }
+                try scratch.withUnsafeMutableBytes {
+                    try produce(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]))
+                }
             }
         }
         try produce(into: buffer)
@@ -84,8 +94,14 @@ final class InflatedMember: ByteSource {
     /// The whole member inflated (once), or an error when that does not fit the memory budget.
     private func inflatedWhole() throws -> [UInt8] {
         if let whole { return whole }
-        if let refusal = MemoryBudget.refusal("inflating it whole (it is read out of order: layers last to first, or a Fortran-order array)", bytes: length) {
-            throw AttnError(.resource, file: file.path, dataset: member, "is compressed, and \(refusal); save it uncompressed (np.savez or np.save, read in place) or in C order")
+        if let refusal = MemoryBudget.refusal(
+            "inflating it whole (it is read out of order: layers last to first, or a Fortran-order array)",
+            bytes: length)
+        {
+            throw AttnError(
+                .resource, file: file.path, dataset: member,
+                "is compressed, and \(refusal); save it uncompressed (np.savez or np.save, read in place) or in C order"
+            )
         }
         restart()
         var bytes = [UInt8](repeating: 0, count: length)
@@ -99,14 +115,20 @@ final class InflatedMember: ByteSource {
         var produced = 0
         while produced < out.count {
             if finished {
-                throw AttnError(file: file.path, dataset: member, "compressed data ends early: expected \(length) bytes, found \(position)")
+                throw AttnError(
+                    file: file.path, dataset: member,
+                    "compressed data ends early: expected \(length) bytes, found \(position)")
             }
             if stream.pointee.avail_in == 0 {
                 let n = min(Self.inputChunk, compressedSize - inputConsumed)
                 guard n > 0 else {
-                    throw AttnError(file: file.path, dataset: member, "compressed data is truncated: expected \(length) bytes, inflated \(position)")
+                    throw AttnError(
+                        file: file.path, dataset: member,
+                        "compressed data is truncated: expected \(length) bytes, inflated \(position)")
                 }
-                try file.read(at: compressedOffset + inputConsumed, into: UnsafeMutableRawBufferPointer(start: input, count: n), dataset: member)
+                try file.read(
+                    at: compressedOffset + inputConsumed, into: UnsafeMutableRawBufferPointer(start: input, count: n),
+                    dataset: member)
                 inputConsumed += n
                 stream.pointee.next_in = input
                 stream.pointee.avail_in = UInt32(n)

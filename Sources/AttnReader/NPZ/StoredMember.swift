@@ -10,7 +10,7 @@ final class StoredMember: ByteSource {
     private let member: String
     private let expectedCRC: UInt32
     private var checksum = MemberChecksum()
-    private var verified = 0   // bytes [0, verified) are covered by `checksum`
+    private var verified = 0  // bytes [0, verified) are covered by `checksum`
 
     init(file: ReadOnlyFile, member: String, offset: Int, length: Int, crc: UInt32) {
         self.region = FileRegion(file: file, base: offset, length: length, dataset: member)
@@ -42,7 +42,9 @@ struct MemberChecksum {
     /// Throws when the CRC of the whole member differs from the one the archive records.
     func verify(_ expected: UInt32, file: String, member: String) throws {
         guard value == expected else {
-            throw AttnError(file: file, dataset: member, "member is corrupt: its CRC-32 is \(hex(value)), expected \(hex(expected)) as the archive records")
+            throw AttnError(
+                file: file, dataset: member,
+                "member is corrupt: its CRC-32 is \(hex(value)), expected \(hex(expected)) as the archive records")
         }
     }
 }

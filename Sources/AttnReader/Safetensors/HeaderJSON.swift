@@ -11,7 +11,8 @@ enum HeaderJSON: Equatable {
 
     static func == (a: HeaderJSON, b: HeaderJSON) -> Bool {
         switch (a, b) {
-        case (.object(let x), .object(let y)): return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        case (.object(let x), .object(let y)):
+            return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
         case (.array(let x), .array(let y)): return x == y
         case (.string(let x), .string(let y)): return x == y
         case (.number(let x), .number(let y)): return x == y
@@ -76,7 +77,9 @@ enum HeaderJSON: Equatable {
                 if at < bytes.count && bytes[at] == UInt8(ascii: "}") { at += 1; return .object(members) }
                 while true {
                     skipSpace()
-                    guard at < bytes.count, bytes[at] == UInt8(ascii: "\"") else { throw fail("corrupt JSON header: expected a key at byte \(at)") }
+                    guard at < bytes.count, bytes[at] == UInt8(ascii: "\"") else {
+                        throw fail("corrupt JSON header: expected a key at byte \(at)")
+                    }
                     let key = try string()
                     try expect(UInt8(ascii: ":"))
                     members.append((key, try value(depth: depth + 1)))
@@ -130,7 +133,9 @@ enum HeaderJSON: Equatable {
             at += 1  // opening quote
             var scalars = String.UnicodeScalarView()
             var run: [UInt8] = []
-            func flush() { scalars.append(contentsOf: String(decoding: run, as: UTF8.self).unicodeScalars); run.removeAll() }
+            func flush() {
+                scalars.append(contentsOf: String(decoding: run, as: UTF8.self).unicodeScalars); run.removeAll()
+            }
             while at < bytes.count {
                 let c = bytes[at]
                 at += 1
@@ -153,19 +158,37 @@ enum HeaderJSON: Equatable {
                     let start = at - 2
                     var code = try hex4()
                     if (0xD800..<0xDC00).contains(code) {
-                        guard at + 2 <= bytes.count, bytes[at] == UInt8(ascii: "\\"), bytes[at + 1] == UInt8(ascii: "u") else {
-                            throw fail("corrupt JSON header: a high surrogate \\u\(hex(code)) without its low surrogate at byte \(start)")
+                        guard at + 2 <= bytes.count, bytes[at] == UInt8(ascii: "\\"), bytes[at + 1] == UInt8(ascii: "u")
+                        else {
+                            throw fail(
+                                """
+                                corrupt JSON header: a high surrogate \\u\(hex(code)) without its low surrogate \
+                                at byte \(start)
+                                """
+                            )
                         }
                         at += 2
                         let low = try hex4()
                         guard (0xDC00..<0xE000).contains(low) else {
-                            throw fail("corrupt JSON header: a high surrogate \\u\(hex(code)) followed by \\u\(hex(low)), not a low surrogate, at byte \(start)")
+                            throw fail(
+                                """
+                                corrupt JSON header: a high surrogate \\u\(hex(code)) followed by \\u\(hex(low)), \
+                                not a low surrogate, at byte \(start)
+                                """
+                            )
                         }
                         code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
                     } else if (0xDC00..<0xE000).contains(code) {
-                        throw fail("corrupt JSON header: a low surrogate \\u\(hex(code)) without a high one before it at byte \(start)")
+                        throw fail(
+                            """
+                            corrupt JSON header: a low surrogate \\u\(hex(code)) without a high one before it at \
+                            byte \(start)
+                            """
+                        )
                     }
-                    guard let scalar = Unicode.Scalar(code) else { throw fail("corrupt JSON header: bad \\u escape at byte \(start)") }
+                    guard let scalar = Unicode.Scalar(code) else {
+                        throw fail("corrupt JSON header: bad \\u escape at byte \(start)")
+                    }
                     scalars.append(scalar)
                 default: scalars.append(Unicode.Scalar(e))
                 }
@@ -181,7 +204,8 @@ enum HeaderJSON: Equatable {
 
         mutating func hex4() throws -> UInt32 {
             guard at + 4 <= bytes.count, bytes[at..<(at + 4)].allSatisfy({ Character(Unicode.Scalar($0)).isHexDigit }),
-                  let v = UInt32(String(decoding: bytes[at..<(at + 4)], as: UTF8.self), radix: 16) else {
+                let v = UInt32(String(decoding: bytes[at..<(at + 4)], as: UTF8.self), radix: 16)
+            else {
                 throw fail("corrupt JSON header: bad \\u escape at byte \(at)")
             }
             at += 4

@@ -13,19 +13,35 @@ struct PictureOptions: ParsableArguments {
     @Option(help: "The colormap of a .png or .ppm.")
     var colormap: Colormap = .viridis
 
-    @Option(parsing: .unconditional, help: "Map LO:HI to the ends of the scale (default: each map's own min and max), or shared: one scale, the common min and max, for every tile of a montage.")
+    @Option(
+        parsing: .unconditional,
+        help:
+            """
+            Map LO:HI to the ends of the scale (default: each map's own min and max), or shared: one scale, the \
+            common min and max, for every tile of a montage.
+            """
+    )
     var range: MapWriter.Scale?
 
     @Flag(help: "Add a colour bar with the numbers of the range under the picture.")
     var legend = false
 
-    @Option(parsing: .unconditional, help: "Enlarge each cell to N×N pixels (default: enough to make the image at least 256 pixels across).")
+    @Option(
+        parsing: .unconditional,
+        help: "Enlarge each cell to N×N pixels (default: enough to make the image at least 256 pixels across).")
     var zoom: Int?
 }
 
 /// Where and how a map is written: the format follows the extension of the output.
 struct ImageOptions: ParsableArguments {
-    @Option(name: [.short, .customLong("output")], help: "The output: .png (colour, or grey with --colormap gray), .pgm (grey), .ppm (colour), .svg (a matrix with token labels) or .npy (raw float32 values).")
+    @Option(
+        name: [.short, .customLong("output")],
+        help:
+            """
+            The output: .png (colour, or grey with --colormap gray), .pgm (grey), .ppm (colour), .svg (a matrix \
+            with token labels) or .npy (raw float32 values).
+            """
+    )
     var output: String
 
     @OptionGroup var picture: PictureOptions
@@ -34,7 +50,13 @@ struct ImageOptions: ParsableArguments {
     var legend: Bool { picture.legend }
     var zoom: Int? { picture.zoom }
 
-    @Option(help: "Blend the patch grid over this picture (.png, .ppm, .pgm: the exact input the network saw); the output has its size. For grid and rollout --view grid.")
+    @Option(
+        help:
+            """
+            Blend the patch grid over this picture (.png, .ppm, .pgm: the exact input the network saw); the \
+            output has its size. For grid and rollout --view grid.
+            """
+    )
     var overlay: String?
 
     @Option(parsing: .unconditional, help: "With --overlay: the weight of the map, 0 (picture only) to 1 (map only).")
@@ -48,17 +70,19 @@ struct ImageOptions: ParsableArguments {
 
     typealias Fit = MapWriter.Blend.Fit
 
-
     func validate() throws {
-        if let problem = MapWriter(output: output, zoom: zoom).problem { throw ValidationError(problem) }   // format, zoom
+        // format, zoom
+        if let problem = MapWriter(output: output, zoom: zoom).problem { throw ValidationError(problem) }
         if !(alpha >= 0 && alpha <= 1) { throw ValidationError("--alpha must be between 0 and 1, got \(alpha)") }
-        if let problem = writer.problem { throw ValidationError(problem) }   // with --overlay
+        if let problem = writer.problem { throw ValidationError(problem) }  // with --overlay
     }
 
     /// The writer these options describe; what it writes is said on stderr.
     var writer: MapWriter {
-        MapWriter(output: output, colormap: colormap, scale: range, legend: legend, zoom: zoom,
-                  overlay: overlay.map { MapWriter.Blend(picture: $0, alpha: alpha, resample: resample, fit: fit) }, note: { Console.note($0) })
+        MapWriter(
+            output: output, colormap: colormap, scale: range, legend: legend, zoom: zoom,
+            overlay: overlay.map { MapWriter.Blend(picture: $0, alpha: alpha, resample: resample, fit: fit) },
+            note: { Console.note($0) })
     }
 }
 

@@ -21,7 +21,14 @@ struct InputOptions: ParsableArguments {
         }
     }
 
-    @Option(name: .customLong("batch"), parsing: .unconditional, help: "The sample to read when the data has a batch axis (default 0); with stats, all: every sample, as mean and standard deviation.")
+    @Option(
+        name: .customLong("batch"), parsing: .unconditional,
+        help:
+            """
+            The sample to read when the data has a batch axis (default 0); with stats, all: every sample, as mean \
+            and standard deviation.
+            """
+    )
     var batchOption: BatchOption?
 
     /// The sample asked for, when one is.
@@ -33,19 +40,41 @@ struct InputOptions: ParsableArguments {
 
     enum RawType: String, ExpressibleByArgument, CaseIterable { case bfloat16 }
 
-    @Option(help: "Read raw 2-byte data as this type: bfloat16 (an .npy of dtype |V2, as numpy saves ml_dtypes' bfloat16, or HDF5 2-byte opaque or bitfield data).")
+    @Option(
+        help:
+            """
+            Read raw 2-byte data as this type: bfloat16 (an .npy of dtype |V2, as numpy saves ml_dtypes' \
+            bfloat16, or HDF5 2-byte opaque or bitfield data).
+            """
+    )
     var dtype: RawType?
 
     @Flag(name: .customLong("from-qk"), help: "Recompute attention from q and k even when the file stores attention.")
     var fromQK = false
 
-    @Flag(inversion: .prefixedNo, help: "With q and k: mask keys after the query (causal attention); the default is the file's causal attribute, else not causal.")
+    @Flag(
+        inversion: .prefixedNo,
+        help:
+            """
+            With q and k: mask keys after the query (causal attention); the default is the file's causal \
+            attribute, else not causal.
+            """
+    )
     var causal: Bool?
 
-    @Option(parsing: .unconditional, help: "With q and k: the factor applied to Q·Kᵀ (default: the file's scale attribute, else 1/√d).")
+    @Option(
+        parsing: .unconditional,
+        help: "With q and k: the factor applied to Q·Kᵀ (default: the file's scale attribute, else 1/√d).")
     var scale: Double?
 
-    @Option(parsing: .unconditional, help: "Only the first N tokens are real: the rest is padding, excluded from every analysis (overrides the file's attention_mask or lengths).")
+    @Option(
+        parsing: .unconditional,
+        help:
+            """
+            Only the first N tokens are real: the rest is padding, excluded from every analysis (overrides the \
+            file's attention_mask or lengths).
+            """
+    )
     var length: Int?
 
     @Flag(name: [.customShort("q"), .long], help: "Print nothing on stderr but errors: no notes, no progress.")
@@ -54,10 +83,19 @@ struct InputOptions: ParsableArguments {
     @Flag(help: "Replace an existing output file even if it holds another kind of data (an input is never replaced).")
     var force = false
 
-    @Option(name: .customLong("max-memory"), help: "The most memory one layer's work may take, e.g. 512M or 8G (default: half of this machine's memory); larger work is refused with its estimate.")
+    @Option(
+        name: .customLong("max-memory"),
+        help:
+            """
+            The most memory one layer's work may take, e.g. 512M or 8G (default: half of this machine's memory); \
+            larger work is refused with its estimate.
+            """
+    )
     var maxMemory: String?
 
-    @Flag(name: .customLong("keep-padding"), help: "Ignore the file's attention_mask or lengths: analyse every position, padding included.")
+    @Flag(
+        name: .customLong("keep-padding"),
+        help: "Ignore the file's attention_mask or lengths: analyse every position, padding included.")
     var keepPadding = false
 
     func validate() throws {
@@ -65,29 +103,50 @@ struct InputOptions: ParsableArguments {
             throw ValidationError("--max-memory expects a size such as 512M, 8G or 1.5GiB, got '\(maxMemory)'")
         }
         if let length, length <= 0 { throw ValidationError("--length must be positive, got \(length)") }
-        if keepPadding && length != nil { throw ValidationError("--keep-padding and --length are exclusive: choose one") }
+        if keepPadding && length != nil {
+            throw ValidationError("--keep-padding and --length are exclusive: choose one")
+        }
         if let heads, heads <= 0 { throw ValidationError("--heads must be positive, got \(heads)") }
         if let batch, batch < 0 { throw ValidationError("--batch must be 0 or more, got \(batch)") }
-        if dataset == "" { throw ValidationError("--dataset needs a name (an HDF5 path, NPZ member or safetensors tensor), got an empty one") }
-        if fromQK, let dataset {
-            throw ValidationError("--from-qk recomputes attention from the file's q and k, so --dataset \(dataset) (which chooses stored attention) cannot go with it")
+        if dataset == "" {
+            throw ValidationError(
+                "--dataset needs a name (an HDF5 path, NPZ member or safetensors tensor), got an empty one")
         }
-        if let scale, !(scale.isFinite && scale > 0) { throw ValidationError("--scale must be a positive number, got \(scale)") }
+        if fromQK, let dataset {
+            throw ValidationError(
+                """
+                --from-qk recomputes attention from the file's q and k, so --dataset \(dataset) (which chooses \
+                stored attention) cannot go with it
+                """
+            )
+        }
+        if let scale, !(scale.isFinite && scale > 0) {
+            throw ValidationError("--scale must be a positive number, got \(scale)")
+        }
     }
 
     /// Opens the file and the attention in it (stored, or recomputed from Q and K); `sample` overrides `--batch`.
     /// `checksLayerMemory` false: attention whose layer exceeds --max-memory is opened too (for `info`).
     func open(sample: Int? = nil, allowAllSamples: Bool = false, checksLayerMemory: Bool = true) throws -> OpenedDump {
         if allSamples && !allowAllSamples {
-            throw ValidationError("--batch all is for stats (mean and standard deviation over the samples); choose one sample with --batch B")
+            throw ValidationError(
+                """
+                --batch all is for stats (mean and standard deviation over the samples); choose one sample with \
+                --batch B
+                """
+            )
         }
-        return try OpenedDump.open(file, options: sourceOptions(sample: sample, checksLayerMemory: checksLayerMemory), note: Console.noteOnce)
+        return try OpenedDump.open(
+            file, options: sourceOptions(sample: sample, checksLayerMemory: checksLayerMemory), note: Console.noteOnce)
     }
 
     /// The options as the source layer takes them; `sample` overrides `--batch`.
     func sourceOptions(sample: Int? = nil, checksLayerMemory: Bool = true) -> SourceOptions {
-        SourceOptions(dataset: dataset, batch: sample ?? batch, heads: heads, rawAs: dtype.map { _ in ElementType.bfloat16 }, fromQK: fromQK,
-                      scale: scale, causal: causal, padding: keepPadding ? .keep : .exclude(length: length), checksLayerMemory: checksLayerMemory)
+        SourceOptions(
+            dataset: dataset, batch: sample ?? batch, heads: heads, rawAs: dtype.map { _ in ElementType.bfloat16 },
+            fromQK: fromQK,
+            scale: scale, causal: causal, padding: keepPadding ? .keep : .exclude(length: length),
+            checksLayerMemory: checksLayerMemory)
     }
 }
 

@@ -28,7 +28,13 @@ enum HeadSelection: ExpressibleByArgument, Equatable {
     case all
 
     init?(argument: String) {
-        if argument == "all" { self = .all } else if let f = HeadFusion(argument: argument) { self = .fused(f) } else { return nil }
+        if argument == "all" {
+            self = .all
+        } else if let f = HeadFusion(argument: argument) {
+            self = .fused(f)
+        } else {
+            return nil
+        }
     }
 
     /// As it is written on the command line (help shows it).
@@ -64,7 +70,9 @@ struct OneMapOptions: ParsableArguments {
 
 /// `--layer N|all` and `--head H|mean|max|min|all`: one map, or a montage of tiles (heatmap, grid).
 struct MapSelectionOptions: ParsableArguments {
-    @Option(parsing: .unconditional, help: "The layer (negative counts from the end; default -1, the last), or all: one tile per layer.")
+    @Option(
+        parsing: .unconditional,
+        help: "The layer (negative counts from the end; default -1, the last), or all: one tile per layer.")
     var layer: LayerSelection = .one(-1)
 
     @Option(parsing: .unconditional, help: "A head index, mean, max or min over heads, or all: one tile per head.")
@@ -74,7 +82,13 @@ struct MapSelectionOptions: ParsableArguments {
 /// `--range LO:HI`, or `--range shared`: one scale for every tile of a montage (their common min and max).
 extension MapWriter.Scale: ExpressibleByArgument {
     public init?(argument: String) {
-        if argument == "shared" { self = .shared } else if let r = ValueRange(argument: argument) { self = .fixed(r) } else { return nil }
+        if argument == "shared" {
+            self = .shared
+        } else if let r = ValueRange(argument: argument) {
+            self = .fixed(r)
+        } else {
+            return nil
+        }
     }
 }
 
@@ -96,8 +110,11 @@ extension OpenedDump {
     /// Each tile of a selection: its label and the map of one layer, fused over heads or one head.
     /// `shape` is the leading shape of the tiles for `.npy` output ([layers, heads], [layers] or [heads]).
     /// - Parameter check: called with the tiles' count and labels before any layer is read (a montage's memory check).
-    func tiles(layers selection: LayerSelection, heads: HeadSelection, check: (_ count: Int, _ labels: [String]) throws -> Void = { _, _ in },
-               map: (LayerAttention, HeadFusion, _ layer: Int) throws -> Matrix) throws -> (tiles: [(label: String, map: Matrix)], shape: [Int]) {
+    func tiles(
+        layers selection: LayerSelection, heads: HeadSelection,
+        check: (_ count: Int, _ labels: [String]) throws -> Void = { _, _ in },
+        map: (LayerAttention, HeadFusion, _ layer: Int) throws -> Matrix
+    ) throws -> (tiles: [(label: String, map: Matrix)], shape: [Int]) {
         let chosen = try layers(selection)
         var labels: [String] = []
         for l in chosen {
@@ -113,7 +130,9 @@ extension OpenedDump {
             let attention = try source.layer(l)
             switch heads {
             case .all:
-                for h in 0..<source.headCount { tiles.append(("L\(l) H\(h)", try analysing { try map(attention, .head(h), l) })) }
+                for h in 0..<source.headCount {
+                    tiles.append(("L\(l) H\(h)", try analysing { try map(attention, .head(h), l) }))
+                }
             case .fused(let f):
                 let fusion = try self.fusion(f)
                 let label: String

@@ -2,7 +2,7 @@ import ArgumentParser
 import AttnCore
 import AttnRender
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A picture in the terminal: colour on or off (auto: when stdout is a terminal and NO_COLOR is not set), the width
@@ -10,7 +10,9 @@ import Glibc
 struct TerminalOptions: ParsableArguments {
     enum ColorChoice: String, ExpressibleByArgument, CaseIterable { case auto, always, never }
 
-    @Option(name: .customLong("color"), help: "24-bit colour: auto (when stdout is a terminal and NO_COLOR is unset), always or never.")
+    @Option(
+        name: .customLong("color"),
+        help: "24-bit colour: auto (when stdout is a terminal and NO_COLOR is unset), always or never.")
     var color: ColorChoice = .auto
 
     @Option(help: "Fit the output to this many columns (default: the terminal's width, else $COLUMNS, else 80).")
@@ -23,7 +25,9 @@ struct TerminalOptions: ParsableArguments {
     var range: ValueRange?
 
     func validate() throws {
-        if let width, width < 8 || width > 2000 { throw ValidationError("--width must be between 8 and 2000, got \(width)") }
+        if let width, width < 8 || width > 2000 {
+            throw ValidationError("--width must be between 8 and 2000, got \(width)")
+        }
     }
 
     var colourOn: Bool {

@@ -5,7 +5,9 @@ import AttnRender
 /// `--max-seconds`: costly work (attention flow, a full rollout matrix of a long sequence) is estimated
 /// before it starts and refused above this limit, with the estimate and what would be cheaper.
 struct WorkLimitOptions: ParsableArguments {
-    @Option(name: .customLong("max-seconds"), parsing: .unconditional, help: "Refuse work estimated to take longer than this (default 60).")
+    @Option(
+        name: .customLong("max-seconds"), parsing: .unconditional,
+        help: "Refuse work estimated to take longer than this (default 60).")
     var maxSeconds: Double = 60
 
     func validate() throws {
@@ -14,9 +16,17 @@ struct WorkLimitOptions: ParsableArguments {
 
     /// Throws when `seconds` is over the limit: `work` says what was asked, `cheaper` what to do instead
     /// (ending before ", or raise --max-seconds").
-    func check(_ seconds: Double, file: String, work: @autoclosure () -> String, cheaper: @autoclosure () throws -> String) throws {
+    func check(
+        _ seconds: Double, file: String, work: @autoclosure () -> String, cheaper: @autoclosure () throws -> String
+    ) throws {
         guard seconds > maxSeconds else { return }
-        throw AttnError(.resource, file: file, "\(work()), estimated at \(Self.describe(seconds)) s on \(Workers.count) threads, over --max-seconds \(Self.describe(maxSeconds)): \(try cheaper()), or raise --max-seconds")
+        throw AttnError(
+            .resource, file: file,
+            """
+            \(work()), estimated at \(Self.describe(seconds)) s on \(Workers.count) threads, over --max-seconds \
+            \(Self.describe(maxSeconds)): \(try cheaper()), or raise --max-seconds
+            """
+        )
     }
 
     /// Whole seconds; one decimal below 10 s; scientific below 0.1 s.

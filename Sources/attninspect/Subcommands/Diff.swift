@@ -10,8 +10,18 @@ extension AttnInspect {
     struct Diff: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "diff",
-            abstract: "Compare two dumps of the same shape (a model before and after fine-tuning): per head the largest |A − B| and the Jensen–Shannon divergence of the rows.",
-            discussion: "js_divergence is the mean over query rows of JS(A_row, B_row) in nats (0 = identical, at most ln 2). With -o, the difference of the head-fused maps of --layer is drawn with the diverging coolwarm colormap on a range symmetric about 0.")
+            abstract:
+                """
+                Compare two dumps of the same shape (a model before and after fine-tuning): per head the largest \
+                |A − B| and the Jensen–Shannon divergence of the rows.
+                """,
+            discussion:
+                """
+                js_divergence is the mean over query rows of JS(A_row, B_row) in nats (0 = identical, at most ln \
+                2). With -o, the difference of the head-fused maps of --layer is drawn with the diverging \
+                coolwarm colormap on a range symmetric about 0.
+                """
+        )
 
         /// The first dump, and the input options, which apply to both.
         @OptionGroup var input: InputOptions
@@ -22,7 +32,9 @@ extension AttnInspect {
         var json: Bool { format.json }
         var csv: Bool { format.csv }
 
-        @Option(name: [.short, .customLong("output")], help: "Also draw A − B of --layer, fused with --head (.png, .ppm, .svg, or .npy for the values).")
+        @Option(
+            name: [.short, .customLong("output")],
+            help: "Also draw A − B of --layer, fused with --head (.png, .ppm, .svg, or .npy for the values).")
         var output: String?
 
         @Option(parsing: .unconditional, help: "The layer drawn with -o (default -1, the last).")
@@ -42,7 +54,13 @@ extension AttnInspect {
             let shapeA = (a.source.layerCount, a.source.headCount, a.source.queryCount, a.source.keyCount)
             let shapeB = (b.source.layerCount, b.source.headCount, b.source.queryCount, b.source.keyCount)
             guard shapeA == shapeB else {
-                throw AttnError(.analysis, file: second, "shape \(shapeB) (layers, heads, queries, keys) differs from \(first)'s \(shapeA): diff needs the same shape")
+                throw AttnError(
+                    .analysis, file: second,
+                    """
+                    shape \(shapeB) (layers, heads, queries, keys) differs from \(first)'s \(shapeA): diff needs \
+                    the same shape
+                    """
+                )
             }
             var records: [HeadDifference] = []
             for l in 0..<a.source.layerCount {
@@ -50,23 +68,38 @@ extension AttnInspect {
                 records += try a.analysing { try HeadDifference.ofLayer(x, y, layer: l) }
             }
             if json {
-                Console.print(JSONValue.document([("first", .string(first)), ("second", .string(second)),
-                                                  ("records", .array(records.map(RecordWriter.json)))]).serialized() + "\n")
+                Console.print(
+                    JSONValue.document([
+                        ("first", .string(first)), ("second", .string(second)),
+                        ("records", .array(records.map(RecordWriter.json)))
+                    ]).serialized() + "\n")
             } else if csv {
                 Console.printCSV(RecordWriter.csv(records))
             } else {
-                Console.print(RecordWriter.table(records, [.init("layer", "layer"), .init("head", "head"), .init("max_abs_diff", "max_abs_diff", .fixed(6)),
-                                                           .init("js_divergence", "js_divergence", .fixed(6))]))
+                Console.print(
+                    RecordWriter.table(
+                        records,
+                        [
+                            .init("layer", "layer"), .init("head", "head"),
+                            .init("max_abs_diff", "max_abs_diff", .fixed(6)),
+                            .init("js_divergence", "js_divergence", .fixed(6))
+                        ]))
             }
             if let output {
                 let l = try a.layer(layer)
                 let fusion = try a.fusion(head)
-                let difference = try a.analysing { try HeadDifference.map(try a.source.layer(l), try b.source.layer(l), fusion: fusion) }
+                let difference = try a.analysing {
+                    try HeadDifference.map(try a.source.layer(l), try b.source.layer(l), fusion: fusion)
+                }
                 let extent = max(difference.values.map(abs).max() ?? 0, Float.leastNormalMagnitude)
-                try MapWriter(output: output, colormap: .coolwarm, scale: .fixed(ValueRange(low: -extent, high: extent)), note: { Console.note($0) })
-                    .write(difference, what: "layer \(l) \(fusion): A − B", input: first, otherInputs: [second], labels: a.source.tokens, columnLabels: a.source.keyTokens)
+                try MapWriter(
+                    output: output, colormap: .coolwarm, scale: .fixed(ValueRange(low: -extent, high: extent)),
+                    note: { Console.note($0) }
+                )
+                .write(
+                    difference, what: "layer \(l) \(fusion): A − B", input: first, otherInputs: [second],
+                    labels: a.source.tokens, columnLabels: a.source.keyTokens)
             }
         }
     }
 }
-

@@ -9,11 +9,19 @@ extension AttnInspect {
     struct Entropy: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "entropy",
-            abstract: "Mean row entropy (nats) of every head: a layers × heads table, or an image with one cell per head.")
+            abstract:
+                "Mean row entropy (nats) of every head: a layers × heads table, or an image with one cell per head.")
 
         @OptionGroup var input: InputOptions
 
-        @Option(name: [.short, .customLong("output")], help: "Also write the table as an image (.png, .pgm, .ppm) or raw values (.npy): rows are layers, columns heads.")
+        @Option(
+            name: [.short, .customLong("output")],
+            help:
+                """
+                Also write the table as an image (.png, .pgm, .ppm) or raw values (.npy): rows are layers, \
+                columns heads.
+                """
+        )
         var output: String?
 
         @OptionGroup var picture: PictureOptions
@@ -27,7 +35,11 @@ extension AttnInspect {
 
         /// The writer of `-o`, when there is one.
         var writer: MapWriter? {
-            output.map { MapWriter(output: $0, colormap: picture.colormap, scale: picture.range, legend: picture.legend, zoom: picture.zoom, note: { Console.note($0) }) }
+            output.map {
+                MapWriter(
+                    output: $0, colormap: picture.colormap, scale: picture.range, legend: picture.legend,
+                    zoom: picture.zoom, note: { Console.note($0) })
+            }
         }
 
         func run() throws {
@@ -41,10 +53,13 @@ extension AttnInspect {
                 values += row.map(Float.init)
                 table.append(["\(l)"] + row.map { formatFixed($0, decimals: 3) })
             }
-            Console.print("\(normalized ? "normalised entropy (1 = uniform)" : "entropy (nats)"), layers × heads:\n" + table.render())
+            Console.print(
+                "\(normalized ? "normalised entropy (1 = uniform)" : "entropy (nats)"), layers × heads:\n"
+                    + table.render())
             if output != nil {
                 let map = Matrix(rows: source.layerCount, columns: source.headCount, values: values)
-                try writer?.write(map, what: "entropy, \(source.layerCount) layers × \(source.headCount) heads", input: input.file)
+                try writer?.write(
+                    map, what: "entropy, \(source.layerCount) layers × \(source.headCount) heads", input: input.file)
             }
         }
     }

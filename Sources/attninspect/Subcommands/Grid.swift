@@ -18,14 +18,22 @@ extension AttnInspect {
         @OptionGroup var image: ImageOptions
         @OptionGroup var grid: GridOptions
 
-        @Option(help: "DINO's mask: keep the highest patches holding this share of the patch attention (e.g. 0.6); written black and white, or as a white outline with --overlay.")
+        @Option(
+            help:
+                """
+                DINO's mask: keep the highest patches holding this share of the patch attention (e.g. 0.6); \
+                written black and white, or as a white outline with --overlay.
+                """
+        )
         var threshold: Double?
 
         @OptionGroup var probabilities: ProbabilityOptions
 
         /// A layer read for the grid, checked to hold distributions unless --allow-unnormalised (once per layer: a
         /// montage of every head asks for the same layer once per head).
-        func checked(_ attention: LayerAttention, index: Int, _ opened: OpenedDump, done: inout Set<Int>) throws -> LayerAttention {
+        func checked(_ attention: LayerAttention, index: Int, _ opened: OpenedDump, done: inout Set<Int>) throws
+            -> LayerAttention
+        {
             if !probabilities.allowUnnormalised && opened.source.origin == .stored && done.insert(index).inserted {
                 try opened.analysing { try ProbabilityCheck.check(attention, index: index, command: "grid") }
             }
@@ -34,16 +42,24 @@ extension AttnInspect {
 
         func validate() throws {
             if (layer == .all || head == .all) && (threshold != nil || image.overlay != nil) {
-                throw ValidationError("--threshold and --overlay make one picture: choose one layer and one head (or a fusion), not all")
+                throw ValidationError(
+                    "--threshold and --overlay make one picture: choose one layer and one head (or a fusion), not all")
             }
             if threshold != nil && image.output.lowercased().hasSuffix(".svg") {
-                throw ValidationError("--threshold writes a black-and-white mask: give an output ending in .png, .pgm, .ppm or .npy")
+                throw ValidationError(
+                    "--threshold writes a black-and-white mask: give an output ending in .png, .pgm, .ppm or .npy")
             }
             if threshold != nil && image.overlay == nil && (image.legend || image.range != nil) {
-                throw ValidationError("--legend and --range do not apply to a black-and-white mask; with --overlay they apply to the map under the outline")
+                throw ValidationError(
+                    """
+                    --legend and --range do not apply to a black-and-white mask; with --overlay they apply to the \
+                    map under the outline
+                    """
+                )
             }
             if let threshold, !(threshold > 0 && threshold <= 1) {
-                throw ValidationError("--threshold is a share of the attention mass: expected a number in (0, 1], got \(threshold)")
+                throw ValidationError(
+                    "--threshold is a share of the attention mass: expected a number in (0, 1], got \(threshold)")
             }
         }
 
@@ -54,20 +70,33 @@ extension AttnInspect {
             guard case .one(let n) = layer, case .fused(let f) = head else {
                 let token = grid.token
                 var checkedLayers: Set<Int> = []
-                let (tiles, shape) = try opened.tiles(layers: layer, heads: head, check: { count, labels in
-                    try image.writer.checkMontage(count: count, rows: patchGrid.rows, columns: patchGrid.columns,
-                                           tileColumns: head == .all && layer == .all ? opened.source.headCount : Composition.columns(for: count), labels: labels)
-                }) { attention, fusion, l in
-                    try patchGrid.extract(from: try fusion.fuse(try checked(attention, index: l, opened, done: &checkedLayers)), token: token, prefix: prefix)
+                let (tiles, shape) = try opened.tiles(
+                    layers: layer, heads: head,
+                    check: { count, labels in
+                        try image.writer.checkMontage(
+                            count: count, rows: patchGrid.rows, columns: patchGrid.columns,
+                            tileColumns: head == .all && layer == .all
+                                ? opened.source.headCount : Composition.columns(for: count), labels: labels)
+                    }
+                ) { attention, fusion, l in
+                    try patchGrid.extract(
+                        from: try fusion.fuse(try checked(attention, index: l, opened, done: &checkedLayers)),
+                        token: token, prefix: prefix)
                 }
-                let columns = head == .all && layer == .all ? opened.source.headCount : Composition.columns(for: tiles.count)
-                return try image.writer.writeMontage(tiles, shape: shape, columns: columns, what: "token \(token) → \(patchGrid) grids", input: input.file)
+                let columns =
+                    head == .all && layer == .all ? opened.source.headCount : Composition.columns(for: tiles.count)
+                return try image.writer.writeMontage(
+                    tiles, shape: shape, columns: columns, what: "token \(token) → \(patchGrid) grids",
+                    input: input.file)
             }
             let l = try opened.layer(n)
             let fusion = try opened.fusion(f)
             let map = try opened.analysing {
                 var checkedLayers: Set<Int> = []
-                return try patchGrid.extract(from: try fusion.fuse(try checked(try opened.source.layer(l), index: l, opened, done: &checkedLayers)), token: grid.token, prefix: prefix)
+                return try patchGrid.extract(
+                    from: try fusion.fuse(
+                        try checked(try opened.source.layer(l), index: l, opened, done: &checkedLayers)),
+                    token: grid.token, prefix: prefix)
             }
             let what = "layer \(l), \(fusion), token \(grid.token) → \(patchGrid) grid"
             guard let threshold else {
@@ -75,9 +104,12 @@ extension AttnInspect {
             }
             let mask = try opened.analysing { try AttentionMask.keeping(map, mass: threshold) }
             if image.overlay != nil {
-                try image.writer.write(map, what: what + ", outline of the \(threshold) mass mask", input: input.file, patchGrid: true, outline: mask)
+                try image.writer.write(
+                    map, what: what + ", outline of the \(threshold) mass mask", input: input.file, patchGrid: true,
+                    outline: mask)
             } else {
-                try image.writer.writeMask(mask, what: what + ", mask of the top \(threshold) of the attention mass", input: input.file)
+                try image.writer.writeMask(
+                    mask, what: what + ", mask of the top \(threshold) of the attention mass", input: input.file)
             }
         }
     }

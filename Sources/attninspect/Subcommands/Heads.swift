@@ -10,16 +10,20 @@ extension AttnInspect {
     struct Heads: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "heads",
-            abstract: "Per head: Clark et al.'s measures and roles, TransformerLens's scores, mean attention distance, sink share, head similarity, outlier tokens.",
+            abstract:
+                """
+                Per head: Clark et al.'s measures and roles, TransformerLens's scores, mean attention distance, \
+                sink share, head similarity, outlier tokens.
+                """,
             discussion: """
-            Clark et al. 2019: entropy and the attention to the first token, [CLS], [SEP], punctuation, the \
-            token itself, the previous token (query i → key i−1) and the next token (query i → key i+1), with \
-            roles for heads over their thresholds. TransformerLens's previous-token, duplicate-token and \
-            induction scores (mul) from token_ids/input_ids or the token labels. Mean attention distance \
-            (ViT paper, as probing-vits computes it) on the patch grid (pixels with --patch-size) or in \
-            tokens. StreamingLLM's sink share of the first --sink-tokens. Jensen–Shannon divergence between \
-            heads. Tokens receiving abnormal attention (registers artefacts, sinks). Definitions: docs/heads.md.
-            """)
+                Clark et al. 2019: entropy and the attention to the first token, [CLS], [SEP], punctuation, the \
+                token itself, the previous token (query i → key i−1) and the next token (query i → key i+1), with \
+                roles for heads over their thresholds. TransformerLens's previous-token, duplicate-token and \
+                induction scores (mul) from token_ids/input_ids or the token labels. Mean attention distance \
+                (ViT paper, as probing-vits computes it) on the patch grid (pixels with --patch-size) or in \
+                tokens. StreamingLLM's sink share of the first --sink-tokens. Jensen–Shannon divergence between \
+                heads. Tokens receiving abnormal attention (registers artefacts, sinks). Definitions: docs/heads.md.
+                """)
 
         @OptionGroup var input: InputOptions
 
@@ -27,36 +31,68 @@ extension AttnInspect {
         var json: Bool { format.json }
         var csv: Bool { format.csv }
 
-        @Option(name: .customLong("sink-tokens"), parsing: .unconditional, help: "The first k tokens counted by the sink share (default 4, as StreamingLLM).")
+        @Option(
+            name: .customLong("sink-tokens"), parsing: .unconditional,
+            help: "The first k tokens counted by the sink share (default 4, as StreamingLLM).")
         var sinkTokens = 4
 
-        @Flag(name: .customLong("exclude-bos"), help: "TransformerLens scores: set column 0 of the attention to 0 first.")
+        @Flag(
+            name: .customLong("exclude-bos"), help: "TransformerLens scores: set column 0 of the attention to 0 first.")
         var excludeBOS = false
 
-        @Flag(name: .customLong("exclude-current-token"), help: "TransformerLens scores: set the diagonal of the attention to 0 first.")
+        @Flag(
+            name: .customLong("exclude-current-token"),
+            help: "TransformerLens scores: set the diagonal of the attention to 0 first.")
         var excludeCurrentToken = false
 
-        @Option(name: .customLong("patch-size"), parsing: .unconditional, help: "Patch size in pixels: mean attention distance in pixels instead of patches.")
+        @Option(
+            name: .customLong("patch-size"), parsing: .unconditional,
+            help: "Patch size in pixels: mean attention distance in pixels instead of patches.")
         var patchSize: Double?
 
-        @Option(help: "The patch grid as ROWSxCOLS (default: the file's patch_grid; without one, distances are in tokens).")
+        @Option(
+            help: "The patch grid as ROWSxCOLS (default: the file's patch_grid; without one, distances are in tokens).")
         var grid: PatchGrid?
 
-        @Option(parsing: .unconditional, help: "Tokens before the patches, left out of the mean attention distance (default: the file's prefix_tokens, else 1 on a grid and 0 in tokens).")
+        @Option(
+            parsing: .unconditional,
+            help:
+                """
+                Tokens before the patches, left out of the mean attention distance (default: the file's \
+                prefix_tokens, else 1 on a grid and 0 in tokens).
+                """
+        )
         var prefix: Int?
 
-        @Option(help: "Head similarity between the heads of each layer (layer), between every pair of heads of the model (all), or none (its cost grows as heads² × queries × keys).")
+        @Option(
+            help:
+                """
+                Head similarity between the heads of each layer (layer), between every pair of heads of the model \
+                (all), or none (its cost grows as heads² × queries × keys).
+                """
+        )
         var similarity: SimilarityScope = .layer
 
         @OptionGroup var limit: WorkLimitOptions
 
-        @Option(name: .customLong("similarity-out"), help: "Also write the similarity: .csv (layer_a, head_a, layer_b, head_b, js_divergence), .npy or a picture (.png, .ppm, .pgm).")
+        @Option(
+            name: .customLong("similarity-out"),
+            help:
+                """
+                Also write the similarity: .csv (layer_a, head_a, layer_b, head_b, js_divergence), .npy or a \
+                picture (.png, .ppm, .pgm).
+                """
+        )
         var similarityOut: String?
 
-        @Option(name: .customLong("outlier-z"), parsing: .unconditional, help: "Outlier tokens: the modified z-score a token's received share must exceed (default 3.5).")
+        @Option(
+            name: .customLong("outlier-z"), parsing: .unconditional,
+            help: "Outlier tokens: the modified z-score a token's received share must exceed (default 3.5).")
         var outlierZ = 3.5
 
-        @Option(name: .customLong("outlier-ratio"), parsing: .unconditional, help: "Outlier tokens: how many times the uniform share 1/K a token must also receive (default 5).")
+        @Option(
+            name: .customLong("outlier-ratio"), parsing: .unconditional,
+            help: "Outlier tokens: how many times the uniform share 1/K a token must also receive (default 5).")
         var outlierRatio = 5.0
 
         @Option(name: .customLong("cls-token"), help: "The label of the CLS token (default [CLS]).")
@@ -67,11 +103,22 @@ extension AttnInspect {
 
         func validate() throws {
             if sinkTokens < 1 { throw ValidationError("--sink-tokens must be at least 1, got \(sinkTokens)") }
-            if let patchSize, !(patchSize > 0 && patchSize.isFinite) { throw ValidationError("--patch-size must be positive, got \(patchSize)") }
+            if let patchSize, !(patchSize > 0 && patchSize.isFinite) {
+                throw ValidationError("--patch-size must be positive, got \(patchSize)")
+            }
             if let prefix, prefix < 0 { throw ValidationError("--prefix must be 0 or more, got \(prefix)") }
-            if !(outlierZ.isFinite && outlierRatio.isFinite && outlierRatio >= 0) { throw ValidationError("--outlier-z and --outlier-ratio must be finite numbers") }
+            if !(outlierZ.isFinite && outlierRatio.isFinite && outlierRatio >= 0) {
+                throw ValidationError("--outlier-z and --outlier-ratio must be finite numbers")
+            }
             if let similarityOut {
-                if similarity == .none { throw ValidationError("--similarity-out \(similarityOut) writes the head similarity, which --similarity none skips: choose layer or all") }
+                if similarity == .none {
+                    throw ValidationError(
+                        """
+                        --similarity-out \(similarityOut) writes the head similarity, which --similarity none \
+                        skips: choose layer or all
+                        """
+                    )
+                }
                 let lower = similarityOut.lowercased()
                 if lower.hasSuffix(".csv") { return }
                 if let problem = MapWriter(output: similarityOut).problem { throw ValidationError(problem) }
@@ -84,21 +131,35 @@ extension AttnInspect {
             let analysis = try configuredAnalysis(opened)
             // Head similarity is the costly part: every pair of heads (of a layer, or of the model) over every row.
             let maps = similarity == .all ? source.layerCount * source.headCount : source.headCount
-            let seconds = similarity == .none ? 0
-                : Double(similarity == .all ? 1 : source.layerCount) * JensenShannon.estimatedSeconds(maps: maps, queries: source.queryCount, keys: source.keyCount, workers: Workers.count)
-            try limit.check(seconds, file: input.file,
-                            work: "head similarity (--similarity \(similarity.rawValue)) between \(maps) heads\(similarity == .all ? "" : " in each of \(source.layerCount) layers") over \(source.queryCount) × \(source.keyCount) values",
-                            cheaper: similarity == .all ? "use --similarity layer or none" : "use --similarity none")
+            let seconds =
+                similarity == .none
+                ? 0
+                : Double(similarity == .all ? 1 : source.layerCount)
+                    * JensenShannon.estimatedSeconds(
+                        maps: maps, queries: source.queryCount, keys: source.keyCount, workers: Workers.count)
+            try limit.check(
+                seconds, file: input.file,
+                work:
+                    """
+                    head similarity (--similarity \(similarity.rawValue)) between \(maps) \
+                    heads\(similarity == .all ? "" : " in each of \(source.layerCount) layers") over \
+                    \(source.queryCount) × \(source.keyCount) values
+                    """,
+                cheaper: similarity == .all ? "use --similarity layer or none" : "use --similarity none")
             let progress = Progress.start("heads, layers", total: source.layerCount)
             let result = try analysis.run(source, similarity: similarity, step: progress?.step)
             progress?.finish()
             // The file first: if it cannot be written, the run fails before printing anything.
             if let similarityOut {
-                try HeadsReport.writeSimilarity(similarityOut, result, heads: source.headCount, input: input.file, note: { Console.note($0) })
+                try HeadsReport.writeSimilarity(
+                    similarityOut, result, heads: source.headCount, input: input.file, note: { Console.note($0) })
             }
             if json {
-                let match = analysis.matchKeys == nil ? nil : (try opened.tokenIDs(sample: input.batch) != nil ? "ids" : "strings")
-                Console.print(HeadsReport.json(result, analysis: analysis, tokenMatch: match, source: source).serialized() + "\n")
+                let match =
+                    analysis.matchKeys == nil
+                    ? nil : (try opened.tokenIDs(sample: input.batch) != nil ? "ids" : "strings")
+                Console.print(
+                    HeadsReport.json(result, analysis: analysis, tokenMatch: match, source: source).serialized() + "\n")
             } else if csv {
                 Console.printCSV(RecordWriter.csv(result.records))
             } else {
@@ -106,7 +167,12 @@ extension AttnInspect {
             }
             let bad = result.records.filter { $0.roles == nil }
             if !bad.isEmpty {
-                Console.note("\(input.file): \(bad.count) head(s) hold NaN or infinite values: their measures are null and they are left out of the similarity and outlier statistics")
+                Console.note(
+                    """
+                    \(input.file): \(bad.count) head(s) hold NaN or infinite values: their measures are null and \
+                    they are left out of the similarity and outlier statistics
+                    """
+                )
             }
         }
 
@@ -121,15 +187,20 @@ extension AttnInspect {
                 distance = .grid(rows: g.rows, columns: g.columns, prefix: p, patchSize: patchSize)
             } else {
                 if patchSize != nil {
-                    throw AttnError(file: input.file, "--patch-size needs a patch grid: the file declares no patch_grid, so give --grid ROWSxCOLS")
+                    throw AttnError(
+                        file: input.file,
+                        "--patch-size needs a patch grid: the file declares no patch_grid, so give --grid ROWSxCOLS")
                 }
                 let p = prefix ?? 0
                 guard p < source.keyCount else {
-                    throw AttnError(.analysis, file: input.file, "--prefix \(p) is out of range: expected 0...\(source.keyCount - 1)")
+                    throw AttnError(
+                        .analysis, file: input.file,
+                        "--prefix \(p) is out of range: expected 0...\(source.keyCount - 1)")
                 }
                 distance = .sequence(prefix: p)
             }
-            var analysis = HeadAnalysis(keyLabels: source.keyTokens, matchKeys: try matchKeys(opened), distance: distance)
+            var analysis = HeadAnalysis(
+                keyLabels: source.keyTokens, matchKeys: try matchKeys(opened), distance: distance)
             analysis.sinkTokens = sinkTokens
             analysis.excludeBOS = excludeBOS
             analysis.excludeCurrentToken = excludeCurrentToken
@@ -149,4 +220,3 @@ extension AttnInspect {
         }
     }
 }
-

@@ -12,44 +12,84 @@ extension AttnInspect {
             commandName: "rollout",
             abstract: "Attention rollout (Abnar & Zuidema 2020) as a matrix or a CLS→patch grid.",
             discussion: """
-            Each layer: Â = rows-normalised(F + I), F the fused heads; R = Â_end ⋯ Â_start.
+                Each layer: Â = rows-normalised(F + I), F the fused heads; R = Â_end ⋯ Â_start.
 
-            --discard-ratio r zeroes the ⌊r·Q·K⌋ smallest entries of F first (a stable sort: on ties the \
-            lower flat index goes first; entry (0,0) is kept), as vit-explain does, but rows are then \
-            renormalised properly (vit-explain divides a[i,j] by the sum of row j).
-            """)
+                --discard-ratio r zeroes the ⌊r·Q·K⌋ smallest entries of F first (a stable sort: on ties the \
+                lower flat index goes first; entry (0,0) is kept), as vit-explain does, but rows are then \
+                renormalised properly (vit-explain divides a[i,j] by the sum of row j).
+                """)
 
         @OptionGroup var input: InputOptions
         @OptionGroup var image: ImageOptions
 
-        @Option(help: "matrix: R itself (queries × keys); grid: row --token of R as a patch grid. Default: grid for vision dumps.")
+        @Option(
+            help:
+                """
+                matrix: R itself (queries × keys); grid: row --token of R as a patch grid. Default: grid for \
+                vision dumps.
+                """
+        )
         var view: MapView?
 
-        @Option(name: .customLong("head-fusion"), parsing: .unconditional, help: "How heads are fused in each layer: mean, max, min or a head index (default mean; max with --compat vit-explain).")
+        @Option(
+            name: .customLong("head-fusion"), parsing: .unconditional,
+            help:
+                """
+                How heads are fused in each layer: mean, max, min or a head index (default mean; max with \
+                --compat vit-explain).
+                """
+        )
         var headFusionOption: HeadFusion?
 
-        @Option(name: .customLong("discard-ratio"), parsing: .unconditional, help: "Zero this share of the smallest fused entries before adding I (0 ≤ r < 1; default 0, 0.9 with --compat vit-explain).")
+        @Option(
+            name: .customLong("discard-ratio"), parsing: .unconditional,
+            help:
+                """
+                Zero this share of the smallest fused entries before adding I (0 ≤ r < 1; default 0, 0.9 with \
+                --compat vit-explain).
+                """
+        )
         var discardRatioOption: Double?
 
-        @Option(name: .customLong("start-layer"), parsing: .unconditional, help: "First layer of the rollout (default 0; 1 with --compat chefer).")
+        @Option(
+            name: .customLong("start-layer"), parsing: .unconditional,
+            help: "First layer of the rollout (default 0; 1 with --compat chefer).")
         var startLayerOption: Int?
 
-        enum Compat: String, ExpressibleByArgument, CaseIterable { case abnar, vitExplain = "vit-explain", chefer, vitKeras = "vit-keras" }
+        enum Compat: String, ExpressibleByArgument, CaseIterable {
+            case abnar, vitExplain = "vit-explain", chefer, vitKeras = "vit-keras"
+        }
 
-        @Option(help: "Reproduce a published implementation exactly: abnar (the default), vit-explain (as written, with its row-j division), chefer (Transformer-Explainability's baseline, from layer 1), vit-keras (whole-matrix normalisation).")
+        @Option(
+            help:
+                """
+                Reproduce a published implementation exactly: abnar (the default), vit-explain (as written, with \
+                its row-j division), chefer (Transformer-Explainability's baseline, from layer 1), vit-keras \
+                (whole-matrix normalisation).
+                """
+        )
         var compat: Compat = .abnar
 
         var headFusion: HeadFusion { headFusionOption ?? (compat == .vitExplain ? .max : .mean) }
         var discardRatio: Double { discardRatioOption ?? (compat == .vitExplain ? 0.9 : 0) }
         var startLayer: Int { startLayerOption ?? (compat == .chefer ? 1 : 0) }
 
-        @Option(name: .customLong("end-layer"), parsing: .unconditional, help: "Last layer of the rollout (-1 = the last).")
+        @Option(
+            name: .customLong("end-layer"), parsing: .unconditional, help: "Last layer of the rollout (-1 = the last).")
         var endLayer: Int = -1
 
-        @Flag(help: "Gradient-weighted rollout (Chefer et al. 2021): R ← R + mean_h((∇A ⊙ A)⁺)·R from R = I, with the attention gradients stored in the file (attn_grad, grads, ...).")
+        @Flag(
+            help:
+                """
+                Gradient-weighted rollout (Chefer et al. 2021): R ← R + mean_h((∇A ⊙ A)⁺)·R from R = I, with the \
+                attention gradients stored in the file (attn_grad, grads, ...).
+                """
+        )
         var gradients = false
 
-        @Option(name: .customLong("gradient-dataset"), help: "The dataset or member holding the attention gradients (implies --gradients).")
+        @Option(
+            name: .customLong("gradient-dataset"),
+            help: "The dataset or member holding the attention gradients (implies --gradients).")
         var gradientDataset: String?
 
         var gradientWeighted: Bool { gradients || gradientDataset != nil }
@@ -61,7 +101,12 @@ extension AttnInspect {
 
         func validate() throws {
             if gradientWeighted && (compat != .abnar || headFusionOption != nil || discardRatioOption != nil) {
-                throw ValidationError("--gradients weights every head by its gradient, so --compat, --head-fusion and --discard-ratio do not apply")
+                throw ValidationError(
+                    """
+                    --gradients weights every head by its gradient, so --compat, --head-fusion and \
+                    --discard-ratio do not apply
+                    """
+                )
             }
             guard discardRatio >= 0 && discardRatio < 1 else {
                 throw ValidationError("--discard-ratio must be at least 0 and below 1, got \(discardRatio)")
@@ -70,7 +115,8 @@ extension AttnInspect {
                 throw ValidationError("--compat vit-keras has no discard step: drop --discard-ratio")
             }
             if image.overlay != nil && view == .matrix {
-                throw ValidationError("--overlay goes with the patch grid: use --view grid (the default with --overlay)")
+                throw ValidationError(
+                    "--overlay goes with the patch grid: use --view grid (the default with --overlay)")
             }
         }
 
@@ -79,17 +125,23 @@ extension AttnInspect {
             let source = opened.source
             let start = try opened.layer(startLayer), end = try opened.layer(endLayer)
             guard start <= end else {
-                throw AttnError(.analysis, file: input.file, "--start-layer \(startLayer) (layer \(start)) comes after --end-layer \(endLayer) (layer \(end))")
+                throw AttnError(
+                    .analysis, file: input.file,
+                    "--start-layer \(startLayer) (layer \(start)) comes after --end-layer \(endLayer) (layer \(end))")
             }
             if gradientWeighted { return try runGradientWeighted(opened, layers: start...end) }
-            let normalisation: AttnAnalysis.Rollout.Normalisation = compat == .vitExplain ? .vitExplain : compat == .vitKeras ? .wholeMatrix : .rows
-            var rollout = AttnAnalysis.Rollout(fusion: try opened.fusion(headFusion), discardRatio: discardRatio, layers: start...end,
-                                               normalisation: normalisation)
+            let normalisation: AttnAnalysis.Rollout.Normalisation =
+                compat == .vitExplain ? .vitExplain : compat == .vitKeras ? .wholeMatrix : .rows
+            var rollout = AttnAnalysis.Rollout(
+                fusion: try opened.fusion(headFusion), discardRatio: discardRatio, layers: start...end,
+                normalisation: normalisation)
             rollout.allowsUnnormalised = probabilities.allowUnnormalised
             if let why = source.chainRefusal("rollout") { throw AttnError(.analysis, file: input.file, why) }
             let chosen = try opened.view(view, overlay: image.overlay != nil, grid: grid)
             try checkCost(of: opened, layers: start...end, products: end - start, heads: source.headCount, view: chosen)
-            let what = "rollout of layers \(start)...\(end), head fusion \(headFusion)" + (discardRatio > 0 ? ", discard \(discardRatio)" : "")
+            let what =
+                "rollout of layers \(start)...\(end), head fusion \(headFusion)"
+                + (discardRatio > 0 ? ", discard \(discardRatio)" : "")
                 + (compat == .abnar ? "" : ", as \(compat.rawValue)")
             switch chosen {
             case .matrix:
@@ -102,10 +154,13 @@ extension AttnInspect {
                 let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
                 // Only row --token of R is shown: computed alone, as a vector through the layers.
                 let progress = Progress.start("rollout", total: end - start + 1)
-                let row = try opened.analysing { try rollout.computeRow(source, token: grid.token, progress: progress?.step) }
+                let row = try opened.analysing {
+                    try rollout.computeRow(source, token: grid.token, progress: progress?.step)
+                }
                 progress?.finish()
                 let map = try opened.analysing { try patchGrid.extract(from: row, token: 0, prefix: prefix) }
-                try image.writer.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
+                try image.writer.write(
+                    map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
             }
         }
     }
@@ -115,15 +170,28 @@ extension AttnInspect.Rollout {
     /// `--gradients`: Chefer et al.'s rule with the gradients stored beside the attention.
     func runGradientWeighted(_ opened: OpenedDump, layers: ClosedRange<Int>) throws {
         let source = opened.source
-        if let why = source.chainRefusal("gradient-weighted rollout") { throw AttnError(.analysis, file: input.file, why) }
+        if let why = source.chainRefusal("gradient-weighted rollout") {
+            throw AttnError(.analysis, file: input.file, why)
+        }
         guard let gradients = try opened.gradients(named: gradientDataset) else {
-            throw AttnError(file: input.file, "--gradients: no attention gradients found: expected a dataset or member named \(AttentionLayout.gradientNames.joined(separator: ", ")) with the attention's shape, or name it with --gradient-dataset NAME")
+            throw AttnError(
+                file: input.file,
+                """
+                --gradients: no attention gradients found: expected a dataset or member named \
+                \(AttentionLayout.gradientNames.joined(separator: ", ")) with the attention's shape, or name it \
+                with --gradient-dataset NAME
+                """
+            )
         }
         let rollout = GradientRollout(layers: layers, allowsUnnormalised: probabilities.allowUnnormalised)
         if let why = source.chainRefusal("rollout") { throw AttnError(.analysis, file: input.file, why) }
         let chosen = try opened.view(view, overlay: image.overlay != nil, grid: grid)
         try checkCost(of: opened, layers: layers, products: layers.count, heads: 2 * source.headCount, view: chosen)
-        let what = "gradient-weighted rollout of layers \(layers.lowerBound)...\(layers.upperBound) (gradients from \(gradients.summary.datasets))"
+        let what =
+            """
+            gradient-weighted rollout of layers \(layers.lowerBound)...\(layers.upperBound) (gradients from \
+            \(gradients.summary.datasets))
+            """
         switch chosen {
         case .matrix:
             let r = try opened.analysing { try rollout.compute(attention: source, gradients: gradients) }
@@ -131,9 +199,12 @@ extension AttnInspect.Rollout {
         case .grid:
             let prefix = try opened.prefix(grid.prefix)
             let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
-            let row = try opened.analysing { try rollout.computeRow(attention: source, gradients: gradients, token: grid.token) }
+            let row = try opened.analysing {
+                try rollout.computeRow(attention: source, gradients: gradients, token: grid.token)
+            }
             let map = try opened.analysing { try patchGrid.extract(from: row, token: 0, prefix: prefix) }
-            try image.writer.write(map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
+            try image.writer.write(
+                map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
         }
     }
 }
@@ -144,15 +215,31 @@ extension AttnInspect.Rollout {
     func checkCost(of opened: OpenedDump, layers: ClosedRange<Int>, products: Int, heads: Int, view: MapView) throws {
         let n = opened.source.queryCount, full = view == .matrix
         let what = "\(full ? "the full \(n) × \(n) rollout matrix" : "a rollout row") through \(layers.count) layers"
-        if let refusal = MemoryBudget.refusal(what, bytes: AttnAnalysis.Rollout.workingSetBytes(tokens: n, heads: heads, fullMatrix: full)) {
+        if let refusal = MemoryBudget.refusal(
+            what, bytes: AttnAnalysis.Rollout.workingSetBytes(tokens: n, heads: heads, fullMatrix: full))
+        {
             throw AttnError(.resource, file: input.file, refusal)
         }
-        let seconds = AttnAnalysis.Rollout.estimatedSeconds(tokens: n, layers: layers.count, heads: heads, products: products, fullMatrix: full, workers: Workers.count)
+        let seconds = AttnAnalysis.Rollout.estimatedSeconds(
+            tokens: n, layers: layers.count, heads: heads, products: products, fullMatrix: full, workers: Workers.count)
         let size = Double(n)
-        let work = full ? "\(products) products of \(n) × \(n) matrices (\(formatScientific(Double(products) * 2 * size * size * size)) flop)"
-                        : "\(layers.count) vector × matrix products"
-        try limit.check(seconds, file: input.file, work: "\(what) is \(work)",
-                        cheaper: "use \(try full && opened.looksLikeVision(gridRequested: grid.grid != nil, prefix: opened.prefix(grid.prefix)) ? "the grid view (--view grid: one row, \(n)× less) or " : "")fewer layers (--start-layer, --end-layer)")
+        let work =
+            full
+            ? """
+            \(products) products of \(n) × \(n) matrices \
+            (\(formatScientific(Double(products) * 2 * size * size * size)) flop)
+            """
+            : "\(layers.count) vector × matrix products"
+        // Asked only when the limit is exceeded: deciding the view may itself be an error (a bad prefix).
+        func gridView() throws -> String {
+            let vision =
+                try full && opened.looksLikeVision(gridRequested: grid.grid != nil, prefix: opened.prefix(grid.prefix))
+            return vision ? "the grid view (--view grid: one row, \(n)× less) or " : ""
+        }
+        try limit.check(
+            seconds, file: input.file, work: "\(what) is \(work)",
+            cheaper: "use \(try gridView())fewer layers (--start-layer, --end-layer)"
+        )
     }
 }
 
@@ -160,11 +247,13 @@ extension AttnInspect.Rollout {
 enum MapView: String, ExpressibleByArgument, CaseIterable { case matrix, grid }
 
 extension OpenedDump {
-    /// `requested`, else grid for a vision dump (or with an overlay) and matrix otherwise; the choice is said on stderr.
+    /// `requested`, else grid for a vision dump (or with an overlay) and matrix otherwise; the choice is said on
+    /// stderr.
     func view(_ requested: MapView?, overlay: Bool, grid: GridOptions) throws -> MapView {
         if let requested { return requested }
         // A prefix that cannot be (one token) only rules out the grid view here; the grid view reports it.
-        let vision = try overlay || looksLikeVision(gridRequested: grid.grid != nil, prefix: (try? prefix(grid.prefix)) ?? 0)
+        let vision =
+            try overlay || looksLikeVision(gridRequested: grid.grid != nil, prefix: (try? prefix(grid.prefix)) ?? 0)
         let chosen: MapView = vision ? .grid : .matrix
         Console.note("view: \(chosen.rawValue) (choose with --view matrix|grid)")
         return chosen
@@ -176,7 +265,9 @@ struct GridOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "The query row to show (default 0, the CLS token).")
     var token: Int = 0
 
-    @Option(parsing: .unconditional, help: "Tokens before the patches, dropped from the row (default: the file's prefix_tokens, else 1).")
+    @Option(
+        parsing: .unconditional,
+        help: "Tokens before the patches, dropped from the row (default: the file's prefix_tokens, else 1).")
     var prefix: Int?
 
     @Option(help: "The patch grid as ROWSxCOLS (default: the file's patch_grid, else square).")

@@ -9,8 +9,14 @@ extension AttnInspect {
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "show",
-            abstract: "Draw a layer's patch grid or attention matrix (or the rollout) in the terminal, fitted to its width.",
-            discussion: "Two cells per character with the upper half block and 24-bit colour; without colour (not a terminal, NO_COLOR, --color never) a character ramp.")
+            abstract:
+                "Draw a layer's patch grid or attention matrix (or the rollout) in the terminal, fitted to its width.",
+            discussion:
+                """
+                Two cells per character with the upper half block and 24-bit colour; without colour (not a \
+                terminal, NO_COLOR, --color never) a character ramp.
+                """
+        )
 
         enum View: String, ExpressibleByArgument, CaseIterable { case matrix, grid }
 
@@ -26,7 +32,8 @@ extension AttnInspect {
         @Flag(help: "Show the attention rollout of all layers (head fusion --head) instead of one layer.")
         var rollout = false
 
-        @Option(help: "matrix (queries × keys) or grid (row --token as the patch grid). Default: grid for vision dumps.")
+        @Option(
+            help: "matrix (queries × keys) or grid (row --token as the patch grid). Default: grid for vision dumps.")
         var view: View?
 
         @OptionGroup var probabilities: ProbabilityOptions
@@ -35,7 +42,10 @@ extension AttnInspect {
             let opened = try input.open()
             let fusion = try opened.fusion(head)
             // A prefix that cannot be (one token) only rules out the grid view here; the grid view reports it.
-            let chosen = try view ?? (opened.looksLikeVision(gridRequested: grid.grid != nil, prefix: (try? opened.prefix(grid.prefix)) ?? 0) ? .grid : .matrix)
+            let chosen =
+                try view
+                ?? (opened.looksLikeVision(
+                    gridRequested: grid.grid != nil, prefix: (try? opened.prefix(grid.prefix)) ?? 0) ? .grid : .matrix)
             var what: String
             var map: Matrix
             if rollout {
@@ -51,7 +61,10 @@ extension AttnInspect {
                 let l = try opened.layer(layer)
                 what = "layer \(l), \(fusion)"
                 map = try opened.analysing { try fusion.fuse(try opened.source.layer(l)) }
-                if chosen == .grid { map = Matrix(rows: 1, columns: map.columns, values: try opened.analysing { try map.rowChecked(grid.token) }) }
+                if chosen == .grid {
+                    map = Matrix(
+                        rows: 1, columns: map.columns, values: try opened.analysing { try map.rowChecked(grid.token) })
+                }
             }
             if chosen == .grid {
                 let prefix = try opened.prefix(grid.prefix)
@@ -63,9 +76,10 @@ extension AttnInspect {
                 throw AttnError(.analysis, file: input.file, "cannot draw \(what): the map holds no finite values")
             }
             Console.note("\(what), range \(scale.low)...\(scale.high)")
-            Console.printVerbatim(terminal.colourOn
-                ? Terminal.picture(map, range: scale, colormap: colormap, width: terminal.columns)
-                : Terminal.plainPicture(map, range: scale, width: terminal.columns))
+            Console.printVerbatim(
+                terminal.colourOn
+                    ? Terminal.picture(map, range: scale, colormap: colormap, width: terminal.columns)
+                    : Terminal.plainPicture(map, range: scale, width: terminal.columns))
         }
     }
 }

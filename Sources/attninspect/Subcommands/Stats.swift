@@ -9,26 +9,44 @@ extension AttnInspect {
     struct Stats: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "stats",
-            abstract: "Per-layer, per-head statistics: entropy, range, row sums, first-token, self and previous-token attention, NaN/Inf counts.")
+            abstract:
+                """
+                Per-layer, per-head statistics: entropy, range, row sums, first-token, self and previous-token \
+                attention, NaN/Inf counts.
+                """
+        )
 
         @OptionGroup var input: InputOptions
 
         @Option(parsing: .unconditional, help: "Only this layer (negative counts from the end).")
         var layer: Int?
 
-        @Argument(help: "More dumps: statistics of each, then their mean and standard deviation per layer and head; a file that cannot be read is named and skipped (exit status 1).")
+        @Argument(
+            help:
+                """
+                More dumps: statistics of each, then their mean and standard deviation per layer and head; a file \
+                that cannot be read is named and skipped (exit status 1).
+                """
+        )
         var moreFiles: [String] = []
 
         @OptionGroup var format: ReportFormatOptions
         var json: Bool { format.json }
         var csv: Bool { format.csv }
 
-        @Flag(help: "Also find outlier tokens (received attention share: modified z > 3.5 and at least 5× uniform; see heads): each layer is read once more, whole. Table and JSON only.")
+        @Flag(
+            help:
+                """
+                Also find outlier tokens (received attention share: modified z > 3.5 and at least 5× uniform; see \
+                heads): each layer is read once more, whole. Table and JSON only.
+                """
+        )
         var outliers = false
 
         func validate() throws {
             if outliers && (csv || !moreFiles.isEmpty || input.allSamples) {
-                throw ValidationError("--outliers goes with one file and one sample, as a table or --json (see also heads)")
+                throw ValidationError(
+                    "--outliers goes with one file and one sample, as a table or --json (see also heads)")
             }
         }
 
@@ -42,12 +60,13 @@ extension AttnInspect {
             let layers = Array(Set(records.map(\.layer))).sorted()
             var found: [HeadAnalysis.OutlierToken]?
             let prefix = try opened.declaredPrefix().map { Swift.min($0, source.keyCount) } ?? 0
-            let analysis = HeadAnalysis(keyLabels: source.keyTokens, matchKeys: nil, distance: .sequence(prefix: prefix))
+            let analysis = HeadAnalysis(
+                keyLabels: source.keyTokens, matchKeys: nil, distance: .sequence(prefix: prefix))
             if outliers {
                 let shares = try layers.map { HeadAnalysis.receivedShares(of: try source.layer($0)) }
                 found = analysis.outliers(shares: shares, keys: source.keyCount).map { o in
                     var o = o
-                    o.layers = o.layers.map { layers[$0] }   // positions in `layers` back to layer numbers
+                    o.layers = o.layers.map { layers[$0] }  // positions in `layers` back to layer numbers
                     return o
                 }
             }
@@ -58,7 +77,11 @@ extension AttnInspect {
             } else if csv {
                 Console.printCSV(RecordWriter.csv(records))
             } else {
-                Console.print(StatsReport.tables(records, source: source) + (found.map { "\n" + OutlierReport.table($0, z: analysis.outlierZ, ratio: analysis.outlierRatio) } ?? ""))
+                Console.print(
+                    StatsReport.tables(records, source: source)
+                        + (found.map {
+                            "\n" + OutlierReport.table($0, z: analysis.outlierZ, ratio: analysis.outlierRatio)
+                        } ?? ""))
             }
             Self.noteNonFinite(records, file: input.file)
         }
@@ -70,8 +93,12 @@ extension AttnInspect {
             let summary = SampleAggregate(result.samples)
             let source = result.source
             if json {
-                Console.print(JSONValue.document(StatsReport.json(summary, source: source, queries: result.queriesPerSample,
-                                                                  keys: result.keysPerSample)).serialized() + "\n")
+                Console.print(
+                    JSONValue.document(
+                        StatsReport.json(
+                            summary, source: source, queries: result.queriesPerSample,
+                            keys: result.keysPerSample)
+                    ).serialized() + "\n")
             } else if csv {
                 Console.printCSV(StatsReport.csv(summary))
             } else {
@@ -105,32 +132,55 @@ extension AttnInspect {
             let shape = results.first.map { ($0.source.layerCount, $0.source.headCount) }
             let included = results.filter { ($0.source.layerCount, $0.source.headCount) == shape! }
             for r in results where (r.source.layerCount, r.source.headCount) != shape! {
-                Console.note("\(r.source.file): \(r.source.layerCount) layers × \(r.source.headCount) heads, unlike \(included[0].source.file) (\(shape!.0) × \(shape!.1)): left out of the aggregate")
+                Console.note(
+                    """
+                    \(r.source.file): \(r.source.layerCount) layers × \(r.source.headCount) heads, unlike \
+                    \(included[0].source.file) (\(shape!.0) × \(shape!.1)): left out of the aggregate
+                    """
+                )
             }
             let summary = included.isEmpty ? nil : SampleAggregate(included.flatMap { $0.samples })
             if json {
                 var object: [(String, JSONValue)] = [
-                    ("files", .array(results.map { r in
-                        var fields = StatsReport.json(r.samples.count == 1 ? r.samples[0] : [], source: r.source)
-                        if r.samples.count > 1 {
-                            fields.removeAll { $0.0 == "records" }
-                            fields += [("samples", .integer(r.samples.count))] + StatsReport.perSampleCounts(queries: r.queriesPerSample, keys: r.keysPerSample)
-                            fields += [("records", StatsReport.json(SampleAggregate(r.samples)))]
-                        }
-                        return .object(fields)
-                    })),
-                    ("failed", .array(failures.map { .object([("file", .string($0.file)), ("error", .string($0.message))]) })),
+                    (
+                        "files",
+                        .array(
+                            results.map { r in
+                                var fields = StatsReport.json(
+                                    r.samples.count == 1 ? r.samples[0] : [], source: r.source)
+                                if r.samples.count > 1 {
+                                    fields.removeAll { $0.0 == "records" }
+                                    fields +=
+                                        [("samples", .integer(r.samples.count))]
+                                        + StatsReport.perSampleCounts(
+                                            queries: r.queriesPerSample, keys: r.keysPerSample)
+                                    fields += [("records", StatsReport.json(SampleAggregate(r.samples)))]
+                                }
+                                return .object(fields)
+                            })
+                    ),
+                    (
+                        "failed",
+                        .array(failures.map { .object([("file", .string($0.file)), ("error", .string($0.message))]) })
+                    )
                 ]
                 if let summary {
-                    object.append(("aggregate", .object([
-                        ("files", .array(included.map { .string($0.source.file) })),
-                        ("samples", .integer(summary.sampleCount)), ("records", StatsReport.json(summary)),
-                    ])))
+                    object.append(
+                        (
+                            "aggregate",
+                            .object([
+                                ("files", .array(included.map { .string($0.source.file) })),
+                                ("samples", .integer(summary.sampleCount)), ("records", StatsReport.json(summary))
+                            ])
+                        ))
                 }
                 Console.print(JSONValue.document(object).serialized() + "\n")
             } else if csv {
                 // One rectangular table: every file and sample, then the aggregate's mean and std rows.
-                Console.printCSV(StatsReport.csv(files: results.map { ($0.source.file, $0.samples, $0.samples.count > 1 || input.allSamples) }, aggregate: summary))
+                Console.printCSV(
+                    StatsReport.csv(
+                        files: results.map { ($0.source.file, $0.samples, $0.samples.count > 1 || input.allSamples) },
+                        aggregate: summary))
             } else {
                 var text = ""
                 for r in results {
@@ -143,13 +193,23 @@ extension AttnInspect {
                     text += "\n"
                 }
                 if let summary {
-                    text += "== aggregate over \(included.count) file(s), \(summary.sampleCount) sample(s): mean and standard deviation (± columns)\n" + StatsReport.table(summary)
+                    text +=
+                        """
+                        == aggregate over \(included.count) file(s), \(summary.sampleCount) sample(s): mean and \
+                        standard deviation (± columns)\n
+                        """
+                        + StatsReport.table(summary)
                 }
                 Console.print(text)
             }
             for r in results { Self.noteNonFinite(r.samples.flatMap { $0 }, file: r.source.file) }
             if !failures.isEmpty {
-                Console.note("\(failures.count) of \(failures.count + results.count) files could not be read: \(failures.map(\.file).joined(separator: ", "))")
+                Console.note(
+                    """
+                    \(failures.count) of \(failures.count + results.count) files could not be read: \
+                    \(failures.map(\.file).joined(separator: ", "))
+                    """
+                )
                 throw ExitCode(1)
             }
         }
@@ -160,17 +220,22 @@ extension AttnInspect {
             let opened: OpenedDump
             var source: AttentionSource { opened.source }
             let samples: [[HeadStatistics]]
-            /// Each sample's queries and keys once its padding is dropped (they differ between samples of a padded batch).
+            /// Each sample's queries and keys once its padding is dropped (they differ between samples of a padded
+            /// batch).
             var queriesPerSample: [Int] = []
             var keysPerSample: [Int] = []
 
             /// The line above the samples' table.
-            var samplesHeading: String { StatsReport.samplesHeading(samples: samples.count, queries: queriesPerSample, keys: keysPerSample) }
+            var samplesHeading: String {
+                StatsReport.samplesHeading(samples: samples.count, queries: queriesPerSample, keys: keysPerSample)
+            }
         }
 
         /// With `batchAxisOptional`, `--batch all` on a file without a batch axis reads its one sample.
         /// `progress` counts layers (its total is set here, as the number of layers read).
-        static func statistics(of input: InputOptions, layer: Int?, batchAxisOptional: Bool = false, progress: Progress? = nil) throws -> FileStatistics {
+        static func statistics(
+            of input: InputOptions, layer: Int?, batchAxisOptional: Bool = false, progress: Progress? = nil
+        ) throws -> FileStatistics {
             if !input.allSamples {
                 let opened = try input.open()
                 let layers = try layer.map { [try opened.layer($0)] } ?? Array(0..<opened.source.layerCount)
@@ -202,4 +267,3 @@ extension AttnInspect {
         }
     }
 }
-

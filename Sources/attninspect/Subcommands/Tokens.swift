@@ -10,8 +10,10 @@ extension AttnInspect {
     struct Tokens: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "tokens",
-            abstract: "Print the tokens, each on a background coloured by the attention it receives from token --query.",
-            discussion: "24-bit colour in a terminal; otherwise (a pipe, NO_COLOR, --color never) one line of `token (value)`.")
+            abstract:
+                "Print the tokens, each on a background coloured by the attention it receives from token --query.",
+            discussion:
+                "24-bit colour in a terminal; otherwise (a pipe, NO_COLOR, --color never) one line of `token (value)`.")
 
         @OptionGroup var input: InputOptions
         @OptionGroup var selection: OneMapOptions
@@ -27,11 +29,17 @@ extension AttnInspect {
         func run() throws {
             let opened = try input.open()
             guard let labels = opened.source.tokens else {
-                if let why = opened.file.unreadableTokenLabels() { throw AttnError(file: input.file, "has no usable token labels: \(why); tokens needs them") }
-                throw AttnError(file: input.file, "has no token labels (a `tokens` dataset or member with one label per query): tokens needs them")
+                if let why = opened.file.unreadableTokenLabels() {
+                    throw AttnError(file: input.file, "has no usable token labels: \(why); tokens needs them")
+                }
+                throw AttnError(
+                    file: input.file,
+                    "has no token labels (a `tokens` dataset or member with one label per query): tokens needs them")
             }
             guard query >= 0 && query < opened.source.queryCount else {
-                throw AttnError(.analysis, file: input.file, "query \(query) is out of range: expected 0...\(opened.source.queryCount - 1)")
+                throw AttnError(
+                    .analysis, file: input.file,
+                    "query \(query) is out of range: expected 0...\(opened.source.queryCount - 1)")
             }
             let l = try opened.layer(layer)
             let fusion = try opened.fusion(head)
@@ -41,17 +49,29 @@ extension AttnInspect {
             // file's key labels (key_tokens, ...), else their positions.
             let keyLabels = opened.source.keyTokens ?? (0..<values.count).map { "#\($0)" }
             if opened.source.keyTokens == nil {
-                Console.note("\(input.file): cross-attention to \(values.count) keys without key labels (\(DumpFile.keyTokenNames.joined(separator: ", "))): keys shown by position")
+                Console.note(
+                    """
+                    \(input.file): cross-attention to \(values.count) keys without key labels \
+                    (\(DumpFile.keyTokenNames.joined(separator: ", "))): keys shown by position
+                    """
+                )
             }
             let shown = keyLabels
             guard let scale = range ?? ValueRange.of(Matrix(rows: 1, columns: values.count, values: values)) else {
                 throw AttnError(.analysis, file: input.file, "the row of token \(query) holds no finite values")
             }
-            Console.note("layer \(l), \(fusion): attention from token \(query) \(Terminal.printable(labels[query])), range \(scale.low)...\(scale.high)")
+            Console.note(
+                """
+                layer \(l), \(fusion): attention from token \(query) \(Terminal.printable(labels[query])), range \
+                \(scale.low)...\(scale.high)
+                """
+            )
             if terminal.colourOn {
                 Console.printVerbatim(Terminal.tokens(shown, values: values, range: scale, colormap: colormap))
             } else {
-                Console.print(zip(shown, values).map { "\(Terminal.printable($0)) (\(formatFixed(Double($1), decimals: 4)))" }.joined(separator: " ") + "\n")
+                Console.print(
+                    zip(shown, values).map { "\(Terminal.printable($0)) (\(formatFixed(Double($1), decimals: 4)))" }
+                        .joined(separator: " ") + "\n")
             }
         }
     }
