@@ -40,13 +40,13 @@ public enum Workers {
 
     /// Runs `body(worker)` for every worker in `0..<workers`, concurrently; rethrows the first error (a body that
     /// cannot throw makes a run that cannot either). After an error the others see `stopped` and should return
-    /// early. A job given to `alongside` on this thread is run first by one of the workers.
+    /// early. The jobs given to `alongside` on this thread are run first, each by one of the workers.
     public static func run<E: Error>(_ workers: Int, _ body: (_ worker: Int, _ stopped: () -> Bool) throws(E) -> Void)
         throws(E)
     {
-        let side = SideJob.take()
+        let sides = SideJob.take()
         if workers <= 1 {
-            side?.runIfUnclaimed()
+            for side in sides { side.runIfUnclaimed() }
             try body(0) { false }
             return
         }
@@ -54,8 +54,9 @@ public enum Workers {
         // The body runs on several threads; callers give each worker its own state (by index).
         withoutActuallyEscaping(body) { body in
             let shared = UncheckedSendable(body)
+            let jobs = UncheckedSendable(sides)  // each job is run once (claimed atomically)
             let each: @Sendable (Int) -> Void = { worker in
-                side?.runIfUnclaimed()
+                for side in jobs.value { side.runIfUnclaimed() }
                 do throws(E) {
                     try shared.value(worker) { failure.happened }
                 } catch {
@@ -75,8 +76,10 @@ public enum Workers {
     /// the first parallel run `body` makes on this thread is free first, while the others start on that
     /// run's work (it then joins them); or here, after `body`, if `body` makes no such run.
     ///
-    /// Rollout fuses layer l + 1 (reading memory) while layer l's product (arithmetic) is made this way:
-    /// the two take about as long on a small dump, and each alone uses the cores badly.
+    /// This is attninspect's one way to overlap reading with computing. Rollout finishes layer l (arithmetic)
+    /// alongside reading layer l + 1 (memory): the two take about as long on a small dump, and each alone uses
+    /// the cores badly. The Q/K recompute reads the next layer's Q and K alongside the current layer's heads.
+    /// Calls may nest (rollout reading a recomputed layer): the next run takes every job offered.
     public static func alongside(_ job: (() -> Void)?, _ body: () throws -> Void) rethrows {
         guard let job else { return try body() }
         try withoutActuallyEscaping(job) { job in
@@ -192,7 +195,7 @@ extension AttentionSource {
 }
 
 /// A job offered by `Workers.alongside` to the next `Workers.run` on the same thread (a pthread key holds
-/// each thread's offer); whoever claims it first runs it.
+/// each thread's offers); whoever claims it first runs it.
 private final class SideJob: @unchecked Sendable {
     private let job: () -> Void
     private let claimed = Atomic<Bool>(false)
@@ -204,25 +207,36 @@ private final class SideJob: @unchecked Sendable {
         if !claimed.exchange(true, ordering: .acquiringAndReleasing) { job() }
     }
 
+    /// One thread's offers, in the order made; touched only by that thread.
+    private final class Offers {
+        var jobs: [SideJob] = []
+    }
+
     private static let key: pthread_key_t = {
         var key = pthread_key_t()
-        pthread_key_create(&key, nil)
+        pthread_key_create(&key) { pointer in
+            if let pointer { Unmanaged<Offers>.fromOpaque(pointer).release() }
+        }
         return key
     }()
 
-    static func offer(_ side: SideJob) {
-        pthread_setspecific(key, Unmanaged.passUnretained(side).toOpaque())
+    private static var offers: Offers {
+        if let pointer = pthread_getspecific(key) { return Unmanaged<Offers>.fromOpaque(pointer).takeUnretainedValue() }
+        let offers = Offers()
+        pthread_setspecific(key, Unmanaged.passRetained(offers).toOpaque())
+        return offers
     }
 
-    /// Removes this thread's offer if it is still `side`'s.
-    static func withdraw(_ side: SideJob) {
-        if pthread_getspecific(key) == Unmanaged.passUnretained(side).toOpaque() { pthread_setspecific(key, nil) }
-    }
+    static func offer(_ side: SideJob) { offers.jobs.append(side) }
 
-    /// This thread's offer, taken away.
-    static func take() -> SideJob? {
-        guard let pointer = pthread_getspecific(key) else { return nil }
-        pthread_setspecific(key, nil)
-        return Unmanaged<SideJob>.fromOpaque(pointer).takeUnretainedValue()
+    /// Removes `side` from this thread's offers if it is still there.
+    static func withdraw(_ side: SideJob) { offers.jobs.removeAll { $0 === side } }
+
+    /// This thread's offers, taken away.
+    static func take() -> [SideJob] {
+        guard pthread_getspecific(key) != nil else { return [] }
+        let offers = offers
+        defer { offers.jobs = [] }
+        return offers.jobs
     }
 }

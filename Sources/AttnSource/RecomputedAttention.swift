@@ -26,10 +26,17 @@ public final class RecomputedAttention: AttentionSource {
         reader = QueryKeyPrefetch(source)
     }
 
+    /// The whole layer, its heads recomputed on the workers while one of them reads the next layer's Q and K
+    /// (when the layers are read in order).
     public func layer(_ index: Int) throws -> LayerAttention {
-        let qk = try reader.layer(index)
+        let (qk, next) = try reader.layer(index)
+        let workers = Swift.min(Workers.count, qk.heads + (next == nil ? 0 : 1))
         do {
-            return try Self.attention(from: qk, scale: scale, causal: causal, layer: index)
+            var attention: LayerAttention?
+            try Workers.alongside(reader.readAhead(next)) {
+                attention = try Self.attention(from: qk, scale: scale, causal: causal, layer: index, workers: workers)
+            }
+            return attention!
         } catch let error as AnalysisError {
             throw AttnError(.analysis, file: file, error.message)
         }
@@ -37,44 +44,41 @@ public final class RecomputedAttention: AttentionSource {
 
     /// Recomputes one head at a time per worker (Q Kᵀ through single-threaded BLAS on each worker,
     /// then the softmax), so a layer's attention is never whole in memory. When the layers are visited in
-    /// order, reading the next layer's Q and K is one more work item, taken first: one worker reads while
-    /// the others compute (a thread of its own would wait for a core while the workers hold both).
+    /// order, one worker first reads the next layer's Q and K (`Workers.alongside`) while the others compute
+    /// (a thread of its own would wait for a core while the workers hold both).
     public func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
-        let (qk, next) = try reader.layerReadingInline(index)
+        let (qk, next) = try reader.layer(index)
         let s = qk.positions
-        let reads = next == nil ? 0 : 1
-        let workerCount = Swift.min(workers, heads.count + reads)
-        let counter = Workers.Counter(heads.count + reads, workers: workerCount)
+        let workerCount = Swift.min(workers, heads.count + (next == nil ? 0 : 1))
+        let counter = Workers.Counter(heads.count, workers: workerCount)
         let rowsPerBlock = Swift.max(1, (32 << 10) / Swift.max(s, 1))  // about 128 KiB of Float
         scores.prepare(count: workerCount, size: s * s)
         let buffers = scores
-        let prefetch = UncheckedSendable(reader)  // read by one worker only (the one that takes item 0)
-        qk.queries.withUnsafeBufferPointer { q in
-            qk.keys.withUnsafeBufferPointer { k in
-                Workers.run(workerCount) { worker, _ in
-                    let out = buffers[worker]
-                    counter.forEach(worker: worker) { item in
-                        if let next, item == 0 {
-                            prefetch.value.readInline(next)
-                            return
-                        }
-                        let h = heads.lowerBound + item - reads
-                        Self.scores(head: h, of: qk, q: q, k: k, scale: scale, into: out.baseAddress!)
-                        // Softmax a few rows, hand them on while they are still in cache.
-                        for r0 in stride(from: 0, to: s, by: rowsPerBlock) {
-                            let rows = r0..<Swift.min(s, r0 + rowsPerBlock)
-                            for i in rows {
-                                RowKernels.softmax(out.baseAddress! + i * s, visible: causal ? i + 1 : s, count: s)
-                                // A row comes out NaN (all of it) when q or k is not finite or Q·Kᵀ overflowed.
-                                if out[i * s].isNaN {
-                                    throw AttnError(
-                                        .analysis, file: source.file,
-                                        Self.nonFiniteRow(layer: index, head: h, row: i, of: qk, q: q, k: k).message)
+        Workers.alongside(reader.readAhead(next)) {
+            qk.queries.withUnsafeBufferPointer { q in
+                qk.keys.withUnsafeBufferPointer { k in
+                    Workers.run(workerCount) { worker, _ in
+                        let out = buffers[worker]
+                        counter.forEach(worker: worker) { item in
+                            let h = heads.lowerBound + item
+                            Self.scores(head: h, of: qk, q: q, k: k, scale: scale, into: out.baseAddress!)
+                            // Softmax a few rows, hand them on while they are still in cache.
+                            for r0 in stride(from: 0, to: s, by: rowsPerBlock) {
+                                let rows = r0..<Swift.min(s, r0 + rowsPerBlock)
+                                for i in rows {
+                                    RowKernels.softmax(out.baseAddress! + i * s, visible: causal ? i + 1 : s, count: s)
+                                    // A row comes out NaN (all of it) when q or k is not finite or Q·Kᵀ overflowed.
+                                    if out[i * s].isNaN {
+                                        throw AttnError(
+                                            .analysis, file: source.file,
+                                            Self.nonFiniteRow(layer: index, head: h, row: i, of: qk, q: q, k: k).message
+                                        )
+                                    }
                                 }
+                                try body(
+                                    RowBlock(worker: worker, head: h, rows: rows),
+                                    UnsafeBufferPointer(rebasing: out[(r0 * s)..<(rows.upperBound * s)]))
                             }
-                            try body(
-                                RowBlock(worker: worker, head: h, rows: rows),
-                                UnsafeBufferPointer(rebasing: out[(r0 * s)..<(rows.upperBound * s)]))
                         }
                     }
                 }
@@ -83,27 +87,32 @@ public final class RecomputedAttention: AttentionSource {
         try counter.check()
     }
 
-    /// softmax(Q Kᵀ · scale) for every head of one layer.
+    /// softmax(Q Kᵀ · scale) for every head of one layer, the heads shared out to `workers` workers.
     /// - Returns: `[head, query, key]`.
     /// - Parameter layer: the layer's number, for the error when a row cannot be computed.
-    public static func attention(from qk: LayerQueryKey, scale: Double, causal: Bool, layer: Int = 0) throws
-        -> LayerAttention
-    {
+    public static func attention(
+        from qk: LayerQueryKey, scale: Double, causal: Bool, layer: Int = 0, workers: Int = 1
+    ) throws -> LayerAttention {
         let s = qk.positions, h = qk.heads
         var out = [Float](repeating: 0, count: h * s * s)
-        try qk.queries.withUnsafeBufferPointer { q in
-            try qk.keys.withUnsafeBufferPointer { k in
-                try out.withUnsafeMutableBufferPointer { o in
-                    for head in 0..<h {
-                        let scores = o.baseAddress! + head * s * s
-                        attention(head: head, of: qk, q: q, k: k, scale: scale, causal: causal, into: scores)
-                        if let i = (0..<s).first(where: { scores[$0 * s].isNaN }) {
-                            throw nonFiniteRow(layer: layer, head: head, row: i, of: qk, q: q, k: k)
+        let counter = Workers.Counter(h, workers: workers)
+        qk.queries.withUnsafeBufferPointer { q in
+            qk.keys.withUnsafeBufferPointer { k in
+                out.withUnsafeMutableBufferPointer { o in
+                    let all = UncheckedSendable(o)  // each head's S × S part is written by one worker
+                    Workers.run(workers) { worker, _ in
+                        counter.forEach(worker: worker) { head in
+                            let scores = all.value.baseAddress! + head * s * s
+                            attention(head: head, of: qk, q: q, k: k, scale: scale, causal: causal, into: scores)
+                            if let i = (0..<s).first(where: { scores[$0 * s].isNaN }) {
+                                throw nonFiniteRow(layer: layer, head: head, row: i, of: qk, q: q, k: k)
+                            }
                         }
                     }
                 }
             }
         }
+        try counter.check()
         return LayerAttention(heads: h, queries: s, keys: s, values: out)
     }
 
@@ -179,47 +188,21 @@ private final class ScoreBuffers: @unchecked Sendable {
 }
 
 /// Reads a Q/K source layer by layer, reading ahead when the layers are asked for in ascending order
-/// (stats, rollout); any other order (one --layer, the grid view's rollout from the last layer down) reads
-/// only what is asked. `layer` reads layer i + 1 on a background thread while layer i is computed;
-/// `layerReadingInline` leaves the read to the caller's workers (`readInline`). One caller at a time; the
-/// source is only ever read by one thread at a time, since a read waits for the one in flight, and so does
-/// `deinit` (no read is left running inside libhdf5 when the process exits).
+/// (stats, rollout, heads); any other order (one --layer, the grid view's rollout from the last layer down) reads
+/// only what is asked. The read ahead is a job for `Workers.alongside`: one worker reads layer i + 1 while the
+/// others compute layer i, and the next `layer` call takes what it read (or its error). One caller at a time:
+/// the source is read by one thread at a time, the read ahead finishing before `alongside` returns.
 final class QueryKeyPrefetch: @unchecked Sendable {
     private let source: QueryKeySource
-    private var inFlight: (index: Int, done: DispatchGroup, box: ResultBox)?
-    /// A layer read by `readInline`.
+    /// A layer read ahead.
     private var ready: (index: Int, result: Result<LayerQueryKey, Error>)?
     private var last: Int?
 
-    /// Where the background read leaves its result (published to the caller by `DispatchGroup.wait`).
-    private final class ResultBox: @unchecked Sendable { var result: Result<LayerQueryKey, Error>? }
-
     init(_ source: QueryKeySource) { self.source = source }
 
-    /// Layer `index`; then, when the layers are being read in order, starts reading the next one in the background.
-    func layer(_ index: Int) throws -> LayerQueryKey {
-        let (qk, next) = try layerReadingInline(index)
-        if let next {
-            let box = ResultBox(), done = DispatchGroup()
-            let reader = UncheckedSendable(source)  // read by this thread only until `done`
-            done.enter()
-            DispatchQueue.global().async {
-                box.result = Result { try reader.value.layer(next) }
-                done.leave()
-            }
-            inFlight = (next, done, box)
-        }
-        return qk
-    }
-
-    /// Layer `index`, and the layer to read next (with `readInline`) when the layers are being read in order.
-    func layerReadingInline(_ index: Int) throws -> (LayerQueryKey, next: Int?) {
+    /// Layer `index`, and the layer to read ahead (with `readAhead`) when the layers are being read in order.
+    func layer(_ index: Int) throws -> (LayerQueryKey, next: Int?) {
         var found: Result<LayerQueryKey, Error>?
-        if let pending = inFlight {
-            pending.done.wait()
-            inFlight = nil
-            if pending.index == index { found = pending.box.result }
-        }
         if let read = ready {
             ready = nil
             if read.index == index { found = read.result }
@@ -230,11 +213,9 @@ final class QueryKeyPrefetch: @unchecked Sendable {
         return (qk, sequential && index + 1 < source.layerCount ? index + 1 : nil)
     }
 
-    /// Reads layer `index` for the next `layer` or `layerReadingInline` call; an error is thrown by that call.
-    /// Called by one worker while the caller waits for its workers.
-    func readInline(_ index: Int) {
-        ready = (index, Result { try source.layer(index) })
+    /// The job that reads layer `index` for the next `layer` call, or nil for no index.
+    func readAhead(_ index: Int?) -> (() -> Void)? {
+        guard let index else { return nil }
+        return { [self] in ready = (index, Result { try source.layer(index) }) }
     }
-
-    deinit { inFlight?.done.wait() }
 }

@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import Foundation
+import Synchronization
 import Testing
 import AttnCore
 import CAttnThreads
@@ -89,6 +90,36 @@ struct WorkerPoolTests {
             }
             #expect(jobRuns == 1 && blocksSeen == 8 && bodyDone)
         }
+    }
+
+    @Test(
+        """
+        alongside nested (rollout finishing a layer while a recomputed layer reads ahead): the first parallel run \
+        takes both jobs, each runs once, before that run returns
+        """
+    )
+    func nestedSideJobs() throws {
+        for _ in 0..<1000 {
+            let outer = Atomic<Int>(0), inner = Atomic<Int>(0)
+            let counter = Workers.Counter(8, workers: 2)
+            Workers.alongside({
+                outer.add(1, ordering: .relaxed)
+            }) {
+                Workers.alongside({
+                    inner.add(1, ordering: .relaxed)
+                }) {
+                    Workers.run(2) { worker, _ in counter.forEach(worker: worker) { _ in } }
+                }
+                // Both jobs were taken by that run: they are done by now.
+                #expect(outer.load(ordering: .relaxed) == 1 && inner.load(ordering: .relaxed) == 1)
+            }
+            #expect(outer.load(ordering: .relaxed) == 1 && inner.load(ordering: .relaxed) == 1)
+        }
+        // Nothing is left offered: a later run runs neither job again.
+        let outer = Atomic<Int>(0)
+        Workers.alongside({ outer.add(1, ordering: .relaxed) }) {}
+        _ = try indicesRun(2)
+        #expect(outer.load(ordering: .relaxed) == 1)
     }
 
     @Test(

@@ -25,20 +25,40 @@ struct PrefetchTests {
     func ascending() throws {
         let source = CountingSource()
         let reader = QueryKeyPrefetch(source)
-        for l in 0..<3 { #expect(try reader.layer(l).queries.first == Float(l)) }
+        for l in 0..<3 {
+            let (qk, next) = try reader.layer(l)
+            #expect(qk.queries.first == Float(l) && next == l + 1)
+            reader.readAhead(next)?()
+        }
         #expect(throws: AnalysisError.self) { try reader.layer(3) }
-        #expect(try reader.layer(4).queries.first == 4)
+        // Layer 3's read ahead failed; the failure is thrown for layer 3, and layer 4 is read when asked for.
+        let (qk, next) = try reader.layer(4)
+        #expect(qk.queries.first == 4 && next == nil)
         #expect(source.reads == [1, 1, 1, 1, 1])
+    }
+
+    @Test("whole layers in order (heads, verify): each read once, the next by a worker; the values unchanged")
+    func wholeLayers() throws {
+        let source = CountingSource()
+        let attention = RecomputedAttention(source)
+        for l in [0, 1, 2, 4] {
+            let layer = try attention.layer(l)
+            let qk = try CountingSource().layer(l)
+            #expect(
+                layer.values
+                    == (try RecomputedAttention.attention(from: qk, scale: attention.scale, causal: false)).values)
+        }
+        #expect(source.reads == [1, 1, 1, 1, 1])  // layer 3 was read ahead (and failed) but never asked for
     }
 
     @Test("from the last layer down, or one layer alone, nothing is read that is not asked for")
     func otherOrders() throws {
         let source = CountingSource()
-        let reader = QueryKeyPrefetch(source)
-        for l in [4, 2, 1] { _ = try reader.layer(l) }
+        let attention = RecomputedAttention(source)
+        for l in [4, 2, 1] { _ = try attention.layer(l) }
         #expect(source.reads == [0, 1, 1, 0, 1])
         let single = CountingSource()
-        _ = try QueryKeyPrefetch(single).layer(2)
+        _ = try RecomputedAttention(single).layer(2)
         #expect(single.reads == [0, 0, 1, 0, 0])
     }
 
