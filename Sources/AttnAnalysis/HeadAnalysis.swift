@@ -155,7 +155,16 @@ public struct HeadAnalysis: Sendable {
             for i in 0..<q { for j in columns { s += v(i, j) } }
             return s / rows
         }
-        m.attnFirst = columnsShare([0])
+        // Key 0, key i, i − 1 and i + 1: the sums stats makes, by the same code.
+        var positions = PositionalShares()
+        for i in 0..<q {
+            positions.merge(PositionalShares(row: UnsafeBufferPointer(rebasing: a[(i * k)..<((i + 1) * k)]), index: i))
+        }
+        let shares = positions.means(queries: q, keys: k)
+        m.attnFirst = shares.first
+        m.attnSelf = shares.diagonal
+        m.attnPrevious = shares.previous
+        m.attnNext = shares.next
         if let special {
             m.attnCLS = columnsShare(special.cls)
             m.attnSEP = columnsShare(special.sep)
@@ -163,15 +172,6 @@ public struct HeadAnalysis: Sendable {
         }
         m.sinkShare = columnsShare(Array(0..<Swift.min(sinkTokens, k)))
         if q == k {
-            var diagonal = 0.0, previous = 0.0, next = 0.0
-            for i in 0..<q {
-                diagonal += v(i, i)
-                if i >= 1 { previous += v(i, i - 1) }
-                if i + 1 < q { next += v(i, i + 1) }
-            }
-            m.attnSelf = diagonal / rows
-            m.attnPrevious = previous / rows
-            m.attnNext = next / rows
             if q >= 2 {
                 // TransformerLens `mul`: Σ A′·P / Σ A′, A′ without column 0 and/or the diagonal on request.
                 func weight(_ i: Int, _ j: Int) -> Double {

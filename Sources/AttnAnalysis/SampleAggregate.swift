@@ -4,23 +4,39 @@ import AttnCore
 /// several samples with the same records (`stats --batch all`, or several files); counts are summed.
 public struct SampleAggregate: Sendable {
     public struct Row: Sendable, Record {
-        /// The identifying fields (layer, head).
-        public let indices: [(key: String, value: Int)]
-        /// Per real field, in the records' order: its key, mean and standard deviation.
-        public let reals: [(key: String, mean: Double, std: Double)]
-        /// Per count field: its key and sum.
-        public let counts: [(key: String, sum: Int)]
-
-        /// Each real field as its mean and `<key>_std`, between the indices and the counts.
-        public var fields: [(key: String, value: FieldValue)] {
-            indices.map { ($0.key, FieldValue.index($0.value)) }
-                + reals.flatMap { [($0.key, FieldValue.real($0.mean)), ($0.key + "_std", .real($0.std))] }
-                + counts.map { ($0.key, FieldValue.count($0.sum)) }
+        /// One field of the records: an identifying index (layer, head), a real field's mean and standard
+        /// deviation, or a count field's sum.
+        public enum Entry: Sendable {
+            case index(Int)
+            case real(mean: Double, std: Double)
+            case count(Int)
         }
 
-        public func mean(_ key: String) -> Double { reals.first { $0.key == key }?.mean ?? .nan }
-        public func std(_ key: String) -> Double { reals.first { $0.key == key }?.std ?? .nan }
-        public func count(_ key: String) -> Int { counts.first { $0.key == key }?.sum ?? 0 }
+        /// Every field, in the records' order.
+        public let entries: [(key: String, entry: Entry)]
+
+        /// The fields in the records' order, each real field as its mean followed by `<key>_std`: a field added to
+        /// the records is added here in the same place (the end, as the JSON schema adds fields).
+        public var fields: [(key: String, value: FieldValue)] {
+            entries.flatMap { key, entry -> [(key: String, value: FieldValue)] in
+                switch entry {
+                case .index(let i): return [(key, .index(i))]
+                case .real(let mean, let std): return [(key, .real(mean)), (key + "_std", .real(std))]
+                case .count(let n): return [(key, .count(n))]
+                }
+            }
+        }
+
+        public func mean(_ key: String) -> Double {
+            if case .real(let mean, _)? = entry(key) { return mean } else { return .nan }
+        }
+        public func std(_ key: String) -> Double {
+            if case .real(_, let std)? = entry(key) { return std } else { return .nan }
+        }
+        public func count(_ key: String) -> Int {
+            if case .count(let n)? = entry(key) { return n } else { return 0 }
+        }
+        private func entry(_ key: String) -> Entry? { entries.first { $0.key == key }?.entry }
     }
 
     public let sampleCount: Int
@@ -31,32 +47,26 @@ public struct SampleAggregate: Sendable {
         sampleCount = perSample.count
         rows = perSample[0].indices.map { r in
             let samples = perSample.map { $0[r].fields }
-            var indices: [(String, Int)] = [], reals: [(String, Double, Double)] = [], counts: [(String, Int)] = []
+            var entries: [(key: String, entry: Row.Entry)] = []
             for (f, field) in samples[0].enumerated() {
                 switch field.value {
-                case .index(let i): indices.append((field.key, i))
+                case .index(let i): entries.append((field.key, .index(i)))
                 case .count:
-                    counts.append(
-                        (
-                            field.key,
-                            samples.reduce(0) { total, sample in
-                                if case .count(let n) = sample[f].value { return total + n } else { return total }
-                            }
-                        ))
+                    let sum = samples.reduce(0) { total, sample in
+                        if case .count(let n) = sample[f].value { return total + n } else { return total }
+                    }
+                    entries.append((field.key, .count(sum)))
                 case .real:
                     let values = samples.map { sample -> Double in
                         if case .real(let v) = sample[f].value { return v ?? .nan } else { return .nan }
                     }
                     let mean = values.reduce(0, +) / Double(values.count)
-                    reals.append(
-                        (
-                            field.key, mean,
-                            (values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count)).squareRoot()
-                        ))
+                    let variance = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count)
+                    entries.append((field.key, .real(mean: mean, std: variance.squareRoot())))
                 case .labels: break
                 }
             }
-            return Row(indices: indices, reals: reals, counts: counts)
+            return Row(entries: entries)
         }
     }
 }

@@ -19,12 +19,21 @@ public struct HeadStatistics: Sendable, Equatable, Record {
     public var mean: Double
     /// `max_i |Σⱼ aᵢⱼ − 1|`.
     public var rowSumMaxDeviation: Double
-    /// Mean over rows of the attention on key 0 (the first token: CLS or a sink).
+    /// Mean over rows of the attention on key 0 (the first token: CLS or a sink): `first_token`, and `attn_first`
+    /// as `heads` names it (`PositionalShares`).
     public var firstToken: Double
-    /// Mean over rows i of aᵢᵢ (NaN for cross-attention, queries ≠ keys).
+    /// Mean over rows i of aᵢᵢ (NaN for cross-attention, queries ≠ keys): `self`, and `attn_self` as `heads`
+    /// names it.
     public var selfAttention: Double
-    /// Mean over rows i ≥ 1 of aᵢ,ᵢ₋₁ (NaN for cross-attention).
+    /// Mean over the rows i ≥ 1 of aᵢ,ᵢ₋₁, ÷(Q − 1) (NaN for cross-attention): `previous_token` in schema
+    /// attninspect/1. Not `heads`' `previous_token` (TransformerLens's score).
     public var previousToken: Double
+    /// `heads`' `attn_first`, `attn_self` and `attn_previous`, from the same code (`PositionalShares`): means over
+    /// all Q rows of the attention on key 0, key i and key i − 1 (row 0 counts as 0 there: ÷Q). NaN, like
+    /// `heads`' null, for a head holding NaN or Inf; self and previous NaN for cross-attention.
+    public var attnFirst: Double
+    public var attnSelf: Double
+    public var attnPrevious: Double
     public var nanCount: Int
     public var infCount: Int
     public var negativeCount: Int
@@ -54,10 +63,13 @@ public struct HeadStatistics: Sendable, Equatable, Record {
         max = sums.finite > 0 ? sums.high : .nan
         mean = sums.finite > 0 ? sums.total / Double(sums.finite) : .nan
         rowSumMaxDeviation = clean ? sums.worstRowSum : .nan
-        firstToken = sums.first / Double(q)
-        // Query i and key i are the same token only in self-attention (queries = keys).
-        selfAttention = q == k ? sums.diagonal / Double(q) : .nan
-        previousToken = q == k && q > 1 ? sums.previous / Double(q - 1) : .nan
+        let shares = sums.positions.means(queries: q, keys: k)
+        firstToken = shares.first
+        selfAttention = shares.diagonal ?? .nan
+        attnFirst = clean ? shares.first : .nan
+        attnSelf = clean ? shares.diagonal ?? .nan : .nan
+        attnPrevious = clean ? shares.previous ?? .nan : .nan
+        previousToken = sums.positions.previousOverLaterQueries(queries: q, keys: k) ?? .nan
     }
 
     /// Statistics of every head of layer `layer` of `source`, read block by block on `workers` threads.
@@ -109,7 +121,7 @@ struct HeadSums {
     var nan = 0, inf = 0, negative = 0, finite = 0
     var low = Double.infinity, high = -Double.infinity, total = 0.0
     var entropy = 0.0, worstRowSum = 0.0
-    var first = 0.0, diagonal = 0.0, previous = 0.0
+    var positions = PositionalShares()
 
     /// Adds query rows `rows` (values `[row, key]`, `rows.count × keys`), in order.
     mutating func add(rows: Range<Int>, keys k: Int, values: UnsafeBufferPointer<Float>) {
@@ -128,22 +140,18 @@ struct HeadSums {
         total += other.total
         entropy += other.entropy
         worstRowSum = Swift.max(worstRowSum, other.worstRowSum)
-        first += other.first
-        diagonal += other.diagonal
-        previous += other.previous
+        positions.merge(other.positions)
     }
 }
 
 extension HeadSums {
     /// The sums of one query row, `index` being its query position.
     init(row: UnsafeBufferPointer<Float>, index i: Int) {
-        let k = row.count
         let s = RowKernels.statistics(row)
         self.init(
             nan: s.nan, inf: s.inf, negative: s.negative, finite: s.finite, low: s.min, high: s.max,
-            total: s.sum, entropy: s.entropy, worstRowSum: abs(s.sum - 1), first: Double(row[0]))
-        if i < k { diagonal = Double(row[i]) }
-        if i >= 1 && i - 1 < k { previous = Double(row[i - 1]) }
+            total: s.sum, entropy: s.entropy, worstRowSum: abs(s.sum - 1),
+            positions: PositionalShares(row: row, index: i))
     }
 }
 
@@ -157,7 +165,9 @@ extension HeadStatistics {
             ("row_sum_max_dev", .real(rowSumMaxDeviation)),
             ("first_token", .real(firstToken)), ("self", .real(selfAttention)),
             ("previous_token", .real(previousToken)),
-            ("nan_count", .count(nanCount)), ("inf_count", .count(infCount)), ("negative_count", .count(negativeCount))
+            ("nan_count", .count(nanCount)), ("inf_count", .count(infCount)), ("negative_count", .count(negativeCount)),
+            // Added in attninspect/1 (2026-12-06): the same quantities under heads' names, from the same code.
+            ("attn_first", .real(attnFirst)), ("attn_self", .real(attnSelf)), ("attn_previous", .real(attnPrevious))
         ]
     }
 }

@@ -96,14 +96,19 @@ public enum StatsReport {
                 for s in sample { out += CSV.line([f.file, f.sampleLabels ? "\(b)" : ""] + RecordWriter.csvFields(s)) }
             }
         }
+        // The records' columns: each real field's mean on one row and its std on the next; the counts' sums on the
+        // first.
         for row in aggregate?.rows ?? [] {
-            let head = row.indices.map { "\($0.value)" }
-            let counts = row.counts.map { "\($0.sum)" }
-            out += CSV.line(
-                ["aggregate", "mean"] + head + row.reals.map { RecordWriter.csvText(.real($0.mean)) } + counts)
-            out += CSV.line(
-                ["aggregate", "std"] + head + row.reals.map { RecordWriter.csvText(.real($0.std)) }
-                    + counts.map { _ in "" })
+            for std in [false, true] {
+                let cells = row.entries.map { _, entry -> String in
+                    switch entry {
+                    case .index(let i): return "\(i)"
+                    case .real(let mean, let deviation): return RecordWriter.csvText(.real(std ? deviation : mean))
+                    case .count(let n): return std ? "" : "\(n)"
+                    }
+                }
+                out += CSV.line(["aggregate", std ? "std" : "mean"] + cells)
+            }
         }
         return out
     }

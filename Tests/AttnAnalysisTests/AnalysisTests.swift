@@ -73,12 +73,19 @@ struct StatisticsTests {
         #expect(abs(t.firstToken - 1.25 / 3) < 1e-15)
         #expect(abs(t.selfAttention - 2.0 / 3) < 1e-15)  // (1 + 0.5 + 0.5) / 3
         #expect(t.previousToken == 0.125)  // (a[1,0] + a[2,1]) / 2
+        // heads' names, ÷Q: (a[1,0] + a[2,1]) / 3; key 0 and the diagonal as first_token and self.
+        #expect(abs(t.attnPrevious - 0.25 / 3) < 1e-15 && t.attnFirst == t.firstToken && t.attnSelf == t.selfAttention)
         #expect(t.rowSumMaxDeviation == 0)
         // Cross-attention (2 queries × 3 keys): query i and key i are different tokens.
         let cross = HeadStatistics(
             of: LayerAttention(heads: 1, queries: 2, keys: 3, values: [1, 0, 0, 0, 0.5, 0.5]), layer: 0, head: 0)
         #expect(abs(cross.entropy - log(2) / 2) < 1e-12 && cross.firstToken == 0.5)
         #expect(cross.selfAttention.isNaN && cross.previousToken.isNaN)
+        #expect(cross.attnSelf.isNaN && cross.attnPrevious.isNaN && cross.attnFirst == 0.5)
+        // A head holding NaN: heads' measures are undefined (null), and so are stats' copies of them.
+        let nan = HeadStatistics(
+            of: LayerAttention(heads: 1, queries: 2, keys: 2, values: [1, 0, 0.5, .nan]), layer: 0, head: 0)
+        #expect(nan.attnFirst.isNaN && nan.attnSelf.isNaN && nan.attnPrevious.isNaN && nan.firstToken == 0.75)
     }
 
     @Test("NaN, Inf and negative values are counted, never a crash")

@@ -114,6 +114,37 @@ struct HeadsCLITests {
     }
 
     @Test(
+        """
+        stats reports heads' attn_first, attn_self and attn_previous under the same names: the float64 reference's \
+        values, bit for bit heads' own; stats' previous_token is attn_previous × Q/(Q − 1)
+        """,
+        arguments: ["text", "text_nan", "vit", "minilm6_zen"])
+    func sharedWithStats(name: String) throws {
+        let e = expected["cases"][name]
+        let file = path(e["file"].value as! String)
+        let heads = try run([file])["records"] as! [[String: Any]]
+        let r = try Run(["stats", file, "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let stats = object["records"] as! [[String: Any]]
+        let q = Double(object["queries"] as! Int)
+        #expect(stats.count == heads.count && stats.count == e["records"].array.count)
+        for (i, want) in e["records"].array.enumerated() {
+            for key in ["attn_first", "attn_self", "attn_previous"] {
+                same(stats[i][key], want[key], "\(name) record \(i) \(key)")
+                #expect(
+                    (stats[i][key] as? Double) == (heads[i][key] as? Double)
+                        && (stats[i][key] is NSNull) == (heads[i][key] is NSNull),
+                    "\(name) record \(i) \(key): stats \(stats[i][key] ?? "-") heads \(heads[i][key] ?? "-")")
+            }
+            if let previous = want["attn_previous"].value as? Double {
+                let old = try #require(stats[i]["previous_token"] as? Double)
+                #expect(abs(old - previous * q / (q - 1)) <= 1e-9 * max(1, abs(old)), "\(name) record \(i)")
+            }
+        }
+    }
+
+    @Test(
         "options: TransformerLens exclusions, --sink-tokens, --patch-size, --similarity all",
         arguments: ["text", "vit", "vits14_board"])
     func variants(name: String) throws {

@@ -33,7 +33,7 @@ struct SchemaCLITests {
                 "schema", "file", "layers", "heads", "queries", "keys", "source", "records", "layer", "head",
                 "entropy", "normalized_entropy", "min", "max", "mean", "row_sum_max_dev", "first_token", "self",
                 "previous_token",
-                "nan_count", "inf_count", "negative_count"
+                "nan_count", "inf_count", "negative_count", "attn_first", "attn_self", "attn_previous"
             ])
         #expect(
             keys(try json(["stats", Fixtures.path("synthetic/batch_LBHQK.npy"), "--batch", "all"])).prefix(11) == [
