@@ -393,11 +393,7 @@ extension HeadAnalysis {
         for l in 0..<source.layerCount {
             defer { step?() }
             let layer = try source.layer(l)
-            do {
-                records += try measures(of: layer, index: l)
-            } catch let error as AnalysisError {
-                throw AttnError(.analysis, file: source.file, error.message)
-            }
+            records += try AnalysisError.reported(against: source.file) { try measures(of: layer, index: l) }
             shares.append(Self.receivedShares(of: layer))
             if scope == .layer { perLayer.append(JensenShannon.betweenHeads(layer)) }
         }

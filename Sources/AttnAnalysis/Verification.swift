@@ -43,3 +43,82 @@ public struct AttentionChecks: Sendable {
         }
     }
 }
+
+/// One finding of `verify`: what was checked and the numbers behind it. `passed` is nil for information only.
+public enum VerifyFinding: Sendable, Equatable {
+    /// How the file was read: its layout's axes and datasets, and the attention's shape.
+    case readAs(axes: String, datasets: String, layers: Int, heads: Int, queries: Int, keys: Int)
+    /// A lone 3-D tensor, read as one layer of heads.
+    case oneLayerOfHeads
+    case finite(nans: Int, infinities: Int)
+    case nonNegative(negatives: Int)
+    /// Rows sum to 1 over the keys within the tolerance.
+    case rowSums(worst: Double)
+    /// Rows do not, but columns do: the dump looks transposed.
+    case transposed(worstRow: Double, worstColumn: Double)
+    /// Neither rows nor columns sum to 1: not probabilities.
+    case notProbabilities(worstRow: Double, tolerance: Double)
+    /// The largest value above the diagonal, checked when causal is claimed, else said.
+    case causal(claimed: Bool, upperMax: Double, tolerance: Double)
+    /// Q and K are in the file but could not be compared (a malformed attribute, an unreadable tensor).
+    case recomputedUnavailable(reason: String)
+    /// Q and K do not have the stored attention's shape.
+    case recomputedShapeDiffers
+    /// The stored attention against the one recomputed from Q and K.
+    case recomputed(maxDifference: Double, tolerance: Double, scale: Double?, causal: Bool)
+
+    public var passed: Bool? {
+        switch self {
+        case .readAs, .oneLayerOfHeads: return nil
+        case .finite(let nans, let infinities): return nans + infinities == 0
+        case .nonNegative(let negatives): return negatives == 0
+        case .rowSums: return true
+        case .transposed, .notProbabilities, .recomputedUnavailable, .recomputedShapeDiffers: return false
+        case .causal(let claimed, let upperMax, let tolerance): return claimed ? upperMax <= tolerance : nil
+        case .recomputed(let difference, let tolerance, _, _): return difference <= tolerance
+        }
+    }
+}
+
+extension AttentionChecks {
+    /// The findings about the stored values, in the order `verify` prints them: non-finite, negative, row sums
+    /// (or transposed), causality (when the map is square and has an upper triangle).
+    public func findings(tolerance: Double, claimsCausal: Bool) -> [VerifyFinding] {
+        var out: [VerifyFinding] = [.finite(nans: nans, infinities: infinities), .nonNegative(negatives: negatives)]
+        if worstRowSum <= tolerance {
+            out.append(.rowSums(worst: worstRowSum))
+        } else if square && worstColumnSum <= tolerance {
+            out.append(.transposed(worstRow: worstRowSum, worstColumn: worstColumnSum))
+        } else {
+            out.append(.notProbabilities(worstRow: worstRowSum, tolerance: tolerance))
+        }
+        if square && upperCells > 0 {
+            out.append(.causal(claimed: claimsCausal, upperMax: upperMax, tolerance: tolerance))
+        }
+        return out
+    }
+
+    /// Every layer of `source`, read one at a time.
+    public static func of(_ source: AttentionSource) throws -> AttentionChecks {
+        var checks = AttentionChecks()
+        for l in 0..<source.layerCount { checks.add(try source.layer(l)) }
+        return checks
+    }
+}
+
+extension VerifyFinding {
+    /// The stored attention `source` against `recomputed` (from the file's Q and K), layer by layer.
+    public static func comparing(
+        _ source: AttentionSource, with recomputed: AttentionSource, tolerance: Double, scale: Double?, causal: Bool
+    ) throws -> VerifyFinding {
+        guard
+            (recomputed.layerCount, recomputed.headCount, recomputed.queryCount)
+                == (source.layerCount, source.headCount, source.queryCount)
+        else { return .recomputedShapeDiffers }
+        var worst = 0.0
+        for l in 0..<source.layerCount {
+            worst = max(worst, HeadDifference.maxAbsDifference(try source.layer(l), try recomputed.layer(l)))
+        }
+        return .recomputed(maxDifference: worst, tolerance: tolerance, scale: scale, causal: causal)
+    }
+}

@@ -49,3 +49,17 @@ public struct AnalysisError: Error, CustomStringConvertible, Sendable {
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }
+
+extension AnalysisError {
+    /// This error reported against `file`: the one place an analysis's error becomes a file's.
+    public func about(file: String) -> AttnError { AttnError(.analysis, file: file, message) }
+
+    /// Runs `body`, reporting an `AnalysisError` it throws against `file` (other errors pass unchanged).
+    public static func reported<T>(against file: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as AnalysisError {
+            throw error.about(file: file)
+        }
+    }
+}

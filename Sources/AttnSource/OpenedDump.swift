@@ -247,11 +247,7 @@ public struct OpenedDump {
 
     /// Runs an analysis step, reporting its errors against this file.
     public func analysing<T>(_ body: () throws -> T) throws -> T {
-        do {
-            return try body()
-        } catch let error as AnalysisError {
-            throw AttnError(.analysis, file: file.path, error.message)
-        }
+        try AnalysisError.reported(against: file.path, body)
     }
 }
 

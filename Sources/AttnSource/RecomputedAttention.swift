@@ -31,15 +31,13 @@ public final class RecomputedAttention: AttentionSource {
     public func layer(_ index: Int) throws -> LayerAttention {
         let (qk, next) = try reader.layer(index)
         let workers = Swift.min(Workers.count, qk.heads + (next == nil ? 0 : 1))
-        do {
-            var attention: LayerAttention?
+        var attention: LayerAttention?
+        try AnalysisError.reported(against: file) {
             try Workers.alongside(reader.readAhead(next)) {
                 attention = try Self.attention(from: qk, scale: scale, causal: causal, layer: index, workers: workers)
             }
-            return attention!
-        } catch let error as AnalysisError {
-            throw AttnError(.analysis, file: file, error.message)
         }
+        return attention!
     }
 
     /// Recomputes one head at a time per worker (Q Kᵀ through single-threaded BLAS on each worker,
@@ -69,10 +67,8 @@ public final class RecomputedAttention: AttentionSource {
                                     RowKernels.softmax(out.baseAddress! + i * s, visible: causal ? i + 1 : s, count: s)
                                     // A row comes out NaN (all of it) when q or k is not finite or Q·Kᵀ overflowed.
                                     if out[i * s].isNaN {
-                                        throw AttnError(
-                                            .analysis, file: source.file,
-                                            Self.nonFiniteRow(layer: index, head: h, row: i, of: qk, q: q, k: k).message
-                                        )
+                                        throw Self.nonFiniteRow(layer: index, head: h, row: i, of: qk, q: q, k: k)
+                                            .about(file: source.file)
                                     }
                                 }
                                 try body(

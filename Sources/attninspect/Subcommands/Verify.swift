@@ -66,90 +66,29 @@ extension AttnInspect {
             if input.causal != nil, case .queryKey = opened.layout { opened = try input.open() }
             let claimsCausal = input.causal ?? opened.file.attribute("causal")?.booleanValue ?? false
             let source = opened.source
-            var checks = AttentionChecks()
-            for l in 0..<source.layerCount { checks.add(try source.layer(l)) }
-            var lines: [String] = []
-            var failed = false
-            func report(_ pass: Bool?, _ text: String) {
-                lines.append((pass == nil ? "INFO " : pass! ? "PASS " : "FAIL ") + text)
-                if pass == false { failed = true }
-            }
-            let shape =
-                """
-                \(source.layerCount) layers × \(source.headCount) heads × \(source.queryCount) queries × \
-                \(source.keyCount) keys
-                """
-            report(nil, "read as \(opened.layout.summary.axes) from \(opened.layout.summary.datasets): \(shape)")
-            if opened.layout.summary.axes == "[head, query, key]" && opened.layout.summary.layerNumbers == nil {
-                report(
-                    nil,
-                    """
-                    a 3-D tensor is read as one layer of heads; a head-averaged dump [layer, query, key] has to \
-                    be reshaped to [layer, 1, query, key]
-                    """
-                )
-            }
-            report(
-                checks.nans + checks.infinities == 0,
-                "no NaN or infinite values (\(checks.nans) NaN, \(checks.infinities) infinite)")
-            report(checks.negatives == 0, "no negative values (\(checks.negatives) found)")
-            let rows = "max |Σ − 1| = \(formatScientific(checks.worstRowSum))"
-            if checks.worstRowSum <= tolerance {
-                report(true, "rows sum to 1 over the keys (\(rows))")
-            } else if checks.square && checks.worstColumnSum <= tolerance {
-                report(
-                    false,
-                    """
-                    rows sum to 1 along the query axis, not the key axis (over keys \(rows), over queries max |Σ \
-                    − 1| = \(formatScientific(checks.worstColumnSum))): the dump looks transposed; transpose the \
-                    last two axes
-                    """
-                )
-            } else {
-                report(
-                    false,
-                    """
-                    rows do not sum to 1 over the keys (\(rows), tolerance \(tolerance)): not attention \
-                    probabilities (logits, or already processed?)
-                    """
-                )
-            }
-            if checks.square && checks.upperCells > 0 {
-                let upper = "largest value above the diagonal \(formatScientific(checks.upperMax))"
-                if claimsCausal {
-                    report(checks.upperMax <= tolerance, "causal: keys after the query get no attention (\(upper))")
-                } else {
-                    report(nil, checks.upperMax <= tolerance ? "looks causal: \(upper)" : "not causal: \(upper)")
-                }
-            }
-            // A malformed scale attribute is reported as a failed check, not as an error (--scale is refused here).
-            var beside: (source: AttentionSource, recomputation: Recomputation)?
+            let summary = opened.layout.summary
+            var findings: [VerifyFinding] = [
+                .readAs(
+                    axes: summary.axes, datasets: summary.datasets, layers: source.layerCount,
+                    heads: source.headCount, queries: source.queryCount, keys: source.keyCount)
+            ]
+            if summary.axes == "[head, query, key]" && summary.layerNumbers == nil { findings.append(.oneLayerOfHeads) }
+            findings += try AttentionChecks.of(source).findings(tolerance: tolerance, claimsCausal: claimsCausal)
             if !input.fromQK {
+                // A malformed scale attribute is reported as a failed check, not as an error (--scale is refused here).
+                var beside: (source: AttentionSource, recomputation: Recomputation)?
                 do { beside = try opened.recomputedBeside(causal: claimsCausal, note: Console.noteOnce) } catch {
-                    report(false, "q and k cannot be compared with the stored attention: \(error)")
+                    findings.append(.recomputedUnavailable(reason: "\(error)"))
+                }
+                if let (other, recomputation) = beside {
+                    findings.append(
+                        try .comparing(
+                            source, with: other, tolerance: qkTolerance, scale: recomputation.scale,
+                            causal: recomputation.causal))
                 }
             }
-            if let (other, recomputation) = beside {
-                if (other.layerCount, other.headCount, other.queryCount) == (
-                    source.layerCount, source.headCount, source.queryCount
-                ) {
-                    var worst = 0.0
-                    for l in 0..<source.layerCount {
-                        worst = max(worst, HeadDifference.maxAbsDifference(try source.layer(l), try other.layer(l)))
-                    }
-                    let scale = recomputation.scale.map { "·\($0)" } ?? "/√d"
-                    let causal = recomputation.causal ? ", causal" : ""
-                    report(
-                        worst <= qkTolerance,
-                        "stored attention equals softmax(q·kᵀ\(scale)\(causal)) recomputed from q and k "
-                            + "(max |Δ| = \(formatScientific(worst)), tolerance \(qkTolerance))"
-                    )
-                } else {
-                    report(false, "q and k do not match the stored attention's shape: they cannot be its source")
-                }
-            }
-            Console.print(lines.joined(separator: "\n") + "\n")
-            if failed { throw ExitCode(1) }
+            Console.print(VerifyReport.text(findings))
+            if findings.contains(where: { $0.passed == false }) { throw ExitCode(1) }
         }
     }
 }
