@@ -111,7 +111,9 @@ let package = Package(
         .target(name: "AttnAnalysis", dependencies: ["AttnCore", "AttnLinalg", "CAttnKernels"]),
         // Colormaps, pictures (PNG, Netpbm, SVG, montages, overlays: MapWriter), .npy writing, atomic files, and every
         // report: tables, JSON and CSV written from the records' one description (RecordWriter).
-        .target(name: "AttnRender", dependencies: ["AttnCore", "AttnAnalysis", "CAttnZlib", "CAttnProcess"]),
+        .target(
+            name: "AttnRender",
+            dependencies: ["AttnCore", "AttnReader", "AttnSource", "AttnAnalysis", "CAttnZlib", "CAttnProcess"]),
         .executableTarget(
             name: "attninspect",
             dependencies: [

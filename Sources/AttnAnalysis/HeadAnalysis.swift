@@ -426,3 +426,16 @@ extension JensenShannon {
             values, maps: source.layerCount * source.headCount, queries: source.queryCount, keys: source.keyCount)
     }
 }
+
+extension HeadAnalysis {
+    /// The outlier tokens of `layers` of `source`, each layer read whole; their `layers` are layer numbers
+    /// (`stats --outliers`, which may be given one layer).
+    public func outliers(of source: AttentionSource, layers: [Int]) throws -> [OutlierToken] {
+        let shares = try layers.map { Self.receivedShares(of: try source.layer($0)) }
+        return outliers(shares: shares, keys: source.keyCount).map { o in
+            var o = o
+            o.layers = o.layers.map { layers[$0] }  // positions in `layers` back to layer numbers
+            return o
+        }
+    }
+}

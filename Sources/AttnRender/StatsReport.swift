@@ -82,6 +82,83 @@ public enum StatsReport {
 
     public static func json(_ aggregate: SampleAggregate) -> JSONValue { .array(aggregate.rows.map(RecordWriter.json)) }
 
+    /// One file of `stats FILE...`: its source (sample 0's) and the statistics of each sample read, with each
+    /// sample's real queries and keys.
+    public struct FileResult {
+        public let source: AttentionSource
+        public let samples: [[HeadStatistics]]
+        public let queriesPerSample: [Int]
+        public let keysPerSample: [Int]
+
+        public init(source: AttentionSource, samples: [[HeadStatistics]], queriesPerSample: [Int], keysPerSample: [Int])
+        {
+            self.source = source
+            self.samples = samples
+            self.queriesPerSample = queriesPerSample
+            self.keysPerSample = keysPerSample
+        }
+
+        /// The line above the samples' table.
+        public var samplesHeading: String {
+            StatsReport.samplesHeading(samples: samples.count, queries: queriesPerSample, keys: keysPerSample)
+        }
+    }
+
+    /// Several files as one JSON document: each file (its records, or with several samples their aggregate), the
+    /// files that could not be read with their errors, and the aggregate over `aggregate.files`.
+    public static func json(
+        files: [FileResult], failures: [(file: String, message: String)],
+        aggregate: (files: [String], rows: SampleAggregate)?
+    ) -> String {
+        let perFile: [JSONValue] = files.map { r in
+            guard r.samples.count > 1 else { return .object(json(r.samples.first ?? [], source: r.source)) }
+            var fields = json([], source: r.source).filter { $0.0 != "records" }
+            fields += [("samples", .integer(r.samples.count))]
+            fields += perSampleCounts(queries: r.queriesPerSample, keys: r.keysPerSample)
+            fields += [("records", json(SampleAggregate(r.samples)))]
+            return .object(fields)
+        }
+        var object: [(String, JSONValue)] = [
+            ("files", .array(perFile)),
+            ("failed", .array(failures.map { .object([("file", .string($0.file)), ("error", .string($0.message))]) }))
+        ]
+        if let aggregate {
+            object.append(
+                (
+                    "aggregate",
+                    .object([
+                        ("files", .array(aggregate.files.map { .string($0) })),
+                        ("samples", .integer(aggregate.rows.sampleCount)), ("records", json(aggregate.rows))
+                    ])
+                ))
+        }
+        return JSONValue.document(object).serialized() + "\n"
+    }
+
+    /// Several files as tables: each file's (per layer, or its samples' aggregate), then the aggregate over
+    /// `aggregate.fileCount` files.
+    public static func tables(files: [FileResult], aggregate: (fileCount: Int, rows: SampleAggregate)?) -> String {
+        var text = ""
+        for r in files {
+            text += "== \(r.source.file)\n"
+            if r.samples.count == 1 {
+                text += tables(r.samples[0], source: r.source)
+            } else {
+                text += r.samplesHeading + table(SampleAggregate(r.samples))
+            }
+            text += "\n"
+        }
+        if let aggregate {
+            text +=
+                """
+                == aggregate over \(aggregate.fileCount) file(s), \(aggregate.rows.sampleCount) sample(s): mean and \
+                standard deviation (± columns)\n
+                """
+                + table(aggregate.rows)
+        }
+        return text
+    }
+
     /// Several files as one rectangular CSV: every file and sample (`sample` empty for a file read as one sample), then
     /// the aggregate's mean and std rows.
     public static func csv(

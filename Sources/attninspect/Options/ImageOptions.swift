@@ -70,6 +70,13 @@ struct ImageOptions: ParsableArguments {
 
     typealias Fit = MapWriter.Blend.Fit
 
+    /// For the commands with `--view matrix|grid` (rollout, flow): an overlay needs the grid view.
+    func checkOverlay(view: MapView?) throws {
+        if overlay != nil && view == .matrix {
+            throw ValidationError("--overlay goes with the patch grid: use --view grid (the default with --overlay)")
+        }
+    }
+
     func validate() throws {
         // format, zoom
         if let problem = MapWriter(output: output, zoom: zoom).problem { throw ValidationError(problem) }

@@ -46,10 +46,7 @@ extension AttnInspect {
         @OptionGroup var grid: GridOptions
 
         func validate() throws {
-            if image.overlay != nil && view == .matrix {
-                throw ValidationError(
-                    "--overlay goes with the patch grid: use --view grid (the default with --overlay)")
-            }
+            try image.checkOverlay(view: view)
         }
 
         func run() throws {

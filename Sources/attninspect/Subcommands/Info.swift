@@ -15,86 +15,16 @@ extension AttnInspect {
 
         func run() throws {
             let dump = try DumpFile(path: input.file)
-            var out = "file: \(PrintableText.escaped(dump.path))\nformat: \(dump.format)\n"
-            var table = TextTable(header: ["name", "shape", "dtype", "storage"])
-            table.showsHeader = false
-            table.alignsNumbers = false
-            for t in dump.tensors {
-                table.append(
-                    [t.name, formatShape(t.shape), t.element.description, t.storage ?? ""].map {
-                        PrintableText.escaped($0)
-                    })
-            }
-            out += "tensors:\n" + (table.rows.isEmpty ? "  (none)\n" : table.render(indent: "  "))
-            if !dump.attributes.isEmpty {
-                out += "attributes:\n"
-                // Names and values come from the file: escaped one by one, so that none can break its line.
-                for a in dump.attributes {
-                    let value: String
-                    if case .strings(let s) = a.value, s.count == 1 {
-                        value = "\"\(s[0])\""
-                    } else {
-                        value = a.value.description
-                    }
-                    let owner = a.owner == "/" ? "" : PrintableText.escaped(a.owner) + " "
-                    out += "  \(owner)\(PrintableText.escaped(a.name)) = \(PrintableText.escaped(value))\n"
-                }
-            }
-            Console.print(out)
+            Console.print(InfoReport.contents(of: dump))
             // No layer is read here: a layer larger than --max-memory is reported below, not refused.
             let opened = try input.open(checksLayerMemory: false)
             let s = opened.source
-            let summary = opened.layout.summary
-            var view = "attention:\n"
-            switch s.origin {
-            case .stored: view += "  source: stored attention in \(summary.datasets)\n"
-            case .recomputed(_, let causal):
-                view += "  source: recomputed from \(summary.datasets)\(causal ? ", causal" : "")\n"
-            }
-            view += "  axes as stored: \(summary.axes)\n"
-            if case .recomputed(let scale, _) = s.origin { view += "  softmax(Q·Kᵀ · \(scale)) per layer and head\n" }
-            if let b = summary.batch { view += "  batch: axis of \(b.size), using sample \(b.used)\n" }
-            if let numbers = summary.layerNumbers {
-                view += "  layer numbers in the file: \(numbers.map(String.init).joined(separator: ", "))\n"
-            }
-            if let padding = opened.padding {
-                view +=
-                    """
-                      padding: \(padding.origin) keeps \(padding.kept.count) of \(padding.total) positions \
-                    (\(describeKept(padding.kept))); the rest is excluded from every analysis (--keep-padding to \
-                    include it)\n
-                    """
-            }
-            view += "  layers: \(s.layerCount), heads: \(s.headCount), queries: \(s.queryCount), keys: \(s.keyCount)\n"
-            let need = opened.layout.layerMemory
-            view += "  memory for one layer's work: \(MemoryBudget.describe(need.bytes))"
-            if let refusal = MemoryBudget.refusal(need.what, bytes: need.bytes) {
-                view += " (other commands refuse it: \(refusal))"
-            }
-            view += "\n"
-            if let tokens = s.tokens {
-                view += "tokens (\(tokens.count)): " + tokens.map(JSONValue.quote).joined(separator: " ") + "\n"
-            } else if let labels = try dump.tokenLabels(sample: input.batch) {
-                view +=
-                    "tokens: \(labels.count) labels found, but the attention has \(s.queryCount) queries: not used\n"
-            }
-            if s.queryCount != s.keyCount {
-                if let keys = s.keyTokens {
-                    view += "key tokens (\(keys.count)): " + keys.map(JSONValue.quote).joined(separator: " ") + "\n"
-                } else if let labels = try dump.tokenLabels(named: DumpFile.keyTokenNames, sample: input.batch) {
-                    view +=
-                        "key tokens: \(labels.count) labels found, but the attention has \(s.keyCount) keys: not used\n"
-                }
-            }
-            Console.print(view)
+            // Labels that were found but do not fit the attention are counted, to say why they are not used.
+            let labels = s.tokens == nil ? try dump.tokenLabels(sample: input.batch)?.count : nil
+            let keyLabels =
+                s.queryCount != s.keyCount && s.keyTokens == nil
+                ? try dump.tokenLabels(named: DumpFile.keyTokenNames, sample: input.batch)?.count : nil
+            Console.print(InfoReport.attention(opened, labels: labels, keyLabels: keyLabels))
         }
     }
-}
-
-/// `0...5` or `2...7` for runs, else the positions listed (`0, 2, 5`).
-func describeKept(_ kept: [Int]) -> String {
-    guard let first = kept.first, let last = kept.last else { return "none" }
-    if last - first + 1 == kept.count { return "\(first)...\(last)" }
-    return kept.count <= 12
-        ? kept.map(String.init).joined(separator: ", ") : "\(kept.count) positions from \(first) to \(last)"
 }

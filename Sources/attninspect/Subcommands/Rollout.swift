@@ -114,10 +114,7 @@ extension AttnInspect {
             if compat == .vitKeras && discardRatio > 0 {
                 throw ValidationError("--compat vit-keras has no discard step: drop --discard-ratio")
             }
-            if image.overlay != nil && view == .matrix {
-                throw ValidationError(
-                    "--overlay goes with the patch grid: use --view grid (the default with --overlay)")
-            }
+            try image.checkOverlay(view: view)
         }
 
         func run() throws {

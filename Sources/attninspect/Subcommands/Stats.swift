@@ -62,14 +62,7 @@ extension AttnInspect {
             let prefix = try opened.declaredPrefix().map { Swift.min($0, source.keyCount) } ?? 0
             let analysis = HeadAnalysis(
                 keyLabels: source.keyTokens, matchKeys: nil, distance: .sequence(prefix: prefix))
-            if outliers {
-                let shares = try layers.map { HeadAnalysis.receivedShares(of: try source.layer($0)) }
-                found = analysis.outliers(shares: shares, keys: source.keyCount).map { o in
-                    var o = o
-                    o.layers = o.layers.map { layers[$0] }  // positions in `layers` back to layer numbers
-                    return o
-                }
-            }
+            if outliers { found = try analysis.outliers(of: source, layers: layers) }
             if json {
                 var fields = StatsReport.json(records, source: source)
                 if let found { fields.append(("outlier_tokens", OutlierReport.json(found))) }
@@ -141,40 +134,10 @@ extension AttnInspect {
             }
             let summary = included.isEmpty ? nil : SampleAggregate(included.flatMap { $0.samples })
             if json {
-                var object: [(String, JSONValue)] = [
-                    (
-                        "files",
-                        .array(
-                            results.map { r in
-                                var fields = StatsReport.json(
-                                    r.samples.count == 1 ? r.samples[0] : [], source: r.source)
-                                if r.samples.count > 1 {
-                                    fields.removeAll { $0.0 == "records" }
-                                    fields +=
-                                        [("samples", .integer(r.samples.count))]
-                                        + StatsReport.perSampleCounts(
-                                            queries: r.queriesPerSample, keys: r.keysPerSample)
-                                    fields += [("records", StatsReport.json(SampleAggregate(r.samples)))]
-                                }
-                                return .object(fields)
-                            })
-                    ),
-                    (
-                        "failed",
-                        .array(failures.map { .object([("file", .string($0.file)), ("error", .string($0.message))]) })
-                    )
-                ]
-                if let summary {
-                    object.append(
-                        (
-                            "aggregate",
-                            .object([
-                                ("files", .array(included.map { .string($0.source.file) })),
-                                ("samples", .integer(summary.sampleCount)), ("records", StatsReport.json(summary))
-                            ])
-                        ))
-                }
-                Console.print(JSONValue.document(object).serialized() + "\n")
+                Console.print(
+                    StatsReport.json(
+                        files: results.map(\.report), failures: failures,
+                        aggregate: summary.map { (included.map(\.source.file), $0) }))
             } else if csv {
                 // One rectangular table: every file and sample, then the aggregate's mean and std rows.
                 Console.printCSV(
@@ -182,25 +145,8 @@ extension AttnInspect {
                         files: results.map { ($0.source.file, $0.samples, $0.samples.count > 1 || input.allSamples) },
                         aggregate: summary))
             } else {
-                var text = ""
-                for r in results {
-                    text += "== \(r.source.file)\n"
-                    if r.samples.count == 1 {
-                        text += StatsReport.tables(r.samples[0], source: r.source)
-                    } else {
-                        text += r.samplesHeading + StatsReport.table(SampleAggregate(r.samples))
-                    }
-                    text += "\n"
-                }
-                if let summary {
-                    text +=
-                        """
-                        == aggregate over \(included.count) file(s), \(summary.sampleCount) sample(s): mean and \
-                        standard deviation (± columns)\n
-                        """
-                        + StatsReport.table(summary)
-                }
-                Console.print(text)
+                Console.print(
+                    StatsReport.tables(files: results.map(\.report), aggregate: summary.map { (included.count, $0) }))
             }
             for r in results { Self.noteNonFinite(r.samples.flatMap { $0 }, file: r.source.file) }
             if !failures.isEmpty {
@@ -225,10 +171,12 @@ extension AttnInspect {
             var queriesPerSample: [Int] = []
             var keysPerSample: [Int] = []
 
-            /// The line above the samples' table.
-            var samplesHeading: String {
-                StatsReport.samplesHeading(samples: samples.count, queries: queriesPerSample, keys: keysPerSample)
+            var report: StatsReport.FileResult {
+                .init(
+                    source: source, samples: samples, queriesPerSample: queriesPerSample, keysPerSample: keysPerSample)
             }
+            /// The line above the samples' table.
+            var samplesHeading: String { report.samplesHeading }
         }
 
         /// With `batchAxisOptional`, `--batch all` on a file without a batch axis reads its one sample.
