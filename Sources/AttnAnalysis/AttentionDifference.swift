@@ -54,6 +54,19 @@ public struct HeadDifference: Sendable, Equatable, Record {
 }
 
 extension HeadDifference {
+    /// Every head of every layer of `a` against `b`, one layer of each read at a time (same shapes, checked by the
+    /// caller); an analysis error is reported against `a`'s file.
+    public static func ofSources(_ a: AttentionSource, _ b: AttentionSource) throws -> [HeadDifference] {
+        var records: [HeadDifference] = []
+        for l in 0..<a.layerCount {
+            let x = try a.layer(l), y = try b.layer(l)
+            records += try AnalysisError.reported(against: a.file) { try ofLayer(x, y, layer: l) }
+        }
+        return records
+    }
+}
+
+extension HeadDifference {
     /// The JSON keys and CSV columns of `diff`.
     public var fields: [(key: String, value: FieldValue)] {
         [

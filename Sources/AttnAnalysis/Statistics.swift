@@ -94,6 +94,18 @@ public struct HeadStatistics: Sendable, Equatable, Record {
     }
 }
 
+extension HeadStatistics {
+    /// `entropy`'s grid: every head's mean row entropy (`normalized`: divided by ln K), `[layer][head]`, each layer
+    /// by `ofLayer`.
+    public static func entropyGrid(_ source: AttentionSource, normalized: Bool, workers: Int = Workers.count) throws
+        -> [[Double]]
+    {
+        try (0..<source.layerCount).map { l in
+            try ofLayer(source, layer: l, workers: workers).map { normalized ? $0.normalizedEntropy : $0.entropy }
+        }
+    }
+}
+
 /// One `HeadSums` per query row of a layer, written from several threads at distinct indices.
 private final class RowSumsTable: @unchecked Sendable {
     private let storage: UnsafeMutableBufferPointer<HeadSums>

@@ -62,28 +62,13 @@ extension AttnInspect {
                     """
                 )
             }
-            var records: [HeadDifference] = []
-            for l in 0..<a.source.layerCount {
-                let x = try a.source.layer(l), y = try b.source.layer(l)
-                records += try a.analysing { try HeadDifference.ofLayer(x, y, layer: l) }
-            }
+            let records = try HeadDifference.ofSources(a.source, b.source)
             if json {
-                Console.print(
-                    JSONValue.document([
-                        ("first", .string(first)), ("second", .string(second)),
-                        ("records", .array(records.map(RecordWriter.json)))
-                    ]).serialized() + "\n")
+                Console.print(DiffReport.json(records, first: first, second: second))
             } else if csv {
                 Console.printCSV(RecordWriter.csv(records))
             } else {
-                Console.print(
-                    RecordWriter.table(
-                        records,
-                        [
-                            .init("layer", "layer"), .init("head", "head"),
-                            .init("max_abs_diff", "max_abs_diff", .fixed(6)),
-                            .init("js_divergence", "js_divergence", .fixed(6))
-                        ]))
+                Console.print(DiffReport.table(records))
             }
             if let output {
                 let l = try a.layer(layer)
@@ -91,9 +76,8 @@ extension AttnInspect {
                 let difference = try a.analysing {
                     try HeadDifference.map(try a.source.layer(l), try b.source.layer(l), fusion: fusion)
                 }
-                let extent = max(difference.values.map(abs).max() ?? 0, Float.leastNormalMagnitude)
                 try MapWriter(
-                    output: output, colormap: .coolwarm, scale: .fixed(ValueRange(low: -extent, high: extent)),
+                    output: output, colormap: .coolwarm, scale: .fixed(DiffReport.range(of: difference)),
                     note: { Console.note($0) }
                 )
                 .write(

@@ -43,24 +43,12 @@ extension AttnInspect {
         }
 
         func run() throws {
-            let opened = try input.open()
-            let source = opened.source
-            var values: [Float] = []
-            var table = TextTable(header: ["layer"] + (0..<source.headCount).map { "h\($0)" })
-            for l in 0..<source.layerCount {
-                let stats = try HeadStatistics.ofLayer(source, layer: l)
-                let row = stats.map { normalized ? $0.normalizedEntropy : $0.entropy }
-                values += row.map(Float.init)
-                table.append(["\(l)"] + row.map { formatFixed($0, decimals: 3) })
-            }
-            Console.print(
-                "\(normalized ? "normalised entropy (1 = uniform)" : "entropy (nats)"), layers × heads:\n"
-                    + table.render())
-            if output != nil {
-                let map = Matrix(rows: source.layerCount, columns: source.headCount, values: values)
-                try writer?.write(
-                    map, what: "entropy, \(source.layerCount) layers × \(source.headCount) heads", input: input.file)
-            }
+            let source = try input.open().source
+            let grid = try HeadStatistics.entropyGrid(source, normalized: normalized)
+            Console.print(EntropyReport.table(grid, heads: source.headCount, normalized: normalized))
+            try writer?.write(
+                EntropyReport.map(grid, heads: source.headCount),
+                what: "entropy, \(source.layerCount) layers × \(source.headCount) heads", input: input.file)
         }
     }
 }
