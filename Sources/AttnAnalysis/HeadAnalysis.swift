@@ -365,7 +365,19 @@ public enum JensenShannon {
 }
 
 /// Which pairs of heads `heads` compares: within each layer, every pair of the model, or none.
-public enum SimilarityScope: String, CaseIterable, Sendable { case layer, all, none }
+public enum SimilarityScope: String, CaseIterable, Sendable {
+    case layer, all, none
+
+    /// The maps compared together (a layer's heads, or every head of the model) and the estimated seconds of the
+    /// whole comparison over `source` (`JensenShannon.estimatedSeconds`, once per layer for `layer`).
+    public func estimate(_ source: AttentionSource, workers: Int = Workers.count) -> (maps: Int, seconds: Double) {
+        let maps = self == .all ? source.layerCount * source.headCount : source.headCount
+        guard self != .none else { return (maps, 0) }
+        let once = JensenShannon.estimatedSeconds(
+            maps: maps, queries: source.queryCount, keys: source.keyCount, workers: workers)
+        return (maps, self == .all ? once : Double(source.layerCount) * once)
+    }
+}
 
 /// What `HeadAnalysis.run` finds in a dump.
 public struct HeadsResult {

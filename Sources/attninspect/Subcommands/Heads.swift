@@ -130,13 +130,7 @@ extension AttnInspect {
             let source = opened.source
             let analysis = try configuredAnalysis(opened)
             // Head similarity is the costly part: every pair of heads (of a layer, or of the model) over every row.
-            let maps = similarity == .all ? source.layerCount * source.headCount : source.headCount
-            let seconds =
-                similarity == .none
-                ? 0
-                : Double(similarity == .all ? 1 : source.layerCount)
-                    * JensenShannon.estimatedSeconds(
-                        maps: maps, queries: source.queryCount, keys: source.keyCount, workers: Workers.count)
+            let (maps, seconds) = similarity.estimate(source)
             try limit.check(
                 seconds, file: input.file,
                 work:
