@@ -92,6 +92,9 @@ def layer_stats(a, layer):
             "first_token": f(first[h]), "self": f(diag[h]), "previous_token": f(prev[h]),
             "nan_count": int(nan_count[h]), "inf_count": int(inf_count[h]),
             "negative_count": int(neg_count[h]),
+            # heads' names, ÷Q (row 0 has no previous token and counts as 0)
+            "attn_first": f(first[h]), "attn_self": f(diag[h]),
+            "attn_previous": f(prev[h] * (Q - 1) / Q) if Q > 1 else None,
         })
     return recs
 
