@@ -154,7 +154,7 @@ def main():
                     help="where make_dumps.py wrote the dumps; results go here too")
     ap.add_argument("--sizes", default="small,medium,large")
     ap.add_argument("--runs", type=int, default=5, help="timed runs of each program per cell (default 5)")
-    ap.add_argument("--bin", default="/work/main/.build/release/attninspect")
+    ap.add_argument("--bin", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".build", "release", "attninspect"))
     ap.add_argument("--commands", default=",".join(COMMANDS), help="subset of stats,rollout,qk")
     ap.add_argument("--containers", default="npy,h5,h5-gzip",
                     help="subset of npy,h5,h5-gzip (h5 and h5-gzip exist only for the large size)")

@@ -33,7 +33,7 @@ public struct MapWriter {
     public var scale: Scale?
     /// A colour bar with the numbers of the range under the picture.
     public var legend: Bool
-    /// Each cell enlarged to N×N pixels; nil: enough to make the image about 256 pixels across.
+    /// Each cell enlarged to N×N pixels; nil: ⌊256 / cells across⌋, at least 1 (at most 256 pixels up to 256 cells).
     public var zoom: Int?
     public var overlay: Blend?
     /// Says what was written (a note on stderr in the tool).

@@ -717,11 +717,38 @@ struct MontageCLITests {
                 == (try readFloat32NPY(scratch.file("one.npy"))).values)
     }
 
+    @Test(
+        """
+        what the command line shows cannot be drawn is a usage error (64): a montage to .svg; --overlay only where a \
+        patch grid is drawn (heatmap does not list it)
+        """
+    )
+    func montageUsage() throws {
+        let scratch = try Scratch()
+        let svg = try Run(["heatmap", board, "--layer", "all", "-o", scratch.file("x.svg")])
+        #expect(svg.status == 64 && svg.stderr.contains("a montage is a picture"), "\(svg.stderr)")
+        #expect(scratch.contents.isEmpty)
+        let heatmap = try Run(["heatmap", "--help"]), grid = try Run(["grid", "--help"])
+        #expect(heatmap.status == 0 && !heatmap.stdout.contains("--overlay") && !heatmap.stdout.contains("--alpha"))
+        for command in ["grid", "rollout", "flow"] {
+            let help = try Run([command, "--help"])
+            #expect(help.stdout.contains("--overlay") && help.stdout.contains("--fit"), "\(command)")
+        }
+        #expect(grid.stdout.contains("at most 256 pixels wide"))
+        // The default zoom as documented: ⌊256 / 26⌋ = 9 pixels per cell, 234 pixels for 26 tokens.
+        let zen = Fixtures.path("real/minilm6_zen_layers_f16.h5")
+        let r = try Run(["heatmap", zen, "-o", scratch.file("z.png")])
+        #expect(r.status == 0 && r.stderr.contains("at zoom 9"), "\(r.stderr)")
+        let png = try DecodedPNG([UInt8](try Data(contentsOf: URL(fileURLWithPath: scratch.file("z.png")))))
+        #expect(png.width == 234 && png.height == 234)
+    }
+
     @Test("--legend on a montage needs one scale; with --range shared it is drawn")
     func legend() throws {
         let scratch = try Scratch()
         let refused = try Run(["heatmap", board, "--head", "all", "--legend", "-o", scratch.file("x.png")])
-        #expect(refused.status == 1 && refused.stderr.contains("--range shared"))
+        // Known from the command line: a usage error (64), like the other bad combinations.
+        #expect(refused.status == 64 && refused.stderr.contains("--range shared"))
         #expect(scratch.contents.isEmpty)
         let r = try Run([
             "heatmap", board, "--head", "all", "--legend", "--range", "shared", "-o", scratch.file("x.png")

@@ -28,7 +28,7 @@ struct PictureOptions: ParsableArguments {
 
     @Option(
         parsing: .unconditional,
-        help: "Enlarge each cell to N×N pixels (default: enough to make the image at least 256 pixels across).")
+        help: "Enlarge each cell to N×N pixels (default: ⌊256 / cells across⌋, at least 1: at most 256 pixels wide).")
     var zoom: Int?
 }
 
@@ -50,11 +50,43 @@ struct ImageOptions: ParsableArguments {
     var legend: Bool { picture.legend }
     var zoom: Int? { picture.zoom }
 
+    /// For the commands that draw a montage with `--layer all` or `--head all` (heatmap, grid): what the command
+    /// line alone shows cannot be drawn is a usage error, as other bad combinations are.
+    func checkMontage(layer: LayerSelection, head: HeadSelection) throws {
+        guard layer == .all || head == .all else { return }
+        let format = output.lowercased()
+        if format.hasSuffix(".svg") {
+            throw ValidationError(
+                "a montage is a picture: write .png, .ppm or .pgm (SVG is for one matrix with token labels)")
+        }
+        if legend && range == nil && !format.hasSuffix(".npy") {
+            throw ValidationError(
+                "--legend on a montage needs one scale for every tile: add --range shared or --range LO:HI")
+        }
+    }
+
+    func validate() throws {
+        // format, zoom
+        if let problem = MapWriter(output: output, zoom: zoom).problem { throw ValidationError(problem) }
+    }
+
+    /// The writer these options describe, blending over `overlay`'s picture when it gives one; what it writes is
+    /// said on stderr.
+    func writer(_ overlay: OverlayOptions? = nil) -> MapWriter {
+        MapWriter(
+            output: output, colormap: colormap, scale: range, legend: legend, zoom: zoom, overlay: overlay?.blend,
+            note: { Console.note($0) })
+    }
+}
+
+/// `--overlay PICTURE` and how the patch grid is blended over it (grid, rollout, flow: the commands that draw a
+/// patch grid).
+struct OverlayOptions: ParsableArguments {
     @Option(
         help:
             """
             Blend the patch grid over this picture (.png, .ppm, .pgm: the exact input the network saw); the \
-            output has its size. For grid and rollout --view grid.
+            output has its size. For grid, and rollout and flow with --view grid.
             """
     )
     var overlay: String?
@@ -70,6 +102,11 @@ struct ImageOptions: ParsableArguments {
 
     typealias Fit = MapWriter.Blend.Fit
 
+    /// The blend these options ask for, or nil without `--overlay`.
+    var blend: MapWriter.Blend? {
+        overlay.map { MapWriter.Blend(picture: $0, alpha: alpha, resample: resample, fit: fit) }
+    }
+
     /// For the commands with `--view matrix|grid` (rollout, flow): an overlay needs the grid view.
     func checkOverlay(view: MapView?) throws {
         if overlay != nil && view == .matrix {
@@ -77,19 +114,13 @@ struct ImageOptions: ParsableArguments {
         }
     }
 
-    func validate() throws {
-        // format, zoom
-        if let problem = MapWriter(output: output, zoom: zoom).problem { throw ValidationError(problem) }
-        if !(alpha >= 0 && alpha <= 1) { throw ValidationError("--alpha must be between 0 and 1, got \(alpha)") }
-        if let problem = writer.problem { throw ValidationError(problem) }  // with --overlay
+    /// Validates these options with the output they go with (the picture's format against the output's).
+    func check(with image: ImageOptions) throws {
+        if let problem = image.writer(self).problem { throw ValidationError(problem) }
     }
 
-    /// The writer these options describe; what it writes is said on stderr.
-    var writer: MapWriter {
-        MapWriter(
-            output: output, colormap: colormap, scale: range, legend: legend, zoom: zoom,
-            overlay: overlay.map { MapWriter.Blend(picture: $0, alpha: alpha, resample: resample, fit: fit) },
-            note: { Console.note($0) })
+    func validate() throws {
+        if !(alpha >= 0 && alpha <= 1) { throw ValidationError("--alpha must be between 0 and 1, got \(alpha)") }
     }
 }
 

@@ -25,6 +25,7 @@ extension AttnInspect {
 
         @OptionGroup var input: InputOptions
         @OptionGroup var image: ImageOptions
+        @OptionGroup var blend: OverlayOptions
 
         @Option(
             help:
@@ -46,7 +47,8 @@ extension AttnInspect {
         @OptionGroup var grid: GridOptions
 
         func validate() throws {
-            try image.checkOverlay(view: view)
+            try blend.check(with: image)
+            try blend.checkOverlay(view: view)
         }
 
         func run() throws {
@@ -54,7 +56,7 @@ extension AttnInspect {
             let source = opened.source
             let top = try opened.layer(layer)
             if let why = source.chainRefusal("attention flow") { throw AttnError(.analysis, file: input.file, why) }
-            let chosen = try opened.view(view, overlay: image.overlay != nil, grid: grid)
+            let chosen = try opened.view(view, overlay: blend.overlay != nil, grid: grid)
             let n = source.queryCount
             let rows = chosen == .matrix ? n : 1
             let estimate = AttentionFlow.estimatedSeconds(
@@ -86,7 +88,7 @@ extension AttnInspect {
                 let progress = Progress.start("attention flow", total: n * n)
                 let values = try opened.analysing { try flow.compute(source, progress: progress?.step) }
                 progress?.finish()
-                try image.writer.write(
+                try image.writer(blend).write(
                     Matrix(rows: n, columns: n, values: values.map(Float.init)), what: what, input: input.file,
                     labels: source.tokens)
             case .grid:
@@ -106,7 +108,7 @@ extension AttnInspect {
                     try patchGrid.extract(
                         from: Matrix(rows: 1, columns: n, values: values.map(Float.init)), token: 0, prefix: prefix)
                 }
-                try image.writer.write(
+                try image.writer(blend).write(
                     map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
             }
         }

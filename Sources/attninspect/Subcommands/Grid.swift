@@ -16,6 +16,7 @@ extension AttnInspect {
         var layer: LayerSelection { selection.layer }
         var head: HeadSelection { selection.head }
         @OptionGroup var image: ImageOptions
+        @OptionGroup var blend: OverlayOptions
         @OptionGroup var grid: GridOptions
 
         @Option(
@@ -41,7 +42,9 @@ extension AttnInspect {
         }
 
         func validate() throws {
-            if (layer == .all || head == .all) && (threshold != nil || image.overlay != nil) {
+            try blend.check(with: image)
+            try image.checkMontage(layer: layer, head: head)
+            if (layer == .all || head == .all) && (threshold != nil || blend.overlay != nil) {
                 throw ValidationError(
                     "--threshold and --overlay make one picture: choose one layer and one head (or a fusion), not all")
             }
@@ -49,7 +52,7 @@ extension AttnInspect {
                 throw ValidationError(
                     "--threshold writes a black-and-white mask: give an output ending in .png, .pgm, .ppm or .npy")
             }
-            if threshold != nil && image.overlay == nil && (image.legend || image.range != nil) {
+            if threshold != nil && blend.overlay == nil && (image.legend || image.range != nil) {
                 throw ValidationError(
                     """
                     --legend and --range do not apply to a black-and-white mask; with --overlay they apply to the \
@@ -73,7 +76,7 @@ extension AttnInspect {
                 let (tiles, shape) = try opened.tiles(
                     layers: layer, heads: head,
                     check: { count, labels in
-                        try image.writer.checkMontage(
+                        try image.writer(blend).checkMontage(
                             count: count, rows: patchGrid.rows, columns: patchGrid.columns,
                             tileColumns: head == .all && layer == .all
                                 ? opened.source.headCount : Composition.columns(for: count), labels: labels)
@@ -85,7 +88,7 @@ extension AttnInspect {
                 }
                 let columns =
                     head == .all && layer == .all ? opened.source.headCount : Composition.columns(for: tiles.count)
-                return try image.writer.writeMontage(
+                return try image.writer(blend).writeMontage(
                     tiles, shape: shape, columns: columns, what: "token \(token) → \(patchGrid) grids",
                     input: input.file)
             }
@@ -100,15 +103,15 @@ extension AttnInspect {
             }
             let what = "layer \(l), \(fusion), token \(grid.token) → \(patchGrid) grid"
             guard let threshold else {
-                return try image.writer.write(map, what: what, input: input.file, patchGrid: true)
+                return try image.writer(blend).write(map, what: what, input: input.file, patchGrid: true)
             }
             let mask = try opened.analysing { try AttentionMask.keeping(map, mass: threshold) }
-            if image.overlay != nil {
-                try image.writer.write(
+            if blend.overlay != nil {
+                try image.writer(blend).write(
                     map, what: what + ", outline of the \(threshold) mass mask", input: input.file, patchGrid: true,
                     outline: mask)
             } else {
-                try image.writer.writeMask(
+                try image.writer(blend).writeMask(
                     mask, what: what + ", mask of the top \(threshold) of the attention mass", input: input.file)
             }
         }

@@ -18,9 +18,7 @@ extension AttnInspect {
         @OptionGroup var image: ImageOptions
 
         func validate() throws {
-            if image.overlay != nil {
-                throw ValidationError("--overlay goes with patch grids: use grid, or rollout --view grid")
-            }
+            try image.checkMontage(layer: layer, head: head)
         }
 
         func run() throws {
@@ -29,7 +27,7 @@ extension AttnInspect {
                 let l = try opened.layer(n)
                 let fusion = try opened.fusion(f)
                 let map = try opened.analysing { try fusion.fuse(try opened.source.layer(l)) }
-                return try image.writer.write(
+                return try image.writer().write(
                     map, what: "layer \(l), \(fusion)", input: input.file, labels: opened.source.tokens,
                     columnLabels: opened.source.keyTokens)
             }
@@ -41,13 +39,13 @@ extension AttnInspect {
             let (tiles, shape) = try opened.tiles(
                 layers: layer, heads: head,
                 check: { count, labels in
-                    try image.writer.checkMontage(
+                    try image.writer().checkMontage(
                         count: count, rows: opened.source.queryCount, columns: opened.source.keyCount,
                         tileColumns: columns(count), labels: labels)
                 }
             ) { attention, fusion, _ in try fusion.fuse(attention) }
             let columns = columns(tiles.count)
-            try image.writer.writeMontage(
+            try image.writer().writeMontage(
                 tiles, shape: shape, columns: columns, what: "attention matrices", input: input.file)
         }
     }

@@ -21,6 +21,7 @@ extension AttnInspect {
 
         @OptionGroup var input: InputOptions
         @OptionGroup var image: ImageOptions
+        @OptionGroup var blend: OverlayOptions
 
         @Option(
             help:
@@ -100,6 +101,7 @@ extension AttnInspect {
         @OptionGroup var probabilities: ProbabilityOptions
 
         func validate() throws {
+            try blend.check(with: image)
             if gradientWeighted && (compat != .abnar || headFusionOption != nil || discardRatioOption != nil) {
                 throw ValidationError(
                     """
@@ -114,7 +116,7 @@ extension AttnInspect {
             if compat == .vitKeras && discardRatio > 0 {
                 throw ValidationError("--compat vit-keras has no discard step: drop --discard-ratio")
             }
-            try image.checkOverlay(view: view)
+            try blend.checkOverlay(view: view)
         }
 
         func run() throws {
@@ -134,7 +136,7 @@ extension AttnInspect {
                 normalisation: normalisation)
             rollout.allowsUnnormalised = probabilities.allowUnnormalised
             if let why = source.chainRefusal("rollout") { throw AttnError(.analysis, file: input.file, why) }
-            let chosen = try opened.view(view, overlay: image.overlay != nil, grid: grid)
+            let chosen = try opened.view(view, overlay: blend.overlay != nil, grid: grid)
             try checkCost(of: opened, layers: start...end, products: end - start, heads: source.headCount, view: chosen)
             let what =
                 "rollout of layers \(start)...\(end), head fusion \(headFusion)"
@@ -145,7 +147,7 @@ extension AttnInspect {
                 let progress = Progress.start("rollout", total: end - start + 1)
                 let r = try opened.analysing { try rollout.compute(source, progress: progress?.step) }
                 progress?.finish()
-                try image.writer.write(r, what: what, input: input.file, labels: opened.source.tokens)
+                try image.writer(blend).write(r, what: what, input: input.file, labels: opened.source.tokens)
             case .grid:
                 let prefix = try opened.prefix(grid.prefix)
                 let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
@@ -156,7 +158,7 @@ extension AttnInspect {
                 }
                 progress?.finish()
                 let map = try opened.analysing { try patchGrid.extract(from: row, token: 0, prefix: prefix) }
-                try image.writer.write(
+                try image.writer(blend).write(
                     map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
             }
         }
@@ -182,7 +184,7 @@ extension AttnInspect.Rollout {
         }
         let rollout = GradientRollout(layers: layers, allowsUnnormalised: probabilities.allowUnnormalised)
         if let why = source.chainRefusal("rollout") { throw AttnError(.analysis, file: input.file, why) }
-        let chosen = try opened.view(view, overlay: image.overlay != nil, grid: grid)
+        let chosen = try opened.view(view, overlay: blend.overlay != nil, grid: grid)
         try checkCost(of: opened, layers: layers, products: layers.count, heads: 2 * source.headCount, view: chosen)
         let what =
             """
@@ -192,7 +194,7 @@ extension AttnInspect.Rollout {
         switch chosen {
         case .matrix:
             let r = try opened.analysing { try rollout.compute(attention: source, gradients: gradients) }
-            try image.writer.write(r, what: what, input: input.file, labels: source.tokens)
+            try image.writer(blend).write(r, what: what, input: input.file, labels: source.tokens)
         case .grid:
             let prefix = try opened.prefix(grid.prefix)
             let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
@@ -200,7 +202,7 @@ extension AttnInspect.Rollout {
                 try rollout.computeRow(attention: source, gradients: gradients, token: grid.token)
             }
             let map = try opened.analysing { try patchGrid.extract(from: row, token: 0, prefix: prefix) }
-            try image.writer.write(
+            try image.writer(blend).write(
                 map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
         }
     }
