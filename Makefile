@@ -5,7 +5,7 @@ BIN ?= .build/release/attninspect
 # What install, man and completions build first; CI's install check sets BUILD_FIRST=build with the debug BIN.
 BUILD_FIRST ?= release
 
-.PHONY: deps build release demo test lint hostile attack-sweep install man completions fuzz mutate sanitize-address sanitize-thread ci-hardening clean
+.PHONY: deps build release demo test lint pictures check-pictures hostile attack-sweep install man completions fuzz mutate sanitize-address sanitize-thread ci-hardening clean
 
 deps:
 	@scripts/install-deps.sh
@@ -53,6 +53,13 @@ LINT_PATHS = Sources Tests Fuzz Package.swift
 lint:
 	$(SWIFT) format lint --strict --recursive $(LINT_PATHS)
 	python3 scripts/line_length.py 120 $(LINT_PATHS)
+
+# The pictures in docs/pictures, each drawn by the command the README shows beside it (scripts/readme_pictures.py):
+# `make pictures` redraws them, `make check-pictures` (run by .ci/run) fails when one differs by a byte.
+pictures: release
+	python3 scripts/readme_pictures.py update --bin $(BIN)
+check-pictures: release
+	python3 scripts/readme_pictures.py check --bin $(BIN)
 
 # The hostile-dump regression set (TestData/hostile, signals, stdout failures, non-UTF-8 paths) against the release
 # binary, which is linked differently from the debug build `make test` runs it on.
