@@ -14,13 +14,15 @@ public enum StatsReport {
         .init("neg", "negative_count")
     ]
 
-    /// The aggregate's table: the means, ± the standard deviation of the entropies.
+    /// The aggregate's table: every column of the per-layer table as its mean, with ± (the standard deviation)
+    /// after the entropies and the first, self and previous shares.
     public static let aggregateColumns: [RecordWriter.Column] = [
         .init("layer", "layer"), .init("head", "head"), .init("entropy", "entropy"), .init("±", "entropy_std"),
-        .init("norm_ent", "normalized_entropy"), .init("±", "normalized_entropy_std"), .init("first", "first_token"),
-        .init("self", "self"),
-        .init("prev", "previous_token"), .init("nan", "nan_count"), .init("inf", "inf_count"),
-        .init("neg", "negative_count")
+        .init("norm_ent", "normalized_entropy"), .init("±", "normalized_entropy_std"), .init("min", "min"),
+        .init("max", "max"), .init("mean", "mean"), .init("row_sum_dev", "row_sum_max_dev", .scientific),
+        .init("first", "first_token"), .init("±", "first_token_std"), .init("self", "self"), .init("±", "self_std"),
+        .init("prev", "previous_token"), .init("±", "previous_token_std"), .init("nan", "nan_count"),
+        .init("inf", "inf_count"), .init("neg", "negative_count")
     ]
 
     /// One table per layer present in `records`, in layer order.

@@ -1080,6 +1080,25 @@ struct BatchAllCLITests {
         }
     }
 
+    @Test("stats --batch all's table drops no column of the per-layer table; ± after entropies and shares")
+    func table() throws {
+        let path = Fixtures.path("synthetic/batch_LBHQK.npy")
+        let table = try Run(["stats", path, "--batch", "all"])
+        let one = try Run(["stats", path, "--batch", "0"])
+        #expect(table.status == 0 && one.status == 0)
+        func header(_ text: String, from prefix: String) -> [Substring] {
+            (text.split(separator: "\n").first { $0.hasPrefix(prefix) } ?? "").split(separator: " ")
+        }
+        let columns = header(table.stdout, from: "layer")
+        #expect(
+            columns == [
+                "layer", "head", "entropy", "±", "norm_ent", "±", "min", "max", "mean", "row_sum_dev", "first", "±",
+                "self", "±", "prev", "±", "nan", "inf", "neg"
+            ])
+        // Every column of one sample's table is there.
+        for column in header(one.stdout, from: "head") { #expect(columns.contains(column), "\(column)") }
+    }
+
     @Test("stats on several files: each file's records as alone, then the aggregate over all their samples")
     func severalFiles() throws {
         let base = Fixtures.path("synthetic/base_f32.npy"), batch = Fixtures.path("synthetic/batch_LBHQK.npy")
