@@ -156,17 +156,27 @@ public struct MapWriter {
         }
     }
 
+    /// What makes a montage impossible with these settings, known before any tile is made (the command line
+    /// checks it too): SVG output, or a legend without one scale for every tile.
+    public var montageProblem: String? {
+        let format = output.lowercased()
+        if format.hasSuffix(".svg") {
+            return "a montage is a picture: write .png, .ppm or .pgm (SVG is for one matrix with token labels)"
+        }
+        if legend && scale == nil && !format.hasSuffix(".npy") { return Self.montageLegendProblem }
+        return nil
+    }
+
+    static let montageLegendProblem =
+        "--legend on a montage needs one scale for every tile: add --range shared or --range LO:HI"
+
     /// Several maps of one shape as one picture, a labelled tile each (`columns` per row), or as one
     /// `.npy` of shape `shape + [rows, columns]`. Each tile has its own scale unless `--range` gives one.
     public func writeMontage(
         _ tiles: [(label: String, map: Matrix)], shape: [Int], columns: Int, what: String, input: String
     ) throws {
         let rows = tiles[0].map.rows, cols = tiles[0].map.columns
-        if output.lowercased().hasSuffix(".svg") {
-            throw AttnError(
-                .output, file: output,
-                "a montage is a picture: write .png, .ppm or .pgm (SVG is for one matrix with token labels)")
-        }
+        if let problem = montageProblem { throw AttnError(.output, file: output, problem) }
         if output.lowercased().hasSuffix(".npy") {
             try AtomicFile.write(
                 NPYWriter.encode(values: tiles.flatMap(\.map.values), shape: shape + [rows, cols]), to: output,
@@ -180,11 +190,7 @@ public struct MapWriter {
             return
         }
         let shared = scale == nil ? nil : self.scale(for: tiles.map(\.map))
-        if legend && shared == nil {
-            throw AttnError(
-                .output, file: output,
-                "--legend on a montage needs one scale for every tile: add --range shared or --range LO:HI")
-        }
+        if legend && shared == nil { throw AttnError(.output, file: output, Self.montageLegendProblem) }
         let colour = pictureColormap
         let factor = montageZoom(rows: rows, columns: cols, labels: tiles.map(\.label), tileColumns: columns)
         try checkPixels(

@@ -54,15 +54,7 @@ struct ImageOptions: ParsableArguments {
     /// line alone shows cannot be drawn is a usage error, as other bad combinations are.
     func checkMontage(layer: LayerSelection, head: HeadSelection) throws {
         guard layer == .all || head == .all else { return }
-        let format = output.lowercased()
-        if format.hasSuffix(".svg") {
-            throw ValidationError(
-                "a montage is a picture: write .png, .ppm or .pgm (SVG is for one matrix with token labels)")
-        }
-        if legend && range == nil && !format.hasSuffix(".npy") {
-            throw ValidationError(
-                "--legend on a montage needs one scale for every tile: add --range shared or --range LO:HI")
-        }
+        if let problem = writer().montageProblem { throw ValidationError(problem) }
     }
 
     func validate() throws {

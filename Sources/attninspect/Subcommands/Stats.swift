@@ -89,13 +89,13 @@ extension AttnInspect {
                 Console.print(
                     JSONValue.document(
                         StatsReport.json(
-                            summary, source: source, queries: result.queriesPerSample,
-                            keys: result.keysPerSample)
+                            summary, source: source, queries: result.report.queriesPerSample,
+                            keys: result.report.keysPerSample)
                     ).serialized() + "\n")
             } else if csv {
                 Console.printCSV(StatsReport.csv(summary))
             } else {
-                Console.print(result.samplesHeading + StatsReport.table(summary))
+                Console.print(result.report.samplesHeading + StatsReport.table(summary))
             }
             Self.noteNonFinite(result.samples.flatMap { $0 }, file: input.file)
         }
@@ -164,19 +164,15 @@ extension AttnInspect {
         struct FileStatistics {
             /// The dump as opened (sample 0 with `--batch all`).
             let opened: OpenedDump
+            /// The statistics per sample, with each sample's queries and keys once its padding is dropped.
+            let report: StatsReport.FileResult
             var source: AttentionSource { opened.source }
-            let samples: [[HeadStatistics]]
-            /// Each sample's queries and keys once its padding is dropped (they differ between samples of a padded
-            /// batch).
-            var queriesPerSample: [Int] = []
-            var keysPerSample: [Int] = []
+            var samples: [[HeadStatistics]] { report.samples }
 
-            var report: StatsReport.FileResult {
-                .init(
-                    source: source, samples: samples, queriesPerSample: queriesPerSample, keysPerSample: keysPerSample)
+            init(opened: OpenedDump, samples: [[HeadStatistics]], queries: [Int] = [], keys: [Int] = []) {
+                self.opened = opened
+                report = .init(source: opened.source, samples: samples, queriesPerSample: queries, keysPerSample: keys)
             }
-            /// The line above the samples' table.
-            var samplesHeading: String { report.samplesHeading }
         }
 
         /// With `batchAxisOptional`, `--batch all` on a file without a batch axis reads its one sample.
@@ -207,7 +203,7 @@ extension AttnInspect {
                 queries.append(opened.source.queryCount)
                 keys.append(opened.source.keyCount)
             }
-            return FileStatistics(opened: first, samples: perSample, queriesPerSample: queries, keysPerSample: keys)
+            return FileStatistics(opened: first, samples: perSample, queries: queries, keys: keys)
         }
 
         static func noteNonFinite(_ records: [HeadStatistics], file: String) {
