@@ -134,11 +134,10 @@ public struct OpenedDump {
             file, named: name, options: ReadOptions(batch: options.batch, heads: options.heads), matching: source)
     }
 
-    /// Whether the dump looks like a vision transformer's: a grid requested or declared (`patch_grid`),
-    /// or no token labels and a perfect square of side ≥ 7 patches after `prefix` tokens.
-    public func looksLikeVision(gridRequested: Bool, prefix: Int) throws -> Bool {
-        if try gridRequested || declaredGrid() != nil { return true }
-        return source.tokens == nil && (PatchGrid.square(holding: source.queryCount - prefix)?.rows ?? 0) >= 7
+    /// Whether the dump is a vision dump: a patch grid requested (`--grid`) or declared (the `patch_grid`
+    /// attribute). Nothing is guessed from the token count: a square number of tokens is as likely a sentence.
+    public func isVisionDump(gridRequested: Bool) throws -> Bool {
+        try gridRequested || declaredGrid() != nil
     }
 
     /// A layer index as given (negative counts from the end), checked.
@@ -195,8 +194,9 @@ public struct OpenedDump {
         return values[0]
     }
 
-    /// The patch grid: `requested` (`--grid`), else the file's `patch_grid` attribute, else square.
-    public func patchGrid(_ requested: PatchGrid?, prefix: Int) throws -> PatchGrid {
+    /// The patch grid: `requested` (`--grid`), else the file's `patch_grid` attribute, else the square of the
+    /// keys after the prefix, an assumption said through `note`.
+    public func patchGrid(_ requested: PatchGrid?, prefix: Int, note: (String) -> Void) throws -> PatchGrid {
         if let requested { return requested }
         if let declared = try declaredGrid() { return declared }
         let patches = source.keyCount - prefix
@@ -204,11 +204,16 @@ public struct OpenedDump {
             throw AttnError(
                 .analysis, file: file.path,
                 """
-                \(patches) keys remain after \(prefix) prefix token(s), which is not a perfect square; give the \
-                grid with --grid HxW (and --prefix)
+                \(patches) keys remain after \(prefix) prefix token(s), which is not a perfect square, and the file \
+                declares no patch_grid; give the grid with --grid ROWSxCOLS (and --prefix)
                 """
             )
         }
+        note(
+            """
+            \(file.path): patch grid \(square), the square of the \(patches) keys after \(prefix) prefix token(s) \
+            (the file declares no patch_grid; give --grid ROWSxCOLS, --prefix N)
+            """)
         return square
     }
 

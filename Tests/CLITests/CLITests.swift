@@ -106,6 +106,20 @@ func readFloat32NPY(_ path: String) throws -> (shape: [Int], values: [Float]) {
     return (shape, values)
 }
 
+/// Writes a little-endian float32 `.npy` of `shape` holding `value` everywhere, byte by byte (not through the
+/// writer under test).
+func writeFloat32NPY(_ path: String, shape: [Int], filledWith value: Float) throws {
+    let shapeText = shape.map(String.init).joined(separator: ", ") + (shape.count == 1 ? "," : "")
+    var header = Array("{'descr': '<f4', 'fortran_order': False, 'shape': (\(shapeText)), }".utf8)
+    while (10 + header.count + 1) % 64 != 0 { header.append(0x20) }
+    header.append(0x0A)
+    var bytes: [UInt8] =
+        [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.count & 0xFF), UInt8(header.count >> 8)] + header
+    let element = withUnsafeBytes(of: value.bitPattern.littleEndian) { Array($0) }
+    for _ in 0..<shape.reduce(1, *) { bytes += element }
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+}
+
 @Suite("attninspect, end to end", .serialized)
 struct CLITests {
     let board = Fixtures.path("real/vits14_board_small.h5")
@@ -192,6 +206,37 @@ struct CLITests {
         #expect(shape == [28, 28])
         let oracle = try Fixtures.json("real/minilm6_pride_LHSS_f32.oracle.json")["rollout_abnar"]["matrix"].doubles2D
         #expect(maxAbsDifference(values.map(Double.init), oracle.flatMap { $0 }) < 2e-6)
+    }
+
+    @Test("one vision rule: a square token count without patch_grid is a sequence; --grid or the attribute make a grid")
+    func visionRule() throws {
+        let scratch = try Scratch()
+        // One layer, one head, 50 × 50 uniform attention (1 + 7 × 7 tokens), no attributes.
+        let dump = scratch.file("square.npy")
+        try writeFloat32NPY(dump, shape: [1, 1, 50, 50], filledWith: 1 / 50)
+        for command in ["rollout", "flow"] {
+            let plain = try Run([command, dump, "-o", scratch.file("\(command).npy")])
+            #expect(plain.status == 0)
+            #expect(plain.stderr.contains("view: matrix (not a vision dump: the file declares no patch_grid"))
+            #expect(try readFloat32NPY(scratch.file("\(command).npy")).shape == [50, 50])
+            let asked = try Run([command, dump, "--grid", "7x7", "-o", scratch.file("\(command)_grid.npy")])
+            #expect(asked.status == 0 && asked.stderr.contains("view: grid (--grid was given"), "\(asked.stderr)")
+            #expect(try readFloat32NPY(scratch.file("\(command)_grid.npy")).shape == [7, 7])
+        }
+        // Asking for a grid view without saying the grid: the square is taken, and said.
+        let squared = try Run(["grid", dump, "-o", scratch.file("g.npy")])
+        #expect(squared.status == 0)
+        #expect(
+            squared.stderr.contains(
+                "patch grid 7×7, the square of the 49 keys after 1 prefix token(s) (the file declares no patch_grid"),
+            "\(squared.stderr)")
+        #expect(try readFloat32NPY(scratch.file("g.npy")).shape == [7, 7])
+        // heads follows the same rule: a sequence, so distances are in tokens and the default prefix is 0.
+        let heads = try Run(["heads", dump, "--json"])
+        #expect(heads.status == 0 && !heads.stderr.contains("patch grid"), "\(heads.stderr)")
+        // The declared grid of the ViT dump makes it a vision dump, and the reason is said.
+        let vit = try Run(["rollout", board, "-o", scratch.file("b.npy")])
+        #expect(vit.stderr.contains("view: grid (the file declares patch_grid"), "\(vit.stderr)")
     }
 
     @Test("rollout of the ViT dump defaults to the 16×16 grid and writes a coloured heatmap")
@@ -407,16 +452,9 @@ struct CLIEdgeCaseTests {
     @Test("an image too large for memory is refused with its size; nothing is written")
     func imageTooLarge() throws {
         let scratch = try Scratch()
-        // A 300×300 map of zeros as a float32 .npy, written here byte by byte.
-        let n = 300
-        var header = Array("{'descr': '<f4', 'fortran_order': False, 'shape': (\(n), \(n)), }".utf8)
-        while (10 + header.count + 1) % 64 != 0 { header.append(0x20) }
-        header.append(0x0A)
-        var bytes: [UInt8] =
-            [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.count & 0xFF), UInt8(header.count >> 8)] + header
-        bytes += [UInt8](repeating: 0, count: n * n * 4)
+        // A 300×300 map of zeros as a float32 .npy.
         let map = scratch.file("map.npy")
-        try Data(bytes).write(to: URL(fileURLWithPath: map))
+        try writeFloat32NPY(map, shape: [300, 300], filledWith: 0)
         let r = try Run(["heatmap", map, "--zoom", "64", "-o", scratch.file("big.ppm")])
         #expect(r.status == 1)
         #expect(r.stderr.contains("a 300×300 map at zoom 64 would be 1.0 GiB of pixels"), "\(r.stderr)")

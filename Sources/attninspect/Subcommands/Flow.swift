@@ -31,7 +31,7 @@ extension AttnInspect {
             help:
                 """
                 matrix: every token's flows (tokens × tokens); grid: row --token as a patch grid. Default: grid \
-                for vision dumps.
+                for a vision dump (a patch_grid attribute, or --grid) or with --overlay.
                 """
         )
         var view: MapView?
@@ -93,7 +93,7 @@ extension AttnInspect {
                     labels: source.tokens)
             case .grid:
                 let prefix = try opened.prefix(grid.prefix)
-                let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
+                let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix, note: Console.note)
                 guard grid.token < n else {
                     throw AttnError(
                         .analysis, file: input.file,

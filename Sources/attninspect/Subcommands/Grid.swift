@@ -69,7 +69,7 @@ extension AttnInspect {
         func run() throws {
             let opened = try input.open()
             let prefix = try opened.prefix(grid.prefix)
-            let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
+            let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix, note: Console.note)
             guard case .one(let n) = layer, case .fused(let f) = head else {
                 let token = grid.token
                 var checkedLayers: Set<Int> = []

@@ -177,7 +177,7 @@ extension AttnInspect {
             let declaredGrid = try opened.declaredGrid() != nil
             if grid != nil || declaredGrid {
                 let p = try opened.prefix(prefix)
-                let g = try opened.patchGrid(grid, prefix: p)
+                let g = try opened.patchGrid(grid, prefix: p, note: Console.note)
                 distance = .grid(rows: g.rows, columns: g.columns, prefix: p, patchSize: patchSize)
             } else {
                 if patchSize != nil {

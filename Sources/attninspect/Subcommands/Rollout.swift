@@ -27,7 +27,7 @@ extension AttnInspect {
             help:
                 """
                 matrix: R itself (queries × keys); grid: row --token of R as a patch grid. Default: grid for \
-                vision dumps.
+                a vision dump (a patch_grid attribute, or --grid) or with --overlay.
                 """
         )
         var view: MapView?
@@ -150,7 +150,7 @@ extension AttnInspect {
                 try image.writer(blend).write(r, what: what, input: input.file, labels: opened.source.tokens)
             case .grid:
                 let prefix = try opened.prefix(grid.prefix)
-                let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
+                let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix, note: Console.note)
                 // Only row --token of R is shown: computed alone, as a vector through the layers.
                 let progress = Progress.start("rollout", total: end - start + 1)
                 let row = try opened.analysing {
@@ -197,7 +197,7 @@ extension AttnInspect.Rollout {
             try image.writer(blend).write(r, what: what, input: input.file, labels: source.tokens)
         case .grid:
             let prefix = try opened.prefix(grid.prefix)
-            let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
+            let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix, note: Console.note)
             let row = try opened.analysing {
                 try rollout.computeRow(attention: source, gradients: gradients, token: grid.token)
             }
@@ -229,10 +229,9 @@ extension AttnInspect.Rollout {
             (\(formatScientific(Double(products) * 2 * size * size * size)) flop)
             """
             : "\(layers.count) vector × matrix products"
-        // Asked only when the limit is exceeded: deciding the view may itself be an error (a bad prefix).
+        // Asked only when the limit is exceeded: reading the patch_grid attribute may itself be an error.
         func gridView() throws -> String {
-            let vision =
-                try full && opened.looksLikeVision(gridRequested: grid.grid != nil, prefix: opened.prefix(grid.prefix))
+            let vision = try full && opened.isVisionDump(gridRequested: grid.grid != nil)
             return vision ? "the grid view (--view grid: one row, \(n)× less) or " : ""
         }
         try limit.check(
@@ -246,16 +245,21 @@ extension AttnInspect.Rollout {
 enum MapView: String, ExpressibleByArgument, CaseIterable { case matrix, grid }
 
 extension OpenedDump {
-    /// `requested`, else grid for a vision dump (or with an overlay) and matrix otherwise; the choice is said on
-    /// stderr.
+    /// `requested`, else grid for a vision dump (or with an overlay) and matrix otherwise; the choice and its
+    /// reason are said on stderr.
     func view(_ requested: MapView?, overlay: Bool, grid: GridOptions) throws -> MapView {
         if let requested { return requested }
-        // A prefix that cannot be (one token) only rules out the grid view here; the grid view reports it.
-        let vision =
-            try overlay || looksLikeVision(gridRequested: grid.grid != nil, prefix: (try? prefix(grid.prefix)) ?? 0)
-        let chosen: MapView = vision ? .grid : .matrix
-        Console.note("view: \(chosen.rawValue) (choose with --view matrix|grid)")
+        let chosen: MapView = try overlay || isVisionDump(gridRequested: grid.grid != nil) ? .grid : .matrix
+        Console.note("view: \(chosen.rawValue) (\(try viewReason(overlay: overlay, grid: grid)))")
         return chosen
+    }
+
+    /// Why the default view was chosen, and the option that says otherwise.
+    func viewReason(overlay: Bool, grid: GridOptions) throws -> String {
+        if overlay { return "an overlay is a patch grid" }
+        if grid.grid != nil { return "--grid was given; --view matrix for the whole map" }
+        if try declaredGrid() != nil { return "the file declares patch_grid; --view matrix for the whole map" }
+        return "not a vision dump: the file declares no patch_grid; --view grid or --grid ROWSxCOLS for a patch grid"
     }
 }
 

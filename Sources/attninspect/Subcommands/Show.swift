@@ -33,7 +33,10 @@ extension AttnInspect {
         var rollout = false
 
         @Option(
-            help: "matrix (queries × keys) or grid (row --token as the patch grid). Default: grid for vision dumps.")
+            help: """
+                matrix (queries × keys) or grid (row --token as the patch grid). Default: grid for a vision dump (a \
+                patch_grid attribute, or --grid).
+                """)
         var view: View?
 
         @OptionGroup var probabilities: ProbabilityOptions
@@ -41,11 +44,7 @@ extension AttnInspect {
         func run() throws {
             let opened = try input.open()
             let fusion = try opened.fusion(head)
-            // A prefix that cannot be (one token) only rules out the grid view here; the grid view reports it.
-            let chosen =
-                try view
-                ?? (opened.looksLikeVision(
-                    gridRequested: grid.grid != nil, prefix: (try? opened.prefix(grid.prefix)) ?? 0) ? .grid : .matrix)
+            let chosen = try view ?? (opened.isVisionDump(gridRequested: grid.grid != nil) ? .grid : .matrix)
             var what: String
             var map: Matrix
             if rollout {
@@ -68,7 +67,7 @@ extension AttnInspect {
             }
             if chosen == .grid {
                 let prefix = try opened.prefix(grid.prefix)
-                let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix)
+                let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix, note: Console.note)
                 map = try opened.analysing { try patchGrid.extract(from: map, token: 0, prefix: prefix) }
                 what += ", token \(grid.token) → \(patchGrid) grid"
             }
