@@ -5,7 +5,7 @@ BIN ?= .build/release/attninspect
 # What install, man and completions build first; CI's install check sets BUILD_FIRST=build with the debug BIN.
 BUILD_FIRST ?= release
 
-.PHONY: deps build release demo test lint pictures check-pictures hostile attack-sweep install man completions fuzz mutate sanitize-address sanitize-thread ci-hardening clean
+.PHONY: deps build release demo test lint pictures check-pictures check-readme hostile attack-sweep install man completions fuzz mutate sanitize-address sanitize-thread ci-hardening clean
 
 deps:
 	@scripts/install-deps.sh
@@ -55,11 +55,17 @@ lint:
 	python3 scripts/line_length.py 120 $(LINT_PATHS)
 
 # The pictures in docs/pictures, each drawn by the command the README shows beside it (scripts/readme_pictures.py):
-# `make pictures` redraws them, `make check-pictures` (run by .ci/run) fails when one differs by a byte.
+# `make pictures` redraws them, `make check-pictures` (part of check-readme, run by .ci/run) fails when one differs.
 pictures: release
 	python3 scripts/readme_pictures.py update --bin $(BIN)
 check-pictures: release
 	python3 scripts/readme_pictures.py check --bin $(BIN)
+
+# The executable README (scripts/check_readme.py, run by .ci/run): every example command of README.md and
+# exporters/README.md run on TestData and the stand-ins in TestData/readme, its exit status and the output the README
+# shows compared, the options table checked against each command's --help, and the pictures as check-pictures.
+check-readme: release
+	python3 scripts/check_readme.py --bin $(BIN)
 
 # The hostile-dump regression set (TestData/hostile, signals, stdout failures, non-UTF-8 paths) against the release
 # binary, which is linked differently from the debug build `make test` runs it on.
