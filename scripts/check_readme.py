@@ -10,7 +10,8 @@ What is checked:
      `python3 Benchmarks/...`) are listed as not run: CI runs make's targets itself, and benchmarks take minutes.
   2. Output. Lines after a `$ attninspect ...` line, up to the next `$` line or the end of the block, are its
      output: stdout, or stderr when the command prints nothing on stdout (an error, notes). A line `...` stands for any number of lines. Lines
-     are compared with runs of spaces collapsed; numbers with a decimal point may differ by one unit of their last
+     are compared with runs of spaces collapsed (a command whose comment says `keys` shows a skeleton of its JSON
+     output instead: the names shown must be the keys printed); numbers with a decimal point may differ by one unit of their last
      printed digit (the last digit of a rounding can differ between CPUs' kernels), everything else must be equal.
   3. Options. The README's table "Options of each command" and its list of input options must name exactly the
      long options each command's `--help` lists, and every subcommand of `attninspect --help` must have a row.
@@ -24,6 +25,7 @@ Usage: check_readme.py [--bin PATH]   (from the repository root)
 """
 import argparse
 import ast
+import json
 import os
 import re
 import shlex
@@ -55,7 +57,8 @@ def blocks(path):
 
 
 def split_comment(command):
-    """The command without its trailing `# ...` comment, and the exit status the comment asks for (default 0)."""
+    """The command without its trailing `# ...` comment, the exit status the comment asks for (`exits N`,
+    default 0), and whether the comment says the output shown is a skeleton of JSON keys (`keys`)."""
     quote = None
     for k, c in enumerate(command):
         if quote:
@@ -63,9 +66,21 @@ def split_comment(command):
         elif c in "'\"":
             quote = c
         elif c == "#" and (k == 0 or command[k - 1].isspace()):
-            m = re.search(r"\bexits (\d+)\b", command[k + 1:])
-            return command[:k].rstrip(), int(m.group(1)) if m else 0
-    return command.rstrip(), 0
+            comment = command[k + 1:]
+            m = re.search(r"\bexits (\d+)\b", comment)
+            return command[:k].rstrip(), int(m.group(1)) if m else 0, bool(re.search(r"\bkeys\b", comment))
+    return command.rstrip(), 0, False
+
+
+def json_keys(value):
+    """Every key of a JSON document: of its objects, and of the first element of each list of objects."""
+    found = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            found |= {key} | json_keys(inner)
+    elif isinstance(value, list) and value and isinstance(value[0], dict):
+        found |= json_keys(value[0])
+    return found
 
 
 def numbers_match(expected, actual):
@@ -141,7 +156,7 @@ def check_commands(path, runner, failures, skipped):
                 if transcript or (text.strip() and not text.startswith(" ") and re.match(r"(make|python3) ", text)):
                     skipped.append(f"{path}:{number}: {text.strip()}")
                 continue
-            command, status = split_comment(text)
+            command, status, skeleton = split_comment(text)
             shown = []
             if transcript:
                 while k < len(lines) and not lines[k].startswith("$ "):
@@ -154,7 +169,17 @@ def check_commands(path, runner, failures, skipped):
                 detail = (err or out or [""])[-1]
                 failures.append(f"{where} exited {code}, expected {status}: {detail}")
                 continue
-            if transcript:
+            if transcript and skeleton:
+                try:
+                    printed = json_keys(json.loads("\n".join(out)))
+                except ValueError as e:
+                    failures.append(f"{where}: not one JSON document on stdout: {e}")
+                    continue
+                listed = set(re.findall(r'"(\w+)"', "\n".join(shown)))
+                if listed != printed:
+                    failures.append(f"{where}: the keys shown differ from the output's: only shown "
+                                    f"{sorted(listed - printed)}, only printed {sorted(printed - listed)}")
+            elif transcript:
                 printed = out or err
                 if not output_matches(shown, printed):
                     failures.append(f"{where}: output differs: {first_difference(shown, printed)}")
