@@ -333,7 +333,7 @@ struct CLITests {
             (["grid", "real/vits14_board_small.h5", "--token", "257"], "token 257 is out of range"),
             (["grid", "real/minilm6_pride_LHSS_f32.npy"], "not a perfect square"),
             (["grid", "real/vits14_board_small.h5", "--grid", "8x8"], "grid 8×8 holds 64 patches"),
-            (["rollout", "synthetic/base_f32.npy", "--start-layer", "2", "--end-layer", "1"], "comes after"),
+            (["rollout", "synthetic/base_f32.npy", "--start-layer", "2", "--end-layer", "-2"], "comes after"),
             (["rollout", "synthetic/nan_inf.npy"], "NaN or infinite"),
             (["heatmap", "synthetic/base_f32.npy", "--causal"], "--causal and --scale apply to attention recomputed"),
             (["heatmap", "synthetic/base_f32.npy", "--from-qk"], "expected datasets named q and k")

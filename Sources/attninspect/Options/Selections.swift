@@ -61,7 +61,7 @@ struct ReportFormatOptions: ParsableArguments {
 
 /// `--layer N` and `--head H|mean|max|min`: one map (show, tokens).
 struct OneMapOptions: ParsableArguments {
-    @Option(parsing: .unconditional, help: "The layer (negative counts from the end; default -1, the last).")
+    @Option(parsing: .unconditional, help: "The layer (negative counts from the end: -1 is the last).")
     var layer: Int = -1
 
     @Option(parsing: .unconditional, help: "A head index, or mean, max or min over heads.")
@@ -72,7 +72,7 @@ struct OneMapOptions: ParsableArguments {
 struct MapSelectionOptions: ParsableArguments {
     @Option(
         parsing: .unconditional,
-        help: "The layer (negative counts from the end; default -1, the last), or all: one tile per layer.")
+        help: "The layer (negative counts from the end: -1 is the last), or all: one tile per layer.")
     var layer: LayerSelection = .one(-1)
 
     @Option(parsing: .unconditional, help: "A head index, mean, max or min over heads, or all: one tile per head.")

@@ -7,7 +7,7 @@ import AttnRender
 struct WorkLimitOptions: ParsableArguments {
     @Option(
         name: .customLong("max-seconds"), parsing: .unconditional,
-        help: "Refuse work estimated to take longer than this (default 60).")
+        help: "Refuse work estimated to take longer than this many seconds.")
     var maxSeconds: Double = 60
 
     func validate() throws {

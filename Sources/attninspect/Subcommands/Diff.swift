@@ -37,7 +37,8 @@ extension AttnInspect {
             help: "Also draw A − B of --layer, fused with --head (.png, .ppm, .svg, or .npy for the values).")
         var output: String?
 
-        @Option(parsing: .unconditional, help: "The layer drawn with -o (default -1, the last).")
+        @Option(
+            parsing: .unconditional, help: "The layer drawn with -o (negative counts from the end: -1 is the last).")
         var layer: Int = -1
 
         @Option(parsing: .unconditional, help: "The head fusion drawn with -o: mean, max, min or a head index.")

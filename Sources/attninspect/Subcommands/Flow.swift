@@ -38,7 +38,7 @@ extension AttnInspect {
 
         @Option(
             parsing: .unconditional,
-            help: "The layer the flows leave from (default -1, the last): layers 0 up to it are the graph.")
+            help: "The layer the flows leave from (-1: the last): layers 0 up to it are the graph.")
         var layer: Int = -1
 
         @OptionGroup var limit: WorkLimitOptions

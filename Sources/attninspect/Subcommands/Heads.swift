@@ -33,7 +33,7 @@ extension AttnInspect {
 
         @Option(
             name: .customLong("sink-tokens"), parsing: .unconditional,
-            help: "The first k tokens counted by the sink share (default 4, as StreamingLLM).")
+            help: "The first k tokens counted by the sink share (StreamingLLM's attention sinks).")
         var sinkTokens = 4
 
         @Flag(
@@ -87,18 +87,18 @@ extension AttnInspect {
 
         @Option(
             name: .customLong("outlier-z"), parsing: .unconditional,
-            help: "Outlier tokens: the modified z-score a token's received share must exceed (default 3.5).")
+            help: "Outlier tokens: the modified z-score a token's received share must exceed.")
         var outlierZ = 3.5
 
         @Option(
             name: .customLong("outlier-ratio"), parsing: .unconditional,
-            help: "Outlier tokens: how many times the uniform share 1/K a token must also receive (default 5).")
+            help: "Outlier tokens: how many times the uniform share 1/K a token must also receive.")
         var outlierRatio = 5.0
 
-        @Option(name: .customLong("cls-token"), help: "The label of the CLS token (default [CLS]).")
+        @Option(name: .customLong("cls-token"), help: "The label of the CLS token.")
         var clsToken = "[CLS]"
 
-        @Option(name: .customLong("sep-token"), help: "The label of the SEP token (default [SEP]).")
+        @Option(name: .customLong("sep-token"), help: "The label of the SEP token.")
         var sepToken = "[SEP]"
 
         func validate() throws {

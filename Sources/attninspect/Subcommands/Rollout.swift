@@ -116,6 +116,10 @@ extension AttnInspect {
             if compat == .vitKeras && discardRatio > 0 {
                 throw ValidationError("--compat vit-keras has no discard step: drop --discard-ratio")
             }
+            // Counted from the same end, the order is known without the file; otherwise run() checks it.
+            if (startLayer < 0) == (endLayer < 0) && startLayer > endLayer {
+                throw ValidationError("--start-layer \(startLayer) comes after --end-layer \(endLayer)")
+            }
             try blend.checkOverlay(view: view)
         }
 
@@ -265,7 +269,7 @@ extension OpenedDump {
 
 /// Which row becomes a grid, and how: shared by `grid` and `rollout --view grid`.
 struct GridOptions: ParsableArguments {
-    @Option(parsing: .unconditional, help: "The query row to show (default 0, the CLS token).")
+    @Option(parsing: .unconditional, help: "The query row to show (0: the CLS token).")
     var token: Int = 0
 
     @Option(
