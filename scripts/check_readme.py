@@ -35,8 +35,8 @@ import tempfile
 
 from readme_pictures import scratch_folder
 
-NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
-SHELL = re.compile(r"&&|\|\||[|;>]")
+NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+SHELL = re.compile(r"&&|[|;>]")
 FENCE = re.compile(r"^```(\S*)\s*$")
 
 
@@ -58,7 +58,7 @@ def blocks(path):
 
 def split_comment(command):
     """The command without its trailing `# ...` comment, the exit status the comment asks for (`exits N`,
-    default 0), and whether the comment says the output shown is a skeleton of JSON keys (`keys`)."""
+    default 0), and whether the comment says the output shown is a skeleton of JSON keys (`its keys:`)."""
     quote = None
     for k, c in enumerate(command):
         if quote:
@@ -68,36 +68,21 @@ def split_comment(command):
         elif c == "#" and (k == 0 or command[k - 1].isspace()):
             comment = command[k + 1:]
             m = re.search(r"\bexits (\d+)\b", comment)
-            return command[:k].rstrip(), int(m.group(1)) if m else 0, bool(re.search(r"\bkeys\b", comment))
+            return command[:k].rstrip(), int(m.group(1)) if m else 0, "its keys:" in comment
     return command.rstrip(), 0, False
 
 
-def json_keys(value):
-    """Every key of a JSON document: of its objects, and of the first element of each list of objects."""
-    found = set()
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            found |= {key} | json_keys(inner)
-    elif isinstance(value, list) and value and isinstance(value[0], dict):
-        found |= json_keys(value[0])
-    return found
-
-
 def numbers_match(expected, actual):
-    """One shown number against the printed one: equal, or within one unit of the shown number's last digit when
-    it has a decimal point."""
+    """One shown number against the printed one: equal, or written the same way (as many decimals, an exponent or
+    none) and within one unit of the last digit, for numbers with a decimal point."""
     if expected == actual:
         return True
-    if "." not in expected:
+    shape = re.compile(r"\d")
+    if "." not in expected or shape.sub("0", expected.lstrip("+-")) != shape.sub("0", actual.lstrip("+-")):
         return False
-    mantissa = re.split(r"[eE]", expected)[0]
-    exponent = int(re.split(r"[eE]", expected)[1]) if re.search(r"[eE]", expected) else 0
-    decimals = len(mantissa.split(".")[1])
-    unit = 10.0 ** (exponent - decimals)
-    try:
-        return abs(float(expected) - float(actual)) <= unit * 1.0001
-    except ValueError:
-        return False
+    mantissa, _, exponent = expected.lower().partition("e")
+    unit = 10.0 ** ((int(exponent) if exponent else 0) - len(mantissa.split(".")[1]))
+    return abs(float(expected) - float(actual)) <= unit * 1.0001
 
 
 def line_matches(expected, actual):
@@ -109,13 +94,13 @@ def line_matches(expected, actual):
 
 def output_matches(expected, actual):
     """Whether the shown lines match the printed ones, `...` standing for any number of lines."""
-    def match(i, j):
-        if i == len(expected):
-            return j == len(actual)
-        if expected[i].strip() == "...":
-            return any(match(i + 1, k) for k in range(j, len(actual) + 1))
-        return j < len(actual) and line_matches(expected[i], actual[j]) and match(i + 1, j + 1)
-    return match(0, 0)
+    reachable = {0}                                    # printed lines consumed so far, over the shown lines
+    for line in expected:
+        if line.strip() == "...":
+            reachable = set(range(min(reachable), len(actual) + 1)) if reachable else set()
+        else:
+            reachable = {j + 1 for j in reachable if j < len(actual) and line_matches(line, actual[j])}
+    return len(actual) in reachable
 
 
 def first_difference(expected, actual):
@@ -130,59 +115,95 @@ def first_difference(expected, actual):
 
 
 class Runner:
+    """Runs the commands of one block in a fresh scratch folder (copies of the stand-ins, a link to TestData)."""
+
     def __init__(self, binary, scratch):
         self.scratch = scratch
         self.env = scratch_folder(scratch, binary)
 
     def run(self, command):
+        if "||" in command:
+            raise ValueError("`||` hides a failure: the README's examples must not use it")
         shell = bool(SHELL.search(command))
-        argv = ["bash", "-c", command] if shell else shlex.split(command)
+        argv = ["bash", "-o", "pipefail", "-c", command] if shell else shlex.split(command)
         r = subprocess.run(argv, cwd=self.scratch, env=self.env, capture_output=True, text=True, timeout=300)
         return r.returncode, r.stdout.splitlines(), r.stderr.splitlines()
 
 
-def check_commands(path, runner, failures, skipped):
+def skeleton_paths(text):
+    """The key paths of a JSON skeleton as the README writes it: `{"a", "b": {"c"}, "d": [{"e"}]}`."""
+    as_json = re.sub(r'"(\w+)"(?!\s*:)', r'"\1": null', text)
+    as_json = re.sub(r"\[\s*\{", "[{", as_json)
+    return key_paths(json.loads(as_json))
+
+
+def key_paths(value, parent=""):
+    """Every key of a JSON document with the keys above it (`records/layer`); a list of objects is read through
+    its first element."""
+    found = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            found |= {parent + key} | key_paths(inner, parent + key + "/")
+    elif isinstance(value, list) and value and isinstance(value[0], dict):
+        found |= key_paths(value[0], parent)
+    return found
+
+
+def check_commands(path, binary, failures, skipped):
     ran = 0
     for start, language, lines in blocks(path):
         if language == "python":
             continue
-        k = 0
-        while k < len(lines):
-            line, number = lines[k], start + k
-            k += 1
-            transcript = line.startswith("$ ")
-            text = line[2:] if transcript else line
-            if not text.startswith("attninspect "):
-                if transcript or (text.strip() and not text.startswith(" ") and re.match(r"(make|python3) ", text)):
-                    skipped.append(f"{path}:{number}: {text.strip()}")
-                continue
-            command, status, skeleton = split_comment(text)
-            shown = []
-            if transcript:
-                while k < len(lines) and not lines[k].startswith("$ "):
-                    shown.append(lines[k])
-                    k += 1
+        if not any(re.match(r"(\$ )?attninspect ", line) for line in lines):
+            continue                                   # not a block of commands: a schema, a layout, make lines
+        with tempfile.TemporaryDirectory() as scratch:
+            ran += check_block(path, start, lines, Runner(binary, scratch), failures, skipped)
+    return ran
+
+
+def check_block(path, start, lines, runner, failures, skipped):
+    ran, k = 0, 0
+    while k < len(lines):
+        line, number = lines[k], start + k
+        k += 1
+        transcript = line.startswith("$ ")
+        text = line[2:] if transcript else line
+        if not text.startswith("attninspect "):
+            if re.match(r"(make|python3) ", text):
+                skipped.append(f"{path}:{number}: {text.strip()}")
+            elif "attninspect" in text:
+                failures.append(f"{path}:{number}: a line naming attninspect that is neither run nor output: {text!r}")
+            continue
+        command, status, skeleton = split_comment(text)
+        shown = []
+        if transcript:
+            while k < len(lines) and not lines[k].startswith("$ "):
+                shown.append(lines[k])
+                k += 1
+        where = f"{path}:{number}: `{command}`"
+        try:
             code, out, err = runner.run(command)
-            ran += 1
-            where = f"{path}:{number}: `{command}`"
-            if code != status:
-                detail = (err or out or [""])[-1]
-                failures.append(f"{where} exited {code}, expected {status}: {detail}")
+        except ValueError as e:
+            failures.append(f"{where}: {e}")
+            continue
+        ran += 1
+        if code != status:
+            detail = (err or out or [""])[-1]
+            failures.append(f"{where} exited {code}, expected {status}: {detail}")
+            continue
+        if transcript and skeleton:
+            try:
+                printed, listed = key_paths(json.loads("\n".join(out))), skeleton_paths("\n".join(shown))
+            except ValueError as e:
+                failures.append(f"{where}: the output or the skeleton shown is not JSON: {e}")
                 continue
-            if transcript and skeleton:
-                try:
-                    printed = json_keys(json.loads("\n".join(out)))
-                except ValueError as e:
-                    failures.append(f"{where}: not one JSON document on stdout: {e}")
-                    continue
-                listed = set(re.findall(r'"(\w+)"', "\n".join(shown)))
-                if listed != printed:
-                    failures.append(f"{where}: the keys shown differ from the output's: only shown "
-                                    f"{sorted(listed - printed)}, only printed {sorted(printed - listed)}")
-            elif transcript:
-                printed = out or err
-                if not output_matches(shown, printed):
-                    failures.append(f"{where}: output differs: {first_difference(shown, printed)}")
+            if listed != printed:
+                failures.append(f"{where}: the keys shown differ from the output's: only shown "
+                                f"{sorted(listed - printed)}, only printed {sorted(printed - listed)}")
+        elif transcript:
+            printed = out or err
+            if not output_matches(shown, printed):
+                failures.append(f"{where}: output differs: {first_difference(shown, printed)}")
     return ran
 
 
@@ -191,14 +212,18 @@ def help_options(binary, command):
     section = text.split("OPTIONS:", 1)[1] if "OPTIONS:" in text else ""
     found = set()
     for line in section.splitlines():
-        m = re.match(r"^  (?:-\w, )?(--[\w-]+(?:/--[\w-]+)?)", line)
+        m = re.match(r"^  (?:(-\w), )?(--[\w-]+(?:/--[\w-]+)?)", line)
         if m:
-            found.update(m.group(1).split("/"))
-    return found - {"--help", "--version"}
+            found.update(m.group(2).split("/"))
+            if m.group(1):
+                found.add(m.group(1))
+    return found - {"--help", "--version", "-h"}
 
 
 def spans(text):
-    return {o for span in re.findall(r"`([^`]+)`", text) for o in re.findall(r"--[a-z][\w-]*", span)}
+    """The options named in the code spans of `text`: long ones, and short ones such as `-o`."""
+    return {o for span in re.findall(r"`([^`]+)`", text)
+            for o in re.findall(r"(?<![\w-])(--[a-z][\w-]*|-[a-zA-Z](?![\w-]))", span)}
 
 
 def check_options(binary, readme, failures):
@@ -216,16 +241,18 @@ def check_options(binary, readme, failures):
     for line in table.group(1).splitlines():
         row = re.match(r"^\| `(\w+)` \|(.*)\|\s*$", line)
         if row:
+            if row.group(1) in rows:
+                failures.append(f"{readme}: the options table has two rows for `{row.group(1)}`")
             rows[row.group(1)] = spans(row.group(2))
     top = subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
-    commands = re.findall(r"^  (\w+)  ", top.split("SUBCOMMANDS:", 1)[1], re.M)
+    commands = [c for c in re.findall(r"^  (\w+)  ", top.split("SUBCOMMANDS:", 1)[1], re.M) if c != "help"]
+    for command in sorted(set(rows) - set(commands)):
+        failures.append(f"{readme}: the options table has a row for `{command}`, which `attninspect --help` lacks")
     for command in commands:
-        if command == "help":
-            continue
         if command not in rows:
             failures.append(f"{readme}: the options table has no row for `{command}`")
             continue
-        documented = (rows[command] | common) - {"--help", "--version"}
+        documented = (rows[command] | common) - {"--help", "--version", "-h"}
         actual = help_options(binary, command)
         for option in sorted(actual - documented):
             failures.append(f"{readme}: `{command} --help` lists {option}, the README's options table does not")
@@ -247,8 +274,15 @@ def check_tour(readme, failures):
 
 
 def check_exporter_snippets(readme, failures):
+    """Each call of an exporter function (write_dump, export_*, timm_attention) names one that exists and passes
+    keywords it takes; an adapter's **write_options go to write_dump, so they are checked against write_dump's."""
     module = ast.parse(open("exporters/attninspect_export.py", encoding="utf-8").read())
-    functions = {f.name: f for f in module.body if isinstance(f, ast.FunctionDef)}
+    functions = {f.name: f for f in module.body if isinstance(f, ast.FunctionDef) and not f.name.startswith("_")}
+
+    def parameters(f):
+        names = {a.arg for a in f.args.args + f.args.kwonlyargs}
+        return names | (parameters(functions["write_dump"]) if f.args.kwarg and f.name != "write_dump" else set())
+
     calls = 0
     for start, language, lines in blocks(readme):
         if language != "python":
@@ -259,15 +293,29 @@ def check_exporter_snippets(readme, failures):
             failures.append(f"{readme}:{start + (e.lineno or 1) - 1}: the snippet is not valid Python: {e.msg}")
             continue
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in functions:
-                calls += 1
-                f = functions[node.func.id]
-                names = {a.arg for a in f.args.args + f.args.kwonlyargs}
-                for keyword in node.keywords:
-                    if keyword.arg and keyword.arg not in names and not f.args.kwarg:
-                        failures.append(f"{readme}:{start + node.lineno - 1}: {f.name}() takes no keyword "
-                                        f"{keyword.arg!r}")
+            if isinstance(node, ast.ImportFrom) and node.module == "attninspect_export":
+                for alias in node.names:
+                    if alias.name not in functions:
+                        failures.append(f"{readme}:{start + node.lineno - 1}: attninspect_export has no "
+                                        f"{alias.name}")
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+                continue
+            name, line = node.func.id, start + node.lineno - 1
+            if name not in functions:
+                if name.startswith("export_") or name in ("write_dump", "timm_attention"):
+                    failures.append(f"{readme}:{line}: attninspect_export has no {name}()")
+                continue
+            calls += 1
+            for keyword in node.keywords:
+                if keyword.arg and keyword.arg not in parameters(functions[name]):
+                    failures.append(f"{readme}:{line}: {name}() takes no keyword {keyword.arg!r}")
     return calls
+
+
+def git_status():
+    r = subprocess.run(["git", "status", "--porcelain", "--ignored", "--", "TestData", "docs", "exporters"],
+                       capture_output=True, text=True)
+    return r.stdout if r.returncode == 0 else None
 
 
 def main():
@@ -275,9 +323,10 @@ def main():
     ap.add_argument("--bin", default=".build/release/attninspect")
     args = ap.parse_args()
     failures, skipped = [], []
-    with tempfile.TemporaryDirectory() as scratch:
-        runner = Runner(args.bin, scratch)
-        ran = sum(check_commands(p, runner, failures, skipped) for p in ["README.md", "exporters/README.md"])
+    before = git_status()
+    ran = sum(check_commands(p, args.bin, failures, skipped) for p in ["README.md", "exporters/README.md"])
+    if git_status() != before:
+        failures.append("running the examples changed the checkout (git status differs): an example writes into it")
     commands = check_options(args.bin, "README.md", failures)
     check_tour("README.md", failures)
     calls = check_exporter_snippets("exporters/README.md", failures)

@@ -25,18 +25,19 @@ SHOWN = re.compile(r"!\[[^\]]*\]\(docs/pictures/([^)]+)\)")
 
 
 def scratch_folder(scratch, binary):
-    """Fills `scratch` as the README's examples expect their working folder: the stand-ins of TestData/readme,
-    a link to TestData, and `attninspect` on PATH; returns the environment to run them in."""
+    """Fills `scratch` as the README's examples expect their working folder: copies of the stand-ins of
+    TestData/readme (an example's output can replace them without touching the checkout), a link to TestData, and
+    `attninspect` on PATH; returns the environment to run them in, without the ATTNINSPECT_ settings of this one."""
     bindir = os.path.join(scratch, ".bin")
     os.makedirs(bindir)
     os.symlink(os.path.abspath(binary), os.path.join(bindir, "attninspect"))
     standins = os.path.abspath("TestData/readme")
     for name in os.listdir(standins):
         if not name.endswith(".py"):
-            os.symlink(os.path.join(standins, name), os.path.join(scratch, name))
+            shutil.copyfile(os.path.join(standins, name), os.path.join(scratch, name))
     os.symlink(os.path.abspath("TestData"), os.path.join(scratch, "TestData"))
-    env = dict(os.environ, PATH=bindir + os.pathsep + os.environ.get("PATH", ""), NO_COLOR="1")
-    env.pop("COLUMNS", None)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTNINSPECT_") and k != "COLUMNS"}
+    env.update(PATH=bindir + os.pathsep + os.environ.get("PATH", ""), NO_COLOR="1")
     return env
 
 

@@ -231,9 +231,20 @@ struct CLITests {
                 "patch grid 7×7, the square of the 49 keys after 1 prefix token(s) (the file declares no patch_grid"),
             "\(squared.stderr)")
         #expect(try readFloat32NPY(scratch.file("g.npy")).shape == [7, 7])
+        // show follows the rule: the matrix view, 50 × 50, unless --grid says the grid.
+        let shown = try Run(["show", dump, "--color", "never"])
+        #expect(
+            shown.status == 0 && shown.stderr.contains("range") && !shown.stderr.contains("grid"), "\(shown.stderr)")
+        let shownGrid = try Run(["show", dump, "--grid", "7x7", "--color", "never"])
+        #expect(shownGrid.status == 0 && shownGrid.stderr.contains("→ 7×7 grid"), "\(shownGrid.stderr)")
         // heads follows the same rule: a sequence, so distances are in tokens and the default prefix is 0.
         let heads = try Run(["heads", dump, "--json"])
         #expect(heads.status == 0 && !heads.stderr.contains("patch grid"), "\(heads.stderr)")
+        let distance = try JSONSerialization.jsonObject(with: Data(heads.stdout.utf8)) as? [String: Any]
+        let parameters = distance?["parameters"] as? [String: Any]
+        let mode = (parameters?["distance"] as? [String: Any])?["mode"] as? String
+        let prefix = (parameters?["distance"] as? [String: Any])?["prefix"] as? Int
+        #expect(mode == "sequence" && prefix == 0, "\(parameters ?? [:])")
         // The declared grid of the ViT dump makes it a vision dump, and the reason is said.
         let vit = try Run(["rollout", board, "-o", scratch.file("b.npy")])
         #expect(vit.stderr.contains("view: grid (the file declares patch_grid"), "\(vit.stderr)")

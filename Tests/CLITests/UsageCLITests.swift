@@ -68,6 +68,12 @@ struct UsageCLITests {
         UsageCase(
             arguments: ["rollout", text, "--start-layer", "3", "--end-layer", "1", "-o", "x.npy"],
             names: "--start-layer 3 comes after --end-layer 1"),
+        UsageCase(
+            arguments: ["rollout", text, "--start-layer", "-1", "--end-layer", "-3", "-o", "x.npy"],
+            names: "--start-layer -1 comes after --end-layer -3"),
+        UsageCase(
+            arguments: ["rollout", text, "--compat", "chefer", "--end-layer", "0", "-o", "x.npy"],
+            names: "--start-layer 1 (the default with --compat chefer) comes after --end-layer 0"),
         UsageCase(arguments: ["rollout", text, "--head-fusion", "median", "-o", "x.npy"], names: "--head-fusion"),
         UsageCase(arguments: ["flow", text, "--max-seconds", "0", "-o", "x.npy"], names: "--max-seconds"),
         // heads, show, tokens, verify.
@@ -120,7 +126,8 @@ struct UsageCLITests {
             for paragraph in paragraphs where paragraph.contains("(default: ") {
                 let words = paragraph.components(separatedBy: "(default: ")[0]
                 #expect(
-                    !words.contains("(default ") && !words.contains("; default ") && !words.contains(", default "),
+                    !words.contains("(default ") && !words.contains("; default ") && !words.contains(", default ")
+                        && !words.contains("the default"),
                     "\(command): the default is stated twice: \(paragraph)")
             }
         }

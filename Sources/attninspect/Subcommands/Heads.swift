@@ -58,8 +58,8 @@ extension AttnInspect {
             parsing: .unconditional,
             help:
                 """
-                Tokens before the patches, left out of the mean attention distance (default: the file's \
-                prefix_tokens, else 1 on a grid and 0 in tokens).
+                Tokens before the patches, left out of the mean attention distance on a grid (default: the \
+                file's prefix_tokens, else 1); in tokens, 0 unless given.
                 """
         )
         var prefix: Int?

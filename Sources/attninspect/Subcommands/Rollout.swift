@@ -64,8 +64,8 @@ extension AttnInspect {
         @Option(
             help:
                 """
-                Reproduce a published implementation exactly: abnar (the default), vit-explain (as written, with \
-                its row-j division), chefer (Transformer-Explainability's baseline, from layer 1), vit-keras \
+                Reproduce a published implementation exactly: abnar (Abnar & Zuidema's), vit-explain (as written, \
+                with its row-j division), chefer (Transformer-Explainability's baseline, from layer 1), vit-keras \
                 (whole-matrix normalisation).
                 """
         )
@@ -118,7 +118,9 @@ extension AttnInspect {
             }
             // Counted from the same end, the order is known without the file; otherwise run() checks it.
             if (startLayer < 0) == (endLayer < 0) && startLayer > endLayer {
-                throw ValidationError("--start-layer \(startLayer) comes after --end-layer \(endLayer)")
+                let start =
+                    startLayerOption == nil ? "\(startLayer) (the default with --compat chefer)" : "\(startLayer)"
+                throw ValidationError("--start-layer \(start) comes after --end-layer \(endLayer)")
             }
             try blend.checkOverlay(view: view)
         }
