@@ -124,7 +124,14 @@ public struct OpenedDump {
                 file, options: ReadOptions(dataset: nil, batch: options.batch, heads: options.heads, fromQK: true))
         else { return nil }
         let recomputation = try Recomputation(in: file, scale: nil, causal: causal, note: note)
-        return (RecomputedAttention(qk, scale: recomputation.scale, causal: recomputation.causal), recomputation)
+        // Padding excluded from the stored attention is excluded from q and k too: the softmax runs over the real
+        // keys, as the model's did.
+        let source: AttentionSource =
+            padding.map {
+                RecomputedAttention(
+                    SelectedQueryKey(qk, selection: $0), scale: recomputation.scale, causal: recomputation.causal)
+            } ?? RecomputedAttention(qk, scale: recomputation.scale, causal: recomputation.causal)
+        return (source, recomputation)
     }
 
     /// The attention gradients stored beside the attention (`--gradients`), named or found by name; nil when there
@@ -201,11 +208,21 @@ public struct OpenedDump {
         if let declared = try declaredGrid() { return declared }
         let patches = source.keyCount - prefix
         guard let square = PatchGrid.square(holding: patches) else {
+            // The prefix nearest to the one used that leaves a square of at least 2 × 2 (CLS and register tokens:
+            // up to 16), suggested first.
+            let candidates = source.keyCount >= 4 ? Array(0...min(16, source.keyCount - 4)) : []
+            let nearest = candidates.filter { $0 != prefix && PatchGrid.square(holding: source.keyCount - $0) != nil }
+                .min { abs($0 - prefix) < abs($1 - prefix) }
+            let suggestion = nearest.map { p in
+                let grid = PatchGrid.square(holding: source.keyCount - p)!
+                let guess = p == 0 ? "" : p == 1 ? " (CLS?)" : " (CLS and \(p - 1) register tokens?)"
+                return "--prefix \(p) leaves \(source.keyCount - p) keys, a \(grid) grid\(guess); or "
+            }
             throw AttnError(
                 .analysis, file: file.path,
                 """
                 \(patches) keys remain after \(prefix) prefix token(s), which is not a perfect square, and the file \
-                declares no patch_grid; give the grid with --grid ROWSxCOLS (and --prefix)
+                declares no patch_grid: \(suggestion ?? "")give the grid with --grid ROWSxCOLS (and --prefix)
                 """
             )
         }

@@ -204,14 +204,18 @@ extension GlobalOptions {
 }
 
 /// Progress of long work on stderr, when stderr is a terminal (or ATTNINSPECT_PROGRESS=1) and not
-/// `--quiet`: one line rewritten in place, at most ten times a second, shown only once the work has
-/// taken half a second, and cleared at the end.
+/// `--quiet`. On a terminal: one line rewritten in place, at most ten times a second, shown only once the work has
+/// taken half a second, and cleared at the end. Elsewhere (forced into a log): plain lines, one at each tenth of
+/// the work, no carriage returns or escape codes.
 final class Progress: @unchecked Sendable {
     private let label: String
     private var total: Int
     private var done = 0
     private let started = Progress.now()
     private var lastDrawn = 0.0
+    private var lastTenth = -1
+    /// Whether the line is rewritten in place (stderr is a terminal), or written as plain lines.
+    private static let inPlace = isatty(2) == 1
     private let lock = Lock()
     nonisolated(unsafe) private static var lineShown = false
 
@@ -243,11 +247,18 @@ final class Progress: @unchecked Sendable {
             done += steps
             let t = Progress.now()
             let delay = Progress.forced == true ? 0 : 0.5
-            guard total > 1, t - started >= delay, t - lastDrawn >= 0.1 || done >= total else { return }
-            lastDrawn = t
-            let percent = total > 0 ? 100 * done / total : 100
-            Console.status("\r\u{1B}[Kattninspect: \(label): \(done)/\(total) (\(percent)%)")
-            Progress.lineShown = true
+            guard total > 1, t - started >= delay else { return }
+            let percent = total > 0 ? min(100, 100 * done / total) : 100
+            if Progress.inPlace {
+                guard t - lastDrawn >= 0.1 || done >= total else { return }
+                lastDrawn = t
+                Console.status("\r\u{1B}[Kattninspect: \(label): \(done)/\(total) (\(percent)%)")
+                Progress.lineShown = true
+            } else {
+                guard percent / 10 > lastTenth else { return }
+                lastTenth = percent / 10
+                Console.status("attninspect: \(label): \(done)/\(total) (\(percent)%)\n")
+            }
         }
     }
 

@@ -245,6 +245,15 @@ struct CLITests {
         let mode = (parameters?["distance"] as? [String: Any])?["mode"] as? String
         let prefix = (parameters?["distance"] as? [String: Any])?["prefix"] as? Int
         #expect(mode == "sequence" && prefix == 0, "\(parameters ?? [:])")
+        // A DINOv2-with-registers layout without attributes (CLS, 4 registers, 16 × 16 patches): the grid's error
+        // suggests the prefix that leaves a square.
+        let registers = scratch.file("registers.npy")
+        try writeFloat32NPY(registers, shape: [1, 1, 261, 261], filledWith: 1 / 261)
+        let refused = try Run(["grid", registers, "-o", scratch.file("r.npy")])
+        #expect(
+            refused.status == 1 && refused.stderr.contains("--prefix 5 leaves 256 keys, a 16×16 grid"),
+            "\(refused.stderr)")
+        #expect(try Run(["grid", registers, "--prefix", "5", "-o", scratch.file("r.npy")]).status == 0)
         // The declared grid of the ViT dump makes it a vision dump, and the reason is said.
         let vit = try Run(["rollout", board, "-o", scratch.file("b.npy")])
         #expect(vit.stderr.contains("view: grid (the file declares patch_grid"), "\(vit.stderr)")
@@ -342,7 +351,10 @@ struct CLITests {
             (["heatmap", "real/minilm6_zen_layers_f16.h5", "--head", "12"], "head 12 is out of range"),
             (["grid", "synthetic/batch_LBHQK.npy", "--batch", "3"], "--batch 3 is out of range"),
             (["grid", "real/vits14_board_small.h5", "--token", "257"], "token 257 is out of range"),
-            (["grid", "real/minilm6_pride_LHSS_f32.npy"], "not a perfect square"),
+            (
+                ["grid", "real/minilm6_pride_LHSS_f32.npy"],
+                "not a perfect square, and the file declares no patch_grid: --prefix 3 leaves 25 keys, a 5×5 grid"
+            ),
             (["grid", "real/vits14_board_small.h5", "--grid", "8x8"], "grid 8×8 holds 64 patches"),
             (["rollout", "synthetic/base_f32.npy", "--start-layer", "2", "--end-layer", "-2"], "comes after"),
             (["rollout", "synthetic/nan_inf.npy"], "NaN or infinite"),
@@ -852,15 +864,26 @@ struct TokenViewCLITests {
         #expect(try Run(["show", zen, "--color", "never", "--width", "80"]).stdout.split(separator: "\n").count == 26)
     }
 
-    @Test("heatmap to .svg: a rect per cell and the tokens on both axes; tokens on a file without labels is an error")
+    @Test("heatmap to .svg: a rect per cell and the tokens on both axes; tokens on a file without labels: positions")
     func svg() throws {
         let scratch = try Scratch()
         #expect(try Run(["heatmap", zen, "--layer", "2", "-o", scratch.file("m.svg")]).status == 0)
         let text = try String(contentsOfFile: scratch.file("m.svg"), encoding: .utf8)
         #expect(text.components(separatedBy: "<rect x=").count - 1 == 26 * 26)
         #expect(text.contains(">complicated</text>") && text.contains(">[SEP]</text>"))
-        let none = try Run(["tokens", Fixtures.path("real/minilm6_pride_LHSS_f32.npy")])
-        #expect(none.status == 1 && none.stderr.contains("has no token labels"))
+        // Without labels, tokens shows positions (and says so); the values are row 3 of the fused last layer.
+        let pride = Fixtures.path("real/minilm6_pride_LHSS_f32.npy")
+        let none = try Run(["tokens", pride, "--query", "3", "--color", "never"])
+        #expect(none.status == 0 && none.stderr.contains("no token labels"), "\(none.stderr)")
+        let shown = none.stdout.split(separator: " ").enumerated().filter { $0.offset % 2 == 0 }.map {
+            String($0.element)
+        }
+        #expect(shown == (0..<28).map { "#\($0)" })
+        let oracle = try Fixtures.json("real/minilm6_pride_LHSS_f32.oracle.json")["head_mean"]["matrices"][5]
+            .doubles2D
+        let printed = none.stdout.split(separator: " ").enumerated().filter { $0.offset % 2 == 1 }
+            .compactMap { Double($0.element.trimmingCharacters(in: CharacterSet(charactersIn: "()\n"))) }
+        #expect(printed.count == 28 && zip(printed, oracle[3]).allSatisfy { abs($0 - $1) <= 5e-5 })
     }
 }
 

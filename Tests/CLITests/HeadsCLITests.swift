@@ -281,8 +281,15 @@ struct HeadsCLITests {
         #expect(lines.count == 7 && lines[1].hasSuffix(",previous"))
         let similarity = try String(contentsOfFile: scratch.file("s.csv"), encoding: .utf8).split(separator: "\n")
         #expect(similarity.count == 1 + 2 * 3 * 3 && similarity[0] == "layer_a,head_a,layer_b,head_b,js_divergence")
+        // --patch-size asks for a grid: without patch_grid the keys after the prefix are taken as a square, as grid
+        // does; these 6 tokens are not one.
         let grid = try Run(["heads", path("text.npz"), "--patch-size", "16"])
-        #expect(grid.status == 1 && grid.stderr.contains("--patch-size needs a patch grid"))
+        #expect(grid.status == 1 && grid.stderr.contains("not a perfect square"), "\(grid.stderr)")
+        let square = Fixtures.path("hostile/backwards.npy")  // 50 tokens, no attributes: CLS + 7 × 7
+        let inferred = try Run(["heads", square, "--patch-size", "14", "--csv", "--similarity", "none"])
+        let given = try Run(["heads", square, "--grid", "7x7", "--patch-size", "14", "--csv", "--similarity", "none"])
+        #expect(inferred.status == 0 && inferred.stderr.contains("patch grid 7×7, the square"), "\(inferred.stderr)")
+        #expect(given.status == 0 && inferred.stdout == given.stdout && !inferred.stdout.isEmpty)
         #expect(try Run(["heads", path("text.npz"), "--sink-tokens", "0"]).status == 64)
         let unwritable = try Run(["heads", path("text.npz"), "--similarity-out", "/nonexistent/folder/s.csv"])
         #expect(unwritable.status == 1 && unwritable.stdout.isEmpty && unwritable.stderr.contains("cannot write"))

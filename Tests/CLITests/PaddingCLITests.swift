@@ -59,6 +59,18 @@ struct PaddingCLITests {
         try checkStats([path("padded_qk.npz")], against: try expected()["padded_qk"]["stats"], tokens: 7)
     }
 
+    @Test("verify compares padding-excluded attention with q and k recomputed over the same real tokens")
+    func verifyPadded() throws {
+        let r = try Run(["verify", path("padded_attn_qk.npz")])
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(r.stderr.contains("attention_mask keeps 7 of 8 tokens"))
+        let line = r.stdout.split(separator: "\n").first { $0.contains("recomputed from q and k") }.map(String.init)
+        #expect(line?.hasPrefix("PASS") == true, "\(r.stdout)")
+        // The fixture's attention is softmax over the 7 real keys of its own q and k: the difference is rounding.
+        let delta = line.flatMap { $0.components(separatedBy: "max |Δ| = ").last?.split(separator: ",").first }
+        #expect(delta.flatMap { Double($0) }.map { $0 < 1e-6 } == true, "\(line ?? "")")
+    }
+
     @Test("rollout and the token view see only the real tokens")
     func rolloutAndTokens() throws {
         let scratch = try Scratch()

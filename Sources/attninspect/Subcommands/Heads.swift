@@ -174,17 +174,12 @@ extension AttnInspect {
         func configuredAnalysis(_ opened: OpenedDump) throws -> HeadAnalysis {
             let source = opened.source
             let distance: TokenDistance
-            let declaredGrid = try opened.declaredGrid() != nil
-            if grid != nil || declaredGrid {
+            // A grid given, declared, or asked for by a patch size in pixels (taken as a square, said in a note).
+            if try grid != nil || patchSize != nil || opened.declaredGrid() != nil {
                 let p = try opened.prefix(prefix)
                 let g = try opened.patchGrid(grid, prefix: p, note: Console.note)
                 distance = .grid(rows: g.rows, columns: g.columns, prefix: p, patchSize: patchSize)
             } else {
-                if patchSize != nil {
-                    throw AttnError(
-                        file: input.file,
-                        "--patch-size needs a patch grid: the file declares no patch_grid, so give --grid ROWSxCOLS")
-                }
                 let p = prefix ?? 0
                 guard p < source.keyCount else {
                     throw AttnError(

@@ -28,14 +28,6 @@ extension AttnInspect {
 
         func run() throws {
             let opened = try input.open()
-            guard let labels = opened.source.tokens else {
-                if let why = opened.file.unreadableTokenLabels() {
-                    throw AttnError(file: input.file, "has no usable token labels: \(why); tokens needs them")
-                }
-                throw AttnError(
-                    file: input.file,
-                    "has no token labels (a `tokens` dataset or member with one label per query): tokens needs them")
-            }
             guard query >= 0 && query < opened.source.queryCount else {
                 throw AttnError(
                     .analysis, file: input.file,
@@ -45,24 +37,32 @@ extension AttnInspect {
             let fusion = try opened.fusion(head)
             let map = try opened.analysing { try fusion.fuse(try opened.source.layer(l)) }
             let values = Array(map.row(query))
-            // The keys' labels: the tokens themselves for self-attention; for cross-attention the
-            // file's key labels (key_tokens, ...), else their positions.
-            let keyLabels = opened.source.keyTokens ?? (0..<values.count).map { "#\($0)" }
-            if opened.source.keyTokens == nil {
+            // The keys' labels: the tokens themselves for self-attention; for cross-attention the file's key labels
+            // (key_tokens, ...); without labels, the positions, said in a note.
+            let shown: [String]
+            if let keys = opened.source.keyTokens {
+                shown = keys
+            } else {
+                shown = (0..<values.count).map { "#\($0)" }
                 Console.note(
-                    """
-                    \(input.file): cross-attention to \(values.count) keys without key labels \
-                    (\(DumpFile.keyTokenNames.joined(separator: ", "))): keys shown by position
-                    """
+                    opened.source.tokens == nil
+                        ? """
+                        \(input.file): no token labels (a `tokens` dataset or member, one label per token): tokens \
+                        shown by position
+                        """
+                        : """
+                        \(input.file): cross-attention to \(values.count) keys without key labels \
+                        (\(DumpFile.keyTokenNames.joined(separator: ", "))): keys shown by position
+                        """
                 )
             }
-            let shown = keyLabels
+            let queryLabel = opened.source.tokens.map { " " + Terminal.printable($0[query]) } ?? ""
             guard let scale = range ?? ValueRange.of(Matrix(rows: 1, columns: values.count, values: values)) else {
                 throw AttnError(.analysis, file: input.file, "the row of token \(query) holds no finite values")
             }
             Console.note(
                 """
-                layer \(l), \(fusion): attention from token \(query) \(Terminal.printable(labels[query])), range \
+                layer \(l), \(fusion): attention from token \(query)\(queryLabel), range \
                 \(scale.low)...\(scale.high)
                 """
             )

@@ -86,6 +86,14 @@ logits = np.einsum("lhid,lhjd->lhij", q.astype(np.float64)[:, :, keep7], k.astyp
 e = np.exp(logits - logits.max(-1, keepdims=True))
 expected["padded_qk"] = {"stats": stats(e / e.sum(-1, keepdims=True))}
 
+# The same q and k beside the attention the model computed from them (pad keys masked, every row over the 7 real
+# keys), for `verify`'s comparison: padding is excluded from both.
+full = np.einsum("lhid,lhjd->lhij", q.astype(np.float64), k.astype(np.float64)) / np.sqrt(d)
+full[..., qk_mask == 0] = -np.inf
+e_full = np.exp(full - full.max(-1, keepdims=True))
+np.savez("padded_attn_qk.npz", attentions=(e_full / e_full.sum(-1, keepdims=True)).astype(np.float32), q=q, k=k,
+         attention_mask=qk_mask)
+
 # Bad masks.
 np.savez("bad_mask_length.npz", attentions=attn[:, 0], attention_mask=np.ones(7, dtype=np.int64))
 np.savez("bad_mask_empty.npz", attentions=attn[:, 0], attention_mask=np.zeros(S, dtype=np.int64))
