@@ -64,8 +64,9 @@ public enum VerifyFinding: Sendable, Equatable {
     case recomputedUnavailable(reason: String)
     /// Q and K do not have the stored attention's shape.
     case recomputedShapeDiffers
-    /// The stored attention against the one recomputed from Q and K.
-    case recomputed(maxDifference: Double, tolerance: Double, scale: Double?, causal: Bool)
+    /// The stored attention against the one recomputed from Q and K; `extras`: the rules beyond scale and causal
+    /// (a sliding window, softcap, ALiBi), as said, or empty.
+    case recomputed(maxDifference: Double, tolerance: Double, scale: Double?, causal: Bool, extras: String = "")
 
     public var passed: Bool? {
         switch self {
@@ -75,7 +76,7 @@ public enum VerifyFinding: Sendable, Equatable {
         case .rowSums: return true
         case .transposed, .notProbabilities, .recomputedUnavailable, .recomputedShapeDiffers: return false
         case .causal(let claimed, let upperMax, let tolerance): return claimed ? upperMax <= tolerance : nil
-        case .recomputed(let difference, let tolerance, _, _): return difference <= tolerance
+        case .recomputed(let difference, let tolerance, _, _, _): return difference <= tolerance
         }
     }
 }
@@ -109,7 +110,8 @@ extension AttentionChecks {
 extension VerifyFinding {
     /// The stored attention `source` against `recomputed` (from the file's Q and K), layer by layer.
     public static func comparing(
-        _ source: AttentionSource, with recomputed: AttentionSource, tolerance: Double, scale: Double?, causal: Bool
+        _ source: AttentionSource, with recomputed: AttentionSource, tolerance: Double, scale: Double?, causal: Bool,
+        extras: String = ""
     ) throws -> VerifyFinding {
         guard
             (recomputed.layerCount, recomputed.headCount, recomputed.queryCount)
@@ -119,6 +121,6 @@ extension VerifyFinding {
         for l in 0..<source.layerCount {
             worst = max(worst, HeadDifference.maxAbsDifference(try source.layer(l), try recomputed.layer(l)))
         }
-        return .recomputed(maxDifference: worst, tolerance: tolerance, scale: scale, causal: causal)
+        return .recomputed(maxDifference: worst, tolerance: tolerance, scale: scale, causal: causal, extras: extras)
     }
 }

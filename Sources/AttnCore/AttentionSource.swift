@@ -77,19 +77,30 @@ extension AttentionSource {
 /// Per-head queries and keys of one layer: `[head, position, dim]`, row-major.
 public struct LayerQueryKey: Sendable {
     public let heads: Int
+    /// Heads of k: `heads` for multi-head attention, fewer for grouped-query attention (GQA, MQA), where query
+    /// head h uses key head ⌊h · keyHeads / heads⌋ (Hugging Face's `repeat_kv`), without K being repeated.
+    public let keyHeads: Int
     public let positions: Int
     public let dim: Int
+    /// `[head, position, dim]`.
     public var queries: [Float]
+    /// `[key head, position, dim]`.
     public var keys: [Float]
 
-    public init(heads: Int, positions: Int, dim: Int, queries: [Float], keys: [Float]) {
-        precondition(queries.count == heads * positions * dim && keys.count == queries.count)
+    public init(heads: Int, keyHeads: Int? = nil, positions: Int, dim: Int, queries: [Float], keys: [Float]) {
+        let keyHeads = keyHeads ?? heads
+        precondition(keyHeads > 0 && heads % keyHeads == 0)
+        precondition(queries.count == heads * positions * dim && keys.count == keyHeads * positions * dim)
         self.heads = heads
+        self.keyHeads = keyHeads
         self.positions = positions
         self.dim = dim
         self.queries = queries
         self.keys = keys
     }
+
+    /// The key head query head `head` uses.
+    public func keyHead(of head: Int) -> Int { head * keyHeads / heads }
 }
 
 /// Q and K that can be read one layer at a time, from which attention is recomputed.
@@ -99,6 +110,12 @@ public protocol QueryKeySource: AnyObject {
     var headCount: Int { get }
     var positionCount: Int { get }
     var headDim: Int { get }
+    /// Heads of k (fewer than `headCount` for grouped-query attention).
+    var keyHeadCount: Int { get }
     var tokens: [String]? { get }
     func layer(_ index: Int) throws -> LayerQueryKey
+}
+
+extension QueryKeySource {
+    public var keyHeadCount: Int { headCount }
 }

@@ -10,6 +10,7 @@ public final class StoredQueryKey: QueryKeySource {
     public let headCount: Int
     public let positionCount: Int
     public let headDim: Int
+    public let keyHeadCount: Int
     public let tokens: [String]?
     public let summary: LayoutSummary
     /// What one layer's work holds in memory (the recomputed attention, H × S × S, and its scores), and how many bytes.
@@ -39,16 +40,18 @@ public final class StoredQueryKey: QueryKeySource {
                 throw AttnError(.unsupported, file: dump.path, dataset: t.label, unsupportedDtype(t.info.element))
             }
         }
-        guard q.shape == k.shape else {
-            throw AttnError(
+        let shape = q.shape
+        func differentShapes() -> AttnError {
+            AttnError(
                 file: dump.path,
                 """
                 q \(q.name) \(formatShape(q.shape)) and k \(k.name) \(formatShape(k.shape)) have different \
-                shapes: expected the same [layer, head, position, dim]
+                shapes: expected the same [layer, head, position, dim] (k may have fewer heads: grouped-query \
+                attention)
                 """
             )
         }
-        let shape = q.shape
+        guard k.shape.count == shape.count else { throw differentShapes() }
         let perLayer: Bool
         switch (queries, keys) {
         case (.single, .single): perLayer = false
@@ -88,6 +91,10 @@ public final class StoredQueryKey: QueryKeySource {
                 file: dump.path, dataset: q.label, "axis \(axes[zero]) has length 0 in shape \(formatShape(shape))")
         }
         func size(_ axis: String) -> Int? { axes.firstIndex(of: axis).map { shape[$0] } }
+        // q and k agree on every axis but the heads (grouped-query attention: k has fewer, checked below).
+        let headAxis = axes.firstIndex(of: "head") ?? axes.firstIndex(of: "head·dim")!
+        guard zip(shape, k.shape).enumerated().allSatisfy({ $0.offset == headAxis || $0.element.0 == $0.element.1 })
+        else { throw differentShapes() }
         hasLayerAxis = size("layer") != nil
         mergedHeads = size("head·dim") != nil
         if case .perLayer(let qs) = queries { layerCount = qs.count } else { layerCount = size("layer")! }
@@ -109,13 +116,41 @@ public final class StoredQueryKey: QueryKeySource {
             }
             headCount = heads
             headDim = merged / heads
+            let keyWidth = k.shape[headAxis]
+            guard keyWidth % headDim == 0 else {
+                throw AttnError(
+                    file: dump.path, dataset: k.label,
+                    """
+                    k's last axis (\(keyWidth)) is not a multiple of the head dimension \(headDim) (q's \(merged) over \
+                    \(heads) heads)
+                    """
+                )
+            }
+            keyHeadCount = keyWidth / headDim
         } else {
             headCount = size("head")!
             headDim = size("dim")!
+            keyHeadCount = k.shape[headAxis]
             if let heads = options.heads, heads != headCount {
                 throw AttnError(
                     file: dump.path, dataset: q.label,
                     "--heads \(heads) does not match the \(headCount) heads of shape \(formatShape(shape))")
+            }
+        }
+        guard keyHeadCount > 0, keyHeadCount <= headCount, headCount % keyHeadCount == 0 else {
+            throw AttnError(
+                file: dump.path, dataset: k.label,
+                """
+                k has \(keyHeadCount) heads and q \(headCount): expected as many, or fewer dividing them \
+                (grouped-query attention)
+                """
+            )
+        }
+        if let declared = dump.attribute("num_key_value_heads") {
+            guard let values = declared.integerValues, values.count == 1, values[0] == keyHeadCount else {
+                throw AttnError(
+                    file: dump.path, dataset: k.label,
+                    "attribute num_key_value_heads is \(declared), but k holds \(keyHeadCount) heads")
             }
         }
         let need = Self.layerMemory(heads: headCount, positions: positionCount)
@@ -139,16 +174,17 @@ public final class StoredQueryKey: QueryKeySource {
         var q = try queries.readLayer(index, hasLayerAxis: hasLayerAxis, batch: batchIndex)
         var k = try keys.readLayer(index, hasLayerAxis: hasLayerAxis, batch: batchIndex)
         if mergedHeads {
-            q = splitHeads(q)
-            k = splitHeads(k)
+            q = splitHeads(q, heads: headCount)
+            k = splitHeads(k, heads: keyHeadCount)
         }
-        return LayerQueryKey(heads: headCount, positions: positionCount, dim: headDim, queries: q, keys: k)
+        return LayerQueryKey(
+            heads: headCount, keyHeads: keyHeadCount, positions: positionCount, dim: headDim, queries: q, keys: k)
     }
 
     /// `[position, head·dim]` → `[head, position, dim]`.
-    private func splitHeads(_ merged: [Float]) -> [Float] {
+    private func splitHeads(_ merged: [Float], heads h: Int) -> [Float] {
         var out = [Float](repeating: 0, count: merged.count)
-        let s = positionCount, h = headCount, d = headDim
+        let s = positionCount, d = headDim
         for p in 0..<s {
             for head in 0..<h {
                 for j in 0..<d { out[(head * s + p) * d + j] = merged[p * h * d + head * d + j] }

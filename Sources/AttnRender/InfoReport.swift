@@ -48,7 +48,15 @@ public enum InfoReport {
             view += "  source: recomputed from \(summary.datasets)\(causal ? ", causal" : "")\n"
         }
         view += "  axes as stored: \(summary.axes)\n"
-        if case .recomputed(let scale, _) = s.origin { view += "  softmax(Q·Kᵀ · \(scale)) per layer and head\n" }
+        if let recomputed = s as? RecomputedAttention {
+            view += "  softmax(Q·Kᵀ · \(recomputed.scale)) per layer and head: \(recomputed.rules.summary)\n"
+            let kv = recomputed.source.keyHeadCount
+            if kv != s.headCount {
+                view += "  key heads: \(kv) (grouped-query attention: \(s.headCount / kv) query heads share each)\n"
+            }
+        } else if case .recomputed(let scale, _) = s.origin {
+            view += "  softmax(Q·Kᵀ · \(scale)) per layer and head\n"
+        }
         if let b = summary.batch { view += "  batch: axis of \(b.size), using sample \(b.used)\n" }
         if let numbers = summary.layerNumbers {
             view += "  layer numbers in the file: \(numbers.map(String.init).joined(separator: ", "))\n"

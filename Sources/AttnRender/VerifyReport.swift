@@ -43,10 +43,11 @@ public enum VerifyReport {
             return "q and k cannot be compared with the stored attention: \(reason)"
         case .recomputedShapeDiffers:
             return "q and k do not match the stored attention's shape: they cannot be its source"
-        case .recomputed(let difference, let tolerance, let scale, let causal):
+        case .recomputed(let difference, let tolerance, let scale, let causal, let extras):
             let factor = scale.map { "·\($0)" } ?? "/√d"
+            let rules = (causal ? ", causal" : "") + (extras.isEmpty ? "" : ", " + extras)
             return """
-                stored attention equals softmax(q·kᵀ\(factor)\(causal ? ", causal" : "")) recomputed from q and k \
+                stored attention equals softmax(q·kᵀ\(factor)\(rules)) recomputed from q and k \
                 (max |Δ| = \(formatScientific(difference)), tolerance \(tolerance))
                 """
         }

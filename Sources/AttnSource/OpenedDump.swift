@@ -17,6 +17,14 @@ public struct SourceOptions: Sendable {
     public var scale: Double?
     /// With q and k: the causal mask (nil: the file's `causal` attribute, else not causal).
     public var causal: Bool?
+    /// With q and k: a sliding window of W keys (0: none), on `windowLayers` (nil: every layer); nil: the file's
+    /// `sliding_window` (and `layer_types`) attributes.
+    public var window: Int?
+    public var windowLayers: WindowLayers?
+    /// With q and k: logit soft-capping (nil: the file's `attn_logit_softcapping` attribute).
+    public var softcap: Double?
+    /// With q and k: the ALiBi bias (nil: the file's `alibi` attribute, else none).
+    public var alibi: Bool?
     /// What becomes of padding.
     public var padding: PaddingChoice
     /// False: attention whose one layer exceeds the memory budget is opened too (`info` reads no layer).
@@ -24,9 +32,14 @@ public struct SourceOptions: Sendable {
 
     public init(
         dataset: String? = nil, batch: Int? = nil, heads: Int? = nil, rawAs: ElementType? = nil, fromQK: Bool = false,
-        scale: Double? = nil, causal: Bool? = nil, padding: PaddingChoice = .exclude(length: nil),
+        scale: Double? = nil, causal: Bool? = nil, window: Int? = nil, windowLayers: WindowLayers? = nil,
+        softcap: Double? = nil, alibi: Bool? = nil, padding: PaddingChoice = .exclude(length: nil),
         checksLayerMemory: Bool = true
     ) {
+        self.window = window
+        self.windowLayers = windowLayers
+        self.softcap = softcap
+        self.alibi = alibi
         self.dataset = dataset
         self.batch = batch
         self.heads = heads
@@ -68,21 +81,29 @@ public struct OpenedDump {
                 fromQK: options.fromQK, checksLayerMemory: options.checksLayerMemory))
         var source: AttentionSource
         var recomputation = Recomputation(scale: options.scale, causal: options.causal ?? false)
+        func recomputed(_ qk: QueryKeySource) -> RecomputedAttention {
+            RecomputedAttention(
+                qk, scale: recomputation.scale, causal: recomputation.causal, windows: recomputation.windows,
+                softcap: recomputation.softcap, alibi: recomputation.alibi)
+        }
         switch layout {
         case .attention(let stored):
-            if options.causal == true || options.scale != nil {
+            if options.causal == true || options.scale != nil || options.window != nil || options.softcap != nil
+                || options.alibi == true
+            {
                 throw AttnError(
                     file: path,
                     """
-                    --causal and --scale apply to attention recomputed from q and k, but this file's attention is \
-                    stored (\(stored.summary.datasets)); add --from-qk if the file has q and k
+                    --causal, --scale, --window, --softcap and --alibi apply to attention recomputed from q and k, \
+                    but this file's attention is stored (\(stored.summary.datasets)); add --from-qk if the file has \
+                    q and k
                     """
                 )
             }
             source = stored
         case .queryKey(let qk):
-            recomputation = try Recomputation(in: dump, scale: options.scale, causal: options.causal, note: note)
-            source = RecomputedAttention(qk, scale: recomputation.scale, causal: recomputation.causal)
+            recomputation = try Recomputation(in: dump, options: options, layers: qk.layerCount, note: note)
+            source = recomputed(qk)
         }
         var padding: TokenSelection?
         if case .exclude(let length) = options.padding,
@@ -94,9 +115,7 @@ public struct OpenedDump {
             case .attention(let stored):
                 source = SelectedAttention(stored, queries: selfAttention ? selection : nil, keys: selection)
             case .queryKey(let qk):
-                source = RecomputedAttention(
-                    SelectedQueryKey(qk, selection: selection), scale: recomputation.scale, causal: recomputation.causal
-                )
+                source = recomputed(SelectedQueryKey(qk, selection: selection))
             }
             note(
                 """
@@ -123,14 +142,14 @@ public struct OpenedDump {
             case .queryKey(let qk)? = try? AttentionLayout.resolve(
                 file, options: ReadOptions(dataset: nil, batch: options.batch, heads: options.heads, fromQK: true))
         else { return nil }
-        let recomputation = try Recomputation(in: file, scale: nil, causal: causal, note: note)
+        let recomputation = try Recomputation(
+            in: file, options: SourceOptions(causal: causal), layers: qk.layerCount, note: note)
         // Padding excluded from the stored attention is excluded from q and k too: the softmax runs over the real
         // keys, as the model's did.
-        let source: AttentionSource =
-            padding.map {
-                RecomputedAttention(
-                    SelectedQueryKey(qk, selection: $0), scale: recomputation.scale, causal: recomputation.causal)
-            } ?? RecomputedAttention(qk, scale: recomputation.scale, causal: recomputation.causal)
+        let base: QueryKeySource = padding.map { SelectedQueryKey(qk, selection: $0) } ?? qk
+        let source = RecomputedAttention(
+            base, scale: recomputation.scale, causal: recomputation.causal, windows: recomputation.windows,
+            softcap: recomputation.softcap, alibi: recomputation.alibi)
         return (source, recomputation)
     }
 
@@ -273,60 +292,223 @@ public struct OpenedDump {
     }
 }
 
-/// How attention is recomputed from q and k: the scale of Q·Kᵀ (nil: 1/√d) and the causal mask. What the
-/// command line gives wins; otherwise the file's root attributes `scale` and `causal` (as the exporters write
-/// them), which are named through `note` when used.
+/// The layers a `--window` applies to.
+public enum WindowLayers: Sendable, Equatable {
+    case even, odd
+    case list([Int])
+
+    /// `even`, `odd` or a comma-separated list of layer numbers.
+    public init?(_ text: String) {
+        switch text {
+        case "even": self = .even
+        case "odd": self = .odd
+        default:
+            let numbers = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !numbers.isEmpty, numbers.allSatisfy({ ($0 ?? -1) >= 0 }) else { return nil }
+            self = .list(numbers.map { $0! })
+        }
+    }
+
+    func contains(_ layer: Int) -> Bool {
+        switch self {
+        case .even: return layer % 2 == 0
+        case .odd: return layer % 2 == 1
+        case .list(let layers): return layers.contains(layer)
+        }
+    }
+}
+
+/// How attention is recomputed from q and k: the scale of Q·Kᵀ (nil: 1/√d), the causal mask, sliding windows,
+/// logit soft-capping and ALiBi. What the command line gives wins; otherwise the file's root attributes, named as
+/// Hugging Face configs name them (`scale`, `causal`, `sliding_window` with `layer_types`,
+/// `attn_logit_softcapping`, `alibi`), which are named through `note` when used. Without a causal attribute or
+/// option, a note says that bidirectional attention is assumed.
 public struct Recomputation {
     public var scale: Double?
     public var causal: Bool
+    /// The window of each layer (empty: none).
+    public var windows: [Int?] = []
+    public var softcap: Double?
+    public var alibi = false
 
     public init(scale: Double?, causal: Bool) {
         self.scale = scale
         self.causal = causal
     }
 
-    public init(in dump: DumpFile, scale: Double?, causal: Bool?, note: (String) -> Void) throws {
-        var fromFile: [String] = []
-        if let causal {
-            self.causal = causal
-        } else if let attribute = dump.attribute("causal") {
-            guard let value = attribute.booleanValue else {
+    /// The rules beyond scale and causal, as `info` and `verify` say them ("sliding window 4 on layers 0, 2,
+    /// softcap 2.0"), or empty.
+    public var extras: String {
+        ScoreRules(scale: 1, causal: causal, windows: windows, softcap: softcap, alibi: alibi).extras
+            .joined(separator: ", ")
+    }
+
+    public init(in dump: DumpFile, options: SourceOptions, layers: Int, note: (String) -> Void) throws {
+        var fromFile: [String] = [], overrides: [String] = []
+        func attribute<T>(_ name: String, _ read: (AttributeValue) -> T?, expected: String, option: String) throws -> T?
+        {
+            guard let value = dump.attribute(name) else { return nil }
+            guard let read = read(value) else {
                 throw AttnError(
                     file: dump.path,
-                    """
-                    attribute causal should be true or false (or 1 or 0), found \(attribute); override it with \
-                    --causal or --no-causal
-                    """
-                )
+                    "attribute \(name) should be \(expected), found \(value); override it with \(option)")
             }
+            return read
+        }
+        if let causal = options.causal {
+            self.causal = causal
+        } else if let value = try attribute(
+            "causal", \.booleanValue, expected: "true or false (or 1 or 0)", option: "--causal or --no-causal")
+        {
             self.causal = value
-            if value { fromFile.append("causal") }
+            if value {
+                fromFile.append("causal")
+                overrides.append("--no-causal")
+            }
         } else {
             self.causal = false
         }
-        if let scale {
+        if let scale = options.scale {
             self.scale = scale
-        } else if let attribute = dump.attribute("scale") {
-            guard let value = attribute.realValue, value.isFinite, value > 0 else {
-                throw AttnError(
-                    file: dump.path,
-                    "attribute scale should be one positive number, found \(attribute); override it with --scale")
-            }
+        } else if let value = try attribute(
+            "scale", { $0.realValue.flatMap { $0.isFinite && $0 > 0 ? $0 : nil } }, expected: "one positive number",
+            option: "--scale")
+        {
             self.scale = value
             fromFile.append("scale \(value)")
+            overrides.append("--scale")
         } else {
             self.scale = nil
         }
-        if !fromFile.isEmpty {
-            let overrides =
-                (fromFile.contains("causal") ? ["--no-causal"] : [])
-                + (scale == nil && self.scale != nil ? ["--scale"] : [])
+        if let softcap = options.softcap {
+            self.softcap = softcap > 0 ? softcap : nil
+        } else if let value = try attribute(
+            "attn_logit_softcapping", { $0.realValue.flatMap { $0.isFinite && $0 > 0 ? $0 : nil } },
+            expected: "one positive number", option: "--softcap")
+        {
+            softcap = value
+            fromFile.append("softcap \(value)")
+            overrides.append("--softcap 0")
+        }
+        if let alibi = options.alibi {
+            self.alibi = alibi
+        } else if let value = try attribute(
+            "alibi", \.booleanValue, expected: "true or false (or 1 or 0)", option: "--alibi or --no-alibi")
+        {
+            alibi = value
+            if value {
+                fromFile.append("ALiBi")
+                overrides.append("--no-alibi")
+            }
+        }
+        windows = try Self.windows(in: dump, options: options, layers: layers, causal: causal)
+        let windowed = windows.enumerated().compactMap { l, w in w.map { (layer: l, size: $0) } }
+        if options.window == nil, let first = windowed.first {
+            let sizes = Set(windowed.map(\.size)).sorted().map(String.init).joined(separator: "/")
+            let layers =
+                windowed.count == windows.count
+                ? ""
+                : " on layers "
+                    + windowed.map { "\($0.layer)" }
+                    .joined(separator: ", ")
+            fromFile.append("sliding window \(windowed.count == 1 ? "\(first.size)" : sizes)\(layers)")
+            overrides.append("--window 0")
+        }
+        // Said once every attribute has been read: a malformed one is the only line.
+        if options.causal == nil && dump.attribute("causal") == nil {
             note(
                 """
-                \(dump.path): recomputing attention from q and k with the file's \
-                \(fromFile.joined(separator: " and ")) (override with \(overrides.joined(separator: " or ")))
+                \(dump.path): recomputing attention from q and k as bidirectional (not causal): the file has no \
+                causal attribute; add --causal for a decoder (GPT, Llama, ...), --no-causal to say it is an encoder
                 """
             )
         }
+        if !fromFile.isEmpty {
+            note(
+                """
+                \(dump.path): recomputing attention from q and k with the file's \
+                \(Self.sentence(fromFile)) (override with \(overrides.joined(separator: " or ")))
+                """
+            )
+        }
+    }
+
+    /// The window of each layer, from `--window`/`--window-layers` or the attributes `sliding_window` (one size,
+    /// or one per layer with 0 for none) and `layer_types` (Hugging Face's per-layer "sliding_attention" and
+    /// "full_attention"). A window is defined only with causal masking.
+    static func windows(in dump: DumpFile, options: SourceOptions, layers: Int, causal: Bool) throws -> [Int?] {
+        var perLayer: [Int?]
+        var origin: String
+        if let window = options.window {
+            guard window > 0 else { return [] }
+            let on = options.windowLayers
+            perLayer = (0..<layers).map { on == nil || on!.contains($0) ? window : nil }
+            origin = "--window \(window)"
+            if case .list(let listed)? = on, let outside = listed.first(where: { $0 >= layers }) {
+                throw AttnError(
+                    file: dump.path, "--window-layers names layer \(outside), but the dump has \(layers) layers")
+            }
+        } else if let attribute = dump.attribute("sliding_window") {
+            let fromText = Self.listed(attribute).flatMap { items in
+                items.allSatisfy { Int($0) != nil } ? items.map { Int($0)! } : nil
+            }
+            guard let sizes = attribute.integerValues ?? fromText, sizes.allSatisfy({ $0 >= 0 }),
+                sizes.count == 1 || sizes.count == layers
+            else {
+                throw AttnError(
+                    file: dump.path,
+                    """
+                    attribute sliding_window should be one window size, or one per layer (0 for none), found \
+                    \(attribute); override it with --window W (0: none)
+                    """
+                )
+            }
+            perLayer = sizes.count == 1 ? Array(repeating: sizes[0], count: layers) : sizes
+            perLayer = perLayer.map { $0 == 0 ? nil : $0 }
+            origin = "the file's sliding_window"
+            if sizes.count == 1, let types = dump.attribute("layer_types") {
+                guard let names = Self.listed(types), names.count == layers,
+                    names.allSatisfy({ $0 == "sliding_attention" || $0 == "full_attention" })
+                else {
+                    throw AttnError(
+                        file: dump.path,
+                        """
+                        attribute layer_types should list, per layer, sliding_attention or full_attention (as \
+                        Hugging Face configs do), found \(types); give the windowed layers with --window W \
+                        --window-layers LIST
+                        """
+                    )
+                }
+                perLayer = zip(perLayer, names).map { $1 == "sliding_attention" ? $0 : nil }
+            }
+        } else {
+            return []
+        }
+        if !causal, perLayer.contains(where: { $0 != nil }) {
+            throw AttnError(
+                file: dump.path,
+                """
+                \(origin) is a sliding window over the keys before each query (i − W < j ≤ i), which needs causal \
+                masking: add --causal (a window without it is not defined here)
+                """
+            )
+        }
+        return perLayer
+    }
+
+    /// `a`, `a and b`, `a, b and c`.
+    static func sentence(_ items: [String]) -> String {
+        items.count <= 2
+            ? items.joined(separator: " and ") : items.dropLast().joined(separator: ", ") + " and " + items.last!
+    }
+
+    /// The items of a list attribute: an HDF5 string array, or one string such as `a,b` or `["a", "b"]`
+    /// (safetensors metadata).
+    static func listed(_ value: AttributeValue) -> [String]? {
+        guard case .strings(let strings) = value else { return nil }
+        if strings.count > 1 { return strings }
+        guard let one = strings.first else { return nil }
+        let clutter: Set<Character> = ["[", "]", "\"", "'", " "]
+        return one.split(separator: ",").map { String($0.filter { !clutter.contains($0) }) }
     }
 }

@@ -2,13 +2,15 @@ import AttnCore
 import AttnLinalg
 import Dispatch
 
-/// Attention recomputed from per-head queries and keys: softmax(Q Kᵀ · scale) over keys, the row
-/// maximum subtracted before `exp`, sums in `Double`; with `causal`, keys after the query get 0.
+/// Attention recomputed from per-head queries and keys: softmax(Q Kᵀ · scale) over keys, the row maximum subtracted
+/// before `exp`, sums in `Double`, with the rules of `ScoreRules` (causal mask, sliding window, softcap, ALiBi);
+/// keys a query cannot see get 0. Grouped keys (GQA) are shared by their query heads, never repeated.
 public final class RecomputedAttention: AttentionSource {
     public let source: QueryKeySource
+    public let rules: ScoreRules
     /// The factor applied to Q Kᵀ; 1/√d by default.
-    public let scale: Double
-    public let causal: Bool
+    public var scale: Double { rules.scale }
+    public var causal: Bool { rules.causal }
     public var file: String { source.file }
     public var layerCount: Int { source.layerCount }
     public var headCount: Int { source.headCount }
@@ -18,11 +20,18 @@ public final class RecomputedAttention: AttentionSource {
     public var origin: AttentionOrigin { .recomputed(scale: scale, causal: causal) }
     private let reader: QueryKeyPrefetch
     private let scores = ScoreBuffers()
+    /// ALiBi's slope per head (empty without ALiBi).
+    private let slopes: [Double]
 
-    public init(_ source: QueryKeySource, scale: Double? = nil, causal: Bool = false) {
+    public init(
+        _ source: QueryKeySource, scale: Double? = nil, causal: Bool = false, windows: [Int?] = [],
+        softcap: Double? = nil, alibi: Bool = false
+    ) {
         self.source = source
-        self.scale = scale ?? 1 / Double(source.headDim).squareRoot()
-        self.causal = causal
+        rules = ScoreRules(
+            scale: scale ?? 1 / Double(source.headDim).squareRoot(), causal: causal, windows: windows,
+            softcap: softcap, alibi: alibi)
+        slopes = alibi ? ScoreRules.alibiSlopes(heads: source.headCount) : []
         reader = QueryKeyPrefetch(source)
     }
 
@@ -34,7 +43,7 @@ public final class RecomputedAttention: AttentionSource {
         var attention: LayerAttention?
         try AnalysisError.reported(against: file) {
             try Workers.alongside(reader.readAhead(next)) {
-                attention = try Self.attention(from: qk, scale: scale, causal: causal, layer: index, workers: workers)
+                attention = try Self.attention(from: qk, rules: rules, layer: index, workers: workers)
             }
         }
         return attention!
@@ -59,14 +68,16 @@ public final class RecomputedAttention: AttentionSource {
                         let out = buffers[worker]
                         counter.forEach(worker: worker) { item in
                             let h = heads.lowerBound + item
-                            Self.scores(head: h, of: qk, q: q, k: k, scale: scale, into: out.baseAddress!)
+                            Self.scores(head: h, of: qk, q: q, k: k, scale: rules.scale, into: out.baseAddress!)
                             // Softmax a few rows, hand them on while they are still in cache.
                             for r0 in stride(from: 0, to: s, by: rowsPerBlock) {
                                 let rows = r0..<Swift.min(s, r0 + rowsPerBlock)
                                 for i in rows {
-                                    RowKernels.softmax(out.baseAddress! + i * s, visible: causal ? i + 1 : s, count: s)
+                                    let first = Self.finish(
+                                        row: out.baseAddress! + i * s, i, keys: s, head: h, layer: index,
+                                        rules: rules, slopes: slopes)
                                     // A row comes out NaN (all of it) when q or k is not finite or Q·Kᵀ overflowed.
-                                    if out[i * s].isNaN {
+                                    if out[i * s + first].isNaN {
                                         throw Self.nonFiniteRow(layer: index, head: h, row: i, of: qk, q: q, k: k)
                                             .about(file: source.file)
                                     }
@@ -89,7 +100,15 @@ public final class RecomputedAttention: AttentionSource {
     public static func attention(
         from qk: LayerQueryKey, scale: Double, causal: Bool, layer: Int = 0, workers: Int = 1
     ) throws -> LayerAttention {
+        try attention(from: qk, rules: ScoreRules(scale: scale, causal: causal), layer: layer, workers: workers)
+    }
+
+    /// The attention of every head of one layer under `rules`, the heads shared out to `workers` workers.
+    public static func attention(
+        from qk: LayerQueryKey, rules: ScoreRules, layer: Int = 0, workers: Int = 1
+    ) throws -> LayerAttention {
         let s = qk.positions, h = qk.heads
+        let slopes = rules.alibi ? ScoreRules.alibiSlopes(heads: h) : []
         var out = [Float](repeating: 0, count: h * s * s)
         let counter = Workers.Counter(h, workers: workers)
         qk.queries.withUnsafeBufferPointer { q in
@@ -99,9 +118,14 @@ public final class RecomputedAttention: AttentionSource {
                     Workers.run(workers) { worker, _ in
                         counter.forEach(worker: worker) { head in
                             let scores = all.value.baseAddress! + head * s * s
-                            attention(head: head, of: qk, q: q, k: k, scale: scale, causal: causal, into: scores)
-                            if let i = (0..<s).first(where: { scores[$0 * s].isNaN }) {
-                                throw nonFiniteRow(layer: layer, head: head, row: i, of: qk, q: q, k: k)
+                            Self.scores(head: head, of: qk, q: q, k: k, scale: rules.scale, into: scores)
+                            for i in 0..<s {
+                                let first = finish(
+                                    row: scores + i * s, i, keys: s, head: head, layer: layer, rules: rules,
+                                    slopes: slopes)
+                                if scores[i * s + first].isNaN {
+                                    throw nonFiniteRow(layer: layer, head: head, row: i, of: qk, q: q, k: k)
+                                }
                             }
                         }
                     }
@@ -112,19 +136,36 @@ public final class RecomputedAttention: AttentionSource {
         return LayerAttention(heads: h, queries: s, keys: s, values: out)
     }
 
+    /// Turns query row `i`'s scaled scores into attention under `rules`: softcap and ALiBi on the keys it sees,
+    /// softmax over them, 0 for the others. Returns the first key it sees.
+    @inline(__always)
+    private static func finish(
+        row: UnsafeMutablePointer<Float>, _ i: Int, keys s: Int, head: Int, layer: Int, rules: ScoreRules,
+        slopes: [Double]
+    ) -> Int {
+        let visible = rules.visible(row: i, keys: s, layer: layer)
+        if rules.softcap != nil || rules.alibi {
+            rules.adjust(row, row: i, visible: visible, slope: rules.alibi ? slopes[head] : 0)
+        }
+        let first = visible.lowerBound
+        if first > 0 { row.update(repeating: 0, count: first) }
+        RowKernels.softmax(row + first, visible: visible.count, count: s - first)
+        return first
+    }
+
     /// Why row `row` of a head's softmax came out NaN: q or k holds a NaN or infinite value, or Q·Kᵀ·scale
     /// overflowed float32 although both are finite.
     static func nonFiniteRow(
         layer: Int, head: Int, row: Int, of qk: LayerQueryKey, q: UnsafeBufferPointer<Float>,
         k: UnsafeBufferPointer<Float>
     ) -> AnalysisError {
-        let s = qk.positions, d = qk.dim, base = head * s * d
+        let s = qk.positions, d = qk.dim, base = head * s * d, keyBase = qk.keyHead(of: head) * s * d
         let where_ = "layer \(layer), head \(head)"
         if (0..<d).contains(where: { !q[base + row * d + $0].isFinite }) {
             return AnalysisError(
                 "\(where_): q holds NaN or infinite values at position \(row): attention cannot be recomputed from it")
         }
-        if let p = (0..<s).first(where: { j in (0..<d).contains { !k[base + j * d + $0].isFinite } }) {
+        if let p = (0..<s).first(where: { j in (0..<d).contains { !k[keyBase + j * d + $0].isFinite } }) {
             return AnalysisError(
                 "\(where_): k holds NaN or infinite values at position \(p): attention cannot be recomputed from it")
         }
@@ -143,20 +184,8 @@ public final class RecomputedAttention: AttentionSource {
     ) {
         let s = qk.positions, d = qk.dim
         MatrixProduct.multiply(
-            q.baseAddress! + head * s * d, k.baseAddress! + head * s * d, into: scores,
+            q.baseAddress! + head * s * d, k.baseAddress! + qk.keyHead(of: head) * s * d, into: scores,
             m: s, n: s, k: d, transposeB: true, alpha: Float(scale))
-    }
-
-    /// One head's attention `[query, key]` into `scores` (S × S floats).
-    private static func attention(
-        head: Int, of qk: LayerQueryKey, q: UnsafeBufferPointer<Float>, k: UnsafeBufferPointer<Float>,
-        scale: Double, causal: Bool, into scores: UnsafeMutablePointer<Float>
-    ) {
-        let s = qk.positions
-        Self.scores(head: head, of: qk, q: q, k: k, scale: scale, into: scores)
-        for i in 0..<s {
-            RowKernels.softmax(scores + i * s, visible: causal ? i + 1 : s, count: s)
-        }
     }
 }
 

@@ -85,6 +85,7 @@ public final class SelectedQueryKey: QueryKeySource {
     public var headCount: Int { base.headCount }
     public var positionCount: Int { selection.kept.count }
     public var headDim: Int { base.headDim }
+    public var keyHeadCount: Int { base.keyHeadCount }
     public var tokens: [String]? { selection.labels(base.tokens) }
 
     public init(_ base: QueryKeySource, selection: TokenSelection) {
@@ -96,10 +97,10 @@ public final class SelectedQueryKey: QueryKeySource {
     public func layer(_ index: Int) throws -> LayerQueryKey {
         let full = try base.layer(index)
         let d = full.dim, kept = selection.kept
-        func pick(_ values: [Float]) -> [Float] {
+        func pick(_ values: [Float], heads: Int) -> [Float] {
             var out = [Float]()
-            out.reserveCapacity(full.heads * kept.count * d)
-            for h in 0..<full.heads {
+            out.reserveCapacity(heads * kept.count * d)
+            for h in 0..<heads {
                 for p in kept {
                     let start = (h * full.positions + p) * d
                     out.append(contentsOf: values[start..<(start + d)])
@@ -108,6 +109,7 @@ public final class SelectedQueryKey: QueryKeySource {
             return out
         }
         return LayerQueryKey(
-            heads: full.heads, positions: kept.count, dim: d, queries: pick(full.queries), keys: pick(full.keys))
+            heads: full.heads, keyHeads: full.keyHeads, positions: kept.count, dim: d,
+            queries: pick(full.queries, heads: full.heads), keys: pick(full.keys, heads: full.keyHeads))
     }
 }

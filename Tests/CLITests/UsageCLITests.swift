@@ -30,6 +30,12 @@ struct UsageCLITests {
         UsageCase(arguments: ["stats", text, "--max-memory", "lots"], names: "--max-memory expects a size"),
         UsageCase(arguments: ["heatmap", text, "--batch", "all", "-o", "x.png"], names: "--batch all is for stats"),
         UsageCase(arguments: ["stats", text, "--dtype", "int8"], names: "--dtype"),
+        UsageCase(arguments: ["stats", text, "--window", "-1"], names: "--window must be 0 (none) or more"),
+        UsageCase(arguments: ["stats", text, "--window", "4", "--no-causal"], names: "it needs causal masking"),
+        UsageCase(arguments: ["stats", text, "--window-layers", "even"], names: "--window-layers goes with --window"),
+        UsageCase(
+            arguments: ["stats", text, "--window", "4", "--window-layers", "some"], names: "--window-layers expects"),
+        UsageCase(arguments: ["stats", text, "--softcap", "-2"], names: "--softcap must be 0 (none)"),
         // Report formats.
         UsageCase(arguments: ["stats", text, "--json", "--csv"], names: "--json and --csv are exclusive"),
         UsageCase(arguments: ["heads", text, "--json", "--csv"], names: "--json and --csv are exclusive"),

@@ -71,6 +71,43 @@ struct InputOptions: ParsableArguments {
         parsing: .unconditional,
         help:
             """
+            With q and k (and causal): a sliding window of W keys, key j visible to query i when i − W < j ≤ i \
+            (Mistral, Gemma 2); 0 for none (default: the file's sliding_window and layer_types attributes).
+            """
+    )
+    var window: Int?
+
+    @Option(
+        name: .customLong("window-layers"),
+        help: "The layers --window applies to: even, odd, or a list such as 0,2,4 (default: every layer).")
+    var windowLayersText: String?
+
+    var windowLayers: WindowLayers? { windowLayersText.flatMap(WindowLayers.init) }
+
+    @Option(
+        parsing: .unconditional,
+        help:
+            """
+            With q and k: logit soft-capping, C·tanh(s/C) on the scaled scores before the mask (Gemma 2); 0 for \
+            none (default: the file's attn_logit_softcapping attribute).
+            """
+    )
+    var softcap: Double?
+
+    @Flag(
+        inversion: .prefixedNo,
+        help:
+            """
+            With q and k: add BLOOM's ALiBi bias, slope_h·(j − i), to the scaled scores (default: the file's alibi \
+            attribute, else none).
+            """
+    )
+    var alibi: Bool?
+
+    @Option(
+        parsing: .unconditional,
+        help:
+            """
             Only the first N tokens are real: the rest is padding, excluded from every analysis (overrides the \
             file's attention_mask or lengths).
             """
@@ -123,6 +160,25 @@ struct InputOptions: ParsableArguments {
         if let scale, !(scale.isFinite && scale > 0) {
             throw ValidationError("--scale must be a positive number, got \(scale)")
         }
+        if let window, window < 0 { throw ValidationError("--window must be 0 (none) or more, got \(window)") }
+        if let windowLayersText {
+            if WindowLayers(windowLayersText) == nil {
+                throw ValidationError(
+                    "--window-layers expects even, odd or layer numbers such as 0,2,4, got '\(windowLayersText)'")
+            }
+            if (window ?? 0) == 0 { throw ValidationError("--window-layers goes with --window W (W > 0)") }
+        }
+        if (window ?? 0) > 0 && causal == false {
+            throw ValidationError(
+                """
+                --window is a sliding window over the keys before each query (i − W < j ≤ i), so it needs causal \
+                masking: drop --no-causal
+                """
+            )
+        }
+        if let softcap, !(softcap.isFinite && softcap >= 0) {
+            throw ValidationError("--softcap must be 0 (none) or a positive number, got \(softcap)")
+        }
     }
 
     /// Opens the file and the attention in it (stored, or recomputed from Q and K); `sample` overrides `--batch`.
@@ -145,7 +201,8 @@ struct InputOptions: ParsableArguments {
         SourceOptions(
             dataset: dataset, batch: sample ?? batch, heads: heads, rawAs: dtype.map { _ in ElementType.bfloat16 },
             fromQK: fromQK,
-            scale: scale, causal: causal, padding: keepPadding ? .keep : .exclude(length: length),
+            scale: scale, causal: causal, window: window, windowLayers: windowLayers, softcap: softcap, alibi: alibi,
+            padding: keepPadding ? .keep : .exclude(length: length),
             checksLayerMemory: checksLayerMemory)
     }
 }

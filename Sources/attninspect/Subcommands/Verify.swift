@@ -84,7 +84,7 @@ extension AttnInspect {
                     findings.append(
                         try .comparing(
                             source, with: other, tolerance: qkTolerance, scale: recomputation.scale,
-                            causal: recomputation.causal))
+                            causal: recomputation.causal, extras: recomputation.extras))
                 }
             }
             Console.print(VerifyReport.text(findings))
