@@ -50,6 +50,8 @@ compare: compares OLD and NEW case by case and file by file, byte for byte; prin
 (`DIFF` or `allowed`, the case id, the file, and for text files a unified diff of at most 20 lines; for .npy of the
 same header, how many values differ and the largest difference), then `N cases, M identical, K differ`.
 Exit status 1 when a difference is not allowed, else 0. `--allow FILE`: lines `<case-id-glob> <file-glob>  # reason`
+(or `<case-id-glob> <file-glob> ~ <regex>  # reason`: allowed only when the texts are equal without the lines the
+regex matches)
 (fnmatch globs; `#` starts a comment; a missing case counts as file `(case)`), the differences the refactor is meant
 to make; they are printed marked `allowed` and do not fail the comparison. A rule that matched nothing is reported.
 """
@@ -944,22 +946,35 @@ def read_allow(path):
             line = line.split("#", 1)[0].strip()
             if not line:
                 continue
-            parts = line.split()
+            parts = line.split(None, 3)
+            if len(parts) == 4 and parts[2] == "~":
+                # `<case-glob> <file-glob> ~ <regex>`: only lines matching the regex were added or removed.
+                rules.append([parts[0], parts[1], 0, number, re.compile(parts[3])])
+                continue
             if len(parts) != 2:
-                raise SystemExit("%s:%d: expected `<case-id-glob> <file-glob>  # reason`" % (path, number))
-            rules.append([parts[0], parts[1], 0, number])
+                raise SystemExit("%s:%d: expected `<case-id-glob> <file-glob> [~ <line-regex>]  # reason`"
+                                 % (path, number))
+            rules.append([parts[0], parts[1], 0, number, None])
     return rules
 
 
 def compare(args):
     rules = read_allow(args.allow) if args.allow else []
 
-    def allowed(case, name):
+    def allowed(case, name, a=None, b=None):
         hit = False
         for rule in rules:
-            if fnmatch.fnmatchcase(case, rule[0]) and fnmatch.fnmatchcase(name, rule[1]):
-                rule[2] += 1
-                hit = True
+            if not (fnmatch.fnmatchcase(case, rule[0]) and fnmatch.fnmatchcase(name, rule[1])):
+                continue
+            if rule[4] is not None:
+                if a is None or b is None:
+                    continue
+                kept = [[line for line in t.decode("utf-8", "replace").splitlines() if not rule[4].search(line)]
+                        for t in (a, b)]
+                if kept[0] != kept[1]:
+                    continue
+            rule[2] += 1
+            hit = True
         return hit
 
     def cases_in(folder):
@@ -1000,7 +1015,7 @@ def compare(args):
                         summary = npy_summary(a, b)
                         if summary:
                             text += "; " + summary
-                notes.append((allowed(case, name), text))
+                notes.append((allowed(case, name, a, b), text))
         if not notes:
             identical += 1
             continue

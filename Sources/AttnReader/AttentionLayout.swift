@@ -10,14 +10,17 @@ public struct ReadOptions: Sendable {
     public var heads: Int?
     /// Use Q and K even when the file also holds attention.
     public var fromQK: Bool
+    /// The order of the stored attention's axes (`--axes`); nil: the file's `axes` attribute, else by rank.
+    public var axes: DeclaredAxes?
     /// Refuse attention whose one layer of work exceeds `MemoryBudget.layerLimitBytes` (`layerMemory`).
     /// False for `info`, which reads no layer and says what one needs instead.
     public var checksLayerMemory: Bool
 
     public init(
-        dataset: String? = nil, batch: Int? = nil, heads: Int? = nil, fromQK: Bool = false,
+        dataset: String? = nil, batch: Int? = nil, heads: Int? = nil, fromQK: Bool = false, axes: DeclaredAxes? = nil,
         checksLayerMemory: Bool = true
     ) {
+        self.axes = axes
         self.dataset = dataset
         self.batch = batch
         self.heads = heads
@@ -278,17 +281,21 @@ enum LayerTensors {
         }
     }
 
-    /// Reads layer `index`: `[layer?, batch?, ...]` fixed on a single tensor, `[batch?, ...]` on a per-layer one.
-    func readLayer(_ index: Int, hasLayerAxis: Bool, batch: Int?) throws -> [Float] {
+    /// Reads layer `index`: `[layer?, batch?, ...]` (or `[batch, layer, ...]` with `batchFirst`) fixed on a single
+    /// tensor, `[batch?, ...]` on a per-layer one.
+    func readLayer(_ index: Int, hasLayerAxis: Bool, batch: Int?, batchFirst: Bool = false) throws -> [Float] {
         switch self {
         case .single(let t):
-            var leading: [Int] = []
-            if hasLayerAxis { leading.append(index) }
-            if let batch { leading.append(batch) }
-            return try t.readBlock(leading: leading)
+            return try t.readBlock(leading: Self.leading(index, hasLayerAxis: hasLayerAxis, batch: batch, batchFirst))
         case .perLayer(let all):
             return try all[index].readBlock(leading: batch.map { [$0] } ?? [])
         }
+    }
+
+    /// The leading indices of layer `index` (and the batch sample) on a single tensor, in the tensor's order.
+    static func leading(_ index: Int, hasLayerAxis: Bool, batch: Int?, _ batchFirst: Bool) -> [Int] {
+        let layer = hasLayerAxis ? [index] : [], sample = batch.map { [$0] } ?? []
+        return batchFirst ? sample + layer : layer + sample
     }
 
     /// Throws, for the first tensor whose data is never read (`StoredTensor.unreadable`), why.
@@ -345,6 +352,9 @@ public struct LayoutSummary: Sendable {
     public let datasets: String
     /// The axes as read, e.g. `[layer, batch, head, query, key]`.
     public let axes: String
+    /// Whether the axes were declared (`--axes`, the `axes` attribute) rather than taken from the rank; nil for
+    /// layouts whose rank leaves no doubt (per-layer datasets, 2 or 3 axes, q and k).
+    public var guessedFromRank = false
     /// The batch axis length and the sample used, when there is one.
     public let batch: (size: Int, used: Int)?
     /// For per-layer datasets: the layer number each dataset carries, in order.

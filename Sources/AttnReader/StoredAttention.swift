@@ -29,6 +29,8 @@ public final class StoredAttention: AttentionSource {
     private let batchIndex: Int?
     private let hasLayerAxis: Bool
     private let hasHeadAxis: Bool
+    /// The batch axis comes before the layer axis (`--axes B,L,H,Q,K`).
+    private let batchFirst: Bool
 
     init(file dump: DumpFile, layers: LayerTensors, options: ReadOptions, tokens: [String]?) throws {
         file = dump.path
@@ -36,8 +38,16 @@ public final class StoredAttention: AttentionSource {
         let first = layers.first
         let shape = first.shape
         var batchSize: Int?
-        let axes: [String]
+        var axes: [String]
+        let declared = try options.axes ?? Self.declaredAxes(in: dump)
+        var perLayer = false
+        if case .perLayer = layers { perLayer = true }
+        if let declared, let problem = declared.problem(shape: shape, perLayer: perLayer) {
+            throw AttnError(file: dump.path, dataset: first.label, problem)
+        }
         switch layers {
+        case .single where declared != nil:
+            axes = declared!.axes.map(\.rawValue)
         case .single:
             switch shape.count {
             case 2: axes = ["query", "key"]
@@ -53,6 +63,9 @@ public final class StoredAttention: AttentionSource {
                     """
                 )
             }
+        case .perLayer where declared != nil:
+            axes = declared!.axes.map(\.rawValue)
+            try layers.checkUniform(file: dump.path)
         case .perLayer:
             switch shape.count {
             case 2: axes = ["query", "key"]
@@ -79,6 +92,7 @@ public final class StoredAttention: AttentionSource {
         func size(_ axis: String) -> Int? { axes.firstIndex(of: axis).map { shape[$0] } }
         hasLayerAxis = size("layer") != nil
         hasHeadAxis = size("head") != nil
+        batchFirst = (axes.firstIndex(of: "batch") ?? .max) < (axes.firstIndex(of: "layer") ?? .max)
         switch layers {
         case .single: layerCount = size("layer") ?? 1
         case .perLayer(let all): layerCount = all.count
@@ -109,14 +123,33 @@ public final class StoredAttention: AttentionSource {
                 $0.count == expectedKeys ? $0 : nil
             }
         }
-        summary = LayoutSummary(
+        var summary = LayoutSummary(
             datasets: layers.label, axes: "[" + axes.joined(separator: ", ") + "]",
             batch: batchSize.map { ($0, usedBatch) }, layerNumbers: layers.layerNumbers)
+        if case .single = layers, declared == nil, shape.count == 4 { summary.guessedFromRank = true }
+        self.summary = summary
+    }
+
+    /// The file's root attribute `axes`, parsed; nil when it has none, an error when it cannot be read.
+    static func declaredAxes(in dump: DumpFile) throws -> DeclaredAxes? {
+        guard let attribute = dump.attribute("axes") else { return nil }
+        guard case .strings(let texts) = attribute, texts.count == 1,
+            let axes = DeclaredAxes(texts[0], origin: "the file's axes attribute (\(texts[0]))")
+        else {
+            throw AttnError(
+                file: dump.path,
+                """
+                attribute axes should name the attention's axes in order, e.g. "layer,batch,head,query,key" or \
+                "L,B,H,Q,K", found \(attribute); override it with --axes
+                """
+            )
+        }
+        return axes
     }
 
     public func layer(_ index: Int) throws -> LayerAttention {
         precondition(index >= 0 && index < layerCount, "layer index checked by the caller")
-        let values = try tensors.readLayer(index, hasLayerAxis: hasLayerAxis, batch: batchIndex)
+        let values = try tensors.readLayer(index, hasLayerAxis: hasLayerAxis, batch: batchIndex, batchFirst: batchFirst)
         return LayerAttention(heads: headCount, queries: queryCount, keys: keyCount, values: values)
     }
 
@@ -131,16 +164,16 @@ public final class StoredAttention: AttentionSource {
     /// Row-block access to layer `index` without libhdf5 or a whole-layer read, when its storage allows.
     private func directRows(layer index: Int) -> DirectRows? {
         let tensor: StoredTensor
-        var prefix: [Int] = []
+        let prefix: [Int]
         switch tensors {
         case .single(let t):
             tensor = t
-            if hasLayerAxis { prefix.append(index) }
+            prefix = LayerTensors.leading(index, hasLayerAxis: hasLayerAxis, batch: batchIndex, batchFirst)
         case .perLayer(let all):
             tensor = all[index]
+            prefix = batchIndex.map { [$0] } ?? []
         }
         guard let storage = tensor.directStorage else { return nil }
-        if let batchIndex { prefix.append(batchIndex) }
         let withHead = hasHeadAxis
         return DirectRows(
             storage: storage, shape: tensor.shape, headAxis: withHead ? prefix.count : nil,

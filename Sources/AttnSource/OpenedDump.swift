@@ -15,6 +15,9 @@ public struct SourceOptions: Sendable {
     public var fromQK: Bool
     /// With q and k: the factor of Q·Kᵀ (nil: the file's `scale` attribute, else 1/√d).
     public var scale: Double?
+    /// The order of the stored attention's axes (`--axes`); nil: the file's `axes` attribute, else by rank (4 axes
+    /// as [layer, head, query, key], said in a note).
+    public var axes: DeclaredAxes?
     /// With q and k: the causal mask (nil: the file's `causal` attribute, else not causal).
     public var causal: Bool?
     /// With q and k: a sliding window of W keys (0: none), on `windowLayers` (nil: every layer); nil: the file's
@@ -33,9 +36,10 @@ public struct SourceOptions: Sendable {
     public init(
         dataset: String? = nil, batch: Int? = nil, heads: Int? = nil, rawAs: ElementType? = nil, fromQK: Bool = false,
         scale: Double? = nil, causal: Bool? = nil, window: Int? = nil, windowLayers: WindowLayers? = nil,
-        softcap: Double? = nil, alibi: Bool? = nil, padding: PaddingChoice = .exclude(length: nil),
-        checksLayerMemory: Bool = true
+        softcap: Double? = nil, alibi: Bool? = nil, axes: DeclaredAxes? = nil,
+        padding: PaddingChoice = .exclude(length: nil), checksLayerMemory: Bool = true
     ) {
+        self.axes = axes
         self.window = window
         self.windowLayers = windowLayers
         self.softcap = softcap
@@ -78,7 +82,7 @@ public struct OpenedDump {
             dump,
             options: ReadOptions(
                 dataset: options.dataset, batch: options.batch, heads: options.heads,
-                fromQK: options.fromQK, checksLayerMemory: options.checksLayerMemory))
+                fromQK: options.fromQK, axes: options.axes, checksLayerMemory: options.checksLayerMemory))
         var source: AttentionSource
         var recomputation = Recomputation(scale: options.scale, causal: options.causal ?? false)
         func recomputed(_ qk: QueryKeySource) -> RecomputedAttention {
@@ -124,6 +128,14 @@ public struct OpenedDump {
                 """
             )
             padding = selection
+        }
+        if layout.summary.guessedFromRank {
+            note(
+                """
+                \(path): \(layout.summary.datasets) read as \(layout.summary.axes), from its number of axes; \
+                --axes B,H,Q,K for one layer of a batch (or a root attribute axes)
+                """
+            )
         }
         if let why = dump.unreadableTokenLabels() { note("\(path): no token labels used: \(why)") }
         if let b = layout.summary.batch, options.batch == nil, b.size > 1 {

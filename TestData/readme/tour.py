@@ -18,3 +18,4 @@ with h5py.File("tour.h5", "w") as f:
     f.create_dataset("tokens", data=tokenizer.convert_ids_to_tokens(inputs["input_ids"][0]),
                      dtype=h5py.string_dtype())
     f.attrs["model"] = name
+    f.attrs["axes"] = "layer,head,query,key"                          # says what the 4 axes are (no batch)

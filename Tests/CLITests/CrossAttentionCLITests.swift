@@ -69,7 +69,7 @@ struct CrossAttentionCLITests {
         arguments: [["rollout"], ["rollout", "--gradients"], ["flow"]])
     func chained(command: [String]) throws {
         let scratch = try Scratch()
-        let r = try Run(command + [text, "-o", scratch.file("x.npy")])
+        let r = try Run(command + [text, "-o", scratch.file("x.npy"), "-q"])
         #expect(
             r.status == 1
                 && r.stderr.contains("needs self-attention with queries = keys; this attention has 5 queries × 8 keys"),

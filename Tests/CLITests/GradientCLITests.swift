@@ -26,7 +26,7 @@ struct GradientCLITests {
     func refusals() throws {
         let scratch = try Scratch()
         let out = scratch.file("r.npy")
-        let none = try Run(["rollout", path("no_grads.npz"), "--gradients", "-o", out])
+        let none = try Run(["rollout", path("no_grads.npz"), "--gradients", "-o", out, "-q"])
         #expect(
             none.status == 1 && none.stderr.contains("no attention gradients found")
                 && none.stderr.filter { $0 == "\n" }.count == 1)

@@ -641,16 +641,16 @@ struct NothingLostCLITests {
     @Test("a failed write to stdout is an error: /dev/full, a closed stdout; a reader closing the pipe stays quiet")
     func stdoutFailures() throws {
         let scratch = try Scratch()
-        let full = try bash("'\(binary)' stats '\(dump)' --json > /dev/full", in: scratch.path)
+        let full = try bash("'\(binary)' stats '\(dump)' --json -q > /dev/full", in: scratch.path)
         #expect(
             full.status == 1 && full.stderr == "attninspect: cannot write standard output: No space left on device\n",
             "\(full.stderr)")
-        let closed = try bash("'\(binary)' stats '\(dump)' >&-", in: scratch.path)
+        let closed = try bash("'\(binary)' stats '\(dump)' -q >&-", in: scratch.path)
         #expect(
             closed.status == 1 && closed.stderr == "attninspect: cannot write standard output: Bad file descriptor\n",
             "\(closed.stderr)")
         let piped = try bash(
-            "set -o pipefail; '\(binary)' stats '\(dump)' --json | head -c 1 > /dev/null", in: scratch.path)
+            "set -o pipefail; '\(binary)' stats '\(dump)' --json -q | head -c 1 > /dev/null", in: scratch.path)
         #expect(piped.status == 0 && piped.stderr.isEmpty, "\(piped.stderr)")
         // A closed stdout must not become the first file opened: the output file gets none of the table.
         let output = scratch.file("r.npy")

@@ -21,7 +21,7 @@ struct MutantCLITests {
     func clean(name: String) throws {
         let path = Fixtures.path("synthetic/bad/mutants/\(name).h5")
         for command in ["info", "stats"] {
-            let r = try Run([command, path])
+            let r = try Run([command, path, "-q"])
             #expect(
                 r.status == 0 || (r.status == 1 && r.stderr.filter { $0 == "\n" }.count == 1),
                 "\(command) \(name): \(r.status) \(r.stderr)")
@@ -119,7 +119,7 @@ struct MutantCLITests {
         // named is the first in reading order whatever the number of threads and their scheduling.
         let layer = command == "show" ? 2 : 0
         for threads in ["1", "2", "3", "5", "2", "3", "5", "2"] {
-            let r = try Run([command, path], environment: ["ATTNINSPECT_THREADS": threads])
+            let r = try Run([command, path, "-q"], environment: ["ATTNINSPECT_THREADS": threads])
             #expect(r.status == (command == "verify" ? 2 : 1) && r.stdout.isEmpty)
             #expect(
                 r.stderr

@@ -38,7 +38,7 @@ struct ResourceGuardCLITests {
     func infoOverLimit() throws {
         let base = Fixtures.path("synthetic/base_f32.npy")
         // 2 heads × 10 × 10 float32 values, twice (the layer and its analysis): 1600 bytes.
-        let limited = try Run(["info", base, "--max-memory", "1K"])
+        let limited = try Run(["info", base, "--max-memory", "1K", "-q"])
         #expect(limited.status == 0 && limited.stderr.isEmpty, "\(limited.stderr)")
         #expect(
             limited.stdout.contains(

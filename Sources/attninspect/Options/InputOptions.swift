@@ -49,6 +49,15 @@ struct InputOptions: ParsableArguments {
     )
     var dtype: RawType?
 
+    @Option(
+        help:
+            """
+            The order of the stored attention's axes, e.g. B,H,Q,K (one layer of a batch), L,B,H,Q,K, B,L,H,Q,K \
+            (letters or layer,batch,head,query,key; default: the file's axes attribute, else by the number of axes).
+            """
+    )
+    var axes: String?
+
     @Flag(name: .customLong("from-qk"), help: "Recompute attention from q and k even when the file stores attention.")
     var fromQK = false
 
@@ -160,6 +169,13 @@ struct InputOptions: ParsableArguments {
         if let scale, !(scale.isFinite && scale > 0) {
             throw ValidationError("--scale must be a positive number, got \(scale)")
         }
+        if let axes, DeclaredAxes(axes, origin: "--axes") == nil {
+            throw ValidationError(
+                "--axes expects letters L, B, H, Q, K (or layer, batch, head, query, key) in order, got '\(axes)'")
+        }
+        if axes != nil && fromQK {
+            throw ValidationError("--axes describes stored attention; with --from-qk the axes of q and k are read")
+        }
         if let window, window < 0 { throw ValidationError("--window must be 0 (none) or more, got \(window)") }
         if let windowLayersText {
             if WindowLayers(windowLayersText) == nil {
@@ -202,6 +218,7 @@ struct InputOptions: ParsableArguments {
             dataset: dataset, batch: sample ?? batch, heads: heads, rawAs: dtype.map { _ in ElementType.bfloat16 },
             fromQK: fromQK,
             scale: scale, causal: causal, window: window, windowLayers: windowLayers, softcap: softcap, alibi: alibi,
+            axes: axes.flatMap { DeclaredAxes($0, origin: "--axes \($0)") },
             padding: keepPadding ? .keep : .exclude(length: length),
             checksLayerMemory: checksLayerMemory)
     }

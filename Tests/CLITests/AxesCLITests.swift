@@ -1,0 +1,56 @@
+import AttnTestSupport
+import Foundation
+import Testing
+
+/// Axes said, not guessed: --axes and the root attribute `axes` (TestData/synthetic/layouts/make_axes_cases.py, from
+/// batch_LBHQK.npy, whose answers are known).
+@Suite("Command line: --axes and the axes attribute")
+struct AxesCLITests {
+    static let reference = Fixtures.path("synthetic/batch_LBHQK.npy")
+    static func layouts(_ name: String) -> String { Fixtures.path("synthetic/layouts/\(name)") }
+
+    func csv(_ arguments: [String]) throws -> String {
+        let r = try Run(["stats"] + arguments + ["--csv", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        return r.stdout
+    }
+
+    @Test("the batch first (B,L,H,Q,K), by --axes or by the attribute, reads what (L,B,H,Q,K) reads", arguments: [1, 2])
+    func batchFirst(sample: Int) throws {
+        let expected = try csv([Self.reference, "--batch", "\(sample)"])
+        #expect(try csv([Self.layouts("batch_BLHQK.npy"), "--axes", "B,L,H,Q,K", "--batch", "\(sample)"]) == expected)
+        #expect(
+            try csv([Self.layouts("batch_BLHQK.npy"), "--axes", "batch,layer,head,query,key", "--batch", "\(sample)"])
+                == expected)
+        #expect(try csv([Self.layouts("batch_BLHQK_axes.h5"), "--batch", "\(sample)"]) == expected)
+        // Without a declaration five axes are [layer, batch, ...] (torch.stack(out.attentions)): other numbers.
+        let guessed = try Run(["stats", Self.layouts("batch_BLHQK.npy"), "--batch", "\(sample)", "--csv"])
+        #expect(guessed.stdout != expected)
+    }
+
+    @Test("one layer of a batch (np.save(out.attentions[2])): --axes B,H,Q,K; without it, a note names it")
+    func oneLayerOfABatch() throws {
+        let expected = try csv([Self.reference, "--batch", "2", "--layer", "2"])
+        let declared = try csv([Self.layouts("layer2_BHQK.npy"), "--axes", "B,H,Q,K", "--batch", "2"])
+        #expect(
+            declared.split(separator: "\n").dropFirst().map { $0.dropFirst(2) }
+                == expected.split(separator: "\n").dropFirst().map { $0.dropFirst(2) })  // layer 0 here, 2 there
+        let guessed = try Run(["info", Self.layouts("layer2_BHQK.npy")])
+        #expect(guessed.stderr.contains("read as [layer, head, query, key], from its number of axes; --axes B,H,Q,K"))
+        #expect(try Run(["info", Self.layouts("layer2_BHQK.npy"), "-q"]).stderr.isEmpty)
+    }
+
+    @Test(
+        "axes that cannot describe the tensor: one line naming the declaration",
+        arguments: [
+            (["--axes", "H,L,B,Q,K"], "the heads must come just before the queries"),
+            (["--axes", "L,B,H,K,Q"], "the last two axes must be the queries and the keys"),
+            (["--axes", "B,H,Q,K"], "--axes B,H,Q,K names 4 axes, but the tensor has 5"),
+            (["--axes", "L,L,H,Q,K"], "names an axis twice")
+        ])
+    func refused(arguments: [String], message: String) throws {
+        let r = try Run(["stats", Self.layouts("batch_BLHQK.npy")] + arguments)
+        #expect(
+            r.status == 1 && r.stderr.contains(message) && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+    }
+}
