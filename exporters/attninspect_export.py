@@ -15,7 +15,9 @@ dimension):
     attention_mask  (K,) or (B, K)                     int8, 1 for a real token, 0 for padding
 
 Root attributes: model (str), patch_grid ([rows, cols]), prefix_tokens (int), causal (int8 0/1), scale (float64),
-num_heads (int), plus any given in `attributes`. See README.md beside this file.
+num_heads (int), axes (str, for a single attention tensor: "layer,head,query,key" or "layer,batch,head,query,key"),
+num_key_value_heads (int, when k has fewer heads than q), plus any given in `attributes` (sliding_window,
+layer_types, attn_logit_softcapping, alibi for decoder rules). See README.md beside this file.
 
     from attninspect_export import write_dump, export_hf
     write_dump("dump.h5", attentions=attn, tokens=["[CLS]", "hello", "[SEP]"], model="my-bert")
@@ -95,6 +97,11 @@ def write_dump(path, attentions=None, q=None, k=None, tokens=None, key_tokens=No
     if attention_mask is not None:
         datasets["attention_mask"] = _checked_mask(attention_mask, geometry["batch"], geometry["keys"])
     root = _checked_attributes(geometry, model, patch_grid, prefix_tokens, causal, scale, num_heads, attributes)
+    if geometry["has_attentions"] and not per_layer and "axes" not in root:
+        # What the attention's axes are, so that attninspect need not infer it from their number.
+        root["axes"] = "layer,batch,head,query,key" if geometry["batch"] is not None else "layer,head,query,key"
+    if geometry["key_heads"] is not None and geometry["key_heads"] != geometry["heads"]:
+        root.setdefault("num_key_value_heads", np.int64(geometry["key_heads"]))
 
     directory = os.path.dirname(os.path.abspath(path))
     descriptor, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
@@ -143,9 +150,13 @@ def _checked_arrays(attentions, q, k, dtype):
         if not np.all(np.isfinite(stored)):
             raise ValueError(f"{name}: values beyond ±65504 overflow float16: write float32")
         arrays[name] = stored
-    if q is not None and arrays["q"].shape != arrays["k"].shape:
-        raise ValueError(f"q {arrays['q'].shape} and k {arrays['k'].shape} must have the same shape "
-                         "[layer, (batch,) head, position, dim]; for cross-attention write attentions")
+    if q is not None:
+        qs, ks = arrays["q"].shape, arrays["k"].shape
+        same_but_heads = len(qs) == len(ks) and all(a == b for i, (a, b) in enumerate(zip(qs, ks)) if i != len(qs) - 3)
+        if not same_but_heads or qs[-3] % ks[-3] != 0:
+            raise ValueError(f"q {qs} and k {ks} must have the same shape [layer, (batch,) head, position, dim], "
+                             "or k fewer heads dividing q's (grouped-query attention); for cross-attention write "
+                             "attentions")
     return arrays
 
 
@@ -165,7 +176,8 @@ def _geometry(arrays):
                 raise ValueError(f"{first[0]} has {first[index]} {axis} but {other[0]} has {other[index]}: "
                                  "they must describe the same attention")
     return {"layers": first[1], "batch": first[2], "heads": first[3], "queries": first[4], "keys": first[5],
-            "has_qk": "q" in arrays}
+            "has_qk": "q" in arrays, "has_attentions": "attentions" in arrays,
+            "key_heads": arrays["k"].shape[-3] if "k" in arrays else None}
 
 
 def _checked_labels(name, labels, batch, count):

@@ -305,6 +305,18 @@ def arrays_f16_gzip(outdir):
                        [sample_record(stored, tokens)], {"model": "arrays, float16"})
 
 
+def arrays_gqa(outdir):
+    """write_dump with grouped-query q and k: 4 query heads over 2 key heads, causal (query head h uses key head
+    h // 2, as Hugging Face's repeat_kv); the reference repeats k, attninspect must not need to."""
+    rng = np.random.default_rng(10)
+    q = rng.normal(size=(2, 4, 10, 8)).astype(np.float32)
+    k = rng.normal(size=(2, 2, 10, 8)).astype(np.float32)
+    write_dump(os.path.join(outdir, "arrays_gqa.h5"), q=q, k=k, causal=True, model="arrays, GQA")
+    attention = recomputed(q, np.repeat(k, 2, axis=1), 1 / np.sqrt(8), causal=True)
+    return expectation("write_dump: q [2, 4, 10, 8] and k [2, 2, 10, 8] (grouped-query), causal",
+                       [sample_record(attention)], {"model": "arrays, GQA", "causal": True})
+
+
 def arrays_per_layer(outdir):
     """write_dump per_layer=True: /layer_00/attn, q, k; the attention is softmax(Q·Kᵀ/√d) of the q and k."""
     rng = np.random.default_rng(9)
@@ -320,7 +332,7 @@ def arrays_per_layer(outdir):
 
 DUMPS = {"hf_text.h5": hf_text, "hf_text_batch.h5": hf_text_batch, "hf_cross.h5": hf_cross, "hf_vit.h5": hf_vit,
          "hf_deit.h5": hf_deit, "tl_qk.h5": tl_qk, "tl_pattern.h5": tl_pattern,
-         "arrays_f16_gzip.h5": arrays_f16_gzip, "arrays_per_layer.h5": arrays_per_layer}
+         "arrays_f16_gzip.h5": arrays_f16_gzip, "arrays_per_layer.h5": arrays_per_layer, "arrays_gqa.h5": arrays_gqa}
 
 
 # --------------------------------------------------------------------------------------------------------------
