@@ -51,7 +51,10 @@ public enum AttentionLayout {
     }
 
     /// Names that mean "attention probabilities", in order of preference.
-    static let attentionNames = ["attentions", "attention", "attn", "attention_probs", "attn_weights"]
+    static let attentionNames = [
+        "attentions", "attention", "attn", "attention_probs", "attn_weights", "attn_probs", "attention_weights",
+        "self_attn", "self_attention"
+    ]
     static let queryNames = ["q", "query"]
     static let keyNames = ["k", "key"]
 
@@ -89,6 +92,26 @@ public enum AttentionLayout {
         }
         if let named = file.container.tensors.first(where: { attentionNames.contains(lastComponent($0.name)) }) {
             throw AttnError(.unsupported, file: file.path, dataset: named.label, unsupportedDtype(named.info.element))
+        }
+        // No conventional name: a family of datasets that differ only in one number and can be per-layer
+        // attention (`arr_0`, `arr_1`, ... as np.savez(*out.attentions) writes them) is the layers.
+        let families = attentionFamilies(floating)
+        if families.count == 1 {
+            return .attention(
+                try StoredAttention(file: file, layers: .perLayer(families[0]), options: options, tokens: tokens))
+        }
+        if families.count > 1 {
+            let listed = families.map { family in
+                "\(layerNumber(in: family[0].name)?.pattern ?? family[0].name) (\(family.count) datasets)"
+            }
+            throw AttnError(
+                file: file.path,
+                """
+                several families of per-layer datasets could be the attention: \(listed.joined(separator: ", ")); \
+                choose one with --dataset and its name before the number (e.g. --dataset \
+                \(familyPrefix(families[0])))
+                """
+            )
         }
         // No conventional name: the only floating tensor whose last two axes can be queries × keys.
         // (A file holding a single tensor may be rectangular: cross-attention or one computed map.)
@@ -142,8 +165,40 @@ public enum AttentionLayout {
         if let group = try perLayerGroup(inside, names: names, file: file, anyName: true) {
             return .perLayer(group)
         }
+        // A family named by the part of its names before the number: `--dataset arr_`, `--dataset model.layers.`.
+        let bare = wanted.trimmingPrefix("/")
+        let named = floatingTensors(of: file).filter { $0.name.trimmingPrefix("/").hasPrefix(bare) }
+        if let group = try perLayerGroup(named, names: names, file: file, anyName: true) {
+            return .perLayer(group)
+        }
         throw AttnError(
             file: file.path, "no dataset or member named '\(wanted)'; found: \(listing(file.container.tensors))")
+    }
+
+    /// Families of two or more floating tensors whose names differ only in one number, of one shape that can be a
+    /// layer of attention (2 to 4 axes, the last two square), each ordered by its number.
+    static func attentionFamilies(_ tensors: [StoredTensor]) -> [[StoredTensor]] {
+        var groups: [String: [(Int, StoredTensor)]] = [:]
+        var order: [String] = []
+        for t in tensors
+        where (2...4).contains(t.shape.count) && t.shape[t.shape.count - 1] == t.shape[t.shape.count - 2] {
+            guard let (pattern, number) = layerNumber(in: t.name) else { continue }
+            if groups[pattern] == nil { order.append(pattern) }
+            groups[pattern, default: []].append((number, t))
+        }
+        return order.compactMap { pattern in
+            let members = groups[pattern]!.sorted { $0.0 < $1.0 }
+            guard members.count >= 2, Set(members.map(\.1.shape)).count == 1,
+                Set(members.map(\.0)).count == members.count
+            else { return nil }
+            return members.map(\.1)
+        }
+    }
+
+    /// What `--dataset` takes to name a family: its name before the number (`arr_`, `model.layers.`).
+    static func familyPrefix(_ family: [StoredTensor]) -> String {
+        let pattern = layerNumber(in: family[0].name)?.pattern ?? family[0].name
+        return String(pattern.prefix { $0 != "#" })
     }
 
     private static func floatingTensors(of file: DumpFile) -> [StoredTensor] {
@@ -244,9 +299,12 @@ public enum AttentionLayout {
         }
         var forms = [component]
         if let hash = component.firstIndex(of: "#") {
-            forms.append(trimmed(component[..<hash]) + trimmed(component[component.index(after: hash)...]))
-            forms.append(trimmed(component[component.index(after: hash)...]))
+            let after = trimmed(component[component.index(after: hash)...])
+            forms.append(trimmed(component[..<hash]) + after)
+            forms.append(after)
             forms.append(trimmed(component[..<hash]))
+            // `encoder.layer.#.attention.self`, `model.layers.#.self_attn.weights`: the first word after the number.
+            if let word = after.split(separator: ".").first { forms.append(String(word)) }
         }
         return forms.compactMap { names.firstIndex(of: $0) }.min()
     }

@@ -14,8 +14,16 @@ struct MutantCLITests {
     static let mutants = [
         "big_endian.m3", "cross_vision.m5", "huge_attention.m1", "layers_numbered.m7", "padded_mask_bool.m5",
         "per_layer_grads.m13", "single_f32.m1", "single_f32.m5", "userblock_gzip.m9", "nested_single.m39", "hf_text.m5",
-        "arrays_f16_gzip.m15", "hf_cross.m7", "userblock_gzip.m9.m7"
+        "arrays_f16_gzip.m15", "hf_cross.m7", "userblock_gzip.m9.m7", "hf_deit.m3"
     ]
+
+    @Test("a damaged attribute table (which crashed libhdf5 in H5Aiterate2) is listed in a child: info says so")
+    func damagedAttributeTable() throws {
+        let r = try Run(["info", Fixtures.path("synthetic/bad/mutants/hf_deit.m3.h5"), "-q"])
+        #expect(r.status == 0 && r.stderr.isEmpty, "\(r.stderr)")
+        #expect(r.stdout.contains("(attributes) = <damaged: libhdf5 could not list them all>"), "\(r.stdout)")
+        #expect(r.stdout.contains("layers: 2, heads: 3, queries: 14, keys: 14"))
+    }
 
     @Test("info and stats end cleanly", arguments: mutants)
     func clean(name: String) throws {

@@ -184,8 +184,15 @@ final class HDF5Container: TensorContainer {
                 }
                 batch.removeAll()
             }
-            for owner in attributeOwners {
-                for name in attributeNames(of: owner.object.id) {
+            let owners = attributeOwners
+            let listed = attributeNamesIsolated(owners.map(\.object.id))
+            for (owner, names) in zip(owners, listed) {
+                if names?.complete != true {
+                    let why = names == nil ? "libhdf5 crashed listing them" : "libhdf5 could not list them all"
+                    result.append(
+                        Attribute(owner: owner.path, name: "(attributes)", value: .other("damaged: \(why)")))
+                }
+                for name in names?.names ?? [] {
                     guard let attribute = HDF5Handle(H5Aopen(owner.object.id, name, cattn_h5p_default()), .attribute)
                     else {
                         _ = HDF5Library.errorReason()
@@ -219,6 +226,46 @@ final class HDF5Container: TensorContainer {
         }
         rootLookups[name] = value
         return value
+    }
+
+    /// The attribute names of each object (NUL-terminated C strings), listed in a child process: a damaged attribute
+    /// table crashes libhdf5 1.10 (`H5A__attr_release_table`), and then ends only the child. nil for an object
+    /// whose names could not be listed; the objects after it are listed by another child.
+    private func attributeNamesIsolated(_ objects: [hid_t]) -> [(names: [[CChar]], complete: Bool)?] {
+        var result = [(names: [[CChar]], complete: Bool)?](repeating: nil, count: objects.count)
+        var start = 0
+        while start < objects.count {
+            let ids = objects[start...].map { Int64($0) }
+            var buffer: UnsafeMutablePointer<CChar>?
+            var length = 0, done = 0
+            let status = ids.withUnsafeBufferPointer {
+                cattn_attribute_names_isolated(
+                    $0.baseAddress, ids.count, HDF5Strings.textLimit, &buffer, &length, &done)
+            }
+            defer { free(buffer) }
+            if status == -3 {  // no child process could be made: list them here
+                for k in start..<objects.count { result[k] = (attributeNames(of: objects[k]), true) }
+                return result
+            }
+            // Records: names ended by NUL, an empty name, a status byte.
+            var record: [[CChar]] = [], at = 0, k = start
+            while at < length, let base = buffer {
+                let name = Array(UnsafeBufferPointer(start: base + at, count: strlen(base + at) + 1))
+                at += name.count
+                if name.count > 1 {
+                    record.append(name)
+                    continue
+                }
+                // The status byte: names listed before a libhdf5 error are kept, and the error said.
+                result[k] = (record, base[at] == 0)
+                at += 1
+                record = []
+                k += 1
+            }
+            if status == 0 { break }
+            start += done + 1  // object start + done crashed the child (or could not be listed): nil
+        }
+        return result
     }
 
     /// The names of an object's attributes (NUL-terminated C strings), in one pass (`H5Aiterate2`).

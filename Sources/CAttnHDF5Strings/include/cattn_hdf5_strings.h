@@ -19,5 +19,12 @@
 /// could be started (the caller may read directly).
 int cattn_read_vlen_isolated(const int64_t *objects, const int64_t *memtypes, const size_t *counts, size_t n, int is_dataset,
                               size_t limit, char **out, size_t *length, size_t *done);
+/// Lists the attribute names of `n` objects (`H5Aiterate2`) in one child process, so that a damaged attribute table,
+/// on which libhdf5 1.10 crashes while releasing the half-built table (`H5A__attr_release_table`), ends the child and
+/// not the caller. The child writes, object after object, the names each ended by NUL, then an empty name and a
+/// status byte (0: listed, 1: libhdf5 reported an error). `*out`, `*length` and `*done` and the return values are
+/// as for `cattn_read_vlen_isolated` (-2: object `*done` crashed the child).
+int cattn_attribute_names_isolated(const int64_t *objects, size_t n, size_t limit, char **out, size_t *length,
+                                   size_t *done);
 
 #endif
