@@ -142,7 +142,7 @@ let package = Package(
     if getenv("ATTNINSPECT_FUZZ") != nil {
         package.targets.append(
             .target(name: "AttnFuzzHarness", dependencies: ["AttnCore", "AttnReader"], path: "Fuzz/AttnFuzzHarness"))
-        for format in ["npy", "npz", "safetensors"] {
+        for format in ["npy", "npz", "safetensors", "pt"] {
             package.targets.append(
                 .executableTarget(
                     name: "fuzz-\(format)", dependencies: ["AttnFuzzHarness"], path: "Fuzz/fuzz-\(format)"))

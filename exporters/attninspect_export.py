@@ -16,6 +16,7 @@ dimension):
 
 Root attributes: model (str), patch_grid ([rows, cols]), prefix_tokens (int), causal (int8 0/1), scale (float64),
 num_heads (int), axes (str, for a single attention tensor: "layer,head,query,key" or "layer,batch,head,query,key"),
+qk_axes (str, for single q and k tensors: "layer,head,position,dim" or "layer,batch,head,position,dim"),
 num_key_value_heads (int, when k has fewer heads than q), plus any given in `attributes` (sliding_window,
 layer_types, attn_logit_softcapping, alibi for decoder rules). See README.md beside this file.
 
@@ -100,6 +101,9 @@ def write_dump(path, attentions=None, q=None, k=None, tokens=None, key_tokens=No
     if geometry["has_attentions"] and not per_layer and "axes" not in root:
         # What the attention's axes are, so that attninspect need not infer it from their number.
         root["axes"] = "layer,batch,head,query,key" if geometry["batch"] is not None else "layer,head,query,key"
+    if geometry["has_qk"] and not per_layer and "qk_axes" not in root:
+        root["qk_axes"] = ("layer,batch,head,position,dim" if geometry["batch"] is not None
+                           else "layer,head,position,dim")
     if geometry["key_heads"] is not None and geometry["key_heads"] != geometry["heads"]:
         root.setdefault("num_key_value_heads", np.int64(geometry["key_heads"]))
 
@@ -333,6 +337,9 @@ def export_hf(path, outputs, inputs=None, tokenizer=None, model=None, part=None,
     elif part != "cross":
         found["causal"] = part == "decoder"
     found.update(write_options)
+    if part == "cross":
+        # The keys are the encoder's tokens, even when there are as many as the decoder's.
+        found["attributes"] = {"cross_attention": 1, **(found.get("attributes") or {})}
     write_dump(path, **_without_single_batch(found))
 
 

@@ -216,7 +216,7 @@ def hf_cross(outdir):
               model_name="fake/marian-tiny")
     return expectation("export_hf part='cross': 5 decoder queries × 8 encoder keys (the mask: 6 real keys)",
                        [sample_record(attention[:, 0], target, source, real_keys=mask[0].astype(bool))],
-                       {"model": "fake/marian-tiny"})
+                       {"model": "fake/marian-tiny", "cross_attention": 1})
 
 
 def hf_vit(outdir):

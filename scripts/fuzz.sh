@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Fuzzes attninspect's parsers with libFuzzer: NPY header and data, NPZ/zip with inflate, safetensors header.
+# Fuzzes attninspect's parsers with libFuzzer: NPY header and data, NPZ/zip with inflate, safetensors header,
+# torch.save (zip + the restricted pickle reader).
 # Builds the targets with -sanitize=fuzzer,address into .build/fuzz (Package.swift adds them when
 # ATTNINSPECT_FUZZ is set), seeds each corpus from TestData, runs each for FUZZ_SECONDS (default 60) and
 # prints how many inputs each ran. A crash leaves crash-* / leak-* / timeout-* files in .build/fuzz/findings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seconds="${FUZZ_SECONDS:-60}"
+seconds="${FUZZ_SECONDS:-60}"  # FUZZ_FORMATS (default all four) picks targets
 swift="${SWIFT:-swift}"
 findings=.build/fuzz/findings
 mkdir -p "$findings"
-for format in npy npz safetensors; do
+for format in ${FUZZ_FORMATS:-npy npz safetensors pt}; do
     if ! ATTNINSPECT_FUZZ=1 "$swift" build --build-path .build/fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld \
         --product "fuzz-$format" > .build/fuzz/build-$format.log 2>&1; then
         grep -E "error" .build/fuzz/build-$format.log >&2 || tail -20 .build/fuzz/build-$format.log >&2

@@ -108,8 +108,8 @@ public struct HeadAnalysis: Sendable {
 
     /// The measures of every head of `layer` (index `l`).
     public func measures(of layer: LayerAttention, index l: Int) throws -> [HeadMeasures] {
-        let q = layer.queries, k = layer.keys
-        if case .grid(let rows, let columns, let prefix, _) = distance, q == k, k - prefix != rows * columns {
+        let q = layer.queries, k = layer.keys, square = !layer.cross
+        if case .grid(let rows, let columns, let prefix, _) = distance, square, k - prefix != rows * columns {
             throw AnalysisError(
                 """
                 the \(rows)×\(columns) patch grid needs \(rows * columns) patches after \(prefix) prefix \
@@ -118,19 +118,20 @@ public struct HeadAnalysis: Sendable {
             )
         }
         let special = specialTokens
-        let pairs = q == k ? patternPairs(positions: q) : nil
-        let distances = q == k ? distanceFunction(tokens: k) : nil
+        let pairs = square ? patternPairs(positions: q) : nil
+        let distances = square ? distanceFunction(tokens: k) : nil
         return layer.values.withUnsafeBufferPointer { all in
             (0..<layer.heads).map { h in
                 let a = UnsafeBufferPointer(rebasing: all[(h * q * k)..<((h + 1) * q * k)])
                 return measure(
-                    a, queries: q, keys: k, layer: l, head: h, special: special, pairs: pairs, distances: distances)
+                    a, queries: q, keys: k, cross: layer.cross, layer: l, head: h, special: special, pairs: pairs,
+                    distances: distances)
             }
         }
     }
 
     private func measure(
-        _ a: UnsafeBufferPointer<Float>, queries q: Int, keys k: Int, layer: Int, head: Int,
+        _ a: UnsafeBufferPointer<Float>, queries q: Int, keys k: Int, cross: Bool, layer: Int, head: Int,
         special: (cls: [Int], sep: [Int], punct: [Int])?, pairs: (duplicate: [(Int, Int)], induction: [(Int, Int)])?,
         distances: ((Int, Int) -> Double)?
     ) -> HeadMeasures {
@@ -160,7 +161,7 @@ public struct HeadAnalysis: Sendable {
         for i in 0..<q {
             positions.merge(PositionalShares(row: UnsafeBufferPointer(rebasing: a[(i * k)..<((i + 1) * k)]), index: i))
         }
-        let shares = positions.means(queries: q, keys: k)
+        let shares = positions.means(queries: q, cross: cross)
         m.attnFirst = shares.first
         m.attnSelf = shares.diagonal
         m.attnPrevious = shares.previous
@@ -171,7 +172,7 @@ public struct HeadAnalysis: Sendable {
             m.attnPunct = columnsShare(special.punct)
         }
         m.sinkShare = columnsShare(Array(0..<Swift.min(sinkTokens, k)))
-        if q == k {
+        if !cross {
             if q >= 2 {
                 // TransformerLens `mul`: Σ A′·P / Σ A′, A′ without column 0 and/or the diagonal on request.
                 func weight(_ i: Int, _ j: Int) -> Double {

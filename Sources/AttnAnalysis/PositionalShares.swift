@@ -25,20 +25,20 @@ public struct PositionalShares: Sendable, Equatable {
     }
 
     /// The means over all `queries` rows, as Clark et al. divide them (row 0 has no previous token and the last
-    /// no next one, and still counts). Self, previous and next are nil for cross-attention (queries ≠ keys), where
-    /// query i and key i are different tokens.
-    public func means(queries q: Int, keys k: Int) -> (
+    /// no next one, and still counts). Self, previous and next are nil for cross-attention, where query i and key
+    /// i are different tokens.
+    public func means(queries q: Int, cross: Bool) -> (
         first: Double, diagonal: Double?, previous: Double?, next: Double?
     ) {
         let rows = Double(q)
-        guard q == k else { return (first / rows, nil, nil, nil) }
+        guard !cross else { return (first / rows, nil, nil, nil) }
         return (first / rows, diagonal / rows, previous / rows, next / rows)
     }
 
     /// `stats`' `previous_token`: the mean over the Q − 1 rows that have a previous token, i.e. `attn_previous` ×
     /// Q/(Q − 1); nil for cross-attention or a single query. Not `heads`' `previous_token` (TransformerLens's
     /// score, Σ A·P / Σ A).
-    public func previousOverLaterQueries(queries q: Int, keys k: Int) -> Double? {
-        q == k && q > 1 ? previous / Double(q - 1) : nil
+    public func previousOverLaterQueries(queries q: Int, cross: Bool) -> Double? {
+        !cross && q > 1 ? previous / Double(q - 1) : nil
     }
 }

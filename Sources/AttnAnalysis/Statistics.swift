@@ -47,10 +47,11 @@ public struct HeadStatistics: Sendable, Equatable, Record {
                 rows: 0..<attention.queries, keys: attention.keys,
                 values: UnsafeBufferPointer(rebasing: v[(head * size)..<((head + 1) * size)]))
         }
-        self.init(sums, layer: layer, head: head, queries: attention.queries, keys: attention.keys)
+        self.init(
+            sums, layer: layer, head: head, queries: attention.queries, keys: attention.keys, cross: attention.cross)
     }
 
-    init(_ sums: HeadSums, layer: Int, head: Int, queries q: Int, keys k: Int) {
+    init(_ sums: HeadSums, layer: Int, head: Int, queries q: Int, keys k: Int, cross: Bool) {
         self.layer = layer
         self.head = head
         let clean = sums.nan == 0 && sums.inf == 0
@@ -63,13 +64,13 @@ public struct HeadStatistics: Sendable, Equatable, Record {
         max = sums.finite > 0 ? sums.high : .nan
         mean = sums.finite > 0 ? sums.total / Double(sums.finite) : .nan
         rowSumMaxDeviation = clean ? sums.worstRowSum : .nan
-        let shares = sums.positions.means(queries: q, keys: k)
+        let shares = sums.positions.means(queries: q, cross: cross)
         firstToken = shares.first
         selfAttention = shares.diagonal ?? .nan
         attnFirst = clean ? shares.first : .nan
         attnSelf = clean ? shares.diagonal ?? .nan : .nan
         attnPrevious = clean ? shares.previous ?? .nan : .nan
-        previousToken = sums.positions.previousOverLaterQueries(queries: q, keys: k) ?? .nan
+        previousToken = sums.positions.previousOverLaterQueries(queries: q, cross: cross) ?? .nan
     }
 
     /// Statistics of every head of layer `layer` of `source`, read block by block on `workers` threads.
@@ -88,8 +89,9 @@ public struct HeadStatistics: Sendable, Equatable, Record {
         }
         return (0..<heads).map { h in
             HeadStatistics(
-                rows.total(of: (h * queries)..<((h + 1) * queries)), layer: layer, head: h, queries: queries, keys: keys
-            )
+                rows.total(of: (h * queries)..<((h + 1) * queries)), layer: layer, head: h, queries: queries,
+                keys: keys,
+                cross: source.isCrossAttention)
         }
     }
 }

@@ -5,8 +5,10 @@ public struct LayerAttention: Sendable {
     public let keys: Int
     /// `heads * queries * keys` values; `values[(h * queries + i) * keys + j]` is A[h, i, j].
     public var values: [Float]
+    /// Queries and keys are different tokens (`AttentionSource.isCrossAttention`), even when as many.
+    public var cross: Bool
 
-    public init(heads: Int, queries: Int, keys: Int, values: [Float]) {
+    public init(heads: Int, queries: Int, keys: Int, values: [Float], cross: Bool? = nil) {
         precondition(
             values.count == heads * queries * keys,
             "LayerAttention: \(values.count) values for \(heads)×\(queries)×\(keys)")
@@ -14,6 +16,7 @@ public struct LayerAttention: Sendable {
         self.queries = queries
         self.keys = keys
         self.values = values
+        self.cross = cross ?? (queries != keys)
     }
 
     /// The map of one head as a matrix `[query, key]`.
@@ -51,6 +54,10 @@ public protocol AttentionSource: AnyObject {
     /// Token labels, one per key position: `tokens` for self-attention; for cross-attention
     /// (queries ≠ keys) the file's own key labels when it has them.
     var keyTokens: [String]? { get }
+    /// The keys are other tokens than the queries: queries ≠ keys, or, for a square map, the file says so (key
+    /// labels of their own, `key_tokens`, or a root attribute `cross_attention`). Then there is no diagonal, no
+    /// previous token, no chaining of layers.
+    var isCrossAttention: Bool { get }
     /// Reads layer `index` (0-based): `[head, query, key]`.
     func layer(_ index: Int) throws -> LayerAttention
     /// Hands every row of `heads` in layer `index` to `body` exactly once, in blocks, on up to
@@ -60,11 +67,20 @@ public protocol AttentionSource: AnyObject {
 }
 
 extension AttentionSource {
-    public var keyTokens: [String]? { queryCount == keyCount ? tokens : nil }
+    public var keyTokens: [String]? { isCrossAttention ? nil : tokens }
+    public var isCrossAttention: Bool { queryCount != keyCount }
 
     /// Why an analysis that chains layers (rollout, flow) cannot run on this attention, if it cannot.
     public func chainRefusal(_ analysis: String) -> String? {
-        guard queryCount != keyCount else { return nil }
+        guard isCrossAttention else { return nil }
+        if queryCount == keyCount {
+            return
+                """
+                \(analysis) chains the layers (each layer's keys must be the previous layer's tokens), so it needs \
+                self-attention; this is cross-attention (the file has key labels of its own, or says \
+                cross_attention), its keys other tokens than its queries
+                """
+        }
         return
             """
             \(analysis) chains the layers (each layer's keys must be the previous layer's tokens), so it needs \

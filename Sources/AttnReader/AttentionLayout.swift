@@ -74,16 +74,18 @@ public enum AttentionLayout {
         let attention = try findTensors(floating, names: attentionNames, file: file)
         let queries = try findTensors(floating, names: queryNames, file: file)
         let keys = try findTensors(floating, names: keyNames, file: file)
-        if options.fromQK || attention == nil, let queries, let keys {
+        // Axes declared for q and k (`--axes L,B,S,HD`) ask for q and k as --from-qk does.
+        let wantsQK = options.fromQK || options.axes?.isQueryKey == true
+        if wantsQK || attention == nil, let queries, let keys {
             return .queryKey(
                 try StoredQueryKey(file: file, queries: queries, keys: keys, options: options, tokens: tokens))
         }
-        if options.fromQK {
+        if wantsQK {
             throw AttnError(
                 file: file.path,
                 """
-                --from-qk: expected datasets named q and k (or query and key); found: \
-                \(listing(file.container.tensors))
+                \(options.fromQK ? "--from-qk" : "--axes names q and k's axes"): expected datasets named q and k \
+                (or query and key); found: \(listing(file.container.tensors))
                 """
             )
         }
@@ -289,7 +291,9 @@ public enum AttentionLayout {
     /// pattern without the number (`attn_#` → attn), or the part after it (`blocks.#.attn` → attn),
     /// or before it (`attn.#` → attn).
     static func rank(of pattern: String, in names: [String]) -> Int? {
-        let component = lastComponent(pattern)
+        // `attentions/#` (a group or a pickled tuple of layers): the number is the whole component, the name before.
+        let parts = pattern.split(separator: "/")
+        let component = parts.count >= 2 && parts.last == "#" ? String(parts[parts.count - 2]) : lastComponent(pattern)
         let separators: Set<Character> = ["_", "-", "."]
         func trimmed(_ s: Substring) -> String {
             var t = s

@@ -1,6 +1,6 @@
 import AttnCore
 
-/// A dump file of any supported format (NPY, NPZ, HDF5), opened read-only, with its tensors
+/// A dump file of any supported format (NPY, NPZ, HDF5, safetensors, torch.save), opened read-only, with its tensors
 /// and attributes listed. `AttentionLayout` decides which of them is the attention.
 public final class DumpFile {
     /// The path as the user named it.
@@ -39,7 +39,27 @@ public final class DumpFile {
         if prefix.count >= 6 && Array(prefix[0..<6]) == NPYHeader.magic {
             container = try NPYContainer(file: file)
         } else if ZipArchive.isZip(prefix: prefix) {
-            container = try NPZContainer(file: file)
+            let archive = try ZipArchive(file: file)
+            if let folder = TorchContainer.folder(of: archive) {
+                container = try TorchContainer(file: file, archive: archive, folder: folder)
+            } else {
+                container = try NPZContainer(file: file, archive: archive)
+            }
+        } else if prefix.count >= 2 && prefix[0] == 0x80 && (2...5).contains(prefix[1]) {
+            // A bare pickle: torch.save's format before PyTorch 1.6 (or with _use_new_zipfile_serialization=False)
+            // starts with its magic number, a long; anything else is some Python object.
+            let legacy: [UInt8] = [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46]
+            throw AttnError(
+                .unsupported, file: path,
+                prefix == legacy
+                    ? """
+                    is in torch.save's legacy format (before PyTorch 1.6, or _use_new_zipfile_serialization=False), \
+                    a bare pickle that attninspect does not read; save it again with torch.save in PyTorch 1.6 or later
+                    """
+                    : """
+                    is a Python pickle, which attninspect never unpickles (it can run code); save the tensors with \
+                    torch.save, np.savez, safetensors or h5py
+                    """)
         } else if SafetensorsContainer.looksLike(file) || path.lowercased().hasSuffix(".safetensors") {
             container = try SafetensorsContainer(file: file)
         } else if try Self.hasHDF5Signature(file) || path.hasSuffix(".h5") || path.hasSuffix(".hdf5") {
@@ -49,13 +69,13 @@ public final class DumpFile {
         } else if path.lowercased().hasSuffix(".npz") {
             throw AttnError(file: path, "not a valid .npz file: expected a zip archive (signature PK)")
         } else if file.size == 0 {
-            throw AttnError(file: path, "file is empty: expected an NPY, NPZ, HDF5 or safetensors dump")
+            throw AttnError(file: path, "file is empty: expected an NPY, NPZ, HDF5, safetensors or torch.save dump")
         } else {
             throw AttnError(
                 file: path,
                 """
-                not an NPY, NPZ, HDF5 or safetensors file (unrecognised signature); expected a dump written by \
-                numpy, h5py or safetensors
+                not an NPY, NPZ, HDF5, safetensors or torch.save file (unrecognised signature); expected a dump \
+                written by numpy, h5py, safetensors or torch.save
                 """
             )
         }

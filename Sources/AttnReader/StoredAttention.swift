@@ -13,6 +13,12 @@ public final class StoredAttention: AttentionSource {
     public let origin = AttentionOrigin.stored
     public let tokens: [String]?
     public let keyTokens: [String]?
+    public let isCrossAttention: Bool
+    /// The stored element type (of the first per-layer tensor).
+    public var elementType: ElementType? {
+        if case .floating(let type) = tensors.first.info.element { return type }
+        return nil
+    }
     public let summary: LayoutSummary
     /// What one layer's work holds in memory (a layer and as much again for its analysis), and how many bytes.
     public var layerMemory: (what: String, bytes: Int?) {
@@ -115,13 +121,14 @@ public final class StoredAttention: AttentionSource {
         }
         let expectedTokens = queryCount, usedBatch = batchIndex ?? 0
         self.tokens = tokens.flatMap { $0.count == expectedTokens ? $0 : nil }
-        if queryCount == keyCount {
-            keyTokens = self.tokens
-        } else {
+        // Square attention is cross-attention when the file says so: key labels of its own, or `cross_attention`.
+        let keyLabels = try dump.tokenLabels(named: DumpFile.keyTokenNames, sample: options.batch)
+        isCrossAttention = try queryCount != keyCount || Self.declaresCrossAttention(dump, keyLabels: keyLabels != nil)
+        if isCrossAttention {
             let expectedKeys = keyCount
-            keyTokens = try dump.tokenLabels(named: DumpFile.keyTokenNames, sample: options.batch).flatMap {
-                $0.count == expectedKeys ? $0 : nil
-            }
+            keyTokens = keyLabels.flatMap { $0.count == expectedKeys ? $0 : nil }
+        } else {
+            keyTokens = self.tokens
         }
         var summary = LayoutSummary(
             datasets: layers.label, axes: "[" + axes.joined(separator: ", ") + "]",
@@ -130,27 +137,28 @@ public final class StoredAttention: AttentionSource {
         self.summary = summary
     }
 
-    /// The file's root attribute `axes`, parsed; nil when it has none, an error when it cannot be read.
-    static func declaredAxes(in dump: DumpFile) throws -> DeclaredAxes? {
-        guard let attribute = dump.attribute("axes") else { return nil }
-        guard case .strings(let texts) = attribute, texts.count == 1,
-            let axes = DeclaredAxes(texts[0], origin: "the file's axes attribute (\(texts[0]))")
-        else {
+    /// Whether the file says its attention is cross-attention: a root attribute `cross_attention` (true or false,
+    /// which wins), else key labels of its own (`key_tokens`, `source_tokens`, ...).
+    static func declaresCrossAttention(_ dump: DumpFile, keyLabels: Bool) throws -> Bool {
+        guard let attribute = dump.attribute("cross_attention") else { return keyLabels }
+        guard let value = attribute.booleanValue else {
             throw AttnError(
-                file: dump.path,
-                """
-                attribute axes should name the attention's axes in order, e.g. "layer,batch,head,query,key" or \
-                "L,B,H,Q,K", found \(attribute); override it with --axes
-                """
-            )
+                file: dump.path, "attribute cross_attention should be true or false (or 1 or 0), found \(attribute)")
         }
-        return axes
+        return value
+    }
+
+    /// The file's root attribute `axes`, parsed, when it names attention's axes (not q and k's); nil when it has
+    /// none, an error when it cannot be read.
+    static func declaredAxes(in dump: DumpFile) throws -> DeclaredAxes? {
+        try DeclaredAxes.attribute("axes", of: dump).flatMap { $0.isQueryKey ? nil : $0 }
     }
 
     public func layer(_ index: Int) throws -> LayerAttention {
         precondition(index >= 0 && index < layerCount, "layer index checked by the caller")
         let values = try tensors.readLayer(index, hasLayerAxis: hasLayerAxis, batch: batchIndex, batchFirst: batchFirst)
-        return LayerAttention(heads: headCount, queries: queryCount, keys: keyCount, values: values)
+        return LayerAttention(
+            heads: headCount, queries: queryCount, keys: keyCount, values: values, cross: isCrossAttention)
     }
 
     public func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {

@@ -11,6 +11,8 @@ public final class StoredQueryKey: QueryKeySource {
     public let positionCount: Int
     public let headDim: Int
     public let keyHeadCount: Int
+    /// The narrower element type of q and k (float16 when either is): what bounds the recomputation's precision.
+    public let narrowestType: ElementType
     public let tokens: [String]?
     public let summary: LayoutSummary
     /// What one layer's work holds in memory (the recomputed attention, H × S × S, and its scores), and how many bytes.
@@ -26,8 +28,10 @@ public final class StoredQueryKey: QueryKeySource {
     private let keys: LayerTensors
     private let batchIndex: Int?
     private let hasLayerAxis: Bool
-    /// True for `(…, S, H·d)`: heads are interleaved along the last axis.
+    /// True for `(…, S, H·d)` and `(…, S, H, d)`: heads are interleaved along the last axis.
     private let mergedHeads: Bool
+    /// The batch axis comes before the layer axis (`--axes B,L,H,S,D`).
+    private let batchFirst: Bool
 
     init(file dump: DumpFile, queries: LayerTensors, keys: LayerTensors, options: ReadOptions, tokens: [String]?) throws
     {
@@ -35,11 +39,14 @@ public final class StoredQueryKey: QueryKeySource {
         self.queries = queries
         self.keys = keys
         let q = queries.first, k = keys.first
+        var types: [ElementType] = []
         for t in [q, k] {
-            guard case .floating = t.info.element else {
+            guard case .floating(let type) = t.info.element else {
                 throw AttnError(.unsupported, file: dump.path, dataset: t.label, unsupportedDtype(t.info.element))
             }
+            types.append(type)
         }
+        narrowestType = types.min { $0.size < $1.size }!
         let shape = q.shape
         func differentShapes() -> AttnError {
             AttnError(
@@ -69,14 +76,32 @@ public final class StoredQueryKey: QueryKeySource {
                 file: dump.path,
                 "q is \(queries.label) but k is \(keys.label): expected both single tensors or both per-layer")
         }
-        let axes: [String]
-        switch (perLayer, shape.count) {
-        case (false, 3): axes = ["layer", "position", "head·dim"]
-        case (false, 4): axes = ["layer", "head", "position", "dim"]
-        case (false, 5): axes = ["layer", "batch", "head", "position", "dim"]
-        case (true, 2): axes = ["position", "head·dim"]
-        case (true, 3): axes = ["head", "position", "dim"]
-        case (true, 4): axes = ["batch", "head", "position", "dim"]
+        var axes: [String]
+        let declared =
+            try options.axes.flatMap { $0.isQueryKey ? $0 : nil } ?? DeclaredAxes.attribute("qk_axes", of: dump)
+            ?? DeclaredAxes.attribute("axes", of: dump).flatMap { $0.isQueryKey ? $0 : nil }
+        if let declared, let problem = declared.queryKeyProblem(shape: shape, perLayer: perLayer) {
+            throw AttnError(file: dump.path, dataset: q.label, problem)
+        }
+        if !perLayer, declared == nil, shape.count == 4, options.heads != nil {
+            // (L, B, S, H·d) with B = H would read as (L, H, S, d) without a word: the declaration must say which.
+            throw AttnError(
+                file: dump.path, dataset: q.label,
+                """
+                q \(formatShape(shape)) has 4 axes, read as [layer, head, position, dim] unless declared, but \
+                --heads is for q and k with heads and dims merged: say which with --axes L,B,S,HD (projections of a \
+                batch) or --axes L,H,S,D
+                """
+            )
+        }
+        switch (declared, perLayer, shape.count) {
+        case (let declared?, _, _): axes = declared.axes.map(\.rawValue)
+        case (nil, false, 3): axes = ["layer", "position", "head·dim"]
+        case (nil, false, 4): axes = ["layer", "head", "position", "dim"]
+        case (nil, false, 5): axes = ["layer", "batch", "head", "position", "dim"]
+        case (nil, true, 2): axes = ["position", "head·dim"]
+        case (nil, true, 3): axes = ["head", "position", "dim"]
+        case (nil, true, 4): axes = ["batch", "head", "position", "dim"]
         default:
             let expected =
                 perLayer
@@ -96,8 +121,11 @@ public final class StoredQueryKey: QueryKeySource {
         guard zip(shape, k.shape).enumerated().allSatisfy({ $0.offset == headAxis || $0.element.0 == $0.element.1 })
         else { throw differentShapes() }
         hasLayerAxis = size("layer") != nil
-        mergedHeads = size("head·dim") != nil
-        if case .perLayer(let qs) = queries { layerCount = qs.count } else { layerCount = size("layer")! }
+        batchFirst = (axes.firstIndex(of: "batch") ?? Int.max) < (axes.firstIndex(of: "layer") ?? Int.max)
+        // (S, H, d) lies in memory as (S, H·d): read alike, with the heads known.
+        let headsAfterPositions = (axes.firstIndex(of: "head") ?? 0) > (axes.firstIndex(of: "position") ?? 0)
+        mergedHeads = size("head·dim") != nil || headsAfterPositions
+        if case .perLayer(let qs) = queries { layerCount = qs.count } else { layerCount = size("layer") ?? 1 }
         positionCount = size("position")!
         if let merged = size("head·dim") {
             let attributeHeads = dump.attribute("num_heads")?.integerValues?.first
@@ -165,14 +193,16 @@ public final class StoredQueryKey: QueryKeySource {
         batchIndex = try resolveBatch(batchSize: batchSize, requested: options.batch, file: dump.path, dataset: q.label)
         let expectedTokens = positionCount, usedBatch = batchIndex ?? 0
         self.tokens = tokens.flatMap { $0.count == expectedTokens ? $0 : nil }
-        summary = LayoutSummary(
+        var summary = LayoutSummary(
             datasets: "\(queries.label) and \(keys.label)", axes: "[" + axes.joined(separator: ", ") + "]",
             batch: batchSize.map { ($0, usedBatch) }, layerNumbers: queries.layerNumbers)
+        summary.guessedFromRank = !perLayer && declared == nil && shape.count == 4
+        self.summary = summary
     }
 
     public func layer(_ index: Int) throws -> LayerQueryKey {
-        var q = try queries.readLayer(index, hasLayerAxis: hasLayerAxis, batch: batchIndex)
-        var k = try keys.readLayer(index, hasLayerAxis: hasLayerAxis, batch: batchIndex)
+        var q = try queries.readLayer(index, hasLayerAxis: hasLayerAxis, batch: batchIndex, batchFirst: batchFirst)
+        var k = try keys.readLayer(index, hasLayerAxis: hasLayerAxis, batch: batchIndex, batchFirst: batchFirst)
         if mergedHeads {
             q = splitHeads(q, heads: headCount)
             k = splitHeads(k, heads: keyHeadCount)

@@ -32,7 +32,7 @@ public enum HeadsReport {
                 ])
             } ?? .null
         var pairs: JSONValue = .null
-        if source.queryCount == source.keyCount {
+        if !source.isCrossAttention {
             let p = analysis.patternPairs(positions: source.queryCount)
             pairs = .object([
                 ("previous_token", .integer(max(source.queryCount - 1, 0))),

@@ -81,7 +81,7 @@ public enum InfoReport {
         } else if let labels {
             view += "tokens: \(labels) labels found, but the attention has \(s.queryCount) queries: not used\n"
         }
-        if s.queryCount != s.keyCount {
+        if s.isCrossAttention {
             if let keys = s.keyTokens {
                 view += "key tokens (\(keys.count)): " + keys.map(JSONValue.quote).joined(separator: " ") + "\n"
             } else if let keyLabels {

@@ -114,7 +114,7 @@ public struct OpenedDump {
             let selection = try Padding.selection(
                 in: dump, positions: source.keyCount, batch: options.batch, length: length), !selection.keepsAll
         {
-            let selfAttention = source.queryCount == source.keyCount
+            let selfAttention = !source.isCrossAttention
             switch layout {
             case .attention(let stored):
                 source = SelectedAttention(stored, queries: selfAttention ? selection : nil, keys: selection)
@@ -130,12 +130,15 @@ public struct OpenedDump {
             padding = selection
         }
         if layout.summary.guessedFromRank {
+            let other =
+                if case .queryKey = layout {
+                    "--axes L,B,S,HD for projections of a batch (heads × dim merged, with --heads), B,L,H,S,D for the "
+                        + "batch first (or a root attribute qk_axes)"
+                } else {
+                    "--axes B,H,Q,K for one layer of a batch (or a root attribute axes)"
+                }
             note(
-                """
-                \(path): \(layout.summary.datasets) read as \(layout.summary.axes), from its number of axes; \
-                --axes B,H,Q,K for one layer of a batch (or a root attribute axes)
-                """
-            )
+                "\(path): \(layout.summary.datasets) read as \(layout.summary.axes), from its number of axes; \(other)")
         }
         if let why = dump.unreadableTokenLabels() { note("\(path): no token labels used: \(why)") }
         if let b = layout.summary.batch, options.batch == nil, b.size > 1 {
@@ -148,7 +151,7 @@ public struct OpenedDump {
     /// `causal` (the latter as `causal` says): what `verify` compares the stored attention with. nil when this dump
     /// is not stored attention or the file has no q and k; throws when the file's scale attribute is malformed.
     public func recomputedBeside(causal: Bool, note: (String) -> Void) throws -> (
-        source: AttentionSource, recomputation: Recomputation
+        source: AttentionSource, recomputation: Recomputation, precision: ElementType
     )? {
         guard case .attention = layout,
             case .queryKey(let qk)? = try? AttentionLayout.resolve(
@@ -162,7 +165,11 @@ public struct OpenedDump {
         let source = RecomputedAttention(
             base, scale: recomputation.scale, causal: recomputation.causal, windows: recomputation.windows,
             softcap: recomputation.softcap, alibi: recomputation.alibi)
-        return (source, recomputation)
+        var precision = qk.narrowestType
+        if case .attention(let stored) = layout, let type = stored.elementType, type.size < precision.size {
+            precision = type
+        }
+        return (source, recomputation, precision)
     }
 
     /// The attention gradients stored beside the attention (`--gradients`), named or found by name; nil when there

@@ -15,6 +15,7 @@ public final class SelectedAttention: AttentionSource {
     public var origin: AttentionOrigin { base.origin }
     public var tokens: [String]? { queries.map { $0.labels(base.tokens) } ?? base.tokens }
     public var keyTokens: [String]? { keys.map { $0.labels(base.keyTokens) } ?? base.keyTokens }
+    public var isCrossAttention: Bool { base.isCrossAttention }
 
     public init(_ base: AttentionSource, queries: TokenSelection?, keys: TokenSelection?) {
         precondition(
@@ -35,7 +36,8 @@ public final class SelectedAttention: AttentionSource {
                 for j in columns { values.append(full.values[row + j]) }
             }
         }
-        return LayerAttention(heads: full.heads, queries: rows.count, keys: columns.count, values: values)
+        return LayerAttention(
+            heads: full.heads, queries: rows.count, keys: columns.count, values: values, cross: full.cross)
     }
 
     /// The base's blocks, with pad rows skipped and pad columns removed: each run of consecutive

@@ -207,7 +207,7 @@ struct BadInputTests {
             ("synthetic/bad/rank1.npy", "expected 2 to 5 axes"),
             ("synthetic/bad/rank6.npy", "expected 2 to 5 axes"),
             ("synthetic/bad/truncated.npz", "truncated"),
-            ("synthetic/bad/not_a_dump.txt", "not an NPY, NPZ, HDF5 or safetensors file"),
+            ("synthetic/bad/not_a_dump.txt", "not an NPY, NPZ, HDF5, safetensors or torch.save file"),
             ("synthetic/bad/no_attention.h5", "no attention found"),
             ("synthetic/bad/qk_mismatch.h5", "different shapes"),
             ("synthetic/bad/two_candidates.npz", "choose one with --dataset"),

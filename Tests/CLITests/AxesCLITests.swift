@@ -53,4 +53,22 @@ struct AxesCLITests {
         #expect(
             r.status == 1 && r.stderr.contains(message) && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
     }
+
+    @Test(
+        """
+        q and k: the qk_axes attribute (or --axes L,B,S,HD --heads 3) reads what the canonical layout reads; 4 axes \
+        undeclared get a note naming --axes L,B,S,HD
+        """
+    )
+    func queryKeyAxes() throws {
+        let expected = try csv([Self.layouts("qk_canonical.npz"), "--batch", "1"])
+        #expect(try csv([Self.layouts("qk_LBSHD_attrs.h5"), "--batch", "1"]) == expected)
+        let merged = try csv([Self.layouts("qk_LBSHD.npz"), "--axes", "L,B,S,HD", "--heads", "3", "--batch", "1"])
+        #expect(merged == expected)
+        let guessed = try Run(["stats", Fixtures.path("synthetic/qk_LHSd.h5"), "--csv"])
+        #expect(guessed.status == 0, "\(guessed.stderr)")
+        #expect(
+            guessed.stderr.contains("read as [layer, head, position, dim], from its number of axes; --axes L,B,S,HD"),
+            "\(guessed.stderr)")
+    }
 }

@@ -1110,7 +1110,7 @@ struct ReviewFixCLITests {
     func nanQK(portable: String) throws {
         let path = Fixtures.path("synthetic/layouts/qk_nan.npz")
         let r = try Run(
-            ["stats", path, "--json", "--no-causal"], environment: ["ATTNINSPECT_PORTABLE_KERNELS": portable])
+            ["stats", path, "--json", "--no-causal", "-q"], environment: ["ATTNINSPECT_PORTABLE_KERNELS": portable])
         #expect(r.status == 1 && r.stdout.isEmpty)
         #expect(
             r.stderr

@@ -77,4 +77,36 @@ struct CrossAttentionCLITests {
         #expect(r.stderr.filter { $0 == "\n" }.count == 1)
         #expect(!FileManager.default.fileExists(atPath: scratch.file("x.npy")))
     }
+
+    @Test(
+        """
+        square cross-attention, declared by key_tokens or by the attribute cross_attention: no self or previous \
+        token, keys labelled as keys, no chaining
+        """,
+        arguments: ["cross_square.npz", "cross_square_attr.h5"])
+    func square(file: String) throws {
+        let path = Fixtures.path("synthetic/cross/" + file)
+        let r = try Run(["stats", path, "--json", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let e = try expected()["cross_square"]["stats"]
+        for record in try #require(object["records"] as? [[String: Any]]) {
+            let l = record["layer"] as! Int, h = record["head"] as! Int
+            for key in ["entropy", "first_token", "max"] {
+                #expect(abs((record[key] as! Double) - e[key][l][h].double) < 1e-6, "\(key)[\(l)][\(h)]")
+            }
+            #expect(record["self"] is NSNull && record["previous_token"] is NSNull, "\(record)")
+        }
+        let tokens = try Run(["tokens", path, "--query", "2", "-q"])
+        #expect(tokens.status == 0, "\(tokens.stderr)")
+        // The keys' own labels, or positions when the file has none: never the queries' labels.
+        let keyLabel = file.hasSuffix(".npz") ? "sleeps (" : "#3 ("
+        #expect(tokens.stdout.contains(keyLabel) && !tokens.stdout.contains("dort ("), "\(tokens.stdout)")
+        let scratch = try Scratch()
+        for command in [["rollout"], ["flow"]] {
+            let refused = try Run(command + [path, "-o", scratch.file("x.npy"), "-q"])
+            #expect(refused.status == 1 && refused.stderr.contains("this is cross-attention"), "\(refused.stderr)")
+        }
+        #expect(scratch.contents.isEmpty)
+    }
 }

@@ -30,8 +30,12 @@ struct UsageCLITests {
         UsageCase(arguments: ["stats", text, "--max-memory", "lots"], names: "--max-memory expects a size"),
         UsageCase(arguments: ["heatmap", text, "--batch", "all", "-o", "x.png"], names: "--batch all is for stats"),
         UsageCase(arguments: ["stats", text, "--dtype", "int8"], names: "--dtype"),
-        UsageCase(arguments: ["stats", text, "--axes", "L,X,Q,K"], names: "--axes expects letters L, B, H, Q, K"),
-        UsageCase(arguments: ["stats", text, "--axes", "L,H,Q,K", "--from-qk"], names: "--axes describes stored"),
+        UsageCase(
+            arguments: ["stats", text, "--axes", "L,X,Q,K"],
+            names: "--axes expects letters in order: L, B, H, Q, K for attention"),
+        UsageCase(
+            arguments: ["stats", text, "--axes", "L,H,Q,K", "--from-qk"],
+            names: "--axes L,H,Q,K describes stored attention; with --from-qk give q and k's axes (L,B,S,HD"),
         UsageCase(arguments: ["stats", text, "--window", "-1"], names: "--window must be 0 (none) or more"),
         UsageCase(arguments: ["stats", text, "--window", "4", "--no-causal"], names: "it needs causal masking"),
         UsageCase(arguments: ["stats", text, "--window-layers", "even"], names: "--window-layers goes with --window"),

@@ -9,9 +9,8 @@ final class NPZContainer: TensorContainer {
     let tensors: [StoredTensor]
     let attributes: [Attribute] = []
 
-    init(file: ReadOnlyFile) throws {
+    init(file: ReadOnlyFile, archive: ZipArchive) throws {
         self.file = file.path
-        let archive = try ZipArchive(file: file)
         var tensors: [StoredTensor] = []
         var compressed = false
         for entry in archive.entries where !entry.name.hasSuffix("/") {

@@ -53,7 +53,9 @@ struct InputOptions: ParsableArguments {
         help:
             """
             The order of the stored attention's axes, e.g. B,H,Q,K (one layer of a batch), L,B,H,Q,K, B,L,H,Q,K \
-            (letters or layer,batch,head,query,key; default: the file's axes attribute, else by the number of axes).
+            (letters or layer,batch,head,query,key; default: the file's axes attribute, else by the number of \
+            axes); or of q and k's: L,B,S,HD (projections, split by --heads), L,H,S,D, B,L,H,S,D, L,B,S,H,D \
+            (default: the file's qk_axes attribute).
             """
     )
     var axes: String?
@@ -171,10 +173,16 @@ struct InputOptions: ParsableArguments {
         }
         if let axes, DeclaredAxes(axes, origin: "--axes") == nil {
             throw ValidationError(
-                "--axes expects letters L, B, H, Q, K (or layer, batch, head, query, key) in order, got '\(axes)'")
+                """
+                --axes expects letters in order: L, B, H, Q, K for attention (or layer, batch, head, query, key), L, \
+                B, H, S, D or HD for q and k; got '\(axes)'
+                """
+            )
         }
-        if axes != nil && fromQK {
-            throw ValidationError("--axes describes stored attention; with --from-qk the axes of q and k are read")
+        if let axes, fromQK, DeclaredAxes(axes, origin: "--axes")?.isQueryKey == false {
+            throw ValidationError(
+                "--axes \(axes) describes stored attention; with --from-qk give q and k's axes (L,B,S,HD, L,H,S,D, ...)"
+            )
         }
         if let window, window < 0 { throw ValidationError("--window must be 0 (none) or more, got \(window)") }
         if let windowLayersText {

@@ -203,7 +203,7 @@ extension AttnInspect {
         /// What duplicate and induction patterns compare: token ids when the file has them, else labels.
         func matchKeys(_ opened: OpenedDump) throws -> [String]? {
             let source = opened.source
-            guard source.queryCount == source.keyCount else { return nil }
+            guard !source.isCrossAttention else { return nil }
             if let ids = try opened.tokenIDs(sample: input.batch) { return ids.map { String($0) } }
             return source.tokens
         }

@@ -22,7 +22,7 @@ extension AttnInspect {
             // Labels that were found but do not fit the attention are counted, to say why they are not used.
             let labels = s.tokens == nil ? try dump.tokenLabels(sample: input.batch)?.count : nil
             let keyLabels =
-                s.queryCount != s.keyCount && s.keyTokens == nil
+                s.isCrossAttention && s.keyTokens == nil
                 ? try dump.tokenLabels(named: DumpFile.keyTokenNames, sample: input.batch)?.count : nil
             Console.print(InfoReport.attention(opened, labels: labels, keyLabels: keyLabels))
         }

@@ -37,12 +37,18 @@ extension AttnInspect {
 
         @Option(
             name: .customLong("qk-tolerance"),
-            help: "The largest |stored − recomputed| still counted as passing, when the file has attention and q and k."
+            help: ArgumentHelp(
+                """
+                The largest |stored − recomputed| still counted as passing, when the file has attention and q and \
+                k (default: 1e-4 when attention, q and k are float32 or float64, so that q and k taken before the \
+                rotary embedding fail; 2e-2 when any is float16 or bfloat16).
+                """,
+                valueName: "tolerance")
         )
-        var qkTolerance: Double = 2e-2
+        var qkTolerance: Double?
 
         func validate() throws {
-            guard tolerance > 0 && tolerance < 1, qkTolerance > 0 else {
+            guard tolerance > 0 && tolerance < 1, qkTolerance.map({ $0 > 0 }) ?? true else {
                 throw ValidationError("--tolerance must be in (0, 1) and --qk-tolerance positive")
             }
         }
@@ -76,14 +82,16 @@ extension AttnInspect {
             findings += try AttentionChecks.of(source).findings(tolerance: tolerance, claimsCausal: claimsCausal)
             if !input.fromQK {
                 // A malformed scale attribute is reported as a failed check, not as an error (--scale is refused here).
-                var beside: (source: AttentionSource, recomputation: Recomputation)?
+                var beside: (source: AttentionSource, recomputation: Recomputation, precision: ElementType)?
                 do { beside = try opened.recomputedBeside(causal: claimsCausal, note: Console.noteOnce) } catch {
                     findings.append(.recomputedUnavailable(reason: "\(error)"))
                 }
-                if let (other, recomputation) = beside {
+                if let (other, recomputation, precision) = beside {
+                    // float32 q and k recompute float32 attention to ~1e-7; 16-bit ones only to ~1e-3.
+                    let tolerance = qkTolerance ?? (precision.size >= 4 ? 1e-4 : 2e-2)
                     findings.append(
                         try .comparing(
-                            source, with: other, tolerance: qkTolerance, scale: recomputation.scale,
+                            source, with: other, tolerance: tolerance, scale: recomputation.scale,
                             causal: recomputation.causal, extras: recomputation.extras))
                 }
             }
