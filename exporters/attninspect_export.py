@@ -518,7 +518,9 @@ def export_transformer_lens(path, cache, model, input=None, pattern=True, qk=Fal
         input: what the model was run on (a str, a list of str, or token ids [batch, position]), for the labels.
         pattern: write the stored attention (`attentions`).
         qk: write `q` and `k` [layer, batch, head, position, d_head] with the `scale` attninspect needs to
-            recompute the attention (1 / cfg.attn_scale). Grouped-query keys are repeated to every query head.
+            recompute the attention (1 / cfg.attn_scale), and the decoder rules the model applies (local attention
+            as `sliding_window` and `layer_types`, `attn_logit_softcapping`, `alibi`). Grouped-query keys keep
+            their heads (`num_key_value_heads`).
         model_name: the `model` attribute, instead of `cfg.model_name`.
         write_options: more arguments of `write_dump`; they win over the values found here.
     """
@@ -542,7 +544,9 @@ def export_transformer_lens(path, cache, model, input=None, pattern=True, qk=Fal
     if pattern:
         found["attentions"] = np.stack([to_numpy(_cache_get(cache, l, names["pattern"])) for l in layers])
     if qk:
-        found["scale"] = _transformer_lens_scale(cfg)
+        found["scale"], rules = _transformer_lens_rules(cfg, model, layers)
+        if rules:
+            found["attributes"] = {**found.get("attributes", {}), **rules}
         found["q"] = np.stack([_heads_first(_cache_get(cache, l, names["q"]), cfg) for l in layers])
         found["k"] = np.stack([_heads_first(_cache_get(cache, l, names["k"]), cfg) for l in layers])
     found["tokens"] = _transformer_lens_tokens(model, input)
@@ -566,32 +570,56 @@ def _cache_get(cache, layer, hook):
 
 
 def _heads_first(tensor, cfg):
-    """[batch, position, head, d_head] → [batch, head, position, d_head], key heads repeated to the query heads."""
+    """[batch, position, head, d_head] → [batch, head, position, d_head]; grouped-query keys keep their heads."""
     array = to_numpy(tensor)
     if array.ndim != 4:
         raise ValueError(f"expected q or k as [batch, position, head, d_head], found shape {array.shape}")
-    heads = cfg.n_heads
-    if array.shape[2] != heads:
-        if heads % array.shape[2]:
-            raise ValueError(f"{array.shape[2]} key/value heads do not divide {heads} query heads")
-        array = np.repeat(array, heads // array.shape[2], axis=2)
+    if cfg.n_heads % array.shape[2]:
+        raise ValueError(f"{array.shape[2]} key/value heads do not divide {cfg.n_heads} query heads")
     return array.transpose(0, 2, 1, 3)
 
 
-def _transformer_lens_scale(cfg):
-    """The factor on Q·Kᵀ, as TransformerLens's attention applies it; refuses what q and k cannot reproduce."""
-    if getattr(cfg, "positional_embedding_type", None) == "alibi":
-        raise ValueError("ALiBi adds a bias to Q·Kᵀ that q and k do not hold: write the pattern only (qk=False)")
-    if getattr(cfg, "attn_scores_soft_cap", -1.0) > 0:
-        raise ValueError("the attention scores are soft-capped, which attninspect does not redo: write the "
-                         "pattern only (qk=False)")
+def _transformer_lens_rules(cfg, model, layers):
+    """The scale on Q·Kᵀ and the decoder rules (attributes) as TransformerLens's attention applies them, for the
+    layers written; refuses what attninspect cannot redo from q and k."""
     if getattr(cfg, "scale_attn_by_inverse_layer_idx", False):
         raise ValueError("the attention scale differs per layer (scale_attn_by_inverse_layer_idx), but a dump "
                          "has one scale: write the pattern only (qk=False)")
+    attributes = {}
+    causal = getattr(cfg, "attention_dir", "causal") == "causal"
+    if getattr(cfg, "positional_embedding_type", None) == "alibi":
+        # slope_h·(j − i) on the scaled scores; TransformerLens's slopes 2^(-8(h+1)/H) are BLOOM's only when H is a
+        # power of two, and its bias is 0 (not positive) after the query, which only a causal mask hides.
+        heads = cfg.n_heads
+        if heads & (heads - 1) or not causal:
+            raise ValueError(f"ALiBi with {heads} heads{'' if causal else ' and bidirectional attention'}: "
+                             "TransformerLens's slopes are a plain geometric series, BLOOM's (which attninspect "
+                             "uses) interleave them when the head count is not a power of two; write the pattern "
+                             "only (qk=False)")
+        attributes["alibi"] = np.int8(1)
+    cap = getattr(cfg, "attn_scores_soft_cap", -1.0) or -1.0
+    if cap > 0:  # cap·tanh(s/cap) on the scaled scores, before the mask: as attninspect applies it
+        attributes["attn_logit_softcapping"] = float(cap)
+    # Local attention: only where the blocks apply it (TransformerLens 3 with use_local_attn; TransformerLens 4's
+    # native model computes global attention whatever the config says). Query i sees keys i − W < j ≤ i.
+    kinds = [getattr(getattr(_block(model, l), "attn", None), "attn_type", "global") for l in layers]
+    if "local" in kinds:
+        if not causal:
+            raise ValueError("local attention without a causal mask: write the pattern only (qk=False)")
+        attributes["sliding_window"] = np.int64(cfg.window_size)
+        attributes["layer_types"] = ["sliding_attention" if kind == "local" else "full_attention" for kind in kinds]
     if not getattr(cfg, "use_attn_scale", True):
-        return 1.0
+        return 1.0, attributes
     attn_scale = float(getattr(cfg, "attn_scale", 0) or 0)
-    return 1.0 / (attn_scale if attn_scale > 0 else math.sqrt(cfg.d_head))  # TransformerLens 4: -1 means √d_head
+    return 1.0 / (attn_scale if attn_scale > 0 else math.sqrt(cfg.d_head)), attributes  # TL 4: -1 means √d_head
+
+
+def _block(model, layer):
+    blocks = getattr(model, "blocks", None)
+    try:
+        return blocks[layer] if blocks is not None else None
+    except (IndexError, TypeError):
+        return None
 
 
 def _transformer_lens_tokens(model, input):

@@ -245,6 +245,12 @@ def transformer_lens_models(outdir):
         for name, extra in variants:
             yield name, native.boot(dict(base, **extra), tokenizer=tokenizer(outdir))
         return
+    # The decoder rules, which only HookedTransformer applies (TransformerLens 4's native model computes global
+    # attention whatever use_local_attn says, and has no ALiBi): written as attributes, redone by attninspect.
+    variants += [("tl_local", dict(use_local_attn=True, attn_types=["local", "global"], window_size=3)),
+                 ("tl_softcap", dict(attn_scores_soft_cap=2.0, attn_scale=0.5)),
+                 ("tl_alibi", dict(positional_embedding_type="alibi")),
+                 ("tl_alibi3", dict(positional_embedding_type="alibi", n_heads=3))]
     for name, extra in variants:
         model = HookedTransformer(HookedTransformerConfig(**dict(base, **extra)))
         model.set_tokenizer(tokenizer(outdir))
@@ -264,8 +270,8 @@ def check_transformer_lens(ctx):
         pattern = np.stack([to_numpy(cache[f"blocks.{l}.attn.hook_pattern"]) for l in range(model.cfg.n_layers)])
         try:
             export_transformer_lens(ctx.path(name + ".h5"), cache, model, input=tokens, pattern=True, qk=True)
-        except ValueError as error:  # a rotary model whose cache lacks the rotated q and k
-            ctx.checker.check("hook_rot_q" in str(error), f"{name}: {error}")
+        except ValueError as error:  # a rotary model without the rotated q and k; ALiBi slopes not BLOOM's
+            ctx.checker.check("hook_rot_q" in str(error) or "ALiBi with 3 heads" in str(error), f"{name}: {error}")
             print(f"  {name}: q and k refused: {error}")
             export_transformer_lens(ctx.path(name + ".h5"), cache, model, input=tokens)
             ctx.check_dump(name + ".h5", pattern)
@@ -274,6 +280,17 @@ def check_transformer_lens(ctx):
             labels = f["tokens"].asstr()[()].tolist()
             q, k = f["q"][()].astype(np.float64), f["k"][()].astype(np.float64)
             scale, causal = float(f.attrs["scale"]), bool(f.attrs["causal"])
+            rules = {key for key in ("sliding_window", "attn_logit_softcapping", "alibi") if key in f.attrs}
+        if rules:  # attninspect redoes them from the file's attributes: verify and the entropies say how well
+            verify = ctx.run("verify", ctx.path(name + ".h5"), "--batch", "0")
+            line = [l for l in verify.stdout.splitlines() if "recomputed from q and k" in l]
+            print(f"  {name}: {', '.join(sorted(rules))} written; verify: {line[0] if line else verify.stdout}")
+            ctx.checker.check(verify.returncode == 0 and line and line[0].startswith("PASS"),
+                              f"{name}: verify {verify.stdout}{verify.stderr}")
+            ctx.check_dump(name + ".h5", pattern)
+            ctx.check_dump(name + ".h5", pattern, args=("--from-qk",))
+            continue
+        k = np.repeat(k, q.shape[2] // k.shape[2], axis=2)  # grouped-query keys: kept by the exporter
         logits = np.einsum("lbhid,lbhjd->lbhij", q, k) * scale
         n = logits.shape[-1]
         recomputed = softmax(logits, causal_allowed(n) if causal else np.ones((n, n), dtype=bool))

@@ -287,9 +287,43 @@ def tl_pattern(outdir):
     export_transformer_lens(os.path.join(outdir, "tl_pattern.h5"), FakeActivationCache(tensors), model,
                             input=FakeTensor(ids), pattern=True, qk=True)
     records = [sample_record(pattern[:, b], [VOCAB[i] for i in ids[b]]) for b in range(2)]
-    return expectation("export_transformer_lens pattern=True, qk=True: batch 2, grouped-query keys repeated; "
+    return expectation("export_transformer_lens pattern=True, qk=True: batch 2, grouped-query keys kept; "
                        "stored pattern = recomputed causal attention",
                        records, {"model": "fake-gqa-3l", "causal": True, "scale": scale},
+                       qk_check=["--from-qk"])
+
+
+def tl_rules(outdir):
+    """A TransformerLens model with local attention on layer 0 (window 3), soft-capped scores (cap 2) and ALiBi
+    (4 heads), as TransformerLens 3 computes them: the exporter writes the rules, attninspect redoes them."""
+    rng = np.random.default_rng(11)
+    layers, heads, positions, d_head, window, cap = 2, 4, 9, 8, 3, 2.0
+    q = (rng.normal(size=(layers, 1, positions, heads, d_head)) * 1.5).astype(np.float32)
+    k = (rng.normal(size=(layers, 1, positions, heads, d_head)) * 1.5).astype(np.float32)
+    scale = 1 / math.sqrt(d_head)
+    logits = np.einsum("lhid,lhjd->lhij", q[:, 0].transpose(0, 2, 1, 3).astype(np.float64),
+                       k[:, 0].transpose(0, 2, 1, 3).astype(np.float64)) * scale
+    logits = cap * np.tanh(logits / cap)
+    slopes = 2.0 ** (-8.0 * np.arange(1, heads + 1) / heads)        # TransformerLens's (= BLOOM's for 4 heads)
+    i, j = np.arange(positions)[:, None], np.arange(positions)[None, :]
+    logits = logits + slopes[None, :, None, None] * np.minimum(j - i, 0)
+    local = (j <= i) & (j > i - window)
+    pattern = np.stack([softmax(logits[l], local if l == 0 else causal_allowed(positions)) for l in range(layers)])
+    pattern = pattern.astype(np.float32)
+    tensors = {}
+    for l in range(layers):
+        tensors[f"blocks.{l}.attn.hook_pattern"] = FakeTensor(pattern[l][None])
+        tensors[f"blocks.{l}.attn.hook_q"] = FakeTensor(q[l])
+        tensors[f"blocks.{l}.attn.hook_k"] = FakeTensor(k[l])
+    model = FakeHookedTransformer(n_heads=heads, d_head=d_head, attn_scale=math.sqrt(d_head), use_attn_scale=True,
+                                  attention_dir="causal", model_name="fake-rules-2l", positional_embedding_type="alibi",
+                                  attn_scores_soft_cap=cap, window_size=window)
+    model.blocks = [SimpleNamespace(attn=SimpleNamespace(attn_type=t)) for t in ("local", "global")]
+    export_transformer_lens(os.path.join(outdir, "tl_rules.h5"), FakeActivationCache(tensors), model,
+                            pattern=True, qk=True)
+    return expectation("export_transformer_lens with local attention (layer 0, window 3), soft-capped scores (2) and "
+                       "ALiBi: the rules written as attributes; stored pattern = attention recomputed under them",
+                       [sample_record(pattern)], {"model": "fake-rules-2l", "causal": True, "scale": scale},
                        qk_check=["--from-qk"])
 
 
@@ -331,7 +365,7 @@ def arrays_per_layer(outdir):
 
 
 DUMPS = {"hf_text.h5": hf_text, "hf_text_batch.h5": hf_text_batch, "hf_cross.h5": hf_cross, "hf_vit.h5": hf_vit,
-         "hf_deit.h5": hf_deit, "tl_qk.h5": tl_qk, "tl_pattern.h5": tl_pattern,
+         "hf_deit.h5": hf_deit, "tl_qk.h5": tl_qk, "tl_pattern.h5": tl_pattern, "tl_rules.h5": tl_rules,
          "arrays_f16_gzip.h5": arrays_f16_gzip, "arrays_per_layer.h5": arrays_per_layer, "arrays_gqa.h5": arrays_gqa}
 
 
@@ -374,7 +408,8 @@ def check_layouts(outdir, checker):
         checker.check(f.attrs["scale"].dtype == np.float64 and f.attrs["scale"] == 0.5 and f.attrs["causal"] == 1,
                       "tl_qk.h5: scale float64 0.5, causal 1")
     with h5py.File(os.path.join(outdir, "tl_pattern.h5"), "r") as f:
-        checker.check(f["k"].shape == (3, 2, 4, 7, 8), "tl_pattern.h5: grouped-query keys repeated to 4 heads")
+        checker.check(f["k"].shape == (3, 2, 2, 7, 8) and f.attrs["num_key_value_heads"] == 2,
+                      "tl_pattern.h5: grouped-query keys keep their 2 heads")
     with h5py.File(os.path.join(outdir, "arrays_f16_gzip.h5"), "r") as f:
         a = f["attentions"]
         checker.check(a.dtype == np.float16 and a.compression == "gzip" and a.chunks == (1, 1, 16, 16),

@@ -53,10 +53,16 @@ public enum AttentionLayout {
     /// Names that mean "attention probabilities", in order of preference.
     static let attentionNames = [
         "attentions", "attention", "attn", "attention_probs", "attn_weights", "attn_probs", "attention_weights",
-        "self_attn", "self_attention"
+        "self_attn", "self_attention", "hook_pattern"
     ]
-    static let queryNames = ["q", "query"]
-    static let keyNames = ["k", "key"]
+    /// TransformerLens's hook names (`blocks.N.attn.hook_rot_q` after the rotary embedding, preferred): their
+    /// per-layer tensors are `[batch, position, head, dim]`, as the hooks hold them.
+    static let queryNames = ["q", "query", "hook_rot_q", "hook_q"]
+    static let keyNames = ["k", "key", "hook_rot_k", "hook_k"]
+    /// Names that say what a tensor is: a family whose last word is one of another kind is never taken for this one
+    /// (`model.layers.N.self_attn.q` is q, not attention).
+    static let kindNames = Set(
+        attentionNames + queryNames + keyNames + gradientNames + ["v", "value", "hook_v", "hook_attn_scores", "hook_z"])
 
     /// Decides which tensors of `file` are the attention (or Q and K) and how their axes map
     /// to `[layer, head, query, key]`.
@@ -304,6 +310,11 @@ public enum AttentionLayout {
         var forms = [component]
         if let hash = component.firstIndex(of: "#") {
             let after = trimmed(component[component.index(after: hash)...])
+            // The last word after the number says what the tensor is when it is a known name (`...self_attn.q`).
+            // It ranks before any name found another way (`blocks.#.attn.hook_pattern` before `...hook_attn_scores`).
+            if let last = after.split(separator: ".").last.map(String.init), kindNames.contains(last) {
+                return names.firstIndex(of: last).map { $0 - names.count }
+            }
             forms.append(trimmed(component[..<hash]) + after)
             forms.append(after)
             forms.append(trimmed(component[..<hash]))

@@ -94,8 +94,12 @@ public final class StoredQueryKey: QueryKeySource {
                 """
             )
         }
+        // TransformerLens's hooks (`blocks.N.attn.hook_rot_q`) hold [batch, position, head, dim].
+        let hooks = perLayer && q.name.split(separator: ".").last?.hasPrefix("hook_") == true
         switch (declared, perLayer, shape.count) {
         case (let declared?, _, _): axes = declared.axes.map(\.rawValue)
+        case (nil, true, 4) where hooks: axes = ["batch", "position", "head", "dim"]
+        case (nil, true, 3) where hooks: axes = ["position", "head", "dim"]
         case (nil, false, 3): axes = ["layer", "position", "head·dim"]
         case (nil, false, 4): axes = ["layer", "head", "position", "dim"]
         case (nil, false, 5): axes = ["layer", "batch", "head", "position", "dim"]

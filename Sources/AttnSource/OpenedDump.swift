@@ -140,6 +140,14 @@ public struct OpenedDump {
             note(
                 "\(path): \(layout.summary.datasets) read as \(layout.summary.axes), from its number of axes; \(other)")
         }
+        if case .queryKey = layout, layout.summary.datasets.contains("hook_q ") {
+            note(
+                """
+                \(path): q and k from TransformerLens's hook_q and hook_k, which are before the rotary embedding: for \
+                a rotary model (Llama, Pythia, ...) save hook_rot_q and hook_rot_k
+                """
+            )
+        }
         if let why = dump.unreadableTokenLabels() { note("\(path): no token labels used: \(why)") }
         if let b = layout.summary.batch, options.batch == nil, b.size > 1 {
             note("\(path): batch axis of \(b.size) samples, using sample \(b.used) (choose with --batch B)")

@@ -55,4 +55,12 @@ struct QueryKeyAxesTests {
         }
         #expect(error.message.contains(message), "\(error.message)")
     }
+
+    @Test("per-layer q and k under framework names (model.layers.N.self_attn.q) are q and k, not attention")
+    func dottedFamilies() throws {
+        let qk = try queryKey(Self.path("qk_family_dotted.npz"))
+        #expect((qk.layerCount, qk.headCount, qk.keyHeadCount, qk.positionCount, qk.headDim) == (2, 3, 1, 5, 4))
+        let got = try (0..<2).flatMap { l in try [qk.layer(l).queries, qk.layer(l).keys] }
+        #expect(got == (try values("qk_canonical.npz", nil, batch: 0)))
+    }
 }

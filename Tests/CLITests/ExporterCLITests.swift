@@ -55,7 +55,7 @@ struct ExporterCLITests {
     )
     func committedDumps() throws {
         let (tolerance, dumps) = try expected()
-        #expect(dumps.count == 10 && tolerance <= 1e-5)
+        #expect(dumps.count == 11 && tolerance <= 1e-5)
         for (name, entry) in dumps.sorted(by: { $0.key < $1.key }) {
             let file = Fixtures.path("\(Self.folder)/\(name)")
             let arguments = entry["stats_args"].strings
@@ -162,6 +162,6 @@ struct ExporterCLITests {
         process.waitUntilExit()
         #expect(process.terminationStatus == 0, "\(output)")
         #expect(output.contains("all checks passed (attninspect included)"), "\(output)")
-        #expect(scratch.contents.filter { $0.hasSuffix(".h5") }.count == 10)
+        #expect(scratch.contents.filter { $0.hasSuffix(".h5") }.count == 11)
     }
 }

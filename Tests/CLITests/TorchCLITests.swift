@@ -17,6 +17,24 @@ struct TorchCLITests {
 
     @Test(
         """
+        a TransformerLens cache saved with torch.save (rotary, grouped-query): hook_pattern is the attention, \
+        hook_rot_q and hook_rot_k ([batch, position, head, dim]) recompute it exactly
+        """
+    )
+    func transformerLensCache() throws {
+        let r = try Run(["verify", Self.torch("tl_cache.pt"), "--causal", "-q"])
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("from blocks.#.attn.hook_pattern (2 datasets, one per layer)"), "\(r.stdout)")
+        #expect(r.stdout.contains("PASS stored attention equals softmax(q·kᵀ/√d, causal)"), "\(r.stdout)")
+        #expect(r.stdout.contains("tolerance 0.0001)"), "\(r.stdout)")
+        let info = try Run(["info", Self.torch("tl_cache.pt"), "--from-qk", "--causal", "-q"])
+        #expect(info.stdout.contains("recomputed from blocks.#.attn.hook_rot_q"), "\(info.stdout)")
+        #expect(info.stdout.contains("axes as stored: [batch, position, head, dim]"), "\(info.stdout)")
+        #expect(info.stdout.contains("key heads: 2"), "\(info.stdout)")
+    }
+
+    @Test(
+        """
         verify's q/k tolerance follows the dtype: float32 q and k taken before the rotary embedding fail at 1e-4; \
         float16 q and k pass at 2e-2 (their |Δ| is 4.3e-4) and fail at 1e-4
         """

@@ -10,6 +10,8 @@ seed 20261206). One array pair is written in every layout, so each case has a kn
   qk_BLHSD.npz       the batch first: (B, L, H, S, D), --axes B,L,H,S,D
   qk_LBSHD5.npz      heads after positions, as TransformerLens's hooks hold them: (L, B, S, H, D), --axes L,B,S,H,D
   qk_LBSHD_attrs.h5  qk_LBSHD.npz's arrays with the root attributes qk_axes = "L,B,S,HD" and num_heads = 3
+  qk_family_dotted.npz  sample 0 as per-layer families under Hugging Face-style names,
+                     model.layers.N.self_attn.q / .k (H, S, D): q and k, never taken for attention
 
 Expected: every file, read with its declaration and --batch b, gives exactly the q and k of qk_canonical.npz with
 --batch b.
@@ -41,3 +43,8 @@ with h5py.File(os.path.join(HERE, "qk_LBSHD_attrs.h5"), "w", libver=("earliest",
     f["k"] = merged(k)
     f.attrs["qk_axes"] = "L,B,S,HD"
     f.attrs["num_heads"] = np.int64(H)
+family = {}
+for layer in range(L):
+    family[f"model.layers.{layer}.self_attn.q"] = q[layer, 0]
+    family[f"model.layers.{layer}.self_attn.k"] = k[layer, 0]
+np.savez(os.path.join(HERE, "qk_family_dotted.npz"), **family)
