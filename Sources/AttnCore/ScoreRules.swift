@@ -39,6 +39,13 @@ public struct ScoreRules: Sendable, Equatable {
     }
 
     /// Whether anything beyond the scale and the causal mask applies (a window, softcap or ALiBi).
+    /// Query rows per block when attention is recomputed a block of rows at a time: about 4 MiB of scores (at
+    /// least 16 rows, at most all), so that a block's product is a matrix product for BLAS, not a row at a time, and
+    /// a worker's buffer stays small at any length.
+    public static func rowsPerBlock(positions s: Int) -> Int {
+        Swift.min(Swift.max(s, 1), Swift.max(16, (1 << 20) / Swift.max(s, 1)))
+    }
+
     public var hasExtras: Bool { windows.contains { $0 != nil } || softcap != nil || alibi }
 
     /// ALiBi's slope of each of `heads` heads, as BLOOM computes them (transformers' `build_alibi_tensor`): for

@@ -8,25 +8,26 @@ import AttnCore
 /// against OpenBLAS's 32-bit integers. The corresponding C call is `cblas_sgemm`.
 public enum MatrixProduct {
     /// `C = alpha · A · op(B)`, all row-major. `A` is `m×k`, `op(B)` is `k×n`
-    /// (`B` is `n×k` when `transposeB`).
+    /// (`B` is `n×k` when `transposeB`); C's rows are `rowStride` floats apart (default `n`).
     public static func multiply(
         _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, into c: UnsafeMutablePointer<Float>,
-        m: Int, n: Int, k: Int, transposeB: Bool = false, alpha: Float = 1
+        m: Int, n: Int, k: Int, transposeB: Bool = false, alpha: Float = 1, rowStride: Int? = nil
     ) {
-        precondition(m >= 0 && n >= 0 && k >= 0)
+        let ldc = rowStride ?? n
+        precondition(m >= 0 && n >= 0 && k >= 0 && ldc >= n && ldc <= Int32.max)
         precondition(
             m <= Int32.max && n <= Int32.max && k <= Int32.max,
             "matrix too large for 32-bit BLAS: \(m)×\(k) · \(k)×\(n)")
         if m == 0 || n == 0 { return }
         if k == 0 {
-            c.update(repeating: 0, count: m * n)
+            for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
             return
         }
         let serialise = callsMustNotOverlap
         if serialise { pthread_mutex_lock(callLock) }
         cblas_sgemm(
             CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-            Int32(m), Int32(n), Int32(k), alpha, a, Int32(k), b, Int32(transposeB ? k : n), 0, c, Int32(n))
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(k), b, Int32(transposeB ? k : n), 0, c, Int32(ldc))
         if serialise { pthread_mutex_unlock(callLock) }
     }
 

@@ -15,13 +15,28 @@ public final class StoredQueryKey: QueryKeySource {
     public let narrowestType: ElementType
     public let tokens: [String]?
     public let summary: LayoutSummary
-    /// What one layer's work holds in memory (the recomputed attention, H × S × S, and its scores), and how many bytes.
+    /// What one whole layer of work holds in memory (the recomputed attention, H × S × S, and its scores), and how
+    /// many bytes: what a command that needs whole layers (`RecomputedAttention.layer`) must be allowed. Commands
+    /// that visit rows in blocks need only one layer's q and k and a block per worker.
     public var layerMemory: (what: String, bytes: Int?) { Self.layerMemory(heads: headCount, positions: positionCount) }
 
-    private static func layerMemory(heads: Int, positions: Int) -> (what: String, bytes: Int?) {
+    public static func layerMemory(heads: Int, positions: Int) -> (what: String, bytes: Int?) {
         (
             "attention recomputed from q and k for one layer (\(heads) heads × \(positions) × \(positions))",
             MemoryBudget.bytes([heads, positions, positions], elementSize: 2 * 4)
+        )
+    }
+
+    /// One layer's q and k as float32, twice (the next layer is read while one is used), and a block of scores
+    /// per worker (`ScoreRules.rowsPerBlock`): what attention recomputed a block of rows at a time holds.
+    static func queryKeyMemory(heads: Int, keyHeads: Int, positions: Int, dim: Int) -> (what: String, bytes: Int?) {
+        let block = MemoryBudget.bytes(
+            [Workers.count, ScoreRules.rowsPerBlock(positions: positions), positions], elementSize: 4)
+        let qk = MemoryBudget.bytes([2, heads + keyHeads, positions, dim], elementSize: 4)
+        return (
+            "q and k of one layer (\(heads) and \(keyHeads) heads × \(positions) × \(dim)), read ahead, and a block "
+                + "of scores per worker",
+            block.flatMap { b in qk.flatMap { b.addingReportingOverflow($0).overflow ? nil : b + $0 } }
         )
     }
     private let queries: LayerTensors
@@ -185,11 +200,14 @@ public final class StoredQueryKey: QueryKeySource {
                     "attribute num_key_value_heads is \(declared), but k holds \(keyHeadCount) heads")
             }
         }
-        let need = Self.layerMemory(heads: headCount, positions: positionCount)
         if options.checksLayerMemory {
             try queries.checkReadable(file: dump.path)
             try keys.checkReadable(file: dump.path)
         }
+        // Whole layers are refused where one is asked for (RecomputedAttention.layer); rows visited in blocks need
+        // only q and k.
+        let need = Self.queryKeyMemory(
+            heads: headCount, keyHeads: keyHeadCount, positions: positionCount, dim: headDim)
         if options.checksLayerMemory, let refusal = MemoryBudget.refusal(need.what, bytes: need.bytes) {
             throw AttnError(.resource, file: dump.path, dataset: q.label, refusal)
         }

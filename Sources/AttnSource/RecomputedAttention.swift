@@ -38,6 +38,16 @@ public final class RecomputedAttention: AttentionSource {
     /// The whole layer, its heads recomputed on the workers while one of them reads the next layer's Q and K
     /// (when the layers are read in order).
     public func layer(_ index: Int) throws -> LayerAttention {
+        // Refused here, before anything is read, rather than when the file is opened: commands that visit rows in
+        // blocks (stats, entropy) never hold a whole layer.
+        let (h, s) = (headCount, queryCount)
+        let need = MemoryBudget.bytes([h, s, s], elementSize: 2 * 4)
+        if let refusal = MemoryBudget.refusal(
+            "attention recomputed from q and k for one whole layer (\(h) heads × \(s) × \(s))", bytes: need)
+        {
+            throw AttnError(
+                .resource, file: file, refusal + "; stats and entropy read it in row blocks, within the limit")
+        }
         let (qk, next) = try reader.layer(index)
         let workers = Swift.min(Workers.count, qk.heads + (next == nil ? 0 : 1))
         var attention: LayerAttention?
@@ -49,49 +59,71 @@ public final class RecomputedAttention: AttentionSource {
         return attention!
     }
 
-    /// Recomputes one head at a time per worker (Q Kᵀ through single-threaded BLAS on each worker,
-    /// then the softmax), so a layer's attention is never whole in memory. When the layers are visited in
-    /// order, one worker first reads the next layer's Q and K (`Workers.alongside`) while the others compute
-    /// (a thread of its own would wait for a core while the workers hold both).
+    /// Recomputes a block of query rows of one head at a time per worker: the block's scores against the keys its
+    /// rows can see (all of them; with causal masking those up to its last row; with a window only the window)
+    /// through single-threaded BLAS, then the softmax, handed on while in cache. Memory is a block per worker plus
+    /// one layer's Q and K, whatever the length: a head's S × S scores are never whole. When the layers are visited
+    /// in order, one worker first reads the next layer's Q and K (`Workers.alongside`) while the others compute.
     public func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
         let (qk, next) = try reader.layer(index)
         let s = qk.positions
-        let workerCount = Swift.min(workers, heads.count + (next == nil ? 0 : 1))
-        let counter = Workers.Counter(heads.count, workers: workerCount)
-        let rowsPerBlock = Swift.max(1, (32 << 10) / Swift.max(s, 1))  // about 128 KiB of Float
-        scores.prepare(count: workerCount, size: s * s)
+        let rowsPerBlock = ScoreRules.rowsPerBlock(positions: s)
+        let blocksPerHead = (s + rowsPerBlock - 1) / Swift.max(rowsPerBlock, 1)
+        let items = heads.count * blocksPerHead
+        let workerCount = Swift.min(workers, items + (next == nil ? 0 : 1))
+        let counter = Workers.Counter(items, workers: workerCount)
+        scores.prepare(count: workerCount, size: rowsPerBlock * s)
         let buffers = scores
         Workers.alongside(reader.readAhead(next)) {
             qk.queries.withUnsafeBufferPointer { q in
                 qk.keys.withUnsafeBufferPointer { k in
                     Workers.run(workerCount) { worker, _ in
-                        let out = buffers[worker]
+                        let out = buffers[worker].baseAddress!
                         counter.forEach(worker: worker) { item in
-                            let h = heads.lowerBound + item
-                            Self.scores(head: h, of: qk, q: q, k: k, scale: rules.scale, into: out.baseAddress!)
-                            // Softmax a few rows, hand them on while they are still in cache.
-                            for r0 in stride(from: 0, to: s, by: rowsPerBlock) {
-                                let rows = r0..<Swift.min(s, r0 + rowsPerBlock)
-                                for i in rows {
-                                    let first = Self.finish(
-                                        row: out.baseAddress! + i * s, i, keys: s, head: h, layer: index,
-                                        rules: rules, slopes: slopes)
-                                    // A row comes out NaN (all of it) when q or k is not finite or Q·Kᵀ overflowed.
-                                    if out[i * s + first].isNaN {
-                                        throw Self.nonFiniteRow(layer: index, head: h, row: i, of: qk, q: q, k: k)
-                                            .about(file: source.file)
-                                    }
+                            let h = heads.lowerBound + item / blocksPerHead
+                            let r0 = (item % blocksPerHead) * rowsPerBlock
+                            let rows = r0..<Swift.min(s, r0 + rowsPerBlock)
+                            // The keys any row of the block sees: visibility only moves right as rows go down.
+                            let first = rules.visible(row: rows.lowerBound, keys: s, layer: index).lowerBound
+                            let last = rules.visible(row: rows.upperBound - 1, keys: s, layer: index).upperBound
+                            Self.scores(
+                                head: h, rows: rows, keys: first..<Swift.max(first, last), of: qk, q: q, k: k,
+                                scale: rules.scale, into: out)
+                            for i in rows {
+                                let row = out + (i - r0) * s
+                                let seen = Self.finish(
+                                    row: row, i, keys: s, head: h, layer: index, rules: rules, slopes: slopes)
+                                // A row comes out NaN (all of it) when q or k is not finite or Q·Kᵀ overflowed.
+                                if row[seen].isNaN {
+                                    throw Self.nonFiniteRow(layer: index, head: h, row: i, of: qk, q: q, k: k)
+                                        .about(file: source.file)
                                 }
-                                try body(
-                                    RowBlock(worker: worker, head: h, rows: rows),
-                                    UnsafeBufferPointer(rebasing: out[(r0 * s)..<(rows.upperBound * s)]))
                             }
+                            try body(
+                                RowBlock(worker: worker, head: h, rows: rows),
+                                UnsafeBufferPointer(start: out, count: rows.count * s))
                         }
                     }
                 }
             }
         }
         try counter.check()
+    }
+
+    /// A rough wall-clock estimate of visiting `layers` (a layer number per layer visited) in row blocks: the
+    /// scores each query sees (all keys; half with causal masking; the window), 2·d flop each at about 30 GFLOP/s
+    /// per thread (sgemm), and about 2 ns each for the exponential, the softmax and what the visitor does with it.
+    public func estimatedSeconds(layers: [Int], workers: Int) -> Double {
+        let s = Double(queryCount), d = Double(source.headDim)
+        var pairs = 0.0
+        for l in layers {
+            if rules.causal, let w = rules.window(layer: l).map({ Swift.min(Double($0), s) }) {
+                pairs += w * s - w * (w - 1) / 2
+            } else {
+                pairs += rules.causal ? s * (s + 1) / 2 : s * s
+            }
+        }
+        return Double(headCount) * pairs * (2 * d / 30e9 + 2e-9) / Double(Swift.max(1, workers))
     }
 
     /// softmax(Q Kᵀ · scale) for every head of one layer, the heads shared out to `workers` workers.
@@ -182,10 +214,22 @@ public final class RecomputedAttention: AttentionSource {
         head: Int, of qk: LayerQueryKey, q: UnsafeBufferPointer<Float>, k: UnsafeBufferPointer<Float>,
         scale: Double, into scores: UnsafeMutablePointer<Float>
     ) {
+        Self.scores(
+            head: head, rows: 0..<qk.positions, keys: 0..<qk.positions, of: qk, q: q, k: k, scale: scale,
+            into: scores)
+    }
+
+    /// The scores of query rows `rows` of one head against keys `keys`, into rows of S floats (`scores[(i − rows
+    /// lower bound)·S + j]` for j in `keys`; the other columns are left as they are).
+    private static func scores(
+        head: Int, rows: Range<Int>, keys: Range<Int>, of qk: LayerQueryKey, q: UnsafeBufferPointer<Float>,
+        k: UnsafeBufferPointer<Float>, scale: Double, into scores: UnsafeMutablePointer<Float>
+    ) {
         let s = qk.positions, d = qk.dim
         MatrixProduct.multiply(
-            q.baseAddress! + head * s * d, k.baseAddress! + qk.keyHead(of: head) * s * d, into: scores,
-            m: s, n: s, k: d, transposeB: true, alpha: Float(scale))
+            q.baseAddress! + (head * s + rows.lowerBound) * d,
+            k.baseAddress! + (qk.keyHead(of: head) * s + keys.lowerBound) * d, into: scores + keys.lowerBound,
+            m: rows.count, n: keys.count, k: d, transposeB: true, alpha: Float(scale), rowStride: s)
     }
 }
 

@@ -30,8 +30,13 @@ struct ResourceGuardCLITests {
         let plain = try Run(["stats", base, "--csv"])
         #expect(allowed.status == 0 && allowed.stdout == plain.stdout)
         #expect(try Run(["stats", base, "--max-memory", "lots"]).status == 64)
-        let huge = try Run(["stats", Fixtures.path("synthetic/layouts/huge_qk.h5")])
-        #expect(huge.stderr.contains("--max-memory SIZE raises it"))
+        // q and k of a million tokens: a whole layer is refused by its memory, stats (row blocks) by its time.
+        let scratch = try Scratch()
+        let huge = try Run(["heatmap", Fixtures.path("synthetic/layouts/huge_qk.h5"), "-o", scratch.file("x.png"), "-q"]
+        )
+        #expect(huge.stderr.contains("--max-memory SIZE raises it"), "\(huge.stderr)")
+        let streamed = try Run(["stats", Fixtures.path("synthetic/layouts/huge_qk.h5"), "-q"])
+        #expect(streamed.stderr.contains("positions, estimated at") && streamed.stderr.contains("raise --max-seconds"))
     }
 
     @Test("info reads no layer: over --max-memory it still shows the file, exit 0, and says what one layer needs")

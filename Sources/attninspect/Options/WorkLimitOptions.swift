@@ -1,6 +1,7 @@
 import ArgumentParser
 import AttnCore
 import AttnRender
+import AttnSource
 
 /// `--max-seconds`: costly work (attention flow, a full rollout matrix of a long sequence) is estimated
 /// before it starts and refused above this limit, with the estimate and what would be cheaper.
@@ -27,6 +28,19 @@ struct WorkLimitOptions: ParsableArguments {
             \(Self.describe(maxSeconds)): \(try cheaper()), or raise --max-seconds
             """
         )
+    }
+
+    /// Throws when attention recomputed from q and k over `layers` (a layer number per layer visited) is estimated
+    /// over the limit: a long sequence costs S² per head, however little memory its row blocks take.
+    func checkRecomputation(_ source: AttentionSource, layers: [Int], file: String) throws {
+        guard let recomputed = source as? RecomputedAttention else { return }
+        try check(
+            recomputed.estimatedSeconds(layers: layers, workers: Workers.count), file: file,
+            work: """
+                attention recomputed from q and k for \(layers.count) layers × \(recomputed.headCount) heads × \
+                \(recomputed.queryCount) positions
+                """,
+            cheaper: "one layer at a time (--layer N)")
     }
 
     /// Whole seconds; one decimal below 10 s; scientific below 0.1 s.

@@ -25,6 +25,7 @@ extension AttnInspect {
         var output: String?
 
         @OptionGroup var picture: PictureOptions
+        @OptionGroup var limit: WorkLimitOptions
 
         @Flag(help: "Divide by ln(keys): 1 is uniform attention.")
         var normalized = false
@@ -44,6 +45,7 @@ extension AttnInspect {
 
         func run() throws {
             let source = try input.open().source
+            try limit.checkRecomputation(source, layers: Array(0..<source.layerCount), file: input.file)
             let grid = try HeadStatistics.entropyGrid(source, normalized: normalized)
             Console.print(EntropyReport.table(grid, heads: source.headCount, normalized: normalized))
             try writer?.write(

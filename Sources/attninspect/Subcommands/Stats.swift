@@ -31,6 +31,7 @@ extension AttnInspect {
         var moreFiles: [String] = []
 
         @OptionGroup var format: ReportFormatOptions
+        @OptionGroup var limit: WorkLimitOptions
         var json: Bool { format.json }
         var csv: Bool { format.csv }
 
@@ -54,7 +55,7 @@ extension AttnInspect {
             if !moreFiles.isEmpty { return try runOverFiles() }
             if input.allSamples { return try runOverSamples() }
             let progress = Progress.start("stats, layers")
-            let result = try Self.statistics(of: input, layer: layer, progress: progress)
+            let result = try Self.statistics(of: input, layer: layer, limit: limit, progress: progress)
             progress?.finish()
             let opened = result.opened, source = result.source, records = result.samples[0]
             let layers = Array(Set(records.map(\.layer))).sorted()
@@ -82,7 +83,7 @@ extension AttnInspect {
         /// `--batch all`: the statistics of every sample, then per layer and head their mean and
         /// standard deviation over the samples (population, ddof = 0); counts are summed.
         func runOverSamples() throws {
-            let result = try Self.statistics(of: input, layer: layer)
+            let result = try Self.statistics(of: input, layer: layer, limit: limit)
             let summary = SampleAggregate(result.samples)
             let source = result.source
             if json {
@@ -114,7 +115,8 @@ extension AttnInspect {
                 var options = input
                 options.file = path
                 do {
-                    results.append(try Self.statistics(of: options, layer: layer, batchAxisOptional: true))
+                    results.append(
+                        try Self.statistics(of: options, layer: layer, limit: limit, batchAxisOptional: true))
                 } catch {
                     let message = error is AttnError ? "\(error)" : "\(path): \(error)"
                     Console.error("attninspect: " + message)
@@ -178,11 +180,13 @@ extension AttnInspect {
         /// With `batchAxisOptional`, `--batch all` on a file without a batch axis reads its one sample.
         /// `progress` counts layers (its total is set here, as the number of layers read).
         static func statistics(
-            of input: InputOptions, layer: Int?, batchAxisOptional: Bool = false, progress: Progress? = nil
+            of input: InputOptions, layer: Int?, limit: WorkLimitOptions, batchAxisOptional: Bool = false,
+            progress: Progress? = nil
         ) throws -> FileStatistics {
             if !input.allSamples {
                 let opened = try input.open()
                 let layers = try layer.map { [try opened.layer($0)] } ?? Array(0..<opened.source.layerCount)
+                try limit.checkRecomputation(opened.source, layers: layers, file: input.file)
                 progress?.setTotal(layers.count)
                 let records = try layers.flatMap { l in
                     defer { progress?.advance() }
@@ -195,6 +199,8 @@ extension AttnInspect {
                 throw AttnError(file: input.file, "--batch all: the data has no batch axis")
             }
             let layers = try layer.map { [try first.layer($0)] } ?? Array(0..<first.source.layerCount)
+            let samples = [Int](repeating: 0, count: size).flatMap { _ in layers }
+            try limit.checkRecomputation(first.source, layers: samples, file: input.file)
             var perSample: [[HeadStatistics]] = []
             var queries: [Int] = [], keys: [Int] = []
             for b in 0..<size {
