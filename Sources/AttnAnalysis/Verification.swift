@@ -22,26 +22,56 @@ public struct AttentionChecks: Sendable {
         let q = layer.queries, k = layer.keys
         square = square && q == k
         layer.values.withUnsafeBufferPointer { v in
+            var columns = [Double](repeating: 0, count: k)
             for h in 0..<layer.heads {
-                var columns = [Double](repeating: 0, count: k)
-                for i in 0..<q {
-                    var sum = 0.0
-                    for j in 0..<k {
-                        let x = v[(h * q + i) * k + j]
-                        if x.isNaN { nans += 1; continue }
-                        if x.isInfinite { infinities += 1; continue }
-                        if x < 0 { negatives += 1 }
-                        let d = Double(x)
-                        sum += d
-                        columns[j] += d
-                        if j > i { upperMax = Swift.max(upperMax, abs(d)); upperCells += 1 }
+                columns.withUnsafeMutableBufferPointer { c in
+                    c.update(repeating: 0)
+                    for i in 0..<q {
+                        add(row: UnsafeBufferPointer(rebasing: v[((h * q + i) * k)..<((h * q + i + 1) * k)]), i, c)
                     }
-                    worstRowSum = Swift.max(worstRowSum, abs(sum - 1))
                 }
-                for c in columns { worstColumnSum = Swift.max(worstColumnSum, abs(c - 1)) }
+                addColumns(columns)
             }
         }
     }
+
+    /// Adds query row `i` (its keys' values), summing its values into `columns`.
+    mutating func add(row: UnsafeBufferPointer<Float>, _ i: Int, _ columns: UnsafeMutableBufferPointer<Double>) {
+        var sum = 0.0
+        for (j, x) in row.enumerated() {
+            if x.isNaN { nans += 1; continue }
+            if x.isInfinite { infinities += 1; continue }
+            if x < 0 { negatives += 1 }
+            let d = Double(x)
+            sum += d
+            columns[j] += d
+            if j > i { upperMax = Swift.max(upperMax, abs(d)); upperCells += 1 }
+        }
+        worstRowSum = Swift.max(worstRowSum, abs(sum - 1))
+    }
+
+    /// Adds one head's column sums over all its queries.
+    mutating func addColumns(_ columns: [Double]) {
+        for c in columns { worstColumnSum = Swift.max(worstColumnSum, abs(c - 1)) }
+    }
+
+    /// Adds what another part of the rows found (the column sums apart).
+    mutating func merge(_ other: AttentionChecks) {
+        worstRowSum = Swift.max(worstRowSum, other.worstRowSum)
+        negatives += other.negatives
+        nans += other.nans
+        infinities += other.infinities
+        upperMax = Swift.max(upperMax, other.upperMax)
+        upperCells += other.upperCells
+    }
+}
+
+/// One worker's checks of the rows it was given, and its column sums per head (`[head, key]`).
+private final class PartialChecks: @unchecked Sendable {
+    var checks = AttentionChecks()
+    var columns: [Double]
+
+    init(heads: Int, keys: Int) { columns = [Double](repeating: 0, count: heads * keys) }
 }
 
 /// One finding of `verify`: what was checked and the numbers behind it. `passed` is nil for information only.
@@ -99,10 +129,30 @@ extension AttentionChecks {
         return out
     }
 
-    /// Every layer of `source`, read one at a time.
-    public static func of(_ source: AttentionSource) throws -> AttentionChecks {
+    /// Every layer of `source`, its rows visited in blocks on `workers` workers (never a whole layer of recomputed
+    /// attention); each worker checks its rows and sums its columns, merged per layer.
+    public static func of(_ source: AttentionSource, workers: Int = Workers.count) throws -> AttentionChecks {
         var checks = AttentionChecks()
-        for l in 0..<source.layerCount { checks.add(try source.layer(l)) }
+        let h = source.headCount, q = source.queryCount, k = source.keyCount
+        checks.square = q == k
+        for l in 0..<source.layerCount {
+            let parts = (0..<Swift.max(1, workers)).map { _ in PartialChecks(heads: h, keys: k) }
+            try source.visitBlocks(layer: l, heads: 0..<h, workers: workers) { block, values in
+                let part = parts[block.worker]
+                part.columns.withUnsafeMutableBufferPointer { all in
+                    let columns = UnsafeMutableBufferPointer(rebasing: all[(block.head * k)..<((block.head + 1) * k)])
+                    for (r, i) in block.rows.enumerated() {
+                        part.checks.add(row: UnsafeBufferPointer(rebasing: values[(r * k)..<((r + 1) * k)]), i, columns)
+                    }
+                }
+            }
+            var columns = [Double](repeating: 0, count: h * k)
+            for part in parts {
+                checks.merge(part.checks)
+                for (index, value) in part.columns.enumerated() { columns[index] += value }
+            }
+            for head in 0..<h { checks.addColumns(Array(columns[(head * k)..<((head + 1) * k)])) }
+        }
         return checks
     }
 }

@@ -39,14 +39,14 @@ public final class RecomputedAttention: AttentionSource {
     /// (when the layers are read in order).
     public func layer(_ index: Int) throws -> LayerAttention {
         // Refused here, before anything is read, rather than when the file is opened: commands that visit rows in
-        // blocks (stats, entropy) never hold a whole layer.
+        // blocks (stats, entropy, verify) never hold a whole layer.
         let (h, s) = (headCount, queryCount)
         let need = MemoryBudget.bytes([h, s, s], elementSize: 2 * 4)
         if let refusal = MemoryBudget.refusal(
             "attention recomputed from q and k for one whole layer (\(h) heads × \(s) × \(s))", bytes: need)
         {
             throw AttnError(
-                .resource, file: file, refusal + "; stats and entropy read it in row blocks, within the limit")
+                .resource, file: file, refusal + "; stats, entropy and verify read it in row blocks, within the limit")
         }
         let (qk, next) = try reader.layer(index)
         let workers = Swift.min(Workers.count, qk.heads + (next == nil ? 0 : 1))

@@ -43,7 +43,16 @@ struct LongContextCLITests {
         #expect(r.status == 1, "\(r.stderr)")
         #expect(
             r.stderr.contains("for one whole layer (2 heads × 2048 × 2048) needs")
-                && r.stderr.contains("stats and entropy read it in row blocks"), "\(r.stderr)")
+                && r.stderr.contains("stats, entropy and verify read it in row blocks"), "\(r.stderr)")
         #expect(scratch.contents.isEmpty)
+    }
+
+    @Test("verify under the same limit: every check passes, each row read in a block (causal: nothing after the query)")
+    func streamedVerify() throws {
+        let r = try Run(["verify", Self.long("qk_2048_window.h5"), "--max-memory", "12M", "-q"])
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(
+            r.stdout.contains("PASS rows sum to 1 over the keys")
+                && r.stdout.contains("PASS causal: keys after the query get no attention"), "\(r.stdout)")
     }
 }

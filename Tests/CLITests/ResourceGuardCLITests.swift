@@ -35,6 +35,8 @@ struct ResourceGuardCLITests {
         let huge = try Run(["heatmap", Fixtures.path("synthetic/layouts/huge_qk.h5"), "-o", scratch.file("x.png"), "-q"]
         )
         #expect(huge.stderr.contains("--max-memory SIZE raises it"), "\(huge.stderr)")
+        let verify = try Run(["verify", Fixtures.path("synthetic/layouts/huge_qk.h5"), "-q"])
+        #expect(verify.status == 2 && verify.stderr.contains("raise --max-seconds"), "\(verify.stderr)")
         let streamed = try Run(["stats", Fixtures.path("synthetic/layouts/huge_qk.h5"), "-q"])
         #expect(streamed.stderr.contains("positions, estimated at") && streamed.stderr.contains("raise --max-seconds"))
     }

@@ -32,7 +32,10 @@ struct WorkLimitOptions: ParsableArguments {
 
     /// Throws when attention recomputed from q and k over `layers` (a layer number per layer visited) is estimated
     /// over the limit: a long sequence costs S² per head, however little memory its row blocks take.
-    func checkRecomputation(_ source: AttentionSource, layers: [Int], file: String) throws {
+    func checkRecomputation(
+        _ source: AttentionSource, layers: [Int], file: String,
+        cheaper: String = "stats does one layer at a time (--layer N)"
+    ) throws {
         guard let recomputed = source as? RecomputedAttention else { return }
         try check(
             recomputed.estimatedSeconds(layers: layers, workers: Workers.count), file: file,
@@ -40,7 +43,7 @@ struct WorkLimitOptions: ParsableArguments {
                 attention recomputed from q and k for \(layers.count) layers × \(recomputed.headCount) heads × \
                 \(recomputed.queryCount) positions
                 """,
-            cheaper: "one layer at a time (--layer N)")
+            cheaper: cheaper)
     }
 
     /// Whole seconds; one decimal below 10 s; scientific below 0.1 s.

@@ -186,7 +186,8 @@ extension AttnInspect {
             if !input.allSamples {
                 let opened = try input.open()
                 let layers = try layer.map { [try opened.layer($0)] } ?? Array(0..<opened.source.layerCount)
-                try limit.checkRecomputation(opened.source, layers: layers, file: input.file)
+                try limit.checkRecomputation(
+                    opened.source, layers: layers, file: input.file, cheaper: "one layer at a time (--layer N)")
                 progress?.setTotal(layers.count)
                 let records = try layers.flatMap { l in
                     defer { progress?.advance() }
@@ -200,7 +201,8 @@ extension AttnInspect {
             }
             let layers = try layer.map { [try first.layer($0)] } ?? Array(0..<first.source.layerCount)
             let samples = [Int](repeating: 0, count: size).flatMap { _ in layers }
-            try limit.checkRecomputation(first.source, layers: samples, file: input.file)
+            try limit.checkRecomputation(
+                first.source, layers: samples, file: input.file, cheaper: "one layer at a time (--layer N)")
             var perSample: [[HeadStatistics]] = []
             var queries: [Int] = [], keys: [Int] = []
             for b in 0..<size {

@@ -25,6 +25,7 @@ extension AttnInspect {
         )
 
         @OptionGroup var input: InputOptions
+        @OptionGroup var limit: WorkLimitOptions
 
         @Option(
             help:
@@ -79,6 +80,7 @@ extension AttnInspect {
                     heads: source.headCount, queries: source.queryCount, keys: source.keyCount)
             ]
             if summary.axes == "[head, query, key]" && summary.layerNumbers == nil { findings.append(.oneLayerOfHeads) }
+            try limit.checkRecomputation(source, layers: Array(0..<source.layerCount), file: input.file)
             findings += try AttentionChecks.of(source).findings(tolerance: tolerance, claimsCausal: claimsCausal)
             if !input.fromQK {
                 // A malformed scale attribute is reported as a failed check, not as an error (--scale is refused here).
