@@ -9,10 +9,8 @@ struct AxesCLITests {
     static let reference = Fixtures.path("synthetic/batch_LBHQK.npy")
     static func layouts(_ name: String) -> String { Fixtures.path("synthetic/layouts/\(name)") }
 
-    func csv(_ arguments: [String]) throws -> String {
-        let r = try Run(["stats"] + arguments + ["--csv", "-q"])
-        #expect(r.status == 0, "\(r.stderr)")
-        return r.stdout
+    func csv(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        try statsCSV(arguments, sourceLocation: sourceLocation)
     }
 
     @Test("the batch first (B,L,H,Q,K), by --axes or by the attribute, reads what (L,B,H,Q,K) reads", arguments: [1, 2])

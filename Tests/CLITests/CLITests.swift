@@ -61,6 +61,13 @@ struct Run {
     }
 }
 
+/// `attninspect stats ARGUMENTS --csv -q`, expected to succeed: its CSV, to compare two readings of the same values.
+func statsCSV(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+    let r = try Run(["stats"] + arguments + ["--csv", "-q"])
+    #expect(r.status == 0, "\(arguments): \(r.stderr)", sourceLocation: sourceLocation)
+    return r.stdout
+}
+
 struct RunError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }

@@ -9,10 +9,8 @@ struct LayerFamilyCLITests {
     static let reference = Fixtures.path("synthetic/base_f32.npy")
     static func layouts(_ name: String) -> String { Fixtures.path("synthetic/layouts/\(name)") }
 
-    func csv(_ arguments: [String]) throws -> String {
-        let r = try Run(["stats"] + arguments + ["--csv", "-q"])
-        #expect(r.status == 0, "\(r.stderr)")
-        return r.stdout
+    func csv(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        try statsCSV(arguments, sourceLocation: sourceLocation)
     }
 
     @Test(

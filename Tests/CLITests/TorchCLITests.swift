@@ -52,11 +52,7 @@ struct TorchCLITests {
 
     @Test("stats of every layout equal the stats of numpy's copy; tokens come from the pickled list of strings")
     func statsAgree() throws {
-        func stats(_ file: String, _ extra: [String] = []) throws -> String {
-            let r = try Run(["stats", file, "--quiet", "--csv"] + extra)
-            #expect(r.status == 0, "\(file): \(r.stderr)")
-            return r.stdout
-        }
+        func stats(_ file: String, _ extra: [String] = []) throws -> String { try statsCSV([file] + extra) }
         let reference = try stats(Self.torch("bert_reference.npy"))
         for file in ["bert_tuple.pt", "bert_tuple_be.pt", "bert_views.pt"] {
             #expect(try stats(Self.torch(file)) == reference, "\(file)")
