@@ -66,14 +66,6 @@ public struct AttentionChecks: Sendable {
     }
 }
 
-/// One worker's checks of the rows it was given, and its column sums per head (`[head, key]`).
-private final class PartialChecks: @unchecked Sendable {
-    var checks = AttentionChecks()
-    var columns: [Double]
-
-    init(heads: Int, keys: Int) { columns = [Double](repeating: 0, count: heads * keys) }
-}
-
 /// One finding of `verify`: what was checked and the numbers behind it. `passed` is nil for information only.
 public enum VerifyFinding: Sendable, Equatable {
     /// How the file was read: its layout's axes and datasets, and the attention's shape.
@@ -130,31 +122,58 @@ extension AttentionChecks {
     }
 
     /// Every layer of `source`, its rows visited in blocks on `workers` workers (never a whole layer of recomputed
-    /// attention); each worker checks its rows and sums its columns, merged per layer.
+    /// attention): each worker checks its rows and sums a block's columns in its own K values, then adds them to the
+    /// layer's column sums under a lock (memory: H·K + workers·K values, not workers·H·K).
     public static func of(_ source: AttentionSource, workers: Int = Workers.count) throws -> AttentionChecks {
         var checks = AttentionChecks()
         let h = source.headCount, q = source.queryCount, k = source.keyCount
         checks.square = q == k
         for l in 0..<source.layerCount {
-            let parts = (0..<Swift.max(1, workers)).map { _ in PartialChecks(heads: h, keys: k) }
+            let parts = (0..<Swift.max(1, workers)).map { _ in PartialChecks(keys: k) }
+            let layer = ColumnSums(heads: h, keys: k)
             try source.visitBlocks(layer: l, heads: 0..<h, workers: workers) { block, values in
                 let part = parts[block.worker]
-                part.columns.withUnsafeMutableBufferPointer { all in
-                    let columns = UnsafeMutableBufferPointer(rebasing: all[(block.head * k)..<((block.head + 1) * k)])
+                part.columns.withUnsafeMutableBufferPointer { columns in
+                    columns.update(repeating: 0)
                     for (r, i) in block.rows.enumerated() {
                         part.checks.add(row: UnsafeBufferPointer(rebasing: values[(r * k)..<((r + 1) * k)]), i, columns)
                     }
                 }
+                layer.add(part.columns, head: block.head)
             }
-            var columns = [Double](repeating: 0, count: h * k)
-            for part in parts {
-                checks.merge(part.checks)
-                for (index, value) in part.columns.enumerated() { columns[index] += value }
-            }
-            for head in 0..<h { checks.addColumns(Array(columns[(head * k)..<((head + 1) * k)])) }
+            for part in parts { checks.merge(part.checks) }
+            for head in 0..<h { checks.addColumns(layer.head(head)) }
         }
         return checks
     }
+}
+
+/// One worker's checks of the rows it was given, and the column sums of its current block.
+private final class PartialChecks: @unchecked Sendable {
+    var checks = AttentionChecks()
+    var columns: [Double]
+
+    init(keys: Int) { columns = [Double](repeating: 0, count: keys) }
+}
+
+/// A layer's column sums per head, `[head, key]`, added to by the workers one block at a time.
+private final class ColumnSums: @unchecked Sendable {
+    private var sums: [Double]
+    private let keys: Int
+    private let lock = Lock()
+
+    init(heads: Int, keys: Int) {
+        self.keys = keys
+        sums = [Double](repeating: 0, count: heads * keys)
+    }
+
+    func add(_ columns: [Double], head: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        for (j, value) in columns.enumerated() { sums[head * keys + j] += value }
+    }
+
+    func head(_ h: Int) -> [Double] { Array(sums[(h * keys)..<((h + 1) * keys)]) }
 }
 
 extension VerifyFinding {

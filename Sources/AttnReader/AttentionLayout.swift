@@ -83,6 +83,17 @@ public enum AttentionLayout {
         // Axes declared for q and k (`--axes L,B,S,HD`) ask for q and k as --from-qk does.
         let wantsQK = options.fromQK || options.axes?.isQueryKey == true
         if wantsQK || attention == nil, let queries, let keys {
+            // TransformerLens: q and k must both be after the rotary embedding, or both before it.
+            let rotated = [queries, keys].map { lastComponent($0.first.name).contains("hook_rot_") }
+            if rotated[0] != rotated[1] {
+                throw AttnError(
+                    file: file.path,
+                    """
+                    q is \(queries.label) but k is \(keys.label): one is after the rotary embedding (hook_rot_*), \
+                    the other before it; save hook_rot_q and hook_rot_k together
+                    """
+                )
+            }
             return .queryKey(
                 try StoredQueryKey(file: file, queries: queries, keys: keys, options: options, tokens: tokens))
         }
@@ -312,7 +323,10 @@ public enum AttentionLayout {
             let after = trimmed(component[component.index(after: hash)...])
             // The last word after the number says what the tensor is when it is a known name (`...self_attn.q`).
             // It ranks before any name found another way (`blocks.#.attn.hook_pattern` before `...hook_attn_scores`).
-            if let last = after.split(separator: ".").last.map(String.init), kindNames.contains(last) {
+            // TransformerLens's other hooks (hook_result, hook_z, ...) are never a kind they are not named as.
+            if let last = after.split(separator: ".").last.map(String.init),
+                kindNames.contains(last) || last.hasPrefix("hook_")
+            {
                 return names.firstIndex(of: last).map { $0 - names.count }
             }
             forms.append(trimmed(component[..<hash]) + after)

@@ -110,7 +110,7 @@ public final class StoredQueryKey: QueryKeySource {
             )
         }
         // TransformerLens's hooks (`blocks.N.attn.hook_rot_q`) hold [batch, position, head, dim].
-        let hooks = perLayer && q.name.split(separator: ".").last?.hasPrefix("hook_") == true
+        let hooks = perLayer && lastComponent(q.name).split(separator: ".").last?.hasPrefix("hook_") == true
         switch (declared, perLayer, shape.count) {
         case (let declared?, _, _): axes = declared.axes.map(\.rawValue)
         case (nil, true, 4) where hooks: axes = ["batch", "position", "head", "dim"]

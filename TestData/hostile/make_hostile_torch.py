@@ -16,6 +16,10 @@ Python's own pickler into a torch.save-shaped zip (the folder, data.pkl, byteord
   torch_short_storage.pt a tensor whose storage record holds fewer bytes than its storage claims
   torch_past_storage.pt  a tensor view whose strides reach past the end of its storage
   torch_missing_record.pt a tensor whose storage record is not in the archive
+  torch_negative_offset.pt a tensor at storage offset -4 (it would read the zip header before its record)
+  torch_zero_axis.pt     shape (0, 2^48, 2^48): nothing to read, but the axes' product overflows
+  torch_text_bomb.pt     one list of 5,000 strings named by 1,000 dict values (5 million strings to copy)
+  torch_name_bomb.pt     one 70 KB dict key naming 1,000 tensors (70 MB of tensor names)
 """
 import collections
 import io
@@ -119,3 +123,12 @@ torch_zip("torch_memo_bomb.pt", dumps(bomb), {"0": floats})
 torch_zip("torch_short_storage.pt", dumps(Tensor(Storage("0", 16), 0, (4, 4), (4, 1))), {"0": floats[:40]})
 torch_zip("torch_past_storage.pt", dumps(Tensor(Storage("0", 16), 4, (4, 4), (4, 1))), {"0": floats})
 torch_zip("torch_missing_record.pt", dumps(Tensor(Storage("0", 16), 0, (4, 4), (4, 1))))
+torch_zip("torch_negative_offset.pt", dumps({"attentions": Tensor(Storage("0", 16), -4, (1, 1, 4, 4), (16, 16, 4, 1))}),
+          {"0": floats})
+torch_zip("torch_zero_axis.pt", dumps({"attentions": Tensor(Storage("0", 16), 0, (0, 2**48, 2**48), (0, 2**48, 1))}),
+          {"0": floats})
+words = [f"w{i}" for i in range(5000)]
+torch_zip("torch_text_bomb.pt", dumps({f"tokens{i}": words for i in range(1000)}))
+key = "k" * 70_000
+one = Tensor(Storage("0", 16), 0, (4, 4), (4, 1))
+torch_zip("torch_name_bomb.pt", dumps({f"{i}": {key: one} for i in range(1000)}), {"0": floats})

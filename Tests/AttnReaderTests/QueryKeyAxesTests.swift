@@ -63,4 +63,14 @@ struct QueryKeyAxesTests {
         let got = try (0..<2).flatMap { l in try [qk.layer(l).queries, qk.layer(l).keys] }
         #expect(got == (try values("qk_canonical.npz", nil, batch: 0)))
     }
+
+    @Test(
+        "TransformerLens hooks under nested names: hook_rot_q/k as [batch, position, head, dim]; hook_result ignored"
+    )
+    func transformerLensHooks() throws {
+        let qk = try queryKey(Self.path("qk_tl_hooks.npz"))
+        #expect(qk.summary.axes == "[batch, position, head, dim]")
+        let got = try (0..<2).flatMap { l in try [qk.layer(l).queries, qk.layer(l).keys] }
+        #expect(got == (try values("qk_canonical.npz", nil, batch: 0)))
+    }
 }

@@ -108,7 +108,12 @@ struct TorchReaderTests {
             ([0x80, 2, 0x58, 0xFF, 0xFF, 0xFF, 0x7F], "truncated"),
             ([0x80, 2, 0x68, 7, 0x2E], "never stored"),
             ([0x80, 2, 0x4E, 0x4E, 0x2E], "2 values on the stack"),
-            ([0x80, 1, 0x4E, 0x2E], "protocol 1")
+            ([0x80, 1, 0x4E, 0x2E], "protocol 1"),
+            ([0x80, 2, 0x4E, 0x28, 0x2E], "it stops inside a MARK"),
+            (
+                [0x80, 2] + [UInt8](repeating: 0x4E, count: RestrictedPickle.maximumValues + 1) + [0x2E],
+                "values on its stack or in its memo"
+            )
         ] as [([UInt8], String)])
     func refused(bytes: [UInt8], fragment: String) {
         guard case .failure(let error) = unpickle(bytes) else {

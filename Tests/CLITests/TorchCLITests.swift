@@ -88,7 +88,10 @@ extension HostileInputCLITests {
             ("torch_memo_bomb.pt", "names more than 100000 values"),
             ("torch_short_storage.pt", "its storage claims 16 elements of float32, but the record"),
             ("torch_past_storage.pt", "reaches past the 16 elements of storage 0"),
-            ("torch_missing_record.pt", "its storage record torch_missing_record/data/0 is missing")
+            ("torch_missing_record.pt", "its storage record torch_missing_record/data/0 is missing"),
+            ("torch_negative_offset.pt", "rebuilds a tensor from unexpected arguments"),
+            ("torch_text_bomb.pt", "names more than 4194304 strings or 64 MiB of tensor names"),
+            ("torch_name_bomb.pt", "names more than 4194304 strings or 64 MiB of tensor names")
         ])
     func torchRefusals(file: String, message: String) throws {
         let marker = "/tmp/attninspect-pwned-torch"
@@ -99,5 +102,14 @@ extension HostileInputCLITests {
         }
         #expect(!FileManager.default.fileExists(atPath: marker))
         #expect(scratch.contents.isEmpty)
+    }
+
+    @Test("a tensor with an empty axis whose other axes' product overflows: info lists it, stats refuses it, no crash")
+    func torchZeroAxis() throws {
+        let info = try Run(["info", Self.hostile("torch_zero_axis.pt"), "-q"])
+        #expect(info.status == 1 && info.stdout.contains("(0, 281474976710656, 281474976710656)"), "\(info.stdout)")
+        try refused(
+            ["stats", Self.hostile("torch_zero_axis.pt")],
+            "axis head has length 0 in shape (0, 281474976710656, 281474976710656)")
     }
 }

@@ -1,7 +1,7 @@
 import AttnCore
 
 /// A value built by `RestrictedPickle`: only what `torch.save` writes for tensors and containers of them.
-indirect enum PickleValue {
+enum PickleValue {
     case none
     case bool(Bool)
     case int(Int64)
@@ -146,6 +146,15 @@ struct RestrictedPickle {
 
     /// Containers nested deeper than this are refused (a tensor dump needs three or four levels).
     static let maximumDepth = 64
+    /// At most this many values on the stack, and this many memo entries: a dump of a few thousand tensors needs
+    /// some tens of thousands.
+    static let maximumValues = 1 << 20
+
+    private func tooMany() -> AttnError {
+        fail(
+            "holds more than \(Self.maximumValues) values on its stack or in its memo: expected a few containers"
+        )
+    }
 
     /// Reads `bytes` (a whole `data.pkl`) to its STOP and passes the value it builds to `body`. The value's lists
     /// and dicts are emptied when `body` returns.
@@ -206,6 +215,7 @@ struct RestrictedPickle {
     }
 
     private mutating func push(_ value: PickleValue, depth: Int = 0) throws {
+        guard stack.count < Self.maximumValues else { throw tooMany() }
         guard depth <= Self.maximumDepth else {
             throw fail("nests tuples more than \(Self.maximumDepth) deep: expected tensors in containers")
         }
@@ -232,6 +242,7 @@ struct RestrictedPickle {
             throw fail("is corrupt: a memo store finds the stack empty")
         }
         guard index >= 0, index <= bytes.count else { throw fail("is corrupt: memo index \(index)") }
+        guard memo.count < Self.maximumValues || memo[index] != nil else { throw tooMany() }
         memo[index] = top
     }
 
@@ -239,6 +250,7 @@ struct RestrictedPickle {
         guard let entry = memo[index] else {
             throw fail("is corrupt: it recalls memo entry \(index), which was never stored")
         }
+        guard stack.count < Self.maximumValues else { throw tooMany() }
         stack.append(entry)
     }
 
@@ -260,7 +272,8 @@ struct RestrictedPickle {
                 }
             case 0x95: _ = try take(8, "a frame length")  // FRAME: a hint for buffered readers
             case UInt8(ascii: "."):  // STOP
-                guard stack.count == 1, marks.isEmpty else {
+                guard marks.isEmpty else { throw fail("is corrupt: it stops inside a MARK") }
+                guard stack.count == 1 else {
                     throw fail("is corrupt: it stops with \(stack.count) values on the stack, expected 1")
                 }
                 return stack[0].value
@@ -411,6 +424,7 @@ struct RestrictedPickle {
             return .dict(newBox())
         case .rebuildTensor:
             guard (6...7).contains(args.count), case .storage(let storage) = args[0], case .int(let offset) = args[1],
+                offset >= 0, offset <= Int64(1) << 48,
                 let shape = integers(args[2]), let strides = integers(args[3]), shape.count == strides.count,
                 case .bool = args[4]
             else {

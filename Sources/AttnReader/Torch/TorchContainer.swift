@@ -21,8 +21,12 @@ final class TorchContainer: TensorContainer {
     /// At most this many containers, tensors and values are visited (a dump has a few thousand): the memo lets a
     /// small pickle name one tuple many times.
     static let maximumVisits = 100_000
-    /// The pickle is read whole; a dump's is a few kilobytes (the safetensors limit on a header, 100 MB).
-    static let maximumPickle = 100_000_000
+    /// The pickle is read whole; a dump's is a few kilobytes (a pickle of a hundred thousand tensors, a few MB).
+    static let maximumPickle = 64_000_000
+    /// The most bytes of tensor names, and the most strings held as labels or attributes: names and lists can be
+    /// named many times through the memo, each time copied.
+    static let maximumNameBytes = 64 << 20
+    static let maximumStrings = 1 << 22
 
     /// The folder of `data.pkl` when the archive is a `torch.save` file (or a TorchScript one, refused later).
     static func folder(of archive: ZipArchive) -> String? {
@@ -95,8 +99,11 @@ final class TorchContainer: TensorContainer {
         try RestrictedPickle.read(pickle, fail: fail) { root in
             try walk.visit(root, name: rootName ?? stem, depth: 0)
             guard case .dict(let box) = root else { return }
+            var held = walk.strings
             for (key, value) in box.pairs {
                 guard case .string(let name) = key, let attribute = Self.attributeValue(value) else { continue }
+                if case .strings(let texts) = attribute { held += texts.count }
+                guard held <= Self.maximumStrings else { throw walk.tooMuch() }
                 if case .strings = attribute, case .list = value {
                     textAttributes[name] = attribute
                 } else {
@@ -147,6 +154,9 @@ private struct TorchWalk {
     let folder: String
     let order: ByteOrder
     var tensors: [StoredTensor] = []
+    /// Strings copied into labels so far, and bytes of tensor names (both bounded: the memo can repeat them).
+    private(set) var strings = 0
+    private var nameBytes = 0
     private var visits = 0
     private var storages: [String: (offset: Int, count: Int, type: TorchStorageType)] = [:]
 
@@ -159,6 +169,16 @@ private struct TorchWalk {
 
     private func fail(_ name: String, _ message: String) -> AttnError {
         AttnError(file: file.path, dataset: name, message)
+    }
+
+    func tooMuch() -> AttnError {
+        AttnError(
+            file: file.path, dataset: folder + "data.pkl",
+            """
+            names more than \(TorchContainer.maximumStrings) strings or \(TorchContainer.maximumNameBytes >> 20) MiB \
+            of tensor names (the memo can name one list or key many times): expected tensors in a few containers
+            """
+        )
     }
 
     mutating func visit(_ value: PickleValue, name: String, depth: Int) throws {
@@ -186,12 +206,14 @@ private struct TorchWalk {
         func index(_ i: Int) -> String { depth == 0 ? "[\(i)]" : String(i) }
         switch value {
         case .tensor(let t):
+            nameBytes += name.utf8.count
+            guard nameBytes <= TorchContainer.maximumNameBytes else { throw tooMuch() }
             tensors.append(try tensor(t, name: name))
         case .tuple(let items):
-            if let text = text(items, name: name) { tensors.append(text); return }
+            if let text = try text(items, name: name) { tensors.append(text); return }
             for (i, item) in items.enumerated() { try visit(item, name: child(index(i)), depth: depth + 1) }
         case .list(let box):
-            if let text = text(box.items, name: name) { tensors.append(text); return }
+            if let text = try text(box.items, name: name) { tensors.append(text); return }
             for (i, item) in box.items.enumerated() { try visit(item, name: child(index(i)), depth: depth + 1) }
         case .dict(let box):
             for (key, item) in box.pairs {
@@ -209,22 +231,27 @@ private struct TorchWalk {
     }
 
     /// A list of strings, or of equal-length lists of strings, as a text tensor; nil otherwise.
-    private func text(_ items: [PickleValue], name: String) -> StoredTensor? {
-        func strings(_ values: [PickleValue]) -> [String]? {
+    private mutating func text(_ items: [PickleValue], name: String) throws -> StoredTensor? {
+        func texts(_ values: [PickleValue]) -> [String]? {
             let out = values.compactMap { if case .string(let s) = $0 { return s } else { return nil } }
             return out.count == values.count ? out : nil
         }
         guard !items.isEmpty else { return nil }
         var shape = [items.count]
-        var all = strings(items)
+        var all = texts(items)
         if all == nil {
             let rows = items.compactMap {
-                if case .list(let box) = $0 { return strings(box.items) } else { return nil }
+                if case .list(let box) = $0 { return texts(box.items) } else { return nil }
             }
             guard rows.count == items.count, let width = rows.first?.count, rows.allSatisfy({ $0.count == width })
             else { return nil }
             shape.append(width)
             all = rows.flatMap { $0 }
+        }
+        strings += all!.count
+        nameBytes += name.utf8.count
+        guard strings <= TorchContainer.maximumStrings, nameBytes <= TorchContainer.maximumNameBytes else {
+            throw tooMuch()
         }
         return TextTensor(
             info: TensorInfo(name: name, shape: shape, element: .text, storage: "list of str"), file: file.path, all!)
@@ -262,6 +289,11 @@ private struct TorchWalk {
         }
         guard MemoryBudget.bytes(t.shape, elementSize: type.size) != nil else {
             throw fail(name, "shape \(formatShape(t.shape)) has more elements than a file can hold")
+        }
+        guard t.offset <= storage.count else {
+            throw fail(
+                name,
+                "starts at element \(t.offset) of storage \(t.storage.key), which has \(storage.count): corrupt")
         }
         if !t.shape.contains(0) {
             var last = t.offset
@@ -325,6 +357,7 @@ final class TorchTensor: StoredTensor {
 
     /// Whether elements at `strides` over `shape` lie one after another in C order (axes of length 1 aside).
     static func isCOrder(_ shape: ArraySlice<Int>, _ strides: ArraySlice<Int>) -> Bool {
+        if shape.contains(0) { return true }  // nothing to read
         var expected = 1
         for (n, s) in zip(shape, strides).reversed() where n != 1 {
             guard s == expected else { return false }

@@ -12,6 +12,9 @@ seed 20261206). One array pair is written in every layout, so each case has a kn
   qk_LBSHD_attrs.h5  qk_LBSHD.npz's arrays with the root attributes qk_axes = "L,B,S,HD" and num_heads = 3
   qk_family_dotted.npz  sample 0 as per-layer families under Hugging Face-style names,
                      model.layers.N.self_attn.q / .k (H, S, D): q and k, never taken for attention
+  qk_tl_hooks.npz    sample 0 as a TransformerLens cache saved with nested names: blocks/N/attn/hook_rot_q and
+                     hook_rot_k (B, S, H, D) = (1, 5, 3, 4) and (1, 5, 1, 4), beside blocks/N/attn/hook_result
+                     (1, 5, 3, 4), the heads' outputs, which is not attention
 
 Expected: every file, read with its declaration and --batch b, gives exactly the q and k of qk_canonical.npz with
 --batch b.
@@ -48,3 +51,10 @@ for layer in range(L):
     family[f"model.layers.{layer}.self_attn.q"] = q[layer, 0]
     family[f"model.layers.{layer}.self_attn.k"] = k[layer, 0]
 np.savez(os.path.join(HERE, "qk_family_dotted.npz"), **family)
+
+hooks = {}
+for layer in range(L):
+    hooks[f"blocks/{layer}/attn/hook_rot_q"] = np.ascontiguousarray(q[layer, :1].transpose(0, 2, 1, 3))
+    hooks[f"blocks/{layer}/attn/hook_rot_k"] = np.ascontiguousarray(k[layer, :1].transpose(0, 2, 1, 3))
+    hooks[f"blocks/{layer}/attn/hook_result"] = rng.normal(size=(1, S, H, D)).astype(np.float32)
+np.savez(os.path.join(HERE, "qk_tl_hooks.npz"), **hooks)
