@@ -177,6 +177,11 @@ private final class ColumnSums: @unchecked Sendable {
 }
 
 extension VerifyFinding {
+    /// `verify`'s default tolerance on |stored − recomputed| when the narrowest of attention, q and k is `precision`:
+    /// float32 q and k recompute float32 attention to ~1e-7, so 1e-4 (q and k taken before the rotary embedding
+    /// fail it); 16-bit values only to ~1e-3, so 2e-2.
+    public static func recomputedTolerance(precision: ElementType) -> Double { precision.size >= 4 ? 1e-4 : 2e-2 }
+
     /// The stored attention `source` against `recomputed` (from the file's Q and K), layer by layer.
     public static func comparing(
         _ source: AttentionSource, with recomputed: AttentionSource, tolerance: Double, scale: Double?, causal: Bool,

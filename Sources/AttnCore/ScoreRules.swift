@@ -38,7 +38,6 @@ public struct ScoreRules: Sendable, Equatable {
         return Swift.max(0, i - w + 1)..<end
     }
 
-    /// Whether anything beyond the scale and the causal mask applies (a window, softcap or ALiBi).
     /// Query rows per block when attention is recomputed a block of rows at a time: about 4 MiB of scores (at
     /// least 16 rows, at most all), so that a block's product is a matrix product for BLAS, not a row at a time, and
     /// a worker's buffer stays small at any length.
@@ -46,6 +45,13 @@ public struct ScoreRules: Sendable, Equatable {
         Swift.min(Swift.max(s, 1), Swift.max(16, (1 << 20) / Swift.max(s, 1)))
     }
 
+    /// The bytes a whole layer of recomputed attention holds: H × S × S float32, and as much again for its scores
+    /// or its analysis (nil: more than any machine has).
+    public static func wholeLayerBytes(heads: Int, positions s: Int) -> Int? {
+        MemoryBudget.bytes([heads, s, s], elementSize: 2 * 4)
+    }
+
+    /// Whether anything beyond the scale and the causal mask applies (a window, softcap or ALiBi).
     public var hasExtras: Bool { windows.contains { $0 != nil } || softcap != nil || alibi }
 
     /// ALiBi's slope of each of `heads` heads, as BLOOM computes them (transformers' `build_alibi_tensor`): for

@@ -197,13 +197,8 @@ public enum AttentionLayout {
     /// Families of two or more floating tensors whose names differ only in one number, of one shape that can be a
     /// layer of attention (2 to 4 axes, the last two square), each ordered by its number.
     static func attentionFamilies(_ tensors: [StoredTensor]) -> [[StoredTensor]] {
-        var groups: [String: [(Int, StoredTensor)]] = [:]
-        var order: [String] = []
-        for t in tensors
-        where (2...4).contains(t.shape.count) && t.shape[t.shape.count - 1] == t.shape[t.shape.count - 2] {
-            guard let (pattern, number) = layerNumber(in: t.name) else { continue }
-            if groups[pattern] == nil { order.append(pattern) }
-            groups[pattern, default: []].append((number, t))
+        let (order, groups) = numberedGroups(tensors) { _, t in
+            (2...4).contains(t.shape.count) && t.shape[t.shape.count - 1] == t.shape[t.shape.count - 2]
         }
         return order.compactMap { pattern in
             let members = groups[pattern]!.sorted { $0.0 < $1.0 }
@@ -212,6 +207,21 @@ public enum AttentionLayout {
             else { return nil }
             return members.map(\.1)
         }
+    }
+
+    /// The tensors that carry a layer number and that `accepts`, grouped by their name with the number replaced by
+    /// `#` (`layer_#/attn`), the groups in order of first appearance, each with its members' numbers.
+    private static func numberedGroups(
+        _ tensors: [StoredTensor], accepts: (String, StoredTensor) -> Bool
+    ) -> (order: [String], groups: [String: [(Int, StoredTensor)]]) {
+        var groups: [String: [(Int, StoredTensor)]] = [:]
+        var order: [String] = []
+        for t in tensors {
+            guard let (pattern, number) = layerNumber(in: t.name), accepts(pattern, t) else { continue }
+            if groups[pattern] == nil { order.append(pattern) }
+            groups[pattern, default: []].append((number, t))
+        }
+        return (order, groups)
     }
 
     /// What `--dataset` takes to name a family: its name before the number (`arr_`, `model.layers.`).
@@ -282,14 +292,7 @@ public enum AttentionLayout {
     private static func perLayerGroup(_ tensors: [StoredTensor], names: [String], file: DumpFile, anyName: Bool) throws
         -> [StoredTensor]?
     {
-        var groups: [String: [(Int, StoredTensor)]] = [:]
-        var order: [String] = []
-        for t in tensors {
-            guard let (pattern, number) = layerNumber(in: t.name) else { continue }
-            guard anyName || rank(of: pattern, in: names) != nil else { continue }
-            if groups[pattern] == nil { order.append(pattern) }
-            groups[pattern, default: []].append((number, t))
-        }
+        let (order, groups) = numberedGroups(tensors) { pattern, _ in anyName || rank(of: pattern, in: names) != nil }
         let candidates = order.filter { groups[$0]!.count >= 2 }
         guard !candidates.isEmpty else { return nil }
         // Prefer the group whose name comes first in `names`, then the largest.
@@ -439,8 +442,8 @@ public struct LayoutSummary: Sendable {
     public let datasets: String
     /// The axes as read, e.g. `[layer, batch, head, query, key]`.
     public let axes: String
-    /// Whether the axes were declared (`--axes`, the `axes` attribute) rather than taken from the rank; nil for
-    /// layouts whose rank leaves no doubt (per-layer datasets, 2 or 3 axes, q and k).
+    /// Whether the axes were taken from the rank where it leaves a doubt (a single 4-axis tensor, undeclared), so
+    /// that a note says so; false when declared (`--axes`, the `axes`/`qk_axes` attributes) or unambiguous.
     public var guessedFromRank = false
     /// The batch axis length and the sample used, when there is one.
     public let batch: (size: Int, used: Int)?

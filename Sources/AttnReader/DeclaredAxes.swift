@@ -39,10 +39,7 @@ public struct DeclaredAxes: Sendable, Equatable {
 
     /// Why these axes cannot describe q or k of `shape` (per layer: one layer's tensor), or nil when they can.
     public func queryKeyProblem(shape: [Int], perLayer: Bool) -> String? {
-        if Set(axes).count != axes.count { return "\(origin) names an axis twice" }
-        guard axes.count == shape.count else {
-            return "\(origin) names \(axes.count) axes, but q has \(shape.count): \(formatShape(shape))"
-        }
+        if let problem = countProblem(shape: shape, tensor: "q") { return problem }
         let tails: [[Axis]] = [[.head, .position, .dim], [.position, .head, .dim], [.position, .headDim]]
         guard let tail = tails.first(where: { axes.count >= $0.count && Array(axes.suffix($0.count)) == $0 }),
             axes.dropLast(tail.count).allSatisfy({ $0 == .layer || $0 == .batch })
@@ -52,10 +49,21 @@ public struct DeclaredAxes: Sendable, Equatable {
                 transpose the arrays so that they are
                 """
         }
-        if perLayer && axes.contains(.layer) {
-            return "\(origin) names a layer axis, but each layer is its own dataset here"
+        return perLayerProblem(perLayer)
+    }
+
+    /// An axis named twice, or not one per axis of `shape`.
+    private func countProblem(shape: [Int], tensor: String) -> String? {
+        if Set(axes).count != axes.count { return "\(origin) names an axis twice" }
+        guard axes.count == shape.count else {
+            return "\(origin) names \(axes.count) axes, but \(tensor) has \(shape.count): \(formatShape(shape))"
         }
         return nil
+    }
+
+    /// A layer axis named for a tensor that is one layer.
+    private func perLayerProblem(_ perLayer: Bool) -> String? {
+        perLayer && axes.contains(.layer) ? "\(origin) names a layer axis, but each layer is its own dataset here" : nil
     }
 
     /// Why these axes cannot describe a tensor of `shape` (per layer: one layer's tensor), or nil when they can.
@@ -63,24 +71,17 @@ public struct DeclaredAxes: Sendable, Equatable {
         if isQueryKey || axes.contains(.dim) || axes.contains(.headDim) {
             return "\(origin) names the axes of q and k (S, D, HD), but this is stored attention (Q,K last)"
         }
-        if Set(axes).count != axes.count { return "\(origin) names an axis twice" }
-        guard axes.count == shape.count else {
-            return "\(origin) names \(axes.count) axes, but the tensor has \(shape.count): \(formatShape(shape))"
-        }
+        if let problem = countProblem(shape: shape, tensor: "the tensor") { return problem }
         guard axes.suffix(2) == [.query, .key] else {
             return """
                 \(origin): the last two axes must be the queries and the keys (Q,K); transpose the array so that \
                 they are, e.g. a.transpose(...) in numpy
                 """
         }
-        let leading = axes.dropLast(2).filter { $0 != .head }
         if let head = axes.firstIndex(of: .head), head != axes.count - 3 {
             return "\(origin): the heads must come just before the queries (…,H,Q,K); transpose the array so they do"
         }
-        if perLayer && leading.contains(.layer) {
-            return "\(origin) names a layer axis, but each layer is its own dataset here"
-        }
-        return nil
+        return perLayerProblem(perLayer)
     }
 
     public var label: String { "[" + axes.map(\.rawValue).joined(separator: ", ") + "]" }

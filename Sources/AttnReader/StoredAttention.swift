@@ -51,10 +51,10 @@ public final class StoredAttention: AttentionSource {
         if let declared, let problem = declared.problem(shape: shape, perLayer: perLayer) {
             throw AttnError(file: dump.path, dataset: first.label, problem)
         }
-        switch layers {
-        case .single where declared != nil:
-            axes = declared!.axes.map(\.rawValue)
-        case .single:
+        switch (perLayer, declared) {
+        case (_, let declared?):
+            axes = declared.axes.map(\.rawValue)
+        case (false, nil):
             switch shape.count {
             case 2: axes = ["query", "key"]
             case 3: axes = ["head", "query", "key"]
@@ -69,10 +69,7 @@ public final class StoredAttention: AttentionSource {
                     """
                 )
             }
-        case .perLayer where declared != nil:
-            axes = declared!.axes.map(\.rawValue)
-            try layers.checkUniform(file: dump.path)
-        case .perLayer:
+        case (true, nil):
             switch shape.count {
             case 2: axes = ["query", "key"]
             case 3: axes = ["head", "query", "key"]
@@ -86,8 +83,8 @@ public final class StoredAttention: AttentionSource {
                     """
                 )
             }
-            try layers.checkUniform(file: dump.path)
         }
+        if perLayer { try layers.checkUniform(file: dump.path) }
         guard case .floating = first.info.element else {
             throw AttnError(.unsupported, file: dump.path, dataset: first.label, unsupportedDtype(first.info.element))
         }

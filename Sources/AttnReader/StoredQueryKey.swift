@@ -13,6 +13,8 @@ public final class StoredQueryKey: QueryKeySource {
     public let keyHeadCount: Int
     /// The narrower element type of q and k (float16 when either is): what bounds the recomputation's precision.
     public let narrowestType: ElementType
+    /// q comes from TransformerLens's `hook_q`, which is before the rotary embedding (`hook_rot_q` is after it).
+    public var fromUnrotatedHooks: Bool { lastComponent(queries.first.name).hasSuffix("hook_q") }
     public let tokens: [String]?
     public let summary: LayoutSummary
     /// What one whole layer of work holds in memory (the recomputed attention, H × S × S, and its scores), and how
@@ -20,10 +22,10 @@ public final class StoredQueryKey: QueryKeySource {
     /// that visit rows in blocks need only one layer's q and k and a block per worker.
     public var layerMemory: (what: String, bytes: Int?) { Self.layerMemory(heads: headCount, positions: positionCount) }
 
-    public static func layerMemory(heads: Int, positions: Int) -> (what: String, bytes: Int?) {
+    private static func layerMemory(heads: Int, positions: Int) -> (what: String, bytes: Int?) {
         (
             "attention recomputed from q and k for one layer (\(heads) heads × \(positions) × \(positions))",
-            MemoryBudget.bytes([heads, positions, positions], elementSize: 2 * 4)
+            ScoreRules.wholeLayerBytes(heads: heads, positions: positions)
         )
     }
 

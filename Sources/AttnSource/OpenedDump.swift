@@ -140,7 +140,7 @@ public struct OpenedDump {
             note(
                 "\(path): \(layout.summary.datasets) read as \(layout.summary.axes), from its number of axes; \(other)")
         }
-        if case .queryKey = layout, layout.summary.datasets.contains("hook_q ") {
+        if case .queryKey(let qk) = layout, qk.fromUnrotatedHooks {
             note(
                 """
                 \(path): q and k from TransformerLens's hook_q and hook_k, which are before the rotary embedding: for \

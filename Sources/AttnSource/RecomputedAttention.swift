@@ -41,7 +41,7 @@ public final class RecomputedAttention: AttentionSource {
         // Refused here, before anything is read, rather than when the file is opened: commands that visit rows in
         // blocks (stats, entropy, verify) never hold a whole layer.
         let (h, s) = (headCount, queryCount)
-        let need = MemoryBudget.bytes([h, s, s], elementSize: 2 * 4)
+        let need = ScoreRules.wholeLayerBytes(heads: h, positions: s)
         if let refusal = MemoryBudget.refusal(
             "attention recomputed from q and k for one whole layer (\(h) heads × \(s) × \(s))", bytes: need)
         {

@@ -7,35 +7,33 @@ import Testing
 @Suite("Command line: --axes and the axes attribute")
 struct AxesCLITests {
     static let reference = Fixtures.path("synthetic/batch_LBHQK.npy")
-    static func layouts(_ name: String) -> String { Fixtures.path("synthetic/layouts/\(name)") }
-
-    func csv(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
-        try statsCSV(arguments, sourceLocation: sourceLocation)
-    }
 
     @Test("the batch first (B,L,H,Q,K), by --axes or by the attribute, reads what (L,B,H,Q,K) reads", arguments: [1, 2])
     func batchFirst(sample: Int) throws {
-        let expected = try csv([Self.reference, "--batch", "\(sample)"])
-        #expect(try csv([Self.layouts("batch_BLHQK.npy"), "--axes", "B,L,H,Q,K", "--batch", "\(sample)"]) == expected)
+        let expected = try statsCSV([Self.reference, "--batch", "\(sample)"])
         #expect(
-            try csv([Self.layouts("batch_BLHQK.npy"), "--axes", "batch,layer,head,query,key", "--batch", "\(sample)"])
+            try statsCSV([layoutFixture("batch_BLHQK.npy"), "--axes", "B,L,H,Q,K", "--batch", "\(sample)"]) == expected)
+        #expect(
+            try statsCSV([
+                layoutFixture("batch_BLHQK.npy"), "--axes", "batch,layer,head,query,key", "--batch", "\(sample)"
+            ])
                 == expected)
-        #expect(try csv([Self.layouts("batch_BLHQK_axes.h5"), "--batch", "\(sample)"]) == expected)
+        #expect(try statsCSV([layoutFixture("batch_BLHQK_axes.h5"), "--batch", "\(sample)"]) == expected)
         // Without a declaration five axes are [layer, batch, ...] (torch.stack(out.attentions)): other numbers.
-        let guessed = try Run(["stats", Self.layouts("batch_BLHQK.npy"), "--batch", "\(sample)", "--csv"])
+        let guessed = try Run(["stats", layoutFixture("batch_BLHQK.npy"), "--batch", "\(sample)", "--csv"])
         #expect(guessed.stdout != expected)
     }
 
     @Test("one layer of a batch (np.save(out.attentions[2])): --axes B,H,Q,K; without it, a note names it")
     func oneLayerOfABatch() throws {
-        let expected = try csv([Self.reference, "--batch", "2", "--layer", "2"])
-        let declared = try csv([Self.layouts("layer2_BHQK.npy"), "--axes", "B,H,Q,K", "--batch", "2"])
+        let expected = try statsCSV([Self.reference, "--batch", "2", "--layer", "2"])
+        let declared = try statsCSV([layoutFixture("layer2_BHQK.npy"), "--axes", "B,H,Q,K", "--batch", "2"])
         #expect(
             declared.split(separator: "\n").dropFirst().map { $0.dropFirst(2) }
                 == expected.split(separator: "\n").dropFirst().map { $0.dropFirst(2) })  // layer 0 here, 2 there
-        let guessed = try Run(["info", Self.layouts("layer2_BHQK.npy")])
+        let guessed = try Run(["info", layoutFixture("layer2_BHQK.npy")])
         #expect(guessed.stderr.contains("read as [layer, head, query, key], from its number of axes; --axes B,H,Q,K"))
-        #expect(try Run(["info", Self.layouts("layer2_BHQK.npy"), "-q"]).stderr.isEmpty)
+        #expect(try Run(["info", layoutFixture("layer2_BHQK.npy"), "-q"]).stderr.isEmpty)
     }
 
     @Test(
@@ -47,7 +45,7 @@ struct AxesCLITests {
             (["--axes", "L,L,H,Q,K"], "names an axis twice")
         ])
     func refused(arguments: [String], message: String) throws {
-        let r = try Run(["stats", Self.layouts("batch_BLHQK.npy")] + arguments)
+        let r = try Run(["stats", layoutFixture("batch_BLHQK.npy")] + arguments)
         #expect(
             r.status == 1 && r.stderr.contains(message) && r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
     }
@@ -59,9 +57,9 @@ struct AxesCLITests {
         """
     )
     func queryKeyAxes() throws {
-        let expected = try csv([Self.layouts("qk_canonical.npz"), "--batch", "1"])
-        #expect(try csv([Self.layouts("qk_LBSHD_attrs.h5"), "--batch", "1"]) == expected)
-        let merged = try csv([Self.layouts("qk_LBSHD.npz"), "--axes", "L,B,S,HD", "--heads", "3", "--batch", "1"])
+        let expected = try statsCSV([layoutFixture("qk_canonical.npz"), "--batch", "1"])
+        #expect(try statsCSV([layoutFixture("qk_LBSHD_attrs.h5"), "--batch", "1"]) == expected)
+        let merged = try statsCSV([layoutFixture("qk_LBSHD.npz"), "--axes", "L,B,S,HD", "--heads", "3", "--batch", "1"])
         #expect(merged == expected)
         let guessed = try Run(["stats", Fixtures.path("synthetic/qk_LHSd.h5"), "--csv"])
         #expect(guessed.status == 0, "\(guessed.stderr)")

@@ -61,6 +61,9 @@ struct Run {
     }
 }
 
+/// A fixture of TestData/synthetic/layouts.
+func layoutFixture(_ name: String) -> String { Fixtures.path("synthetic/layouts/\(name)") }
+
 /// `attninspect stats ARGUMENTS --csv -q`, expected to succeed: its CSV, to compare two readings of the same values.
 func statsCSV(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
     let r = try Run(["stats"] + arguments + ["--csv", "-q"])

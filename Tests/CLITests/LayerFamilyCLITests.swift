@@ -7,11 +7,6 @@ import Testing
 @Suite("Command line: per-layer families under framework names")
 struct LayerFamilyCLITests {
     static let reference = Fixtures.path("synthetic/base_f32.npy")
-    static func layouts(_ name: String) -> String { Fixtures.path("synthetic/layouts/\(name)") }
-
-    func csv(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
-        try statsCSV(arguments, sourceLocation: sourceLocation)
-    }
 
     @Test(
         "np.savez(*layers), Llama's model.layers.N.self_attn, BERT's encoder.layer.N.attention.self read as the layers",
@@ -21,23 +16,23 @@ struct LayerFamilyCLITests {
             ("bert_dotted.h5", "encoder.layer.#.attention.self (3 datasets, one per layer)")
         ])
     func family(file: String, label: String) throws {
-        #expect(try csv([Self.layouts(file)]) == csv([Self.reference]))
-        let info = try Run(["info", Self.layouts(file)])
+        #expect(try statsCSV([layoutFixture(file)]) == statsCSV([Self.reference]))
+        let info = try Run(["info", layoutFixture(file)])
         #expect(info.status == 0 && info.stdout.contains(label), "\(info.stdout)")
     }
 
     @Test("two families: the error lists them and names --dataset; --dataset PREFIX chooses one")
     func twoFamilies() throws {
-        let path = Self.layouts("two_families.npz")
+        let path = layoutFixture("two_families.npz")
         let r = try Run(["stats", path])
         #expect(r.status == 1, "\(r.stderr)")
         #expect(
             r.stderr.contains("several families of per-layer datasets could be the attention: arr_# (3 datasets)")
                 && r.stderr.contains("other_# (3 datasets)") && r.stderr.contains("--dataset arr_"), "\(r.stderr)")
-        #expect(try csv([path, "--dataset", "arr_"]) == csv([Self.reference]))
+        #expect(try statsCSV([path, "--dataset", "arr_"]) == statsCSV([Self.reference]))
         // other_ holds the layers in reverse: layer 0 of it is layer 2 of the reference.
-        let reversed = try csv([path, "--dataset", "other_", "--layer", "0"])
-        let last = try csv([Self.reference, "--layer", "2"])
+        let reversed = try statsCSV([path, "--dataset", "other_", "--layer", "0"])
+        let last = try statsCSV([Self.reference, "--layer", "2"])
         #expect(
             reversed.split(separator: "\n").dropFirst().map { $0.dropFirst(2) }
                 == last.split(separator: "\n").dropFirst().map { $0.dropFirst(2) })

@@ -200,9 +200,9 @@ extension AttnInspect {
                 throw AttnError(file: input.file, "--batch all: the data has no batch axis")
             }
             let layers = try layer.map { [try first.layer($0)] } ?? Array(0..<first.source.layerCount)
-            let samples = [Int](repeating: 0, count: size).flatMap { _ in layers }
             try limit.checkRecomputation(
-                first.source, layers: samples, file: input.file, cheaper: "one layer at a time (--layer N)")
+                first.source, layers: Array(repeating: layers, count: size).flatMap { $0 }, file: input.file,
+                cheaper: "one layer at a time (--layer N)")
             var perSample: [[HeadStatistics]] = []
             var queries: [Int] = [], keys: [Int] = []
             for b in 0..<size {

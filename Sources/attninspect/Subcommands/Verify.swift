@@ -89,8 +89,7 @@ extension AttnInspect {
                     findings.append(.recomputedUnavailable(reason: "\(error)"))
                 }
                 if let (other, recomputation, precision) = beside {
-                    // float32 q and k recompute float32 attention to ~1e-7; 16-bit ones only to ~1e-3.
-                    let tolerance = qkTolerance ?? (precision.size >= 4 ? 1e-4 : 2e-2)
+                    let tolerance = qkTolerance ?? VerifyFinding.recomputedTolerance(precision: precision)
                     findings.append(
                         try .comparing(
                             source, with: other, tolerance: tolerance, scale: recomputation.scale,
