@@ -84,7 +84,8 @@ public struct HeadStatistics: Sendable, Equatable, Record {
         try source.visitBlocks(layer: layer, heads: 0..<heads, workers: workers) { block, values in
             for (r, i) in block.rows.enumerated() {
                 let row = UnsafeBufferPointer(rebasing: values[(r * keys)..<((r + 1) * keys)])
-                rows.store(HeadSums(row: row, index: i), at: block.head * queries + i)
+                rows.store(
+                    HeadSums(row: row, index: i, statistics: block.statistics?[r]), at: block.head * queries + i)
             }
         }
         return (0..<heads).map { h in
@@ -159,9 +160,10 @@ struct HeadSums {
 }
 
 extension HeadSums {
-    /// The sums of one query row, `index` being its query position.
-    init(row: UnsafeBufferPointer<Float>, index i: Int) {
-        let s = RowKernels.statistics(row)
+    /// The sums of one query row, `index` being its query position; `statistics` are the row's when its source
+    /// has them (`RowBlock.statistics`).
+    init(row: UnsafeBufferPointer<Float>, index i: Int, statistics: RowStatistics? = nil) {
+        let s = statistics ?? RowKernels.statistics(row)
         self.init(
             nan: s.nan, inf: s.inf, negative: s.negative, finite: s.finite, low: s.min, high: s.max,
             total: s.sum, entropy: s.entropy, worstRowSum: abs(s.sum - 1),

@@ -12,11 +12,15 @@ public struct RowBlock: Sendable {
     public let head: Int
     /// The query rows held; the values are `rows.count × keys`, row-major.
     public let rows: Range<Int>
+    /// The statistics of each row (`statistics[r]` for row `rows.lowerBound + r`; the array may hold more), when
+    /// the source computed them while making the rows (recomputed attention's softmax), or nil.
+    public let statistics: [RowStatistics]?
 
-    public init(worker: Int, head: Int, rows: Range<Int>) {
+    public init(worker: Int, head: Int, rows: Range<Int>, statistics: [RowStatistics]? = nil) {
         self.worker = worker
         self.head = head
         self.rows = rows
+        self.statistics = statistics
     }
 }
 

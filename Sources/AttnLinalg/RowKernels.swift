@@ -6,24 +6,10 @@ import AttnCore
 /// `cattn_softmax_row`, `cattn_accumulate_f64`, `cattn_maximum_f32` and `cattn_minimum_f32`.
 public enum RowKernels {
     /// Sums and extremes of one row; NaN and ±Inf are counted and left out of everything else.
-    public struct RowStatistics {
-        public var sum: Double
-        /// −Σ p ln p over finite p > 0.
-        public var entropy: Double
-        public var min: Double
-        public var max: Double
-        public var finite: Int
-        public var nan: Int
-        public var inf: Int
-        public var negative: Int
-    }
-
     public static func statistics(_ row: UnsafeBufferPointer<Float>) -> RowStatistics {
         var out = cattn_row_stats()
         cattn_row_statistics(row.baseAddress!, row.count, &out)
-        return RowStatistics(
-            sum: out.sum, entropy: out.entropy, min: out.min, max: out.max, finite: Int(out.finite),
-            nan: Int(out.nan), inf: Int(out.inf), negative: Int(out.negative))
+        return RowStatistics(out)
     }
 
     /// The same with the kernels of one level (0 portable, 1 AVX2, 2 AVX-512), whatever the process uses;
@@ -31,9 +17,7 @@ public enum RowKernels {
     public static func statistics(_ row: UnsafeBufferPointer<Float>, kernels level: Int) -> RowStatistics? {
         var out = cattn_row_stats()
         guard cattn_row_statistics_at(Int32(level), row.baseAddress, row.count, &out) != 0 else { return nil }
-        return RowStatistics(
-            sum: out.sum, entropy: out.entropy, min: out.min, max: out.max, finite: Int(out.finite),
-            nan: Int(out.nan), inf: Int(out.inf), negative: Int(out.negative))
+        return RowStatistics(out)
     }
 
     /// `softmax` with the kernels of one level, as `statistics(_:kernels:)`; false when this CPU lacks it.
@@ -48,6 +32,25 @@ public enum RowKernels {
     /// `row[j] = exp(row[j] − max) / Σ` over the first `visible` entries (Σ in Double); the rest 0.
     public static func softmax(_ row: UnsafeMutablePointer<Float>, visible: Int, count: Int) {
         cattn_softmax_row(row, visible, count)
+    }
+
+    /// `softmax`, and the statistics of the row it writes, in the same passes (`cattn_softmax_row_statistics`): as
+    /// `statistics` gives them, but the entropy from the softmax's own terms, ln Σ − Σ e·t / Σ (t = x − max,
+    /// e = exp t), instead of a logarithm per value.
+    public static func softmaxStatistics(_ row: UnsafeMutablePointer<Float>, visible: Int, count: Int) -> RowStatistics
+    {
+        var out = cattn_row_stats()
+        cattn_softmax_row_statistics(row, visible, count, &out)
+        return RowStatistics(out)
+    }
+
+    /// `softmaxStatistics` with the kernels of one level, as `statistics(_:kernels:)`.
+    public static func softmaxStatistics(
+        _ row: UnsafeMutablePointer<Float>, visible: Int, count: Int, kernels level: Int
+    ) -> RowStatistics? {
+        var out = cattn_row_stats()
+        guard cattn_softmax_row_statistics_at(Int32(level), row, visible, count, &out) != 0 else { return nil }
+        return RowStatistics(out)
     }
 
     /// One row of rollout's augmented matrix: the row's sum of F + I and its count of NaN or infinite
@@ -103,5 +106,13 @@ public enum RowKernels {
     /// `extremes[i] = min(extremes[i], values[i])`, NaN propagating.
     public static func minimum(_ values: UnsafeBufferPointer<Float>, into extremes: UnsafeMutablePointer<Float>) {
         cattn_minimum_f32(extremes, values.baseAddress!, values.count)
+    }
+}
+
+extension RowStatistics {
+    fileprivate init(_ s: cattn_row_stats) {
+        self.init(
+            sum: s.sum, entropy: s.entropy, min: s.min, max: s.max, finite: Int(s.finite), nan: Int(s.nan),
+            inf: Int(s.inf), negative: Int(s.negative))
     }
 }

@@ -79,6 +79,10 @@ public final class RecomputedAttention: AttentionSource {
                 qk.keys.withUnsafeBufferPointer { k in
                     Workers.run(workerCount) { worker, _ in
                         let out = buffers[worker].baseAddress!
+                        var statistics = [RowStatistics](
+                            repeating: RowStatistics(
+                                sum: 0, entropy: 0, min: 0, max: 0, finite: 0, nan: 0, inf: 0, negative: 0),
+                            count: rowsPerBlock)
                         counter.forEach(worker: worker) { item in
                             let h = heads.lowerBound + item / blocksPerHead
                             let r0 = (item % blocksPerHead) * rowsPerBlock
@@ -92,7 +96,8 @@ public final class RecomputedAttention: AttentionSource {
                             for i in rows {
                                 let row = out + (i - r0) * s
                                 let seen = Self.finish(
-                                    row: row, i, keys: s, head: h, layer: index, rules: rules, slopes: slopes)
+                                    row: row, i, keys: s, head: h, layer: index, rules: rules, slopes: slopes,
+                                    statistics: &statistics[i - r0])
                                 // A row comes out NaN (all of it) when q or k is not finite or Q·Kᵀ overflowed.
                                 if row[seen].isNaN {
                                     throw Self.nonFiniteRow(layer: index, head: h, row: i, of: qk, q: q, k: k)
@@ -100,7 +105,7 @@ public final class RecomputedAttention: AttentionSource {
                                 }
                             }
                             try body(
-                                RowBlock(worker: worker, head: h, rows: rows),
+                                RowBlock(worker: worker, head: h, rows: rows, statistics: statistics),
                                 UnsafeBufferPointer(start: out, count: rows.count * s))
                         }
                     }
@@ -169,11 +174,12 @@ public final class RecomputedAttention: AttentionSource {
     }
 
     /// Turns query row `i`'s scaled scores into attention under `rules`: softcap and ALiBi on the keys it sees,
-    /// softmax over them, 0 for the others. Returns the first key it sees.
+    /// softmax over them, 0 for the others. Returns the first key it sees. With `statistics`, also the row's
+    /// statistics, from the softmax's passes (`RowKernels.softmaxStatistics`).
     @inline(__always)
     private static func finish(
         row: UnsafeMutablePointer<Float>, _ i: Int, keys s: Int, head: Int, layer: Int, rules: ScoreRules,
-        slopes: [Double]
+        slopes: [Double], statistics: UnsafeMutablePointer<RowStatistics>? = nil
     ) -> Int {
         let visible = rules.visible(row: i, keys: s, layer: layer)
         if rules.softcap != nil || rules.alibi {
@@ -181,7 +187,15 @@ public final class RecomputedAttention: AttentionSource {
         }
         let first = visible.lowerBound
         if first > 0 { row.update(repeating: 0, count: first) }
-        RowKernels.softmax(row + first, visible: visible.count, count: s - first)
+        if let statistics {
+            statistics.pointee = RowKernels.softmaxStatistics(row + first, visible: visible.count, count: s - first)
+            if first > 0 {  // the keys before the window: zeros, finite
+                statistics.pointee.finite += first
+                statistics.pointee.min = 0
+            }
+        } else {
+            RowKernels.softmax(row + first, visible: visible.count, count: s - first)
+        }
         return first
     }
 

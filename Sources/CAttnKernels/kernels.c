@@ -561,7 +561,12 @@ AVX2 static inline __m256 exp8_nonpositive(__m256 x) {
     return _mm256_andnot_ps(underflow, _mm256_mul_ps(y, scale));
 }
 
-AVX2 static void softmax_row_avx2(float *row, size_t visible, size_t n) {
+/// The softmax of a row (see cattn_softmax_row) and, when `out` is not NULL, the statistics of the row it writes,
+/// as cattn_row_statistics gives them except for the entropy, which comes from the softmax's own terms instead of
+/// a logarithm per value: with t = x − max, e = exp t and Σ = Σ e, −Σ p ln p = ln Σ − (Σ e·t) / Σ. Inlined into
+/// both callers, so the plain softmax pays nothing for the statistics.
+AVX2 static inline __attribute__((always_inline)) void softmax_row_body_avx2(float *row, size_t visible, size_t n,
+                                                                             cattn_row_stats *out) {
     __m256 peak8 = _mm256_set1_ps(-INFINITY);
     size_t j = 0;
     for (; j + 8 <= visible; j += 8) peak8 = _mm256_max_ps(peak8, _mm256_loadu_ps(row + j));
@@ -573,31 +578,87 @@ AVX2 static void softmax_row_avx2(float *row, size_t visible, size_t n) {
 
     const __m256 shift = _mm256_set1_ps(peak);
     __m256d sum0 = _mm256_setzero_pd(), sum1 = _mm256_setzero_pd();
+    __m256d moment0 = _mm256_setzero_pd(), moment1 = _mm256_setzero_pd();  // Σ e·t
     for (j = 0; j + 8 <= visible; j += 8) {
-        __m256 e = exp8_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(row + j), shift));
+        __m256 t = _mm256_sub_ps(_mm256_loadu_ps(row + j), shift);
+        __m256 e = exp8_nonpositive(t);
         _mm256_storeu_ps(row + j, e);
-        sum0 = _mm256_add_pd(sum0, low_pd(e));
-        sum1 = _mm256_add_pd(sum1, high_pd(e));
+        __m256d eLow = low_pd(e), eHigh = high_pd(e);
+        sum0 = _mm256_add_pd(sum0, eLow);
+        sum1 = _mm256_add_pd(sum1, eHigh);
+        if (out) {
+            // e = 0 where t underflowed (or is −inf): 0·t would be NaN for t = −inf, so those lanes add 0.
+            __m256 finiteT = _mm256_and_ps(t, _mm256_cmp_ps(e, _mm256_setzero_ps(), _CMP_NEQ_OQ));
+            moment0 = _mm256_fmadd_pd(eLow, low_pd(finiteT), moment0);
+            moment1 = _mm256_fmadd_pd(eHigh, high_pd(finiteT), moment1);
+        }
     }
     if (j < visible) {
-        float tail[8];
+        float tail[8], ts[8];
         for (int k = 0; k < 8; k++) tail[k] = (j + (size_t)k < visible) ? row[j + k] - peak : -INFINITY;
         __m256 e = exp8_nonpositive(_mm256_loadu_ps(tail));  // −inf lanes → 0
-        _mm256_storeu_ps(tail, e);
-        for (size_t k = 0; j + k < visible; k++) row[j + k] = tail[k];
+        _mm256_storeu_ps(ts, e);
+        for (size_t k = 0; j + k < visible; k++) row[j + k] = ts[k];
         sum0 = _mm256_add_pd(sum0, low_pd(e));
         sum1 = _mm256_add_pd(sum1, high_pd(e));
+        if (out) {
+            double moment = 0;
+            for (size_t k = 0; j + k < visible; k++) moment += ts[k] != 0 ? (double)ts[k] * (double)tail[k] : 0.0;
+            moment0 = _mm256_add_pd(moment0, _mm256_set_pd(0, 0, 0, moment));
+        }
     }
-    const __m256d inverse = _mm256_set1_pd(1.0 / sum_pd(_mm256_add_pd(sum0, sum1)));
+    const double total = sum_pd(_mm256_add_pd(sum0, sum1));
+    const __m256d inverse = _mm256_set1_pd(1.0 / total);
+    __m256d stored0 = _mm256_setzero_pd(), stored1 = _mm256_setzero_pd();  // Σ of the floats written
+    __m256 lo8 = _mm256_set1_ps(INFINITY), hi8 = _mm256_set1_ps(-INFINITY);
     for (j = 0; j + 8 <= visible; j += 8) {
         __m256 v = _mm256_loadu_ps(row + j);
         __m128 a = _mm256_cvtpd_ps(_mm256_mul_pd(low_pd(v), inverse));
         __m128 b = _mm256_cvtpd_ps(_mm256_mul_pd(high_pd(v), inverse));
-        _mm256_storeu_ps(row + j, _mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1));
+        __m256 p = _mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1);
+        _mm256_storeu_ps(row + j, p);
+        if (out) {
+            stored0 = _mm256_add_pd(stored0, _mm256_cvtps_pd(a));
+            stored1 = _mm256_add_pd(stored1, _mm256_cvtps_pd(b));
+            lo8 = _mm256_min_ps(lo8, p);
+            hi8 = _mm256_max_ps(hi8, p);
+        }
     }
     double scalarInverse = _mm256_cvtsd_f64(inverse);
-    for (; j < visible; j++) row[j] = (float)((double)row[j] * scalarInverse);
+    double storedTail = 0;
+    float lo = INFINITY, hi = -INFINITY;
+    for (; j < visible; j++) {
+        row[j] = (float)((double)row[j] * scalarInverse);
+        storedTail += row[j];
+        lo = row[j] < lo ? row[j] : lo;
+        hi = row[j] > hi ? row[j] : hi;
+    }
     for (j = visible; j < n; j++) row[j] = 0;
+    if (!out) return;
+    // A row with NaN or ±inf scores (the caller reports it), or no visible key: counted value by value.
+    if (!(peak > -INFINITY && peak < INFINITY && total >= 1)) {
+        row_statistics_avx2(row, n, out);
+        return;
+    }
+    float los[8], his[8];
+    _mm256_storeu_ps(los, lo8);
+    _mm256_storeu_ps(his, hi8);
+    for (int k = 0; k < 8; k++) {
+        lo = los[k] < lo ? los[k] : lo;
+        hi = his[k] > hi ? his[k] : hi;
+    }
+    if (visible < n) lo = 0;  // the masked keys; the others are ≥ 0
+    out->sum = sum_pd(_mm256_add_pd(stored0, stored1)) + storedTail;
+    out->entropy = log(total) - sum_pd(_mm256_add_pd(moment0, moment1)) / total;
+    out->min = lo;
+    out->max = hi;
+    out->finite = (int64_t)n;
+    out->nan = out->inf = out->negative = 0;
+}
+
+AVX2 static void softmax_row_avx2(float *row, size_t visible, size_t n) { softmax_row_body_avx2(row, visible, n, NULL); }
+AVX2 static void softmax_row_statistics_avx2(float *row, size_t visible, size_t n, cattn_row_stats *out) {
+    softmax_row_body_avx2(row, visible, n, out);
 }
 
 AVX2 static void accumulate_f64_avx2(double *acc, const float *x, size_t n) { accumulate_body(acc, x, n); }
@@ -788,6 +849,25 @@ void cattn_row_statistics(const float *row, size_t n, cattn_row_stats *out) {
 int cattn_row_statistics_at(int level, const float *row, size_t n, cattn_row_stats *out) {
     if (level < 0 || level > cattn_kernels_supported()) return 0;
     row_statistics_level(level, row, n, out);
+    return 1;
+}
+
+static void softmax_row_statistics_level(int level, float *row, size_t visible, size_t n, cattn_row_stats *out) {
+#if CATTN_X86
+    if (level >= 1) { softmax_row_statistics_avx2(row, visible, n, out); return; }
+#endif
+    (void)level;
+    softmax_row_portable(row, visible, n);
+    row_statistics_portable(row, n, out);
+}
+
+void cattn_softmax_row_statistics(float *row, size_t visible, size_t n, cattn_row_stats *out) {
+    softmax_row_statistics_level(cattn_kernels_vectorised(), row, visible, n, out);
+}
+
+int cattn_softmax_row_statistics_at(int level, float *row, size_t visible, size_t n, cattn_row_stats *out) {
+    if (level < 0 || level > cattn_kernels_supported()) return 0;
+    softmax_row_statistics_level(level, row, visible, n, out);
     return 1;
 }
 

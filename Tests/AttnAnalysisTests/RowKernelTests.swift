@@ -110,6 +110,62 @@ struct RowKernelTests {
         #expect(RowKernels.supportedLevel < 2 || checked[2] == 1200)
     }
 
+    @Test(
+        """
+        softmax with statistics writes the softmax's very values, and their statistics: sum, min, max and counts as \
+        the row-statistics kernel gives them on the row written, entropy within 1e-6 of −Σ p ln p of the exact \
+        softmax in float64
+        """)
+    func softmaxStatistics() throws {
+        var random = Lcg(state: 4242)
+        var checked = [0, 0, 0]
+        for trial in 0..<1200 {
+            let n = trial < 1000 ? 1 + trial % 300 : 1024 + trial % 7 * 509
+            let visible = trial % 5 == 0 && n > 3 ? n - 3 : n
+            // Logits spread over tens of units (rows from flat to one-hot), some with a group far below (exp
+            // underflows to 0), some with a NaN or an infinity (the caller reports the row).
+            let spread = [0.5, 8, 40][trial % 3]
+            var logits = (0..<n).map { _ in
+                Float(spread * (2 * random.next() - 1)) - (trial % 13 == 0 && random.next() < 0.5 ? 200 : 0)
+            }
+            if trial % 17 == 0 { logits[Int(random.next() * Double(visible))] = .nan }
+            if trial % 19 == 0 { logits[Int(random.next() * Double(visible))] = .infinity }
+            let peak = logits[..<visible].map(Double.init).max()!
+            let total = logits[..<visible].reduce(0.0) { $0 + exp(Double($1) - peak) }
+            let entropy = logits[..<visible].reduce(0.0) { h, x in
+                let p = exp(Double(x) - peak) / total
+                return p > 0 ? h - p * log(p) : h
+            }
+            for level in 0...2 {
+                var plain = logits, fused = logits
+                guard
+                    let s = fused.withUnsafeMutableBufferPointer({
+                        RowKernels.softmaxStatistics($0.baseAddress!, visible: visible, count: n, kernels: level)
+                    })
+                else { continue }
+                checked[level] += 1
+                plain.withUnsafeMutableBufferPointer {
+                    _ = RowKernels.softmax($0.baseAddress!, visible: visible, count: n, kernels: level)
+                }
+                let where_ = "level \(level), trial \(trial)"
+                #expect(
+                    zip(plain, fused).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) },
+                    "\(where_): values differ from the plain softmax")
+                let direct = fused.withUnsafeBufferPointer { RowKernels.statistics($0) }
+                #expect(
+                    s.finite == direct.finite && s.nan == direct.nan && s.inf == direct.inf
+                        && s.negative == direct.negative, "\(where_)")
+                if direct.nan > 0 { continue }
+                #expect(s.min == direct.min && s.max == direct.max, "\(where_): \(s.min) \(s.max)")
+                #expect(abs(s.sum - direct.sum) <= 1e-12, "\(where_): \(s.sum) vs \(direct.sum)")
+                #expect(abs(s.entropy - entropy) <= 1e-6, "\(where_): \(s.entropy) vs \(entropy)")
+            }
+        }
+        #expect(checked[0] == 1200)
+        #expect(RowKernels.supportedLevel < 1 || checked[1] == 1200)
+        #expect(RowKernels.supportedLevel < 2 || checked[2] == 1200)
+    }
+
     @Test("augmenting summed heads while dividing them gives the very values, sums and NaN counts of dividing first")
     func augmentDividing() {
         var state: UInt64 = 7

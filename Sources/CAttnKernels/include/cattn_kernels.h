@@ -47,6 +47,12 @@ void cattn_softmax_row(float *row, size_t visible, size_t n);
 /// The same with the kernels of `level`, as `cattn_row_statistics_at`.
 int cattn_softmax_row_at(int level, float *row, size_t visible, size_t n);
 
+/// cattn_softmax_row, and the statistics of the row written (as cattn_row_statistics gives them) in the same
+/// passes: the entropy from the softmax's terms, ln Σ − Σ e·t / Σ (t = x − max, e = exp t), not a log per value.
+void cattn_softmax_row_statistics(float *row, size_t visible, size_t n, cattn_row_stats *out);
+/// The same with the kernels of `level`, as `cattn_row_statistics_at` (AVX-512 CPUs use the AVX2 version).
+int cattn_softmax_row_statistics_at(int level, float *row, size_t visible, size_t n, cattn_row_stats *out);
+
 /// One row of attention rollout's augmented matrix (F + I, rows normalised): *sum = Σ f[j] + 1, and when
 /// every f[j] is finite and `out` is not NULL, out[j] = f[j] / *sum with the 1 added at j = `diagonal`.
 /// Returns the number of NaN or infinite f[j] (then `out` is left alone).
