@@ -95,20 +95,51 @@ public struct HeadAnalysis: Sendable {
         return (find(clsLabels), find(sepLabels), find(punctuationLabels))
     }
 
-    /// The (query, key) pairs of TransformerLens's duplicate-token and induction patterns over n positions.
-    public func patternPairs(positions n: Int) -> (duplicate: [(Int, Int)], induction: [(Int, Int)])? {
-        guard let t = matchKeys, t.count == n else { return nil }
-        var duplicate: [(Int, Int)] = [], induction: [(Int, Int)] = []
-        for i in 0..<n {
-            for j in 0..<i where t[j] == t[i] { duplicate.append((i, j)) }
-            if i >= 1 { for j in 1...i where t[j - 1] == t[i] { induction.append((i, j)) } }
-        }
-        return (duplicate, induction)
+    /// The number of (query, key) pairs of TransformerLens's duplicate-token pattern over n positions (key j < i
+    /// holds query i's token), which is also the induction pattern's (key j ≤ i follows query i's token); nil
+    /// without ids for every position.
+    public func patternPairCount(positions n: Int) -> Int? {
+        guard let found = occurrences(positions: n) else { return nil }
+        return found.positions.reduce(0) { $0 + $1.count * ($1.count - 1) / 2 }
     }
 
-    /// The measures of every head of `layer` (index `l`).
-    public func measures(of layer: LayerAttention, index l: Int) throws -> [HeadMeasures] {
-        let q = layer.queries, k = layer.keys, square = !layer.cross
+    /// The measures of every head of layer `l` of `source` and the attention each key receives, its rows visited in
+    /// blocks on `workers` workers (never a whole layer of recomputed attention). Each row's sums are kept apart and
+    /// added in row order afterwards, so the measures are the same whatever the thread count or the block sizes
+    /// (the received sums up to their last bits: `ColumnSums`).
+    public func measures(of source: AttentionSource, layer l: Int, workers: Int = Workers.count) throws -> LayerHeads {
+        try measures(
+            layer: l, heads: source.headCount, queries: source.queryCount, keys: source.keyCount,
+            cross: source.isCrossAttention, seeing: ReceivedAttention.seeing(source, layer: l), workers: workers,
+            visible: { source.visibleKeys(row: $0, layer: l) }
+        ) { body in
+            try source.visitBlocks(layer: l, heads: 0..<source.headCount, workers: workers, body)
+        }
+    }
+
+    /// The same from a layer in memory (every query seeing every key).
+    public func measures(of layer: LayerAttention, index l: Int, workers: Int = Workers.count) throws -> LayerHeads {
+        try measures(
+            layer: l, heads: layer.heads, queries: layer.queries, keys: layer.keys, cross: layer.cross,
+            seeing: [Int](repeating: layer.queries, count: layer.keys), workers: workers,
+            visible: { _ in 0..<layer.keys }
+        ) { body in
+            let size = layer.queries * layer.keys
+            try layer.values.withUnsafeBufferPointer { all in
+                for h in 0..<layer.heads {
+                    try body(
+                        RowBlock(worker: 0, head: h, rows: 0..<layer.queries),
+                        UnsafeBufferPointer(rebasing: all[(h * size)..<((h + 1) * size)]))
+                }
+            }
+        }
+    }
+
+    private func measures(
+        layer l: Int, heads: Int, queries q: Int, keys k: Int, cross: Bool, seeing: [Int], workers: Int,
+        visible: @escaping (Int) -> Range<Int>, visit: (RowBlockVisitor) throws -> Void
+    ) throws -> LayerHeads {
+        let square = !cross
         if case .grid(let rows, let columns, let prefix, _) = distance, square, k - prefix != rows * columns {
             throw AnalysisError(
                 """
@@ -117,103 +148,47 @@ public struct HeadAnalysis: Sendable {
                 """
             )
         }
-        let special = specialTokens
-        let pairs = square ? patternPairs(positions: q) : nil
-        let distances = square ? distanceFunction(tokens: k) : nil
-        return layer.values.withUnsafeBufferPointer { all in
-            (0..<layer.heads).map { h in
-                let a = UnsafeBufferPointer(rebasing: all[(h * q * k)..<((h + 1) * q * k)])
-                return measure(
-                    a, queries: q, keys: k, cross: layer.cross, layer: l, head: h, special: special, pairs: pairs,
-                    distances: distances)
+        let context = RowContext(
+            analysis: self, queries: q, keys: k, cross: cross, special: specialTokens,
+            occurrences: square ? occurrences(positions: q) : nil, distances: square ? distanceFunction(tokens: k) : nil
+        )
+        let table = RowTable<HeadRowSums>(count: heads * q)
+        let columns = ColumnSums(heads: heads, keys: k, workers: workers)
+        try visit { block, values in
+            columns.add(block, values, visible: visible)
+            for (r, i) in block.rows.enumerated() {
+                let row = UnsafeBufferPointer(rebasing: values[(r * k)..<((r + 1) * k)])
+                table[block.head * q + i] = context.sums(row: row, index: i, statistics: block.statistics?[r])
             }
         }
+        var records: [HeadMeasures] = []
+        var received: [ReceivedAttention] = []
+        for h in 0..<heads {
+            let m = context.measures(table, head: h, layer: l)
+            records.append(m)
+            received.append(
+                ReceivedAttention(
+                    layer: l, head: h, columnSums: m.roles == nil ? nil : columns.head(h), seeing: seeing, queries: q))
+        }
+        return LayerHeads(records: records, received: received)
     }
 
-    private func measure(
-        _ a: UnsafeBufferPointer<Float>, queries q: Int, keys k: Int, cross: Bool, layer: Int, head: Int,
-        special: (cls: [Int], sep: [Int], punct: [Int])?, pairs: (duplicate: [(Int, Int)], induction: [(Int, Int)])?,
-        distances: ((Int, Int) -> Double)?
-    ) -> HeadMeasures {
-        var m = HeadMeasures(layer: layer, head: head)
-        guard a.allSatisfy({ $0.isFinite }) else { return m }
-        let rows = Double(q)
-        func v(_ i: Int, _ j: Int) -> Double { Double(a[i * k + j]) }
-        // Each row's entropy and maximum by the row kernel `stats` uses: one implementation of −Σ p ln p (Double sums).
-        var entropy = 0.0, rowMax = 0.0
-        for i in 0..<q {
-            let row = RowKernels.statistics(UnsafeBufferPointer(rebasing: a[(i * k)..<((i + 1) * k)]))
-            let h = row.entropy
-            if i == 0 { m.firstQueryEntropy = h == 0 ? 0 : h }
-            entropy += h
-            rowMax += k > 0 ? row.max : -Double.infinity
-        }
-        m.entropy = entropy / rows
-        if m.entropy == 0 { m.entropy = 0 }  // +0, not −0
-        m.meanRowMax = rowMax / rows
-        func columnsShare(_ columns: [Int]) -> Double {
-            var s = 0.0
-            for i in 0..<q { for j in columns { s += v(i, j) } }
-            return s / rows
-        }
-        // Key 0, key i, i − 1 and i + 1: the sums stats makes, by the same code.
-        var positions = PositionalShares()
-        for i in 0..<q {
-            positions.merge(PositionalShares(row: UnsafeBufferPointer(rebasing: a[(i * k)..<((i + 1) * k)]), index: i))
-        }
-        let shares = positions.means(queries: q, cross: cross)
-        m.attnFirst = shares.first
-        m.attnSelf = shares.diagonal
-        m.attnPrevious = shares.previous
-        m.attnNext = shares.next
-        if let special {
-            m.attnCLS = columnsShare(special.cls)
-            m.attnSEP = columnsShare(special.sep)
-            m.attnPunct = columnsShare(special.punct)
-        }
-        m.sinkShare = columnsShare(Array(0..<Swift.min(sinkTokens, k)))
-        if !cross {
-            if q >= 2 {
-                // TransformerLens `mul`: Σ A′·P / Σ A′, A′ without column 0 and/or the diagonal on request.
-                func weight(_ i: Int, _ j: Int) -> Double {
-                    if excludeBOS && j == 0 { return 0 }
-                    if excludeCurrentToken && i == j { return 0 }
-                    return v(i, j)
-                }
-                var total = 0.0
-                for i in 0..<q { for j in 0..<k { total += weight(i, j) } }
-                if total != 0 {
-                    m.previousToken = (1..<q).reduce(0.0) { $0 + weight($1, $1 - 1) } / total
-                    if let pairs {
-                        m.duplicateToken = pairs.duplicate.reduce(0.0) { $0 + weight($1.0, $1.1) } / total
-                        m.induction = pairs.induction.reduce(0.0) { $0 + weight($1.0, $1.1) } / total
-                    }
-                }
+    /// Where each token id (`matchKeys`) occurs, ascending, by position: what duplicate-token and induction
+    /// patterns look up row by row; nil without ids for every position.
+    func occurrences(positions n: Int) -> (ids: [Int], positions: [[Int]])? {
+        guard let t = matchKeys, t.count == n else { return nil }
+        var numbers: [String: Int] = [:]
+        var ids: [Int] = [], positions: [[Int]] = []
+        for (i, key) in t.enumerated() {
+            let id = numbers[key] ?? positions.count
+            if id == positions.count {
+                numbers[key] = id
+                positions.append([])
             }
-            if let distances {
-                let p = distance.prefix, n = k - p
-                if n > 0 {
-                    var sum = 0.0
-                    for i in p..<q {
-                        for j in p..<k { sum += v(i, j) * distances(i - p, j - p) }
-                    }
-                    m.meanAttentionDistance = sum / Double(n)
-                }
-            }
+            ids.append(id)
+            positions[id].append(i)
         }
-        var roles: [String] = []
-        let rules: [(String, Double?, Bool)] = [
-            ("previous", m.attnPrevious, false), ("next", m.attnNext, false), ("self", m.attnSelf, false),
-            ("cls", m.attnCLS, false), ("sep", m.attnSEP, false), ("punct", m.attnPunct, false),
-            ("sink", m.sinkShare, false),
-            ("broad", m.meanRowMax, true)
-        ]
-        for (name, value, atMost) in rules {
-            guard let value else { continue }
-            if atMost ? value <= 0.10 : value > 0.5 { roles.append(name) }
-        }
-        m.roles = roles
-        return m
+        return (ids, positions)
     }
 
     /// d(a, b) between tokens a and b after the prefix (0-based among the n = tokens − prefix), computed when asked
@@ -235,20 +210,12 @@ public struct HeadAnalysis: Sendable {
 
     /// r[j]: the attention key j receives, averaged over the finite heads and the queries
     /// (nil when no head of the layer is finite).
-    public static func receivedShares(of layer: LayerAttention) -> [Double]? {
-        let q = layer.queries, k = layer.keys
-        var shares = [Double](repeating: 0, count: k)
-        var finite = 0
-        layer.values.withUnsafeBufferPointer { all in
-            for h in 0..<layer.heads {
-                let a = UnsafeBufferPointer(rebasing: all[(h * q * k)..<((h + 1) * q * k)])
-                guard a.allSatisfy({ $0.isFinite }) else { continue }
-                finite += 1
-                for i in 0..<q { for j in 0..<k { shares[j] += Double(a[i * k + j]) } }
-            }
-        }
-        guard finite > 0 else { return nil }
-        return shares.map { $0 / Double(finite * q) }
+    public static func receivedShares(_ received: [ReceivedAttention]) -> [Double]? {
+        let finite = received.compactMap(\.columnSums)
+        guard let first = finite.first, let queries = received.first?.queries else { return nil }
+        var shares = [Double](repeating: 0, count: first.count)
+        for sums in finite { for j in sums.indices { shares[j] += sums[j] } }
+        return shares.map { $0 / Double(finite.count * queries) }
     }
 
     /// One token flagged as an outlier in at least one layer.
@@ -369,21 +336,33 @@ public enum JensenShannon {
 public enum SimilarityScope: String, CaseIterable, Sendable {
     case layer, all, none
 
-    /// The maps compared together (a layer's heads, or every head of the model) and the estimated seconds of the
-    /// whole comparison over `source` (`JensenShannon.estimatedSeconds`, once per layer for `layer`).
-    public func estimate(_ source: AttentionSource, workers: Int = Workers.count) -> (maps: Int, seconds: Double) {
-        let maps = self == .all ? source.layerCount * source.headCount : source.headCount
+    /// The maps compared together (a layer's heads, or every head of `layers` layers) and the estimated seconds of
+    /// the whole comparison over `source` (`JensenShannon.estimatedSeconds`, once per layer for `layer`).
+    public func estimate(_ source: AttentionSource, layers: Int, workers: Int = Workers.count) -> (
+        maps: Int, seconds: Double
+    ) {
+        let maps = self == .all ? layers * source.headCount : source.headCount
         guard self != .none else { return (maps, 0) }
         let once = JensenShannon.estimatedSeconds(
             maps: maps, queries: source.queryCount, keys: source.keyCount, workers: workers)
-        return (maps, self == .all ? once : Double(source.layerCount) * once)
+        return (maps, self == .all ? once : Double(layers) * once)
     }
+}
+
+/// The measures of one layer's heads and the attention each key receives.
+public struct LayerHeads: Sendable {
+    public var records: [HeadMeasures]
+    public var received: [ReceivedAttention]
 }
 
 /// What `HeadAnalysis.run` finds in a dump.
 public struct HeadsResult {
+    /// The layers measured, ascending.
+    public var layers: [Int]
     /// Per layer and head.
     public var records: [HeadMeasures]
+    /// Per layer and head: the attention each key receives.
+    public var received: [ReceivedAttention]
     /// Which pairs of heads were compared.
     public var scope: SimilarityScope
     /// With `SimilarityScope.layer`: each layer's H × H Jensen–Shannon matrix (nil for a pair with a non-finite head).
@@ -395,37 +374,51 @@ public struct HeadsResult {
 }
 
 extension HeadAnalysis {
-    /// Every measure of every head of `source`, layer by layer, the head similarity of `scope` and the outlier tokens;
-    /// `step` is called after each layer.
-    public func run(_ source: AttentionSource, similarity scope: SimilarityScope, step: (() -> Void)? = nil) throws
-        -> HeadsResult
-    {
+    /// Every measure of every head of `layers` of `source`, the head similarity of `scope` and the outlier tokens;
+    /// `step` is called after each layer. The measures stream each layer in row blocks; the per-layer similarity
+    /// reads each layer whole (and the measures come from it, read once).
+    public func run(
+        _ source: AttentionSource, layers: [Int], similarity scope: SimilarityScope, step: (() -> Void)? = nil
+    ) throws -> HeadsResult {
         var records: [HeadMeasures] = []
+        var received: [ReceivedAttention] = []
         var shares: [[Double]?] = []
         var perLayer: [[[Double?]]] = []
-        for l in 0..<source.layerCount {
+        for l in layers {
             defer { step?() }
-            let layer = try source.layer(l)
-            records += try AnalysisError.reported(against: source.file) { try measures(of: layer, index: l) }
-            shares.append(Self.receivedShares(of: layer))
-            if scope == .layer { perLayer.append(JensenShannon.betweenHeads(layer)) }
+            let found: LayerHeads
+            if scope == .layer {
+                let layer = try source.layer(l)
+                found = try AnalysisError.reported(against: source.file) { try measures(of: layer, index: l) }
+                perLayer.append(JensenShannon.betweenHeads(layer))
+            } else {
+                found = try AnalysisError.reported(against: source.file) { try measures(of: source, layer: l) }
+            }
+            records += found.records
+            received += found.received
+            shares.append(Self.receivedShares(found.received))
         }
-        let all = scope == .all ? try JensenShannon.betweenAllHeads(source) : nil
+        let all = scope == .all ? try JensenShannon.betweenAllHeads(source, layers: layers) : nil
+        let found = outliers(shares: shares, keys: source.keyCount).map { o in
+            var o = o
+            o.layers = o.layers.map { layers[$0] }  // positions in `layers` back to layer numbers
+            return o
+        }
         return HeadsResult(
-            records: records, scope: scope, perLayer: perLayer, all: all,
-            outliers: outliers(shares: shares, keys: source.keyCount))
+            layers: layers, records: records, received: received, scope: scope, perLayer: perLayer, all: all,
+            outliers: found)
     }
 }
 
 extension JensenShannon {
-    /// The (L·H) × (L·H) matrix between every pair of heads of the model, every layer in memory (refused over the
-    /// memory budget).
-    public static func betweenAllHeads(_ source: AttentionSource) throws -> [[Double?]] {
+    /// The (L·H) × (L·H) matrix between every pair of heads of `layers`, every one of them in memory (refused over
+    /// the memory budget).
+    public static func betweenAllHeads(_ source: AttentionSource, layers: [Int]) throws -> [[Double?]] {
         let bytes = MemoryBudget.bytes(
-            [source.layerCount, source.headCount, source.queryCount, source.keyCount], elementSize: 4)
+            [layers.count, source.headCount, source.queryCount, source.keyCount], elementSize: 4)
         if let refusal = MemoryBudget.refusal(
             """
-            --similarity all, every layer of \(source.layerCount) × \(source.headCount) heads × \
+            --similarity all, every layer of \(layers.count) × \(source.headCount) heads × \
             \(source.queryCount) × \(source.keyCount) in memory
             """,
             bytes: bytes)
@@ -433,22 +426,208 @@ extension JensenShannon {
             throw AttnError(.resource, file: source.file, refusal + "; use --similarity layer")
         }
         var values: [Float] = []
-        values.reserveCapacity(source.layerCount * source.headCount * source.queryCount * source.keyCount)
-        for l in 0..<source.layerCount { values += try source.layer(l).values }
+        values.reserveCapacity(layers.count * source.headCount * source.queryCount * source.keyCount)
+        for l in layers { values += try source.layer(l).values }
         return matrix(
-            values, maps: source.layerCount * source.headCount, queries: source.queryCount, keys: source.keyCount)
+            values, maps: layers.count * source.headCount, queries: source.queryCount, keys: source.keyCount)
     }
 }
 
 extension HeadAnalysis {
-    /// The outlier tokens of `layers` of `source`, each layer read whole; their `layers` are layer numbers
-    /// (`stats --outliers`, which may be given one layer).
+    /// The outlier tokens of `layers` of `source`, each layer's columns summed in row blocks; their `layers` are
+    /// layer numbers (`stats --outliers`, which may be given one layer).
     public func outliers(of source: AttentionSource, layers: [Int]) throws -> [OutlierToken] {
-        let shares = try layers.map { Self.receivedShares(of: try source.layer($0)) }
+        let shares = try layers.map { l in
+            let sums = ColumnSums(heads: source.headCount, keys: source.keyCount, workers: Workers.count)
+            let finite = FiniteHeads(heads: source.headCount)
+            try source.visitBlocks(layer: l, heads: 0..<source.headCount, workers: Workers.count) { block, values in
+                sums.add(block, values) { source.visibleKeys(row: $0, layer: l) }
+                if !values.allSatisfy({ $0.isFinite }) { finite.markNonFinite(block.head) }
+            }
+            return Self.receivedShares(
+                (0..<source.headCount).map { h in
+                    ReceivedAttention(
+                        layer: l, head: h, columnSums: finite.isFinite(h) ? sums.head(h) : nil, seeing: [],
+                        queries: source.queryCount)
+                })
+        }
         return outliers(shares: shares, keys: source.keyCount).map { o in
             var o = o
             o.layers = o.layers.map { layers[$0] }  // positions in `layers` back to layer numbers
             return o
         }
+    }
+}
+
+/// Whether each head of a layer held only finite values, marked from several workers.
+final class FiniteHeads: @unchecked Sendable {
+    private var nonFinite: [Bool]
+    private let lock = Lock()
+
+    init(heads: Int) { nonFinite = [Bool](repeating: false, count: heads) }
+
+    func markNonFinite(_ head: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        nonFinite[head] = true
+    }
+
+    func isFinite(_ head: Int) -> Bool { !nonFinite[head] }
+}
+
+/// One value per query row of a layer's heads, written from several workers at distinct indices, read after they
+/// are done (so that sums over rows are made in row order).
+final class RowTable<Value>: @unchecked Sendable {
+    private let storage: UnsafeMutableBufferPointer<Value?>
+
+    init(count: Int) {
+        storage = .allocate(capacity: count)
+        storage.initialize(repeating: nil)
+    }
+
+    deinit {
+        storage.deinitialize()
+        storage.deallocate()
+    }
+
+    subscript(index: Int) -> Value? {
+        get { storage[index] }
+        set { storage[index] = newValue }
+    }
+}
+
+/// The sums one query row of a head gives `HeadMeasures`, added over the rows in row order.
+struct HeadRowSums {
+    var entropy = 0.0, rowMax = 0.0, nonFinite = 0
+    var positions = PositionalShares()
+    var cls = 0.0, sep = 0.0, punct = 0.0, sink = 0.0
+    /// TransformerLens's weights (A without column 0 and/or the diagonal on request): the row's total, its previous
+    /// key, its duplicate-token and induction keys.
+    var weight = 0.0, previous = 0.0, duplicate = 0.0, induction = 0.0
+    /// Σⱼ aᵢⱼ·d(i, j) over the tokens after the prefix.
+    var distance = 0.0
+}
+
+/// What `HeadAnalysis` needs to turn rows into `HeadRowSums`, and their sums into `HeadMeasures`.
+struct RowContext {
+    let analysis: HeadAnalysis
+    let queries: Int, keys: Int, cross: Bool
+    let special: (cls: [Int], sep: [Int], punct: [Int])?
+    let occurrences: (ids: [Int], positions: [[Int]])?
+    let distances: ((Int, Int) -> Double)?
+
+    /// The sums of query row `i` (`row` holds its keys); `statistics` are the row's when the source has them.
+    func sums(row: UnsafeBufferPointer<Float>, index i: Int, statistics: RowStatistics?) -> HeadRowSums {
+        var r = HeadRowSums()
+        let k = keys
+        // The row's entropy and maximum by the row kernel `stats` uses: one −Σ p ln p (Double sums).
+        let s = statistics ?? RowKernels.statistics(row)
+        r.nonFinite = s.nan + s.inf
+        guard r.nonFinite == 0 else { return r }
+        r.entropy = s.entropy
+        r.rowMax = k > 0 ? s.max : -Double.infinity
+        // Key 0, key i, i − 1 and i + 1: the sums stats makes, by the same code.
+        r.positions = PositionalShares(row: row, index: i)
+        func share(_ columns: [Int]) -> Double { columns.reduce(0.0) { $0 + Double(row[$1]) } }
+        if let special {
+            r.cls = share(special.cls)
+            r.sep = share(special.sep)
+            r.punct = share(special.punct)
+        }
+        for j in 0..<Swift.min(analysis.sinkTokens, k) { r.sink += Double(row[j]) }
+        guard !cross else { return r }
+        if queries >= 2 {
+            // TransformerLens `mul`: Σ A′·P / Σ A′, A′ without column 0 and/or the diagonal on request.
+            func weight(_ j: Int) -> Double {
+                if analysis.excludeBOS && j == 0 { return 0 }
+                if analysis.excludeCurrentToken && i == j { return 0 }
+                return Double(row[j])
+            }
+            r.weight = s.sum
+            if analysis.excludeBOS && k > 0 { r.weight -= Double(row[0]) }
+            if analysis.excludeCurrentToken && i < k && !(analysis.excludeBOS && i == 0) { r.weight -= Double(row[i]) }
+            if i >= 1 { r.previous = weight(i - 1) }
+            if let occurrences {
+                // Earlier positions p of the same token: duplicate (i, p) and induction (i, p + 1), p + 1 ≤ i.
+                for p in occurrences.positions[occurrences.ids[i]] {
+                    if p >= i { break }
+                    r.duplicate += weight(p)
+                    r.induction += weight(p + 1)
+                }
+            }
+        }
+        let p = analysis.distance.prefix
+        if i >= p, p < k {
+            if case .sequence = analysis.distance {
+                r.distance = RowKernels.distanceSum(UnsafeBufferPointer(rebasing: row[p...]), from: i - p)
+            } else if let distances {
+                for j in p..<k { r.distance += Double(row[j]) * distances(i - p, j - p) }
+            }
+        }
+        return r
+    }
+
+    /// The measures of head `h` from its rows' sums, added in row order.
+    func measures(_ table: RowTable<HeadRowSums>, head h: Int, layer: Int) -> HeadMeasures {
+        var m = HeadMeasures(layer: layer, head: h)
+        let q = queries, k = keys, rows = Double(q)
+        var total = HeadRowSums()
+        var firstQueryEntropy: Double?
+        for i in 0..<q {
+            let r = table[h * q + i] ?? HeadRowSums()
+            guard r.nonFinite == 0 else { return m }
+            if i == 0 { firstQueryEntropy = r.entropy == 0 ? 0 : r.entropy }
+            total.entropy += r.entropy
+            total.rowMax += r.rowMax
+            total.positions.merge(r.positions)
+            total.cls += r.cls
+            total.sep += r.sep
+            total.punct += r.punct
+            total.sink += r.sink
+            total.weight += r.weight
+            if i >= 1 { total.previous += r.previous }
+            total.duplicate += r.duplicate
+            total.induction += r.induction
+            total.distance += r.distance
+        }
+        m.firstQueryEntropy = firstQueryEntropy
+        m.entropy = total.entropy / rows
+        if m.entropy == 0 { m.entropy = 0 }  // +0, not −0
+        m.meanRowMax = total.rowMax / rows
+        let shares = total.positions.means(queries: q, cross: cross)
+        m.attnFirst = shares.first
+        m.attnSelf = shares.diagonal
+        m.attnPrevious = shares.previous
+        m.attnNext = shares.next
+        if special != nil {
+            m.attnCLS = total.cls / rows
+            m.attnSEP = total.sep / rows
+            m.attnPunct = total.punct / rows
+        }
+        m.sinkShare = total.sink / rows
+        if !cross {
+            if q >= 2 && total.weight != 0 {
+                m.previousToken = total.previous / total.weight
+                if occurrences != nil {
+                    m.duplicateToken = total.duplicate / total.weight
+                    m.induction = total.induction / total.weight
+                }
+            }
+            let p = analysis.distance.prefix
+            if distances != nil && k - p > 0 { m.meanAttentionDistance = total.distance / Double(k - p) }
+        }
+        var roles: [String] = []
+        let rules: [(String, Double?, Bool)] = [
+            ("previous", m.attnPrevious, false), ("next", m.attnNext, false), ("self", m.attnSelf, false),
+            ("cls", m.attnCLS, false), ("sep", m.attnSEP, false), ("punct", m.attnPunct, false),
+            ("sink", m.sinkShare, false),
+            ("broad", m.meanRowMax, true)
+        ]
+        for (name, value, atMost) in rules {
+            guard let value else { continue }
+            if atMost ? value <= 0.10 : value > 0.5 { roles.append(name) }
+        }
+        m.roles = roles
+        return m
     }
 }

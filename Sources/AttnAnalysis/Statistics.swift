@@ -75,29 +75,46 @@ public struct HeadStatistics: Sendable, Equatable, Record {
 
     /// Statistics of every head of layer `layer` of `source`, read block by block on `workers` threads.
     /// Each row's sums are kept apart and added in row order afterwards, so the result is the same
-    /// bit for bit whatever the thread count, the scheduling or the reader's block sizes.
-    public static func ofLayer(_ source: AttentionSource, layer: Int, workers: Int = Workers.count) throws
-        -> [HeadStatistics]
-    {
+    /// bit for bit whatever the thread count, the scheduling or the reader's block sizes. With `received`, the
+    /// same pass adds up every head's columns there (`ReceivedAttention`).
+    public static func ofLayer(
+        _ source: AttentionSource, layer: Int, workers: Int = Workers.count, received: ColumnSums? = nil
+    ) throws -> [HeadStatistics] {
         let heads = source.headCount, keys = source.keyCount, queries = source.queryCount
-        let rows = RowSumsTable(count: heads * queries)
+        let rows = RowTable<HeadSums>(count: heads * queries)
         try source.visitBlocks(layer: layer, heads: 0..<heads, workers: workers) { block, values in
+            received?.add(block, values) { source.visibleKeys(row: $0, layer: layer) }
             for (r, i) in block.rows.enumerated() {
                 let row = UnsafeBufferPointer(rebasing: values[(r * keys)..<((r + 1) * keys)])
-                rows.store(
-                    HeadSums(row: row, index: i, statistics: block.statistics?[r]), at: block.head * queries + i)
+                rows[block.head * queries + i] = HeadSums(row: row, index: i, statistics: block.statistics?[r])
             }
         }
         return (0..<heads).map { h in
-            HeadStatistics(
-                rows.total(of: (h * queries)..<((h + 1) * queries)), layer: layer, head: h, queries: queries,
-                keys: keys,
-                cross: source.isCrossAttention)
+            var total = HeadSums()
+            for i in 0..<queries { total.merge(rows[h * queries + i] ?? HeadSums()) }
+            return HeadStatistics(
+                total, layer: layer, head: h, queries: queries, keys: keys, cross: source.isCrossAttention)
         }
     }
 }
 
 extension HeadStatistics {
+    /// The statistics of every head of layer `layer` of `source` and the attention each of its keys receives, in one
+    /// pass.
+    public static func withReceived(_ source: AttentionSource, layer: Int, workers: Int = Workers.count) throws -> (
+        statistics: [HeadStatistics], received: [ReceivedAttention]
+    ) {
+        let sums = ColumnSums(heads: source.headCount, keys: source.keyCount, workers: workers)
+        let statistics = try ofLayer(source, layer: layer, workers: workers, received: sums)
+        let seeing = ReceivedAttention.seeing(source, layer: layer)
+        let received = statistics.map { s in
+            ReceivedAttention(
+                layer: layer, head: s.head, columnSums: s.nanCount + s.infCount == 0 ? sums.head(s.head) : nil,
+                seeing: seeing, queries: source.queryCount)
+        }
+        return (statistics, received)
+    }
+
     /// `entropy`'s grid: every head's mean row entropy (`normalized`: divided by ln K), `[layer][head]`, each layer
     /// by `ofLayer`.
     public static func entropyGrid(_ source: AttentionSource, normalized: Bool, workers: Int = Workers.count) throws
@@ -106,27 +123,6 @@ extension HeadStatistics {
         try (0..<source.layerCount).map { l in
             try ofLayer(source, layer: l, workers: workers).map { normalized ? $0.normalizedEntropy : $0.entropy }
         }
-    }
-}
-
-/// One `HeadSums` per query row of a layer, written from several threads at distinct indices.
-private final class RowSumsTable: @unchecked Sendable {
-    private let storage: UnsafeMutableBufferPointer<HeadSums>
-
-    init(count: Int) {
-        storage = .allocate(capacity: count)
-        storage.initialize(repeating: HeadSums())
-    }
-
-    deinit { storage.deallocate() }
-
-    func store(_ sums: HeadSums, at index: Int) { storage[index] = sums }
-
-    /// The rows `range` merged in order.
-    func total(of range: Range<Int>) -> HeadSums {
-        var total = HeadSums()
-        for i in range { total.merge(storage[i]) }
-        return total
     }
 }
 

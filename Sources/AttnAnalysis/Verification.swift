@@ -130,7 +130,7 @@ extension AttentionChecks {
         checks.square = q == k
         for l in 0..<source.layerCount {
             let parts = (0..<Swift.max(1, workers)).map { _ in PartialChecks(keys: k) }
-            let layer = ColumnSums(heads: h, keys: k)
+            let layer = ColumnSums(heads: h, keys: k, workers: 0)
             try source.visitBlocks(layer: l, heads: 0..<h, workers: workers) { block, values in
                 let part = parts[block.worker]
                 part.columns.withUnsafeMutableBufferPointer { columns in
@@ -154,26 +154,6 @@ private final class PartialChecks: @unchecked Sendable {
     var columns: [Double]
 
     init(keys: Int) { columns = [Double](repeating: 0, count: keys) }
-}
-
-/// A layer's column sums per head, `[head, key]`, added to by the workers one block at a time.
-private final class ColumnSums: @unchecked Sendable {
-    private var sums: [Double]
-    private let keys: Int
-    private let lock = Lock()
-
-    init(heads: Int, keys: Int) {
-        self.keys = keys
-        sums = [Double](repeating: 0, count: heads * keys)
-    }
-
-    func add(_ columns: [Double], head: Int) {
-        lock.lock()
-        defer { lock.unlock() }
-        for (j, value) in columns.enumerated() { sums[head * keys + j] += value }
-    }
-
-    func head(_ h: Int) -> [Double] { Array(sums[(h * keys)..<((h + 1) * keys)]) }
 }
 
 extension VerifyFinding {

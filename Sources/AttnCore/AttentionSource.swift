@@ -64,9 +64,13 @@ public protocol AttentionSource: AnyObject {
     /// `workers` threads, without keeping more than a block per worker in memory where the storage
     /// allows (otherwise one layer: `visitLayerBlocks`).
     func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws
+    /// The keys query `row` can see in layer `layer` under the mask the source knows (recomputed attention's causal
+    /// mask and window); all keys when it knows none (stored attention holds probabilities, not the mask).
+    func visibleKeys(row: Int, layer: Int) -> Range<Int>
 }
 
 extension AttentionSource {
+    public func visibleKeys(row: Int, layer: Int) -> Range<Int> { 0..<keyCount }
     public var keyTokens: [String]? { isCrossAttention ? nil : tokens }
     public var isCrossAttention: Bool { queryCount != keyCount }
 

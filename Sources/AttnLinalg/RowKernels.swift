@@ -82,6 +82,12 @@ public enum RowKernels {
         return (sum, Int(bad))
     }
 
+    /// Σⱼ row[j]·|from − j|, in Double (`cattn_distance_sum`).
+    public static func distanceSum(_ row: UnsafeBufferPointer<Float>, from: Int) -> Double {
+        guard let base = row.baseAddress else { return 0 }
+        return cattn_distance_sum(base, row.count, from)
+    }
+
     /// `sums[i] += values[i]`.
     public static func accumulate(_ values: UnsafeBufferPointer<Float>, into sums: UnsafeMutablePointer<Double>) {
         cattn_accumulate_f64(sums, values.baseAddress!, values.count)

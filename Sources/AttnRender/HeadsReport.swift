@@ -4,9 +4,10 @@ import AttnAnalysis
 /// `heads` as a table, JSON and CSV, and its similarity matrices as files (docs/heads.md; the records' keys are
 /// `HeadMeasures.fields`).
 public enum HeadsReport {
-    public static func json(_ result: HeadsResult, analysis: HeadAnalysis, tokenMatch: String?, source: AttentionSource)
-        -> JSONValue
-    {
+    /// `topKeys`: how many keys `keys_received` names per head.
+    public static func json(
+        _ result: HeadsResult, analysis: HeadAnalysis, tokenMatch: String?, source: AttentionSource, topKeys: Int
+    ) -> JSONValue {
         let records = result.records, perLayer = result.perLayer, all = result.all, outliers = result.outliers,
             similarity = result.scope
         let distance: JSONValue
@@ -33,11 +34,11 @@ public enum HeadsReport {
             } ?? .null
         var pairs: JSONValue = .null
         if !source.isCrossAttention {
-            let p = analysis.patternPairs(positions: source.queryCount)
+            let p = analysis.patternPairCount(positions: source.queryCount)
             pairs = .object([
                 ("previous_token", .integer(max(source.queryCount - 1, 0))),
-                ("duplicate_token", p.map { .integer($0.duplicate.count) } ?? .null),
-                ("induction", p.map { .integer($0.induction.count) } ?? .null)
+                ("duplicate_token", p.map { .integer($0) } ?? .null),
+                ("induction", p.map { .integer($0) } ?? .null)
             ])
         }
         let similarityValue: JSONValue
@@ -45,7 +46,7 @@ public enum HeadsReport {
             .array(m.map { .array($0.map { $0.map { JSONValue.finite($0) } ?? .null }) })
         }
         if let all {
-            let heads: [JSONValue] = (0..<source.layerCount).flatMap { l in
+            let heads: [JSONValue] = result.layers.flatMap { l in
                 (0..<source.headCount).map { h in JSONValue.array([.integer(l), .integer(h)]) }
             }
             similarityValue = .object([
@@ -59,7 +60,7 @@ public enum HeadsReport {
                 (
                     "matrices",
                     .array(
-                        perLayer.enumerated().map { l, m in
+                        zip(result.layers, perLayer).map { l, m in
                             .object([("layer", .integer(l)), ("js_divergence", matrix(m))])
                         })
                 )
@@ -80,7 +81,8 @@ public enum HeadsReport {
                 ),
                 ("special_tokens", special), ("tl_pairs", pairs),
                 ("records", .array(records.map(RecordWriter.json))),
-                ("similarity", similarityValue), ("outlier_tokens", OutlierReport.json(outliers))
+                ("similarity", similarityValue), ("outlier_tokens", OutlierReport.json(outliers)),
+                ("keys_received", ReceivedReport.json(result.received, top: topKeys, keyLabels: source.keyTokens))
             ])
     }
 
@@ -102,7 +104,7 @@ public enum HeadsReport {
             .init("dist (\(unit))", "mean_attention_distance", .fixed(3)), .init("roles", "roles", .labels)
         ]
         var text = ""
-        for l in 0..<source.layerCount {
+        for l in result.layers {
             text +=
                 "layer \(l): \(source.headCount) heads, \(source.queryCount) queries × \(source.keyCount) keys\n"
                 + RecordWriter.table(records.filter { $0.layer == l }, columns) + "\n"
@@ -123,8 +125,8 @@ public enum HeadsReport {
             var out = CSV.line(["layer_a", "head_a", "layer_b", "head_b", "js_divergence"])
             for (i, row) in rows.enumerated() {
                 for (j, v) in row.enumerated() {
-                    let la = i / heads, ha = i % heads
-                    let (lb, hb) = all == nil ? (la, j) : (j / heads, j % heads)
+                    let la = result.layers[i / heads], ha = i % heads
+                    let (lb, hb) = all == nil ? (la, j) : (result.layers[j / heads], j % heads)
                     out += CSV.line(["\(la)", "\(ha)", "\(lb)", "\(hb)", v.map { "\($0)" } ?? ""])
                 }
             }

@@ -38,10 +38,16 @@ public enum StatsReport {
     }
 
     /// The JSON document's fields for one sample's records.
-    public static func json(_ records: [HeadStatistics], source: AttentionSource) -> [(String, JSONValue)] {
+    /// With `received`, `keys_received` follows the records, naming `topKeys` keys per head.
+    public static func json(
+        _ records: [HeadStatistics], source: AttentionSource, received: [ReceivedAttention]? = nil, topKeys: Int = 0
+    ) -> [(String, JSONValue)] {
         RecordWriter.header(source) + [
             ("source", .string(source.origin.label)), ("records", .array(records.map(RecordWriter.json)))
         ]
+            + (received.map {
+                [("keys_received", ReceivedReport.json($0, top: topKeys, keyLabels: source.keyTokens))]
+            } ?? [])
     }
 
     /// The JSON document's fields for `--batch all`: sample 0's header with the number of samples after the file,
@@ -91,6 +97,9 @@ public enum StatsReport {
         public let samples: [[HeadStatistics]]
         public let queriesPerSample: [Int]
         public let keysPerSample: [Int]
+        /// The attention each key receives (one sample), and how many keys to name per head.
+        public var received: [ReceivedAttention]?
+        public var topKeys = 0
 
         public init(source: AttentionSource, samples: [[HeadStatistics]], queriesPerSample: [Int], keysPerSample: [Int])
         {
@@ -113,7 +122,9 @@ public enum StatsReport {
         aggregate: (files: [String], rows: SampleAggregate)?
     ) -> String {
         let perFile: [JSONValue] = files.map { r in
-            guard r.samples.count > 1 else { return .object(json(r.samples.first ?? [], source: r.source)) }
+            guard r.samples.count > 1 else {
+                return .object(json(r.samples.first ?? [], source: r.source, received: r.received, topKeys: r.topKeys))
+            }
             var fields = json([], source: r.source).filter { $0.0 != "records" }
             fields += [("samples", .integer(r.samples.count))]
             fields += perSampleCounts(queries: r.queriesPerSample, keys: r.keysPerSample)

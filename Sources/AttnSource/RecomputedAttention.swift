@@ -35,6 +35,10 @@ public final class RecomputedAttention: AttentionSource {
         reader = QueryKeyPrefetch(source)
     }
 
+    public func visibleKeys(row: Int, layer: Int) -> Range<Int> {
+        rules.visible(row: row, keys: keyCount, layer: layer)
+    }
+
     /// The whole layer, its heads recomputed on the workers while one of them reads the next layer's Q and K
     /// (when the layers are read in order).
     public func layer(_ index: Int) throws -> LayerAttention {
@@ -46,7 +50,8 @@ public final class RecomputedAttention: AttentionSource {
             "attention recomputed from q and k for one whole layer (\(h) heads × \(s) × \(s))", bytes: need)
         {
             throw AttnError(
-                .resource, file: file, refusal + "; stats, entropy and verify read it in row blocks, within the limit")
+                .resource, file: file,
+                refusal + "; stats, entropy, heads and verify read it in row blocks, within the limit")
         }
         let (qk, next) = try reader.layer(index)
         let workers = Swift.min(Workers.count, qk.heads + (next == nil ? 0 : 1))

@@ -25,6 +25,22 @@ public final class SelectedAttention: AttentionSource {
         self.keys = keys
     }
 
+    /// The base's visible keys of the kept query `row`, as positions among the kept keys.
+    public func visibleKeys(row: Int, layer: Int) -> Range<Int> {
+        let visible = base.visibleKeys(row: queries?.kept[row] ?? row, layer: layer)
+        guard let kept = keys?.kept else { return visible }
+        // The kept keys are ascending: those inside `visible` are consecutive among them.
+        func firstAtLeast(_ position: Int) -> Int {
+            var (lo, hi) = (0, kept.count)
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if kept[mid] < position { lo = mid + 1 } else { hi = mid }
+            }
+            return lo
+        }
+        return firstAtLeast(visible.lowerBound)..<firstAtLeast(visible.upperBound)
+    }
+
     public func layer(_ index: Int) throws -> LayerAttention {
         let full = try base.layer(index)
         let rows = queries?.kept ?? Array(0..<full.queries), columns = keys?.kept ?? Array(0..<full.keys)

@@ -561,10 +561,15 @@ AVX2 static inline __m256 exp8_nonpositive(__m256 x) {
     return _mm256_andnot_ps(underflow, _mm256_mul_ps(y, scale));
 }
 
+/// Values per float partial sum in softmax_row_body_avx2 (4 per lane) before it is added into a double.
+#define SOFTMAX_CHUNK 32
+
 /// The softmax of a row (see cattn_softmax_row) and, when `out` is not NULL, the statistics of the row it writes,
 /// as cattn_row_statistics gives them except for the entropy, which comes from the softmax's own terms instead of
 /// a logarithm per value: with t = x − max, e = exp t and Σ = Σ e, −Σ p ln p = ln Σ − (Σ e·t) / Σ. Inlined into
 /// both callers, so the plain softmax pays nothing for the statistics.
+/// Σ e and Σ e·t run in float over 4 values per lane, then in double (conversions to double cost more than the
+/// exponential on some CPUs); p = e · (1/Σ rounded to float), within about 1 ulp of e/Σ.
 AVX2 static inline __attribute__((always_inline)) void softmax_row_body_avx2(float *row, size_t visible, size_t n,
                                                                              cattn_row_stats *out) {
     __m256 peak8 = _mm256_set1_ps(-INFINITY);
@@ -576,59 +581,54 @@ AVX2 static inline __attribute__((always_inline)) void softmax_row_body_avx2(flo
     for (int k = 0; k < 8; k++) peak = peaks[k] > peak ? peaks[k] : peak;
     for (; j < visible; j++) peak = row[j] > peak ? row[j] : peak;
 
-    const __m256 shift = _mm256_set1_ps(peak);
-    __m256d sum0 = _mm256_setzero_pd(), sum1 = _mm256_setzero_pd();
-    __m256d moment0 = _mm256_setzero_pd(), moment1 = _mm256_setzero_pd();  // Σ e·t
-    for (j = 0; j + 8 <= visible; j += 8) {
-        __m256 t = _mm256_sub_ps(_mm256_loadu_ps(row + j), shift);
-        __m256 e = exp8_nonpositive(t);
-        _mm256_storeu_ps(row + j, e);
-        __m256d eLow = low_pd(e), eHigh = high_pd(e);
-        sum0 = _mm256_add_pd(sum0, eLow);
-        sum1 = _mm256_add_pd(sum1, eHigh);
-        if (out) {
-            // e = 0 where t underflowed (or is −inf): 0·t would be NaN for t = −inf, so those lanes add 0.
-            __m256 finiteT = _mm256_and_ps(t, _mm256_cmp_ps(e, _mm256_setzero_ps(), _CMP_NEQ_OQ));
-            moment0 = _mm256_fmadd_pd(eLow, low_pd(finiteT), moment0);
-            moment1 = _mm256_fmadd_pd(eHigh, high_pd(finiteT), moment1);
+    const __m256 shift = _mm256_set1_ps(peak), lowest = _mm256_set1_ps(-87.33654475f);
+    const size_t whole = visible & ~(size_t)7;
+    __m256d sum = _mm256_setzero_pd(), moment = _mm256_setzero_pd();  // Σ e, Σ e·t
+    for (j = 0; j < whole;) {
+        __m256 sum8 = _mm256_setzero_ps(), moment8 = _mm256_setzero_ps();
+        for (size_t end = whole - j > SOFTMAX_CHUNK ? j + SOFTMAX_CHUNK : whole; j < end; j += 8) {
+            __m256 t = _mm256_sub_ps(_mm256_loadu_ps(row + j), shift);
+            __m256 e = exp8_nonpositive(t);
+            _mm256_storeu_ps(row + j, e);
+            sum8 = _mm256_add_ps(sum8, e);
+            // t below the underflow point has e = 0; the clamp keeps 0·t from being NaN for t = −inf.
+            if (out) moment8 = _mm256_fmadd_ps(e, _mm256_max_ps(t, lowest), moment8);
         }
+        sum = _mm256_add_pd(sum, _mm256_add_pd(low_pd(sum8), high_pd(sum8)));
+        if (out) moment = _mm256_add_pd(moment, _mm256_add_pd(low_pd(moment8), high_pd(moment8)));
     }
+    double tailSum = 0, tailMoment = 0;
     if (j < visible) {
         float tail[8], ts[8];
         for (int k = 0; k < 8; k++) tail[k] = (j + (size_t)k < visible) ? row[j + k] - peak : -INFINITY;
         __m256 e = exp8_nonpositive(_mm256_loadu_ps(tail));  // −inf lanes → 0
         _mm256_storeu_ps(ts, e);
-        for (size_t k = 0; j + k < visible; k++) row[j + k] = ts[k];
-        sum0 = _mm256_add_pd(sum0, low_pd(e));
-        sum1 = _mm256_add_pd(sum1, high_pd(e));
-        if (out) {
-            double moment = 0;
-            for (size_t k = 0; j + k < visible; k++) moment += ts[k] != 0 ? (double)ts[k] * (double)tail[k] : 0.0;
-            moment0 = _mm256_add_pd(moment0, _mm256_set_pd(0, 0, 0, moment));
+        for (size_t k = 0; j + k < visible; k++) {
+            row[j + k] = ts[k];
+            tailSum += ts[k];
+            if (ts[k] != 0) tailMoment += (double)ts[k] * (double)tail[k];
         }
     }
-    const double total = sum_pd(_mm256_add_pd(sum0, sum1));
-    const __m256d inverse = _mm256_set1_pd(1.0 / total);
+    const double total = sum_pd(sum) + tailSum;
+    const float inverse = (float)(1.0 / total);
+    const __m256 inverse8 = _mm256_set1_ps(inverse);
     __m256d stored0 = _mm256_setzero_pd(), stored1 = _mm256_setzero_pd();  // Σ of the floats written
     __m256 lo8 = _mm256_set1_ps(INFINITY), hi8 = _mm256_set1_ps(-INFINITY);
-    for (j = 0; j + 8 <= visible; j += 8) {
-        __m256 v = _mm256_loadu_ps(row + j);
-        __m128 a = _mm256_cvtpd_ps(_mm256_mul_pd(low_pd(v), inverse));
-        __m128 b = _mm256_cvtpd_ps(_mm256_mul_pd(high_pd(v), inverse));
-        __m256 p = _mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1);
+    for (j = 0; j < whole; j += 8) {
+        __m256 p = _mm256_mul_ps(_mm256_loadu_ps(row + j), inverse8);
         _mm256_storeu_ps(row + j, p);
-        if (out) {
-            stored0 = _mm256_add_pd(stored0, _mm256_cvtps_pd(a));
-            stored1 = _mm256_add_pd(stored1, _mm256_cvtps_pd(b));
+        if (out) {  // in double: row_sum_max_dev measures this sum's rounding
+            stored0 = _mm256_add_pd(stored0, low_pd(p));
+            stored1 = _mm256_add_pd(stored1, high_pd(p));
             lo8 = _mm256_min_ps(lo8, p);
             hi8 = _mm256_max_ps(hi8, p);
         }
     }
-    double scalarInverse = _mm256_cvtsd_f64(inverse);
+    __m256d stored = _mm256_add_pd(stored0, stored1);
     double storedTail = 0;
     float lo = INFINITY, hi = -INFINITY;
     for (; j < visible; j++) {
-        row[j] = (float)((double)row[j] * scalarInverse);
+        row[j] = row[j] * inverse;
         storedTail += row[j];
         lo = row[j] < lo ? row[j] : lo;
         hi = row[j] > hi ? row[j] : hi;
@@ -648,8 +648,8 @@ AVX2 static inline __attribute__((always_inline)) void softmax_row_body_avx2(flo
         hi = his[k] > hi ? his[k] : hi;
     }
     if (visible < n) lo = 0;  // the masked keys; the others are ≥ 0
-    out->sum = sum_pd(_mm256_add_pd(stored0, stored1)) + storedTail;
-    out->entropy = log(total) - sum_pd(_mm256_add_pd(moment0, moment1)) / total;
+    out->sum = sum_pd(stored) + storedTail;
+    out->entropy = log(total) - (sum_pd(moment) + tailMoment) / total;
     out->min = lo;
     out->max = hi;
     out->finite = (int64_t)n;
@@ -923,4 +923,13 @@ int64_t cattn_augment_row_dividing(double *f, size_t n, size_t diagonal, double 
     DISPATCH(bad = augment_row_dividing_avx2(f, n, diagonal, divisor, out, sum),
              bad = augment_row_dividing_portable(f, n, diagonal, divisor, out, sum));
     return bad;
+}
+
+double cattn_distance_sum(const float *row, size_t n, size_t from) {
+    // Two runs, so that the distance is a counter, not an absolute value: eight lanes of double each.
+    double lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t split = from < n ? from : n;
+    for (size_t b = 0; b < split; b++) lanes[b & 7] += (double)row[b] * (double)(from - b);
+    for (size_t b = split; b < n; b++) lanes[b & 7] += (double)row[b] * (double)(b - from);
+    return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
 }

@@ -334,13 +334,22 @@ struct HostileInputCLITests {
 
     // MARK: 7. Costs without a guard
 
-    @Test("head similarity estimated over --max-seconds: refused with the estimate and the cheaper choice")
+    @Test(
+        """
+        head similarity estimated over --max-seconds: refused with the estimate and the cheaper choice when asked \
+        for; skipped with a note by default
+        """)
     func headsCost() throws {
         let path = Fixtures.path("synthetic/base_f32.npy")
         try refused(
-            ["heads", path, "--max-seconds", "1e-9"],
+            ["heads", path, "--similarity", "layer", "--max-seconds", "1e-9"],
             "head similarity (--similarity layer) between 2 heads in each of 3 layers over 10 × 10 values, estimated at"
         )
+        let auto = try Run(["heads", path, "--max-seconds", "1e-9", "--json"])
+        #expect(
+            auto.status == 0 && auto.stdout.contains("\"similarity\": {\"scope\": \"none\"}")
+                && auto.stderr.contains("head similarity skipped: estimated at")
+                && auto.stderr.contains("over --max-seconds 1.0e-09 (--similarity none to say so)"), "\(auto.stderr)")
         try refused(
             ["heads", path, "--similarity", "all", "--max-seconds", "1e-9"],
             "use --similarity layer or none, or raise --max-seconds")

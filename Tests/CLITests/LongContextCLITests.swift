@@ -35,6 +35,65 @@ struct LongContextCLITests {
         }
     }
 
+    /// The top keys of `keys_received` against numpy's: the same keys in the same order, their share (column sum /
+    /// S) and mean (column sum / the queries that see the key) to 1e-7 (float32 probabilities summed over 2048 rows).
+    static func expectTopKeys(_ object: [String: Any], file: String) throws {
+        let expected = try Fixtures.json("synthetic/long/expected.json")[file]
+        let received = try #require(object["keys_received"] as? [[String: Any]])
+        #expect(received.count == 2)
+        for entry in received {
+            let h = entry["head"] as! Int
+            let top = try #require(entry["top_keys"] as? [[String: Any]])
+            #expect(top.count == 5)
+            for (n, key) in top.enumerated() {
+                let want = expected["top_keys"][h][n]
+                #expect(key["key"] as? Int == want["key"].int, "\(file) head \(h) #\(n): \(key) vs \(want)")
+                for field in ["share", "mean"] {
+                    let got = try #require(key[field] as? Double)
+                    #expect(abs(got - want[field].double) <= 1e-7, "\(file) head \(h) #\(n) \(field): \(got)")
+                }
+            }
+        }
+    }
+
+    @Test(
+        """
+        heads --max-memory 12M: streamed in row blocks, its measures equal numpy's float64 values and the keys \
+        receiving the most attention are numpy's; the head similarity, which needs whole layers, is skipped and said
+        """,
+        arguments: ["qk_2048.h5", "qk_2048_window.h5"])
+    func streamedHeads(file: String) throws {
+        let r = try Run(["heads", Self.long(file), "--json", "--max-memory", "12M"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(
+            r.stderr.contains("head similarity skipped: one whole layer for the head similarity needs"), "\(r.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let expected = try Fixtures.json("synthetic/long/expected.json")[file]
+        for record in try #require(object["records"] as? [[String: Any]]) {
+            let h = record["head"] as! Int
+            for (key, tolerance) in [
+                ("entropy", 1e-5), ("mean_row_max", 1e-6), ("attn_previous", 1e-6), ("sink_share", 1e-6),
+                ("previous_token", 1e-6)
+            ] {
+                let got = try #require(record[key] as? Double), want = expected[key][h].double
+                #expect(abs(got - want) <= tolerance, "\(file) head \(h) \(key): \(got) vs \(want)")
+            }
+            let distance = try #require(record["mean_attention_distance"] as? Double)
+            let want = expected["mean_attention_distance"][h].double
+            #expect(abs(distance - want) <= 1e-6 * want, "\(file) head \(h): distance \(distance) vs \(want)")
+        }
+        #expect((object["similarity"] as? [String: Any])?["scope"] as? String == "none")
+        try Self.expectTopKeys(object, file: file)
+    }
+
+    @Test("stats --json names the same top keys, found in the same pass as its statistics", arguments: ["qk_2048.h5"])
+    func statsTopKeys(file: String) throws {
+        let r = try Run(["stats", Self.long(file), "--json", "--max-memory", "12M", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        try Self.expectTopKeys(
+            try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]), file: file)
+    }
+
     @Test("a command that needs the whole layer (heatmap) under the same limit: refused, saying which commands stream")
     func wholeLayerRefused() throws {
         let scratch = try Scratch()
@@ -43,7 +102,7 @@ struct LongContextCLITests {
         #expect(r.status == 1, "\(r.stderr)")
         #expect(
             r.stderr.contains("for one whole layer (2 heads × 2048 × 2048) needs")
-                && r.stderr.contains("stats, entropy and verify read it in row blocks"), "\(r.stderr)")
+                && r.stderr.contains("stats, entropy, heads and verify read it in row blocks"), "\(r.stderr)")
         #expect(scratch.contents.isEmpty)
     }
 

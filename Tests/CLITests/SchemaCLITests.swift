@@ -33,7 +33,8 @@ struct SchemaCLITests {
                 "schema", "file", "layers", "heads", "queries", "keys", "source", "records", "layer", "head",
                 "entropy", "normalized_entropy", "min", "max", "mean", "row_sum_max_dev", "first_token", "self",
                 "previous_token",
-                "nan_count", "inf_count", "negative_count", "attn_first", "attn_self", "attn_previous"
+                "nan_count", "inf_count", "negative_count", "attn_first", "attn_self", "attn_previous",
+                "keys_received", "top_keys", "key", "token", "share"
             ])
         #expect(
             keys(try json(["stats", Fixtures.path("synthetic/batch_LBHQK.npy"), "--batch", "all"])).prefix(11) == [
@@ -59,7 +60,7 @@ struct SchemaCLITests {
                 "attn_punct", "attn_self", "attn_previous", "attn_next", "mean_attention_distance", "sink_share",
                 "roles", "scope", "matrices",
                 "js_divergence", "outlier_tokens", "position", "token", "layer_count", "max_share", "mean_share",
-                "max_ratio", "shares"
+                "max_ratio", "shares", "keys_received", "top_keys", "key", "share", "mean"
             ])
         // (Keys already seen earlier, such as an outlier token's "prefix" and "layers", are not repeated in this list.)
         let a = Fixtures.path("synthetic/base_f32.npy"), b = Fixtures.path("synthetic/base_f16.npy")

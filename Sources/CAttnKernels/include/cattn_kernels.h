@@ -53,6 +53,9 @@ void cattn_softmax_row_statistics(float *row, size_t visible, size_t n, cattn_ro
 /// The same with the kernels of `level`, as `cattn_row_statistics_at` (AVX-512 CPUs use the AVX2 version).
 int cattn_softmax_row_statistics_at(int level, float *row, size_t visible, size_t n, cattn_row_stats *out);
 
+/// Σ_b row[b]·|from − b| over b < n, in double (the mean attention distance of a row of a sequence).
+double cattn_distance_sum(const float *row, size_t n, size_t from);
+
 /// One row of attention rollout's augmented matrix (F + I, rows normalised): *sum = Σ f[j] + 1, and when
 /// every f[j] is finite and `out` is not NULL, out[j] = f[j] / *sum with the 1 added at j = `diagonal`.
 /// Returns the number of NaN or infinite f[j] (then `out` is left alone).

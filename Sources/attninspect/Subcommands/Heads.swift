@@ -68,10 +68,23 @@ extension AttnInspect {
             help:
                 """
                 Head similarity between the heads of each layer (layer), between every pair of heads of the model \
-                (all), or none (its cost grows as heads² × queries × keys).
+                (all), or none (its cost grows as heads² × queries × keys, and it reads each layer whole). Default: \
+                layer, or none (said on stderr) when a whole layer would not fit in memory or take too long.
                 """
         )
-        var similarity: SimilarityScope = .layer
+        var similarity: SimilarityScope?
+
+        @Option(
+            help:
+                """
+                Only layers A to B, B left out (A:B as a Python slice: 0:16, 16:, -4:).
+                """)
+        var layers: LayerRange?
+
+        @Option(
+            name: .customLong("top-keys"), parsing: .unconditional,
+            help: "With --json: how many keys keys_received names per head, by the attention they receive.")
+        var topKeys = 5
 
         @OptionGroup var limit: WorkLimitOptions
 
@@ -110,8 +123,9 @@ extension AttnInspect {
             if !(outlierZ.isFinite && outlierRatio.isFinite && outlierRatio >= 0) {
                 throw ValidationError("--outlier-z and --outlier-ratio must be finite numbers")
             }
+            if topKeys < 0 { throw ValidationError("--top-keys must be 0 or more, got \(topKeys)") }
             if let similarityOut {
-                if similarity == .none {
+                if similarity == SimilarityScope.none {
                     throw ValidationError(
                         """
                         --similarity-out \(similarityOut) writes the head similarity, which --similarity none \
@@ -129,19 +143,23 @@ extension AttnInspect {
             let opened = try input.open()
             let source = opened.source
             let analysis = try configuredAnalysis(opened)
+            let chosen = try layers?.layers(count: source.layerCount, file: input.file) ?? Array(0..<source.layerCount)
+            let similarity = try similarityScope(source, layers: chosen)
             // Head similarity is the costly part: every pair of heads (of a layer, or of the model) over every row.
-            let (maps, seconds) = similarity.estimate(source)
+            let (maps, seconds) = similarity.estimate(source, layers: chosen.count)
+            try limit.checkRecomputation(
+                source, layers: chosen, file: input.file, cheaper: "a range of layers at a time (--layers A:B)")
             try limit.check(
                 seconds, file: input.file,
                 work:
                     """
                     head similarity (--similarity \(similarity.rawValue)) between \(maps) \
-                    heads\(similarity == .all ? "" : " in each of \(source.layerCount) layers") over \
+                    heads\(similarity == .all ? "" : " in each of \(chosen.count) layers") over \
                     \(source.queryCount) × \(source.keyCount) values
                     """,
                 cheaper: similarity == .all ? "use --similarity layer or none" : "use --similarity none")
-            let progress = Progress.start("heads, layers", total: source.layerCount)
-            let result = try analysis.run(source, similarity: similarity, step: progress?.step)
+            let progress = Progress.start("heads, layers", total: chosen.count)
+            let result = try analysis.run(source, layers: chosen, similarity: similarity, step: progress?.step)
             progress?.finish()
             // The file first: if it cannot be written, the run fails before printing anything.
             if let similarityOut {
@@ -153,7 +171,8 @@ extension AttnInspect {
                     analysis.matchKeys == nil
                     ? nil : (try opened.tokenIDs(sample: input.batch) != nil ? "ids" : "strings")
                 Console.print(
-                    HeadsReport.json(result, analysis: analysis, tokenMatch: match, source: source).serialized() + "\n")
+                    HeadsReport.json(result, analysis: analysis, tokenMatch: match, source: source, topKeys: topKeys)
+                        .serialized() + "\n")
             } else if csv {
                 Console.printCSV(RecordWriter.csv(result.records))
             } else {
@@ -168,6 +187,30 @@ extension AttnInspect {
                     """
                 )
             }
+        }
+
+        /// `--similarity`, or by default the per-layer similarity when a whole layer fits in memory and the
+        /// similarity within `--max-seconds`, else none (said on stderr).
+        func similarityScope(_ source: AttentionSource, layers: [Int]) throws -> SimilarityScope {
+            if let similarity { return similarity }
+            let bytes = MemoryBudget.bytes(
+                [source.headCount, source.queryCount, source.keyCount],
+                elementSize: source is RecomputedAttention ? 8 : 4)
+            let seconds = SimilarityScope.layer.estimate(source, layers: layers.count).seconds
+            if let refusal = MemoryBudget.refusal("one whole layer for the head similarity", bytes: bytes) {
+                Console.note("\(input.file): head similarity skipped: \(refusal) (--similarity none to say so)")
+                return .none
+            }
+            if seconds > limit.maxSeconds {
+                Console.note(
+                    """
+                    \(input.file): head similarity skipped: estimated at \(WorkLimitOptions.describe(seconds)) s, over \
+                    --max-seconds \(WorkLimitOptions.describe(limit.maxSeconds)) (--similarity none to say so)
+                    """
+                )
+                return .none
+            }
+            return .layer
         }
 
         /// The analysis with the file's labels, ids and grid and the options.

@@ -21,6 +21,19 @@ extension AttnInspect {
         @Option(parsing: .unconditional, help: "Only this layer (negative counts from the end).")
         var layer: Int?
 
+        @Option(
+            help:
+                """
+                Only layers A to B, B left out (A:B as a Python slice: 0:16, 16:, -4:): one shard of a long run; \
+                attninspect merge joins the shards' --json.
+                """)
+        var layers: LayerRange?
+
+        @Option(
+            name: .customLong("top-keys"), parsing: .unconditional,
+            help: "With --json: how many keys keys_received names per head, by the attention they receive.")
+        var topKeys = 5
+
         @Argument(
             help:
                 """
@@ -39,12 +52,14 @@ extension AttnInspect {
             help:
                 """
                 Also find outlier tokens (received attention share: modified z > 3.5 and at least 5× uniform; see \
-                heads): each layer is read once more, whole. Table and JSON only.
+                heads): each layer is read once more, in row blocks. Table and JSON only.
                 """
         )
         var outliers = false
 
         func validate() throws {
+            if layer != nil && layers != nil { throw ValidationError("--layer and --layers are exclusive: choose one") }
+            if topKeys < 0 { throw ValidationError("--top-keys must be 0 or more, got \(topKeys)") }
             if outliers && (csv || !moreFiles.isEmpty || input.allSamples) {
                 throw ValidationError(
                     "--outliers goes with one file and one sample, as a table or --json (see also heads)")
@@ -55,7 +70,9 @@ extension AttnInspect {
             if !moreFiles.isEmpty { return try runOverFiles() }
             if input.allSamples { return try runOverSamples() }
             let progress = Progress.start("stats, layers")
-            let result = try Self.statistics(of: input, layer: layer, limit: limit, progress: progress)
+            let result = try Self.statistics(
+                of: input, layer: layer, range: layers, limit: limit, received: json, topKeys: topKeys,
+                progress: progress)
             progress?.finish()
             let opened = result.opened, source = result.source, records = result.samples[0]
             let layers = Array(Set(records.map(\.layer))).sorted()
@@ -65,7 +82,7 @@ extension AttnInspect {
                 keyLabels: source.keyTokens, matchKeys: nil, distance: .sequence(prefix: prefix))
             if outliers { found = try analysis.outliers(of: source, layers: layers) }
             if json {
-                var fields = StatsReport.json(records, source: source)
+                var fields = StatsReport.json(records, source: source, received: result.received, topKeys: topKeys)
                 if let found { fields.append(("outlier_tokens", OutlierReport.json(found))) }
                 Console.print(JSONValue.document(fields).serialized() + "\n")
             } else if csv {
@@ -83,7 +100,7 @@ extension AttnInspect {
         /// `--batch all`: the statistics of every sample, then per layer and head their mean and
         /// standard deviation over the samples (population, ddof = 0); counts are summed.
         func runOverSamples() throws {
-            let result = try Self.statistics(of: input, layer: layer, limit: limit)
+            let result = try Self.statistics(of: input, layer: layer, range: layers, limit: limit)
             let summary = SampleAggregate(result.samples)
             let source = result.source
             if json {
@@ -116,7 +133,9 @@ extension AttnInspect {
                 options.file = path
                 do {
                     results.append(
-                        try Self.statistics(of: options, layer: layer, limit: limit, batchAxisOptional: true))
+                        try Self.statistics(
+                            of: options, layer: layer, range: layers, limit: limit, batchAxisOptional: true,
+                            received: json, topKeys: topKeys))
                 } catch {
                     let message = error is AttnError ? "\(error)" : "\(path): \(error)"
                     Console.error("attninspect: " + message)
@@ -167,9 +186,12 @@ extension AttnInspect {
             /// The dump as opened (sample 0 with `--batch all`).
             let opened: OpenedDump
             /// The statistics per sample, with each sample's queries and keys once its padding is dropped.
-            let report: StatsReport.FileResult
+            var report: StatsReport.FileResult
             var source: AttentionSource { opened.source }
             var samples: [[HeadStatistics]] { report.samples }
+
+            /// The attention each key receives, per layer and head (when asked for: one sample).
+            var received: [ReceivedAttention]? { report.received }
 
             init(opened: OpenedDump, samples: [[HeadStatistics]], queries: [Int] = [], keys: [Int] = []) {
                 self.opened = opened
@@ -177,41 +199,71 @@ extension AttnInspect {
             }
         }
 
-        /// With `batchAxisOptional`, `--batch all` on a file without a batch axis reads its one sample.
+        /// With `batchAxisOptional`, `--batch all` on a file without a batch axis reads its one sample; with
+        /// `received`, the attention each key receives is found in the same pass (one sample).
         /// `progress` counts layers (its total is set here, as the number of layers read).
         static func statistics(
-            of input: InputOptions, layer: Int?, limit: WorkLimitOptions, batchAxisOptional: Bool = false,
-            progress: Progress? = nil
+            of input: InputOptions, layer: Int?, range: LayerRange?, limit: WorkLimitOptions,
+            batchAxisOptional: Bool = false, received: Bool = false, topKeys: Int = 0, progress: Progress? = nil
         ) throws -> FileStatistics {
+            func chosen(_ opened: OpenedDump) throws -> [Int] {
+                if let layer { return [try opened.layer(layer)] }
+                if let range { return try range.layers(count: opened.source.layerCount, file: input.file) }
+                return Array(0..<opened.source.layerCount)
+            }
             if !input.allSamples {
                 let opened = try input.open()
-                let layers = try layer.map { [try opened.layer($0)] } ?? Array(0..<opened.source.layerCount)
+                let layers = try chosen(opened)
                 try limit.checkRecomputation(
-                    opened.source, layers: layers, file: input.file, cheaper: "one layer at a time (--layer N)")
+                    opened.source, layers: layers, file: input.file,
+                    cheaper: "a layer or a range at a time (--layer N, --layers A:B)")
                 progress?.setTotal(layers.count)
-                let records = try layers.flatMap { l in
+                var records: [HeadStatistics] = [], keys: [ReceivedAttention] = []
+                for l in layers {
                     defer { progress?.advance() }
-                    return try HeadStatistics.ofLayer(opened.source, layer: l)
+                    if received {
+                        let found = try HeadStatistics.withReceived(opened.source, layer: l)
+                        records += found.statistics
+                        keys += found.received
+                    } else {
+                        records += try HeadStatistics.ofLayer(opened.source, layer: l)
+                    }
                 }
-                return FileStatistics(opened: opened, samples: [records])
+                var result = FileStatistics(opened: opened, samples: [records])
+                if received {
+                    result.report.received = keys
+                    result.report.topKeys = topKeys
+                }
+                return result
             }
             let first = try input.open(sample: 0, allowAllSamples: true)
             guard let size = first.layout.summary.batch?.size ?? (batchAxisOptional ? 1 : nil) else {
                 throw AttnError(file: input.file, "--batch all: the data has no batch axis")
             }
-            let layers = try layer.map { [try first.layer($0)] } ?? Array(0..<first.source.layerCount)
+            let layers = try chosen(first)
             try limit.checkRecomputation(
                 first.source, layers: Array(repeating: layers, count: size).flatMap { $0 }, file: input.file,
-                cheaper: "one layer at a time (--layer N)")
+                cheaper: "a layer or a range at a time (--layer N, --layers A:B)")
             var perSample: [[HeadStatistics]] = []
             var queries: [Int] = [], keys: [Int] = []
+            // A file of one sample is reported as alone, with the keys' received attention when asked for.
+            var keysReceived: [ReceivedAttention]? = received && size == 1 ? [] : nil
             for b in 0..<size {
                 let opened = b == 0 ? first : try input.open(sample: b, allowAllSamples: true)
-                perSample.append(try layers.flatMap { try HeadStatistics.ofLayer(opened.source, layer: $0) })
+                perSample.append(
+                    try layers.flatMap { l in
+                        guard keysReceived != nil else { return try HeadStatistics.ofLayer(opened.source, layer: l) }
+                        let found = try HeadStatistics.withReceived(opened.source, layer: l)
+                        keysReceived! += found.received
+                        return found.statistics
+                    })
                 queries.append(opened.source.queryCount)
                 keys.append(opened.source.keyCount)
             }
-            return FileStatistics(opened: first, samples: perSample, queries: queries, keys: keys)
+            var result = FileStatistics(opened: first, samples: perSample, queries: queries, keys: keys)
+            result.report.received = keysReceived
+            result.report.topKeys = topKeys
+            return result
         }
 
         static func noteNonFinite(_ records: [HeadStatistics], file: String) {

@@ -1,0 +1,92 @@
+import AttnCore
+import AttnLinalg
+
+/// The attention each key of one head receives: the column sums of its map, accumulated from row blocks, so at any
+/// length. The keys that receive the most are attention sinks (StreamingLLM: Xiao et al. 2024) and heavy hitters
+/// (H2O: Zhang et al. 2023).
+public struct ReceivedAttention: Sendable, Equatable {
+    public var layer: Int
+    public var head: Int
+    /// Σᵢ a[i, j] for each key j, over every query row (`[key]`); nil when the head holds NaN or ±Inf.
+    public var columnSums: [Double]?
+    /// The number of queries that can see key j (the source's mask: `AttentionSource.visibleKeys`; every query for
+    /// stored attention).
+    public var seeing: [Int]
+    /// The number of query rows.
+    public var queries: Int
+
+    /// Key j's share of the head's attention, Σᵢ a[i, j] / Q: the shares of a map whose rows sum to 1 sum to 1.
+    public func share(_ j: Int) -> Double? { columnSums.map { $0[j] / Double(queries) } }
+
+    /// The mean attention key j receives from the queries that can see it, Σᵢ a[i, j] / #{i sees j} (nil when none
+    /// can).
+    public func mean(_ j: Int) -> Double? {
+        guard let sums = columnSums, seeing[j] > 0 else { return nil }
+        return sums[j] / Double(seeing[j])
+    }
+
+    /// The `count` keys with the largest share, largest first (the lower position first among equals); none for a
+    /// non-finite head.
+    public func top(_ count: Int) -> [Int] {
+        guard let sums = columnSums, count > 0 else { return [] }
+        let order = sums.indices.sorted { sums[$0] != sums[$1] ? sums[$0] > sums[$1] : $0 < $1 }
+        return Array(order.prefix(count))
+    }
+
+    /// The number of queries that see each key of layer `layer` of `source` (`[key]`), from its mask.
+    public static func seeing(_ source: AttentionSource, layer: Int) -> [Int] {
+        var steps = [Int](repeating: 0, count: source.keyCount + 1)
+        for i in 0..<source.queryCount {
+            let visible = source.visibleKeys(row: i, layer: layer)
+            steps[visible.lowerBound] += 1
+            steps[visible.upperBound] -= 1
+        }
+        var running = 0
+        return steps.dropLast().map { step in
+            running += step
+            return running
+        }
+    }
+}
+
+/// The column sums of every head of one layer, added from row blocks on several workers: each worker sums a block's
+/// rows in its own K values, then adds them to the head's sums under a lock (memory H·K + workers·K, not
+/// workers·H·K). Blocks are added in the order the workers finish them, so the sums may differ from run to run in
+/// the last bits (about 1e-16 of their value).
+public final class ColumnSums: @unchecked Sendable {
+    private var sums: [Double]
+    private var partials: [[Double]]
+    private let keys: Int
+    private let lock = Lock()
+
+    public init(heads: Int, keys: Int, workers: Int) {
+        self.keys = keys
+        sums = [Double](repeating: 0, count: heads * keys)
+        partials = [[Double]](repeating: [Double](repeating: 0, count: keys), count: Swift.max(1, workers))
+    }
+
+    /// Adds the rows of `values` (`rows × keys`) of `block`'s head; `visible` gives the keys each row (a query
+    /// number) can see, outside which its values are 0 (`AttentionSource.visibleKeys`).
+    public func add(_ block: RowBlock, _ values: UnsafeBufferPointer<Float>, visible: (Int) -> Range<Int>) {
+        partials[block.worker].withUnsafeMutableBufferPointer { columns in
+            columns.update(repeating: 0)
+            for (r, i) in block.rows.enumerated() {
+                let seen = visible(i).clamped(to: 0..<keys)
+                RowKernels.accumulate(
+                    UnsafeBufferPointer(rebasing: values[(r * keys + seen.lowerBound)..<(r * keys + seen.upperBound)]),
+                    into: columns.baseAddress! + seen.lowerBound)
+            }
+        }
+        add(partials[block.worker], head: block.head)
+    }
+
+    /// Adds `columns` (`[key]`) to head `head`'s sums.
+    public func add(_ columns: [Double], head: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        for (j, value) in columns.enumerated() { sums[head * keys + j] += value }
+    }
+
+    /// Head `h`'s sums, `[key]`.
+    public func head(_ h: Int) -> [Double] { Array(sums[(h * keys)..<((h + 1) * keys)]) }
+}
