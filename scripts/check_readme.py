@@ -7,7 +7,8 @@ What is checked:
      is run (through bash when it uses `&&`, `|`, `;` or `>`), in a scratch folder holding the stand-ins of
      TestData/readme (the files the README names without shipping them: dump.h5, padded.h5, ...) and a link to
      TestData. It must exit 0, or N when the line ends with the comment `# exits N`. Other lines (`make ...`,
-     `python3 Benchmarks/...`) are listed as not run: CI runs make's targets itself, and benchmarks take minutes.
+     `python3 Benchmarks/...`) are listed as not run: CI runs make's targets itself, and benchmarks take minutes;
+     so is a line that says `# not run` (a recipe for a tool CI does not have: GNU parallel, Slurm).
   2. Output. Lines after a `$ attninspect ...` line, up to the next `$` line or the end of the block, are its
      output: stdout, or stderr when the command prints nothing on stdout (an error, notes). A line `...` stands for any number of lines. Lines
      are compared with runs of spaces collapsed (a command whose comment says `keys` shows a skeleton of its JSON
@@ -168,8 +169,8 @@ def check_block(path, start, lines, runner, failures, skipped):
         k += 1
         transcript = line.startswith("$ ")
         text = line[2:] if transcript else line
-        if not text.startswith("attninspect "):
-            if re.match(r"(make|python3) ", text):
+        if not text.startswith("attninspect ") or "# not run" in text:
+            if re.match(r"(make|python3) ", text) or "# not run" in text:
                 skipped.append(f"{path}:{number}: {text.strip()}")
             elif "attninspect" in text:
                 failures.append(f"{path}:{number}: a line naming attninspect that is neither run nor output: {text!r}")
@@ -243,7 +244,7 @@ def check_options(binary, readme, failures):
         if row:
             if row.group(1) in rows:
                 failures.append(f"{readme}: the options table has two rows for `{row.group(1)}`")
-            rows[row.group(1)] = spans(row.group(2))
+            rows[row.group(1)] = (spans(row.group(2)), "no input options" in row.group(2))
     top = subprocess.run([binary, "--help"], capture_output=True, text=True).stdout
     commands = [c for c in re.findall(r"^  (\w+)  ", top.split("SUBCOMMANDS:", 1)[1], re.M) if c != "help"]
     for command in sorted(set(rows) - set(commands)):
@@ -252,7 +253,8 @@ def check_options(binary, readme, failures):
         if command not in rows:
             failures.append(f"{readme}: the options table has no row for `{command}`")
             continue
-        documented = (rows[command] | common) - {"--help", "--version", "-h"}
+        own, alone = rows[command]
+        documented = (own | (set() if alone else common)) - {"--help", "--version", "-h"}
         actual = help_options(binary, command)
         for option in sorted(actual - documented):
             failures.append(f"{readme}: `{command} --help` lists {option}, the README's options table does not")

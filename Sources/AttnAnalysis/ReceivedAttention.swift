@@ -50,12 +50,16 @@ public struct ReceivedAttention: Sendable, Equatable {
 }
 
 /// The column sums of every head of one layer, added from row blocks on several workers: each worker sums a block's
-/// rows in its own K values, then adds them to the head's sums under a lock (memory H·K + workers·K, not
-/// workers·H·K). Blocks are added in the order the workers finish them, so the sums may differ from run to run in
-/// the last bits (about 1e-16 of their value).
+/// rows in its own K values, in row order, and the blocks' sums are added to the head's in row order too (a block
+/// finished before the one above it waits, copied, until that one is added). So the sums are the same bit for bit
+/// from run to run, whatever the scheduling, for the same blocks (a reader's blocks may depend on the number of
+/// workers). Memory H·K + workers·K values, and the blocks waiting (a few with the workers in step).
 public final class ColumnSums: @unchecked Sendable {
     private var sums: [Double]
     private var partials: [[Double]]
+    /// Per head: the first row not yet added, and the blocks' sums waiting for it, by their first row.
+    private var nextRow: [Int]
+    private var waiting: [[Int: (end: Int, columns: [Double])]]
     private let keys: Int
     private let lock = Lock()
 
@@ -63,10 +67,13 @@ public final class ColumnSums: @unchecked Sendable {
         self.keys = keys
         sums = [Double](repeating: 0, count: heads * keys)
         partials = [[Double]](repeating: [Double](repeating: 0, count: keys), count: Swift.max(1, workers))
+        nextRow = [Int](repeating: 0, count: heads)
+        waiting = [[Int: (end: Int, columns: [Double])]](repeating: [:], count: heads)
     }
 
     /// Adds the rows of `values` (`rows × keys`) of `block`'s head; `visible` gives the keys each row (a query
-    /// number) can see, outside which its values are 0 (`AttentionSource.visibleKeys`).
+    /// number) can see, outside which its values are 0 (`AttentionSource.visibleKeys`). The blocks of a head must
+    /// cover its rows from row 0 on, each row once.
     public func add(_ block: RowBlock, _ values: UnsafeBufferPointer<Float>, visible: (Int) -> Range<Int>) {
         partials[block.worker].withUnsafeMutableBufferPointer { columns in
             columns.update(repeating: 0)
@@ -77,14 +84,34 @@ public final class ColumnSums: @unchecked Sendable {
                     into: columns.baseAddress! + seen.lowerBound)
             }
         }
-        add(partials[block.worker], head: block.head)
+        let h = block.head
+        lock.lock()
+        defer { lock.unlock() }
+        guard block.rows.lowerBound == nextRow[h] else {
+            waiting[h][block.rows.lowerBound] = (block.rows.upperBound, partials[block.worker])
+            return
+        }
+        addInOrder(partials[block.worker], head: h)
+        nextRow[h] = block.rows.upperBound
+        while let next = waiting[h].removeValue(forKey: nextRow[h]) {
+            addInOrder(next.columns, head: h)
+            nextRow[h] = next.end
+        }
     }
 
-    /// Adds `columns` (`[key]`) to head `head`'s sums.
+    /// Adds `columns` (`[key]`) to head `head`'s sums (the caller holds the lock, or is alone).
+    private func addInOrder(_ columns: [Double], head: Int) {
+        sums.withUnsafeMutableBufferPointer { all in
+            let base = head * keys
+            for (j, value) in columns.enumerated() { all[base + j] += value }
+        }
+    }
+
+    /// Adds `columns` (`[key]`) to head `head`'s sums, under the lock (in the order the calls come).
     public func add(_ columns: [Double], head: Int) {
         lock.lock()
         defer { lock.unlock() }
-        for (j, value) in columns.enumerated() { sums[head * keys + j] += value }
+        addInOrder(columns, head: head)
     }
 
     /// Head `h`'s sums, `[key]`.

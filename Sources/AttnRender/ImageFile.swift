@@ -10,7 +10,9 @@ import AttnCore
 /// The corresponding zlib call for PNG is `uncompress`.
 public enum ImageFile {
     public static func read(_ path: String) throws -> Image {
-        let data = try readAll(path)
+        let data = try WholeFile.read(
+            path, limit: 1 << 30, expected: "an image (.png, .ppm, .pgm)",
+            tooLarge: "an image of the network's input size")
         if data.count >= 8 && Array(data[0..<8]) == PNG.signature { return try decodePNG(data, path: path) }
         if data.count >= 2 && data[0] == UInt8(ascii: "P")
             && (data[1] == UInt8(ascii: "5") || data[1] == UInt8(ascii: "6"))
@@ -18,31 +20,6 @@ public enum ImageFile {
             return try decodeNetpbm(data, path: path)
         }
         throw AttnError(file: path, "not a PNG, binary PGM (P5) or binary PPM (P6) image")
-    }
-
-    private static func readAll(_ path: String) throws -> [UInt8] {
-        let fd = PathBytes.withCString(path) { open($0, O_RDONLY | O_CLOEXEC | O_NONBLOCK) }
-        guard fd >= 0 else {
-            throw AttnError(
-                file: path, errno == ENOENT ? "no such file" : "cannot open: \(String(cString: strerror(errno)))")
-        }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
-            throw AttnError(file: path, "is not a regular file: expected an image (.png, .ppm, .pgm)")
-        }
-        guard info.st_size <= 1 << 30 else {
-            throw AttnError(file: path, "is over 1 GiB: expected an image of the network's input size")
-        }
-        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(done)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw AttnError(file: path, "read failed: file is truncated or unreadable") }
-            done += n
-        }
-        return bytes
     }
 
     // MARK: Netpbm

@@ -150,3 +150,37 @@ struct TextOutputTests {
         #expect(t.render() == "name  value\na       1.5\nlong  10.25\n")
     }
 }
+
+@Suite("JSON read back")
+struct JSONReaderTests {
+    @Test("a document written by JSONValue reads back to the same text: escapes, non-ASCII, numbers, integers")
+    func roundTrip() throws {
+        let document = JSONValue.document([
+            ("text", .string("quote \" backslash \\ tab \t newline \n bell \u{07} é 中 😀 \u{202E}")),
+            ("numbers", .array([.number(1.0), .number(-0.5), .number(1e-300), .number(6.02e23), .number(0.1)])),
+            ("integers", .array([.integer(0), .integer(-7), .integer(Int.max)])),
+            ("nested", .object([("a", .array([])), ("b", .object([])), ("c", .null), ("d", .bool(true))]))
+        ])
+        let text = document.serialized()
+        let read = try JSONReader.parse(Array(text.utf8))
+        #expect(read.serialized() == text)
+        #expect(try JSONReader.parse(Array("[\"\\ud83d\\ude00\", 1E2, -0]".utf8)).serialized() == "[\"😀\", 100.0, 0]")
+    }
+
+    @Test("malformed text: an error with the byte offset")
+    func malformed() {
+        for (text, reason) in [
+            ("", "unexpected end"), ("[1,]", "expected a value"), ("{\"a\" 1}", "expected :"),
+            ("01", "expected a value"),
+            ("\"\\x\"", "unknown escape"), ("\"\\ud800\"", "unpaired surrogate"), ("1e999", "out of range"),
+            ("[1] x", "text after the value"), ("\"a\nb\"", "control character")
+        ] {
+            #expect(throws: JSONReader.Failure.self, "\(text)") { try JSONReader.parse(Array(text.utf8)) }
+            do {
+                _ = try JSONReader.parse(Array(text.utf8))
+            } catch {
+                #expect("\(error)".contains(reason), "\(text): \(error)")
+            }
+        }
+    }
+}

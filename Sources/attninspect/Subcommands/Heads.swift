@@ -75,6 +75,7 @@ extension AttnInspect {
         var similarity: SimilarityScope?
 
         @Option(
+            parsing: .unconditional,
             help:
                 """
                 Only layers A to B, B left out (A:B as a Python slice: 0:16, 16:, -4:).

@@ -22,6 +22,7 @@ extension AttnInspect {
         var layer: Int?
 
         @Option(
+            parsing: .unconditional,
             help:
                 """
                 Only layers A to B, B left out (A:B as a Python slice: 0:16, 16:, -4:): one shard of a long run; \
