@@ -71,17 +71,26 @@ public final class ColumnSums: @unchecked Sendable {
         waiting = [[Int: (end: Int, columns: [Double])]](repeating: [:], count: heads)
     }
 
-    /// Adds the rows of `values` (`rows × keys`) of `block`'s head; `visible` gives the keys each row (a query
-    /// number) can see, outside which its values are 0 (`AttentionSource.visibleKeys`). The blocks of a head must
-    /// cover its rows from row 0 on, each row once.
-    public func add(_ block: RowBlock, _ values: UnsafeBufferPointer<Float>, visible: (Int) -> Range<Int>) {
+    /// Adds the rows of `values` (`rows × keys`) of `block`'s head, each times `weight(i)` for query i when given
+    /// (rows of weight 0 are skipped); `visible` gives the keys each row can see, outside which its values are 0
+    /// (`AttentionSource.visibleKeys`). The blocks of a head must cover its rows from row 0 on, each row once.
+    public func add(
+        _ block: RowBlock, _ values: UnsafeBufferPointer<Float>, weight: ((Int) -> Double)? = nil,
+        visible: (Int) -> Range<Int>
+    ) {
         partials[block.worker].withUnsafeMutableBufferPointer { columns in
             columns.update(repeating: 0)
             for (r, i) in block.rows.enumerated() {
                 let seen = visible(i).clamped(to: 0..<keys)
-                RowKernels.accumulate(
-                    UnsafeBufferPointer(rebasing: values[(r * keys + seen.lowerBound)..<(r * keys + seen.upperBound)]),
-                    into: columns.baseAddress! + seen.lowerBound)
+                let row = UnsafeBufferPointer(
+                    rebasing: values[(r * keys + seen.lowerBound)..<(r * keys + seen.upperBound)])
+                let into = columns.baseAddress! + seen.lowerBound
+                if let weight {
+                    let w = weight(i)
+                    if w != 0 { for j in 0..<row.count { into[j] += w * Double(row[j]) } }
+                } else {
+                    RowKernels.accumulate(row, into: into)
+                }
             }
         }
         let h = block.head

@@ -1,4 +1,5 @@
 import AttnCore
+import Synchronization
 import AttnLinalg
 
 /// Attention rollout (Abnar & Zuidema 2020): Âₗ = rows-normalised(Fₗ + I), R = Â_end ⋯ Â_start,
@@ -165,8 +166,14 @@ public struct Rollout: Sendable {
         if discardRatio > 0 { augment(workspace.fused, size: source.queryCount, into: &out, workers: workers) }
     }
 
+    /// Whether `computeRow` streams each layer in row blocks (never holding it whole): the heads' mean, rows
+    /// normalised, nothing discarded (the default rollout). The other fusions, the discard and the published
+    /// variants need each layer's fused matrix.
+    public var streamsRow: Bool { fusion == .mean && discardRatio == 0 && normalisation == .rows }
+
     /// Row `token` of R alone: eᵀ Â_end ⋯ Â_start, the layers read from the last to the first, each
-    /// a vector–matrix product, O(L·S²) instead of the full product's O(L·S³).
+    /// a vector–matrix product, O(L·S²) instead of the full product's O(L·S³). When `streamsRow`, each layer is
+    /// visited in row blocks (`streamedRow`), at any length.
     /// - Returns: `[1, key]`.
     public func computeRow(
         _ source: AttentionSource, token: Int, workers: Int = Workers.count, progress: (() -> Void)? = nil
@@ -176,6 +183,7 @@ public struct Rollout: Sendable {
         guard token >= 0 && token < n else {
             throw AnalysisError("token \(token) is out of range: expected 0...\(n - 1)")
         }
+        if streamsRow { return try streamedRow(source, token: token, workers: workers, progress: progress) }
         let workspace = try HeadFusionWorkspace(fusion, source: source, workers: workers, checking: checked)
         var row = Matrix(rows: 1, columns: n)
         row.values[token] = 1
@@ -188,6 +196,86 @@ public struct Rollout: Sendable {
             progress?()
         }
         return row
+    }
+
+    /// vᵀ Â_end ⋯ Â_start with v = e_token and Âₗ = rows-normalised(mean over heads of Aₗ + I), in `Double`, each
+    /// layer never whole: with sᵢ the mean over heads of row i's sum and cᵢ = vᵢ/(sᵢ + 1), the next v is
+    /// (1/H) Σₕ Σᵢ cᵢ Aₕ[i, ·] + c. The last layer needs only row `token` (`AttentionSource.rows`); every other layer
+    /// is visited twice in row blocks: the row sums (checked as distributions), then the weighted column sums, each
+    /// head's added in row order (`ColumnSums`), the heads in order: the same bits from run to run.
+    func streamedRow(_ source: AttentionSource, token: Int, workers: Int, progress: (() -> Void)?) throws -> Matrix {
+        let n = source.queryCount, h = source.headCount
+        var v = [Double](repeating: 0, count: n)
+        v[token] = 1
+        for l in layers.reversed() {
+            let sums = RowTable<Double>(count: h * n)
+            var rows: LayerAttention?
+            if l == layers.upperBound && source.origin != .stored {
+                // v = e_token: only that row of Â is needed (stored attention is read whole anyway, and checked).
+                let one = try source.rows(token..<(token + 1), layer: l)
+                one.values.withUnsafeBufferPointer { all in
+                    for head in 0..<h {
+                        sums[head * n + token] = all[(head * n)..<((head + 1) * n)].reduce(0.0) { $0 + Double($1) }
+                    }
+                }
+                rows = one
+            } else {
+                let finding = ProbabilityCheck.Finding()
+                let checking = checked != nil && source.origin == .stored
+                let nonFinite = Atomic<Int>(0)
+                try source.visitBlocks(layer: l, heads: 0..<h, workers: workers) { block, values in
+                    for (r, i) in block.rows.enumerated() {
+                        let row = UnsafeBufferPointer(rebasing: values[(r * n)..<((r + 1) * n)])
+                        let s = block.statistics?[r] ?? RowKernels.statistics(row)
+                        if s.nan + s.inf > 0 { nonFinite.add(s.nan + s.inf, ordering: .relaxed) }
+                        let sum = s.nan + s.inf > 0 ? Double.nan : s.sum
+                        if checking,
+                            let bad = ProbabilityCheck.violation(
+                                sum: sum, minimum: Float(s.min), head: block.head, row: i)
+                        {
+                            finding.note(bad)
+                        }
+                        sums[block.head * n + i] = sum
+                    }
+                }
+                if let bad = finding.take() { throw AnalysisError(bad.message(layer: l, command: "rollout")) }
+                let bad = nonFinite.load(ordering: .relaxed)
+                guard bad == 0 else {
+                    throw AttnError(
+                        .analysis, file: source.file,
+                        "layer \(l) holds \(bad) NaN or infinite values: rollout is undefined")
+                }
+            }
+            var weights = [Double](repeating: 0, count: n)
+            for i in 0..<n where v[i] != 0 {
+                var s = 0.0
+                for head in 0..<h { s += sums[head * n + i] ?? .nan }
+                s /= Double(h)
+                guard s.isFinite else {
+                    throw AnalysisError("layer \(l): attention holds NaN or infinite values (query \(i)): no rollout")
+                }
+                weights[i] = v[i] / (s + 1)
+            }
+            var next = [Double](repeating: 0, count: n)
+            if let rows {
+                rows.values.withUnsafeBufferPointer { all in
+                    for head in 0..<h {
+                        for j in 0..<n { next[j] += weights[token] * Double(all[head * n + j]) }
+                    }
+                }
+            } else {
+                let columns = ColumnSums(heads: h, keys: n, workers: workers)
+                let weight = weights
+                try source.visitBlocks(layer: l, heads: 0..<h, workers: workers) { block, values in
+                    columns.add(block, values, weight: { weight[$0] }) { source.visibleKeys(row: $0, layer: l) }
+                }
+                for head in 0..<h { for (j, value) in columns.head(head).enumerated() { next[j] += value } }
+            }
+            for j in 0..<n { next[j] = next[j] / Double(h) + weights[j] }
+            v = next
+            progress?()
+        }
+        return Matrix(rows: 1, columns: n, values: v.map { Float($0) })
     }
 
     /// Âₗ = rows-normalised(discard(Fₗ) + I), computed in `Double` (so ties at the discard cut are
@@ -312,9 +400,12 @@ extension Rollout {
     /// heads across workers, a partial result per worker, in `Double` (a full matrix has two workspaces, see
     /// `compute`); and the token × token float matrices: three for the full product (the layer, the running
     /// product, the next product), one for a single row.
-    public static func workingSetBytes(tokens n: Int, heads: Int, fullMatrix: Bool, workers: Int = Workers.count)
-        -> Int?
-    {
+    /// `streamed`: a row by `streamedRow`, which holds per layer a sum per head and row and the heads' column sums
+    /// (about 40·heads·n bytes), besides what the source holds to visit its rows.
+    public static func workingSetBytes(
+        tokens n: Int, heads: Int, fullMatrix: Bool, streamed: Bool = false, workers: Int = Workers.count
+    ) -> Int? {
+        if streamed && !fullMatrix { return MemoryBudget.bytes([n, 40 * heads + 8 * (workers + 4)], elementSize: 1) }
         let (square, overflow) = n.multipliedReportingOverflow(by: n)
         guard !overflow else { return nil }
         let workspaces = fullMatrix && workers >= 2 ? 2 : 1

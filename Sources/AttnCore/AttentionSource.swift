@@ -64,6 +64,10 @@ public protocol AttentionSource: AnyObject {
     /// `workers` threads, without keeping more than a block per worker in memory where the storage
     /// allows (otherwise one layer: `visitLayerBlocks`).
     func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws
+    /// Query rows `rows` of every head of layer `index`: `[head, row, key]`, `queries` = `rows.count`. Attention
+    /// recomputed from q and k computes only those rows (one row costs H·S·d, whatever the length); other sources
+    /// read the layer.
+    func rows(_ rows: Range<Int>, layer index: Int) throws -> LayerAttention
     /// The keys query `row` can see in layer `layer` under the mask the source knows (recomputed attention's causal
     /// mask and window); all keys when it knows none (stored attention holds probabilities, not the mask).
     func visibleKeys(row: Int, layer: Int) -> Range<Int>
@@ -71,6 +75,18 @@ public protocol AttentionSource: AnyObject {
 
 extension AttentionSource {
     public func visibleKeys(row: Int, layer: Int) -> Range<Int> { 0..<keyCount }
+
+    public func rows(_ rows: Range<Int>, layer index: Int) throws -> LayerAttention {
+        let whole = try layer(index)
+        let (q, k) = (whole.queries, whole.keys)
+        precondition(rows.lowerBound >= 0 && rows.upperBound <= q)
+        var values = [Float]()
+        values.reserveCapacity(whole.heads * rows.count * k)
+        for h in 0..<whole.heads {
+            values += whole.values[((h * q + rows.lowerBound) * k)..<((h * q + rows.upperBound) * k)]
+        }
+        return LayerAttention(heads: whole.heads, queries: rows.count, keys: k, values: values, cross: whole.cross)
+    }
     public var keyTokens: [String]? { isCrossAttention ? nil : tokens }
     public var isCrossAttention: Bool { queryCount != keyCount }
 

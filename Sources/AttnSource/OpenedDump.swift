@@ -193,6 +193,17 @@ public struct OpenedDump {
         try gridRequested || declaredGrid() != nil
     }
 
+    /// Query `query` of layer `l`, every head, and the row's index in what is returned: the whole layer for stored
+    /// attention (which commands check whole), only that row when recomputed from q and k (at any length).
+    public func queryRow(layer l: Int, query: Int) throws -> (attention: LayerAttention, row: Int) {
+        guard query >= 0 && query < source.queryCount else {
+            throw AttnError(
+                .analysis, file: file.path, "token \(query) is out of range: expected 0...\(source.queryCount - 1)")
+        }
+        guard source.origin != .stored else { return (try source.layer(l), query) }
+        return (try source.rows(query..<(query + 1), layer: l), 0)
+    }
+
     /// A layer index as given (negative counts from the end), checked.
     public func layer(_ requested: Int) throws -> Int {
         let count = source.layerCount

@@ -64,6 +64,47 @@ public final class RecomputedAttention: AttentionSource {
         return attention!
     }
 
+    /// Only query rows `rows` of every head: their scores against the keys they can see, then the rules and the
+    /// softmax; `[head, row, key]`.
+    public func rows(_ rows: Range<Int>, layer index: Int) throws -> LayerAttention {
+        precondition(rows.lowerBound >= 0 && rows.upperBound <= queryCount)
+        if let refusal = MemoryBudget.refusal(
+            "attention recomputed from q and k for \(rows.count) rows of \(headCount) heads × \(keyCount) keys",
+            bytes: MemoryBudget.bytes([headCount, rows.count, keyCount], elementSize: 4))
+        {
+            throw AttnError(.resource, file: file, refusal)
+        }
+        let (qk, _) = try reader.layer(index)
+        let s = qk.positions, n = rows.count
+        var out = [Float](repeating: 0, count: qk.heads * n * s)
+        try AnalysisError.reported(against: file) {
+            try qk.queries.withUnsafeBufferPointer { q in
+                try qk.keys.withUnsafeBufferPointer { k in
+                    try out.withUnsafeMutableBufferPointer { o in
+                        guard n > 0 else { return }
+                        let first = rules.visible(row: rows.lowerBound, keys: s, layer: index).lowerBound
+                        let last = rules.visible(row: rows.upperBound - 1, keys: s, layer: index).upperBound
+                        for h in 0..<qk.heads {
+                            let base = o.baseAddress! + h * n * s
+                            Self.scores(
+                                head: h, rows: rows, keys: first..<Swift.max(first, last), of: qk, q: q, k: k,
+                                scale: rules.scale, into: base)
+                            for i in rows {
+                                let row = base + (i - rows.lowerBound) * s
+                                let seen = Self.finish(
+                                    row: row, i, keys: s, head: h, layer: index, rules: rules, slopes: slopes)
+                                if row[seen].isNaN {
+                                    throw Self.nonFiniteRow(layer: index, head: h, row: i, of: qk, q: q, k: k)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return LayerAttention(heads: qk.heads, queries: n, keys: s, values: out, cross: false)
+    }
+
     /// Recomputes a block of query rows of one head at a time per worker: the block's scores against the keys its
     /// rows can see (all of them; with causal masking those up to its last row; with a window only the window)
     /// through single-threaded BLAS, then the softmax, handed on while in cache. Memory is a block per worker plus

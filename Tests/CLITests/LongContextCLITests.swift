@@ -94,6 +94,72 @@ struct LongContextCLITests {
             try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]), file: file)
     }
 
+    @Test(
+        """
+        grid --token i and tokens --query i under the same limit compute that one row: numpy's head-mean row of \
+        queries 0, 1000 and 2047 to 1e-7, causal and with a window
+        """,
+        arguments: ["qk_2048.h5", "qk_2048_window.h5"])
+    func oneRow(file: String) throws {
+        let scratch = try Scratch()
+        let expected = try Fixtures.json("synthetic/long/expected_rows.json")[file]
+        for query in [0, 1000, 2047] {
+            let want = expected["\(query)"].doubles
+            let out = scratch.file("row\(query).npy")
+            let r = try Run(
+                [
+                    "grid", Self.long(file), "--max-memory", "12M", "--token", "\(query)", "--grid", "32x64",
+                    "--prefix", "0", "-o", out, "-q"
+                ])
+            #expect(r.status == 0, "\(r.stderr)")
+            let got = try readFloat32NPY(out)
+            #expect(got.shape == [32, 64])
+            #expect(
+                maxAbsDifference(got.values.map(Double.init), want) <= 1e-7, "\(file) query \(query)")
+            // tokens prints the same row, to 4 decimals.
+            let t = try Run([
+                "tokens", Self.long(file), "--max-memory", "12M", "--query", "\(query)", "--color", "never"
+            ])
+            #expect(t.status == 0, "\(t.stderr)")
+            let printed = t.stdout.split(separator: " ").filter { $0.hasPrefix("(") }.map {
+                Double($0.dropFirst().prefix { $0 != ")" })!
+            }
+            #expect(printed.count == 2048 && maxAbsDifference(printed, want) <= 5e-5, "\(file) query \(query)")
+        }
+        let out = try Run([
+            "grid", Self.long(file), "--token", "2048", "--grid", "32x64", "--prefix", "0", "-o", scratch.file("x.npy")
+        ])
+        #expect(
+            out.status == 1 && out.stderr.contains("token 2048 is out of range: expected 0...2047"), "\(out.stderr)")
+    }
+
+    @Test(
+        """
+        rollout --view row under the same limit, through two layers: numpy's float64 rollout rows to 1e-7; the full \
+        matrix view refused with its memory estimate, naming the row view
+        """)
+    func streamedRolloutRow() throws {
+        let scratch = try Scratch()
+        let file = Self.long("qk_1024_2layers.h5")
+        let expected = try Fixtures.json("synthetic/long/expected_rollout.json")
+        for token in [1000, 511] {
+            let out = scratch.file("r\(token).npy")
+            let r = try Run(
+                ["rollout", file, "--view", "row", "--token", "\(token)", "--max-memory", "12M", "-o", out, "-q"])
+            #expect(r.status == 0, "\(r.stderr)")
+            let got = try readFloat32NPY(out)
+            #expect(got.shape == [1, 1024])
+            #expect(
+                maxAbsDifference(got.values.map(Double.init), expected["\(token)"].doubles) <= 1e-7, "token \(token)")
+        }
+        let matrix = try Run(["rollout", file, "--max-memory", "12M", "-o", scratch.file("m.npy"), "-q"])
+        #expect(matrix.status == 1, "\(matrix.stderr)")
+        #expect(
+            matrix.stderr.contains("the full 1024 × 1024 rollout matrix through 2 layers needs")
+                && matrix.stderr.contains("--view row --token i (or --view grid for a patch grid) rolls out one row"),
+            "\(matrix.stderr)")
+    }
+
     @Test("a command that needs the whole layer (heatmap) under the same limit: refused, saying which commands stream")
     func wholeLayerRefused() throws {
         let scratch = try Scratch()

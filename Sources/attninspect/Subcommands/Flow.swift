@@ -30,8 +30,9 @@ extension AttnInspect {
         @Option(
             help:
                 """
-                matrix: every token's flows (tokens × tokens); grid: row --token as a patch grid. Default: grid \
-                for a vision dump (a patch_grid attribute, or --grid) or with --overlay.
+                matrix: every token's flows (tokens × tokens); grid: row --token as a patch grid; row: row \
+                --token over the tokens (1 × tokens). Default: grid for a vision dump (a patch_grid attribute, or \
+                --grid) or with --overlay, else matrix.
                 """
         )
         var view: MapView?
@@ -91,9 +92,7 @@ extension AttnInspect {
                 try image.writer(blend).write(
                     Matrix(rows: n, columns: n, values: values.map(Float.init)), what: what, input: input.file,
                     labels: source.tokens)
-            case .grid:
-                let prefix = try opened.prefix(grid.prefix)
-                let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix, note: Console.note)
+            case .grid, .row:
                 guard grid.token < n else {
                     throw AttnError(
                         .analysis, file: input.file,
@@ -104,10 +103,15 @@ extension AttnInspect {
                     try flow.compute(source, tokens: [grid.token], progress: progress?.step)
                 }
                 progress?.finish()
-                let map = try opened.analysing {
-                    try patchGrid.extract(
-                        from: Matrix(rows: 1, columns: n, values: values.map(Float.init)), token: 0, prefix: prefix)
+                let row = Matrix(rows: 1, columns: n, values: values.map(Float.init))
+                guard chosen == .grid else {
+                    return try image.writer(blend).write(
+                        row, what: what + ", row of token \(grid.token)", input: input.file,
+                        labels: source.tokens.map { [$0[grid.token]] }, columnLabels: source.keyTokens)
                 }
+                let prefix = try opened.prefix(grid.prefix)
+                let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix, note: Console.note)
+                let map = try opened.analysing { try patchGrid.extract(from: row, token: 0, prefix: prefix) }
                 try image.writer(blend).write(
                     map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
             }

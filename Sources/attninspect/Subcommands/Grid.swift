@@ -94,12 +94,12 @@ extension AttnInspect {
             }
             let l = try opened.layer(n)
             let fusion = try opened.fusion(f)
+            let (attention, row) = try opened.queryRow(layer: l, query: grid.token)
             let map = try opened.analysing {
                 var checkedLayers: Set<Int> = []
                 return try patchGrid.extract(
-                    from: try fusion.fuse(
-                        try checked(try opened.source.layer(l), index: l, opened, done: &checkedLayers)),
-                    token: grid.token, prefix: prefix)
+                    from: try fusion.fuse(try checked(attention, index: l, opened, done: &checkedLayers)),
+                    token: row, prefix: prefix)
             }
             let what = "layer \(l), \(fusion), token \(grid.token) → \(patchGrid) grid"
             guard let threshold else {

@@ -26,8 +26,9 @@ extension AttnInspect {
         @Option(
             help:
                 """
-                matrix: R itself (queries × keys); grid: row --token of R as a patch grid. Default: grid for \
-                a vision dump (a patch_grid attribute, or --grid) or with --overlay.
+                matrix: R itself (queries × keys); grid: row --token of R as a patch grid; row: row --token of R \
+                over the tokens (1 × tokens; at any length, each layer read in row blocks). Default: grid for a \
+                vision dump (a patch_grid attribute, or --grid) or with --overlay, else matrix.
                 """
         )
         var view: MapView?
@@ -143,7 +144,9 @@ extension AttnInspect {
             rollout.allowsUnnormalised = probabilities.allowUnnormalised
             if let why = source.chainRefusal("rollout") { throw AttnError(.analysis, file: input.file, why) }
             let chosen = try opened.view(view, overlay: blend.overlay != nil, grid: grid)
-            try checkCost(of: opened, layers: start...end, products: end - start, heads: source.headCount, view: chosen)
+            try checkCost(
+                of: opened, layers: start...end, products: end - start, heads: source.headCount, view: chosen,
+                streamed: rollout.streamsRow)
             let what =
                 "rollout of layers \(start)...\(end), head fusion \(headFusion)"
                 + (discardRatio > 0 ? ", discard \(discardRatio)" : "")
@@ -166,6 +169,15 @@ extension AttnInspect {
                 let map = try opened.analysing { try patchGrid.extract(from: row, token: 0, prefix: prefix) }
                 try image.writer(blend).write(
                     map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
+            case .row:
+                let progress = Progress.start("rollout", total: end - start + 1)
+                let row = try opened.analysing {
+                    try rollout.computeRow(source, token: grid.token, progress: progress?.step)
+                }
+                progress?.finish()
+                try image.writer(blend).write(
+                    row, what: what + ", row of token \(grid.token)", input: input.file,
+                    labels: source.tokens.map { [$0[grid.token]] }, columnLabels: source.keyTokens)
             }
         }
     }
@@ -201,12 +213,17 @@ extension AttnInspect.Rollout {
         case .matrix:
             let r = try opened.analysing { try rollout.compute(attention: source, gradients: gradients) }
             try image.writer(blend).write(r, what: what, input: input.file, labels: source.tokens)
-        case .grid:
-            let prefix = try opened.prefix(grid.prefix)
-            let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix, note: Console.note)
+        case .grid, .row:
             let row = try opened.analysing {
                 try rollout.computeRow(attention: source, gradients: gradients, token: grid.token)
             }
+            guard chosen == .grid else {
+                return try image.writer(blend).write(
+                    row, what: what + ", row of token \(grid.token)", input: input.file,
+                    labels: source.tokens.map { [$0[grid.token]] }, columnLabels: source.keyTokens)
+            }
+            let prefix = try opened.prefix(grid.prefix)
+            let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix, note: Console.note)
             let map = try opened.analysing { try patchGrid.extract(from: row, token: 0, prefix: prefix) }
             try image.writer(blend).write(
                 map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
@@ -217,13 +234,19 @@ extension AttnInspect.Rollout {
 extension AttnInspect.Rollout {
     /// Refuses, before any work, a rollout whose token × token matrices exceed --max-memory or whose
     /// products are estimated over --max-seconds (a full matrix of a long sequence grows as L·n³).
-    func checkCost(of opened: OpenedDump, layers: ClosedRange<Int>, products: Int, heads: Int, view: MapView) throws {
+    func checkCost(
+        of opened: OpenedDump, layers: ClosedRange<Int>, products: Int, heads: Int, view: MapView,
+        streamed: Bool = false
+    ) throws {
         let n = opened.source.queryCount, full = view == .matrix
         let what = "\(full ? "the full \(n) × \(n) rollout matrix" : "a rollout row") through \(layers.count) layers"
         if let refusal = MemoryBudget.refusal(
-            what, bytes: AttnAnalysis.Rollout.workingSetBytes(tokens: n, heads: heads, fullMatrix: full))
+            what,
+            bytes: AttnAnalysis.Rollout.workingSetBytes(tokens: n, heads: heads, fullMatrix: full, streamed: streamed))
         {
-            throw AttnError(.resource, file: input.file, refusal)
+            let row =
+                "--view row --token i (or --view grid for a patch grid) rolls out one row, layer by layer in row blocks"
+            throw AttnError(.resource, file: input.file, refusal + (full && streamed ? "; " + row : ""))
         }
         let seconds = AttnAnalysis.Rollout.estimatedSeconds(
             tokens: n, layers: layers.count, heads: heads, products: products, fullMatrix: full, workers: Workers.count)
@@ -248,7 +271,7 @@ extension AttnInspect.Rollout {
 }
 
 /// A map of rows × keys shown whole, or one row as a patch grid: `rollout` and `flow`.
-enum MapView: String, ExpressibleByArgument, CaseIterable { case matrix, grid }
+enum MapView: String, ExpressibleByArgument, CaseIterable { case matrix, grid, row }
 
 extension OpenedDump {
     /// `requested`, else grid for a vision dump (or with an overlay) and matrix otherwise; the choice and its

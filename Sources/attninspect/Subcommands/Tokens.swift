@@ -35,8 +35,9 @@ extension AttnInspect {
             }
             let l = try opened.layer(layer)
             let fusion = try opened.fusion(head)
-            let map = try opened.analysing { try fusion.fuse(try opened.source.layer(l)) }
-            let values = Array(map.row(query))
+            let (attention, row) = try opened.queryRow(layer: l, query: query)
+            let map = try opened.analysing { try fusion.fuse(attention) }
+            let values = Array(map.row(row))
             // The keys' labels: the tokens themselves for self-attention; for cross-attention the file's key labels
             // (key_tokens, ...); without labels, the positions, said in a note.
             let shown: [String]
