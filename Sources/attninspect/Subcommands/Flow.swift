@@ -93,6 +93,7 @@ extension AttnInspect {
                     Matrix(rows: n, columns: n, values: values.map(Float.init)), what: what, input: input.file,
                     labels: source.tokens)
             case .grid, .row:
+                let patch = try opened.patchView(chosen, grid: grid)
                 guard grid.token < n else {
                     throw AttnError(
                         .analysis, file: input.file,
@@ -103,17 +104,9 @@ extension AttnInspect {
                     try flow.compute(source, tokens: [grid.token], progress: progress?.step)
                 }
                 progress?.finish()
-                let row = Matrix(rows: 1, columns: n, values: values.map(Float.init))
-                guard chosen == .grid else {
-                    return try image.writer(blend).write(
-                        row, what: what + ", row of token \(grid.token)", input: input.file,
-                        labels: source.tokens.map { [$0[grid.token]] }, columnLabels: source.keyTokens)
-                }
-                let prefix = try opened.prefix(grid.prefix)
-                let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix, note: Console.note)
-                let map = try opened.analysing { try patchGrid.extract(from: row, token: 0, prefix: prefix) }
-                try image.writer(blend).write(
-                    map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
+                try opened.writeRow(
+                    Matrix(rows: 1, columns: n, values: values.map(Float.init)), token: grid.token, patch: patch,
+                    what: what, writer: image.writer(blend), input: input.file)
             }
         }
     }

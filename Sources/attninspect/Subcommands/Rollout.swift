@@ -157,27 +157,16 @@ extension AttnInspect {
                 let r = try opened.analysing { try rollout.compute(source, progress: progress?.step) }
                 progress?.finish()
                 try image.writer(blend).write(r, what: what, input: input.file, labels: opened.source.tokens)
-            case .grid:
-                let prefix = try opened.prefix(grid.prefix)
-                let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix, note: Console.note)
+            case .grid, .row:
+                let patch = try opened.patchView(chosen, grid: grid)
                 // Only row --token of R is shown: computed alone, as a vector through the layers.
                 let progress = Progress.start("rollout", total: end - start + 1)
                 let row = try opened.analysing {
                     try rollout.computeRow(source, token: grid.token, progress: progress?.step)
                 }
                 progress?.finish()
-                let map = try opened.analysing { try patchGrid.extract(from: row, token: 0, prefix: prefix) }
-                try image.writer(blend).write(
-                    map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
-            case .row:
-                let progress = Progress.start("rollout", total: end - start + 1)
-                let row = try opened.analysing {
-                    try rollout.computeRow(source, token: grid.token, progress: progress?.step)
-                }
-                progress?.finish()
-                try image.writer(blend).write(
-                    row, what: what + ", row of token \(grid.token)", input: input.file,
-                    labels: source.tokens.map { [$0[grid.token]] }, columnLabels: source.keyTokens)
+                try opened.writeRow(
+                    row, token: grid.token, patch: patch, what: what, writer: image.writer(blend), input: input.file)
             }
         }
     }
@@ -214,19 +203,12 @@ extension AttnInspect.Rollout {
             let r = try opened.analysing { try rollout.compute(attention: source, gradients: gradients) }
             try image.writer(blend).write(r, what: what, input: input.file, labels: source.tokens)
         case .grid, .row:
+            let patch = try opened.patchView(chosen, grid: grid)
             let row = try opened.analysing {
                 try rollout.computeRow(attention: source, gradients: gradients, token: grid.token)
             }
-            guard chosen == .grid else {
-                return try image.writer(blend).write(
-                    row, what: what + ", row of token \(grid.token)", input: input.file,
-                    labels: source.tokens.map { [$0[grid.token]] }, columnLabels: source.keyTokens)
-            }
-            let prefix = try opened.prefix(grid.prefix)
-            let patchGrid = try opened.patchGrid(grid.grid, prefix: prefix, note: Console.note)
-            let map = try opened.analysing { try patchGrid.extract(from: row, token: 0, prefix: prefix) }
-            try image.writer(blend).write(
-                map, what: what + ", token \(grid.token) → \(patchGrid) grid", input: input.file, patchGrid: true)
+            try opened.writeRow(
+                row, token: grid.token, patch: patch, what: what, writer: image.writer(blend), input: input.file)
         }
     }
 }
@@ -274,6 +256,28 @@ extension AttnInspect.Rollout {
 enum MapView: String, ExpressibleByArgument, CaseIterable { case matrix, grid, row }
 
 extension OpenedDump {
+    /// The patch grid and prefix of the grid view, resolved before the work; nil for the other views.
+    func patchView(_ view: MapView, grid: GridOptions) throws -> (grid: PatchGrid, prefix: Int)? {
+        guard view == .grid else { return nil }
+        let prefix = try prefix(grid.prefix)
+        return (try patchGrid(grid.grid, prefix: prefix, note: Console.note), prefix)
+    }
+
+    /// Writes `row` (1 × keys: row `token` of a map): over the tokens, or without the prefix as the patch grid
+    /// `patch` (rollout and flow's row and grid views).
+    func writeRow(
+        _ row: Matrix, token: Int, patch: (grid: PatchGrid, prefix: Int)?, what: String, writer: MapWriter,
+        input: String
+    ) throws {
+        guard let patch else {
+            return try writer.write(
+                row, what: what + ", row of token \(token)", input: input, labels: source.tokens.map { [$0[token]] },
+                columnLabels: source.keyTokens)
+        }
+        let map = try analysing { try patch.grid.extract(from: row, token: 0, prefix: patch.prefix) }
+        try writer.write(map, what: what + ", token \(token) → \(patch.grid) grid", input: input, patchGrid: true)
+    }
+
     /// `requested`, else grid for a vision dump (or with an overlay) and matrix otherwise; the choice and its
     /// reason are said on stderr.
     func view(_ requested: MapView?, overlay: Bool, grid: GridOptions) throws -> MapView {
