@@ -59,10 +59,55 @@ extension HeadDifference {
     public static func ofSources(_ a: AttentionSource, _ b: AttentionSource) throws -> [HeadDifference] {
         var records: [HeadDifference] = []
         for l in 0..<a.layerCount {
-            let x = try a.layer(l), y = try b.layer(l)
-            records += try AnalysisError.reported(against: a.file) { try ofLayer(x, y, layer: l) }
+            if a.origin == .stored && b.origin == .stored {
+                let x = try a.layer(l), y = try b.layer(l)
+                records += try AnalysisError.reported(against: a.file) { try ofLayer(x, y, layer: l) }
+            } else {
+                records += try AnalysisError.reported(against: a.file) { try inRowChunks(a, b, layer: l) }
+            }
         }
         return records
+    }
+
+    /// Layer `l` of `a` against `b` a chunk of query rows at a time (`AttentionSource.rows`: attention recomputed
+    /// from q and k computes only those rows; stored attention is read once and sliced), so that a long sequence's
+    /// layer is never whole: about 4 MiB of rows per source. Maxima as maxima, divergences summed in row order.
+    static func inRowChunks(_ a: AttentionSource, _ b: AttentionSource, layer l: Int) throws -> [HeadDifference] {
+        let h = a.headCount, q = a.queryCount, k = a.keyCount
+        let chunk = Swift.max(1, (1 << 20) / Swift.max(1, h * k))
+        func reader(_ source: AttentionSource) throws -> (Range<Int>) throws -> LayerAttention {
+            guard source.origin == .stored else { return { try source.rows($0, layer: l) } }
+            let whole = try source.layer(l)
+            return { rows in
+                var values = [Float]()
+                values.reserveCapacity(h * rows.count * k)
+                for head in 0..<h {
+                    values += whole.values[((head * q + rows.lowerBound) * k)..<((head * q + rows.upperBound) * k)]
+                }
+                return LayerAttention(heads: h, queries: rows.count, keys: k, values: values, cross: whole.cross)
+            }
+        }
+        let rowsOfA = try reader(a), rowsOfB = try reader(b)
+        var worst = [Double](repeating: 0, count: h), divergence = [Double](repeating: 0, count: h)
+        for r0 in stride(from: 0, to: q, by: chunk) {
+            let rows = r0..<Swift.min(q, r0 + chunk)
+            let x = try rowsOfA(rows), y = try rowsOfB(rows)
+            let size = rows.count * k
+            x.values.withUnsafeBufferPointer { x in
+                y.values.withUnsafeBufferPointer { y in
+                    for head in 0..<h {
+                        let p = UnsafeBufferPointer(rebasing: x[(head * size)..<((head + 1) * size)])
+                        let r = UnsafeBufferPointer(rebasing: y[(head * size)..<((head + 1) * size)])
+                        worst[head] = Swift.max(worst[head], maxAbsDifference(p, r))
+                        divergence[head] += JensenShannon.rowDivergenceSum(p, r, queries: rows.count, keys: k)
+                    }
+                }
+            }
+        }
+        return (0..<h).map { head in
+            HeadDifference(
+                layer: l, head: head, maxAbsDiff: worst[head], jsDivergence: divergence[head] / Double(Swift.max(q, 1)))
+        }
     }
 }
 

@@ -273,6 +273,13 @@ public enum JensenShannon {
     public static func meanRowDivergence(
         _ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>, queries q: Int, keys k: Int
     ) -> Double {
+        rowDivergenceSum(a, b, queries: q, keys: k) / Double(Swift.max(q, 1))
+    }
+
+    /// The sum over the query rows of the Jensen–Shannon divergence between the rows of `a` and `b`.
+    public static func rowDivergenceSum(
+        _ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>, queries q: Int, keys k: Int
+    ) -> Double {
         var js = 0.0
         for i in 0..<q {
             for j in 0..<k {
@@ -282,7 +289,7 @@ public enum JensenShannon {
                 if r > 0 { js += 0.5 * r * log(r / m) }
             }
         }
-        return js / Double(Swift.max(q, 1))
+        return js
     }
 
     /// The H × H matrix between the heads of `layer`, nil for a pair with a non-finite head.

@@ -160,6 +160,28 @@ struct LongContextCLITests {
             "\(matrix.stderr)")
     }
 
+    @Test(
+        """
+        diff of two q/k dumps under the same limit, a chunk of rows at a time: numpy's largest |A − B| (1e-6) and \
+        mean row Jensen–Shannon divergence (1e-7) per head, causal against a 256-token window
+        """)
+    func streamedDiff() throws {
+        let r = try Run(
+            ["diff", Self.long("qk_2048.h5"), Self.long("qk_2048_window.h5"), "--max-memory", "12M", "--json", "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let expected = try Fixtures.json("synthetic/long/expected_rows.json")["diff"]
+        let records = try #require(object["records"] as? [[String: Any]])
+        #expect(records.count == 2)
+        for record in records {
+            let h = record["head"] as! Int
+            let worst = try #require(record["max_abs_diff"] as? Double)
+            let js = try #require(record["js_divergence"] as? Double)
+            #expect(abs(worst - expected["max_abs_diff"][h].double) <= 1e-6, "head \(h): \(worst)")
+            #expect(abs(js - expected["js_divergence"][h].double) <= 1e-7, "head \(h): \(js)")
+        }
+    }
+
     @Test("a command that needs the whole layer (heatmap) under the same limit: refused, saying which commands stream")
     func wholeLayerRefused() throws {
         let scratch = try Scratch()
