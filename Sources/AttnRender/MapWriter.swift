@@ -54,6 +54,8 @@ public struct MapWriter {
 
     /// The largest image written: 1 GiB of pixels (e.g. 18,900 × 18,900 in colour).
     public static let maximumImageBytes = 1 << 30
+    /// The most cells an `.svg` holds (a `rect` each).
+    public static let maximumSVGCells = 1 << 20
     /// The output formats, by extension.
     public static let formats = [".png", ".pgm", ".ppm", ".svg", ".npy"]
 
@@ -81,11 +83,12 @@ public struct MapWriter {
 
     /// Writes `map` atomically in the format of the output's extension and says what was written;
     /// a patch grid goes over the `--overlay` picture when one is given. `labels` name the rows (queries)
-    /// and `columnLabels` the columns (keys; by default `labels` when their count fits).
+    /// and `columnLabels` the columns (keys; by default `labels` when their count fits); `labelled` says what they
+    /// are, in the note.
     public func write(
         _ map: Matrix, what: String, input: String, otherInputs: [String] = [], patchGrid: Bool = false,
         outline: Matrix? = nil,
-        labels: [String]? = nil, columnLabels keyLabels: [String]? = nil
+        labels: [String]? = nil, columnLabels keyLabels: [String]? = nil, labelled: String = "the tokens"
     ) throws {
         let inputs = [input] + otherInputs
         if let overlay = overlay?.picture {
@@ -104,7 +107,7 @@ public struct MapWriter {
         let bad = map.nonFiniteCount
         if bad > 0 { note("\(what): \(bad) NaN or infinite values drawn at the low end of the scale") }
         if lower.hasSuffix(".svg") {
-            guard map.rows * map.columns <= 1 << 20 else {
+            guard map.rows * map.columns <= Self.maximumSVGCells else {
                 throw AttnError(
                     .resource, file: output,
                     "a \(map.rows)×\(map.columns) map is too large for SVG (over a million cells): write .png")
@@ -123,7 +126,7 @@ public struct MapWriter {
             note(
                 """
                 wrote \(output): \(what), \(map.rows)×\(map.columns) \
-                cells\(rowLabels == nil ? "" : " labelled with the tokens"), range \(range.low)...\(range.high)
+                cells\(rowLabels == nil ? "" : " labelled with \(labelled)"), range \(range.low)...\(range.high)
                 """
             )
             return

@@ -101,19 +101,29 @@ func readNetpbm(_ path: String) throws -> (magic: String, width: Int, height: In
 
 /// Reads a float32 `.npy` written by attninspect (independently of the reader module).
 func readFloat32NPY(_ path: String) throws -> (shape: [Int], values: [Float]) {
+    let (shape, words) = try readNPYWords(path, descr: "<f4", size: 4)
+    return (shape, words.map { Float(bitPattern: UInt32($0)) })
+}
+
+/// Reads a float64 `.npy` (numpy's references beside the fixtures).
+func readFloat64NPY(_ path: String) throws -> (shape: [Int], values: [Double]) {
+    let (shape, words) = try readNPYWords(path, descr: "<f8", size: 8)
+    return (shape, words.map { Double(bitPattern: $0) })
+}
+
+/// The shape and the little-endian elements of `size` bytes of a C-order `.npy` v1.0 of type `descr`.
+private func readNPYWords(_ path: String, descr: String, size: Int) throws -> (shape: [Int], words: [UInt64]) {
     let data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
     let headerLength = Int(data[8]) | Int(data[9]) << 8
     let header = String(decoding: data[10..<(10 + headerLength)], as: UTF8.self)
-    #expect(header.contains("'descr': '<f4'") && header.contains("'fortran_order': False"))
+    #expect(header.contains("'descr': '\(descr)'") && header.contains("'fortran_order': False"))
     let shapeText = header.components(separatedBy: "'shape': (")[1].components(separatedBy: ")")[0]
     let shape = shapeText.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
     let body = Array(data[(10 + headerLength)...])
-    let values = stride(from: 0, to: body.count, by: 4).map { i in
-        Float(
-            bitPattern: UInt32(body[i]) | UInt32(body[i + 1]) << 8 | UInt32(body[i + 2]) << 16 | UInt32(body[i + 3])
-                << 24)
+    let words = stride(from: 0, to: body.count, by: size).map { i in
+        (0..<size).reduce(UInt64(0)) { $0 | UInt64(body[i + $1]) << (8 * $1) }
     }
-    return (shape, values)
+    return (shape, words)
 }
 
 /// Writes a little-endian float32 `.npy` of `shape` holding `value` everywhere, byte by byte (not through the
@@ -502,10 +512,11 @@ struct CLIEdgeCaseTests {
         #expect(scratch.contents == ["map.npy"])
     }
 
-    @Test("a layer that cannot fit in memory: exit 1 with the estimate")
+    @Test("a layer that cannot fit in memory (heatmap unpooled): exit 1 with the estimate")
     func hugeLayer() throws {
         let scratch = try Scratch()
-        let r = try Run(["heatmap", Fixtures.path("synthetic/layouts/huge_qk.h5"), "-o", scratch.file("x.png")])
+        let r = try Run(
+            ["heatmap", Fixtures.path("synthetic/layouts/huge_qk.h5"), "--pool", "1", "-o", scratch.file("x.png")])
         #expect(r.status == 1 && r.stderr.contains("needs 8.0 TiB of memory"), "\(r.stderr)")
         #expect(scratch.contents.isEmpty)
     }

@@ -182,7 +182,12 @@ struct LongContextCLITests {
         }
     }
 
-    @Test("a command that needs the whole layer (heatmap) under the same limit: refused, saying which commands stream")
+    @Test(
+        """
+        a command that needs the whole layer (heatmap unpooled) under the same limit: refused, saying which commands \
+        stream and that heatmap --pool does
+        """
+    )
     func wholeLayerRefused() throws {
         let scratch = try Scratch()
         let r = try Run(
@@ -190,8 +195,121 @@ struct LongContextCLITests {
         #expect(r.status == 1, "\(r.stderr)")
         #expect(
             r.stderr.contains("for one whole layer (2 heads × 2048 × 2048) needs")
-                && r.stderr.contains("stats, entropy, heads and verify read it in row blocks"), "\(r.stderr)")
+                && r.stderr.contains("stats, entropy, heads and verify read it in row blocks")
+                && r.stderr.contains("heatmap --pool N (N ≥ 2) streams it, pooled"), "\(r.stderr)")
         #expect(scratch.contents.isEmpty)
+    }
+
+    @Test(
+        """
+        heatmap --pool 64 --max-memory 12M (below the whole layer): streamed, a 32×32 .npy whose cells are the means \
+        of numpy's float64 map over 64×64 tokens, for the mean over heads and for one head
+        """,
+        arguments: [("mean", 0), ("1", 2)])
+    func pooledHeatmap(head: String, reference: Int) throws {
+        let scratch = try Scratch()
+        let out = scratch.file("pooled.npy")
+        let r = try Run(
+            ["heatmap", Self.long("qk_2048.h5"), "--head", head, "--pool", "64", "--max-memory", "12M", "-o", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("pooled 64×64, 32×32 float32 values"), "\(r.stderr)")
+        let (shape, values) = try readFloat32NPY(out)
+        #expect(shape == [32, 32])
+        let expected = try readFloat64NPY(Self.long("expected_pool64.npy"))
+        #expect(expected.shape == [3, 32, 32])
+        let want = Array(expected.values[(reference * 1024)..<((reference + 1) * 1024)])
+        // float32 probabilities (a few ulps from float64's) summed in float64 over up to 4096 values per cell, and
+        // the mean rounded once to float32: within 1e-6 relative.
+        let worst = zip(values, want).map { abs(Double($0) - $1) / Swift.max(abs($1), 1e-6) }.max()!
+        #expect(worst <= 1e-6, "largest relative difference \(worst)")
+    }
+
+    @Test("heatmap --head max --pool under the same limit: refused in one line, naming --head mean and --head H")
+    func pooledMaximumRefused() throws {
+        let scratch = try Scratch()
+        let r = try Run(
+            [
+                "heatmap", Self.long("qk_2048.h5"), "--head", "max", "--pool", "64", "--max-memory", "12M", "-o",
+                scratch.file("h.npy"), "-q"
+            ])
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+        #expect(
+            r.stderr.contains("--head max reads the whole layer")
+                && r.stderr.contains("--head mean or --head H stream it, pooled"), "\(r.stderr)")
+        #expect(scratch.contents.isEmpty)
+    }
+
+    @Test("heatmap --head max --pool within the limit: the whole layer's maximum over heads, pooled")
+    func pooledMaximum() throws {
+        let scratch = try Scratch()
+        var maps: [[Float]] = []
+        for head in ["max", "mean"] {
+            let out = scratch.file("\(head).npy")
+            let r = try Run(["heatmap", Self.long("qk_2048.h5"), "--head", head, "--pool", "64", "-o", out, "-q"])
+            #expect(r.status == 0, "\(r.stderr)")
+            let (shape, values) = try readFloat32NPY(out)
+            #expect(shape == [32, 32])
+            maps.append(values)
+        }
+        // The mean of a cell's maxima over heads is at least the mean of its means.
+        #expect(zip(maps[0], maps[1]).allSatisfy { $0 >= $1 * (1 - 1e-6) })
+    }
+
+    @Test(
+        """
+        heatmap of 2049 tokens without --pool: pooled 2×2 to 1025 × 1025 cells (the last row and column of cells \
+        holding one token), said on stderr, the cells numpy's
+        """
+    )
+    func defaultPooling() throws {
+        let scratch = try Scratch()
+        let out = scratch.file("default.npy")
+        let r = try Run(["heatmap", Self.long("qk_2049.h5"), "-o", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(
+            r.stderr.contains("qk_2049.h5: 2049 × 2049 pooled 2×2 to 1025 × 1025 cells (mean); --pool N to choose"),
+            "\(r.stderr)")
+        let (shape, values) = try readFloat32NPY(out)
+        #expect(shape == [1025, 1025])
+        for cell in try Fixtures.json("synthetic/long/expected.json")["qk_2049.h5"]["pool2"].array {
+            let (i, j, want) = (cell[0].int, cell[1].int, cell[2].double)
+            let got = Double(values[i * 1025 + j])
+            #expect(abs(got - want) <= 1e-6 * want, "cell \(i), \(j): \(got) vs \(want)")
+        }
+    }
+
+    @Test(
+        """
+        heatmap pooled to .svg: labelled with the tokens each cell holds (0–63, ...); too many cells for SVG refused \
+        before anything is computed, naming a --pool that fits
+        """
+    )
+    func pooledSVG() throws {
+        let scratch = try Scratch()
+        let out = scratch.file("pooled.svg")
+        let r = try Run(["heatmap", Self.long("qk_2048.h5"), "--pool", "64", "--max-memory", "12M", "-o", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("32×32 cells labelled with the positions of the cells"), "\(r.stderr)")
+        let svg = try String(contentsOfFile: out, encoding: .utf8)
+        #expect(svg.contains(">0–63</text>") && svg.contains(">1984–2047</text>") && svg.contains("0–63 → 64–127: "))
+        let big = try Run(["heatmap", Self.long("qk_2049.h5"), "-o", scratch.file("big.svg"), "-q"])
+        #expect(big.status == 1)
+        #expect(
+            big.stderr.contains("a map pooled to 1025×1025 cells is too large for SVG")
+                && big.stderr.contains("--pool 3"),
+            "\(big.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: scratch.file("big.svg")))
+    }
+
+    @Test(
+        "--pool below 1, or with a montage, is a usage error",
+        arguments: [["--pool", "0"], ["--pool", "2", "--head", "all"], ["--pool", "2", "--layer", "all"]])
+    func poolUsage(arguments: [String]) throws {
+        let scratch = try Scratch()
+        let r = try Run(["heatmap", Self.long("qk_2048.h5"), "-o", scratch.file("h.png")] + arguments)
+        #expect(r.status == 64, "\(r.status) \(r.stderr)")
+        #expect(r.stderr.contains("--pool"), "\(r.stderr)")
     }
 
     @Test("verify under the same limit: every check passes, each row read in a block (causal: nothing after the query)")

@@ -30,11 +30,20 @@ struct ResourceGuardCLITests {
         let plain = try Run(["stats", base, "--csv"])
         #expect(allowed.status == 0 && allowed.stdout == plain.stdout)
         #expect(try Run(["stats", base, "--max-memory", "lots"]).status == 64)
-        // q and k of a million tokens: a whole layer is refused by its memory, stats (row blocks) by its time.
+        // q and k of a million tokens: a whole layer is refused by its memory, stats (row blocks) and heatmap's
+        // default pooled map (streamed) by their time.
         let scratch = try Scratch()
-        let huge = try Run(["heatmap", Fixtures.path("synthetic/layouts/huge_qk.h5"), "-o", scratch.file("x.png"), "-q"]
-        )
+        let huge = try Run(
+            [
+                "heatmap", Fixtures.path("synthetic/layouts/huge_qk.h5"), "--pool", "1", "-o", scratch.file("x.png"),
+                "-q"
+            ])
         #expect(huge.stderr.contains("--max-memory SIZE raises it"), "\(huge.stderr)")
+        let pooled = try Run(["heatmap", Fixtures.path("synthetic/layouts/huge_qk.h5"), "-o", scratch.file("x.png")])
+        #expect(
+            pooled.status == 1 && pooled.stderr.contains("pooled 512×512 to 2048 × 2048 cells (mean)")
+                && pooled.stderr.contains("positions, estimated at") && pooled.stderr.contains("raise --max-seconds"),
+            "\(pooled.stderr)")
         let verify = try Run(["verify", Fixtures.path("synthetic/layouts/huge_qk.h5"), "-q"])
         #expect(verify.status == 2 && verify.stderr.contains("raise --max-seconds"), "\(verify.stderr)")
         let streamed = try Run(["stats", Fixtures.path("synthetic/layouts/huge_qk.h5"), "-q"])

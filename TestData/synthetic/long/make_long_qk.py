@@ -11,7 +11,13 @@ attninspect must compute every statistic below while holding only row blocks, un
                      heads' mean_row_max, attn_previous, sink_share (keys 0-3), previous_token (TransformerLens:
                      sum of a[i, i-1] over the sum of a), mean_attention_distance (sum of a[i, j]·|i - j| / S);
                      top_keys: the 5 keys receiving the largest column sum, with share (sum / S) and mean
-                     (sum / the number of queries that see the key)
+                     (sum / the number of queries that see the key); for qk_2049.h5, cells of heatmap's default
+                     pooling (2×2, the last row and column of cells holding one position): [query cell, key cell,
+                     value] of the mean over heads
+  expected_pool64.npy  qk_2048.h5's map pooled to cells of 64×64 (each the mean of its values), float64
+                     [3, 32, 32]: the mean over heads, head 0, head 1
+  qk_2049.h5         2049 tokens (one over heatmap's 2048 cells a side without pooling), 2 query heads over 1 key
+                     head, d = 4, float16, causal: the default pooling and its partial cells
 """
 import json
 import os
@@ -27,6 +33,25 @@ k = (rng.standard_normal((1, HKV, S, D)) * 1.2).astype(np.float16)
 k[0, :, 0, :] += 2.0  # a sink at key 0
 
 
+def attention(q, k, h, window):
+    """Head h's attention, float64 from the float16 values as stored: [query, key]."""
+    s, d = q.shape[2], q.shape[3]
+    i = np.arange(s)[:, None]
+    j = np.arange(s)[None, :]
+    visible = (j <= i) & ((j > i - window) if window else True)
+    qh = q[0, h].astype(np.float64)
+    kh = k[0, h * k.shape[1] // q.shape[1]].astype(np.float64)
+    logits = np.where(visible, qh @ kh.T / np.sqrt(d), -np.inf)
+    a = np.exp(logits - logits.max(-1, keepdims=True))
+    return a / a.sum(-1, keepdims=True)
+
+
+def pooled(a, n):
+    """[query, key] pooled to cells of n × n, each the mean of its values (the last cells partial)."""
+    rows = [a[r:r + n] for r in range(0, a.shape[0], n)]
+    return np.array([[block[:, c:c + n].mean() for c in range(0, a.shape[1], n)] for block in rows])
+
+
 def statistics(window):
     out = {"entropy": [], "first_token": [], "self": [], "max": [], "mean_row_max": [], "attn_previous": [],
            "sink_share": [], "previous_token": [], "mean_attention_distance": [], "top_keys": []}
@@ -34,11 +59,7 @@ def statistics(window):
     j = np.arange(S)[None, :]
     visible = (j <= i) & ((j > i - window) if window else True)
     for h in range(H):
-        qh = q[0, h].astype(np.float64)
-        kh = k[0, h * HKV // H].astype(np.float64)
-        logits = np.where(visible, qh @ kh.T / np.sqrt(D), -np.inf)
-        a = np.exp(logits - logits.max(-1, keepdims=True))
-        a /= a.sum(-1, keepdims=True)
+        a = attention(q, k, h, window)
         with np.errstate(divide="ignore", invalid="ignore"):
             plogp = np.where(a > 0, a * np.log(a), 0.0)
         out["entropy"].append(float(-plogp.sum(-1).mean()))
@@ -69,6 +90,22 @@ for name, window in (("qk_2048.h5", None), ("qk_2048_window.h5", 256)):
         if window:
             f.attrs["sliding_window"] = np.int64(window)
     expected[name] = statistics(window)
+heads = [attention(q, k, h, None) for h in range(H)]
+np.save(os.path.join(HERE, "expected_pool64.npy"),
+        np.stack([pooled(sum(heads) / H, 64)] + [pooled(a, 64) for a in heads]))
+
+# Drawn after the 2048-token file's q and k, which stay as they were.
+S2 = 2049
+q2 = (rng.standard_normal((1, H, S2, 4)) * 1.2).astype(np.float16)
+k2 = (rng.standard_normal((1, HKV, S2, 4)) * 1.2).astype(np.float16)
+with h5py.File(os.path.join(HERE, "qk_2049.h5"), "w", libver=("earliest", "v110")) as f:
+    f["q"] = q2
+    f["k"] = k2
+    f.attrs["causal"] = np.int8(1)
+    f.attrs["qk_axes"] = "layer,head,position,dim"
+mean2 = pooled(sum(attention(q2, k2, h, None) for h in range(H)) / H, 2)
+expected["qk_2049.h5"] = {"pool2": [[r, c, float(mean2[r, c])] for r, c in
+                                    ((0, 0), (1, 0), (517, 301), (1024, 0), (1024, 1023), (1024, 1024))]}
 with open(os.path.join(HERE, "expected.json"), "w") as f:
     json.dump(expected, f, indent=1)
 print({n: {k: v for k, v in e.items() if k != "top_keys"} for n, e in expected.items()})
