@@ -62,14 +62,22 @@ public protocol AttentionSource: AnyObject {
     func layer(_ index: Int) throws -> LayerAttention
     /// Hands every row of `heads` in layer `index` to `body` exactly once, in blocks, on up to
     /// `workers` threads, without keeping more than a block per worker in memory where the storage
-    /// allows (otherwise one layer: `visitLayerBlocks`).
-    func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws
+    /// allows (otherwise one layer: `visitLayerBlocks`). `rowStatistics`: `body` reads `RowBlock.statistics`, which
+    /// the sources that can make them with the rows then give (stored float16 decoded with them costs more than
+    /// decoded alone); a source may give them unasked where they cost nothing.
+    func visitBlocks(
+        layer index: Int, heads: Range<Int>, workers: Int, rowStatistics: Bool, _ body: RowBlockVisitor) throws
     /// The keys query `row` can see in layer `layer` under the mask the source knows (recomputed attention's causal
     /// mask and window); all keys when it knows none (stored attention holds probabilities, not the mask).
     func visibleKeys(row: Int, layer: Int) -> Range<Int>
 }
 
 extension AttentionSource {
+    /// `visitBlocks` for a visitor that does not read `RowBlock.statistics`.
+    public func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
+        try visitBlocks(layer: index, heads: heads, workers: workers, rowStatistics: false, body)
+    }
+
     public func visibleKeys(row: Int, layer: Int) -> Range<Int> { 0..<keyCount }
     public var keyTokens: [String]? { isCrossAttention ? nil : tokens }
     public var isCrossAttention: Bool { queryCount != keyCount }
