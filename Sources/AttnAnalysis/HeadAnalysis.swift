@@ -113,7 +113,7 @@ public struct HeadAnalysis: Sendable {
             cross: source.isCrossAttention, seeing: ReceivedAttention.seeing(source, layer: l), workers: workers,
             visible: { source.visibleKeys(row: $0, layer: l) }
         ) { body in
-            try source.visitBlocks(layer: l, heads: 0..<source.headCount, workers: workers, body)
+            try source.visitBlocks(layer: l, heads: 0..<source.headCount, workers: workers, rowStatistics: true, body)
         }
     }
 

@@ -82,7 +82,7 @@ public struct HeadStatistics: Sendable, Equatable, Record {
     ) throws -> [HeadStatistics] {
         let heads = source.headCount, keys = source.keyCount, queries = source.queryCount
         let rows = RowTable<HeadSums>(count: heads * queries)
-        try source.visitBlocks(layer: layer, heads: 0..<heads, workers: workers) { block, values in
+        try source.visitBlocks(layer: layer, heads: 0..<heads, workers: workers, rowStatistics: true) { block, values in
             received?.add(block, values) { source.visibleKeys(row: $0, layer: layer) }
             for (r, i) in block.rows.enumerated() {
                 let row = UnsafeBufferPointer(rebasing: values[(r * keys)..<((r + 1) * keys)])

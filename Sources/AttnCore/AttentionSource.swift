@@ -62,8 +62,11 @@ public protocol AttentionSource: AnyObject {
     func layer(_ index: Int) throws -> LayerAttention
     /// Hands every row of `heads` in layer `index` to `body` exactly once, in blocks, on up to
     /// `workers` threads, without keeping more than a block per worker in memory where the storage
-    /// allows (otherwise one layer: `visitLayerBlocks`).
-    func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws
+    /// allows (otherwise one layer: `visitLayerBlocks`). `rowStatistics`: `body` reads `RowBlock.statistics`, which
+    /// the sources that can make them with the rows then give (stored float16 decoded with them costs more than
+    /// decoded alone); a source may give them unasked where they cost nothing.
+    func visitBlocks(
+        layer index: Int, heads: Range<Int>, workers: Int, rowStatistics: Bool, _ body: RowBlockVisitor) throws
     /// Query rows `rows` of every head of layer `index`: `[head, row, key]`, `queries` = `rows.count`. Attention
     /// recomputed from q and k computes only those rows (one row costs H·S·d, whatever the length); other sources
     /// read the layer.
@@ -74,6 +77,11 @@ public protocol AttentionSource: AnyObject {
 }
 
 extension AttentionSource {
+    /// `visitBlocks` for a visitor that does not read `RowBlock.statistics`.
+    public func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
+        try visitBlocks(layer: index, heads: heads, workers: workers, rowStatistics: false, body)
+    }
+
     public func visibleKeys(row: Int, layer: Int) -> Range<Int> { 0..<keyCount }
 
     public func rows(_ rows: Range<Int>, layer index: Int) throws -> LayerAttention {

@@ -13,7 +13,8 @@ public struct RowBlock: Sendable {
     /// The query rows held; the values are `rows.count × keys`, row-major.
     public let rows: Range<Int>
     /// The statistics of each row (`statistics[r]` for row `rows.lowerBound + r`; the array may hold more), when
-    /// the source computed them while making the rows (recomputed attention's softmax), or nil.
+    /// the source computed them while making the rows (recomputed attention's softmax; stored float16 rows when
+    /// asked for, `visitBlocks(rowStatistics:)`), or nil.
     public let statistics: [RowStatistics]?
 
     public init(worker: Int, head: Int, rows: Range<Int>, statistics: [RowStatistics]? = nil) {
@@ -192,8 +193,10 @@ extension AttentionSource {
 }
 
 extension AttentionSource {
-    /// Sources without faster access hand out whole heads of a layer read at once.
-    public func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
+    /// Sources without faster access hand out whole heads of a layer read at once, without statistics.
+    public func visitBlocks(
+        layer index: Int, heads: Range<Int>, workers: Int, rowStatistics: Bool, _ body: RowBlockVisitor
+    ) throws {
         try visitLayerBlocks(layer: index, heads: heads, workers: workers, body)
     }
 }

@@ -20,6 +20,23 @@ public enum RowKernels {
         return RowStatistics(out)
     }
 
+    /// A row of float16 values (bit patterns, byte-swapped when `swapped`) decoded into `values`, and its statistics
+    /// from the same pass (`cattn_decode_f16_statistics_at`): as `statistics` gives them on the decoded row, the
+    /// entropy's terms from a table. With the kernels of one level, as `statistics(_:kernels:)`: the readers call it
+    /// through their own decoding; this is for tests.
+    public static func decodeStatistics(
+        float16 patterns: UnsafeBufferPointer<UInt16>, swapped: Bool, into values: UnsafeMutableBufferPointer<Float>,
+        kernels level: Int
+    ) -> RowStatistics? {
+        precondition(values.count >= patterns.count)
+        var out = cattn_row_stats()
+        guard
+            cattn_decode_f16_statistics_at(
+                Int32(level), patterns.baseAddress, values.baseAddress, patterns.count, swapped ? 1 : 0, &out) != 0
+        else { return nil }
+        return RowStatistics(out)
+    }
+
     /// `softmax` with the kernels of one level, as `statistics(_:kernels:)`; false when this CPU lacks it.
     public static func softmax(_ row: UnsafeMutablePointer<Float>, visible: Int, count: Int, kernels level: Int) -> Bool
     {

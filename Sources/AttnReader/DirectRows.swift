@@ -48,14 +48,17 @@ struct DirectRows {
         }
     }
 
-    func visit(heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
+    /// `rowStatistics`: float16 rows are decoded with their statistics (`ElementDecoding.decodeRows`).
+    func visit(heads: Range<Int>, workers: Int, rowStatistics: Bool, _ body: RowBlockVisitor) throws {
         switch storage {
         case .contiguous(let raw, let offset, let type, let order):
-            try visitContiguous(raw, offset: offset, type: type, order: order, heads: heads, workers: workers, body)
+            try visitContiguous(
+                raw, offset: offset, type: type, order: order, heads: heads, workers: workers,
+                rowStatistics: rowStatistics, body)
         case .chunked(let raw, let chunk, let type, let order, let filters, let locate):
             try visitChunked(
                 raw, chunk: chunk, type: type, order: order, filters: filters, locate: locate,
-                heads: heads, workers: workers, body)
+                heads: heads, workers: workers, rowStatistics: rowStatistics, body)
         }
     }
 
@@ -68,7 +71,7 @@ struct DirectRows {
 
     private func visitContiguous(
         _ raw: ReadOnlyFile, offset: Int, type: ElementType, order: ByteOrder,
-        heads: Range<Int>, workers: Int, _ body: RowBlockVisitor
+        heads: Range<Int>, workers: Int, rowStatistics: Bool, _ body: RowBlockVisitor
     ) throws {
         let q = queries, k = keys, size = type.size
         // At least four blocks per worker where the rows allow, so that the workers finish together.
@@ -103,6 +106,7 @@ struct DirectRows {
                     alignment: MemoryLayout<Float>.alignment)
                 defer { bytes.deallocate() }
                 var values = [Float](repeating: 0, count: inPlace ? 0 : rowsPerBlock * k)
+                var statistics: [RowStatistics]? = rowStatistics ? [] : nil
                 counter.forEach(worker: worker) { b in
                     let r0 = b * rowsPerBlock, n = min(rowsPerBlock, q - r0), count = n * k
                     for h in heads {
@@ -115,17 +119,20 @@ struct DirectRows {
                             try raw.read(at: at, into: target, dataset: dataset)
                             source = UnsafeRawPointer(target.baseAddress!)
                         }
-                        let block = RowBlock(worker: worker, head: h, rows: r0..<(r0 + n))
                         if inPlace {
                             try body(
-                                block,
+                                RowBlock(worker: worker, head: h, rows: r0..<(r0 + n)),
                                 UnsafeBufferPointer(start: source.assumingMemoryBound(to: Float.self), count: count))
                         } else {
                             try values.withUnsafeMutableBufferPointer { v in
-                                ElementDecoding.decode(
+                                let measured = ElementDecoding.decodeRows(
                                     UnsafeRawBufferPointer(start: source, count: count * size),
-                                    type: type, order: order, count: count, into: v)
-                                try body(block, UnsafeBufferPointer(rebasing: v[0..<count]))
+                                    type: type, order: order, rows: n, keys: k, into: v, statistics: &statistics)
+                                try body(
+                                    RowBlock(
+                                        worker: worker, head: h, rows: r0..<(r0 + n),
+                                        statistics: measured ? statistics : nil),
+                                    UnsafeBufferPointer(rebasing: v[0..<count]))
                             }
                         }
                     }
@@ -154,7 +161,7 @@ struct DirectRows {
     private func visitChunked(
         _ raw: ReadOnlyFile, chunk: [Int], type: ElementType, order: ByteOrder, filters: [ChunkFilter],
         locate: @escaping ([Int]) throws -> ChunkLocation?,
-        heads: Range<Int>, workers: Int, _ body: RowBlockVisitor
+        heads: Range<Int>, workers: Int, rowStatistics: Bool, _ body: RowBlockVisitor
     ) throws {
         let q = queries, k = keys, size = type.size, rank = shape.count
         let rowsPerChunk = chunk[rank - 2], keysPerChunk = chunk[rank - 1]
@@ -179,6 +186,7 @@ struct DirectRows {
             var compressed: [UInt8] = []
             var groupBytes = [UInt8](repeating: 0, count: headsPerChunk * rowsPerChunk * k * size)
             var values = [Float](repeating: 0, count: rowsPerChunk * k)
+            var statistics: [RowStatistics]? = rowStatistics ? [] : nil
             counter.forEach(worker: worker) { g in
                 let group = groups[g]
                 for q0 in stride(from: 0, to: q, by: rowsPerChunk) {
@@ -209,16 +217,18 @@ struct DirectRows {
                     }
                     for (slot, h) in group.enumerated() {
                         let count = rows * k
-                        groupBytes.withUnsafeBytes { src in
+                        let measured = groupBytes.withUnsafeBytes { src in
                             values.withUnsafeMutableBufferPointer { v in
-                                ElementDecoding.decode(
+                                ElementDecoding.decodeRows(
                                     UnsafeRawBufferPointer(rebasing: src[(slot * rowsPerChunk * k * size)...]),
-                                    type: type, order: order, count: count, into: v)
+                                    type: type, order: order, rows: rows, keys: k, into: v, statistics: &statistics)
                             }
                         }
                         try values.withUnsafeBufferPointer { v in
                             try body(
-                                RowBlock(worker: worker, head: h, rows: q0..<(q0 + rows)),
+                                RowBlock(
+                                    worker: worker, head: h, rows: q0..<(q0 + rows),
+                                    statistics: measured ? statistics : nil),
                                 UnsafeBufferPointer(rebasing: v[0..<count]))
                         }
                     }

@@ -21,6 +21,35 @@ enum ElementDecoding {
         case .float64: cattn_decode_f64(raw.baseAddress!, destination, count, swap)
         }
     }
+
+    /// Decodes `rows × keys` elements of `type` from `raw` into `out`, as `decode`; for float16 with `statistics` not
+    /// nil, also gives each row's statistics, from the same pass, in `statistics[0..<rows]` (made that long if
+    /// shorter), and returns true. Otherwise returns false and leaves `statistics` alone. The corresponding C call
+    /// is `cattn_decode_f16_statistics` (the entropy's terms −p·ln p from a table of the float16 values).
+    static func decodeRows(
+        _ raw: UnsafeRawBufferPointer, type: ElementType, order: ByteOrder, rows: Int, keys: Int,
+        into out: UnsafeMutableBufferPointer<Float>, statistics: inout [RowStatistics]?
+    ) -> Bool {
+        guard type == .float16, statistics != nil, rows > 0, keys > 0 else {
+            decode(raw, type: type, order: order, count: rows * keys, into: out)
+            return false
+        }
+        precondition(raw.count >= rows * keys * 2 && out.count >= rows * keys)
+        if statistics!.count < rows {
+            statistics = [RowStatistics](
+                repeating: RowStatistics(sum: 0, entropy: 0, min: 0, max: 0, finite: 0, nan: 0, inf: 0, negative: 0),
+                count: rows)
+        }
+        let swap: Int32 = order != ByteOrder.native ? 1 : 0
+        var s = cattn_row_stats()
+        for r in 0..<rows {
+            cattn_decode_f16_statistics(raw.baseAddress! + r * keys * 2, out.baseAddress! + r * keys, keys, swap, &s)
+            statistics![r] = RowStatistics(
+                sum: s.sum, entropy: s.entropy, min: s.min, max: s.max, finite: Int(s.finite), nan: Int(s.nan),
+                inf: Int(s.inf), negative: Int(s.negative))
+        }
+        return true
+    }
 }
 
 /// Decodes stored integers (masks, lengths): 1, 2, 4 or 8 bytes, signed or not, either byte order.

@@ -158,12 +158,14 @@ public final class StoredAttention: AttentionSource {
             heads: headCount, queries: queryCount, keys: keyCount, values: values, cross: isCrossAttention)
     }
 
-    public func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
+    public func visitBlocks(
+        layer index: Int, heads: Range<Int>, workers: Int, rowStatistics: Bool, _ body: RowBlockVisitor
+    ) throws {
         precondition(index >= 0 && index < layerCount && heads.lowerBound >= 0 && heads.upperBound <= headCount)
         guard let direct = directRows(layer: index) else {
             return try visitLayerBlocks(layer: index, heads: heads, workers: workers, body)
         }
-        try direct.visit(heads: heads, workers: workers, body)
+        try direct.visit(heads: heads, workers: workers, rowStatistics: rowStatistics, body)
     }
 
     /// Row-block access to layer `index` without libhdf5 or a whole-layer read, when its storage allows.

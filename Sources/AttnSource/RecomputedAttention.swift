@@ -110,7 +110,10 @@ public final class RecomputedAttention: AttentionSource {
     /// through single-threaded BLAS, then the softmax, handed on while in cache. Memory is a block per worker plus
     /// one layer's Q and K, whatever the length: a head's S × S scores are never whole. When the layers are visited
     /// in order, one worker first reads the next layer's Q and K (`Workers.alongside`) while the others compute.
-    public func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
+    /// Every block has its rows' statistics, from the softmax's passes, asked for or not.
+    public func visitBlocks(
+        layer index: Int, heads: Range<Int>, workers: Int, rowStatistics: Bool, _ body: RowBlockVisitor
+    ) throws {
         let (qk, next) = try reader.layer(index)
         let s = qk.positions
         let rowsPerBlock = ScoreRules.rowsPerBlock(positions: s)

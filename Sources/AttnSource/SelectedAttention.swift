@@ -57,8 +57,10 @@ public final class SelectedAttention: AttentionSource {
     }
 
     /// The base's blocks, with pad rows skipped and pad columns removed: each run of consecutive
-    /// kept rows becomes one block, its columns gathered into a per-worker buffer.
-    public func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
+    /// kept rows becomes one block, its columns gathered into a per-worker buffer. Without statistics.
+    public func visitBlocks(
+        layer index: Int, heads: Range<Int>, workers: Int, rowStatistics: Bool, _ body: RowBlockVisitor
+    ) throws {
         let fullKeys = base.keyCount
         // Position in the selection of each base row (nil: excluded).
         var rowIndex = [Int?](repeating: nil, count: base.queryCount)

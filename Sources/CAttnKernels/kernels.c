@@ -12,6 +12,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,14 +153,16 @@ static int plain_row(cattn_row_stats *out, size_t n, uint32_t lowest, uint32_t h
 
 // ---------------------------------------------------------------------------------- portable versions
 
+/// The float16 bit pattern of element `i` of `s` (byte-swapped when `swap`).
+static inline uint16_t half_at(const unsigned char *s, size_t i, int swap) {
+    uint16_t h;
+    memcpy(&h, s + 2 * i, 2);
+    return swap ? (uint16_t)((h >> 8) | (h << 8)) : h;
+}
+
 static void decode_f16_portable(const void *src, float *dst, size_t n, int swap) {
     const unsigned char *s = (const unsigned char *)src;
-    for (size_t i = 0; i < n; i++) {
-        uint16_t h;
-        memcpy(&h, s + 2 * i, 2);
-        if (swap) h = (uint16_t)((h >> 8) | (h << 8));
-        dst[i] = half_to_float(h);
-    }
+    for (size_t i = 0; i < n; i++) dst[i] = half_to_float(half_at(s, i, swap));
 }
 
 static void row_statistics_portable(const float *row, size_t n, cattn_row_stats *out) {
@@ -184,6 +187,34 @@ static void row_statistics_portable(const float *row, size_t n, cattn_row_stats 
     out->nan = nan;
     out->inf = inf;
     out->negative = negative;
+}
+
+/// −p·ln p for every float16 bit pattern of a p > 0 (libm's log in double: the exact value to a few double ulps),
+/// 0 for the others (±0, negative values, NaN, ±Inf): a float16 row's entropy is a sum of look-ups. f16
+/// subnormals are float normals, so they count, as they do in cattn_row_statistics. 512 KiB, built once
+/// (f16_entropy_once) by the first call that needs it.
+static double f16_entropy_terms[1 << 16];
+static pthread_once_t f16_entropy_once = PTHREAD_ONCE_INIT;
+
+static void build_f16_entropy_terms(void) {
+    for (uint16_t h = 1; h < 0x7C00u; h++) {
+        double p = half_to_float(h);
+        f16_entropy_terms[h] = 0.0 - p * log(p);
+    }
+}
+
+/// −Σ p·ln p over a row of float16 values, from the table: four running sums (so that the look-ups overlap), value
+/// i in sum i mod 4, added as (e0 + e1) + (e2 + e3). decode_f16_statistics_avx2 adds in this very order.
+static inline double f16_entropy(const unsigned char *s, size_t n, int swap) {
+    double e[4] = {0, 0, 0, 0};
+    for (size_t i = 0; i < n; i++) e[i & 3] += f16_entropy_terms[half_at(s, i, swap)];
+    return (e[0] + e[1]) + (e[2] + e[3]);
+}
+
+static void decode_f16_statistics_portable(const void *src, float *dst, size_t n, int swap, cattn_row_stats *out) {
+    decode_f16_portable(src, dst, n, swap);
+    row_statistics_portable(dst, n, out);
+    out->entropy = f16_entropy((const unsigned char *)src, n, swap);
 }
 
 static void softmax_row_portable(float *row, size_t visible, size_t n) {
@@ -541,6 +572,57 @@ AVX2 static void row_statistics_avx2(const float *row, size_t n, cattn_row_stats
     if (n == 0 || !row_statistics_plain_avx2(row, n, out)) row_statistics_careful_avx2(row, n, out);
 }
 
+/// cattn_decode_f16_statistics in one pass over a row of float16 probabilities: decoded by F16C, summed in double
+/// (exactly for probabilities: float16 values are multiples of 2^-24), min and max taken on the bit patterns (which order as the
+/// values do for values ≥ +0), the entropy from the table. A row with a pattern ≥ 0x7C00 (NaN, ±Inf, or a sign
+/// bit: a negative value or −0) gets the rest of its statistics from row_statistics_avx2 on the decoded values.
+AVX2 static void decode_f16_statistics_avx2(const void *src, float *dst, size_t n, int swap, cattn_row_stats *out) {
+    const unsigned char *s = (const unsigned char *)src;
+    const __m256i byteswap = _mm256_setr_epi8(1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14,
+                                              1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+    __m256d sum[2] = {_mm256_setzero_pd(), _mm256_setzero_pd()};
+    __m256i lo16 = _mm256_set1_epi16(-1), hi16 = _mm256_setzero_si256();
+    double e[4] = {0, 0, 0, 0};  // the entropy, as f16_entropy sums it
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i h = _mm256_loadu_si256((const __m256i *)(s + 2 * i));
+        if (swap) h = _mm256_shuffle_epi8(h, byteswap);
+        lo16 = _mm256_min_epu16(lo16, h);
+        hi16 = _mm256_max_epu16(hi16, h);
+        __m256 a = _mm256_cvtph_ps(_mm256_castsi256_si128(h)), b = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+        _mm256_storeu_ps(dst + i, a);
+        _mm256_storeu_ps(dst + i + 8, b);
+        sum[0] = _mm256_add_pd(sum[0], _mm256_add_pd(low_pd(a), high_pd(a)));
+        sum[1] = _mm256_add_pd(sum[1], _mm256_add_pd(low_pd(b), high_pd(b)));
+        // In this loop, not a pass of its own: the look-ups then overlap the vector work (−25% time).
+        for (int k = 0; k < 16; k++) e[k & 3] += f16_entropy_terms[half_at(s, i + k, swap)];
+    }
+    // The extremes of the eight 16-bit lanes: minpos finds the least (of the complements, for the largest).
+    __m128i lo8 = _mm_min_epu16(_mm256_castsi256_si128(lo16), _mm256_extracti128_si256(lo16, 1));
+    __m128i hi8 = _mm_max_epu16(_mm256_castsi256_si128(hi16), _mm256_extracti128_si256(hi16, 1));
+    uint16_t lo = (uint16_t)_mm_cvtsi128_si32(_mm_minpos_epu16(lo8));
+    uint16_t hi = (uint16_t)~_mm_cvtsi128_si32(_mm_minpos_epu16(_mm_xor_si128(hi8, _mm_set1_epi16(-1))));
+    double total = sum_pd(_mm256_add_pd(sum[0], sum[1]));
+    for (; i < n; i++) {
+        uint16_t h = half_at(s, i, swap);
+        dst[i] = half_to_float(h);
+        total += dst[i];
+        e[i & 3] += f16_entropy_terms[h];
+        lo = h < lo ? h : lo;
+        hi = h > hi ? h : hi;
+    }
+    if (n > 0 && hi < 0x7C00u) {
+        out->sum = total;
+        out->min = half_to_float(lo);
+        out->max = half_to_float(hi);
+        out->finite = (int64_t)n;
+        out->nan = out->inf = out->negative = 0;
+    } else {
+        row_statistics_avx2(dst, n, out);
+    }
+    out->entropy = (e[0] + e[1]) + (e[2] + e[3]);
+}
+
 /// exp(x) for 8 lanes of x ≤ 0; 0 below ln(FLT_MIN).
 AVX2 static inline __m256 exp8_nonpositive(__m256 x) {
     __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654475f), _CMP_LT_OQ);
@@ -808,6 +890,25 @@ AVX512 static void softmax_row_avx512(float *row, size_t visible, size_t n) {
 
 void cattn_decode_f16(const void *src, float *dst, size_t n, int swap) {
     DISPATCH(decode_f16_avx2(src, dst, n, swap), decode_f16_portable(src, dst, n, swap));
+}
+
+static void decode_f16_statistics_level(int level, const void *src, float *dst, size_t n, int swap, cattn_row_stats *out) {
+    pthread_once(&f16_entropy_once, build_f16_entropy_terms);
+#if CATTN_X86
+    if (level >= 1) { decode_f16_statistics_avx2(src, dst, n, swap, out); return; }
+#endif
+    (void)level;
+    decode_f16_statistics_portable(src, dst, n, swap, out);
+}
+
+void cattn_decode_f16_statistics(const void *src, float *dst, size_t n, int swap, cattn_row_stats *out) {
+    decode_f16_statistics_level(cattn_kernels_vectorised(), src, dst, n, swap, out);
+}
+
+int cattn_decode_f16_statistics_at(int level, const void *src, float *dst, size_t n, int swap, cattn_row_stats *out) {
+    if (level < 0 || level > cattn_kernels_supported()) return 0;
+    decode_f16_statistics_level(level, src, dst, n, swap, out);
+    return 1;
 }
 
 void cattn_decode_bf16(const void *src, float *dst, size_t n, int swap) {

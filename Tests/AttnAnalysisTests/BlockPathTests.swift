@@ -1,6 +1,7 @@
 import Testing
 import Foundation
 import AttnCore
+import AttnLinalg
 import AttnTestSupport
 @testable import AttnReader
 @testable import AttnAnalysis
@@ -60,6 +61,35 @@ struct BlockPathTests {
             }
             #expect(seen == whole.values, "\(file) layer \(l)")
         }
+    }
+
+    @Test(
+        """
+        float16 row blocks read from the file carry each row's statistics when asked for, as the row-statistics kernel \
+        gives them on the values handed on (Fortran order is read whole, without them)
+        """,
+        arguments: float16Files.filter { !$0.contains("fortran") })
+    func float16Statistics(file: String) throws {
+        let s = try source(file)
+        var rows = 0
+        try s.visitBlocks(layer: 1, heads: 0..<s.headCount, workers: 1) { block, _ in
+            #expect(block.statistics == nil, "\(file): statistics not asked for")
+        }
+        try s.visitBlocks(layer: 1, heads: 0..<s.headCount, workers: 1, rowStatistics: true) { block, values in
+            let statistics = try #require(block.statistics, "\(file): no statistics")
+            for r in 0..<block.rows.count {
+                let kernel = RowKernels.statistics(
+                    UnsafeBufferPointer(rebasing: values[(r * s.keyCount)..<((r + 1) * s.keyCount)]))
+                let given = statistics[r]
+                #expect(
+                    (given.finite, given.nan, given.inf, given.negative, given.min, given.max)
+                        == (kernel.finite, kernel.nan, kernel.inf, kernel.negative, kernel.min, kernel.max)
+                        && abs(given.sum - kernel.sum) < 1e-12 && abs(given.entropy - kernel.entropy) < 2e-8,
+                    "\(file): head \(block.head), row \(block.rows.lowerBound + r)")
+                rows += 1
+            }
+        }
+        #expect(rows == s.headCount * s.queryCount)
     }
 
     @Test(

@@ -25,7 +25,9 @@ private final class SplittingSource: AttentionSource, @unchecked Sendable {
         LayerAttention(heads: headCount, queries: queryCount, keys: keyCount, values: layers[index])
     }
 
-    func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, _ body: RowBlockVisitor) throws {
+    func visitBlocks(layer index: Int, heads: Range<Int>, workers: Int, rowStatistics: Bool, _ body: RowBlockVisitor)
+        throws
+    {
         let values = layers[index]
         for h in heads {
             for (rows, worker) in plan[h] {

@@ -1,12 +1,13 @@
 import Foundation
 import Testing
+import AttnCore
 @testable import AttnLinalg
 @testable import AttnAnalysis
 
 /// The row-statistics kernels (portable, AVX2, AVX-512) against a float64 reference computed here with
 /// Foundation's log, on rows of every length up to 300 and some long ones, plain probability rows and rows
 /// holding NaN, ±Inf, negative values, −0, zeros and subnormals (which the vector kernels send from their
-/// fast pass to the careful one); and the softmax kernels the same way.
+/// fast pass to the careful one); float16 rows decoded with their statistics; and the softmax kernels the same way.
 @Suite("Row statistics kernels")
 struct RowKernelTests {
     struct Lcg {
@@ -63,6 +64,101 @@ struct RowKernelTests {
                 #expect(abs(s.sum - sum) <= 1e-12 * max(1, abs(sum)), "level \(level), n \(n)")
                 #expect(abs(s.entropy - entropy) < 1e-8, "level \(level), n \(n): \(s.entropy) vs \(entropy)")
                 #expect(s.entropy != 0 || s.entropy.sign == .plus, "level \(level), n \(n): −0 entropy")
+            }
+        }
+        #expect(checked[0] == 2 * lengths.count)
+        #expect(RowKernels.supportedLevel < 1 || checked[1] == 2 * lengths.count)
+        #expect(RowKernels.supportedLevel < 2 || checked[2] == 2 * lengths.count)
+    }
+
+    /// float16 bit patterns of every class: normal, subnormal, ±0, negative normal and subnormal, NaN (quiet,
+    /// signalling, negative), ±Inf, the largest finite value and the smallest normal.
+    static let float16Specials: [UInt16] = [
+        0x3C00, 0x0001, 0x03FF, 0x0000, 0x8000, 0xBC00, 0x8001, 0x7E00, 0x7C01, 0xFE00, 0x7C00, 0xFC00, 0x7BFF, 0x0400
+    ]
+
+    @Test(
+        """
+        float16 rows decoded with their statistics at every level: the values cattn_decode_f16 gives; counts, min and \
+        max exactly, sums to 1e-12 and the entropy to 1e-12 of a float64 reference (the table holds the exact terms); \
+        as the row-statistics kernel on the decoded row (entropy to 2e-8); the same from byte-swapped patterns and at \
+        every level
+        """)
+    func float16Rows() throws {
+        var random = Lcg(state: 2024)
+        var lengths = Array(0...300)
+        lengths += [511, 512, 1023, 1024, 1025, 4099]
+        var checked = [0, 0, 0]
+        for (trial, n) in (lengths + lengths).enumerated() {
+            // Softmax-like rows rounded to float16 (the small values become subnormals or 0), rows of zeros, rows of
+            // subnormals only; the second round with special patterns put in.
+            var row = (0..<n).map { _ in exp(12 * random.next() - 6) }
+            let total = row.reduce(0, +)
+            var patterns = row.map { Float16(Float($0 / total)).bitPattern }
+            if n % 50 == 7 { patterns = [UInt16](repeating: 0, count: n) }
+            if n % 50 == 13 { patterns = (0..<n).map { _ in UInt16(random.next() * 1024) } }
+            if trial >= lengths.count && n > 0 {
+                for _ in 0..<(1 + trial % 3) {
+                    patterns[Int(random.next() * Double(n))] =
+                        Self.float16Specials[Int(random.next() * Double(Self.float16Specials.count))]
+                }
+            }
+            row = patterns.map { Double(Float(Float16(bitPattern: $0))) }
+            var sum = 0.0, entropy = 0.0, lo = Double.infinity, hi = -Double.infinity
+            var finite = 0, nan = 0, inf = 0, negative = 0
+            for p in row {
+                if p.isNaN { nan += 1; continue }
+                if p.isInfinite { inf += 1; continue }
+                finite += 1
+                if p < 0 { negative += 1 }
+                lo = min(lo, p); hi = max(hi, p)
+                sum += p
+                if p > 0 { entropy -= p * log(p) }
+            }
+            let swapped = patterns.map(\.byteSwapped)
+            var first: RowStatistics?
+            for level in 0...2 {
+                var values = [Float](repeating: -1, count: n), fromSwapped = values
+                guard
+                    let s = patterns.withUnsafeBufferPointer({ p in
+                        values.withUnsafeMutableBufferPointer {
+                            RowKernels.decodeStatistics(float16: p, swapped: false, into: $0, kernels: level)
+                        }
+                    }),
+                    let t = swapped.withUnsafeBufferPointer({ p in
+                        fromSwapped.withUnsafeMutableBufferPointer {
+                            RowKernels.decodeStatistics(float16: p, swapped: true, into: $0, kernels: level)
+                        }
+                    })
+                else { continue }
+                checked[level] += 1
+                let at = "level \(level), n \(n), trial \(trial)"
+                #expect(
+                    zip(values, row).allSatisfy { Double($0) == $1 || ($0.isNaN && $1.isNaN) }, "\(at): values")
+                #expect(values.map(\.bitPattern) == fromSwapped.map(\.bitPattern), "\(at): swapped values")
+                #expect(
+                    s.finite == finite && s.nan == nan && s.inf == inf && s.negative == negative, "\(at): counts")
+                #expect(s.min == lo && s.max == hi, "\(at): \(s.min) \(s.max) vs \(lo) \(hi)")
+                #expect(abs(s.sum - sum) <= 1e-12 * max(1, abs(sum)), "\(at): \(s.sum) vs \(sum)")
+                #expect(abs(s.entropy - entropy) <= 1e-12 * max(1, abs(entropy)), "\(at): \(s.entropy) vs \(entropy)")
+                #expect(s.entropy != 0 || s.entropy.sign == .plus, "\(at): −0 entropy")
+                #expect(
+                    [t.sum, t.entropy, t.min, t.max] == [s.sum, s.entropy, s.min, s.max]
+                        && (t.finite, t.nan, t.inf, t.negative) == (s.finite, s.nan, s.inf, s.negative),
+                    "\(at): from swapped patterns")
+                let kernel = values.withUnsafeBufferPointer { RowKernels.statistics($0) }
+                #expect(
+                    (kernel.finite, kernel.nan, kernel.inf, kernel.negative) == (s.finite, s.nan, s.inf, s.negative)
+                        && kernel.min == s.min && kernel.max == s.max, "\(at): row-statistics kernel")
+                #expect(abs(kernel.sum - s.sum) <= 1e-12 * max(1, abs(sum)), "\(at): row-statistics kernel's sum")
+                // That kernel's logarithm is good to about 1e-8 of ln p: absolute for probabilities, relative for
+                // the few values far above 1.
+                #expect(
+                    abs(kernel.entropy - s.entropy) < 2e-8 * max(1, abs(s.entropy)),
+                    "\(at): row-statistics kernel's entropy \(kernel.entropy) vs \(s.entropy)")
+                // The levels sum the entropy's terms in the same order.
+                if let first { #expect(s.entropy == first.entropy, "\(at): entropy differs from level 0's") }
+                first = first ?? s
             }
         }
         #expect(checked[0] == 2 * lengths.count)

@@ -523,7 +523,7 @@ final class HDF5Tensor: StoredTensor {
         try out.withUnsafeMutableBufferPointer { target in
             let base = target.baseAddress!
             // Workers write disjoint rows of `out`.
-            try rows.visit(heads: 0..<matrices, workers: Workers.count) { block, values in
+            try rows.visit(heads: 0..<matrices, workers: Workers.count, rowStatistics: false) { block, values in
                 (base + (block.head * queries + block.rows.lowerBound) * keys).update(
                     from: values.baseAddress!, count: values.count)
             }

@@ -41,6 +41,13 @@ void cattn_row_statistics(const float *row, size_t n, cattn_row_stats *out);
 /// tests that compare them; returns 0 and leaves `out` alone when the CPU lacks that level.
 int cattn_row_statistics_at(int level, const float *row, size_t n, cattn_row_stats *out);
 
+/// cattn_decode_f16 of one row, and the statistics of the row decoded, as cattn_row_statistics gives them but
+/// for the entropy, whose terms −p·ln p come from a table of the 65,536 float16 values (libm's log in double),
+/// in one pass. The table is built on the first call (thread-safe).
+void cattn_decode_f16_statistics(const void *src, float *dst, size_t n, int swap, cattn_row_stats *out);
+/// The same with the kernels of `level`, as `cattn_row_statistics_at` (AVX-512 CPUs use the AVX2 version).
+int cattn_decode_f16_statistics_at(int level, const void *src, float *dst, size_t n, int swap, cattn_row_stats *out);
+
 /// In place: row[j] = exp(row[j] − max) / Σ for j < visible (max and Σ over those), row[j] = 0 for
 /// visible ≤ j < n. Σ is accumulated in double.
 void cattn_softmax_row(float *row, size_t visible, size_t n);
