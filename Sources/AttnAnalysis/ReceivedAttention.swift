@@ -56,7 +56,8 @@ public struct ReceivedAttention: Sendable, Equatable {
 /// workers). Memory H·K + workers·K values, and the blocks waiting (a few with the workers in step).
 public final class ColumnSums: @unchecked Sendable {
     private var sums: [Double]
-    private var partials: [[Double]]
+    /// Each worker's block sums, its own memory (written by that worker only, outside the lock).
+    private let partials: [UnsafeMutableBufferPointer<Double>]
     /// Per head: the first row not yet added, and the blocks' sums waiting for it, by their first row.
     private var nextRow: [Int]
     private var waiting: [[Int: (end: Int, columns: [Double])]]
@@ -66,7 +67,11 @@ public final class ColumnSums: @unchecked Sendable {
     public init(heads: Int, keys: Int, workers: Int) {
         self.keys = keys
         sums = [Double](repeating: 0, count: heads * keys)
-        partials = [[Double]](repeating: [Double](repeating: 0, count: keys), count: Swift.max(1, workers))
+        partials = (0..<Swift.max(1, workers)).map { _ in
+            let buffer = UnsafeMutableBufferPointer<Double>.allocate(capacity: keys)
+            buffer.initialize(repeating: 0)
+            return buffer
+        }
         nextRow = [Int](repeating: 0, count: heads)
         waiting = [[Int: (end: Int, columns: [Double])]](repeating: [:], count: heads)
     }
@@ -78,41 +83,39 @@ public final class ColumnSums: @unchecked Sendable {
         _ block: RowBlock, _ values: UnsafeBufferPointer<Float>, weight: ((Int) -> Double)? = nil,
         visible: (Int) -> Range<Int>
     ) {
-        partials[block.worker].withUnsafeMutableBufferPointer { columns in
-            columns.update(repeating: 0)
-            for (r, i) in block.rows.enumerated() {
-                let seen = visible(i).clamped(to: 0..<keys)
-                let row = UnsafeBufferPointer(
-                    rebasing: values[(r * keys + seen.lowerBound)..<(r * keys + seen.upperBound)])
-                let into = columns.baseAddress! + seen.lowerBound
-                if let weight {
-                    let w = weight(i)
-                    if w != 0 { for j in 0..<row.count { into[j] += w * Double(row[j]) } }
-                } else {
-                    RowKernels.accumulate(row, into: into)
-                }
+        let columns = partials[block.worker]
+        columns.update(repeating: 0)
+        for (r, i) in block.rows.enumerated() {
+            let seen = visible(i).clamped(to: 0..<keys)
+            let row = UnsafeBufferPointer(rebasing: values[(r * keys + seen.lowerBound)..<(r * keys + seen.upperBound)])
+            let into = columns.baseAddress! + seen.lowerBound
+            if let weight {
+                let w = weight(i)
+                if w != 0 { for j in 0..<row.count { into[j] += w * Double(row[j]) } }
+            } else {
+                RowKernels.accumulate(row, into: into)
             }
         }
         let h = block.head
         lock.lock()
         defer { lock.unlock() }
         guard block.rows.lowerBound == nextRow[h] else {
-            waiting[h][block.rows.lowerBound] = (block.rows.upperBound, partials[block.worker])
+            waiting[h][block.rows.lowerBound] = (block.rows.upperBound, Array(columns))
             return
         }
-        addInOrder(partials[block.worker], head: h)
+        addInOrder(UnsafeBufferPointer(columns), head: h)
         nextRow[h] = block.rows.upperBound
         while let next = waiting[h].removeValue(forKey: nextRow[h]) {
-            addInOrder(next.columns, head: h)
+            next.columns.withUnsafeBufferPointer { addInOrder($0, head: h) }
             nextRow[h] = next.end
         }
     }
 
     /// Adds `columns` (`[key]`) to head `head`'s sums (the caller holds the lock, or is alone).
-    private func addInOrder(_ columns: [Double], head: Int) {
+    private func addInOrder(_ columns: UnsafeBufferPointer<Double>, head: Int) {
         sums.withUnsafeMutableBufferPointer { all in
             let base = head * keys
-            for (j, value) in columns.enumerated() { all[base + j] += value }
+            for j in 0..<columns.count { all[base + j] += columns[j] }
         }
     }
 
@@ -120,9 +123,11 @@ public final class ColumnSums: @unchecked Sendable {
     public func add(_ columns: [Double], head: Int) {
         lock.lock()
         defer { lock.unlock() }
-        addInOrder(columns, head: head)
+        columns.withUnsafeBufferPointer { addInOrder($0, head: head) }
     }
 
     /// Head `h`'s sums, `[key]`.
     public func head(_ h: Int) -> [Double] { Array(sums[(h * keys)..<((h + 1) * keys)]) }
+
+    deinit { partials.forEach { $0.deallocate() } }
 }
