@@ -38,11 +38,12 @@ public struct ScoreRules: Sendable, Equatable {
         return Swift.max(0, i - w + 1)..<end
     }
 
-    /// Query rows per block when attention is recomputed a block of rows at a time: about 4 MiB of scores (at
-    /// least 16 rows, at most all), so that a block's product is a matrix product for BLAS, not a row at a time, and
-    /// a worker's buffer stays small at any length.
+    /// Query rows per block when attention is recomputed a block of rows at a time: about 1 MiB of scores, so that
+    /// a block's softmax reads its rows from cache rather than memory, and at least 32 rows (at most all), so that
+    /// each panel of keys read for a block serves 32 rows (`KeyPanels`); a worker's buffer stays small at any length.
+    /// Measured on 2 cores at 4096 and 8192 tokens: 256 Ki scores a block as fast as 128 Ki, 6% faster than 1 Mi.
     public static func rowsPerBlock(positions s: Int) -> Int {
-        Swift.min(Swift.max(s, 1), Swift.max(16, (1 << 20) / Swift.max(s, 1)))
+        Swift.min(Swift.max(s, 1), Swift.max(32, (1 << 18) / Swift.max(s, 1)))
     }
 
     /// The bytes a whole layer of recomputed attention holds: H × S × S float32, and as much again for its scores

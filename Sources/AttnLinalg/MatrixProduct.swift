@@ -4,8 +4,9 @@ import AttnCore
     import Glibc
 #endif
 
-/// The one entry point for matrix products: OpenBLAS `cblas_sgemm`, with dimensions checked
-/// against OpenBLAS's 32-bit integers. The corresponding C call is `cblas_sgemm`.
+/// The one entry point for BLAS's matrix products: OpenBLAS `cblas_sgemm`, with dimensions checked
+/// against OpenBLAS's 32-bit integers. The corresponding C call is `cblas_sgemm`. (Recomputed attention's scores,
+/// block by block, come from `KeyPanels` instead, which calls this only on CPUs without AVX2.)
 public enum MatrixProduct {
     /// `C = alpha · A · op(B)`, all row-major. `A` is `m×k`, `op(B)` is `k×n`
     /// (`B` is `n×k` when `transposeB`); C's rows are `rowStride` floats apart (default `n`).

@@ -131,3 +131,110 @@ struct MatrixProductTests {
         }
     }
 }
+
+/// Scores from packed keys (`KeyPanels`, the AVX2 kernel of recomputed attention) against the float64 product:
+/// tiles cut by the rows (not a multiple of 6), by the key range (not on a panel of 16) and by the key count (the
+/// last panel padded); lengths d from 1 to 128; nothing outside the range written.
+@Suite("Score blocks from packed keys")
+struct KeyPanelTests {
+    /// A block's scores through `KeyPanels` (or, with `level`, the kernel of that level, nil when this CPU lacks
+    /// it), into rows of `stride` floats that start as −7.
+    private func scores(
+        _ c: MatrixProductTests.Case, range: Range<Int>, stride: Int, scale: Float, panels: KeyPanels?, level: Int?
+    ) -> [Float]? {
+        var out = [Float](repeating: -7, count: c.m * stride)
+        let done = c.a.withUnsafeBufferPointer { q in
+            c.b.withUnsafeBufferPointer { k in
+                out.withUnsafeMutableBufferPointer { o in
+                    if let level {
+                        return KeyPanels.scores(
+                            queries: q.baseAddress!, rows: c.m, keys: k.baseAddress!, keyCount: c.n, range: range,
+                            dim: c.k, scale: scale, into: o.baseAddress!, rowStride: stride, kernels: level)
+                    }
+                    panels!.scores(
+                        queries: q.baseAddress!, rows: c.m, keys: k.baseAddress!, keyCount: c.n, range: range,
+                        dim: c.k, scale: scale, into: o.baseAddress!, rowStride: stride)
+                    return true
+                }
+            }
+        }
+        return done ? out : nil
+    }
+
+    /// Whether `out` holds scale × the product in `range` (to float32 accuracy) and −7 everywhere else.
+    private func holds(
+        _ out: [Float], _ c: MatrixProductTests.Case, range: Range<Int>, stride: Int, scale: Float
+    ) -> Bool {
+        let bound = Double(c.k) * 0x1p-24 * 2
+        for i in 0..<c.m {
+            for j in 0..<stride {
+                let got = Double(out[i * stride + j])
+                if !range.contains(j) {
+                    if got != -7 { return false }
+                    continue
+                }
+                let e = c.expected[i * c.n + j], g = c.magnitude[i * c.n + j]
+                if !(abs(got - Double(scale) * e) <= Double(scale) * (bound * g) + 1e-30) { return false }
+            }
+        }
+        return true
+    }
+
+    @Test(
+        "every cut of rows, keys and length equals the float64 product, and nothing outside the range is written",
+        arguments: [1, 3, 8, 64, 80, 128])
+    func cuts(dim: Int) throws {
+        let panels = KeyPanels()
+        var seed: UInt64 = 100
+        for m in [1, 5, 6, 7, 13, 64] {
+            for n in [1, 15, 16, 17, 100] {
+                seed += 1
+                let c = MatrixProductTests.Case(m: m, n: n, k: dim, transposeB: true, seed: seed)
+                let ranges = [0..<n, 1..<n, 0..<(n - 1), (n / 3)..<(2 * n / 3 + 1), (n - 1)..<n].filter {
+                    !$0.isEmpty && $0.lowerBound >= 0 && $0.upperBound <= n
+                }
+                for range in ranges {
+                    let stride = n + 5
+                    let out = try #require(
+                        scores(c, range: range, stride: stride, scale: 0.125, panels: panels, level: nil))
+                    #expect(
+                        holds(out, c, range: range, stride: stride, scale: 0.125), "\(m)×\(dim) · \(n) keys, \(range)")
+                    // The AVX2 kernel itself, when this CPU has it (the instance above uses BLAS without it).
+                    if let vector = scores(c, range: range, stride: stride, scale: 0.125, panels: nil, level: 1) {
+                        #expect(holds(vector, c, range: range, stride: stride, scale: 0.125))
+                    }
+                }
+            }
+        }
+        // The portable kernels have no such kernel: the caller is told, and nothing is written.
+        let c = MatrixProductTests.Case(m: 2, n: 3, k: dim, transposeB: true, seed: 1)
+        #expect(scores(c, range: 0..<3, stride: 3, scale: 1, panels: nil, level: 0) == nil)
+    }
+
+    @Test("keys packed once serve every head that shares them; other keys, or forget(), pack afresh")
+    func reuse() throws {
+        let a = MatrixProductTests.Case(m: 7, n: 40, k: 64, transposeB: true, seed: 7)
+        let b = MatrixProductTests.Case(m: 7, n: 40, k: 64, transposeB: true, seed: 8)
+        let panels = KeyPanels()
+        for c in [a, a, b, a] {
+            let out = try #require(scores(c, range: 0..<40, stride: 40, scale: 1, panels: panels, level: nil))
+            #expect(holds(out, c, range: 0..<40, stride: 40, scale: 1))
+        }
+        // A new layer's keys written where the last one's were: forget() makes the panels packed again.
+        var keys = a.b, out = [Float](repeating: 0, count: 7 * 40)
+        for c in [a, b] {
+            keys.withUnsafeMutableBufferPointer { k in
+                _ = k.initialize(from: c.b)
+                panels.forget()
+                c.a.withUnsafeBufferPointer { q in
+                    out.withUnsafeMutableBufferPointer { o in
+                        panels.scores(
+                            queries: q.baseAddress!, rows: 7, keys: UnsafePointer(k.baseAddress!), keyCount: 40,
+                            range: 0..<40, dim: 64, scale: 1, into: o.baseAddress!, rowStride: 40)
+                    }
+                }
+            }
+            #expect(holds(out, c, range: 0..<40, stride: 40, scale: 1))
+        }
+    }
+}

@@ -60,6 +60,21 @@ void cattn_softmax_row_statistics(float *row, size_t visible, size_t n, cattn_ro
 /// The same with the kernels of `level`, as `cattn_row_statistics_at` (AVX-512 CPUs use the AVX2 version).
 int cattn_softmax_row_statistics_at(int level, float *row, size_t visible, size_t n, cattn_row_stats *out);
 
+/// Keys packed for cattn_score_block: the floats `out` needs for `n` keys of `d` floats (whole panels of 16 keys).
+size_t cattn_packed_keys_floats(size_t n, size_t d);
+/// Packs the `n` keys of `d` floats at `k` (row-major) into panels of 16 keys, each d × 16 floats (key fastest),
+/// the last panel padded with zeros.
+void cattn_pack_keys(const float *k, size_t n, size_t d, float *out);
+/// out[i·ldc + j] = scale · Σ_p q[i·d + p] · k[j·d + p] for i < rows and first ≤ j < last, from the keys packed by
+/// cattn_pack_keys; nothing else of `out` is written. The products are summed in float, one FMA each, in the
+/// order of p. AVX2 + FMA only: returns 0 and writes nothing when the kernels in use are the portable ones
+/// (the caller then uses BLAS).
+int cattn_score_block(const float *q, size_t rows, size_t d, const float *packed, size_t first, size_t last,
+                      float scale, float *out, size_t ldc);
+/// The same with the kernels of `level`, as `cattn_row_statistics_at`.
+int cattn_score_block_at(int level, const float *q, size_t rows, size_t d, const float *packed, size_t first,
+                         size_t last, float scale, float *out, size_t ldc);
+
 /// Σ_b row[b]·|from − b| over b < n, in double (the mean attention distance of a row of a sequence).
 double cattn_distance_sum(const float *row, size_t n, size_t from);
 
