@@ -312,6 +312,21 @@ struct LongContextCLITests {
         #expect(r.stderr.contains("--pool"), "\(r.stderr)")
     }
 
+    @Test(
+        "entropy --max-memory 12M: the layers × heads table of mean row entropies equals numpy's, as stats gives it",
+        arguments: ["qk_2048.h5", "qk_2048_window.h5"])
+    func streamedEntropy(file: String) throws {
+        let scratch = try Scratch()
+        let r = try Run(["entropy", Self.long(file), "--max-memory", "12M", "-o", scratch.file("e.npy"), "-q"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let table = try readFloat32NPY(scratch.file("e.npy"))
+        let expected = try Fixtures.json("synthetic/long/expected.json")[file]["entropy"].doubles
+        #expect(table.shape == [1, expected.count], "\(table.shape)")
+        for (h, want) in expected.enumerated() {
+            #expect(abs(Double(table.values[h]) - want) <= 1e-5, "\(file) head \(h): \(table.values[h]) vs \(want)")
+        }
+    }
+
     @Test("verify under the same limit: every check passes, each row read in a block (causal: nothing after the query)")
     func streamedVerify() throws {
         let r = try Run(["verify", Self.long("qk_2048_window.h5"), "--max-memory", "12M", "-q"])
