@@ -8,6 +8,40 @@ public struct MapWriter {
     public enum Scale: Equatable, Sendable {
         case fixed(ValueRange)
         case shared
+        /// The `low` and `high` percentiles (0...100) of each map's cells, or with `shared` of every tile's together:
+        /// the cells beyond them get the ends of the scale.
+        case percentiles(low: Double, high: Double, shared: Bool)
+
+        /// One scale for every tile of a montage.
+        var isShared: Bool {
+            switch self {
+            case .fixed, .shared: true
+            case .percentiles(_, _, let shared): shared
+            }
+        }
+
+        /// Parses `LO:HI`, `shared`, `pLO:pHI` (percentiles, 0 ≤ LO < HI ≤ 100) or `shared:pLO:pHI`.
+        public init?(argument: String) {
+            if argument == "shared" {
+                self = .shared
+                return
+            }
+            if let r = ValueRange(argument: argument) {
+                self = .fixed(r)
+                return
+            }
+            var text = Substring(argument), shared = false
+            if text.hasPrefix("shared:") {
+                shared = true
+                text = text.dropFirst("shared:".count)
+            }
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, parts.allSatisfy({ $0.hasPrefix("p") }),
+                let lo = Double(parts[0].dropFirst()), let hi = Double(parts[1].dropFirst()), lo >= 0, lo < hi,
+                hi <= 100
+            else { return nil }
+            self = .percentiles(low: lo, high: hi, shared: shared)
+        }
     }
 
     /// A patch grid blended over the picture the network saw.
@@ -87,13 +121,14 @@ public struct MapWriter {
     /// are, in the note.
     public func write(
         _ map: Matrix, what: String, input: String, otherInputs: [String] = [], patchGrid: Bool = false,
-        outline: Matrix? = nil,
+        prefix: Int = 0, outline: Matrix? = nil,
         labels: [String]? = nil, columnLabels keyLabels: [String]? = nil, labelled: String = "the tokens"
     ) throws {
         let inputs = [input] + otherInputs
         if let overlay = overlay?.picture {
             precondition(patchGrid, "--overlay is refused by validate() for maps that are not patch grids")
-            return try writeOverlay(map, over: overlay, what: what, inputs: inputs, outline: outline)
+            return try writeOverlay(
+                map, over: overlay, what: what, inputs: inputs, outline: outline, patchPrefix: prefix)
         }
         let lower = output.lowercased()
         if lower.hasSuffix(".npy") {
@@ -104,6 +139,7 @@ public struct MapWriter {
         guard let range = scale(for: [map]) else {
             throw AttnError(.analysis, file: output, "cannot draw \(what): the map holds no finite values")
         }
+        noteOutlier(in: map, what: what, patchPrefix: patchGrid ? prefix : nil)
         let bad = map.nonFiniteCount
         if bad > 0 { note("\(what): \(bad) NaN or infinite values drawn at the low end of the scale") }
         if lower.hasSuffix(".svg") {
@@ -148,10 +184,17 @@ public struct MapWriter {
         )
     }
 
-    /// The scale of a picture made of `maps`: `--range LO:HI`, or their common min and max (one map, or
+    /// The scale of a picture made of `maps`: `--range LO:HI`, their percentiles (`--range pLO:pHI`; their min and
+    /// max when every cell between the two is the same value), or their common min and max (one map, or
     /// `--range shared`); nil when they hold no finite value.
     public func scale(for maps: [Matrix]) -> ValueRange? {
-        if case .fixed(let r) = scale { return r }
+        switch scale {
+        case .fixed(let r): return r
+        case .percentiles(let low, let high, _):
+            guard let r = MapRange.percentiles(of: maps, low: low, high: high) else { return nil }
+            if r.high > r.low { return r }
+        case .shared, nil: break
+        }
         let ranges = maps.compactMap(ValueRange.of)
         guard let first = ranges.first else { return nil }
         return ranges.dropFirst().reduce(first) {
@@ -166,12 +209,12 @@ public struct MapWriter {
         if format.hasSuffix(".svg") {
             return "a montage is a picture: write .png, .ppm or .pgm (SVG is for one matrix with token labels)"
         }
-        if legend && scale == nil && !format.hasSuffix(".npy") { return Self.montageLegendProblem }
+        if legend && scale?.isShared != true && !format.hasSuffix(".npy") { return Self.montageLegendProblem }
         return nil
     }
 
     static let montageLegendProblem =
-        "--legend on a montage needs one scale for every tile: add --range shared or --range LO:HI"
+        "--legend on a montage needs one scale for every tile: add --range shared, shared:p1:p99 or LO:HI"
 
     /// Several maps of one shape as one picture, a labelled tile each (`columns` per row), or as one
     /// `.npy` of shape `shape + [rows, columns]`. Each tile has its own scale unless `--range` gives one.
@@ -192,7 +235,7 @@ public struct MapWriter {
             )
             return
         }
-        let shared = scale == nil ? nil : self.scale(for: tiles.map(\.map))
+        let shared = scale?.isShared == true ? self.scale(for: tiles.map(\.map)) : nil
         if legend && shared == nil { throw AttnError(.output, file: output, Self.montageLegendProblem) }
         let colour = pictureColormap
         let factor = montageZoom(rows: rows, columns: cols, labels: tiles.map(\.label), tileColumns: columns)
@@ -205,16 +248,18 @@ public struct MapWriter {
             channels: colour == nil ? 1 : 3,
             columns: columns, labelScale: rows * factor >= 128 ? 2 : 1
         ) { i in
-            guard let r = shared ?? ValueRange.of(tiles[i].map) else {
+            guard let r = shared ?? self.scale(for: [tiles[i].map]) else {
                 throw AttnError(
                     .analysis, file: output, "cannot draw \(tiles[i].label): the map holds no finite values")
             }
             return Image(map: tiles[i].map, range: r, colormap: colour).zoomed(by: factor)
         }
         try save(shared.map { withLegend(image, range: $0, colormap: colour) } ?? image, protecting: [input])
+        noteOutliers(in: tiles, what: what)
         let scaleNote =
             shared.map { "one range \($0.low)...\($0.high)" }
-            ?? "each tile its own min–max range (--range shared for one)"
+            ?? (scale == nil
+                ? "each tile its own min–max range (--range shared for one)" : "each tile its own percentile range")
         note("wrote \(output): \(what), \(tiles.count) tiles of \(rows)×\(cols) at zoom \(factor), \(scaleNote)")
     }
 
@@ -298,9 +343,9 @@ public struct MapWriter {
         note("wrote \(output): \(what), \(kept) of \(mask.values.count) patches kept")
     }
 
-    private func writeOverlay(_ map: Matrix, over picturePath: String, what: String, inputs: [String], outline: Matrix?)
-        throws
-    {
+    private func writeOverlay(
+        _ map: Matrix, over picturePath: String, what: String, inputs: [String], outline: Matrix?, patchPrefix: Int
+    ) throws {
         let picture = try ImageFile.read(picturePath)
         if self.overlay?.fit != .stretch,
             let problem = Overlay.misfit(
@@ -311,6 +356,7 @@ public struct MapWriter {
         guard let range = scale(for: [map]) else {
             throw AttnError(.analysis, file: output, "cannot draw \(what): the map holds no finite values")
         }
+        noteOutlier(in: map, what: what, patchPrefix: patchPrefix)
         var image = Overlay.blend(
             map, over: picture, range: range, colormap: colormap, alpha: self.overlay?.alpha ?? 0.5,
             resample: self.overlay?.resample ?? .bilinear)
@@ -328,6 +374,49 @@ public struct MapWriter {
             wrote \(output): \(what) over \(picturePath) (\(picture.width)×\(picture.height), \
             \((self.overlay?.resample ?? .bilinear).rawValue), alpha \(self.overlay?.alpha ?? 0.5)), range \
             \(range.low)...\(range.high)
+            """
+        )
+    }
+
+    /// Says on stderr when a min–max scale (no `--range`, or `shared`) is spoilt by one cell far above the rest
+    /// (`MapRange.outlier`), naming it: as a token of the patch grid when `patchPrefix` is given (the tokens before
+    /// the grid's cells).
+    private func noteOutlier(in map: Matrix, what: String, patchPrefix: Int?) {
+        guard scale == nil || scale == .shared, let o = MapRange.outlier(in: map) else { return }
+        let cell =
+            if let patchPrefix {
+                "token \(patchPrefix + o.row * map.columns + o.column) (patch row \(o.row), column \(o.column))"
+            } else if map.rows == 1 {
+                "key \(o.column)"
+            } else {
+                "query \(o.row), key \(o.column)"
+            }
+        let percent = Int((o.share * 100).rounded(.up))
+        note(
+            """
+            \(what): the brightest cell, \(cell) at \(o.value), stands far above the rest (99th percentile \
+            \(o.percentile99)): min–max scaling draws 99% of the map in the lowest \(percent)% of the colours; \
+            --range p1:p99 scales to percentiles
+            """
+        )
+    }
+
+    /// `noteOutlier` for a montage: the tiles whose own min–max scale is spoilt, or, with `--range shared`, whether
+    /// the brightest cell of them all spoils the shared one.
+    private func noteOutliers(in tiles: [(label: String, map: Matrix)], what: String) {
+        let spoilt: [String]
+        switch scale {
+        case nil: spoilt = tiles.filter { MapRange.outlier(in: $0.map) != nil }.map(\.label)
+        case .shared: spoilt = MapRange.outlier(in: tiles.map(\.map)) == nil ? [] : ["every tile (one scale)"]
+        default: return
+        }
+        guard !spoilt.isEmpty else { return }
+        let named = spoilt.prefix(3).joined(separator: "; ") + (spoilt.count > 3 ? "; …" : "")
+        note(
+            """
+            \(what): \(scale == nil ? "\(spoilt.count) of \(tiles.count) tiles" : "the montage") (\(named)) have a \
+            cell far above the rest, which draws 99% of their cells in the lowest third of the colours or less; \
+            --range p1:p99 scales each tile to its percentiles, shared:p1:p99 all of them to theirs
             """
         )
     }

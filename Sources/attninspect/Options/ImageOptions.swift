@@ -17,8 +17,10 @@ struct PictureOptions: ParsableArguments {
         parsing: .unconditional,
         help:
             """
-            Map LO:HI to the ends of the scale (default: each map's own min and max), or shared: one scale, the \
-            common min and max, for every tile of a montage.
+            Map LO:HI to the ends of the scale (default: each map's own min and max); pLO:pHI: each map's \
+            percentiles, e.g. p1:p99 (cells beyond them get the ends: one outlier token no longer leaves the rest \
+            one colour); shared: one scale, the common min and max, for every tile of a montage; shared:pLO:pHI: \
+            the percentiles of all the tiles' cells.
             """
     )
     var range: MapWriter.Scale?

@@ -80,17 +80,7 @@ struct MapSelectionOptions: ParsableArguments {
 }
 
 /// `--range LO:HI`, or `--range shared`: one scale for every tile of a montage (their common min and max).
-extension MapWriter.Scale: ExpressibleByArgument {
-    public init?(argument: String) {
-        if argument == "shared" {
-            self = .shared
-        } else if let r = ValueRange(argument: argument) {
-            self = .fixed(r)
-        } else {
-            return nil
-        }
-    }
-}
+extension MapWriter.Scale: ExpressibleByArgument {}
 
 extension OpenedDump {
     /// A head fusion, with a head index checked against the dump.

@@ -103,13 +103,14 @@ extension AttnInspect {
             }
             let what = "layer \(l), \(fusion), token \(grid.token) → \(patchGrid) grid"
             guard let threshold else {
-                return try image.writer(blend).write(map, what: what, input: input.file, patchGrid: true)
+                return try image.writer(blend).write(
+                    map, what: what, input: input.file, patchGrid: true, prefix: prefix)
             }
             let mask = try opened.analysing { try AttentionMask.keeping(map, mass: threshold) }
             if blend.overlay != nil {
                 try image.writer(blend).write(
                     map, what: what + ", outline of the \(threshold) mass mask", input: input.file, patchGrid: true,
-                    outline: mask)
+                    prefix: prefix, outline: mask)
             } else {
                 try image.writer(blend).writeMask(
                     mask, what: what + ", mask of the top \(threshold) of the attention mass", input: input.file)

@@ -275,7 +275,9 @@ extension OpenedDump {
                 columnLabels: source.keyTokens)
         }
         let map = try analysing { try patch.grid.extract(from: row, token: 0, prefix: patch.prefix) }
-        try writer.write(map, what: what + ", token \(token) → \(patch.grid) grid", input: input, patchGrid: true)
+        try writer.write(
+            map, what: what + ", token \(token) → \(patch.grid) grid", input: input, patchGrid: true,
+            prefix: patch.prefix)
     }
 
     /// `requested`, else grid for a vision dump (or with an overlay) and matrix otherwise; the choice and its
