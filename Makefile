@@ -5,7 +5,7 @@ BIN ?= .build/release/attninspect
 # What install, man and completions build first; CI's install check sets BUILD_FIRST=build with the debug BIN.
 BUILD_FIRST ?= release
 
-.PHONY: deps build release demo test lint pictures check-pictures check-readme hostile attack-sweep install man completions fuzz mutate sanitize-address sanitize-thread ci-hardening clean
+.PHONY: deps build release demo test test-browser lint pictures check-pictures check-readme hostile attack-sweep install man completions fuzz mutate sanitize-address sanitize-thread ci-hardening clean
 
 deps:
 	@scripts/install-deps.sh
@@ -45,6 +45,16 @@ demo: release
 test: deps
 	@scripts/install-deps.sh --test
 	ATTNINSPECT_REQUIRE_PYTHON=1 $(SWIFT) test
+
+# The report's browser tests (Tests/Browser/test_report.py): a real headless Chromium (Debian's chromium package)
+# driven by Playwright, installed from PyPI in a venv outside the repository ($(BROWSER_VENV)) when missing.
+BROWSER_VENV ?= $(HOME)/.cache/attninspect/browser-venv
+test-browser: deps
+	@scripts/install-deps.sh --browser
+	@[ -x $(BROWSER_VENV)/bin/python ] && $(BROWSER_VENV)/bin/python -c 'import playwright' 2>/dev/null || \
+		{ python3 -m venv $(BROWSER_VENV) && $(BROWSER_VENV)/bin/pip install -q playwright; }
+	$(SWIFT) build
+	$(BROWSER_VENV)/bin/python Tests/Browser/test_report.py --bin .build/debug/attninspect --chromium /usr/bin/chromium
 
 # The source layout: swift-format's lint with the checked-in .swift-format (4-space indent, lines of at most 120
 # characters), and a line-length check for what it cannot wrap (string literals). `swift format -i -r Sources Tests

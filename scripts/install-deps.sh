@@ -5,8 +5,10 @@
 set -euo pipefail
 
 # With --test, also Debian's python3 with numpy and h5py: the exporters' live self-test runs under /usr/bin/python3.
+# With --browser, Debian's chromium and python3-venv (make test-browser installs Playwright from PyPI in a venv).
 packages=(libhdf5-dev libopenblas-pthread-dev zlib1g-dev libdeflate-dev pkg-config)
 if [[ "${1:-}" == "--test" ]]; then packages+=(python3-numpy python3-h5py); fi
+if [[ "${1:-}" == "--browser" ]]; then packages=(chromium python3-venv); fi
 
 need=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

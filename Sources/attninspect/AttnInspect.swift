@@ -21,7 +21,7 @@ struct AttnInspect: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             Info.self, Stats.self, Rollout.self, Flow.self, Heads.self, Heatmap.self, Grid.self, Entropy.self,
-            Show.self, Tokens.self, Diff.self, Verify.self, Merge.self
+            Show.self, Tokens.self, Diff.self, Verify.self, Merge.self, Report.self
         ]
     )
 

@@ -1,0 +1,444 @@
+/// The style and script of `attninspect report`'s page (`ReportPage`): plain JavaScript and CSS, no library, every
+/// string from the file put in the page as text (`textContent`), never as markup.
+///
+/// Views, all showing the selection (a layer, a head or the mean of the heads, a query token):
+/// - overview: the `stats` table (sortable by any column, numbers as `stats` prints them) and the entropy grid
+///   (layers × heads); a click on a row or a cell selects that layer and head;
+/// - head view (bertviz's): the tokens in two columns, a line from each query to each key weighted by attention,
+///   a colour per head, heads toggled; hovering a query shows only its lines, and its values;
+/// - model view: every layer × head as a thumbnail on one colour scale; a click selects it;
+/// - matrix view: the attention of the layer and head (or mean) with token labels, the value under the pointer.
+/// Keys: ↑ ↓ layer, ← → head, Shift ← → query token. Colour scales: the 1st to 99th percentile by default
+/// (`--range p1:p99`), or min–max.
+enum ReportScript {
+    static let style = #"""
+        :root { color-scheme: light; --fg: #1a1a1a; --muted: #555; --line: #ccc; --accent: #0b57d0; }
+        body { font: 14px/1.4 system-ui, sans-serif; color: var(--fg); background: #fff; margin: 0; }
+        header { padding: 8px 16px; border-bottom: 1px solid var(--line); display: flex; flex-wrap: wrap; gap: 12px;
+          align-items: center; position: sticky; top: 0; background: #fff; z-index: 2; }
+        header h1 { font-size: 16px; margin: 0; word-break: break-all; }
+        header label { color: var(--muted); }
+        nav button { font: inherit; padding: 4px 10px; border: 1px solid var(--line); background: #f4f4f4;
+          border-radius: 4px; cursor: pointer; color: var(--fg); }
+        nav button[aria-selected="true"] { background: var(--accent); color: #fff; border-color: var(--accent); }
+        main { padding: 12px 16px; }
+        section[hidden] { display: none; }
+        #selection { font-weight: 600; }
+        table.stats { border-collapse: collapse; font-variant-numeric: tabular-nums; }
+        table.stats th, table.stats td { padding: 2px 8px; border-bottom: 1px solid #eee; text-align: right; }
+        table.stats th button { font: inherit; font-weight: 600; background: none; border: 0; cursor: pointer;
+          color: var(--fg); padding: 0; }
+        table.stats tr.selected td { background: #dce8fb; }
+        table.stats tbody tr { cursor: pointer; }
+        .scroll { max-height: 60vh; overflow: auto; border: 1px solid var(--line); }
+        .grid { border-collapse: collapse; }
+        .grid td { width: 22px; height: 22px; border: 1px solid #fff; cursor: pointer; padding: 0; }
+        .grid td.selected { outline: 2px solid #000; outline-offset: -2px; }
+        .grid th { font-weight: normal; color: var(--muted); font-size: 12px; padding: 0 4px; }
+        .row { display: flex; flex-wrap: wrap; gap: 24px; align-items: flex-start; }
+        .tokens { display: flex; gap: 0; position: relative; }
+        .tokens .column { display: flex; flex-direction: column; }
+        .tok { white-space: pre; padding: 0 6px; height: 18px; line-height: 18px; cursor: default; font-size: 13px;
+          max-width: 16em; overflow: hidden; text-overflow: ellipsis; }
+        .tok.active { background: #ffe9a8; }
+        .column.queries .tok { text-align: right; }
+        #hv-values { font-variant-numeric: tabular-nums; min-width: 14em; }
+        #hv-values li { white-space: pre; }
+        .heads { display: flex; flex-wrap: wrap; gap: 6px; margin: 6px 0; }
+        .heads label { display: inline-flex; align-items: center; gap: 3px; padding: 1px 6px; border-radius: 3px;
+          color: #fff; font-size: 12px; }
+        #model-grid { display: grid; gap: 3px; }
+        #model-grid canvas { width: 64px; height: 64px; image-rendering: pixelated; cursor: pointer;
+          border: 2px solid transparent; }
+        #model-grid canvas.selected { border-color: #000; }
+        #matrix-canvas { image-rendering: pixelated; border: 1px solid var(--line); }
+        #matrix-box { justify-content: start; }
+        #matrix-queries .tok { text-align: right; }
+        .wide { max-width: 100%; overflow: auto; }
+        #matrix-readout { font-variant-numeric: tabular-nums; min-height: 1.4em; white-space: pre; }
+        .muted { color: var(--muted); }
+        @media (max-width: 700px) { main { padding: 8px; } header { padding: 6px 8px; } .tok { max-width: 8em; } }
+        """#
+
+    static let script = #"""
+        (function () {
+        'use strict';
+        const D = JSON.parse(document.getElementById('attninspect-data').textContent);
+        const el = (tag, attrs, text) => {
+          const e = document.createElement(tag);
+          for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+          if (text !== undefined) e.textContent = text;
+          return e;
+        };
+        function bytes(b64) {
+          const bin = atob(b64), out = new Uint8Array(bin.length);
+          for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+          return out;
+        }
+        function half(h) {
+          const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 31, f = h & 1023;
+          if (e === 0) return s * f * Math.pow(2, -24);
+          if (e === 31) return f ? NaN : s * Infinity;
+          return s * (1 + f / 1024) * Math.pow(2, e - 15);
+        }
+        function float16(b64) {
+          const b = bytes(b64), out = new Float32Array(b.length / 2);
+          for (let i = 0; i < out.length; i++) out[i] = half(b[2 * i] | (b[2 * i + 1] << 8));
+          return out;
+        }
+        const att = D.arrays.attention, [NL, NH, Q, K] = att.shape, A = float16(att.base64);
+        const tokens = D.tokens || Array.from({length: Q}, (_, i) => String(i));
+        const keyTokens = D.key_tokens || (Q === K ? tokens : Array.from({length: K}, (_, i) => String(i)));
+        const state = {layer: 0, head: 0, token: 0, range: 'robust', colormap: 'viridis', hover: -1};
+        const headNames = D.heads.map(String);
+        // The map of layer index li and head index hi (-1: the mean of the embedded heads), Q × K.
+        const cache = new Map();
+        function map(li, hi) {
+          const key = li + ':' + hi;
+          if (cache.has(key)) return cache.get(key);
+          const size = Q * K;
+          let m;
+          if (hi >= 0) {
+            m = A.subarray((li * NH + hi) * size, (li * NH + hi + 1) * size);
+          } else {
+            m = new Float32Array(size);
+            for (let h = 0; h < NH; h++) {
+              const part = A.subarray((li * NH + h) * size, (li * NH + h + 1) * size);
+              for (let i = 0; i < size; i++) m[i] += part[i];
+            }
+            for (let i = 0; i < size; i++) m[i] /= NH;
+          }
+          cache.set(key, m);
+          return m;
+        }
+        // numpy.percentile's default: linear interpolation between the closest ranks, finite values only.
+        function percentile(sorted, p) {
+          const h = (sorted.length - 1) * p / 100, lo = Math.floor(h), hi = Math.min(lo + 1, sorted.length - 1);
+          return sorted[lo] + (h - lo) * (sorted[hi] - sorted[lo]);
+        }
+        function range(values) {
+          const finite = Array.from(values).filter(Number.isFinite);
+          if (!finite.length) return [0, 1];
+          finite.sort((a, b) => a - b);
+          let lo = finite[0], hi = finite[finite.length - 1];
+          if (state.range === 'robust') {
+            const a = percentile(finite, 1), b = percentile(finite, 99);
+            if (b > a) { lo = a; hi = b; }
+          }
+          return [lo, hi];
+        }
+        function colour(v, r) {
+          const table = D.colormaps[state.colormap];
+          let t = r[1] > r[0] ? (v - r[0]) / (r[1] - r[0]) : 0;
+          t = Number.isFinite(t) ? Math.min(1, Math.max(0, t)) : 0;
+          const i = Math.round(t * 255) * 3;
+          return [table[i], table[i + 1], table[i + 2]];
+        }
+        function draw(canvas, values, rows, columns, r) {
+          canvas.width = columns; canvas.height = rows;
+          const ctx = canvas.getContext('2d'), img = ctx.createImageData(columns, rows);
+          for (let i = 0; i < rows * columns; i++) {
+            const [cr, cg, cb] = colour(values[i], r);
+            img.data[4 * i] = cr; img.data[4 * i + 1] = cg; img.data[4 * i + 2] = cb; img.data[4 * i + 3] = 255;
+          }
+          ctx.putImageData(img, 0, 0);
+        }
+        const fmt = v => Number.isFinite(v) ? v.toFixed(4) : String(v);
+        const headLabel = hi => hi < 0 ? 'mean' : 'head ' + headNames[hi];
+
+        // ---- page structure
+        const header = el('header');
+        header.append(el('h1', {}, 'attninspect: ' + D.file));
+        const nav = el('nav', {role: 'tablist'});
+        const views = [['overview', 'Overview'], ['head-view', 'Head view'], ['model-view', 'Model view'],
+                       ['matrix-view', 'Matrix']];
+        const sections = {};
+        const main = el('main');
+        for (const [id, name] of views) {
+          const b = el('button', {role: 'tab', id: 'tab-' + id, 'aria-controls': id}, name);
+          b.addEventListener('click', () => show(id));
+          nav.append(b);
+          const s = el('section', {id: id, role: 'tabpanel', 'aria-labelledby': 'tab-' + id});
+          sections[id] = s;
+          main.append(s);
+        }
+        header.append(nav);
+        const selection = el('span', {id: 'selection', 'aria-live': 'polite'});
+        header.append(selection);
+        const rangeSelect = el('select', {id: 'range', 'aria-label': 'colour range'});
+        rangeSelect.append(el('option', {value: 'robust'}, 'range p1:p99'),
+                           el('option', {value: 'minmax'}, 'range min–max'));
+        const mapSelect = el('select', {id: 'colormap', 'aria-label': 'colormap'});
+        for (const name of Object.keys(D.colormaps)) mapSelect.append(el('option', {value: name}, name));
+        header.append(rangeSelect, mapSelect);
+        rangeSelect.addEventListener('change', () => { state.range = rangeSelect.value; render(); });
+        mapSelect.addEventListener('change', () => { state.colormap = mapSelect.value; render(); });
+        document.body.append(header, main);
+        function show(id) {
+          for (const [v] of views) {
+            sections[v].hidden = v !== id;
+            document.getElementById('tab-' + v).setAttribute('aria-selected', String(v === id));
+          }
+          document.body.dataset.view = id;
+        }
+
+        // ---- overview: the stats table and the entropy grid
+        const ov = sections['overview'];
+        ov.append(el('h2', {}, 'Statistics per layer and head'),
+                  el('p', {class: 'muted'},
+                     'As attninspect stats prints them; click a column to sort, a row to select.'));
+        const table = el('table', {class: 'stats', id: 'stats-table'});
+        const thead = el('thead'), tbody = el('tbody'), hr = el('tr');
+        let sortKey = -1, sortDown = false;
+        D.stats.headers.forEach((h, c) => {
+          const th = el('th', {scope: 'col'}), b = el('button', {'data-column': String(c)}, h);
+          b.addEventListener('click', () => {
+            sortDown = sortKey === c ? !sortDown : false; sortKey = c; fillTable();
+          });
+          th.append(b); hr.append(th);
+        });
+        thead.append(hr); table.append(thead, tbody);
+        const scroll = el('div', {class: 'scroll'}); scroll.append(table); ov.append(scroll);
+        function fillTable() {
+          const rows = D.stats.rows.slice();
+          if (sortKey >= 0) rows.sort((a, b) => {
+            const x = a.values[sortKey], y = b.values[sortKey];
+            const d = (x === null) - (y === null) || (x < y ? -1 : x > y ? 1 : 0);
+            return sortDown ? -d : d;
+          });
+          tbody.replaceChildren();
+          for (const r of rows) {
+            const tr = el('tr', {'data-layer': String(r.layer), 'data-head': String(r.head)});
+            for (const t of r.text) tr.append(el('td', {}, t));
+            tr.addEventListener('click', () => selectByNumber(r.layer, r.head));
+            tbody.append(tr);
+          }
+          markTable();
+        }
+        ov.append(el('h2', {}, 'Mean row entropy (nats), layers × heads'));
+        const grid = el('table', {class: 'grid', id: 'entropy-grid'});
+        ov.append(grid);
+        const entropyColumn = D.stats.keys.indexOf('entropy');
+        function entropyOf(layer, head) {
+          const r = D.stats.rows.find(r => r.layer === layer && r.head === head);
+          return r ? r.values[entropyColumn] : null;
+        }
+        function fillGrid() {
+          grid.replaceChildren();
+          const top = el('tr'); top.append(el('th'));
+          for (let h = 0; h < D.head_count; h++) top.append(el('th', {scope: 'col'}, String(h)));
+          grid.append(top);
+          const all = D.stats.rows.map(r => r.values[entropyColumn]).filter(v => v !== null);
+          const r = range(all);
+          for (let l = 0; l < D.layer_count; l++) {
+            const tr = el('tr'); tr.append(el('th', {scope: 'row'}, String(l)));
+            for (let h = 0; h < D.head_count; h++) {
+              const v = entropyOf(l, h), td = el('td', {'data-layer': String(l), 'data-head': String(h),
+                title: 'layer ' + l + ', head ' + h + ': ' + (v === null ? '-' : v.toFixed(4))});
+              if (v !== null) { const [cr, cg, cb] = colour(v, r); td.style.background = `rgb(${cr},${cg},${cb})`; }
+              td.addEventListener('click', () => selectByNumber(l, h));
+              tr.append(td);
+            }
+            grid.append(tr);
+          }
+          markTable();
+        }
+        function markTable() {
+          const l = D.layers[state.layer], h = state.head >= 0 ? D.heads[state.head] : null;
+          const chosen = e => +e.dataset.layer === l && +e.dataset.head === h;
+          for (const tr of tbody.children) tr.classList.toggle('selected', chosen(tr));
+          for (const td of grid.querySelectorAll('td')) td.classList.toggle('selected', chosen(td));
+        }
+        function selectByNumber(layer, head) {
+          const li = D.layers.indexOf(layer), hi = D.heads.indexOf(head);
+          if (li < 0 || hi < 0) {
+            selection.textContent = 'layer ' + layer + ' head ' + head +
+              ' is not in this report (attninspect report --layer/--head)';
+            return;
+          }
+          select(li, hi);
+        }
+
+        // ---- head view
+        const hv = sections['head-view'];
+        hv.append(el('p', {class: 'muted'}, 'Queries on the left, keys on the right: a line for each, as strong ' +
+                     'as its attention. Hover a query to see its row.'));
+        const headBoxes = el('div', {class: 'heads', id: 'hv-heads'});
+        const palette = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f',
+                         '#bcbd22', '#17becf'];
+        const headColour = hi => palette[hi % palette.length];
+        const enabled = new Set([0]);
+        D.heads.forEach((h, hi) => {
+          const label = el('label', {style: 'background:' + headColour(hi)});
+          const box = el('input', {type: 'checkbox', 'data-head': String(h)});
+          box.checked = enabled.has(hi);
+          box.addEventListener('change', () => {
+            if (box.checked) enabled.add(hi); else enabled.delete(hi);
+            drawLines();
+          });
+          label.append(box, document.createTextNode(String(h)));
+          headBoxes.append(label);
+        });
+        const hvRow = el('div', {class: 'row'}), pane = el('div', {class: 'tokens wide', id: 'hv-tokens'});
+        const left = el('div', {class: 'column queries'}), right = el('div', {class: 'column keys'});
+        const svgNS = 'http://www.w3.org/2000/svg', svg = document.createElementNS(svgNS, 'svg');
+        svg.setAttribute('width', '160'); svg.setAttribute('height', String(18 * Math.max(Q, K)));
+        tokens.forEach((t, i) => {
+          const d = el('div', {class: 'tok hv-query', 'data-index': String(i), tabindex: '0'}, t);
+          d.addEventListener('mouseenter', () => { state.hover = i; state.token = i; drawLines(); });
+          d.addEventListener('focus', () => { state.hover = i; state.token = i; drawLines(); });
+          left.append(d);
+        });
+        keyTokens.forEach((t, j) => right.append(el('div', {class: 'tok hv-key', 'data-index': String(j)}, t)));
+        pane.addEventListener('mouseleave', () => { state.hover = -1; drawLines(); });
+        pane.append(left, svg, right);
+        const values = el('div', {id: 'hv-values'});
+        hvRow.append(pane, values);
+        hv.append(headBoxes, hvRow);
+        function drawLines() {
+          while (svg.firstChild) svg.removeChild(svg.firstChild);
+          const rows = state.hover >= 0 ? [state.hover] : Array.from({length: Q}, (_, i) => i);
+          for (const hi of enabled) {
+            const m = map(state.layer, hi);
+            for (const i of rows) for (let j = 0; j < K; j++) {
+              const a = m[i * K + j];
+              if (!(a > 0.01)) continue;
+              const line = document.createElementNS(svgNS, 'line');
+              line.setAttribute('x1', '0'); line.setAttribute('y1', String(18 * i + 9));
+              line.setAttribute('x2', '160'); line.setAttribute('y2', String(18 * j + 9));
+              line.setAttribute('stroke', headColour(hi)); line.setAttribute('stroke-opacity', String(Math.min(1, a)));
+              line.setAttribute('stroke-width', '2');
+              svg.append(line);
+            }
+          }
+          for (const d of left.children) d.classList.toggle('active', +d.dataset.index === state.hover);
+          values.replaceChildren();
+          if (state.hover < 0) { values.append(el('p', {class: 'muted'}, 'Hover a query token.')); return; }
+          const hi = state.head >= 0 ? state.head : Math.min(...enabled);
+          const m = map(state.layer, Number.isFinite(hi) ? hi : -1);
+          values.append(el('p', {}, 'layer ' + D.layers[state.layer] + ', ' + headLabel(hi) + ', query ' +
+                           state.hover + ' (' + tokens[state.hover] + ')'));
+          const list = el('ol', {start: '0'});
+          for (let j = 0; j < K; j++)
+            list.append(el('li', {'data-key': String(j)}, keyTokens[j] + ' (' + fmt(m[state.hover * K + j]) + ')'));
+          values.append(list);
+        }
+
+        // ---- model view
+        const mv = sections['model-view'];
+        mv.append(el('p', {class: 'muted'},
+                     'Every layer (rows) and head (columns) on one colour scale; click one to select it.'));
+        const modelGrid = el('div', {id: 'model-grid'});
+        modelGrid.style.gridTemplateColumns = `repeat(${NH}, 68px)`;
+        const modelBox = el('div', {class: 'wide'});
+        modelBox.append(modelGrid);
+        mv.append(modelBox);
+        function fillModel() {
+          modelGrid.replaceChildren();
+          const r = range(A);
+          for (let li = 0; li < NL; li++) for (let hi = 0; hi < NH; hi++) {
+            const c = el('canvas', {'data-layer': String(D.layers[li]), 'data-head': String(D.heads[hi]),
+              title: 'layer ' + D.layers[li] + ', head ' + D.heads[hi], role: 'button', tabindex: '0'});
+            draw(c, map(li, hi), Q, K, r);
+            c.addEventListener('click', () => { select(li, hi); show('matrix-view'); });
+            modelGrid.append(c);
+          }
+          markModel();
+        }
+        function markModel() {
+          for (const c of modelGrid.children)
+            c.classList.toggle('selected', +c.dataset.layer === D.layers[state.layer] && state.head >= 0 &&
+                               +c.dataset.head === D.heads[state.head]);
+        }
+
+        // ---- matrix view
+        const xv = sections['matrix-view'];
+        const headSelect = el('select', {id: 'matrix-head', 'aria-label': 'head'});
+        headSelect.append(el('option', {value: '-1'}, 'mean of heads'));
+        D.heads.forEach((h, hi) => headSelect.append(el('option', {value: String(hi)}, 'head ' + h)));
+        headSelect.addEventListener('change', () => select(state.layer, +headSelect.value));
+        const layerSelect = el('select', {id: 'matrix-layer', 'aria-label': 'layer'});
+        D.layers.forEach((l, li) => layerSelect.append(el('option', {value: String(li)}, 'layer ' + l)));
+        layerSelect.addEventListener('change', () => select(+layerSelect.value, state.head));
+        const canvas = el('canvas', {id: 'matrix-canvas'});
+        const readout = el('div', {id: 'matrix-readout', 'aria-live': 'polite'});
+        const rangeNote = el('div', {id: 'matrix-range', class: 'muted'});
+        // Token labels on both axes when a cell is tall enough for a line of text: keys above, queries on the left.
+        const matrixBox = el('div', {id: 'matrix-box', class: 'wide'});
+        matrixBox.style.display = 'grid';
+        const keyAxis = el('div', {id: 'matrix-keys'}), queryAxis = el('div', {id: 'matrix-queries'});
+        matrixBox.append(el('div'), keyAxis, queryAxis, canvas);
+        xv.append(layerSelect, headSelect, readout, matrixBox, rangeNote);
+        function axis(box, labels, scale, vertical) {
+          box.replaceChildren();
+          if (scale < 12) return;
+          box.style.display = 'flex'; box.style.flexDirection = vertical ? 'column' : 'row';
+          labels.forEach((t, i) => {
+            const d = el('div', {class: 'tok axis', title: i + ': ' + t}, t);
+            d.style.height = vertical ? scale + 'px' : 'auto'; d.style.lineHeight = vertical ? scale + 'px' : '1.2';
+            d.style.width = vertical ? 'auto' : scale + 'px';
+            if (!vertical) {
+              d.style.writingMode = 'vertical-rl'; d.style.transform = 'rotate(180deg)';
+              d.style.maxHeight = '8em'; d.style.padding = '2px 0';
+            }
+            box.append(d);
+          });
+        }
+        function fillMatrix() {
+          const m = map(state.layer, state.head), r = range(m);
+          draw(canvas, m, Q, K, r);
+          const scale = Math.max(1, Math.floor(Math.min(720, window.innerWidth - 40) / Math.max(Q, K)));
+          canvas.style.width = K * scale + 'px'; canvas.style.height = Q * scale + 'px';
+          matrixBox.style.gridTemplateColumns = 'max-content ' + K * scale + 'px';
+          axis(keyAxis, keyTokens, scale, false); axis(queryAxis, tokens, scale, true);
+          rangeNote.textContent = 'range ' + r[0] + '...' + r[1] +
+            (state.range === 'robust' ? ' (1st to 99th percentile)' : ' (min–max)');
+          layerSelect.value = String(state.layer); headSelect.value = String(state.head);
+        }
+        canvas.addEventListener('mousemove', ev => {
+          const box = canvas.getBoundingClientRect();
+          const j = Math.floor((ev.clientX - box.left) / box.width * K);
+          const i = Math.floor((ev.clientY - box.top) / box.height * Q);
+          if (i < 0 || j < 0 || i >= Q || j >= K) return;
+          const v = map(state.layer, state.head)[i * K + j];
+          readout.textContent =
+            'query ' + i + ' (' + tokens[i] + ') → key ' + j + ' (' + keyTokens[j] + '): ' + fmt(v);
+        });
+
+        // ---- selection and keys
+        function select(li, hi) {
+          state.layer = Math.max(0, Math.min(NL - 1, li));
+          state.head = Math.max(-1, Math.min(NH - 1, hi));
+          render();
+        }
+        function render() {
+          const l = D.layers[state.layer];
+          document.body.dataset.layer = String(l);
+          document.body.dataset.head = state.head >= 0 ? String(D.heads[state.head]) : 'mean';
+          selection.textContent = 'layer ' + l + ', ' + headLabel(state.head) + ', token ' + state.token;
+          if (state.head >= 0 && !enabled.has(state.head)) {
+            enabled.clear(); enabled.add(state.head);
+            for (const b of headBoxes.querySelectorAll('input')) b.checked = +b.dataset.head === D.heads[state.head];
+          }
+          fillGrid(); markTable(); fillModel(); fillMatrix(); drawLines();
+        }
+        document.addEventListener('keydown', ev => {
+          if (ev.target.tagName === 'SELECT' || ev.target.tagName === 'INPUT') return;
+          if (ev.key === 'ArrowUp') select(state.layer - 1, state.head);
+          else if (ev.key === 'ArrowDown') select(state.layer + 1, state.head);
+          else if ((ev.key === 'ArrowLeft' || ev.key === 'ArrowRight') && ev.shiftKey) {
+            state.token = Math.max(0, Math.min(Q - 1, state.token + (ev.key === 'ArrowLeft' ? -1 : 1)));
+            state.hover = state.token;
+            render();
+          }
+          else if (ev.key === 'ArrowLeft') select(state.layer, state.head - 1);
+          else if (ev.key === 'ArrowRight') select(state.layer, state.head + 1);
+          else return;
+          ev.preventDefault();
+        });
+        fillTable();
+        show('overview');
+        render();
+        })();
+        """#
+}

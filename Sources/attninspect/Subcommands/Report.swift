@@ -1,0 +1,97 @@
+import ArgumentParser
+import AttnCore
+import AttnSource
+import AttnAnalysis
+import AttnRender
+
+extension AttnInspect {
+    /// `attninspect report FILE -o report.html`: one self-contained, interactive HTML page of the dump.
+    struct Report: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "report",
+            abstract:
+                """
+                One self-contained HTML page of the dump, for any browser, offline: the stats table and entropy \
+                grid, bertviz's head and model views, the attention matrix, linked and navigable by keys.
+                """
+        )
+
+        @OptionGroup var input: InputOptions
+
+        @Option(
+            name: [.short, .customLong("output")],
+            help: "The page to write (.html): one file, no request of any kind when opened.")
+        var output: String
+
+        @Option(parsing: .unconditional, help: "Embed only this layer's attention (default: every layer).")
+        var layer: Int?
+
+        @Option(parsing: .unconditional, help: "Embed only this head's attention (default: every head).")
+        var head: Int?
+
+        @Option(
+            name: .customLong("max-report-size"),
+            help: "Refuse a page over this size (its embedded attention in base64): 40M by default.")
+        var maxReportSize = "40M"
+
+        func validate() throws {
+            let lower = output.lowercased()
+            guard lower.hasSuffix(".html") || lower.hasSuffix(".htm") else {
+                throw ValidationError("report writes an HTML page: give an output ending in .html, got '\(output)'")
+            }
+            if MemoryBudget.parseSize(maxReportSize) == nil {
+                throw ValidationError("--max-report-size expects a size such as 40M or 1G, got '\(maxReportSize)'")
+            }
+        }
+
+        func run() throws {
+            let opened = try input.open()
+            let source = opened.source
+            let layers = try layer.map { [try opened.layer($0)] } ?? Array(0..<source.layerCount)
+            let heads = try head.map { [try opened.head($0)] } ?? Array(0..<source.headCount)
+            let limit = MemoryBudget.parseSize(maxReportSize)!
+            let bytes = ReportPage.attentionBytes(
+                layers: layers.count, heads: heads.count, queries: source.queryCount, keys: source.keyCount)
+            if bytes == nil || bytes! / 3 * 4 > limit {
+                throw AttnError(
+                    .resource, file: input.file,
+                    """
+                    the attention of \(layers.count) layers × \(heads.count) heads × \(source.queryCount) × \
+                    \(source.keyCount) takes \(MemoryBudget.describe(bytes.map { $0 / 3 * 4 })) in the page, over \
+                    --max-report-size \(MemoryBudget.describe(limit)): choose a layer or a head (--layer N, \
+                    --head H), or raise --max-report-size
+                    """
+                )
+            }
+            let vision = try opened.isVisionDump(gridRequested: false)
+            var patchGrid: (grid: PatchGrid, prefix: Int)?
+            if vision {
+                let prefix = try opened.declaredPrefix() ?? 1
+                patchGrid = (try opened.patchGrid(nil, prefix: prefix, note: Console.note), prefix)
+            }
+            let progress = Progress.start("report, layers", total: source.layerCount)
+            var statistics: [HeadStatistics] = []
+            var embedded: [(number: Int, attention: LayerAttention)] = []
+            try opened.analysing {
+                for l in 0..<source.layerCount {
+                    defer { progress?.advance() }
+                    statistics += try HeadStatistics.ofLayer(source, layer: l)
+                    if layers.contains(l) { embedded.append((l, try source.layer(l))) }
+                }
+            }
+            progress?.finish()
+            let data = ReportPage.data(
+                ReportPage.Contents(
+                    source: source, layers: embedded, heads: heads, statistics: statistics, patchGrid: patchGrid))
+            let page = Array(ReportPage.html(data: data, title: input.file).utf8)
+            try AtomicFile.write(page, to: output, protecting: [input.file])
+            Console.note(
+                """
+                wrote \(output): \(embedded.count) layers × \(heads.count) heads of \(source.queryCount) × \
+                \(source.keyCount) (float16), the stats of \(source.layerCount) layers, \
+                \(MemoryBudget.describe(page.count))
+                """
+            )
+        }
+    }
+}
