@@ -49,10 +49,12 @@ public struct Rollout: Sendable {
     /// Rolls attention out through `layers` of `source`, reading one layer at a time in row blocks
     /// on `workers` threads; the products go through BLAS.
     /// - Returns: R, `[query, key]`.
-    /// `progress` is called after each layer.
-    public func compute(_ source: AttentionSource, workers: Int = Workers.count, progress: (() -> Void)? = nil) throws
-        -> Matrix
-    {
+    /// `progress` is called after each layer; `each` with the layer and the rollout through it (layers' lower bound
+    /// to that layer), in order: every depth of the rollout for the cost of the deepest.
+    public func compute(
+        _ source: AttentionSource, workers: Int = Workers.count, progress: (() -> Void)? = nil,
+        each: ((_ layer: Int, _ rollout: Matrix) -> Void)? = nil
+    ) throws -> Matrix {
         try check(source)
         let n = source.queryCount
         // With two workers or more, a layer can be finished (its workers' partial sums combined, Âₗ made and
@@ -83,6 +85,7 @@ public struct Rollout: Sendable {
                 MatrixProduct.multiply(layerMatrix, result, into: &product, workers: workers)
                 swap(&result, &product)
             }
+            each?(l, result)
             progress?()
         }
         // Each step finishes layer l − 1 and reads layer l, either alongside each other or one after the other

@@ -17,16 +17,23 @@ public enum ReportPage {
         public var statistics: [HeadStatistics]
         /// The patch grid and the tokens before it, for a vision dump.
         public var patchGrid: (grid: PatchGrid, prefix: Int)?
+        /// The rollout through layers 0...l of the dump, for every l (`attninspect rollout`'s numbers), or nil.
+        public var rollout: [Matrix]?
+        /// The picture the network saw (`--image`), or nil.
+        public var image: Image?
 
         public init(
             source: AttentionSource, layers: [(number: Int, attention: LayerAttention)], heads: [Int],
-            statistics: [HeadStatistics], patchGrid: (grid: PatchGrid, prefix: Int)?
+            statistics: [HeadStatistics], patchGrid: (grid: PatchGrid, prefix: Int)?, rollout: [Matrix]? = nil,
+            image: Image? = nil
         ) {
             self.source = source
             self.layers = layers
             self.heads = heads
             self.statistics = statistics
             self.patchGrid = patchGrid
+            self.rollout = rollout
+            self.image = image
         }
     }
 
@@ -36,8 +43,13 @@ public enum ReportPage {
         MemoryBudget.bytes([layers, heads, queries, keys], elementSize: 2)
     }
 
+    /// The bytes the embedded rollout takes (float32, before base64): one matrix per depth.
+    public static func rolloutBytes(layers: Int, queries: Int, keys: Int) -> Int? {
+        MemoryBudget.bytes([layers, queries, keys], elementSize: 4)
+    }
+
     /// The page's data: `{"schema": "attninspect/1", ...}`.
-    public static func data(_ c: Contents) -> JSONValue {
+    public static func data(_ c: Contents) throws -> JSONValue {
         let s = c.source
         var attention: [Float] = []
         attention.reserveCapacity(c.layers.count * c.heads.count * s.queryCount * s.keyCount)
@@ -76,54 +88,64 @@ public enum ReportPage {
                     })
             )
         }
-        return .document(
-            [
-                ("file", .string(PrintableText.escaped(s.file))),
-                ("origin", .string(s.origin == .stored ? "stored" : "recomputed")),
-                ("layer_count", .integer(s.layerCount)), ("head_count", .integer(s.headCount)),
-                ("queries", .integer(s.queryCount)), ("keys", .integer(s.keyCount)),
-                ("layers", .array(c.layers.map { .integer($0.number) })),
-                ("heads", .array(c.heads.map(JSONValue.integer))),
-                // As the terminal shows them (PrintableText): controls and bidirectional overrides as visible
-                // escapes, so the page shows what `tokens` prints and no label reorders the text around it.
-                ("tokens", s.tokens.map { .array($0.map { .string(PrintableText.escaped($0)) }) } ?? .null),
-                ("key_tokens", s.keyTokens.map { .array($0.map { .string(PrintableText.escaped($0)) }) } ?? .null),
+        var arrays: [(String, JSONValue)] = [
+            (
+                "attention",
+                .object([
+                    ("dtype", .string("float16")), ("order", .string("layer, head, query, key")),
+                    ("shape", .array([c.layers.count, c.heads.count, s.queryCount, s.keyCount].map(JSONValue.integer))),
+                    ("base64", .string(Base64.encode(float16: attention)))
+                ])
+            )
+        ]
+        if let depths = c.rollout {
+            let definition =
+                "depth l: Â_l ⋯ Â_0, Â = (mean of the heads + I), rows normalised (attninspect rollout --end-layer l)"
+            arrays.append(
                 (
-                    "patch_grid",
-                    c.patchGrid.map {
-                        .object([
-                            ("rows", .integer($0.grid.rows)), ("columns", .integer($0.grid.columns)),
-                            ("prefix", .integer($0.prefix))
-                        ])
-                    } ?? .null
-                ),
-                (
-                    "stats",
+                    "rollout",
                     .object([
-                        ("headers", .array([.string("layer")] + columns.map { .string($0.header) })),
-                        ("keys", .array([.string("layer")] + columns.map { .string($0.key) })), ("rows", .array(rows))
+                        ("dtype", .string("float32")), ("order", .string("depth, query, key")),
+                        ("definition", .string(definition)),
+                        ("shape", .array([depths.count, s.queryCount, s.keyCount].map(JSONValue.integer))),
+                        ("base64", .string(Base64.encode(float32: depths.flatMap(\.values))))
                     ])
-                ),
-                (
-                    "arrays",
-                    .object([
-                        (
-                            "attention",
-                            .object([
-                                ("dtype", .string("float16")), ("order", .string("layer, head, query, key")),
-                                (
-                                    "shape",
-                                    .array(
-                                        [c.layers.count, c.heads.count, s.queryCount, s.keyCount].map(
-                                            JSONValue.integer))
-                                ),
-                                ("base64", .string(Base64.encode(float16: attention)))
-                            ])
-                        )
-                    ])
-                ),
-                ("colormaps", .object(colormaps))
-            ])
+                ))
+        }
+        // As the terminal shows them (PrintableText): controls and bidirectional overrides as visible escapes, so
+        // the page shows what `tokens` prints and no label reorders the text around it.
+        func labels(_ tokens: [String]?) -> JSONValue {
+            tokens.map { .array($0.map { .string(PrintableText.escaped($0)) }) } ?? .null
+        }
+        let grid: JSONValue =
+            c.patchGrid.map {
+                .object([
+                    ("rows", .integer($0.grid.rows)), ("columns", .integer($0.grid.columns)),
+                    ("prefix", .integer($0.prefix))
+                ])
+            } ?? .null
+        let stats: JSONValue = .object([
+            ("headers", .array([.string("layer")] + columns.map { .string($0.header) })),
+            ("keys", .array([.string("layer")] + columns.map { .string($0.key) })), ("rows", .array(rows))
+        ])
+        let image = try c.image.map(imageData) ?? .null
+        return .document([
+            ("file", .string(PrintableText.escaped(s.file))),
+            ("origin", .string(s.origin == .stored ? "stored" : "recomputed")),
+            ("layer_count", .integer(s.layerCount)), ("head_count", .integer(s.headCount)),
+            ("queries", .integer(s.queryCount)), ("keys", .integer(s.keyCount)),
+            ("layers", .array(c.layers.map { .integer($0.number) })), ("heads", .array(c.heads.map(JSONValue.integer))),
+            ("tokens", labels(s.tokens)), ("key_tokens", labels(s.keyTokens)), ("patch_grid", grid),
+            ("stats", stats), ("arrays", .object(arrays)), ("image", image), ("colormaps", .object(colormaps))
+        ])
+    }
+
+    /// The picture as a PNG `data:` URL's parts.
+    private static func imageData(_ image: Image) throws -> JSONValue {
+        .object([
+            ("mime", .string("image/png")), ("width", .integer(image.width)), ("height", .integer(image.height)),
+            ("base64", .string(Base64.encode(try PNG.encode(image))))
+        ])
     }
 
     /// The HTML page of `data`: the data element, the style and the script, under a Content-Security-Policy that
@@ -172,6 +194,17 @@ enum Base64 {
             let bits = Float16(v).bitPattern
             bytes.append(UInt8(bits & 0xFF))
             bytes.append(UInt8(bits >> 8))
+        }
+        return encode(bytes)
+    }
+
+    /// `values`, little-endian float32, in base64.
+    static func encode(float32 values: [Float]) -> String {
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(values.count * 4)
+        for v in values {
+            let bits = v.bitPattern.littleEndian
+            bytes += [UInt8(bits & 0xFF), UInt8(bits >> 8 & 0xFF), UInt8(bits >> 16 & 0xFF), UInt8(bits >> 24)]
         }
         return encode(bytes)
     }

@@ -87,9 +87,18 @@ enum ReportScript {
           return out;
         }
         const att = D.arrays.attention, [NL, NH, Q, K] = att.shape, A = float16(att.base64);
+        function float32(b64) {
+          const b = bytes(b64);
+          return new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+        }
+        const R = D.arrays.rollout ? float32(D.arrays.rollout.base64) : null;
+        const depths = D.arrays.rollout ? D.arrays.rollout.shape[0] : 0;
+        const G = D.patch_grid;
         const tokens = D.tokens || Array.from({length: Q}, (_, i) => String(i));
         const keyTokens = D.key_tokens || (Q === K ? tokens : Array.from({length: K}, (_, i) => String(i)));
-        const state = {layer: 0, head: 0, token: 0, range: 'robust', colormap: 'viridis', hover: -1};
+        const state = {layer: 0, head: 0, token: 0, range: 'robust', colormap: 'viridis', hover: -1,
+                       depth: Math.max(0, (D.arrays.rollout ? D.arrays.rollout.shape[0] : 1) - 1),
+                       vision: 'attention'};
         const headNames = D.heads.map(String);
         // The map of layer index li and head index hi (-1: the mean of the embedded heads), Q × K.
         const cache = new Map();
@@ -144,6 +153,8 @@ enum ReportScript {
           ctx.putImageData(img, 0, 0);
         }
         const fmt = v => Number.isFinite(v) ? v.toFixed(4) : String(v);
+        // A float32 about as `attninspect` prints one (8 significant digits at most).
+        const short = v => String(Number(Number(v).toPrecision(8)));
         const headLabel = hi => hi < 0 ? 'mean' : 'head ' + headNames[hi];
 
         // ---- page structure
@@ -152,6 +163,8 @@ enum ReportScript {
         const nav = el('nav', {role: 'tablist'});
         const views = [['overview', 'Overview'], ['head-view', 'Head view'], ['model-view', 'Model view'],
                        ['matrix-view', 'Matrix']];
+        if (G) views.push(['vision-view', 'Vision']);
+        if (R) views.push(['rollout-view', 'Rollout']);
         const sections = {};
         const main = el('main');
         for (const [id, name] of views) {
@@ -391,7 +404,7 @@ enum ReportScript {
           canvas.style.width = K * scale + 'px'; canvas.style.height = Q * scale + 'px';
           matrixBox.style.gridTemplateColumns = 'max-content ' + K * scale + 'px';
           axis(keyAxis, keyTokens, scale, false); axis(queryAxis, tokens, scale, true);
-          rangeNote.textContent = 'range ' + r[0] + '...' + r[1] +
+          rangeNote.textContent = 'range ' + short(r[0]) + '...' + short(r[1]) +
             (state.range === 'robust' ? ' (1st to 99th percentile)' : ' (min–max)');
           layerSelect.value = String(state.layer); headSelect.value = String(state.head);
         }
@@ -404,6 +417,114 @@ enum ReportScript {
           readout.textContent =
             'query ' + i + ' (' + tokens[i] + ') → key ' + j + ' (' + keyTokens[j] + '): ' + fmt(v);
         });
+
+        // ---- vision: the picture, and over it the patch grid of the chosen query's attention or rollout
+        let visionCanvas = null, visionReadout = null, visionBox = null, depthLabel = [];
+        function depthSlider(id) {
+          const wrap = el('label', {class: 'muted'}), input = el('input', {type: 'range', id: id, min: '0',
+            max: String(Math.max(0, depths - 1)), value: String(state.depth), 'aria-label': 'rollout depth'});
+          const text = el('span');
+          depthLabel.push(text);
+          input.addEventListener('input', () => { state.depth = +input.value; render(); });
+          wrap.append('rollout through layers 0…', text, ' ', input);
+          return wrap;
+        }
+        if (G) {
+          const vv = sections['vision-view'];
+          const kind = el('select', {id: 'vision-kind', 'aria-label': 'what to overlay'});
+          kind.append(el('option', {value: 'attention'}, 'attention of the layer and head'));
+          if (R) kind.append(el('option', {value: 'rollout'}, 'rollout'));
+          kind.addEventListener('change', () => { state.vision = kind.value; render(); });
+          const alpha = el('input', {type: 'range', id: 'vision-alpha', min: '0', max: '1', step: '0.05', value: '0.5',
+            'aria-label': 'opacity of the map'});
+          visionReadout = el('div', {id: 'vision-readout', 'aria-live': 'polite'});
+          visionBox = el('div', {id: 'vision-box'});
+          visionBox.style.position = 'relative'; visionBox.style.display = 'inline-block';
+          visionBox.style.cursor = 'crosshair';
+          visionCanvas = el('canvas', {id: 'vision-overlay'});
+          visionCanvas.style.imageRendering = 'auto';
+          if (D.image) {
+            const img = el('img', {id: 'vision-image', alt: 'the input picture',
+              src: 'data:' + D.image.mime + ';base64,' + D.image.base64});
+            const side = Math.min(448, window.innerWidth - 40);
+            img.style.width = side + 'px'; img.style.height = Math.round(side * D.image.height / D.image.width) + 'px';
+            img.style.display = 'block';
+            visionCanvas.style.position = 'absolute'; visionCanvas.style.left = '0'; visionCanvas.style.top = '0';
+            visionCanvas.style.width = img.style.width; visionCanvas.style.height = img.style.height;
+            visionCanvas.style.opacity = alpha.value;
+            visionBox.append(img, visionCanvas);
+          } else {
+            const side = Math.min(448, window.innerWidth - 40);
+            visionCanvas.style.width = side + 'px';
+            visionCanvas.style.height = Math.round(side * G.rows / G.columns) + 'px';
+            visionBox.append(visionCanvas);
+          }
+          alpha.addEventListener('input', () => { visionCanvas.style.opacity = alpha.value; });
+          visionBox.addEventListener('click', ev => {
+            const box = visionBox.getBoundingClientRect();
+            const c = Math.floor((ev.clientX - box.left) / box.width * G.columns);
+            const r = Math.floor((ev.clientY - box.top) / box.height * G.rows);
+            if (r < 0 || c < 0 || r >= G.rows || c >= G.columns) return;
+            state.token = G.prefix + r * G.columns + c;
+            render();
+          });
+          vv.append(el('p', {class: 'muted'}, 'The query\u2019s attention over the patches (default the first token, ' +
+                    'CLS); click a patch to make it the query.'), kind, ' ', (R ? depthSlider('vision-depth') : ''),
+                    el('label', {class: 'muted'}, ' opacity '), alpha, visionReadout, visionBox);
+        }
+        // The chosen query's row over the keys: of the layer and head, or of the rollout at its depth.
+        function row(kind) {
+          const at = state.depth * Q + state.token;
+          if (kind === 'rollout') return R.subarray(at * K, (at + 1) * K);
+          return map(state.layer, state.head).subarray(state.token * K, (state.token + 1) * K);
+        }
+        function fillVision() {
+          if (!G) return;
+          const full = row(state.vision), n = G.rows * G.columns;
+          const cells = full.subarray(G.prefix, G.prefix + n), r = range(cells);
+          draw(visionCanvas, cells, G.rows, G.columns, r);
+          let best = 0;
+          for (let i = 1; i < n; i++) if (cells[i] > cells[best]) best = i;
+          visionCanvas.dataset.argmax = String(G.prefix + best);
+          visionReadout.textContent = (state.vision === 'rollout' ? 'rollout through layers 0…' + state.depth :
+            'layer ' + D.layers[state.layer] + ', ' + headLabel(state.head)) + ', query token ' + state.token +
+            ' (' + tokens[state.token] + '): brightest token ' + (G.prefix + best) + ' (patch row ' +
+            Math.floor(best / G.columns) + ', column ' + (best % G.columns) + ') ' + fmt(cells[best]) +
+            '; range ' + short(r[0]) + '...' + short(r[1]);
+        }
+
+        // ---- rollout over the tokens: the chosen query's row of the rollout, each key coloured by its value
+        let rolloutTokens = null;
+        if (R) {
+          const rv = sections['rollout-view'];
+          rolloutTokens = el('div', {id: 'rollout-tokens'});
+          rolloutTokens.style.display = 'flex'; rolloutTokens.style.flexWrap = 'wrap'; rolloutTokens.style.gap = '2px';
+          rv.append(el('p', {class: 'muted'}, 'The rollout row of the query token (Shift ← → or click a token to ' +
+                    'choose it), each key coloured by the attention it gets.'), depthSlider('rollout-depth'),
+                    el('div', {id: 'rollout-readout'}), rolloutTokens);
+          keyTokens.forEach((t, j) => {
+            const d = el('span', {class: 'tok rollout-key', 'data-index': String(j)}, t);
+            d.addEventListener('click', () => { if (j < Q) { state.token = j; render(); } });
+            rolloutTokens.append(d);
+          });
+        }
+        function fillRollout() {
+          for (const t of depthLabel) t.textContent = String(state.depth);
+          for (const s of document.querySelectorAll('input[type=range][id$=depth]')) s.value = String(state.depth);
+          if (!R) return;
+          const values = row('rollout'), r = range(values);
+          document.getElementById('rollout-readout').textContent = 'query token ' + state.token + ' (' +
+            tokens[state.token] + '), rollout through layers 0…' + state.depth + '; range ' + short(r[0]) + '...' +
+            short(r[1]);
+          rolloutTokens.childNodes.forEach((d, j) => {
+            const [cr, cg, cb] = colour(values[j], r);
+            d.style.background = `rgb(${cr},${cg},${cb})`;
+            d.style.color = (0.299 * cr + 0.587 * cg + 0.114 * cb) > 140 ? '#000' : '#fff';
+            d.dataset.value = String(values[j]);
+            d.title = 'key ' + j + ': ' + fmt(values[j]);
+            d.classList.toggle('active', j === state.token);
+          });
+        }
 
         // ---- selection and keys
         function select(li, hi) {
@@ -420,7 +541,7 @@ enum ReportScript {
             enabled.clear(); enabled.add(state.head);
             for (const b of headBoxes.querySelectorAll('input')) b.checked = +b.dataset.head === D.heads[state.head];
           }
-          fillGrid(); markTable(); fillModel(); fillMatrix(); drawLines();
+          fillGrid(); markTable(); fillModel(); fillMatrix(); drawLines(); fillVision(); fillRollout();
         }
         document.addEventListener('keydown', ev => {
           if (ev.target.tagName === 'SELECT' || ev.target.tagName === 'INPUT') return;

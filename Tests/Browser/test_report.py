@@ -11,7 +11,9 @@ shows as its text, runs nothing and adds no element; the page works at 1280x800 
 Exit status 0 when every check passes; each failure is named on stderr.
 """
 import argparse
+import ast
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,22 @@ def run(binary, *args):
     if p.returncode != 0:
         sys.exit(f"{' '.join(args)}: exit {p.returncode}: {p.stderr}")
     return p.stdout
+
+
+def npy(path):
+    """(shape, values) of a little-endian float32 .npy as attninspect writes it."""
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:6] == b"\x93NUMPY", path
+    size = struct.unpack("<H", data[8:10])[0] if data[6] == 1 else struct.unpack("<I", data[8:12])[0]
+    start = (10 if data[6] == 1 else 12) + size
+    header = ast.literal_eval(data[(10 if data[6] == 1 else 12):start].decode("latin1"))
+    assert header["descr"] == "<f4" and not header["fortran_order"], header
+    return header["shape"], struct.unpack(f"<{(len(data) - start) // 4}f", data[start:])
+
+
+def argmax(values):
+    return max(range(len(values)), key=lambda i: values[i])
 
 
 def open_page(browser, path, viewport=(1280, 800)):
@@ -59,19 +77,20 @@ def main():
                        ("board", "TestData/real/vits14_board_small.h5"),
                        ("hostile", "TestData/synthetic/report/hostile_tokens.h5")]:
         reports[name] = os.path.join(scratch, name + ".html")
-        run(a.bin, "report", dump, "-o", reports[name], "-q")
+        extra = ["--image", "TestData/real/vits14_board_input.ppm"] if name == "board" else []
+        run(a.bin, "report", dump, "-o", reports[name], "-q", *extra)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=a.chromium, args=["--no-sandbox"])
         for name, path in reports.items():
             for viewport in [(1280, 800), (390, 844)]:
                 page, log = open_page(browser, path, viewport)
-                for tab in ["head-view", "model-view", "matrix-view", "overview"]:
+                for tab in page.eval_on_selector_all("nav button", "bs => bs.map(b => b.id.slice(4))"):
                     page.click("#tab-" + tab)
                 page.wait_for_timeout(100)
                 check(not log["console"], f"{name} at {viewport}: no console error or warning {log['console']}")
                 check(log["requests"] == ["file://" + path], f"{name} at {viewport}: no request but the page {log['requests']}")
                 widest = 0
-                for tab in ["overview", "head-view", "model-view", "matrix-view"]:
+                for tab in page.eval_on_selector_all("nav button", "bs => bs.map(b => b.id.slice(4))"):
                     page.click("#tab-" + tab)
                     widest = max(widest, page.evaluate("document.documentElement.scrollWidth"))
                 check(widest <= viewport[0], f"{name} at {viewport}: no view wider than the window ({widest} px; "
@@ -122,6 +141,49 @@ def main():
                 if tab == "head-view":
                     page.hover(".hv-query[data-index='3']")
                 page.screenshot(path=os.path.join(a.screenshots, f"report_zen_{tab}.png"))
+        page.close()
+
+        # The rollout over the tokens: the CLI's rollout matrix, row by row.
+        page, log = open_page(browser, reports["zen"])
+        page.click("#tab-rollout-view")
+        page.click(".rollout-key[data-index='3']")
+        shown = [float(v) for v in page.eval_on_selector_all(".rollout-key", "ds => ds.map(d => d.dataset.value)")]
+        matrix = os.path.join(scratch, "zen_rollout.npy")
+        run(a.bin, "rollout", "TestData/real/minilm6_zen_layers_f16.h5", "-o", matrix, "-q")
+        shape, values = npy(matrix)
+        expected = values[3 * shape[1]:4 * shape[1]]
+        worst = max(abs(x - y) for x, y in zip(shown, expected))
+        check(len(shown) == shape[1] and worst == 0, f"rollout view, query 3: attninspect rollout's row 3 (max |Δ| {worst})")
+        page.fill("#rollout-depth", "2")
+        page.dispatch_event("#rollout-depth", "input")
+        run(a.bin, "rollout", "TestData/real/minilm6_zen_layers_f16.h5", "--end-layer", "2", "-o", matrix, "-q")
+        shape, values = npy(matrix)
+        shown = [float(v) for v in page.eval_on_selector_all(".rollout-key", "ds => ds.map(d => d.dataset.value)")]
+        check(shown == list(values[3 * shape[1]:4 * shape[1]]), "rollout view at depth 2: rollout --end-layer 2, row 3")
+        page.close()
+
+        # The vision view: the brightest patch of the overlay is the CLI grid's argmax.
+        page, log = open_page(browser, reports["board"])
+        page.click("#tab-matrix-view")
+        page.select_option("#matrix-layer", "2")
+        page.select_option("#matrix-head", "-1")
+        page.click("#tab-vision-view")
+        grid = os.path.join(scratch, "board_grid.npy")
+        run(a.bin, "grid", "TestData/real/vits14_board_small.h5", "--layer", "2", "--head", "mean", "-o", grid, "-q")
+        shown = page.get_attribute("#vision-overlay", "data-argmax")
+        check(shown == str(1 + argmax(npy(grid)[1])), f"vision, layer 2 mean, CLS: brightest token {shown}, the grid's argmax + 1")
+        page.select_option("#vision-kind", "rollout")
+        run(a.bin, "rollout", "TestData/real/vits14_board_small.h5", "--view", "grid", "-o", grid, "-q")
+        shown = page.get_attribute("#vision-overlay", "data-argmax")
+        check(shown == str(1 + argmax(npy(grid)[1])), f"vision, rollout of 3 layers: brightest token {shown}, the CLI's")
+        box = page.locator("#vision-box").bounding_box()
+        page.mouse.click(box["x"] + box["width"] * (7.5 / 16), box["y"] + box["height"] * (5.5 / 16))
+        check(page.inner_text("#selection").endswith("token 88"), f"a click on patch (5, 7) makes token 88 the query: {page.inner_text('#selection')}")
+        run(a.bin, "rollout", "TestData/real/vits14_board_small.h5", "--view", "grid", "--token", "88", "-o", grid, "-q")
+        shown = page.get_attribute("#vision-overlay", "data-argmax")
+        check(shown == str(1 + argmax(npy(grid)[1])), f"vision, rollout of token 88: brightest token {shown}, the CLI's")
+        if a.screenshots:
+            page.screenshot(path=os.path.join(a.screenshots, "report_board_vision-view.png"))
         page.close()
 
         # A hostile token is text.

@@ -70,6 +70,44 @@ struct ReportCLITests {
         #expect(page.contains("Content-Security-Policy\" content=\"default-src 'none';"))
     }
 
+    @Test("the rollout at every depth: the oracle's through all layers, attninspect rollout's at each; the picture")
+    func rolloutAndPicture() throws {
+        let file = Fixtures.path("real/minilm6_zen_layers_f16.h5")
+        let (_, data) = try Self.report([file, "-q"])
+        let array = try #require((data["arrays"] as? [String: Any])?["rollout"] as? [String: Any])
+        #expect(array["dtype"] as? String == "float32" && array["shape"] as? [Int] == [6, 26, 26])
+        let text = try #require(array["base64"] as? String)
+        let bytes = try #require(Data(base64Encoded: text))
+        let values = stride(from: 0, to: bytes.count, by: 4).map { i in
+            Float(bitPattern: (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[i + $1]) << (8 * $1) })
+        }
+        // Through all 6 layers: the oracle's float64 rollout (Abnar, mean of heads) to float32 accuracy.
+        let oracle = try Fixtures.json("real/minilm6_zen_layers_f16.oracle.json")["rollout_abnar"]["matrix"].array
+            .flatMap { $0.array.map(\.double) }
+        let deepest = values[(5 * 676)..<(6 * 676)]
+        #expect(zip(deepest, oracle).allSatisfy { abs(Double($0) - $1) < 1e-6 })
+        // Each depth is what attninspect rollout --end-layer writes, value for value.
+        let scratch = try Scratch()
+        for depth in [0, 2, 5] {
+            let out = scratch.file("r\(depth).npy")
+            let r = try Run(["rollout", file, "--end-layer", "\(depth)", "-o", out, "-q"])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(Array(values[(depth * 676)..<((depth + 1) * 676)]) == (try readFloat32NPY(out)).values)
+        }
+        // The picture given: a PNG holding the PPM's pixels.
+        let (_, board) = try Self.report([
+            Fixtures.path("real/vits14_board_small.h5"), "--image", Fixtures.path("real/vits14_board_input.ppm"), "-q"
+        ])
+        let image = try #require(board["image"] as? [String: Any])
+        #expect(
+            image["mime"] as? String == "image/png" && image["width"] as? Int == 224 && image["height"] as? Int == 224)
+        let encoded = try #require(image["base64"] as? String)
+        let png = try DecodedPNG([UInt8](try #require(Data(base64Encoded: encoded))))
+        let ppm = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("real/vits14_board_input.ppm")))
+        #expect(png.channels == 3 && Array(ppm.suffix(224 * 224 * 3)) == png.pixels)
+        #expect(board["patch_grid"] as? [String: Int] == ["rows": 16, "columns": 16, "prefix": 1])
+    }
+
     @Test("markup and script in tokens are data: escaped in the page, the terminal's escapes for controls")
     func hostile() throws {
         let (page, data) = try Self.report([Fixtures.path("synthetic/report/hostile_tokens.h5"), "-q"])

@@ -30,6 +30,14 @@ extension AttnInspect {
         var head: Int?
 
         @Option(
+            help:
+                """
+                The picture the network saw (.png, .ppm, .pgm: after resizing and cropping), under the vision \
+                view's patch grid.
+                """)
+        var image: String?
+
+        @Option(
             name: .customLong("max-report-size"),
             help: "Refuse a page over this size (its embedded attention in base64): 40M by default.")
         var maxReportSize = "40M"
@@ -50,19 +58,28 @@ extension AttnInspect {
             let layers = try layer.map { [try opened.layer($0)] } ?? Array(0..<source.layerCount)
             let heads = try head.map { [try opened.head($0)] } ?? Array(0..<source.headCount)
             let limit = MemoryBudget.parseSize(maxReportSize)!
-            let bytes = ReportPage.attentionBytes(
+            // The rollout of every depth, when rollout can be made of the dump (as `attninspect rollout` says).
+            let rollout = source.chainRefusal("rollout") == nil
+            let attentionBytes = ReportPage.attentionBytes(
                 layers: layers.count, heads: heads.count, queries: source.queryCount, keys: source.keyCount)
+            let rolloutBytes =
+                rollout
+                ? ReportPage.rolloutBytes(layers: source.layerCount, queries: source.queryCount, keys: source.keyCount)
+                : 0
+            let bytes = attentionBytes.flatMap { a in rolloutBytes.map { a + $0 } }
             if bytes == nil || bytes! / 3 * 4 > limit {
                 throw AttnError(
                     .resource, file: input.file,
                     """
                     the attention of \(layers.count) layers × \(heads.count) heads × \(source.queryCount) × \
-                    \(source.keyCount) takes \(MemoryBudget.describe(bytes.map { $0 / 3 * 4 })) in the page, over \
-                    --max-report-size \(MemoryBudget.describe(limit)): choose a layer or a head (--layer N, \
-                    --head H), or raise --max-report-size
+                    \(source.keyCount)\(rollout ? " and its rollout" : "") take \
+                    \(MemoryBudget.describe(bytes.map { $0 / 3 * 4 })) in the page, over --max-report-size \
+                    \(MemoryBudget.describe(limit)): choose a layer or a head (--layer N, --head H), or raise \
+                    --max-report-size
                     """
                 )
             }
+            let picture = try image.map { try ImageFile.read($0) }
             let vision = try opened.isVisionDump(gridRequested: false)
             var patchGrid: (grid: PatchGrid, prefix: Int)?
             if vision {
@@ -80,9 +97,21 @@ extension AttnInspect {
                 }
             }
             progress?.finish()
-            let data = ReportPage.data(
+            var depths: [Matrix]?
+            if rollout {
+                do {
+                    var found: [Matrix] = []
+                    _ = try AttnAnalysis.Rollout(layers: 0...(source.layerCount - 1)).compute(
+                        source, each: { _, r in found.append(r) })
+                    depths = found
+                } catch let error as AnalysisError {
+                    Console.note("\(input.file): the rollout view is left out: \(error.message)")
+                }
+            }
+            let data = try ReportPage.data(
                 ReportPage.Contents(
-                    source: source, layers: embedded, heads: heads, statistics: statistics, patchGrid: patchGrid))
+                    source: source, layers: embedded, heads: heads, statistics: statistics, patchGrid: patchGrid,
+                    rollout: depths, image: picture))
             let page = Array(ReportPage.html(data: data, title: input.file).utf8)
             try AtomicFile.write(page, to: output, protecting: [input.file])
             Console.note(
