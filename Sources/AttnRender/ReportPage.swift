@@ -21,11 +21,13 @@ public enum ReportPage {
         public var rollout: [Matrix]?
         /// The picture the network saw (`--image`), or nil.
         public var image: Image?
+        /// How the matrices are pooled (size 1: not at all): attention and rollout as means of cells of N × N tokens.
+        public var pooling: Pooling
 
         public init(
             source: AttentionSource, layers: [(number: Int, attention: LayerAttention)], heads: [Int],
             statistics: [HeadStatistics], patchGrid: (grid: PatchGrid, prefix: Int)?, rollout: [Matrix]? = nil,
-            image: Image? = nil
+            image: Image? = nil, pooling: Pooling = Pooling(size: 1)
         ) {
             self.source = source
             self.layers = layers
@@ -34,6 +36,7 @@ public enum ReportPage {
             self.patchGrid = patchGrid
             self.rollout = rollout
             self.image = image
+            self.pooling = pooling
         }
     }
 
@@ -50,12 +53,19 @@ public enum ReportPage {
 
     /// The page's data: `{"schema": "attninspect/1", ...}`.
     public static func data(_ c: Contents) throws -> JSONValue {
-        let s = c.source
+        let s = c.source, pooling = c.pooling
+        let (q, k) = (pooling.cells(s.queryCount), pooling.cells(s.keyCount))
+        func pooled(_ map: Matrix) -> [Float] { pooling.size == 1 ? map.values : PooledMap.pool(map, pooling).values }
         var attention: [Float] = []
-        attention.reserveCapacity(c.layers.count * c.heads.count * s.queryCount * s.keyCount)
+        attention.reserveCapacity(c.layers.count * c.heads.count * q * k)
         for (_, layer) in c.layers {
             let size = layer.queries * layer.keys
-            for h in c.heads { attention += layer.values[(h * size)..<((h + 1) * size)] }
+            for h in c.heads {
+                attention += pooled(
+                    Matrix(
+                        rows: layer.queries, columns: layer.keys,
+                        values: Array(layer.values[(h * size)..<((h + 1) * size)])))
+            }
         }
         let columns = StatsReport.columns
         let rows: [JSONValue] = c.statistics.map { record in
@@ -93,7 +103,8 @@ public enum ReportPage {
                 "attention",
                 .object([
                     ("dtype", .string("float16")), ("order", .string("layer, head, query, key")),
-                    ("shape", .array([c.layers.count, c.heads.count, s.queryCount, s.keyCount].map(JSONValue.integer))),
+                    ("pool", .integer(pooling.size)),
+                    ("shape", .array([c.layers.count, c.heads.count, q, k].map(JSONValue.integer))),
                     ("base64", .string(Base64.encode(float16: attention)))
                 ])
             )
@@ -106,9 +117,9 @@ public enum ReportPage {
                     "rollout",
                     .object([
                         ("dtype", .string("float32")), ("order", .string("depth, query, key")),
-                        ("definition", .string(definition)),
-                        ("shape", .array([depths.count, s.queryCount, s.keyCount].map(JSONValue.integer))),
-                        ("base64", .string(Base64.encode(float32: depths.flatMap(\.values))))
+                        ("definition", .string(definition)), ("pool", .integer(pooling.size)),
+                        ("shape", .array([depths.count, q, k].map(JSONValue.integer))),
+                        ("base64", .string(Base64.encode(float32: depths.flatMap(pooled))))
                     ])
                 ))
         }

@@ -94,8 +94,15 @@ enum ReportScript {
         const R = D.arrays.rollout ? float32(D.arrays.rollout.base64) : null;
         const depths = D.arrays.rollout ? D.arrays.rollout.shape[0] : 0;
         const G = D.patch_grid;
-        const tokens = D.tokens || Array.from({length: Q}, (_, i) => String(i));
-        const keyTokens = D.key_tokens || (Q === K ? tokens : Array.from({length: K}, (_, i) => String(i)));
+        // Pooled matrices (report over --max-report-size): each row and column is a cell of P tokens, named by
+        // the range of tokens it holds.
+        const P = att.pool || 1;
+        const cells = (n, labels) => Array.from({length: Math.ceil(n / P)}, (_, i) => {
+          const first = i * P, last = Math.min(n, first + P) - 1;
+          return P === 1 ? (labels ? labels[i] : String(i)) : first + '–' + last;
+        });
+        const tokens = cells(D.queries, D.tokens);
+        const keyTokens = cells(D.keys, D.key_tokens || (D.queries === D.keys ? D.tokens : null));
         const state = {layer: 0, head: 0, token: 0, range: 'robust', colormap: 'viridis', hover: -1,
                        depth: Math.max(0, (D.arrays.rollout ? D.arrays.rollout.shape[0] : 1) - 1),
                        vision: 'attention'};
@@ -126,9 +133,10 @@ enum ReportScript {
           return sorted[lo] + (h - lo) * (sorted[hi] - sorted[lo]);
         }
         function range(values) {
-          const finite = Array.from(values).filter(Number.isFinite);
+          // A typed array sorts as numbers, without a comparison function: a second for 10 million values.
+          const finite = Float32Array.from(values).filter(Number.isFinite);
           if (!finite.length) return [0, 1];
-          finite.sort((a, b) => a - b);
+          finite.sort();
           let lo = finite[0], hi = finite[finite.length - 1];
           if (state.range === 'robust') {
             const a = percentile(finite, 1), b = percentile(finite, 99);
@@ -172,6 +180,7 @@ enum ReportScript {
           b.addEventListener('click', () => show(id));
           nav.append(b);
           const s = el('section', {id: id, role: 'tabpanel', 'aria-labelledby': 'tab-' + id});
+          s.hidden = true;
           sections[id] = s;
           main.append(s);
         }
@@ -184,8 +193,8 @@ enum ReportScript {
         const mapSelect = el('select', {id: 'colormap', 'aria-label': 'colormap'});
         for (const name of Object.keys(D.colormaps)) mapSelect.append(el('option', {value: name}, name));
         header.append(rangeSelect, mapSelect);
-        rangeSelect.addEventListener('change', () => { state.range = rangeSelect.value; render(); });
-        mapSelect.addEventListener('change', () => { state.colormap = mapSelect.value; render(); });
+        rangeSelect.addEventListener('change', () => { state.range = rangeSelect.value; render(true); });
+        mapSelect.addEventListener('change', () => { state.colormap = mapSelect.value; render(true); });
         document.body.append(header, main);
         function show(id) {
           for (const [v] of views) {
@@ -193,6 +202,7 @@ enum ReportScript {
             document.getElementById('tab-' + v).setAttribute('aria-selected', String(v === id));
           }
           document.body.dataset.view = id;
+          refresh();
         }
 
         // ---- overview: the stats table and the entropy grid
@@ -274,8 +284,11 @@ enum ReportScript {
 
         // ---- head view
         const hv = sections['head-view'];
-        hv.append(el('p', {class: 'muted'}, 'Queries on the left, keys on the right: a line for each, as strong ' +
-                     'as its attention. Hover a query to see its row.'));
+        hv.append(el('p', {class: 'muted', id: 'hv-note'}, P > 1
+          ? 'The matrices are pooled ' + P + '×' + P + ' to fit the page: the head view needs tokens. Write the ' +
+            'report with --layer N or --head H, or a larger --max-report-size.'
+          : 'Queries on the left, keys on the right: a line for each, as strong as its attention. Hover a query to ' +
+            'see its row.'));
         const headBoxes = el('div', {class: 'heads', id: 'hv-heads'});
         const palette = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f',
                          '#bcbd22', '#17becf'];
@@ -307,8 +320,9 @@ enum ReportScript {
         pane.append(left, svg, right);
         const values = el('div', {id: 'hv-values'});
         hvRow.append(pane, values);
-        hv.append(headBoxes, hvRow);
+        if (P === 1) hv.append(headBoxes, hvRow);
         function drawLines() {
+          if (P > 1) return;
           while (svg.firstChild) svg.removeChild(svg.firstChild);
           const rows = state.hover >= 0 ? [state.hover] : Array.from({length: Q}, (_, i) => i);
           for (const hi of enabled) {
@@ -346,9 +360,10 @@ enum ReportScript {
         const modelBox = el('div', {class: 'wide'});
         modelBox.append(modelGrid);
         mv.append(modelBox);
+        let modelRange = null;  // one scale for every thumbnail: computed once per choice of range
         function fillModel() {
           modelGrid.replaceChildren();
-          const r = range(A);
+          const r = modelRange || (modelRange = range(A));
           for (let li = 0; li < NL; li++) for (let hi = 0; hi < NH; hi++) {
             const c = el('canvas', {'data-layer': String(D.layers[li]), 'data-head': String(D.heads[hi]),
               title: 'layer ' + D.layers[li] + ', head ' + D.heads[hi], role: 'button', tabindex: '0'});
@@ -532,16 +547,34 @@ enum ReportScript {
           state.head = Math.max(-1, Math.min(NH - 1, hi));
           render();
         }
-        function render() {
+        function render(repaint) {
           const l = D.layers[state.layer];
           document.body.dataset.layer = String(l);
           document.body.dataset.head = state.head >= 0 ? String(D.heads[state.head]) : 'mean';
-          selection.textContent = 'layer ' + l + ', ' + headLabel(state.head) + ', token ' + state.token;
+          selection.textContent = 'layer ' + l + ', ' + headLabel(state.head) + ', token ' +
+            (P === 1 ? state.token : tokens[state.token]);
           if (state.head >= 0 && !enabled.has(state.head)) {
             enabled.clear(); enabled.add(state.head);
             for (const b of headBoxes.querySelectorAll('input')) b.checked = +b.dataset.head === D.heads[state.head];
           }
-          fillGrid(); markTable(); fillModel(); fillMatrix(); drawLines(); fillVision(); fillRollout();
+          if (repaint) { stale.grid = stale.model = true; modelRange = null; }
+          if (stale.grid) { fillGrid(); stale.grid = false; }
+          markTable();
+          refresh();
+        }
+        // Only the view on screen is drawn (the others when shown): a selection in a page of 144 maps of 256 × 256
+        // cells stays quick. The grid and the thumbnails are drawn again only when the colours change.
+        const stale = {grid: true, model: true};
+        function refresh() {
+          const on = id => sections[id] && !sections[id].hidden;
+          if (on('model-view')) {
+            if (stale.model) { fillModel(); stale.model = false; }
+            markModel();
+          }
+          if (on('matrix-view')) fillMatrix();
+          if (on('head-view')) drawLines();
+          if (on('vision-view')) fillVision();
+          if (on('rollout-view')) fillRollout();
         }
         document.addEventListener('keydown', ev => {
           if (ev.target.tagName === 'SELECT' || ev.target.tagName === 'INPUT') return;
@@ -558,8 +591,8 @@ enum ReportScript {
           ev.preventDefault();
         });
         fillTable();
+        render(true);
         show('overview');
-        render();
         })();
         """#
 }

@@ -79,6 +79,10 @@ def main():
         reports[name] = os.path.join(scratch, name + ".html")
         extra = ["--image", "TestData/real/vits14_board_input.ppm"] if name == "board" else []
         run(a.bin, "report", dump, "-o", reports[name], "-q", *extra)
+    # Over --max-report-size: the matrices pooled 2×2.
+    reports["pooled"] = os.path.join(scratch, "pooled.html")
+    run(a.bin, "report", "TestData/real/minilm6_zen_layers_f16.h5", "--max-report-size", "100K", "-o",
+        reports["pooled"], "-q")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=a.chromium, args=["--no-sandbox"])
         for name, path in reports.items():
@@ -111,6 +115,8 @@ def main():
         # Clicking an entropy cell selects that head everywhere.
         page.click("#tab-overview")
         page.click("#entropy-grid td[data-layer='4'][data-head='7']")
+        for tab in ["model-view", "matrix-view", "overview"]:  # each view is drawn when shown
+            page.click("#tab-" + tab)
         state = page.evaluate("""() => ({
             body: [document.body.dataset.layer, document.body.dataset.head],
             row: [...document.querySelectorAll('#stats-table tr.selected')].map(r => [r.dataset.layer, r.dataset.head]),
@@ -184,6 +190,18 @@ def main():
         check(shown == str(1 + argmax(npy(grid)[1])), f"vision, rollout of token 88: brightest token {shown}, the CLI's")
         if a.screenshots:
             page.screenshot(path=os.path.join(a.screenshots, "report_board_vision-view.png"))
+        page.close()
+
+        # Pooled: cells named by their tokens, the head view says why it is empty, the values the pooled means.
+        page, log = open_page(browser, reports["pooled"])
+        page.click("#tab-matrix-view")
+        labels = page.locator("#matrix-keys .tok").all_inner_texts()
+        check(labels[:2] == ["0–1", "2–3"] and labels[-1] == "24–25" and len(labels) == 13,
+              f"pooled matrix: 13 cells named by their tokens {labels[:3]}…{labels[-1:]}")
+        page.click("#tab-head-view")
+        check("pooled 2×2" in page.inner_text("#hv-note") and page.locator(".hv-query").count() == 0,
+              "pooled: the head view says it needs tokens, and shows none")
+        check(not log["console"], f"pooled: no console error {log['console']}")
         page.close()
 
         # A hostile token is text.

@@ -131,6 +131,37 @@ struct ReportCLITests {
         #expect(((data["stats"] as? [String: Any])?["rows"] as? [Any])?.count == 4)
     }
 
+    @Test("over --max-report-size, text: the matrices pooled 2×2, their mean over heads the oracle's pooled, said")
+    func pooled() throws {
+        let scratch = try Scratch()
+        let out = scratch.file("r.html")
+        let r = try Run([
+            "report", Fixtures.path("real/minilm6_zen_layers_f16.h5"), "--max-report-size", "100K", "-o", out
+        ])
+        #expect(r.status == 0 && r.stderr.contains("pooled 2×2") && r.stderr.contains("--layer N"), "\(r.stderr)")
+        let (_, data) = try Self.report([
+            Fixtures.path("real/minilm6_zen_layers_f16.h5"), "--max-report-size", "100K", "-q"
+        ])
+        let (shape, values) = try Self.attention(data)
+        #expect(shape == [6, 12, 13, 13])
+        let means = try Fixtures.json("real/minilm6_zen_layers_f16.oracle.json")["head_mean"]["matrices"].array
+        var worst = 0.0
+        for l in 0..<6 {
+            let m = means[l].array.map { $0.array.map(\.double) }
+            for i in 0..<13 {
+                for j in 0..<13 {
+                    // The oracle's mean over heads, pooled here: the mean of its 2 × 2 cell.
+                    let cell =
+                        (m[2 * i][2 * j] + m[2 * i][2 * j + 1] + m[2 * i + 1][2 * j] + m[2 * i + 1][2 * j + 1]) / 4
+                    let got = (0..<12).reduce(0.0) { $0 + Double(values[((l * 12 + $1) * 13 + i) * 13 + j]) } / 12
+                    worst = max(worst, abs(got - cell) / max(cell, 1e-3))
+                }
+            }
+        }
+        // float16 rounding of each head's pooled cell (2⁻¹¹ relative), averaged over 12 heads.
+        #expect(worst < 1e-3, "max relative |Δ| \(worst)")
+    }
+
     @Test("over --max-report-size: refused in one line naming --layer, --head and the option; nothing written")
     func tooLarge() throws {
         let scratch = try Scratch()

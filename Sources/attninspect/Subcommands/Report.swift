@@ -39,7 +39,11 @@ extension AttnInspect {
 
         @Option(
             name: .customLong("max-report-size"),
-            help: "Refuse a page over this size (its embedded attention in base64): 40M by default.")
+            help:
+                """
+                The most the page's matrices may take (attention and rollout, in base64): larger ones are pooled \
+                (text) or refused (a patch grid), 40M by default.
+                """)
         var maxReportSize = "40M"
 
         func validate() throws {
@@ -60,27 +64,49 @@ extension AttnInspect {
             let limit = MemoryBudget.parseSize(maxReportSize)!
             // The rollout of every depth, when rollout can be made of the dump (as `attninspect rollout` says).
             let rollout = source.chainRefusal("rollout") == nil
-            let attentionBytes = ReportPage.attentionBytes(
-                layers: layers.count, heads: heads.count, queries: source.queryCount, keys: source.keyCount)
-            let rolloutBytes =
-                rollout
-                ? ReportPage.rolloutBytes(layers: source.layerCount, queries: source.queryCount, keys: source.keyCount)
-                : 0
-            let bytes = attentionBytes.flatMap { a in rolloutBytes.map { a + $0 } }
-            if bytes == nil || bytes! / 3 * 4 > limit {
+            let (q, k) = (source.queryCount, source.keyCount)
+            // The bytes of the page's matrices pooled by `size` (1: none), in base64; nil when they overflow.
+            func pageBytes(_ size: Int) -> Int? {
+                let pooling = Pooling(size: size)
+                let (pq, pk) = (pooling.cells(q), pooling.cells(k))
+                guard
+                    let a = ReportPage.attentionBytes(layers: layers.count, heads: heads.count, queries: pq, keys: pk),
+                    let r = rollout ? ReportPage.rolloutBytes(layers: source.layerCount, queries: pq, keys: pk) : 0
+                else { return nil }
+                let (sum, overflow) = a.addingReportingOverflow(r)
+                return overflow ? nil : sum / 3 * 4 + (sum % 3 == 0 ? 0 : 4)
+            }
+            var pooling = Pooling(size: 1)
+            let vision = try opened.isVisionDump(gridRequested: false)
+            if let whole = pageBytes(1), whole <= limit {
+                // as they are
+            } else if !vision,
+                let size = (2...Swift.max(2, q, k)).first(where: { pageBytes($0).map { $0 <= limit } ?? false })
+            {
+                pooling = Pooling(size: size)
+                let what = "\(layers.count) layers × \(heads.count) heads × \(q) × \(k)"
+                Console.note(
+                    """
+                    \(input.file): \(what)\(rollout ? " and the rollout" : "") would take \
+                    \(MemoryBudget.describe(pageBytes(1))) in the page, over --max-report-size \
+                    \(MemoryBudget.describe(limit)): the matrices are pooled \(size)×\(size) (means of cells of \
+                    \(size) × \(size) tokens: \(MemoryBudget.describe(pageBytes(size)))), and the head view needs \
+                    tokens: --layer N or --head H keeps them
+                    """
+                )
+            } else {
+                let what = "\(layers.count) layers × \(heads.count) heads × \(q) × \(k)"
                 throw AttnError(
                     .resource, file: input.file,
                     """
-                    the attention of \(layers.count) layers × \(heads.count) heads × \(source.queryCount) × \
-                    \(source.keyCount)\(rollout ? " and its rollout" : "") take \
-                    \(MemoryBudget.describe(bytes.map { $0 / 3 * 4 })) in the page, over --max-report-size \
-                    \(MemoryBudget.describe(limit)): choose a layer or a head (--layer N, --head H), or raise \
-                    --max-report-size
+                    the attention of \(what)\(rollout ? " and its rollout" : "") take \
+                    \(MemoryBudget.describe(pageBytes(1))) in the page, over --max-report-size \
+                    \(MemoryBudget.describe(limit))\(vision ? " (a patch grid is not pooled)" : ""): choose a layer or \
+                    a head (--layer N, --head H), or raise --max-report-size
                     """
                 )
             }
             let picture = try image.map { try ImageFile.read($0) }
-            let vision = try opened.isVisionDump(gridRequested: false)
             var patchGrid: (grid: PatchGrid, prefix: Int)?
             if vision {
                 let prefix = try opened.declaredPrefix() ?? 1
@@ -111,13 +137,14 @@ extension AttnInspect {
             let data = try ReportPage.data(
                 ReportPage.Contents(
                     source: source, layers: embedded, heads: heads, statistics: statistics, patchGrid: patchGrid,
-                    rollout: depths, image: picture))
+                    rollout: depths, image: picture, pooling: pooling))
             let page = Array(ReportPage.html(data: data, title: input.file).utf8)
             try AtomicFile.write(page, to: output, protecting: [input.file])
             Console.note(
                 """
                 wrote \(output): \(embedded.count) layers × \(heads.count) heads of \(source.queryCount) × \
-                \(source.keyCount) (float16), the stats of \(source.layerCount) layers, \
+                \(source.keyCount) (float16\(pooling.size > 1 ? ", pooled \(pooling.size)×\(pooling.size)" : "")), \
+                \(depths == nil ? "no rollout" : "the rollout"), the stats of \(source.layerCount) layers, \
                 \(MemoryBudget.describe(page.count))
                 """
             )
