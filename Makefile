@@ -5,7 +5,7 @@ BIN ?= .build/release/attninspect
 # What install, man and completions build first; CI's install check sets BUILD_FIRST=build with the debug BIN.
 BUILD_FIRST ?= release
 
-.PHONY: deps build release demo test test-browser lint pictures check-pictures check-readme hostile attack-sweep install man completions fuzz mutate sanitize-address sanitize-thread ci-hardening clean
+.PHONY: deps build release demo test test-browser report-screenshots lint pictures check-pictures check-readme hostile attack-sweep install man completions fuzz mutate sanitize-address sanitize-thread ci-hardening clean
 
 deps:
 	@scripts/install-deps.sh
@@ -55,6 +55,12 @@ test-browser: deps
 		{ python3 -m venv $(BROWSER_VENV) && $(BROWSER_VENV)/bin/pip install -q playwright; }
 	$(SWIFT) build
 	$(BROWSER_VENV)/bin/python Tests/Browser/test_report.py --bin .build/debug/attninspect --chromium /usr/bin/chromium
+
+# README's screenshots of the report (docs/screenshots), taken by the browser tests from the TestData dumps. Not
+# compared byte for byte as docs/pictures are: Chromium's fonts differ from machine to machine.
+report-screenshots: test-browser
+	$(BROWSER_VENV)/bin/python Tests/Browser/test_report.py --bin .build/debug/attninspect --chromium /usr/bin/chromium \
+		--screenshots docs/screenshots
 
 # The source layout: swift-format's lint with the checked-in .swift-format (4-space indent, lines of at most 120
 # characters), and a line-length check for what it cannot wrap (string literals). `swift format -i -r Sources Tests

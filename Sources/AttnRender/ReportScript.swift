@@ -57,6 +57,8 @@ enum ReportScript {
         .wide { max-width: 100%; overflow: auto; }
         #matrix-readout { font-variant-numeric: tabular-nums; min-height: 1.4em; white-space: pre; }
         .muted { color: var(--muted); }
+        :focus-visible { outline: 3px solid var(--accent); outline-offset: 1px; }
+        .tok:focus-visible { outline-offset: -2px; }
         @media (max-width: 700px) { main { padding: 8px; } header { padding: 6px 8px; } .tok { max-width: 8em; } }
         """#
 

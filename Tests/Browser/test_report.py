@@ -142,11 +142,19 @@ def main():
               f"Shift+← moves to query token 9: {active}, {page.inner_text('#selection')}")
         if a.screenshots:
             os.makedirs(a.screenshots, exist_ok=True)
-            for tab in ["overview", "head-view", "model-view", "matrix-view"]:
-                page.click("#tab-" + tab)
-                if tab == "head-view":
-                    page.hover(".hv-query[data-index='3']")
-                page.screenshot(path=os.path.join(a.screenshots, f"report_zen_{tab}.png"))
+            shot = lambda name: page.screenshot(path=os.path.join(a.screenshots, name),
+                                                clip={"x": 0, "y": 0, "width": 1100, "height": 640})
+            page.click("#tab-overview")
+            shot("report_overview.png")
+            page.click("#tab-head-view")
+            page.hover(".hv-query[data-index='3']")
+            shot("report_head_view.png")
+            page.mouse.move(0, 0)
+            page.click("#tab-matrix-view")
+            shot("report_matrix.png")
+            page.click("#tab-rollout-view")
+            page.click(".rollout-key[data-index='5']")
+            shot("report_rollout.png")
         page.close()
 
         # The rollout over the tokens: the CLI's rollout matrix, row by row.
@@ -189,7 +197,14 @@ def main():
         shown = page.get_attribute("#vision-overlay", "data-argmax")
         check(shown == str(1 + argmax(npy(grid)[1])), f"vision, rollout of token 88: brightest token {shown}, the CLI's")
         if a.screenshots:
-            page.screenshot(path=os.path.join(a.screenshots, "report_board_vision-view.png"))
+            page.click("#tab-vision-view")
+            page.select_option("#vision-kind", "rollout")
+            page.screenshot(path=os.path.join(a.screenshots, "report_vision.png"),
+                            clip={"x": 0, "y": 0, "width": 1100, "height": 640})
+            page.click("#tab-model-view")
+            page.wait_for_timeout(100)
+            page.screenshot(path=os.path.join(a.screenshots, "report_model_view.png"),
+                            clip={"x": 0, "y": 0, "width": 1100, "height": 640})
         page.close()
 
         # Pooled: cells named by their tokens, the head view says why it is empty, the values the pooled means.
