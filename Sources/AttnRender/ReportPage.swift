@@ -9,9 +9,9 @@ public enum ReportPage {
     /// What a report embeds, gathered by the command.
     public struct Contents {
         public var source: AttentionSource
-        /// The layers embedded (their numbers in the dump) and their attention, each `[head, query, key]` of the
-        /// `heads` embedded.
-        public var layers: [(number: Int, attention: LayerAttention)]
+        /// The layers embedded (their numbers in the dump) and the attention of each head embedded, `[query, key]`,
+        /// pooled as `pooling` says.
+        public var layers: [(number: Int, maps: [Matrix])]
         public var heads: [Int]
         /// The `stats` records of every layer of the dump (not only those embedded), as `stats` prints them.
         public var statistics: [HeadStatistics]
@@ -25,7 +25,7 @@ public enum ReportPage {
         public var pooling: Pooling
 
         public init(
-            source: AttentionSource, layers: [(number: Int, attention: LayerAttention)], heads: [Int],
+            source: AttentionSource, layers: [(number: Int, maps: [Matrix])], heads: [Int],
             statistics: [HeadStatistics], patchGrid: (grid: PatchGrid, prefix: Int)?, rollout: [Matrix]? = nil,
             image: Image? = nil, pooling: Pooling = Pooling(size: 1)
         ) {
@@ -58,13 +58,10 @@ public enum ReportPage {
         func pooled(_ map: Matrix) -> [Float] { pooling.size == 1 ? map.values : PooledMap.pool(map, pooling).values }
         var attention: [Float] = []
         attention.reserveCapacity(c.layers.count * c.heads.count * q * k)
-        for (_, layer) in c.layers {
-            let size = layer.queries * layer.keys
-            for h in c.heads {
-                attention += pooled(
-                    Matrix(
-                        rows: layer.queries, columns: layer.keys,
-                        values: Array(layer.values[(h * size)..<((h + 1) * size)])))
+        for (_, maps) in c.layers {
+            for map in maps {
+                precondition(map.rows == q && map.columns == k, "report: a map of \(map.rows)×\(map.columns)")
+                attention += map.values
             }
         }
         let columns = StatsReport.columns

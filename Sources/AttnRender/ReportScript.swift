@@ -109,7 +109,8 @@ enum ReportScript {
                        depth: Math.max(0, (D.arrays.rollout ? D.arrays.rollout.shape[0] : 1) - 1),
                        vision: 'attention'};
         const headNames = D.heads.map(String);
-        // The map of layer index li and head index hi (-1: the mean of the embedded heads), Q × K.
+        // The map of layer index li and head index hi (-1, -2, -3: the mean, maximum and minimum over the embedded
+        // heads, as --head mean|max|min), Q × K.
         const cache = new Map();
         function map(li, hi) {
           const key = li + ':' + hi;
@@ -118,13 +119,20 @@ enum ReportScript {
           let m;
           if (hi >= 0) {
             m = A.subarray((li * NH + hi) * size, (li * NH + hi + 1) * size);
-          } else {
+          } else if (hi === -1) {
             m = new Float32Array(size);
             for (let h = 0; h < NH; h++) {
               const part = A.subarray((li * NH + h) * size, (li * NH + h + 1) * size);
               for (let i = 0; i < size; i++) m[i] += part[i];
             }
             for (let i = 0; i < size; i++) m[i] /= NH;
+          } else {
+            const pick = hi === -2 ? Math.max : Math.min;
+            m = Float32Array.from(A.subarray(li * NH * size, (li * NH + 1) * size));
+            for (let h = 1; h < NH; h++) {
+              const part = A.subarray((li * NH + h) * size, (li * NH + h + 1) * size);
+              for (let i = 0; i < size; i++) m[i] = pick(m[i], part[i]);
+            }
           }
           cache.set(key, m);
           return m;
@@ -165,7 +173,7 @@ enum ReportScript {
         const fmt = v => Number.isFinite(v) ? v.toFixed(4) : String(v);
         // A float32 about as `attninspect` prints one (8 significant digits at most).
         const short = v => String(Number(Number(v).toPrecision(8)));
-        const headLabel = hi => hi < 0 ? 'mean' : 'head ' + headNames[hi];
+        const headLabel = hi => hi >= 0 ? 'head ' + headNames[hi] : ['mean', 'max', 'min'][-1 - hi];
 
         // ---- page structure
         const header = el('header');
@@ -322,9 +330,13 @@ enum ReportScript {
         pane.append(left, svg, right);
         const values = el('div', {id: 'hv-values'});
         hvRow.append(pane, values);
-        if (P === 1) hv.append(headBoxes, hvRow);
+        const hvLayer = el('select', {id: 'hv-layer', 'aria-label': 'layer'});
+        D.layers.forEach((l, li) => hvLayer.append(el('option', {value: String(li)}, 'layer ' + l)));
+        hvLayer.addEventListener('change', () => select(+hvLayer.value, state.head));
+        if (P === 1) hv.append(hvLayer, headBoxes, hvRow);
         function drawLines() {
           if (P > 1) return;
+          hvLayer.value = String(state.layer);
           while (svg.firstChild) svg.removeChild(svg.firstChild);
           const rows = state.hover >= 0 ? [state.hover] : Array.from({length: Q}, (_, i) => i);
           for (const hi of enabled) {
@@ -343,8 +355,8 @@ enum ReportScript {
           for (const d of left.children) d.classList.toggle('active', +d.dataset.index === state.hover);
           values.replaceChildren();
           if (state.hover < 0) { values.append(el('p', {class: 'muted'}, 'Hover a query token.')); return; }
-          const hi = state.head >= 0 ? state.head : Math.min(...enabled);
-          const m = map(state.layer, Number.isFinite(hi) ? hi : -1);
+          const hi = state.head;
+          const m = map(state.layer, hi);
           values.append(el('p', {}, 'layer ' + D.layers[state.layer] + ', ' + headLabel(hi) + ', query ' +
                            state.hover + ' (' + tokens[state.hover] + ')'));
           const list = el('ol', {start: '0'});
@@ -384,7 +396,8 @@ enum ReportScript {
         // ---- matrix view
         const xv = sections['matrix-view'];
         const headSelect = el('select', {id: 'matrix-head', 'aria-label': 'head'});
-        headSelect.append(el('option', {value: '-1'}, 'mean of heads'));
+        headSelect.append(el('option', {value: '-1'}, 'mean of heads'), el('option', {value: '-2'}, 'max of heads'),
+                          el('option', {value: '-3'}, 'min of heads'));
         D.heads.forEach((h, hi) => headSelect.append(el('option', {value: String(hi)}, 'head ' + h)));
         headSelect.addEventListener('change', () => select(state.layer, +headSelect.value));
         const layerSelect = el('select', {id: 'matrix-layer', 'aria-label': 'layer'});
@@ -546,13 +559,13 @@ enum ReportScript {
         // ---- selection and keys
         function select(li, hi) {
           state.layer = Math.max(0, Math.min(NL - 1, li));
-          state.head = Math.max(-1, Math.min(NH - 1, hi));
+          state.head = Math.max(-3, Math.min(NH - 1, hi));
           render();
         }
         function render(repaint) {
           const l = D.layers[state.layer];
           document.body.dataset.layer = String(l);
-          document.body.dataset.head = state.head >= 0 ? String(D.heads[state.head]) : 'mean';
+          document.body.dataset.head = state.head >= 0 ? String(D.heads[state.head]) : headLabel(state.head);
           selection.textContent = 'layer ' + l + ', ' + headLabel(state.head) + ', token ' +
             (P === 1 ? state.token : tokens[state.token]);
           if (state.head >= 0 && !enabled.has(state.head)) {

@@ -157,6 +157,22 @@ def main():
             shot("report_rollout.png")
         page.close()
 
+        # The matrix of the maximum over heads: the value under the pointer is heatmap --head max's.
+        page, log = open_page(browser, reports["zen"])
+        page.click("#tab-matrix-view")
+        page.select_option("#matrix-layer", "1")
+        page.select_option("#matrix-head", "-2")
+        box = page.locator("#matrix-canvas").bounding_box()
+        page.mouse.move(box["x"] + box["width"] * (5.5 / 26), box["y"] + box["height"] * (3.5 / 26))
+        heat = os.path.join(scratch, "zen_max.npy")
+        run(a.bin, "heatmap", "TestData/real/minilm6_zen_layers_f16.h5", "--layer", "1", "--head", "max", "-o", heat,
+            "-q")
+        shape, values = npy(heat)
+        readout = page.inner_text("#matrix-readout")
+        check(readout.startswith("query 3 ") and readout.endswith(f"{values[3 * shape[1] + 5]:.4f}"),
+              f"matrix, max of heads, layer 1, query 3, key 5: heatmap --head max's value: {readout}")
+        page.close()
+
         # The rollout over the tokens: the CLI's rollout matrix, row by row.
         page, log = open_page(browser, reports["zen"])
         page.click("#tab-rollout-view")

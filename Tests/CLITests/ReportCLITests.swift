@@ -108,6 +108,44 @@ struct ReportCLITests {
         #expect(board["patch_grid"] as? [String: Int] == ["rows": 16, "columns": 16, "prefix": 1])
     }
 
+    @Test(
+        """
+        a long sequence from q and k under --max-memory 12M (below its whole layer): each head pooled while streamed, \
+        numpy's 64 × 64 means; the rollout left out, said
+        """)
+    func longQueryKey() throws {
+        let scratch = try Scratch()
+        let file = Fixtures.path("synthetic/long/qk_2048.h5")
+        // 2 heads × 32 × 32 cells × 2 bytes fit in 5,500 bytes of base64; 33 × 33 cells do not.
+        let arguments = [file, "--max-memory", "12M", "--max-report-size", "5500"]
+        let r = try Run(["report"] + arguments + ["-o", scratch.file("r.html")])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("pooled 64×64") && r.stderr.contains("the rollout view is left out"), "\(r.stderr)")
+        let (_, data) = try Self.report(arguments + ["-q"])
+        let (shape, values) = try Self.attention(data)
+        #expect(shape == [1, 2, 32, 32] && (data["arrays"] as? [String: Any])?["rollout"] == nil)
+        let expected = try readFloat64NPY(Fixtures.path("synthetic/long/expected_pool64.npy"))
+        for head in 0..<2 {
+            let want = expected.values[((head + 1) * 1024)..<((head + 2) * 1024)]
+            let got = values[(head * 1024)..<((head + 1) * 1024)]
+            // float16: within 2⁻¹¹ relative of numpy's float64 means.
+            let worst = zip(got, want).map { abs(Double($0) - $1) / Swift.max(abs($1), 1e-4) }.max()!
+            #expect(worst <= 1e-3, "head \(head): largest relative difference \(worst)")
+        }
+    }
+
+    @Test("no labels and 1 + 4 × 4 keys, no grid declared: a patch grid inferred and said")
+    func inferredGrid() throws {
+        let scratch = try Scratch()
+        let file = Fixtures.path("synthetic/report/vit_plain.npy")
+        let r = try Run(["report", file, "-o", scratch.file("r.html")])
+        #expect(r.status == 0 && r.stderr.contains("1 prefix token (CLS) and a 4×4 patch grid"), "\(r.stderr)")
+        let (_, data) = try Self.report([file, "-q"])
+        #expect(data["patch_grid"] as? [String: Int] == ["rows": 4, "columns": 4, "prefix": 1])
+        let (_, labelled) = try Self.report([Fixtures.path("real/minilm6_zen_layers_f16.h5"), "-q"])
+        #expect(labelled["patch_grid"] is NSNull)
+    }
+
     @Test("markup and script in tokens are data: escaped in the page, the terminal's escapes for controls")
     func hostile() throws {
         let (page, data) = try Self.report([Fixtures.path("synthetic/report/hostile_tokens.h5"), "-q"])

@@ -258,3 +258,4 @@ extension AttnInspect.Show: ReadsDump {}
 extension AttnInspect.Stats: ReadsDump {}
 extension AttnInspect.Tokens: ReadsDump {}
 extension AttnInspect.Verify: ReadsDump {}
+extension AttnInspect.Report: ReadsDump {}

@@ -37,6 +37,8 @@ extension AttnInspect {
                 """)
         var image: String?
 
+        @OptionGroup var work: WorkLimitOptions
+
         @Option(
             name: .customLong("max-report-size"),
             help:
@@ -62,9 +64,23 @@ extension AttnInspect {
             let layers = try layer.map { [try opened.layer($0)] } ?? Array(0..<source.layerCount)
             let heads = try head.map { [try opened.head($0)] } ?? Array(0..<source.headCount)
             let limit = MemoryBudget.parseSize(maxReportSize)!
-            // The rollout of every depth, when rollout can be made of the dump (as `attninspect rollout` says).
-            let rollout = source.chainRefusal("rollout") == nil
             let (q, k) = (source.queryCount, source.keyCount)
+            // The rollout of every depth, when rollout can be made of the dump (as `attninspect rollout` says) and its
+            // token × token matrices (the depths kept, the fused layer and a partial sum per worker) fit in memory.
+            let rolloutMemory = MemoryBudget.bytes(
+                [source.layerCount + 3 + 4 * Workers.count, q, k], elementSize: 4)
+            let rollout =
+                source.chainRefusal("rollout") == nil
+                && MemoryBudget.refusal("the rollout", bytes: rolloutMemory) == nil
+            if source.chainRefusal("rollout") == nil && !rollout {
+                Console.note(
+                    """
+                    \(input.file): the rollout view is left out: its \(source.layerCount) matrices of \(q) × \(k) \
+                    need \(MemoryBudget.describe(rolloutMemory)), over --max-memory; attninspect rollout --view row \
+                    --token i computes one row at any length
+                    """
+                )
+            }
             // The bytes of the page's matrices pooled by `size` (1: none), in base64; nil when they overflow.
             func pageBytes(_ size: Int) -> Int? {
                 let pooling = Pooling(size: size)
@@ -77,7 +93,24 @@ extension AttnInspect {
                 return overflow ? nil : sum / 3 * 4 + (sum % 3 == 0 ? 0 : 4)
             }
             var pooling = Pooling(size: 1)
-            let vision = try opened.isVisionDump(gridRequested: false)
+            // A patch grid declared by the file, or inferred: no token labels, and the keys after one prefix token
+            // (CLS) a square of at least 4 × 4 patches (said on stderr).
+            var patchGrid: (grid: PatchGrid, prefix: Int)?
+            if try opened.isVisionDump(gridRequested: false) {
+                let prefix = try opened.declaredPrefix() ?? 1
+                patchGrid = (try opened.patchGrid(nil, prefix: prefix, note: Console.note), prefix)
+            } else if source.tokens == nil, source.queryCount == source.keyCount,
+                let square = PatchGrid.square(holding: source.keyCount - 1), square.rows >= 4
+            {
+                patchGrid = (square, 1)
+                Console.note(
+                    """
+                    \(input.file): no patch grid declared and no token labels: read as 1 prefix token (CLS) and a \
+                    \(square) patch grid (a root attribute patch_grid [rows, columns] and prefix_tokens say otherwise)
+                    """
+                )
+            }
+            let vision = patchGrid != nil
             if let whole = pageBytes(1), whole <= limit {
                 // as they are
             } else if !vision,
@@ -107,19 +140,42 @@ extension AttnInspect {
                 )
             }
             let picture = try image.map { try ImageFile.read($0) }
-            var patchGrid: (grid: PatchGrid, prefix: Int)?
-            if vision {
-                let prefix = try opened.declaredPrefix() ?? 1
-                patchGrid = (try opened.patchGrid(nil, prefix: prefix, note: Console.note), prefix)
-            }
+            // Recomputed from q and k: the statistics read every layer, the embedded ones are read again (a head at a
+            // time when pooled) and the rollout reads every layer once more.
+            try work.checkRecomputation(
+                source,
+                layers: Array(0..<source.layerCount) + layers
+                    + (rollout ? Array(0..<source.layerCount) : []),
+                file: input.file, cheaper: "--layer N embeds one layer")
             let progress = Progress.start("report, layers", total: source.layerCount)
             var statistics: [HeadStatistics] = []
-            var embedded: [(number: Int, attention: LayerAttention)] = []
+            var embedded: [(number: Int, maps: [Matrix])] = []
             try opened.analysing {
                 for l in 0..<source.layerCount {
                     defer { progress?.advance() }
                     statistics += try HeadStatistics.ofLayer(source, layer: l)
-                    if layers.contains(l) { embedded.append((l, try source.layer(l))) }
+                    guard layers.contains(l) else { continue }
+                    if pooling.size > 1 {
+                        // Streamed, a head at a time: a long sequence recomputed from q and k is never whole.
+                        embedded.append(
+                            (
+                                l,
+                                try heads.map {
+                                    try PooledMap.ofLayer(source, layer: l, fusion: .head($0), pooling: pooling)
+                                }
+                            ))
+                    } else {
+                        let attention = try source.layer(l), size = attention.queries * attention.keys
+                        embedded.append(
+                            (
+                                l,
+                                heads.map {
+                                    Matrix(
+                                        rows: attention.queries, columns: attention.keys,
+                                        values: Array(attention.values[($0 * size)..<(($0 + 1) * size)]))
+                                }
+                            ))
+                    }
                 }
             }
             progress?.finish()
@@ -132,6 +188,16 @@ extension AttnInspect {
                     depths = found
                 } catch let error as AnalysisError {
                     Console.note("\(input.file): the rollout view is left out: \(error.message)")
+                } catch let error as AttnError where error.kind == .resource {
+                    // A layer too large to hold whole (a long sequence): `rollout --view row --token i` streams one
+                    // row instead.
+                    Console.note(
+                        """
+                        \(input.file): the rollout view is left out: \(error.message); attninspect rollout --view row \
+                        --token i computes one row at any length
+                        """
+                    )
+                    depths = nil
                 }
             }
             let data = try ReportPage.data(
