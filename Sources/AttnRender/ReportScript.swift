@@ -305,7 +305,10 @@ enum ReportScript {
         const headColour = hi => palette[hi % palette.length];
         const enabled = new Set([0]);
         D.heads.forEach((h, hi) => {
-          const label = el('label', {style: 'background:' + headColour(hi)});
+          // Black or white text, whichever reads better on the head's colour.
+          const [r, g, b] = [1, 3, 5].map(i => parseInt(headColour(hi).slice(i, i + 2), 16));
+          const label = el('label', {style: 'background:' + headColour(hi) + ';color:' +
+                                     (0.299 * r + 0.587 * g + 0.114 * b > 150 ? '#000' : '#fff')});
           const box = el('input', {type: 'checkbox', 'data-head': String(h)});
           box.checked = enabled.has(hi);
           box.addEventListener('change', () => {
