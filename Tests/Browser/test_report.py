@@ -56,7 +56,8 @@ def argmax(values):
 def open_page(browser, path, viewport=(1280, 800)):
     page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
     log = {"console": [], "requests": [], "dialogs": []}
-    page.on("console", lambda m: log["console"].append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
+    page.on("console",
+            lambda m: log["console"].append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None)
     page.on("pageerror", lambda e: log["console"].append(f"exception: {e}"))
     page.on("request", lambda r: log["requests"].append(r.url))
     page.on("dialog", lambda d: (log["dialogs"].append(d.message), d.dismiss()))
@@ -92,7 +93,8 @@ def main():
                     page.click("#tab-" + tab)
                 page.wait_for_timeout(100)
                 check(not log["console"], f"{name} at {viewport}: no console error or warning {log['console']}")
-                check(log["requests"] == ["file://" + path], f"{name} at {viewport}: no request but the page {log['requests']}")
+                check(log["requests"] == ["file://" + path],
+                      f"{name} at {viewport}: no request but the page {log['requests']}")
                 widest = 0
                 for tab in page.eval_on_selector_all("nav button", "bs => bs.map(b => b.id.slice(4))"):
                     page.click("#tab-" + tab)
@@ -110,7 +112,8 @@ def main():
             shown = " ".join(page.locator("#hv-values li").all_inner_texts())
             printed = run(a.bin, "tokens", "TestData/real/minilm6_zen_layers_f16.h5", "--layer", "2", "--head", "3",
                           "--query", str(query), "--color", "never", "-q").strip()
-            check(shown == printed, f"head view, layer 2 head 3 query {query}: the values tokens prints\n  page:   {shown[:160]}\n  tokens: {printed[:160]}")
+            check(shown == printed, f"head view, layer 2 head 3 query {query}: the values tokens prints\n"
+                                    f"  page:   {shown[:160]}\n  tokens: {printed[:160]}")
 
         # Clicking an entropy cell selects that head everywhere.
         page.click("#tab-overview")
@@ -120,13 +123,16 @@ def main():
         state = page.evaluate("""() => ({
             body: [document.body.dataset.layer, document.body.dataset.head],
             row: [...document.querySelectorAll('#stats-table tr.selected')].map(r => [r.dataset.layer, r.dataset.head]),
-            cell: [...document.querySelectorAll('#entropy-grid td.selected')].map(c => [c.dataset.layer, c.dataset.head]),
-            model: [...document.querySelectorAll('#model-grid canvas.selected')].map(c => [c.dataset.layer, c.dataset.head]),
+            cell: [...document.querySelectorAll('#entropy-grid td.selected')]
+                .map(c => [c.dataset.layer, c.dataset.head]),
+            model: [...document.querySelectorAll('#model-grid canvas.selected')]
+                .map(c => [c.dataset.layer, c.dataset.head]),
             matrix: [document.getElementById('matrix-layer').selectedOptions[0].textContent,
                      document.getElementById('matrix-head').selectedOptions[0].textContent],
             heads: [...document.querySelectorAll('#hv-heads input:checked')].map(b => b.dataset.head)})""")
         check(state["body"] == ["4", "7"] and state["row"] == [["4", "7"]] and state["cell"] == [["4", "7"]]
-              and state["model"] == [["4", "7"]] and state["matrix"] == ["layer 4", "head 7"] and state["heads"] == ["7"],
+              and state["model"] == [["4", "7"]] and state["matrix"] == ["layer 4", "head 7"]
+              and state["heads"] == ["7"],
               f"an entropy cell selects layer 4 head 7 in every view: {state}")
         # Keys: down a layer, right a head.
         page.keyboard.press("ArrowDown")
@@ -183,7 +189,8 @@ def main():
         shape, values = npy(matrix)
         expected = values[3 * shape[1]:4 * shape[1]]
         worst = max(abs(x - y) for x, y in zip(shown, expected))
-        check(len(shown) == shape[1] and worst == 0, f"rollout view, query 3: attninspect rollout's row 3 (max |Δ| {worst})")
+        check(len(shown) == shape[1] and worst == 0,
+              f"rollout view, query 3: attninspect rollout's row 3 (max |Δ| {worst})")
         page.fill("#rollout-depth", "2")
         page.dispatch_event("#rollout-depth", "input")
         run(a.bin, "rollout", "TestData/real/minilm6_zen_layers_f16.h5", "--end-layer", "2", "-o", matrix, "-q")
@@ -201,17 +208,22 @@ def main():
         grid = os.path.join(scratch, "board_grid.npy")
         run(a.bin, "grid", "TestData/real/vits14_board_small.h5", "--layer", "2", "--head", "mean", "-o", grid, "-q")
         shown = page.get_attribute("#vision-overlay", "data-argmax")
-        check(shown == str(1 + argmax(npy(grid)[1])), f"vision, layer 2 mean, CLS: brightest token {shown}, the grid's argmax + 1")
+        check(shown == str(1 + argmax(npy(grid)[1])),
+              f"vision, layer 2 mean, CLS: brightest token {shown}, the grid's argmax + 1")
         page.select_option("#vision-kind", "rollout")
         run(a.bin, "rollout", "TestData/real/vits14_board_small.h5", "--view", "grid", "-o", grid, "-q")
         shown = page.get_attribute("#vision-overlay", "data-argmax")
-        check(shown == str(1 + argmax(npy(grid)[1])), f"vision, rollout of 3 layers: brightest token {shown}, the CLI's")
+        check(shown == str(1 + argmax(npy(grid)[1])),
+              f"vision, rollout of 3 layers: brightest token {shown}, the CLI's")
         box = page.locator("#vision-box").bounding_box()
         page.mouse.click(box["x"] + box["width"] * (7.5 / 16), box["y"] + box["height"] * (5.5 / 16))
-        check(page.inner_text("#selection").endswith("token 88"), f"a click on patch (5, 7) makes token 88 the query: {page.inner_text('#selection')}")
-        run(a.bin, "rollout", "TestData/real/vits14_board_small.h5", "--view", "grid", "--token", "88", "-o", grid, "-q")
+        check(page.inner_text("#selection").endswith("token 88"),
+              f"a click on patch (5, 7) makes token 88 the query: {page.inner_text('#selection')}")
+        run(a.bin, "rollout", "TestData/real/vits14_board_small.h5", "--view", "grid", "--token", "88", "-o", grid,
+            "-q")
         shown = page.get_attribute("#vision-overlay", "data-argmax")
-        check(shown == str(1 + argmax(npy(grid)[1])), f"vision, rollout of token 88: brightest token {shown}, the CLI's")
+        check(shown == str(1 + argmax(npy(grid)[1])),
+              f"vision, rollout of token 88: brightest token {shown}, the CLI's")
         if a.screenshots:
             page.click("#tab-vision-view")
             page.select_option("#vision-kind", "rollout")
