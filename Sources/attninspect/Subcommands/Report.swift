@@ -165,16 +165,8 @@ extension AttnInspect {
                                 }
                             ))
                     } else {
-                        let attention = try source.layer(l), size = attention.queries * attention.keys
-                        embedded.append(
-                            (
-                                l,
-                                heads.map {
-                                    Matrix(
-                                        rows: attention.queries, columns: attention.keys,
-                                        values: Array(attention.values[($0 * size)..<(($0 + 1) * size)]))
-                                }
-                            ))
+                        let attention = try source.layer(l)
+                        embedded.append((l, try heads.map { try HeadFusion.head($0).fuse(attention) }))
                     }
                 }
             }
